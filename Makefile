@@ -1,0 +1,54 @@
+# volplugin: the commands a newcomer needs. Everything installs what is missing first.
+#   make up     the whole stack on a throw-away local Ceph + etcd (+ Docker engine if none runs)
+#   make down   stop all of it and leave nothing behind
+#   make test   lint, typecheck and every test (unit, integration on real Ceph/etcd, e2e on real dockerd)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NATIVE := build/Release/volplugin_rbd.node
+NATIVE_SOURCES := binding.gyp $(wildcard native/*.cc native/*.h)
+TS_SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json package.json
+
+.PHONY: help deps build up down test test-unit lint typecheck bench image clean
+
+help:
+	@sed -n '2,5p' Makefile | sed 's/^# *//'
+
+deps:
+	@scripts/deps.sh
+
+$(NATIVE): $(NATIVE_SOURCES) | deps
+	pnpm run build:native
+
+dist/.built: $(TS_SOURCES) | deps
+	pnpm run build:ts
+	@touch $@
+
+build: deps $(NATIVE) dist/.built
+
+up: build
+	@scripts/up.sh
+
+down:
+	@scripts/down.sh
+
+lint: deps
+	pnpm run lint
+
+typecheck: deps
+	pnpm run typecheck
+
+test: build lint typecheck
+	pnpm exec vitest run
+
+test-unit: build
+	pnpm exec vitest run --project unit
+
+bench: build
+	pnpm run bench
+
+image: build
+	@scripts/image.sh
+
+clean: down
+	rm -rf build dist .sandbox .sandbox-test

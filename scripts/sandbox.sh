@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Throw-away local services for volplugin: a one-node Ceph cluster (mon + memstore OSD, cephx, an
+# `rbd` pool), an etcd and a Docker engine, all bound to loopback, all state under one directory.
+# `make up` uses it with .sandbox/ and the default ports; the test setup uses .sandbox-test/ and
+# other ports, so both can run on one machine at once.
+#
+#   scripts/sandbox.sh ceph-up   DIR MON_V2_PORT MON_V1_PORT
+#   scripts/sandbox.sh etcd-up   DIR CLIENT_PORT PEER_PORT
+#   scripts/sandbox.sh docker-up DIR SOCKET EXEC_ROOT
+#   scripts/sandbox.sh busybox-image DOCKER_SOCKET
+#   scripts/sandbox.sh stop-pid  PIDFILE [NAME]
+#   scripts/sandbox.sh down      DIR
+#
+# Every wait has a timeout; a daemon that does not come up is named with its log path and the last
+# lines of its log, and the script exits non-zero.
+set -euo pipefail
+
+say() { printf '%s\n' "sandbox: $*" >&2; }
+
+die_with_log() { # NAME LOGFILE MESSAGE
+  say "ERROR: $1 $3"
+  say "log: $2"
+  if [[ -f $2 ]]; then
+    tail -n 25 "$2" | sed 's/^/    /' >&2
+  fi
+  exit 1
+}
+
+# A pid is alive when /proc says so and it is not a zombie (PID 1 here reaps late).
+pid_alive() {
+  local pid=$1
+  [[ -n $pid && -r /proc/$pid/status ]] || return 1
+  ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+}
+
+pidfile_alive() { [[ -f $1 ]] && pid_alive "$(cat "$1")"; }
+
+# port_free PORT NAME: fails loudly when something already listens on 127.0.0.1:PORT.
+port_free() {
+  local holder
+  holder=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n 1 | sed 's/users:(("//; s/",pid=/ pid /' || true)
+  if [[ -n $holder || -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; then
+    say "ERROR: port $1, needed by $2, is already in use${holder:+ by $holder}: stop that process or choose other ports"
+    exit 1
+  fi
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_for() {
+  local seconds=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+stop_pid() { # PIDFILE [NAME]: SIGTERM, wait up to 15 s, then SIGKILL.
+  local pidfile=$1 name=${2:-$(basename "$1" .pid)} pid
+  [[ -f $pidfile ]] || return 0
+  pid=$(cat "$pidfile")
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_for 15 "$name to stop" bash -c "! grep -qs '^State:[[:space:]]*[^Z]' /proc/$pid/status"; then
+      say "$name (pid $pid) ignored SIGTERM for 15 s: sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_for 5 "$name to die" bash -c "! grep -qs '^State:[[:space:]]*[^Z]' /proc/$pid/status" || true
+    fi
+    say "stopped $name (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Ceph
+
+ceph_conf_text() { # DIR FSID V2 V1
+  local dir=$1 fsid=$2 v2=$3 v1=$4
+  cat <<EOF
+[global]
+fsid = $fsid
+mon host = [v2:127.0.0.1:$v2,v1:127.0.0.1:$v1]
+mon initial members = a
+public addr = 127.0.0.1
+cluster addr = 127.0.0.1
+ms bind ipv6 = false
+auth cluster required = cephx
+auth service required = cephx
+auth client required = cephx
+auth allow insecure global id reclaim = false
+keyring = $dir/ceph.client.admin.keyring
+run dir = $dir/run
+log file = $dir/log/\$name.log
+pid file = $dir/run/\$name.pid
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+mon allow pool size one = true
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+mon data avail warn = 1
+mon data avail crit = 0
+# No mgr runs here: without this the mon reports MGR_DOWN after two minutes.
+mon mgr mkfs grace = 31536000
+# Ceph's default (1 s) makes every mon-committed operation (snapshot create/remove, pool create)
+# wait a second; real clusters keep the default, benchmarks report which one ran.
+paxos propose interval = ${CEPH_PAXOS_PROPOSE_INTERVAL:-0.01}
+paxos min wait = 0.001
+osd objectstore = memstore
+memstore device bytes = 4294967296
+osd data = $dir/osd
+osd max object name len = 256
+osd max object namespace len = 64
+
+[mon]
+mon data = $dir/mon
+keyring = $dir/mon.keyring
+admin socket = $dir/run/\$name.asok
+
+[osd]
+keyring = $dir/osd/keyring
+admin socket = $dir/run/\$name.asok
+EOF
+}
+
+ceph_healthy() { timeout 10 ceph -c "$1" --connect-timeout 5 health 2>/dev/null | grep -q HEALTH_OK; }
+
+ceph_up() { # DIR V2 V1
+  local root=$1 v2=$2 v1=$3
+  local dir=$root/ceph conf=$root/ceph/ceph.conf
+  if pidfile_alive "$dir/run/mon.a.pid" && pidfile_alive "$dir/run/osd.0.pid" && ceph_healthy "$conf"; then
+    say "ceph already running ($conf)"
+    return 0
+  fi
+  # Something half-alive from an earlier run: stop it and start clean (the data was in RAM anyway).
+  stop_pid "$dir/run/osd.0.pid" ceph-osd
+  stop_pid "$dir/run/mon.a.pid" ceph-mon
+  rm -rf "$dir"
+  port_free "$v2" ceph-mon
+  port_free "$v1" ceph-mon
+  mkdir -p "$dir"/{osd,run,log}
+
+  local fsid osd_uuid
+  fsid=$(cat /proc/sys/kernel/random/uuid)
+  osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+  ceph_conf_text "$dir" "$fsid" "$v2" "$v1" >"$conf"
+
+  say "starting ceph-mon on 127.0.0.1:$v2 (v2) / :$v1 (v1)"
+  ceph-authtool --create-keyring "$dir/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+  ceph-authtool --create-keyring "$dir/ceph.client.admin.keyring" --gen-key -n client.admin \
+    --cap mon 'allow *' --cap osd 'allow *' --cap mds 'allow *' --cap mgr 'allow *' >/dev/null
+  ceph-authtool --create-keyring "$dir/osd/keyring" --gen-key -n osd.0 \
+    --cap mon 'allow profile osd' --cap mgr 'allow profile osd' --cap osd 'allow *' >/dev/null
+  ceph-authtool "$dir/mon.keyring" --import-keyring "$dir/ceph.client.admin.keyring" >/dev/null
+  ceph-authtool "$dir/mon.keyring" --import-keyring "$dir/osd/keyring" >/dev/null
+  chmod 0644 "$dir/ceph.client.admin.keyring"
+  monmaptool --create --addv a "[v2:127.0.0.1:$v2,v1:127.0.0.1:$v1]" --fsid "$fsid" "$dir/monmap" >/dev/null
+  ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/mon.keyring" \
+    >"$dir/log/mon-mkfs.log" 2>&1 || die_with_log ceph-mon "$dir/log/mon-mkfs.log" "mkfs failed"
+  ceph-mon -c "$conf" -i a >>"$dir/log/mon.a.log" 2>&1 || die_with_log ceph-mon "$dir/log/mon.a.log" "did not start"
+  wait_for 20 "ceph-mon" timeout 5 ceph -c "$conf" --connect-timeout 3 mon stat ||
+    die_with_log ceph-mon "$dir/log/mon.a.log" "did not answer within 20 s"
+
+  # One ceph process for both commands saves a Python start-up; the OSD's mkfs runs meanwhile.
+  say "creating osd.0 (memstore) and the rbd pool"
+  printf 'osd new %s 0\nosd pool create rbd 8 8\n' "$osd_uuid" |
+    timeout 30 ceph -c "$conf" --connect-timeout 10 >"$dir/log/ceph-setup.log" 2>&1 &
+  local setup=$!
+  timeout 30 ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.log" 2>&1 ||
+    die_with_log ceph-osd "$dir/log/osd-mkfs.log" "mkfs failed"
+  wait "$setup" || die_with_log ceph "$dir/log/ceph-setup.log" "could not create osd.0 or the rbd pool"
+  ceph-osd -c "$conf" -i 0 >>"$dir/log/osd.0.log" 2>&1 || die_with_log ceph-osd "$dir/log/osd.0.log" "did not start"
+  timeout 60 rbd -c "$conf" pool init rbd >"$dir/log/pool-init.log" 2>&1 ||
+    die_with_log ceph-osd "$dir/log/osd.0.log" "did not make the rbd pool active within 60 s (rbd pool init: $(tail -n 3 "$dir/log/pool-init.log" | tr '\n' ' '))"
+  wait_for 30 "HEALTH_OK" ceph_healthy "$conf" ||
+    die_with_log ceph "$dir/log/mon.a.log" "is up but not HEALTH_OK after 30 s: $(timeout 10 ceph -c "$conf" health detail 2>&1 | head -n 5 | tr '\n' ' ')"
+  say "ceph is HEALTH_OK (conf: $conf)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# etcd
+
+etcd_up() { # DIR CLIENT_PORT PEER_PORT
+  local root=$1 port=$2 peer=$3
+  local dir=$root/etcd url=http://127.0.0.1:$2
+  mkdir -p "$dir"
+  if pidfile_alive "$dir/etcd.pid" && etcdctl --endpoints "$url" --dial-timeout 2s endpoint health >/dev/null 2>&1; then
+    say "etcd already running ($url)"
+    return 0
+  fi
+  stop_pid "$dir/etcd.pid" etcd
+  rm -rf "$dir/data"
+  port_free "$port" etcd
+  port_free "$peer" etcd
+  say "starting etcd on $url"
+  setsid etcd --name sandbox --data-dir "$dir/data" \
+    --listen-client-urls "$url" --advertise-client-urls "$url" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "sandbox=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 </dev/null &
+  echo $! >"$dir/etcd.pid"
+  wait_for 20 etcd etcdctl --endpoints "$url" --dial-timeout 1s endpoint health ||
+    die_with_log etcd "$dir/etcd.log" "did not become healthy within 20 s"
+  say "etcd is healthy ($url)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Docker
+
+docker_up() { # DIR SOCKET EXEC_ROOT
+  local root=$1 sock=$2 exec_root=$3
+  local dir=$root/docker
+  mkdir -p "$dir" "$exec_root" /run/docker/plugins
+  if pidfile_alive "$dir/dockerd.pid" && timeout 10 docker -H "unix://$sock" info >/dev/null 2>&1; then
+    say "dockerd already running (unix://$sock)"
+    return 0
+  fi
+  stop_pid "$dir/dockerd.pid" dockerd
+  say "starting dockerd on unix://$sock"
+  # The three network flags keep dockerd from rewriting the host's iptables and adding docker0.
+  setsid dockerd --data-root "$dir/data" --exec-root "$exec_root" --pidfile "$dir/dockerd.pid.own" \
+    -H "unix://$sock" --storage-driver overlay2 --iptables=false --ip-forward=false --bridge=none \
+    >"$dir/dockerd.log" 2>&1 </dev/null &
+  echo $! >"$dir/dockerd.pid"
+  wait_for 30 dockerd docker -H "unix://$sock" info ||
+    die_with_log dockerd "$dir/dockerd.log" "did not answer within 30 s"
+  say "dockerd is up (unix://$sock)"
+}
+
+# A tiny image built offline from Debian's busybox-static, so `docker run busybox ...` works with no
+# registry. Tagged busybox:latest and local/busybox.
+busybox_image() { # SOCKET
+  local sock=$1
+  if docker -H "unix://$sock" image inspect busybox:latest >/dev/null 2>&1; then
+    return 0
+  fi
+  say "building the busybox image offline"
+  local rootfs
+  rootfs=$(mktemp -d)
+  mkdir -p "$rootfs"/{bin,tmp,mnt,proc,sys,dev,etc}
+  cp /bin/busybox "$rootfs/bin/busybox"
+  local applet
+  for applet in $("$rootfs/bin/busybox" --list); do
+    [[ $applet == busybox ]] || ln -s busybox "$rootfs/bin/$applet"
+  done
+  tar -C "$rootfs" -c . | docker -H "unix://$sock" import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - busybox:latest >/dev/null
+  docker -H "unix://$sock" tag busybox:latest local/busybox:latest
+  rm -rf "$rootfs"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tear-down: everything below DIR, by pid, then whatever a crash may have left.
+
+cleanup_mounts_under() { # DIR: unmount (deepest first) every mount below DIR, detach loops on rbd-fuse files.
+  local root
+  root=$(realpath -m "$1")
+  local mp
+  # Loop devices whose backing file lives below DIR (rbd-fuse images).
+  while read -r loopdev backing; do
+    [[ $backing == "$root"/* ]] || continue
+    while read -r mp; do umount -l "$mp" 2>/dev/null || true; done < <(awk -v d="$loopdev" '$1 == d {print $2}' /proc/mounts)
+    losetup -d "$loopdev" 2>/dev/null || true
+  done < <(losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null || true)
+  while read -r mp; do
+    umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || fusermount -u -z "$mp" 2>/dev/null || true
+  done < <(awk '{print $2}' /proc/mounts | grep -F "$root/" | sort -r || true)
+}
+
+down() { # DIR
+  local root=$1
+  [[ -d $root ]] || return 0
+  local pidfile
+  for pidfile in "$root"/run/*.pid; do
+    [[ -f $pidfile ]] && stop_pid "$pidfile"
+  done
+  stop_pid "$root/docker/dockerd.pid" dockerd
+  cleanup_mounts_under "$root"
+  stop_pid "$root/ceph/run/osd.0.pid" ceph-osd
+  stop_pid "$root/ceph/run/mon.a.pid" ceph-mon
+  stop_pid "$root/etcd/etcd.pid" etcd
+}
+
+case ${1:-} in
+ceph-up) ceph_up "$2" "$3" "$4" ;;
+etcd-up) etcd_up "$2" "$3" "$4" ;;
+docker-up) docker_up "$2" "$3" "$4" ;;
+busybox-image) busybox_image "$2" ;;
+stop-pid) stop_pid "$2" "${3:-}" ;;
+cleanup-mounts) cleanup_mounts_under "$2" ;;
+pid-alive) pidfile_alive "$2" ;;
+down) down "$2" ;;
+*)
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# `make up`: a throw-away volplugin stack on this machine. Ceph (mon + memstore OSD), etcd, a Docker
+# engine when none answers on the default socket, then volmaster, volsupervisor and volplugin. All
+# state is under .sandbox/; running it again reuses what is already running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+ROOT=$REPO/.sandbox
+SANDBOX=$REPO/scripts/sandbox.sh
+mkdir -p "$ROOT"/{run,logs,bin,mnt,volplugin}
+
+MASTER=127.0.0.1:9005
+ETCD=http://127.0.0.1:2379
+CONF=$ROOT/ceph/ceph.conf
+TOKEN=$ROOT/token
+DOCKER_SOCK=/var/run/docker.sock
+
+"$SANDBOX" ceph-up "$ROOT" 3300 6789
+"$SANDBOX" etcd-up "$ROOT" 2379 2380
+if timeout 5 docker -H "unix://$DOCKER_SOCK" info >/dev/null 2>&1 && [[ ! -f $ROOT/docker/dockerd.pid ]]; then
+  echo "sandbox: using the Docker engine already running on $DOCKER_SOCK" >&2
+else
+  "$SANDBOX" docker-up "$ROOT" "$DOCKER_SOCK" /run/volplugin-sandbox/docker
+fi
+"$SANDBOX" busybox-image "$DOCKER_SOCK"
+
+# The API can delete data: close it with a bearer token that volcli and volplugin read too.
+if [[ ! -s $TOKEN ]]; then
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN")
+fi
+
+# The four CLIs, on PATH once .sandbox/env is sourced.
+for cli in volmaster volplugin volsupervisor volcli; do
+  role=${cli#vol}
+  [[ $role == cli ]] || [[ $role == master ]] || [[ $role == plugin ]] || role=supervisor
+  ln -sfn "$REPO/dist/$role/main.js" "$ROOT/bin/$cli"
+done
+
+cat >"$ROOT/env" <<ENV
+# source this file: the sandbox's addresses and the volplugin CLIs on PATH
+export CEPH_CONF=$CONF
+export VOLPLUGIN_ETCD=$ETCD
+export VOLPLUGIN_MASTER=$MASTER
+export VOLPLUGIN_TOKEN_FILE=$TOKEN
+export PATH=$ROOT/bin:\$PATH
+ENV
+
+# start_daemon NAME READY-CHECK ARGS...: runs dist/ROLE/main.js in the background unless its pid is alive.
+start_daemon() {
+  local name=$1 ready=$2
+  shift 2
+  local main=$ROOT/bin/$name pidfile=$ROOT/run/$name.pid log=$ROOT/logs/$name.log
+  if [[ ! -e $(readlink -f "$main") ]]; then
+    echo "sandbox: $name is not built yet: skipped" >&2
+    return 0
+  fi
+  if "$SANDBOX" pid-alive "$pidfile"; then
+    echo "sandbox: $name already running (pid $(cat "$pidfile"))" >&2
+    return 0
+  fi
+  CEPH_CONF=$CONF setsid node "$main" "$@" >>"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  local deadline=$((SECONDS + 20))
+  until eval "$ready" >/dev/null 2>&1; do
+    if ! "$SANDBOX" pid-alive "$pidfile" || ((SECONDS >= deadline)); then
+      echo "sandbox: ERROR: $name did not become ready within 20 s; log: $log" >&2
+      tail -n 20 "$log" | sed 's/^/    /' >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "sandbox: $name is running (pid $(cat "$pidfile"), log $log)" >&2
+}
+
+CEPH_FLAGS=(--ceph-conf "$CONF" --ceph-id admin)
+start_daemon volmaster "curl -sf http://$MASTER/v1/health" \
+  --listen "$MASTER" --etcd "$ETCD" --token-file "$TOKEN" "${CEPH_FLAGS[@]}"
+start_daemon volsupervisor "true" \
+  --etcd "$ETCD" --master "$MASTER" --token-file "$TOKEN" "${CEPH_FLAGS[@]}"
+start_daemon volplugin "test -S /run/docker/plugins/volplugin.sock" \
+  --master "$MASTER" --etcd "$ETCD" --token-file "$TOKEN" "${CEPH_FLAGS[@]}" \
+  --mount-root "$ROOT/mnt" --state-dir "$ROOT/volplugin"
+
+cat <<EOT
+
+volplugin sandbox is up. Next:
+
+  source .sandbox/env
+  ceph -s                                   # HEALTH_OK
+  volcli tenant upload tenant1 < examples/tenant1.json
+  docker volume create -d volplugin --name tenant1/foo
+  docker run --rm --network none -v tenant1/foo:/mnt busybox sh -c 'echo hello > /mnt/hello'
+  docker run --rm --network none -v tenant1/foo:/mnt busybox cat /mnt/hello
+  volcli volume list-all
+  make down                                 # stop everything
+
+Logs: .sandbox/logs/   Ceph: .sandbox/ceph/log/   etcd: .sandbox/etcd/etcd.log
+EOT

@@ -1,0 +1,32 @@
+// Every etcd key volplugin uses, under one prefix with a root per kind. Change the layout here
+// and nowhere else.
+
+export const DEFAULT_PREFIX = '/volplugin';
+
+export function keys(prefix: string = DEFAULT_PREFIX) {
+  const p = prefix.replace(/\/+$/, '');
+  return {
+    prefix: p,
+    tenants: `${p}/tenants/`,
+    tenant: (tenant: string) => `${p}/tenants/${tenant}`,
+    /** Every uploaded revision, zero-padded so that keys sort by revision. */
+    tenantHistory: (tenant: string) => `${p}/tenant-history/${tenant}/`,
+    tenantRevision: (tenant: string, revision: number) =>
+      `${p}/tenant-history/${tenant}/${String(revision).padStart(10, '0')}`,
+    volumes: `${p}/volumes/`,
+    tenantVolumes: (tenant: string) => `${p}/volumes/${tenant}/`,
+    volume: (tenant: string, volume: string) => `${p}/volumes/${tenant}/${volume}`,
+    mounts: `${p}/mounts/`,
+    mount: (tenant: string, volume: string) => `${p}/mounts/${tenant}/${volume}`,
+    /** Short-lived operation locks (create, remove, snapshot copy) so that two masters never race. */
+    operation: (tenant: string, volume: string) => `${p}/operations/${tenant}/${volume}`,
+    hosts: `${p}/hosts/`,
+    host: (hostId: string) => `${p}/hosts/${hostId}`,
+    /** volsupervisor's leader election. */
+    supervisorElection: `${p}/supervisor/election`,
+    /** Last scheduled snapshot time per volume, so that a new leader neither repeats nor skips one. */
+    snapshotSchedule: (tenant: string, volume: string) => `${p}/supervisor/last/${tenant}/${volume}`,
+  };
+}
+
+export type Keys = ReturnType<typeof keys>;

@@ -1,0 +1,78 @@
+// The small key-value surface volplugin needs from etcd: reads, atomic create/replace, leases,
+// watches and an election. `EtcdKV` (etcd.ts) is the real one; `MemoryKV` (memory.ts) is its twin
+// for fast unit tests of logic. One contract suite runs against both.
+
+export interface Entry {
+  key: string;
+  value: string;
+  /** etcd mod revision (decimal string): the token for compare-and-swap. */
+  modRevision: string;
+}
+
+export interface Lease {
+  /** Hex lease id. */
+  readonly id: string;
+  readonly ttlSeconds: number;
+  /** True once the lease expired or was revoked: every key bound to it is gone. */
+  readonly lost: boolean;
+  /** Called once when keep-alive fails and the lease is gone (or may be). */
+  onLost(listener: (err: Error) => void): void;
+  revoke(): Promise<void>;
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  key: string;
+  value: string | null;
+}
+
+export interface Watch {
+  close(): Promise<void>;
+}
+
+export interface Election {
+  /** Resolves once this candidate leads; rejects if `resign` is called first. */
+  campaign(value: string): Promise<void>;
+  /** Gives up leadership (or candidacy) at once. */
+  resign(): Promise<void>;
+  /** The current leader's value, or null. */
+  leader(): Promise<string | null>;
+  /** Called when leadership is lost without resign (lease lost). */
+  onLost(listener: (err: Error) => void): void;
+}
+
+export interface KV {
+  get(key: string): Promise<Entry | null>;
+  /** Every key under `prefix`, sorted by key. */
+  list(prefix: string): Promise<Entry[]>;
+  put(key: string, value: string, options?: { lease?: Lease }): Promise<void>;
+  /** Writes only if `key` does not exist; false when it did. */
+  create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean>;
+  /** Writes only if `key` still has `modRevision`; false when it changed. */
+  replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean>;
+  /** Several creates/puts/deletes at once, all or nothing, guarded by "key absent" conditions. */
+  transaction(ops: {
+    absent?: string[];
+    unchanged?: Array<{ key: string; modRevision: string }>;
+    put?: Array<{ key: string; value: string; lease?: Lease }>;
+    delete?: string[];
+  }): Promise<boolean>;
+  delete(key: string): Promise<boolean>;
+  deleteIf(key: string, modRevision: string): Promise<boolean>;
+  /** A lease kept alive in the background until revoked or lost. */
+  lease(ttlSeconds: number): Promise<Lease>;
+  watch(prefix: string, listener: (event: WatchEvent) => void): Promise<Watch>;
+  election(name: string, ttlSeconds: number): Election;
+  /** Throws a StateUnavailableError when etcd does not answer within `timeoutMs`. */
+  ping(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** etcd could not be reached: the master maps it to HTTP 503. */
+export class StateUnavailableError extends Error {
+  readonly code = 'STATE_UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StateUnavailableError';
+  }
+}

@@ -1,0 +1,158 @@
+// The storage seam: everything above this file (master, plugin, supervisor, bench) talks to Ceph
+// through `Storage`, never to librbd or the `rbd` CLI directly. Two real implementations exist
+// (`native`: the C++ addon; `cli`: execa + `rbd --format json`) and one in-memory twin for unit
+// tests of the layers above. One contract suite (test/integration/storage-contract.test.ts) runs
+// against every implementation so that they cannot drift apart.
+
+/** How to reach the cluster. Every field is optional: librados' own defaults apply. */
+export interface ClusterConfig {
+  /** Path of ceph.conf (CEPH_CONF when unset). */
+  confPath?: string;
+  /** Path of the keyring; else what ceph.conf says. */
+  keyring?: string;
+  /** The cephx client id without "client." (default "admin"). */
+  clientId?: string;
+}
+
+export type BackendKind = 'native' | 'cli' | 'memory';
+
+/** librbd feature names as `rbd info` prints them. */
+export type ImageFeature =
+  | 'layering'
+  | 'striping'
+  | 'exclusive-lock'
+  | 'object-map'
+  | 'fast-diff'
+  | 'deep-flatten'
+  | 'journaling'
+  | 'data-pool';
+
+export interface CreateImageOptions {
+  /** Size in bytes (> 0). */
+  size: number;
+  /** Default: layering, exclusive-lock (what a krbd of any age can map). */
+  features?: ImageFeature[];
+  /** Object size as a power of two (12..25); default 22 (4 MiB). */
+  order?: number;
+  /** Put the image's data objects in another (e.g. erasure-coded) pool. */
+  dataPool?: string;
+}
+
+export interface ParentRef {
+  pool: string;
+  image: string;
+  snapshot: string;
+}
+
+export interface ImageInfo {
+  pool: string;
+  name: string;
+  /** Size in bytes. */
+  size: number;
+  order: number;
+  objectSize: number;
+  features: ImageFeature[];
+  /** Set when the image is a clone that has not been flattened. */
+  parent: ParentRef | null;
+  snapshotCount: number;
+}
+
+export interface SnapshotInfo {
+  id: number;
+  name: string;
+  /** Size of the image when the snapshot was taken, in bytes. */
+  size: number;
+  protected: boolean;
+  /** Creation time (librbd keeps it since Mimic). */
+  createdAt: Date | null;
+}
+
+/** A client that has the image open (rbd-fuse, krbd, librbd user). */
+export interface Watcher {
+  /** The client's address as the OSDs see it, e.g. "127.0.0.1:0/3141592653": what blocklisting takes. */
+  address: string;
+  /** rados client id (the N in client.N). */
+  clientId: number;
+  cookie: number;
+}
+
+export interface ImageLock {
+  /** The locker entity, e.g. "client.4123". */
+  owner: string;
+  cookie: string;
+  tag: string;
+  exclusive: boolean;
+  address: string;
+}
+
+/** librbd QoS limits, per image, in operations or bytes per second; 0 or absent = unlimited. */
+export interface QosLimits {
+  iops?: number;
+  bps?: number;
+  readIops?: number;
+  writeIops?: number;
+  readBps?: number;
+  writeBps?: number;
+}
+
+/** Counters for metrics and back-pressure. */
+export interface StorageStats {
+  /** Operations queued or running right now. */
+  pending: number;
+  /** Image handles open right now (0 when idle: a leak check). */
+  openImages: number;
+  /** Pool contexts cached. */
+  pools: number;
+}
+
+export interface Storage {
+  readonly kind: BackendKind;
+
+  /** Idempotent. Waits for pending operations, then releases images, pool contexts and the connection. */
+  close(): Promise<void>;
+  stats(): StorageStats;
+
+  // Images
+  createImage(pool: string, name: string, options: CreateImageOptions): Promise<void>;
+  /** Fails with EBUSY while watched, ENOTEMPTY while it has snapshots. */
+  removeImage(pool: string, name: string): Promise<void>;
+  /** `size` in bytes; shrinking is allowed only with `allowShrink`. */
+  resizeImage(pool: string, name: string, size: number, options?: { allowShrink?: boolean }): Promise<void>;
+  renameImage(pool: string, from: string, to: string): Promise<void>;
+  imageInfo(pool: string, name: string): Promise<ImageInfo>;
+  listImages(pool: string): Promise<string[]>;
+  imageExists(pool: string, name: string): Promise<boolean>;
+
+  // Snapshots
+  createSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
+  listSnapshots(pool: string, image: string): Promise<SnapshotInfo[]>;
+  removeSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
+  rollbackSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
+  protectSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
+  unprotectSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
+  /** Clone a protected snapshot into a new image (layering). */
+  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void>;
+  /** Names of the images cloned from a snapshot ("pool/image"). */
+  listChildren(parent: ParentRef): Promise<string[]>;
+  flattenImage(pool: string, name: string): Promise<void>;
+
+  // Watchers, locks, fencing
+  listWatchers(pool: string, image: string): Promise<Watcher[]>;
+  addLock(pool: string, image: string, lock: { cookie: string; tag?: string; exclusive: boolean }): Promise<void>;
+  listLocks(pool: string, image: string): Promise<ImageLock[]>;
+  breakLock(pool: string, image: string, lock: { owner: string; cookie: string }): Promise<void>;
+  /** `ceph osd blocklist add ADDRESS SECONDS` as a mon command. */
+  blocklistAdd(address: string, seconds: number): Promise<void>;
+  blocklistRemove(address: string): Promise<void>;
+
+  // Image metadata and QoS (rbd image-meta conf_rbd_qos_*_limit)
+  getMetadata(pool: string, image: string): Promise<Record<string, string>>;
+  setMetadata(pool: string, image: string, key: string, value: string): Promise<void>;
+  removeMetadata(pool: string, image: string, key: string): Promise<void>;
+  getQos(pool: string, image: string): Promise<QosLimits>;
+  /** Keys present in `limits` are set (0 removes the limit); absent keys are left alone. */
+  setQos(pool: string, image: string, limits: QosLimits): Promise<void>;
+
+  /** The mon addresses and fsid, for krbd's sysfs string. */
+  clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }>;
+}

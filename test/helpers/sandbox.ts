@@ -1,0 +1,33 @@
+// Where the test services live, shared by the global setup and by tests that need to stop or
+// restart one of them (e.g. etcd for the 503 test). Ports differ from `make up`'s so both can run.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import path from 'node:path';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export const testRoot = path.join(repoRoot, '.sandbox-test');
+export const sandboxScript = path.join(repoRoot, 'scripts', 'sandbox.sh');
+
+export const testPorts = { monV2: 23300, monV1: 26789, etcd: 23379, etcdPeer: 23380 } as const;
+export const testEtcdUrl = `http://127.0.0.1:${testPorts.etcd}`;
+export const testCephConf = path.join(testRoot, 'ceph', 'ceph.conf');
+/** dockerd's socket and exec root: under /run, because unix socket paths are limited to 108 bytes. */
+export const testDockerSock = '/run/volplugin-test/docker.sock';
+export const testDockerExecRoot = '/run/volplugin-test/docker-exec';
+
+const run = promisify(execFile);
+
+/** Runs scripts/sandbox.sh with the given verb; its stderr (progress, errors) is passed through. */
+export async function sandbox(...args: string[]): Promise<void> {
+  try {
+    const { stderr } = await run(sandboxScript, args, { timeout: 180_000, maxBuffer: 16 << 20 });
+    if (stderr && process.env.VOLPLUGIN_TEST_VERBOSE) process.stderr.write(stderr);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`scripts/sandbox.sh ${args.join(' ')} failed:\n${e.stderr ?? e.message}`);
+  }
+}
+
+export const startEtcd = () => sandbox('etcd-up', testRoot, String(testPorts.etcd), String(testPorts.etcdPeer));
+export const stopEtcd = () => sandbox('stop-pid', path.join(testRoot, 'etcd', 'etcd.pid'), 'etcd');
