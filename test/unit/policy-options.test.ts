@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import {
+  PolicyError,
+  applyRuntimeOptions,
+  conflictingOptions,
+  formatCommandFor,
+  parseOptionPairs,
+  renderFormatCommand,
+  resolveVolumeOptions,
+  runtimeAsOptions,
+  runtimeOf,
+  validatePolicy,
+} from '../../src/policy/index.js';
+
+const MiB = 1024 ** 2;
+const policy = validatePolicy({
+  'default-options': {
+    pool: 'rbd',
+    size: '10MB',
+    snapshots: true,
+    snapshot: { frequency: '30m', keep: 20 },
+    filesystem: 'btrfs',
+    ephemeral: false,
+    'rate-limit': { 'write-iops': 1000, 'read-iops': 1000, 'write-bps': 100000000, 'read-bps': 100000000 },
+  },
+  filesystems: { btrfs: 'mkfs.btrfs %', ext4: 'mkfs.ext4 -m0 %' },
+});
+
+function optionError(fn: () => unknown): PolicyError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(PolicyError);
+    expect((err as PolicyError).code).toBe('INVALID_OPTION');
+    return err as PolicyError;
+  }
+  throw new Error('expected INVALID_OPTION');
+}
+
+describe('merging default-options with driver options', () => {
+  it('takes the defaults when no option is given', () => {
+    expect(resolveVolumeOptions(policy, null)).toEqual({
+      pool: 'rbd',
+      sizeBytes: 10 * MiB,
+      snapshots: true,
+      snapshot: { frequency: '30m', keep: 20 },
+      filesystem: 'btrfs',
+      ephemeral: false,
+      rateLimit: { writeIops: 1000, readIops: 1000, writeBps: 100000000, readBps: 100000000 },
+    });
+  });
+
+  it('overrides every key', () => {
+    const options = resolveVolumeOptions(policy, {
+      pool: 'fast',
+      size: '1000',
+      snapshots: 'F',
+      'snapshots.frequency': '1h',
+      'snapshots.keep': '5',
+      filesystem: 'ext4',
+      ephemeral: 'TRUE',
+      'rate-limit.write.iops': '10',
+      'rate-limit.read.iops': '20',
+      'rate-limit.read.bps': '30',
+      'rate-limit.write.bps': '40',
+    });
+    expect(options).toEqual({
+      pool: 'fast',
+      sizeBytes: 1000 * MiB,
+      snapshots: false,
+      snapshot: { frequency: '1h', keep: 5 },
+      filesystem: 'ext4',
+      ephemeral: true,
+      rateLimit: { writeIops: 10, readIops: 20, readBps: 30, writeBps: 40 },
+    });
+  });
+
+  it('accepts a size with a unit and JSON scalars', () => {
+    expect(resolveVolumeOptions(policy, { size: '2GB', ephemeral: true, 'snapshots.keep': 3 })).toMatchObject({
+      sizeBytes: 2048 * MiB,
+      ephemeral: true,
+      snapshot: { keep: 3 },
+    });
+  });
+
+  it.each([
+    [{ sise: '10' }, 'sise', /unknown option "sise"; did you mean "size"\?/],
+    [{ 'snapshot.keep': '5' }, 'snapshot.keep', /did you mean "snapshots.keep"/],
+    [{ 'rate-limit.write-iops': '5' }, 'rate-limit.write-iops', /did you mean "rate-limit.write.iops"/],
+    [{ color: 'red' }, 'color', /unknown option "color"; known: pool, size/],
+    [{ size: 'big' }, 'size', /not a size/],
+    [{ size: '10XB' }, 'size', /unknown size unit/],
+    [{ size: '-5' }, 'size', /not a size/],
+    [{ snapshots: 'yes' }, 'snapshots', /not a boolean/],
+    [{ ephemeral: 'nope' }, 'ephemeral', /not a boolean/],
+    [{ 'snapshots.keep': '-1' }, 'snapshots.keep', /negative/],
+    [{ 'snapshots.keep': 'x' }, 'snapshots.keep', /not a whole number/],
+    [{ 'snapshots.frequency': 'daily' }, 'snapshots.frequency', /not a duration/],
+    [{ 'rate-limit.read.bps': '1.5' }, 'rate-limit.read.bps', /not a whole number/],
+    [{ filesystem: 'xfs' }, 'filesystem', /"xfs" is not one of the tenant's filesystems \(btrfs, ext4\)/],
+    [{ filesystem: '' }, 'filesystem', /empty/],
+    [{ pool: 'a/b' }, 'pool', /may contain only/],
+    [{ size: { n: 1 } }, 'size', /must be a string, number or boolean, got an object/],
+    [{ size: null }, 'size', /got null/],
+  ])('rejects %j', (values, field, reason) => {
+    const err = optionError(() => resolveVolumeOptions(policy, values));
+    expect(err.field).toBe(field);
+    expect(err.message).toMatch(reason);
+  });
+
+  it('needs a size from somewhere', () => {
+    const noSize = validatePolicy({ 'default-options': { pool: 'rbd' } });
+    expect(optionError(() => resolveVolumeOptions(noSize, {})).message).toMatch(/sets no size/);
+    expect(resolveVolumeOptions(noSize, { size: '5' }).sizeBytes).toBe(5 * MiB);
+  });
+});
+
+describe('conflicts with an existing volume', () => {
+  const existing = resolveVolumeOptions(policy, { size: '20' });
+
+  it('counts only the options given', () => {
+    expect(conflictingOptions(existing, {})).toEqual([]);
+    expect(conflictingOptions(existing, null)).toEqual([]);
+    expect(conflictingOptions(existing, { size: '20MB' })).toEqual([]);
+    expect(conflictingOptions(existing, { 'snapshots.frequency': '0.5h' })).toEqual([]);
+    expect(conflictingOptions(existing, { size: '30', filesystem: 'ext4', 'rate-limit.read.iops': '1' })).toEqual([
+      'size',
+      'filesystem',
+      'rate-limit.read.iops',
+    ]);
+  });
+});
+
+describe('runtime options', () => {
+  const runtime = runtimeOf(resolveVolumeOptions(policy, {}));
+
+  it('changes only the keys given', () => {
+    expect(applyRuntimeOptions(runtime, { 'snapshots.keep': '5', 'rate-limit.write.iops': '0' })).toEqual({
+      snapshots: true,
+      snapshot: { frequency: '30m', keep: 5 },
+      rateLimit: { writeIops: 0, readIops: 1000, writeBps: 100000000, readBps: 100000000 },
+    });
+  });
+
+  it('refuses options that need a new volume', () => {
+    expect(optionError(() => applyRuntimeOptions(runtime, { size: '10' })).message).toMatch(/unknown runtime option "size"/);
+    expect(optionError(() => applyRuntimeOptions(runtime, { filesystem: 'ext4' })).field).toBe('filesystem');
+  });
+
+  it('spells runtime options as option keys', () => {
+    expect(runtimeAsOptions(runtime)).toEqual({
+      snapshots: 'true',
+      'snapshots.frequency': '30m',
+      'snapshots.keep': '20',
+      'rate-limit.write.iops': '1000',
+      'rate-limit.read.iops': '1000',
+      'rate-limit.read.bps': '100000000',
+      'rate-limit.write.bps': '100000000',
+    });
+  });
+});
+
+describe('--opt pairs', () => {
+  it('splits at the first =', () => {
+    expect(parseOptionPairs(['size=10', 'x=a=b', 'e='])).toEqual({ size: '10', x: 'a=b', e: '' });
+    expect(optionError(() => parseOptionPairs(['size'])).message).toMatch(/not KEY=VALUE/);
+    expect(optionError(() => parseOptionPairs(['=1'])).message).toMatch(/not KEY=VALUE/);
+    expect(optionError(() => parseOptionPairs(['a=1', 'a=2'])).message).toMatch(/twice/);
+  });
+});
+
+describe('filesystem commands', () => {
+  it('resolves the tenant command and substitutes the device', () => {
+    expect(formatCommandFor(policy, 'btrfs')).toBe('mkfs.btrfs %');
+    expect(() => formatCommandFor(policy, 'zfs')).toThrow(/not one of the tenant's filesystems/);
+    expect(renderFormatCommand('mkfs.ext4 -m0 %', '/dev/rbd0')).toBe('mkfs.ext4 -m0 /dev/rbd0');
+    expect(renderFormatCommand('echo 100%% > /tmp/x; mkfs %', '/dev/loop1')).toBe('echo 100% > /tmp/x; mkfs /dev/loop1');
+    expect(renderFormatCommand('mkfs %', "/dev/we ird'")).toBe(`mkfs '/dev/we ird'\\'''`);
+  });
+});
