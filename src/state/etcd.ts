@@ -1,0 +1,364 @@
+// EtcdKV: the KV surface on etcd v3 through the `etcd3` client (gRPC).
+//
+// Every unary call carries a gRPC deadline and is also raced against a timer, so that no caller
+// waits longer than `timeoutMs` (the client's own retries included). Connection failures become
+// StateUnavailableError naming the endpoints. Leases are kept alive in the background by etcd3; a
+// watchdog declares a lease lost once etcd has not confirmed it for a whole TTL (etcd3 alone waits
+// two TTLs). Transactions are plain etcd Txn requests: "absent" is createRevision == 0, "unchanged"
+// is modRevision equality.
+
+import {
+  CompareResult,
+  CompareTarget,
+  Etcd3,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  isRecoverableError,
+} from 'etcd3';
+import type { ICompare, IKeyValue, IOptions, IRequestOp, Lease as Etcd3Lease, Watcher } from 'etcd3';
+import { KVElection } from './election.js';
+import { StateUnavailableError } from './kv.js';
+import type { Election, Entry, KV, Lease, Watch, WatchEvent } from './kv.js';
+
+export interface EtcdKVOptions {
+  /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
+  endpoints: string[];
+  /** Deadline of every call, in milliseconds (default 5000). */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5_000;
+
+type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+
+/**
+ * etcd3 puts a circuit breaker in front of each host by default: after three failures it refuses
+ * every call for 5 s, even once etcd is back. Our own deadlines and StateUnavailableError replace
+ * it, so each call goes straight through (only `execute` is ever called on a host policy).
+ */
+const passThrough = {
+  execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> =>
+    Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
+} as unknown as HostPolicy;
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE']);
+
+function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError) return true;
+  if (isRecoverableError(err)) return true;
+  if (err.name === 'BrokenCircuitError' || err.name === 'TaskCancelledError') return true;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return true;
+  return /ECONNREFUSED|UNAVAILABLE|DEADLINE_EXCEEDED|No connection established/i.test(err.message);
+}
+
+/** The end of the key range that holds every key starting with `prefix`. */
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]); // every key
+}
+
+function toEntry(kv: IKeyValue): Entry {
+  return { key: kv.key.toString('utf8'), value: kv.value.toString('utf8'), modRevision: String(kv.mod_revision) };
+}
+
+/** Hex lease id (our form) to etcd's decimal form, and back. */
+function leaseToDecimal(hexId: string): string {
+  return BigInt(`0x${hexId}`).toString(10);
+}
+
+class EtcdLease implements Lease {
+  private isLost = false;
+  private readonly listeners: Array<(err: Error) => void> = [];
+  private watchdog: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly kv: EtcdKV,
+    private readonly inner: Etcd3Lease,
+    readonly id: string,
+    readonly ttlSeconds: number,
+  ) {
+    inner.on('lost', (err) => this.markLost(err));
+    inner.on('keepaliveSucceeded', () => this.armWatchdog());
+    this.armWatchdog();
+  }
+
+  get lost(): boolean {
+    return this.isLost;
+  }
+
+  onLost(listener: (err: Error) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private armWatchdog(): void {
+    if (this.isLost) return;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      this.markLost(
+        new StateUnavailableError(
+          `etcd lease ${this.id} was not renewed for ${this.ttlSeconds}s (etcd at ${this.kv.endpoints.join(', ')} ` +
+            'unreachable?): it may have expired and every key bound to it may be gone',
+        ),
+      );
+    }, this.ttlSeconds * 1000);
+    this.watchdog.unref?.();
+  }
+
+  private stop(): void {
+    this.isLost = true;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
+  }
+
+  private markLost(err: Error): void {
+    if (this.isLost) return;
+    this.stop();
+    this.inner.release();
+    for (const listener of this.listeners) listener(err);
+  }
+
+  async revoke(): Promise<void> {
+    if (this.isLost) return;
+    this.stop();
+    this.kv.forgetLease(this);
+    await this.kv.call(`revoke lease ${this.id}`, () => this.inner.revoke());
+  }
+
+  /** Stops keep-alive without revoking: etcd lets the lease expire after its TTL. */
+  release(): void {
+    if (this.isLost) return;
+    this.stop();
+    this.inner.release();
+  }
+}
+
+export class EtcdKV implements KV {
+  readonly endpoints: readonly string[];
+  readonly timeoutMs: number;
+  private readonly client: Etcd3;
+  private readonly leases = new Set<EtcdLease>();
+  private readonly watchers = new Set<Watcher>();
+  private closed = false;
+
+  constructor(options: EtcdKVOptions) {
+    if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
+      throw new TypeError('EtcdKV needs at least one etcd endpoint (e.g. http://127.0.0.1:2379)');
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new RangeError(`EtcdKV timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
+    }
+    this.endpoints = [...options.endpoints];
+    this.timeoutMs = timeoutMs;
+    this.client = new Etcd3({
+      hosts: [...options.endpoints],
+      // Streams (watch, keep-alive) live long; every unary call gets a deadline.
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
+      faultHandling: { host: () => passThrough },
+    });
+  }
+
+  private unavailable(what: string, detail: string, cause?: unknown): StateUnavailableError {
+    return new StateUnavailableError(
+      `etcd at ${this.endpoints.join(', ')} ${detail} (${what}): check that etcd is running and reachable`,
+      { cause },
+    );
+  }
+
+  /** Runs one etcd call with the deadline and error mapping every call gets. */
+  async call<T>(what: string, fn: () => Promise<T>, timeoutMs: number = this.timeoutMs): Promise<T> {
+    if (this.closed) throw new Error(`EtcdKV is closed (${what})`);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.unavailable(what, `did not answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const work = fn();
+    work.catch(() => undefined); // a late failure after the deadline is not unhandled
+    try {
+      return await Promise.race([work, deadline]);
+    } catch (err) {
+      if (err instanceof StateUnavailableError) throw err;
+      if (isConnectionError(err)) {
+        throw this.unavailable(what, `is unavailable: ${(err as Error).message}`, err);
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async get(key: string): Promise<Entry | null> {
+    const res = await this.call(`get ${key}`, () => this.client.kv.range({ key: Buffer.from(key) }));
+    const kv = res.kvs[0];
+    return kv ? toEntry(kv) : null;
+  }
+
+  async list(prefix: string): Promise<Entry[]> {
+    const res = await this.call(`list ${prefix}`, () =>
+      this.client.kv.range({
+        key: Buffer.from(prefix.length > 0 ? prefix : '\0'),
+        range_end: prefixEnd(prefix),
+        sort_target: 'Key',
+        sort_order: 'Ascend',
+      }),
+    );
+    return res.kvs.map(toEntry);
+  }
+
+  private leaseField(lease: Lease | undefined): { lease?: string } {
+    if (!lease) return {};
+    if (lease.lost) throw new Error(`etcd lease ${lease.id} is lost (expired or revoked): grant a new one`);
+    return { lease: leaseToDecimal(lease.id) };
+  }
+
+  async put(key: string, value: string, options?: { lease?: Lease }): Promise<void> {
+    const leaseField = this.leaseField(options?.lease);
+    await this.call(`put ${key}`, () =>
+      this.client.kv.put({ key: Buffer.from(key), value: Buffer.from(value), ...leaseField }),
+    );
+  }
+
+  async create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean> {
+    return this.transaction({ absent: [key], put: [{ key, value, lease: options?.lease }] });
+  }
+
+  async replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean> {
+    return this.transaction({ unchanged: [{ key, modRevision }], put: [{ key, value, lease: options?.lease }] });
+  }
+
+  async transaction(ops: {
+    absent?: string[];
+    unchanged?: Array<{ key: string; modRevision: string }>;
+    put?: Array<{ key: string; value: string; lease?: Lease }>;
+    delete?: string[];
+  }): Promise<boolean> {
+    const compare: ICompare[] = [
+      ...(ops.absent ?? []).map((key) => ({
+        key: Buffer.from(key),
+        target: CompareTarget.Create,
+        result: CompareResult.Equal,
+        create_revision: 0,
+      })),
+      ...(ops.unchanged ?? []).map(({ key, modRevision }) => ({
+        key: Buffer.from(key),
+        target: CompareTarget.Mod,
+        result: CompareResult.Equal,
+        mod_revision: modRevision,
+      })),
+    ];
+    const success: IRequestOp[] = [
+      ...(ops.delete ?? []).map((key) => ({ request_delete_range: { key: Buffer.from(key) } })),
+      ...(ops.put ?? []).map(({ key, value, lease }) => ({
+        request_put: { key: Buffer.from(key), value: Buffer.from(value), ...this.leaseField(lease) },
+      })),
+    ];
+    const what = `transaction on ${[...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])].join(', ')}`;
+    const res = await this.call(what, () => this.client.kv.txn({ compare, success, failure: [] }));
+    return res.succeeded;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const res = await this.call(`delete ${key}`, () => this.client.kv.deleteRange({ key: Buffer.from(key) }));
+    return String(res.deleted) !== '0';
+  }
+
+  async deleteIf(key: string, modRevision: string): Promise<boolean> {
+    return this.transaction({ unchanged: [{ key, modRevision }], delete: [key] });
+  }
+
+  async lease(ttlSeconds: number): Promise<Lease> {
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
+      throw new RangeError(`an etcd lease TTL must be a whole number of seconds >= 1, got ${ttlSeconds}`);
+    }
+    if (this.closed) throw new Error('EtcdKV is closed (grant lease)');
+    const inner = this.client.lease(ttlSeconds);
+    let decimalId: string;
+    try {
+      decimalId = await this.call(`grant lease (ttl ${ttlSeconds}s)`, () => inner.grant());
+    } catch (err) {
+      inner.release();
+      throw err;
+    }
+    const lease = new EtcdLease(this, inner, BigInt(decimalId).toString(16), ttlSeconds);
+    this.leases.add(lease);
+    lease.onLost(() => this.leases.delete(lease));
+    return lease;
+  }
+
+  /** Ids of the leases this client keeps alive. */
+  leaseIds(): string[] {
+    return [...this.leases].map((l) => l.id);
+  }
+
+  /** @internal */
+  forgetLease(lease: EtcdLease): void {
+    this.leases.delete(lease);
+  }
+
+  async watch(prefix: string, listener: (event: WatchEvent) => void): Promise<Watch> {
+    if (this.closed) throw new Error(`EtcdKV is closed (watch ${prefix})`);
+    const watcher = this.client.watch().prefix(prefix).watcher();
+    watcher.on('put', (kv) => listener({ type: 'put', key: kv.key.toString('utf8'), value: kv.value.toString('utf8') }));
+    watcher.on('delete', (kv) => listener({ type: 'delete', key: kv.key.toString('utf8'), value: null }));
+    // A non-recoverable watch error: nothing to deliver; the watcher is dead. Listening keeps
+    // EventEmitter from throwing it.
+    watcher.on('error', () => undefined);
+    try {
+      await this.call(
+        `watch ${prefix}`,
+        () =>
+          new Promise<void>((resolve, reject) => {
+            watcher.once('connected', () => resolve());
+            watcher.once('error', (err) => reject(err));
+          }),
+      );
+    } catch (err) {
+      void watcher.cancel().catch(() => undefined);
+      throw err;
+    }
+    this.watchers.add(watcher);
+    return {
+      close: async () => {
+        if (!this.watchers.delete(watcher)) return;
+        await this.call(`close watch ${prefix}`, () => watcher.cancel()).catch(() => undefined);
+      },
+    };
+  }
+
+  election(name: string, ttlSeconds: number): Election {
+    return new KVElection(this, name, ttlSeconds);
+  }
+
+  async ping(timeoutMs: number = this.timeoutMs): Promise<void> {
+    await this.call(
+      'status',
+      () => this.client.maintenance.status({ deadline: Date.now() + timeoutMs }),
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Closes the connection. Leases are not revoked, only no longer kept alive: etcd drops them (and
+   * their keys) after their TTL, exactly as if this process had died. Revoke first for a clean exit.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const lease of this.leases) lease.release();
+    this.leases.clear();
+    const watchers = [...this.watchers];
+    this.watchers.clear();
+    await Promise.all(
+      watchers.map((w) => this.call('close watch', () => w.cancel(), 1_000).catch(() => undefined)),
+    );
+    this.closed = true;
+    this.client.close();
+  }
+}

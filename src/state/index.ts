@@ -1,0 +1,8 @@
+// The state layer: everything volplugin keeps in etcd, behind one KV surface.
+export * from './kv.js';
+export * from './keys.js';
+export type * from './records.js';
+export { KVElection, ElectionResignedError } from './election.js';
+export { EtcdKV, DEFAULT_TIMEOUT_MS, type EtcdKVOptions } from './etcd.js';
+export { MemoryKV } from './memory.js';
+export * from './store.js';

@@ -1,0 +1,99 @@
+// The KV contract against a real etcd (VOLPLUGIN_TEST_ETCD, set by the integration global setup),
+// plus what only EtcdKV does: deadlines and StateUnavailableError, real TTL expiry.
+import { createServer } from 'node:net';
+import { Etcd3 } from 'etcd3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EtcdKV } from '../../src/state/etcd.js';
+import { StateUnavailableError } from '../../src/state/kv.js';
+import { kvContract, waitFor } from '../unit/state-kv.contract.js';
+
+const endpoint = process.env.VOLPLUGIN_TEST_ETCD;
+if (!endpoint) {
+  throw new Error(
+    'VOLPLUGIN_TEST_ETCD is not set: the integration tests need a running etcd (e.g. http://127.0.0.1:2379); ' +
+      'the integration global setup starts one, or start etcd by hand and export the variable',
+  );
+}
+const endpoints = endpoint.split(',');
+
+// A plain etcd3 client playing "the rest of the world": it revokes leases from outside.
+const outside = new Etcd3({ hosts: endpoints });
+afterAll(() => outside.close());
+
+kvContract('EtcdKV', () => ({
+  open: async () => new EtcdKV({ endpoints, timeoutMs: 5_000 }),
+  expire: async (_kv, leaseId) => {
+    await outside.leaseClient.leaseRevoke({ ID: BigInt(`0x${leaseId}`).toString(10) });
+  },
+  crash: async (kv) => kv.close(),
+  // etcd 3.4 raises any TTL below its minimum (about 1.5 s) to 2 s.
+  ttlSeconds: 2,
+  expiryMs: 6_000,
+  noticeMs: 3_000,
+}));
+
+describe('EtcdKV specifics', () => {
+  it('fails with StateUnavailableError naming the endpoint when nothing listens there', { timeout: 15_000 }, async () => {
+    // Find a closed port: bind one, then free it.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 1));
+      });
+    });
+    const kv = new EtcdKV({ endpoints: [`http://127.0.0.1:${port}`], timeoutMs: 2_000 });
+    try {
+      for (const call of [() => kv.get('/x'), () => kv.put('/x', 'y'), () => kv.create('/x', 'y'), () => kv.ping(1_000), () => kv.lease(2)]) {
+        const started = Date.now();
+        const err = await call().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(Date.now() - started).toBeLessThan(2_500);
+        expect(err).toBeInstanceOf(StateUnavailableError);
+        expect((err as StateUnavailableError).message).toContain(`127.0.0.1:${port}`);
+        expect((err as StateUnavailableError).message).toMatch(/check that etcd is running/);
+      }
+    } finally {
+      await kv.close();
+    }
+  });
+
+  it('times out within the deadline against an endpoint that accepts but never answers', { timeout: 15_000 }, async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const server = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const kv = new EtcdKV({ endpoints: [`http://127.0.0.1:${port}`], timeoutMs: 1_000 });
+    try {
+      const started = Date.now();
+      await expect(kv.get('/x')).rejects.toBeInstanceOf(StateUnavailableError);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      await expect(kv.ping(500)).rejects.toThrow(/within 500 ms/);
+    } finally {
+      await kv.close();
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
+  });
+
+  it('a lease left alone expires in etcd after its TTL (a process that died)', { timeout: 15_000 }, async () => {
+    const host = new EtcdKV({ endpoints });
+    const observer = new EtcdKV({ endpoints });
+    try {
+      const key = `/test-${crypto.randomUUID()}/host`;
+      const lease = await host.lease(2);
+      await host.put(key, 'alive', { lease });
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect((await observer.get(key))?.value).toBe('alive'); // kept alive beyond the TTL
+      await host.close(); // stops keep-alive without revoking
+      const closedAt = Date.now();
+      await waitFor('the key to expire', async () => (await observer.get(key)) === null, 6_000);
+      expect(Date.now() - closedAt).toBeGreaterThan(1_000);
+    } finally {
+      await host.close();
+      await observer.close();
+    }
+  });
+});

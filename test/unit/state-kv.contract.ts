@@ -1,0 +1,625 @@
+// One contract for every KV implementation (MemoryKV in unit tests, EtcdKV against a real etcd in
+// integration tests), plus the StateStore behaviour built on it. Each test works under its own
+// random key prefix, so runs never interfere.
+
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KV, Lease, WatchEvent } from '../../src/state/kv.js';
+import type { MountRecord, VolumeRecord } from '../../src/state/records.js';
+import { ElectionResignedError } from '../../src/state/election.js';
+import { LockReason, StateBusyError, StateCorruptError, StateStore } from '../../src/state/store.js';
+
+export interface KVHarness {
+  /** A new client on the shared store (another process talking to the same etcd). */
+  open(): Promise<KV>;
+  /** Ends the lease from outside, as etcd does when it expires: keys go, the holder's onLost fires. */
+  expire(kv: KV, leaseId: string): Promise<void>;
+  /** The client dies like a host: its leases are no longer kept alive. */
+  crash(kv: KV): Promise<void>;
+  /** A short lease TTL for this backend, in seconds. */
+  ttlSeconds: number;
+  /** An upper bound for a lease of `ttlSeconds` to be gone after a crash, in milliseconds. */
+  expiryMs: number;
+  /** An upper bound for the holder to notice that its lease ended from outside, in milliseconds. */
+  noticeMs: number;
+}
+
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function volumeRecord(tenant: string, volume: string): VolumeRecord {
+  const rateLimit = { writeIops: 0, readIops: 0, writeBps: 0, readBps: 0 };
+  const snapshot = { frequency: '30m', keep: 5 };
+  return {
+    tenant,
+    volume,
+    pool: 'rbd',
+    image: `${tenant}.${volume}`,
+    options: {
+      pool: 'rbd',
+      sizeBytes: 1 << 30,
+      snapshots: false,
+      snapshot,
+      filesystem: 'ext4',
+      ephemeral: false,
+      rateLimit,
+    },
+    runtime: { snapshots: false, snapshot, rateLimit },
+    policyRevision: 1,
+    formatCommand: 'mkfs.ext4 -m0 %',
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function mountRecord(tenant: string, volume: string, host: string, lease: Lease): MountRecord {
+  return {
+    tenant,
+    volume,
+    host,
+    hostId: `${host}-id`,
+    lease: lease.id,
+    device: '/dev/rbd0',
+    mountpoint: `/mnt/${tenant}/${volume}`,
+    mapper: 'krbd',
+    clientAddress: null,
+    since: new Date().toISOString(),
+  };
+}
+
+export function kvContract(name: string, makeHarness: () => KVHarness): void {
+  describe(`KV contract: ${name}`, () => {
+    const harness = makeHarness();
+    const opened: KV[] = [];
+    const open = async () => {
+      const kv = await harness.open();
+      opened.push(kv);
+      return kv;
+    };
+    const newPrefix = () => `/test-${randomUUID()}`;
+
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((kv) => kv.close().catch(() => undefined)));
+    });
+
+    describe('reads and writes', () => {
+      it('get returns null for a missing key and the value after put', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        expect(await kv.get(`${p}/a`)).toBeNull();
+        await kv.put(`${p}/a`, 'one');
+        const entry = await kv.get(`${p}/a`);
+        expect(entry).toMatchObject({ key: `${p}/a`, value: 'one' });
+        expect(entry?.modRevision).toMatch(/^[1-9][0-9]*$/);
+      });
+
+      it('list returns only keys under the prefix, sorted by key', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        await kv.put(`${p}/b/2`, 'b2');
+        await kv.put(`${p}/a`, 'a');
+        await kv.put(`${p}/b/1`, 'b1');
+        await kv.put(`${p}/bb`, 'bb');
+        expect((await kv.list(`${p}/b/`)).map((e) => e.value)).toEqual(['b1', 'b2']);
+        expect((await kv.list(`${p}/`)).map((e) => e.key)).toEqual([`${p}/a`, `${p}/b/1`, `${p}/b/2`, `${p}/bb`]);
+        expect(await kv.list(`${p}/none/`)).toEqual([]);
+      });
+
+      it('put changes the mod revision', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        await kv.put(`${p}/a`, 'one');
+        const first = await kv.get(`${p}/a`);
+        await kv.put(`${p}/a`, 'two');
+        const second = await kv.get(`${p}/a`);
+        expect(BigInt(second!.modRevision)).toBeGreaterThan(BigInt(first!.modRevision));
+      });
+
+      it('delete reports whether the key existed', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        await kv.put(`${p}/a`, 'one');
+        expect(await kv.delete(`${p}/a`)).toBe(true);
+        expect(await kv.delete(`${p}/a`)).toBe(false);
+        expect(await kv.get(`${p}/a`)).toBeNull();
+      });
+    });
+
+    describe('atomic create and compare-and-swap', () => {
+      it('of 20 concurrent creates exactly one wins, across clients', async () => {
+        const clients = await Promise.all([open(), open()]);
+        const key = `${newPrefix()}/lock`;
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => clients[i % 2]!.create(key, `writer-${i}`)),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = results.indexOf(true);
+        expect((await clients[0]!.get(key))?.value).toBe(`writer-${winner}`);
+      });
+
+      it('replace succeeds only with the current mod revision', async () => {
+        const kv = await open();
+        const key = `${newPrefix()}/a`;
+        expect(await kv.replace(key, 'x', '1')).toBe(false); // absent
+        await kv.put(key, 'one');
+        const stale = (await kv.get(key))!.modRevision;
+        expect(await kv.replace(key, 'two', stale)).toBe(true);
+        expect(await kv.replace(key, 'three', stale)).toBe(false);
+        expect((await kv.get(key))?.value).toBe('two');
+      });
+
+      it('of 10 concurrent replaces with the same revision exactly one wins', async () => {
+        const kv = await open();
+        const key = `${newPrefix()}/a`;
+        await kv.put(key, 'start');
+        const rev = (await kv.get(key))!.modRevision;
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.replace(key, `v${i}`, rev)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('deleteIf deletes only at the given mod revision', async () => {
+        const kv = await open();
+        const key = `${newPrefix()}/a`;
+        await kv.put(key, 'one');
+        const stale = (await kv.get(key))!.modRevision;
+        await kv.put(key, 'two');
+        expect(await kv.deleteIf(key, stale)).toBe(false);
+        expect((await kv.get(key))?.value).toBe('two');
+        expect(await kv.deleteIf(key, (await kv.get(key))!.modRevision)).toBe(true);
+        expect(await kv.get(key)).toBeNull();
+      });
+
+      it('a transaction applies all of its writes at one revision', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        await kv.put(`${p}/old`, 'old');
+        await kv.put(`${p}/guard`, 'g');
+        const guard = (await kv.get(`${p}/guard`))!.modRevision;
+        const ok = await kv.transaction({
+          absent: [`${p}/a`, `${p}/b`],
+          unchanged: [{ key: `${p}/guard`, modRevision: guard }],
+          put: [
+            { key: `${p}/a`, value: 'A' },
+            { key: `${p}/b`, value: 'B' },
+          ],
+          delete: [`${p}/old`],
+        });
+        expect(ok).toBe(true);
+        const a = await kv.get(`${p}/a`);
+        const b = await kv.get(`${p}/b`);
+        expect([a?.value, b?.value]).toEqual(['A', 'B']);
+        expect(a?.modRevision).toBe(b?.modRevision);
+        expect(await kv.get(`${p}/old`)).toBeNull();
+      });
+
+      it('a transaction whose condition fails changes nothing', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        await kv.put(`${p}/b`, 'exists');
+        await kv.put(`${p}/old`, 'old');
+        expect(
+          await kv.transaction({
+            absent: [`${p}/a`, `${p}/b`],
+            put: [{ key: `${p}/a`, value: 'A' }],
+            delete: [`${p}/old`],
+          }),
+        ).toBe(false);
+        expect(await kv.get(`${p}/a`)).toBeNull();
+        expect((await kv.get(`${p}/old`))?.value).toBe('old');
+
+        await kv.put(`${p}/guard`, 'g');
+        const stale = (await kv.get(`${p}/guard`))!.modRevision;
+        await kv.put(`${p}/guard`, 'g2');
+        expect(
+          await kv.transaction({
+            unchanged: [{ key: `${p}/guard`, modRevision: stale }],
+            put: [{ key: `${p}/a`, value: 'A' }],
+          }),
+        ).toBe(false);
+        expect(await kv.get(`${p}/a`)).toBeNull();
+      });
+
+      it('a transaction with no conditions always applies', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        expect(await kv.transaction({ put: [{ key: `${p}/a`, value: 'A' }] })).toBe(true);
+        expect((await kv.get(`${p}/a`))?.value).toBe('A');
+      });
+    });
+
+    describe('leases', () => {
+      it('revoke removes the bound keys and marks the lease lost without firing onLost', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        const lease = await kv.lease(harness.ttlSeconds);
+        expect(lease.id).toMatch(/^[0-9a-f]+$/);
+        const lost: Error[] = [];
+        lease.onLost((err) => lost.push(err));
+        await kv.put(`${p}/bound`, 'x', { lease });
+        expect(await kv.create(`${p}/created`, 'y', { lease })).toBe(true);
+        await kv.put(`${p}/free`, 'z');
+        await lease.revoke();
+        expect(lease.lost).toBe(true);
+        expect(await kv.get(`${p}/bound`)).toBeNull();
+        expect(await kv.get(`${p}/created`)).toBeNull();
+        expect((await kv.get(`${p}/free`))?.value).toBe('z');
+        expect(lost).toEqual([]);
+        await lease.revoke(); // idempotent
+      });
+
+      it('a lease stays alive beyond its TTL while kept alive', { timeout: 20_000 }, async () => {
+        const kv = await open();
+        const p = newPrefix();
+        const lease = await kv.lease(harness.ttlSeconds);
+        await kv.put(`${p}/bound`, 'x', { lease });
+        await new Promise((resolve) => setTimeout(resolve, harness.expiryMs));
+        expect(lease.lost).toBe(false);
+        expect((await kv.get(`${p}/bound`))?.value).toBe('x');
+        await lease.revoke();
+      });
+
+      it('a lease ended from outside removes its keys and fires onLost once', { timeout: 20_000 }, async () => {
+        const kv = await open();
+        const other = await open();
+        const p = newPrefix();
+        const lease = await kv.lease(harness.ttlSeconds);
+        const lost: Error[] = [];
+        lease.onLost((err) => lost.push(err));
+        await kv.put(`${p}/bound`, 'x', { lease });
+        await harness.expire(other, lease.id);
+        await waitFor('onLost', () => lost.length > 0, harness.noticeMs);
+        expect(lease.lost).toBe(true);
+        expect(lost).toHaveLength(1);
+        expect(await other.get(`${p}/bound`)).toBeNull();
+        await expect(kv.put(`${p}/again`, 'y', { lease })).rejects.toThrow(/lease/i);
+      });
+
+      it("a crashed client's leased keys vanish after the TTL; others stay", { timeout: 20_000 }, async () => {
+        const host = await open();
+        const observer = await open();
+        const p = newPrefix();
+        const lease = await host.lease(harness.ttlSeconds);
+        await host.put(`${p}/host`, 'alive', { lease });
+        await host.put(`${p}/plain`, 'stays');
+        await harness.crash(host);
+        await waitFor('leased key to vanish', async () => (await observer.get(`${p}/host`)) === null, harness.expiryMs);
+        expect((await observer.get(`${p}/plain`))?.value).toBe('stays');
+      });
+
+      it('rejects a TTL below one second', async () => {
+        const kv = await open();
+        await expect(kv.lease(0)).rejects.toThrow(RangeError);
+      });
+    });
+
+    describe('watch', () => {
+      it('reports puts and deletes under the prefix in order, and nothing after close', async () => {
+        const kv = await open();
+        const writer = await open();
+        const p = newPrefix();
+        const events: WatchEvent[] = [];
+        const watch = await kv.watch(`${p}/w/`, (event) => events.push(event));
+        await writer.put(`${p}/w/a`, '1');
+        await writer.put(`${p}/other`, 'ignored');
+        await writer.put(`${p}/w/a`, '2');
+        await writer.delete(`${p}/w/a`);
+        await writer.create(`${p}/w/b`, '3');
+        await waitFor('4 events', () => events.length >= 4, 5_000);
+        expect(events).toEqual([
+          { type: 'put', key: `${p}/w/a`, value: '1' },
+          { type: 'put', key: `${p}/w/a`, value: '2' },
+          { type: 'delete', key: `${p}/w/a`, value: null },
+          { type: 'put', key: `${p}/w/b`, value: '3' },
+        ]);
+        await watch.close();
+        await writer.put(`${p}/w/c`, 'late');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(events).toHaveLength(4);
+      });
+
+      it('reports the deletion of leased keys when the lease is revoked', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        const events: WatchEvent[] = [];
+        const watch = await kv.watch(p, (event) => events.push(event));
+        const lease = await kv.lease(harness.ttlSeconds);
+        await kv.put(`${p}/x`, 'v', { lease });
+        await lease.revoke();
+        await waitFor('delete event', () => events.some((e) => e.type === 'delete'), 5_000);
+        expect(events.at(-1)).toEqual({ type: 'delete', key: `${p}/x`, value: null });
+        await watch.close();
+      });
+    });
+
+    describe('election', () => {
+      it('one leader at a time; resign hands over', { timeout: 20_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const name = `${newPrefix()}/election`;
+        const a = k1.election(name, harness.ttlSeconds);
+        const b = k2.election(name, harness.ttlSeconds);
+        await a.campaign('a');
+        expect(await a.leader()).toBe('a');
+        let bLeads = false;
+        const bCampaign = b.campaign('b').then(() => {
+          bLeads = true;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(bLeads).toBe(false);
+        expect(await b.leader()).toBe('a');
+        await a.resign();
+        await bCampaign;
+        expect(await a.leader()).toBe('b');
+        await b.resign();
+        expect(await a.leader()).toBeNull();
+      });
+
+      it("the leader's lease ending hands over and fires onLost", { timeout: 20_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const name = `${newPrefix()}/election`;
+        const a = k1.election(name, harness.ttlSeconds);
+        const b = k2.election(name, harness.ttlSeconds);
+        const lost: Error[] = [];
+        a.onLost((err) => lost.push(err));
+        await a.campaign('a');
+        const bCampaign = b.campaign('b');
+        const leaseIds = leaseIdsOf(k1);
+        expect(leaseIds.length).toBeGreaterThan(0);
+        for (const id of leaseIds) await harness.expire(k2, id);
+        await bCampaign;
+        expect(await b.leader()).toBe('b');
+        await waitFor('onLost of the old leader', () => lost.length > 0, harness.noticeMs);
+        await b.resign();
+      });
+
+      it('a crashed leader is replaced after its TTL', { timeout: 20_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const name = `${newPrefix()}/election`;
+        await k1.election(name, harness.ttlSeconds).campaign('a');
+        const b = k2.election(name, harness.ttlSeconds);
+        const bCampaign = b.campaign('b');
+        await harness.crash(k1);
+        await bCampaign;
+        expect(await b.leader()).toBe('b');
+        await b.resign();
+      });
+
+      it('resign while waiting rejects the campaign', async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const name = `${newPrefix()}/election`;
+        const a = k1.election(name, harness.ttlSeconds);
+        await a.campaign('a');
+        const b = k2.election(name, harness.ttlSeconds);
+        const bCampaign = b.campaign('b').then(
+          () => null,
+          (err: unknown) => err,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await b.resign();
+        expect(await bCampaign).toBeInstanceOf(ElectionResignedError);
+        expect(await a.leader()).toBe('a');
+        await a.resign();
+      });
+    });
+
+    describe('ping', () => {
+      it('answers when the store is reachable', async () => {
+        const kv = await open();
+        await expect(kv.ping(2_000)).resolves.toBeUndefined();
+      });
+    });
+
+    describe('StateStore', () => {
+      const store = async (kv?: KV) => new StateStore(kv ?? (await open()), { prefix: newPrefix(), owner: 'test-owner' });
+
+      it('tenant uploads count revisions and keep every one in the history', async () => {
+        const s = await store();
+        const policy = { 'default-options': { size: '1G' }, filesystems: { ext4: 'mkfs.ext4 %' } };
+        const first = await s.putTenant('t1', policy);
+        expect(first.revision).toBe(1);
+        const second = await s.putTenant('t1', { ...policy, 'default-options': { size: '2G' } });
+        expect(second.revision).toBe(2);
+        expect((await s.getTenant('t1'))?.revision).toBe(2);
+        expect((await s.tenantHistory('t1')).map((r) => [r.revision, r.policy['default-options']])).toEqual([
+          [1, { size: '1G' }],
+          [2, { size: '2G' }],
+        ]);
+        expect((await s.getTenantRevision('t1', 1))?.policy).toEqual(policy);
+        await s.putTenant('t0', policy);
+        expect((await s.listTenants()).map((t) => t.name)).toEqual(['t0', 't1']);
+      });
+
+      it('concurrent tenant uploads get distinct revisions', async () => {
+        const s = await store();
+        const policy = { 'default-options': {}, filesystems: {} };
+        const records = await Promise.all(Array.from({ length: 5 }, () => s.putTenant('t', policy)));
+        expect(records.map((r) => r.revision).sort()).toEqual([1, 2, 3, 4, 5]);
+        expect(await s.tenantHistory('t')).toHaveLength(5);
+      });
+
+      it('deleting a tenant keeps its volumes and history; a new upload continues the revisions', async () => {
+        const s = await store();
+        const policy = { 'default-options': {}, filesystems: {} };
+        await s.putTenant('t', policy);
+        await s.putTenant('t', policy);
+        expect(await s.createVolume(volumeRecord('t', 'v'))).toBe(true);
+        expect(await s.deleteTenant('t')).toBe(true);
+        expect(await s.deleteTenant('t')).toBe(false);
+        expect(await s.getTenant('t')).toBeNull();
+        expect(await s.getVolume('t', 'v')).not.toBeNull();
+        expect((await s.putTenant('t', policy)).revision).toBe(3);
+      });
+
+      it('volumes are created only once and listed per tenant', async () => {
+        const s = await store();
+        expect(await s.createVolume(volumeRecord('t1', 'a'))).toBe(true);
+        expect(await s.createVolume({ ...volumeRecord('t1', 'a'), pool: 'other' })).toBe(false);
+        expect((await s.getVolume('t1', 'a'))?.pool).toBe('rbd');
+        await s.createVolume(volumeRecord('t1', 'b'));
+        await s.createVolume(volumeRecord('t2', 'a'));
+        expect((await s.listVolumes('t1')).map((v) => v.volume)).toEqual(['a', 'b']);
+        expect((await s.listVolumes()).map((v) => `${v.tenant}/${v.volume}`)).toEqual(['t1/a', 't1/b', 't2/a']);
+        expect(await s.getVolume('t1', 'missing')).toBeNull();
+      });
+
+      it('updateRuntime changes only the runtime options; deleteVolume removes the schedule too', async () => {
+        const s = await store();
+        await s.createVolume(volumeRecord('t', 'v'));
+        const runtime = { ...volumeRecord('t', 'v').runtime, snapshots: true };
+        expect((await s.updateRuntime('t', 'v', runtime))?.runtime.snapshots).toBe(true);
+        expect((await s.getVolume('t', 'v'))?.runtime.snapshots).toBe(true);
+        expect(await s.updateRuntime('t', 'missing', runtime)).toBeNull();
+        const at = new Date('2030-01-02T03:04:05.000Z');
+        await s.setLastSnapshot('t', 'v', at);
+        expect(await s.getLastSnapshot('t', 'v')).toEqual(at);
+        expect(await s.deleteVolume('t', 'v')).toBe(true);
+        expect(await s.deleteVolume('t', 'v')).toBe(false);
+        expect(await s.getVolume('t', 'v')).toBeNull();
+        expect(await s.getLastSnapshot('t', 'v')).toBeNull();
+      });
+
+      it('concurrent CAS updates of one volume all land', async () => {
+        const s = await store();
+        await s.createVolume(volumeRecord('t', 'v'));
+        await Promise.all(
+          Array.from({ length: 5 }, () =>
+            s.updateVolume('t', 'v', (cur) => ({ ...cur, policyRevision: cur.policyRevision + 1 })),
+          ),
+        );
+        expect((await s.getVolume('t', 'v'))?.policyRevision).toBe(6);
+      });
+
+      it('a second host cannot take a held mount lock and learns who holds it', async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const prefix = newPrefix();
+        const s1 = new StateStore(k1, { prefix });
+        const s2 = new StateStore(k2, { prefix });
+        const l1 = await k1.lease(harness.ttlSeconds);
+        const l2 = await k2.lease(harness.ttlSeconds);
+        const r1 = mountRecord('t', 'v', 'host1', l1);
+        expect(await s1.acquireMount(r1, l1)).toEqual({ ok: true, record: r1 });
+        expect(await s1.acquireMount(r1, l1)).toMatchObject({ ok: true }); // idempotent
+        const result = await s2.acquireMount(mountRecord('t', 'v', 'host2', l2), l2);
+        expect(result).toEqual({ ok: false, holder: r1 });
+        // Only the holder may release it.
+        expect(await s2.releaseMount('t', 'v', { hostId: 'host2-id', lease: l2.id })).toBe(false);
+        expect(await s1.releaseMount('t', 'v', { hostId: 'host1-id', lease: l1.id })).toBe(true);
+        expect(await s2.acquireMount(mountRecord('t', 'v', 'host2', l2), l2)).toMatchObject({ ok: true });
+        expect((await s1.listMounts()).map((m) => m.host)).toEqual(['host2']);
+        await l1.revoke();
+        await l2.revoke();
+      });
+
+      it('a mount lock is freed when its holder loses its lease; forceRemoveMount removes any', { timeout: 20_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const prefix = newPrefix();
+        const s1 = new StateStore(k1, { prefix });
+        const s2 = new StateStore(k2, { prefix });
+        const l1 = await k1.lease(harness.ttlSeconds);
+        await s1.acquireMount(mountRecord('t', 'v', 'host1', l1), l1);
+        await harness.expire(k2, l1.id);
+        expect(await s2.getMount('t', 'v')).toBeNull();
+        const l2 = await k2.lease(harness.ttlSeconds);
+        const r2 = mountRecord('t', 'v', 'host2', l2);
+        expect(await s2.acquireMount(r2, l2)).toMatchObject({ ok: true });
+        expect(await s2.updateMount({ ...r2, device: '/dev/rbd7' }, l2)).toBe(true);
+        expect((await s1.getMount('t', 'v'))?.device).toBe('/dev/rbd7');
+        expect(await s1.forceRemoveMount('t', 'v')).toMatchObject({ host: 'host2', device: '/dev/rbd7' });
+        expect(await s1.forceRemoveMount('t', 'v')).toBeNull();
+        expect(await s2.updateMount(r2, l2)).toBe(false);
+        await l2.revoke();
+      });
+
+      it('operation locks serialise concurrent holders and are released when fn throws', { timeout: 20_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const prefix = newPrefix();
+        const stores = [new StateStore(k1, { prefix, owner: 'm1' }), new StateStore(k2, { prefix, owner: 'm2' })];
+        let inside = 0;
+        let maxInside = 0;
+        const run = (i: number) =>
+          stores[i % 2]!.withOperationLock('t', 'v', { reason: LockReason.Create, waitMs: 15_000 }, async () => {
+            inside++;
+            maxInside = Math.max(maxInside, inside);
+            await new Promise((resolve) => setTimeout(resolve, 30));
+            inside--;
+            return i;
+          });
+        expect(await Promise.all(Array.from({ length: 6 }, (_, i) => run(i)))).toEqual([0, 1, 2, 3, 4, 5]);
+        expect(maxInside).toBe(1);
+        await expect(
+          stores[0]!.withOperationLock('t', 'v', { reason: LockReason.Remove }, async () => {
+            throw new Error('boom');
+          }),
+        ).rejects.toThrow('boom');
+        expect(await stores[0]!.getOperationLock('t', 'v')).toBeNull();
+      });
+
+      it('a busy operation lock fails with BUSY naming the holder after waitMs', { timeout: 20_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const prefix = newPrefix();
+        const s1 = new StateStore(k1, { prefix, owner: 'master-1' });
+        const s2 = new StateStore(k2, { prefix, owner: 'master-2' });
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let entered!: () => void;
+        const isIn = new Promise<void>((resolve) => (entered = resolve));
+        const first = s1.withOperationLock('t', 'v', { reason: LockReason.Copy }, async () => {
+          entered();
+          await held;
+        });
+        await isIn;
+        const started = Date.now();
+        const err = await s2
+          .withOperationLock('t', 'v', { reason: LockReason.Remove, waitMs: 300 }, async () => undefined)
+          .catch((e: unknown) => e);
+        expect(Date.now() - started).toBeLessThan(3_000);
+        expect(err).toBeInstanceOf(StateBusyError);
+        expect((err as StateBusyError).code).toBe('BUSY');
+        expect((err as StateBusyError).message).toMatch(/snapshot copy by master-1/);
+        release();
+        await first;
+      });
+
+      it('host reports are bound to the host lease', async () => {
+        const kv = await open();
+        const s = await store(kv);
+        const lease = await kv.lease(harness.ttlSeconds);
+        const report = {
+          hostId: 'h1',
+          host: 'host1',
+          pid: 42,
+          version: '0.1.0',
+          reportedAt: new Date().toISOString(),
+          mounts: [],
+          problems: [],
+        };
+        await s.putHostReport(report, lease);
+        expect(await s.listHostReports()).toEqual([report]);
+        expect(await s.getHostReport('h1')).toEqual(report);
+        await lease.revoke();
+        expect(await s.listHostReports()).toEqual([]);
+      });
+
+      it('a corrupt record fails with an error naming its key', async () => {
+        const kv = await open();
+        const s = await store(kv);
+        await kv.put(s.keys.volume('t', 'bad'), '{not json');
+        await expect(s.getVolume('t', 'bad')).rejects.toBeInstanceOf(StateCorruptError);
+        await expect(s.listVolumes('t')).rejects.toThrow(s.keys.volume('t', 'bad'));
+        await kv.put(s.keys.tenant('x'), '"a string"');
+        await expect(s.getTenant('x')).rejects.toThrow(/not a JSON object/);
+      });
+    });
+  });
+}
+
+/** The ids of the leases a client keeps alive (both implementations expose `leaseIds()`). */
+function leaseIdsOf(kv: KV): string[] {
+  const withIds = kv as KV & { leaseIds?: () => string[] };
+  if (typeof withIds.leaseIds !== 'function') throw new Error('this KV does not expose leaseIds()');
+  return withIds.leaseIds();
+}

@@ -1,0 +1,73 @@
+// The KV contract against MemoryKV, plus what only the memory twin has (test helpers).
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryKV } from '../../src/state/memory.js';
+import { StateUnavailableError } from '../../src/state/kv.js';
+import { StateStore } from '../../src/state/store.js';
+import { kvContract } from './state-kv.contract.js';
+
+let root = new MemoryKV();
+
+kvContract('MemoryKV', () => ({
+  open: async () => root.client(),
+  expire: async (kv, leaseId) => (kv as MemoryKV).expireLease(leaseId),
+  crash: async (kv) => (kv as MemoryKV).crash(),
+  ttlSeconds: 1,
+  expiryMs: 200,
+  noticeMs: 200,
+}));
+
+describe('MemoryKV helpers', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    root = new MemoryKV();
+  });
+
+  it('a lease whose keep-alive stops expires after its TTL and fires onLost', async () => {
+    vi.useFakeTimers();
+    const kv = root.client();
+    const lease = await kv.lease(5);
+    await kv.put('/k', 'v', { lease });
+    const lost: Error[] = [];
+    lease.onLost((err) => lost.push(err));
+    kv.stopKeepAlive(lease.id);
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect((await kv.get('/k'))?.value).toBe('v');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await kv.get('/k')).toBeNull();
+    expect(lease.lost).toBe(true);
+    expect(lost).toHaveLength(1);
+  });
+
+  it('close lets the client\'s leases expire after their TTL', async () => {
+    vi.useFakeTimers();
+    const host = root.client();
+    const other = root.client();
+    const lease = await host.lease(3);
+    await host.put('/h', 'v', { lease });
+    await host.close();
+    await expect(host.get('/h')).rejects.toThrow(/closed/);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(await other.get('/h')).toBeNull();
+  });
+
+  it('setUnavailable makes every call fail with StateUnavailableError, and StateStore passes it on', async () => {
+    const kv = root.client();
+    const store = new StateStore(kv);
+    kv.setUnavailable(true);
+    await expect(kv.get('/x')).rejects.toBeInstanceOf(StateUnavailableError);
+    await expect(kv.ping()).rejects.toBeInstanceOf(StateUnavailableError);
+    await expect(store.listVolumes()).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
+    kv.setUnavailable(false);
+    await expect(kv.ping()).resolves.toBeUndefined();
+  });
+
+  it('leaseIds lists only the leases of that client', async () => {
+    const a = root.client();
+    const b = root.client();
+    const la = await a.lease(1);
+    await b.lease(1);
+    expect(a.leaseIds()).toEqual([la.id]);
+    await la.revoke();
+    expect(a.leaseIds()).toEqual([]);
+  });
+});
