@@ -1,0 +1,449 @@
+// Snapshot operations on one volume, on a Storage and a StateStore: what the master's API (on
+// demand) and volsupervisor (on schedule) both do. Every operation that changes something holds the
+// volume's operation lock, so that it never races a create, remove, copy or another snapshot
+// operation of any master or supervisor; every call to Ceph is bounded in time; every refusal is a
+// SnapshotError raised before anything changed.
+
+import pino, { type Logger } from 'pino';
+import { imageName } from '../policy/names.js';
+import type { Storage, SnapshotInfo, ParentRef } from '../storage/types.js';
+import { isRbdError } from '../storage/errors.js';
+import { LockReason, type StateStore } from '../state/store.js';
+import type { VolumeRecord } from '../state/records.js';
+import { systemClock, type Clock } from './clock.js';
+import { SnapshotError, withTimeout } from './errors.js';
+import { compareSnapshotNames, manualSnapshotName, snapshotNameProblem, snapshotOrigin, supervisorSnapshotName, type SnapshotOrigin } from './names.js';
+import { planPrune, type PrunePlan } from './prune.js';
+
+/** A snapshot as the API and volcli show it. */
+export interface SnapshotView {
+  name: string;
+  origin: SnapshotOrigin;
+  /** ISO time Ceph recorded, or null when it has none. */
+  createdAt: string | null;
+  /** Size of the image when the snapshot was taken. */
+  sizeBytes: number;
+  protected: boolean;
+  /** Volumes' images cloned from it ("pool/image"), which keep it from being removed. */
+  clones: string[];
+}
+
+export interface SnapshotServiceOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Bound of an ordinary Ceph call (default 30 s). */
+  callTimeoutMs?: number;
+  /** Bound of rollback and flatten, which copy the whole image (default 1 h). */
+  longTimeoutMs?: number;
+  /** How long an on-demand operation waits for a busy volume (default 10 s). */
+  lockWaitMs?: number;
+}
+
+/** What the caller of `copy` supplies: the new volume's record under the target tenant's policy. */
+export interface CopyTarget {
+  tenant: string;
+  volume: string;
+}
+
+/**
+ * Builds the record of a copy (pool, options, runtime, policy revision) from the target tenant's
+ * policy: the master's create logic. `sizeBytes` and `source` are the snapshot's; the filesystem is
+ * the source volume's (the copy already holds it).
+ */
+export type BuildCopyRecord = (input: {
+  target: CopyTarget;
+  sizeBytes: number;
+  sourceRecord: VolumeRecord;
+  snapshot: string;
+}) => Promise<VolumeRecord>;
+
+export type ScheduledResult =
+  | { outcome: 'taken'; name: string }
+  /** The slot's snapshot existed already (an earlier leader took it): recorded, not taken again. */
+  | { outcome: 'existed'; name: string }
+  | { outcome: 'busy' | 'gone' | 'aborted' };
+
+export interface PruneResult extends PrunePlan {
+  /** Removed in this run. */
+  removed: string[];
+  /** Failed to remove (logged); tried again next time. */
+  failed: string[];
+}
+
+export type FinishCloneResult = 'flattened' | 'not-a-clone' | 'gone' | 'aborted';
+
+const MANUAL_NAME_ATTEMPTS = 50;
+
+export class SnapshotService {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly callMs: number;
+  private readonly longMs: number;
+  private readonly lockWaitMs: number;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly store: StateStore,
+    options: SnapshotServiceOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger ?? pino({ level: 'silent' });
+    this.callMs = options.callTimeoutMs ?? 30_000;
+    this.longMs = options.longTimeoutMs ?? 3_600_000;
+    this.lockWaitMs = options.lockWaitMs ?? 10_000;
+  }
+
+  private call<T>(what: string, fn: () => Promise<T>, ms = this.callMs): Promise<T> {
+    return withTimeout(fn(), ms, what);
+  }
+
+  // ---- lookups ----------------------------------------------------------------------------
+
+  private async volume(tenant: string, volume: string): Promise<VolumeRecord> {
+    const record = await this.store.getVolume(tenant, volume);
+    if (!record) throw new SnapshotError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`);
+    return record;
+  }
+
+  private async rawSnapshots(record: VolumeRecord): Promise<SnapshotInfo[]> {
+    try {
+      return await this.call(`listing snapshots of ${record.pool}/${record.image}`, () =>
+        this.storage.listSnapshots(record.pool, record.image),
+      );
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) {
+        throw new SnapshotError(
+          'IMAGE_MISSING',
+          `volume ${record.tenant}/${record.volume} names image ${record.pool}/${record.image}, which does not exist in Ceph`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async findSnapshot(record: VolumeRecord, snapshot: string): Promise<SnapshotInfo> {
+    const problem = snapshotNameProblem(snapshot);
+    if (problem) throw new SnapshotError('INVALID_SNAPSHOT_NAME', problem);
+    const found = (await this.rawSnapshots(record)).find((s) => s.name === snapshot);
+    if (!found) {
+      throw new SnapshotError(
+        'SNAPSHOT_NOT_FOUND',
+        `volume ${record.tenant}/${record.volume} has no snapshot ${JSON.stringify(snapshot)}; see volcli volume snapshot list ${record.tenant}/${record.volume}`,
+      );
+    }
+    return found;
+  }
+
+  private children(record: VolumeRecord, snapshot: string): Promise<string[]> {
+    const parent: ParentRef = { pool: record.pool, image: record.image, snapshot };
+    return this.call(`listing clones of ${record.pool}/${record.image}@${snapshot}`, () => this.storage.listChildren(parent));
+  }
+
+  private async view(record: VolumeRecord, info: SnapshotInfo): Promise<SnapshotView> {
+    return {
+      name: info.name,
+      origin: snapshotOrigin(info.name),
+      createdAt: info.createdAt ? info.createdAt.toISOString() : null,
+      sizeBytes: info.size,
+      protected: info.protected,
+      clones: await this.children(record, info.name),
+    };
+  }
+
+  /** The volume's snapshots, oldest first. */
+  async list(tenant: string, volume: string): Promise<SnapshotView[]> {
+    const record = await this.volume(tenant, volume);
+    const infos = (await this.rawSnapshots(record)).sort((a, b) => compareSnapshotNames(a.name, b.name));
+    const out: SnapshotView[] = [];
+    // A few at a time: the CLI backend runs a process per call.
+    for (let i = 0; i < infos.length; i += 4) {
+      out.push(...(await Promise.all(infos.slice(i, i + 4).map((info) => this.view(record, info)))));
+    }
+    return out;
+  }
+
+  // ---- on demand --------------------------------------------------------------------------
+
+  /** Takes an on-demand snapshot (`manual-<time>`) now. */
+  async take(tenant: string, volume: string): Promise<SnapshotView> {
+    return this.store.withOperationLock(tenant, volume, { reason: LockReason.Snapshot, waitMs: this.lockWaitMs }, async () => {
+      const record = await this.volume(tenant, volume);
+      const existing = new Set((await this.rawSnapshots(record)).map((s) => s.name));
+      const at = this.clock.now();
+      for (let seq = 1; seq <= MANUAL_NAME_ATTEMPTS; seq++) {
+        const name = manualSnapshotName(at, seq);
+        if (existing.has(name)) continue;
+        try {
+          await this.call(`snapshot ${record.pool}/${record.image}@${name}`, () =>
+            this.storage.createSnapshot(record.pool, record.image, name),
+          );
+        } catch (err) {
+          if (isRbdError(err, 'EEXIST')) continue;
+          throw err;
+        }
+        this.log.info({ tenant, volume, snapshot: name, origin: 'manual' }, 'snapshot taken');
+        const info = (await this.rawSnapshots(record)).find((s) => s.name === name);
+        return info
+          ? await this.view(record, info)
+          : { name, origin: 'manual', createdAt: new Date(at).toISOString(), sizeBytes: record.options.sizeBytes, protected: false, clones: [] };
+      }
+      throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
+    });
+  }
+
+  /** Removes a snapshot, whoever made it; refused while clones depend on it. */
+  async remove(tenant: string, volume: string, snapshot: string): Promise<void> {
+    await this.store.withOperationLock(tenant, volume, { reason: LockReason.Snapshot, waitMs: this.lockWaitMs }, async () => {
+      const record = await this.volume(tenant, volume);
+      const info = await this.findSnapshot(record, snapshot);
+      const clones = await this.children(record, snapshot);
+      if (clones.length > 0) {
+        throw new SnapshotError(
+          'SNAPSHOT_IN_USE',
+          `snapshot ${snapshot} of ${tenant}/${volume} has clones (${clones.join(', ')}); they are being flattened by volsupervisor, or remove them first`,
+        );
+      }
+      await this.removeUnused(record, info);
+      this.log.info({ tenant, volume, snapshot }, 'snapshot removed');
+    });
+  }
+
+  private async removeUnused(record: VolumeRecord, info: SnapshotInfo): Promise<void> {
+    const where = `${record.pool}/${record.image}@${info.name}`;
+    if (info.protected) {
+      await this.call(`unprotecting ${where}`, () => this.storage.unprotectSnapshot(record.pool, record.image, info.name));
+    }
+    await this.call(`removing ${where}`, () => this.storage.removeSnapshot(record.pool, record.image, info.name));
+  }
+
+  /** Rolls the volume's image back to a snapshot; refused while the volume is mounted or open. */
+  async rollback(tenant: string, volume: string, snapshot: string): Promise<void> {
+    await this.store.withOperationLock(tenant, volume, { reason: 'snapshot rollback', waitMs: this.lockWaitMs }, async (signal) => {
+      const record = await this.volume(tenant, volume);
+      await this.findSnapshot(record, snapshot);
+      const mount = await this.store.getMount(tenant, volume);
+      if (mount) {
+        throw new SnapshotError(
+          'VOLUME_IN_USE',
+          `volume ${tenant}/${volume} is mounted on ${mount.host} (since ${mount.since}); stop its containers before a rollback`,
+        );
+      }
+      const watchers = await this.call(`listing watchers of ${record.pool}/${record.image}`, () =>
+        this.storage.listWatchers(record.pool, record.image),
+      );
+      if (watchers.length > 0) {
+        throw new SnapshotError(
+          'VOLUME_IN_USE',
+          `image ${record.pool}/${record.image} of ${tenant}/${volume} is open by ${watchers.map((w) => w.address).join(', ')}; unmap it before a rollback`,
+        );
+      }
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('operation lock lost');
+      await this.call(
+        `rolling ${record.pool}/${record.image} back to ${snapshot}`,
+        () => this.storage.rollbackSnapshot(record.pool, record.image, snapshot),
+        this.longMs,
+      );
+      this.log.info({ tenant, volume, snapshot }, 'volume rolled back');
+    });
+  }
+
+  /**
+   * Makes a new volume from a snapshot: protects the snapshot, clones it into the target's image
+   * and stores the target's record (with `source`) built by `build`. The copy is usable at once;
+   * volsupervisor flattens it in the background (finishClone) so that the snapshot and its volume
+   * stay removable. On any failure the clone is removed again and the snapshot left as it was.
+   */
+  async copy(source: { tenant: string; volume: string; snapshot: string }, target: CopyTarget, build: BuildCopyRecord): Promise<VolumeRecord> {
+    const { tenant, volume, snapshot } = source;
+    if (tenant === target.tenant && volume === target.volume) {
+      throw new SnapshotError('VOLUME_EXISTS', `cannot copy ${tenant}/${volume} onto itself; name a new volume`);
+    }
+    return this.store.withOperationLock(target.tenant, target.volume, { reason: LockReason.Create, waitMs: this.lockWaitMs }, async () => {
+      if (await this.store.getVolume(target.tenant, target.volume)) {
+        throw new SnapshotError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} exists already; a copy needs a new name`);
+      }
+      return this.store.withOperationLock(tenant, volume, { reason: LockReason.Copy, waitMs: this.lockWaitMs }, async () => {
+        const sourceRecord = await this.volume(tenant, volume);
+        const info = await this.findSnapshot(sourceRecord, snapshot);
+        const built = await build({ target, sizeBytes: info.size, sourceRecord, snapshot });
+        const record: VolumeRecord = {
+          ...built,
+          tenant: target.tenant,
+          volume: target.volume,
+          image: built.image || imageName(target.tenant, target.volume),
+          source: { tenant, volume, snapshot },
+        };
+        const exists = await this.call(`checking for image ${record.pool}/${record.image}`, () =>
+          this.storage.imageExists(record.pool, record.image),
+        );
+        if (exists) {
+          throw new SnapshotError(
+            'VOLUME_EXISTS',
+            `image ${record.pool}/${record.image} exists already in Ceph though no volume ${target.tenant}/${target.volume} is recorded; remove or rename that image first`,
+          );
+        }
+        const parent: ParentRef = { pool: sourceRecord.pool, image: sourceRecord.image, snapshot };
+        const where = `${parent.pool}/${parent.image}@${snapshot}`;
+        const protectedHere = !info.protected;
+        if (protectedHere) {
+          try {
+            await this.call(`protecting ${where}`, () => this.storage.protectSnapshot(parent.pool, parent.image, snapshot));
+          } catch (err) {
+            if (!isRbdError(err, 'EBUSY')) throw err; // EBUSY: protected meanwhile, which is what we want
+          }
+        }
+        let cloned = false;
+        try {
+          await this.call(`cloning ${where} to ${record.pool}/${record.image}`, () =>
+            this.storage.cloneSnapshot(parent, record.pool, record.image),
+          );
+          cloned = true;
+          if (!(await this.store.createVolume(record))) {
+            throw new SnapshotError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} was created meanwhile`);
+          }
+        } catch (err) {
+          if (cloned) {
+            await this.call(`removing clone ${record.pool}/${record.image}`, () => this.storage.removeImage(record.pool, record.image)).catch(
+              (cleanup: unknown) => this.log.error({ err: cleanup, image: `${record.pool}/${record.image}` }, 'could not remove the clone of a failed copy'),
+            );
+          }
+          if (protectedHere) await this.unprotectIfUnused(parent).catch(() => undefined);
+          throw err;
+        }
+        this.log.info({ source: where, target: `${target.tenant}/${target.volume}`, image: `${record.pool}/${record.image}` }, 'volume copied from snapshot');
+        return record;
+      });
+    });
+  }
+
+  private async unprotectIfUnused(parent: ParentRef): Promise<boolean> {
+    const where = `${parent.pool}/${parent.image}@${parent.snapshot}`;
+    const clones = await this.call(`listing clones of ${where}`, () => this.storage.listChildren(parent));
+    if (clones.length > 0) return false;
+    const snaps = await this.call(`listing snapshots of ${parent.pool}/${parent.image}`, () =>
+      this.storage.listSnapshots(parent.pool, parent.image),
+    );
+    if (!snaps.find((s) => s.name === parent.snapshot)?.protected) return false;
+    await this.call(`unprotecting ${where}`, () => this.storage.unprotectSnapshot(parent.pool, parent.image, parent.snapshot));
+    return true;
+  }
+
+  // ---- on schedule (volsupervisor) --------------------------------------------------------
+
+  /**
+   * Takes the scheduled snapshot of `slotMs` and records the slot as taken. Idempotent: if the
+   * slot's snapshot exists already (a previous leader took it and died before recording it), it is
+   * only recorded. Returns 'busy' without waiting long when another operation holds the volume.
+   */
+  async takeScheduled(record: VolumeRecord, slotMs: number, signal?: AbortSignal): Promise<ScheduledResult> {
+    const { tenant, volume } = record;
+    const name = supervisorSnapshotName(slotMs);
+    return this.locked(record, LockReason.Snapshot, async () => {
+      const current = await this.store.getVolume(tenant, volume);
+      if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' };
+      if (signal?.aborted) return { outcome: 'aborted' };
+      let outcome: 'taken' | 'existed' = 'taken';
+      try {
+        await this.call(`snapshot ${current.pool}/${current.image}@${name}`, () =>
+          this.storage.createSnapshot(current.pool, current.image, name),
+        );
+      } catch (err) {
+        if (isRbdError(err, 'ENOENT')) return { outcome: 'gone' };
+        if (!isRbdError(err, 'EEXIST')) throw err;
+        outcome = 'existed';
+      }
+      await this.store.setLastSnapshot(tenant, volume, new Date(slotMs));
+      return { outcome, name };
+    });
+  }
+
+  /** Removes the oldest supervisor snapshots beyond `keep` (never others, never ones with clones). */
+  async prune(record: VolumeRecord, keep: number, signal?: AbortSignal): Promise<PruneResult | { outcome: 'busy' | 'gone' }> {
+    return this.locked(record, LockReason.Prune, async () => {
+      const current = await this.store.getVolume(record.tenant, record.volume);
+      if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' } as const;
+      let infos: SnapshotInfo[];
+      try {
+        infos = await this.rawSnapshots(current);
+      } catch (err) {
+        if (err instanceof SnapshotError && err.code === 'IMAGE_MISSING') return { outcome: 'gone' } as const;
+        throw err;
+      }
+      const plan = planPrune(infos, keep);
+      const result: PruneResult = { ...plan, remove: [], removed: [], failed: [] };
+      for (const name of plan.remove) {
+        if (signal?.aborted) break;
+        try {
+          const clones = await this.children(current, name);
+          if (clones.length > 0) {
+            result.retained.push(name);
+            continue;
+          }
+          result.remove.push(name);
+          await this.call(`removing ${current.pool}/${current.image}@${name}`, () =>
+            this.storage.removeSnapshot(current.pool, current.image, name),
+          );
+          result.removed.push(name);
+        } catch (err) {
+          if (isRbdError(err, 'ENOENT')) continue; // removed meanwhile
+          result.failed.push(name);
+          this.log.warn({ err, tenant: record.tenant, volume: record.volume, snapshot: name }, 'could not prune snapshot');
+        }
+      }
+      return result;
+    });
+  }
+
+  /**
+   * Flattens a volume copied from a snapshot (so that it no longer depends on its parent), then
+   * unprotects the parent snapshot once no clone depends on it. Does nothing for a volume that is
+   * not (or no longer) a clone.
+   */
+  async finishClone(record: VolumeRecord, signal?: AbortSignal): Promise<FinishCloneResult> {
+    let parent: ParentRef | null;
+    try {
+      parent = (await this.call(`info of ${record.pool}/${record.image}`, () => this.storage.imageInfo(record.pool, record.image))).parent;
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) return 'gone';
+      throw err;
+    }
+    if (!parent) return 'not-a-clone';
+    if (signal?.aborted) return 'aborted';
+    const started = this.clock.now();
+    try {
+      await this.call(`flattening ${record.pool}/${record.image}`, () => this.storage.flattenImage(record.pool, record.image), this.longMs);
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) return 'gone';
+      // EINVAL: not a clone any more (flattened by someone else meanwhile).
+      if (!isRbdError(err, 'EINVAL')) throw err;
+    }
+    this.log.info(
+      { tenant: record.tenant, volume: record.volume, parent: `${parent.pool}/${parent.image}@${parent.snapshot}`, ms: this.clock.now() - started },
+      'copy flattened',
+    );
+    const owner = record.source;
+    const unprotect = () => this.unprotectIfUnused(parent);
+    try {
+      if (owner) {
+        await this.store.withOperationLock(owner.tenant, owner.volume, { reason: LockReason.Copy, waitMs: this.lockWaitMs }, unprotect);
+      } else {
+        await unprotect();
+      }
+    } catch (err) {
+      // The copy is independent now; a snapshot left protected only blocks its own removal.
+      this.log.warn({ err, parent }, 'could not unprotect the parent snapshot of a flattened copy');
+    }
+    return 'flattened';
+  }
+
+  /** Runs `fn` under the volume's operation lock, or returns 'busy' when someone else holds it. */
+  private async locked<T>(record: VolumeRecord, reason: string, fn: () => Promise<T>): Promise<T | { outcome: 'busy' }> {
+    try {
+      return await this.store.withOperationLock(record.tenant, record.volume, { reason, waitMs: 1_000 }, fn);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'BUSY') return { outcome: 'busy' };
+      throw err;
+    }
+  }
+}
