@@ -1,0 +1,292 @@
+// ApiClient: the one HTTP client of the volmaster API, used by volcli, volplugin and volsupervisor.
+// Node's global fetch, a timeout on every call, the bearer token when one is configured, and errors
+// that carry the server's stable code (ApiError). Addresses may be `host:port` or a URL.
+
+import { readFile } from 'node:fs/promises';
+import type { Static } from '@sinclair/typebox';
+import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { RuntimeOptions } from '../policy/types.js';
+import { ApiError, isErrorCode } from './errors.js';
+import type { HealthBody, ReadinessBody, SnapshotEntry, TenantSummary } from './schemas.js';
+import { API_PREFIX, type TenantHistory } from './schemas.js';
+
+export const DEFAULT_MASTER = '127.0.0.1:9005';
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Creating, removing and copying wait for the volume's operation lock and for Ceph: give them longer. */
+export const LONG_TIMEOUT_MS = 120_000;
+
+/** `127.0.0.1:9005`, `http://host:9005/`, `[::1]:9005` -> a base URL without trailing slash. */
+export function masterUrl(address: string): string {
+  const trimmed = address.trim();
+  if (trimmed === '') throw new TypeError('the master address is empty; give it as host:port, e.g. 127.0.0.1:9005');
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new TypeError(`the master address ${JSON.stringify(address)} is not host:port or a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`the master address ${JSON.stringify(address)} must use http or https`);
+  }
+  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** Reads a bearer token file (whitespace around the token is ignored). */
+export async function readTokenFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`cannot read the token file ${path} (${code}); check --token-file`, { cause: err });
+  }
+  const token = text.trim();
+  if (token === '') throw new Error(`the token file ${path} is empty; write the token into it or drop --token-file`);
+  if (/\s/.test(token)) throw new Error(`the token file ${path} holds more than one word; it must hold only the token`);
+  return token;
+}
+
+export interface ApiClientOptions {
+  /** host:port or URL of a volmaster (default 127.0.0.1:9005). */
+  master?: string;
+  /** Bearer token sent with every request. */
+  token?: string | null;
+  /** Per-request timeout (default 30 s; volume create/remove/copy use at least LONG_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** Replaces global fetch (tests). */
+  fetch?: typeof fetch;
+  /** Sent as User-Agent, e.g. "volcli/0.1.0". */
+  userAgent?: string;
+}
+
+export interface CreateVolumeResult {
+  volume: VolumeRecord;
+  /** False when the volume already existed with the same options. */
+  created: boolean;
+}
+
+interface RequestOptions {
+  body?: unknown;
+  /** Sent as is (application/json): lets the master report JSON errors with line and column. */
+  rawBody?: string;
+  query?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+const seg = encodeURIComponent;
+
+export class ApiClient {
+  readonly baseUrl: string;
+  private readonly token: string | null;
+  private readonly timeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+  private readonly userAgent: string | undefined;
+
+  constructor(options: ApiClientOptions = {}) {
+    this.baseUrl = masterUrl(options.master ?? DEFAULT_MASTER);
+    this.token = options.token ?? null;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.fetchImpl = options.fetch ?? fetch;
+    this.userAgent = options.userAgent;
+  }
+
+  /** An ApiClient whose token is read from `tokenFile` (when given). */
+  static async fromOptions(options: ApiClientOptions & { tokenFile?: string | null }): Promise<ApiClient> {
+    const token = options.tokenFile ? await readTokenFile(options.tokenFile) : options.token;
+    return new ApiClient({ ...options, token });
+  }
+
+  /** Sends one request; returns the status and parsed JSON body (null for 204). */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<{ status: number; body: T }> {
+    const url = new URL(`${this.baseUrl}${path}`);
+    for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (this.userAgent) headers['user-agent'] = this.userAgent;
+    let body: string | undefined;
+    if (options.rawBody !== undefined) body = options.rawBody;
+    else if (options.body !== undefined) body = JSON.stringify(options.body);
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const timeoutMs = Math.max(options.timeoutMs ?? 0, this.timeoutMs);
+    const where = `${method} ${url.pathname}`;
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetchImpl(url, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
+      text = await response.text();
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+        throw new ApiError('MASTER_TIMEOUT', `volmaster at ${this.baseUrl} did not answer ${where} within ${timeoutMs / 1000} s; check that it is running and can reach etcd and Ceph`, { cause: err });
+      }
+      const reason = e.cause?.code ?? e.cause?.message ?? e.message;
+      throw new ApiError('MASTER_UNREACHABLE', `cannot reach volmaster at ${this.baseUrl} (${reason}); is it running? (set the address with --master)`, { cause: err });
+    }
+
+    let parsed: unknown = null;
+    if (text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new ApiError('BAD_RESPONSE', `volmaster at ${this.baseUrl} answered ${where} with ${response.status} and a body that is not JSON; is that address a volmaster?`, { status: response.status });
+      }
+    }
+    if (response.ok) return { status: response.status, body: parsed as T };
+
+    const error = parsed as { code?: unknown; message?: unknown; field?: unknown } | null;
+    if (error && isErrorCode(error.code) && typeof error.message === 'string') {
+      throw new ApiError(error.code, error.message, {
+        status: response.status,
+        field: typeof error.field === 'string' ? error.field : undefined,
+      });
+    }
+    throw new ApiError('BAD_RESPONSE', `volmaster at ${this.baseUrl} answered ${where} with ${response.status} and no error code; is that address a volmaster?`, { status: response.status });
+  }
+
+  private async get<T>(path: string): Promise<T> {
+    return (await this.request<T>('GET', path)).body;
+  }
+
+  // ---- service --------------------------------------------------------------------------------
+
+  health(): Promise<HealthBody> {
+    return this.get(`${API_PREFIX}/health`);
+  }
+
+  /** Readiness; a 503 answer (not ready) is returned, not thrown. */
+  async ready(): Promise<ReadinessBody> {
+    try {
+      return await this.get<ReadinessBody>(`${API_PREFIX}/ready`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 503) {
+        return { ready: false, checks: { etcd: { ok: false, ms: 0, error: err.message }, ceph: { ok: false, ms: 0, error: err.message } } };
+      }
+      throw err;
+    }
+  }
+
+  openapi(): Promise<Record<string, unknown>> {
+    return this.get(`${API_PREFIX}/openapi.json`);
+  }
+
+  // ---- tenants --------------------------------------------------------------------------------
+
+  async listTenants(): Promise<TenantSummary[]> {
+    return (await this.get<{ tenants: TenantSummary[] }>(`${API_PREFIX}/tenants`)).tenants;
+  }
+
+  getTenant(tenant: string): Promise<TenantRecord> {
+    return this.get(`${API_PREFIX}/tenants/${seg(tenant)}`);
+  }
+
+  /** Uploads a policy: JSON text (sent as is, so errors name line and column) or a value. */
+  async uploadTenant(tenant: string, policy: string | object): Promise<TenantRecord> {
+    const options = typeof policy === 'string' ? { rawBody: policy } : { body: policy };
+    return (await this.request<TenantRecord>('PUT', `${API_PREFIX}/tenants/${seg(tenant)}`, options)).body;
+  }
+
+  async deleteTenant(tenant: string): Promise<void> {
+    await this.request('DELETE', `${API_PREFIX}/tenants/${seg(tenant)}`);
+  }
+
+  async tenantHistory(tenant: string): Promise<TenantRecord[]> {
+    return (await this.get<Static<typeof TenantHistory>>(`${API_PREFIX}/tenants/${seg(tenant)}/history`)).revisions as TenantRecord[];
+  }
+
+  getTenantRevision(tenant: string, revision: number): Promise<TenantRecord> {
+    return this.get(`${API_PREFIX}/tenants/${seg(tenant)}/history/${revision}`);
+  }
+
+  // ---- volumes --------------------------------------------------------------------------------
+
+  /** Creates a volume, or returns it when it exists with the same options (409 VOLUME_EXISTS otherwise). */
+  async createVolume(tenant: string, volume: string, options: Record<string, string | number | boolean> = {}): Promise<CreateVolumeResult> {
+    const { status, body } = await this.request<VolumeRecord>('PUT', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, {
+      body: { options },
+      timeoutMs: LONG_TIMEOUT_MS,
+    });
+    return { volume: body, created: status === 201 };
+  }
+
+  getVolume(tenant: string, volume: string): Promise<VolumeRecord> {
+    return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`);
+  }
+
+  /** One tenant's volumes, or every volume when `tenant` is omitted. */
+  async listVolumes(tenant?: string): Promise<VolumeRecord[]> {
+    const path = tenant === undefined ? `${API_PREFIX}/volumes` : `${API_PREFIX}/volumes/${seg(tenant)}`;
+    return (await this.get<{ volumes: VolumeRecord[] }>(path)).volumes;
+  }
+
+  /**
+   * Removes a volume: its image (with its snapshots) and its record. Refused while mounted or open.
+   * With `force`, deletes only the records (volume and mount) and leaves the image alone.
+   */
+  async removeVolume(tenant: string, volume: string, options: { force?: boolean } = {}): Promise<void> {
+    await this.request('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, {
+      query: options.force ? { force: 'true' } : {},
+      timeoutMs: LONG_TIMEOUT_MS,
+    });
+  }
+
+  getRuntime(tenant: string, volume: string): Promise<RuntimeOptions> {
+    return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/runtime`);
+  }
+
+  async setRuntime(tenant: string, volume: string, options: Record<string, string | number | boolean>): Promise<RuntimeOptions> {
+    return (await this.request<RuntimeOptions>('PATCH', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/runtime`, { body: { options } })).body;
+  }
+
+  // ---- mounts ---------------------------------------------------------------------------------
+
+  async listMounts(): Promise<MountRecord[]> {
+    return (await this.get<{ mounts: MountRecord[] }>(`${API_PREFIX}/mounts`)).mounts;
+  }
+
+  getMount(tenant: string, volume: string): Promise<MountRecord> {
+    return this.get(`${API_PREFIX}/mounts/${seg(tenant)}/${seg(volume)}`);
+  }
+
+  /** Deletes the mount record whoever holds it (no unmount happens); returns what was removed. */
+  async forceRemoveMount(tenant: string, volume: string): Promise<MountRecord> {
+    return (await this.request<MountRecord>('DELETE', `${API_PREFIX}/mounts/${seg(tenant)}/${seg(volume)}`)).body;
+  }
+
+  // ---- snapshots ------------------------------------------------------------------------------
+
+  async listSnapshots(tenant: string, volume: string): Promise<SnapshotEntry[]> {
+    return (await this.get<{ snapshots: SnapshotEntry[] }>(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots`)).snapshots;
+  }
+
+  async takeSnapshot(tenant: string, volume: string, name?: string): Promise<SnapshotEntry> {
+    const body = name === undefined ? {} : { name };
+    return (await this.request<SnapshotEntry>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots`, { body, timeoutMs: LONG_TIMEOUT_MS })).body;
+  }
+
+  async removeSnapshot(tenant: string, volume: string, snapshot: string): Promise<void> {
+    await this.request('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}`, { timeoutMs: LONG_TIMEOUT_MS });
+  }
+
+  /** Clones a snapshot into a new volume `to` (same pool). */
+  async copySnapshot(
+    tenant: string,
+    volume: string,
+    snapshot: string,
+    to: { tenant: string; volume: string; options?: Record<string, string | number | boolean> },
+  ): Promise<VolumeRecord> {
+    return (
+      await this.request<VolumeRecord>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}/copy`, {
+        body: to,
+        timeoutMs: LONG_TIMEOUT_MS,
+      })
+    ).body;
+  }
+
+  async rollbackSnapshot(tenant: string, volume: string, snapshot: string): Promise<void> {
+    await this.request('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}/rollback`, {
+      timeoutMs: LONG_TIMEOUT_MS,
+    });
+  }
+}

@@ -1,0 +1,4 @@
+// The volmaster API as both sides see it: wire schemas, the error catalogue and ApiClient.
+export * from './errors.js';
+export * from './schemas.js';
+export * from './client.js';
