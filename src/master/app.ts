@@ -1,0 +1,169 @@
+// volmaster as a Fastify plugin: decorates its dependencies (the etcd StateStore, the Ceph Storage,
+// the VolumeService built on both), installs the JSON body parser, the bearer-token check, the error
+// catalogue and the OpenAPI document, then registers one route file per resource group. server.ts
+// only listens; tests register this plugin on an instance made by createApp() and use inject().
+
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { parseJson } from '../policy/json.js';
+import type { StateStore } from '../state/store.js';
+import type { Storage } from '../storage/types.js';
+import { SnapshotService } from '../snapshots/service.js';
+import { installAuth } from './auth.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import type { Failpoints } from './failpoints.js';
+import { VolumeService } from './volumes.js';
+import { VERSION } from './version.js';
+import healthRoutes from './routes/health.js';
+import tenantRoutes from './routes/tenants.js';
+import volumeRoutes from './routes/volumes.js';
+import runtimeRoutes from './routes/runtime.js';
+import mountRoutes from './routes/mounts.js';
+import snapshotRoutes from './routes/snapshots.js';
+
+export interface VolmasterOptions {
+  store: StateStore;
+  storage: Storage;
+  /** Bearer token every request but /v1/health must carry; null or absent: the API is open. */
+  token?: string | null;
+  /** How often the janitor resolves creates that died half-way (default 30 s; 0 disables it). */
+  janitorIntervalMs?: number;
+  /** Operation-lock lease TTL and wait, passed to VolumeService. */
+  lockTtlSeconds?: number;
+  lockWaitMs?: number;
+  failpoints?: Failpoints;
+  /** Close store and storage when the app closes (server.ts: yes; tests sharing them: no). */
+  closeDependencies?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    store: StateStore;
+    storage: Storage;
+    volumes: VolumeService;
+    snapshots: SnapshotService;
+  }
+}
+
+export type App = FastifyInstance;
+
+/** The one place the route plugins are listed: a new resource group is one line here. */
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, snapshotRoutes];
+
+async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
+  const { store, storage } = options;
+  app.decorate('store', store);
+  app.decorate('storage', storage);
+  app.decorate(
+    'volumes',
+    new VolumeService({
+      store,
+      storage,
+      log: app.log,
+      lockTtlSeconds: options.lockTtlSeconds,
+      lockWaitMs: options.lockWaitMs,
+      failpoints: options.failpoints,
+    }),
+  );
+  app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000 }));
+
+  // JSON bodies with errors that name line and column (Fastify's own parser gives an offset at best).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, parseJson(text, 'the request body'));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  installAuth(app, options.token);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'volmaster',
+        version: VERSION,
+        description:
+          'Cluster-wide Ceph RBD volume management for Docker. Errors are {code, message, field?}; see docs/api.md for the catalogue.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+      tags: [
+        { name: 'service', description: 'Health, readiness, this document' },
+        { name: 'tenants', description: 'Tenant policies and their history' },
+        { name: 'volumes', description: 'Volumes (RBD images and their records)' },
+        { name: 'mounts', description: 'Which host has which volume mounted' },
+        { name: 'snapshots', description: 'Snapshots of a volume' },
+      ],
+    },
+  });
+
+  for (const routes of routeGroups) await app.register(routes);
+
+  // The janitor: resolves creates that died half-way (see intents.ts) on every master.
+  const interval = options.janitorIntervalMs ?? 30_000;
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> | null = null;
+  const sweep = () => {
+    if (running) return;
+    running = app.volumes
+      .reconcile()
+      .then((n) => {
+        if (n > 0) app.log.info({ resolved: n }, 'janitor resolved unfinished creates');
+      })
+      .catch((err: unknown) => app.log.warn({ err }, 'janitor pass failed; will retry'))
+      .finally(() => {
+        running = null;
+      });
+  };
+  if (interval > 0) {
+    app.addHook('onReady', async () => {
+      sweep();
+      timer = setInterval(sweep, interval);
+      timer.unref();
+    });
+  }
+
+  app.addHook('onClose', async () => {
+    if (timer) clearInterval(timer);
+    if (running) await running;
+    if (options.closeDependencies) {
+      await storage.close();
+      await store.kv.close();
+    }
+  });
+}
+
+/** The volmaster plugin (fastify-plugin: its decorators and hooks apply to the instance it is registered on). */
+export const volmasterApp = fp(volmaster, { name: 'volmaster', fastify: '5.x' });
+
+export interface CreateAppOptions extends VolmasterOptions {
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
+}
+
+/** A Fastify instance with volmaster registered: what server.ts listens with and tests inject into. */
+export async function createApp(options: CreateAppOptions): Promise<App> {
+  const { logger, ...rest } = options;
+  const loggerOptions =
+    logger && typeof logger === 'object' && 'child' in logger && typeof logger.child === 'function'
+      ? { loggerInstance: logger as FastifyBaseLogger }
+      : { logger: (logger as FastifyServerOptions['logger']) ?? false };
+  const app = Fastify({
+    ...loggerOptions,
+    bodyLimit: 1 << 20,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(volmasterApp, rest);
+  return app as unknown as App;
+}

@@ -1,0 +1,132 @@
+// Snapshots of a volume, on demand: take, list, remove, copy into a new volume, roll back. The
+// work is src/snapshots' SnapshotService (shared with volsupervisor); copies go through the
+// master's create path (intents, so a master dying mid-copy leaves no orphan clone).
+
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import {
+  SnapshotCopyBody,
+  SnapshotList,
+  SnapshotParams,
+  SnapshotSchema,
+  SnapshotTakeBody,
+  VolumeParams,
+  VolumeRecordSchema,
+  errorResponses,
+} from '../../api/schemas.js';
+import { assertName } from '../../policy/names.js';
+import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
+import { policyCopyRecord } from '../../snapshots/copy-record.js';
+
+function names(params: { tenant: string; volume: string }): void {
+  assertName('tenant', params.tenant);
+  assertName('volume', params.volume);
+}
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const base = '/v1/volumes/:tenant/:volume/snapshots';
+
+  app.get(
+    base,
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: "List a volume's snapshots, oldest first",
+        params: VolumeParams,
+        response: { 200: SnapshotList, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request) => {
+      names(request.params);
+      return { snapshots: await app.snapshots.list(request.params.tenant, request.params.volume) };
+    },
+  );
+
+  app.post(
+    base,
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Take a snapshot now (named manual-<time> unless a name is given)',
+        params: VolumeParams,
+        body: Type.Optional(SnapshotTakeBody),
+        response: { 201: SnapshotSchema, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      names(request.params);
+      const { tenant, volume } = request.params;
+      const snapshot = await app.snapshots.take(tenant, volume, request.body?.name);
+      return reply.code(201).send(snapshot);
+    },
+  );
+
+  app.delete(
+    `${base}/:snapshot`,
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Remove a snapshot (refused while clones depend on it)',
+        params: SnapshotParams,
+        response: { 204: { type: 'null' }, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      names(request.params);
+      const { tenant, volume, snapshot } = request.params;
+      await app.snapshots.remove(tenant, volume, snapshot);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    `${base}/:snapshot/copy`,
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Copy a snapshot into a new volume {tenant, volume} (a clone, flattened later by volsupervisor)',
+        params: SnapshotParams,
+        body: SnapshotCopyBody,
+        response: { 201: VolumeRecordSchema, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      names(request.params);
+      const { tenant, volume, snapshot } = request.params;
+      const target = { tenant: request.body.tenant, volume: request.body.volume };
+      names(target);
+      const options = (request.body.options ?? {}) as OptionValues;
+      parseDriverOptions(options); // 400 for unknown keys before anything else
+      const intents = app.volumes.intents;
+      const record = await app.snapshots.copy({ tenant, volume, snapshot }, target, {
+        build: policyCopyRecord(app.store, options),
+        prepare: (r) => intents.put({ tenant: r.tenant, volume: r.volume, pool: r.pool, image: r.image, owner: app.store.owner, since: r.createdAt }),
+        commit: (r) => intents.commit(r),
+        abandon: (r) => intents.delete(r.tenant, r.volume),
+      });
+      request.log.info({ source: `${tenant}/${volume}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from snapshot');
+      return reply.code(201).send(record);
+    },
+  );
+
+  app.post(
+    `${base}/:snapshot/rollback`,
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Roll the volume back to a snapshot (refused while mounted or open)',
+        params: SnapshotParams,
+        response: { 204: { type: 'null' }, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      names(request.params);
+      const { tenant, volume, snapshot } = request.params;
+      await app.snapshots.rollback(tenant, volume, snapshot);
+      request.log.warn({ tenant, volume, snapshot }, 'volume rolled back to a snapshot');
+      return reply.code(204).send();
+    },
+  );
+};
+
+export default routes;

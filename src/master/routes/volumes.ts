@@ -1,0 +1,107 @@
+// Volumes: create (idempotent PUT), get, list per tenant, list all, remove, force-remove.
+
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ApiError } from '../../api/errors.js';
+import {
+  CreateVolumeBody,
+  RemoveVolumeQuery,
+  TenantParams,
+  VolumeList,
+  VolumeParams,
+  VolumeRecordSchema,
+  errorResponses,
+} from '../../api/schemas.js';
+import { assertName } from '../../policy/names.js';
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/v1/volumes',
+    { schema: { tags: ['volumes'], summary: 'List every volume of every tenant', response: { 200: VolumeList, ...errorResponses(401, 503) } } },
+    async () => ({ volumes: await app.store.listVolumes() }),
+  );
+
+  app.get(
+    '/v1/volumes/:tenant',
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: "List a tenant's volumes",
+        params: TenantParams,
+        response: { 200: VolumeList, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request) => {
+      const { tenant } = request.params;
+      assertName('tenant', tenant);
+      const volumes = await app.store.listVolumes(tenant);
+      if (volumes.length === 0 && !(await app.store.getTenant(tenant))) {
+        throw new ApiError('TENANT_NOT_FOUND', `tenant ${tenant} does not exist and has no volumes`, { field: 'tenant' });
+      }
+      return { volumes };
+    },
+  );
+
+  app.put(
+    '/v1/volumes/:tenant/:volume',
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Create a volume (201), or return it when it exists with the same options (200)',
+        description:
+          "Merges the tenant's default-options with `options` (driver options, e.g. size=10GB) and creates the RBD image " +
+          '`<tenant>.<volume>` in the pool. Only options given count when comparing with an existing volume.',
+        params: VolumeParams,
+        body: CreateVolumeBody,
+        response: { 200: VolumeRecordSchema, 201: VolumeRecordSchema, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      const { tenant, volume } = request.params;
+      const { record, created } = await app.volumes.create(tenant, volume, request.body?.options ?? {});
+      if (created) request.log.info({ tenant, volume, pool: record.pool, image: record.image }, 'volume created');
+      return reply.code(created ? 201 : 200).send(record);
+    },
+  );
+
+  app.get(
+    '/v1/volumes/:tenant/:volume',
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Get a volume',
+        params: VolumeParams,
+        response: { 200: VolumeRecordSchema, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request) => app.volumes.get(request.params.tenant, request.params.volume),
+  );
+
+  app.delete(
+    '/v1/volumes/:tenant/:volume',
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Remove a volume: its image (with snapshots) and its record; ?force=true removes only the records',
+        description:
+          'Refused (409) while the volume is mounted (VOLUME_MOUNTED names the host) or its image is open (VOLUME_IN_USE names ' +
+          'the client address). With force=true the volume and mount records are deleted and nothing else: the image stays.',
+        params: VolumeParams,
+        querystring: RemoveVolumeQuery,
+        response: { 204: { type: 'null' }, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      const { tenant, volume } = request.params;
+      if (request.query.force) {
+        const removed = await app.volumes.forceRemove(tenant, volume);
+        request.log.warn({ tenant, volume, mount: removed.mount?.host ?? null }, 'volume records force-removed; the image is left alone');
+      } else {
+        const record = await app.volumes.remove(tenant, volume);
+        request.log.info({ tenant, volume, pool: record.pool, image: record.image }, 'volume removed');
+      }
+      return reply.code(204).send();
+    },
+  );
+};
+
+export default routes;

@@ -1,0 +1,422 @@
+// The volume operations behind the routes: create, remove, force-remove, runtime changes and the
+// clean-up of creates that died half-way. HTTP-free, so that tests and other front ends can call
+// it directly.
+//
+// Create: validate -> take the volume's operation lock in etcd -> an existing record with the same
+// options is returned (different options: 409) -> clean up a create that died half-way (intents.ts)
+// -> an image of that name that volplugin did not make is refused (409), one it made for this
+// volume and whose record was force-removed is adopted -> write an intent -> create the image, mark
+// it, set its QoS -> write the record and delete the intent in one transaction. Any failure before
+// that transaction removes the image again; a master that dies instead leaves the intent, which the
+// next create of the volume or the janitor resolves.
+
+import type { FastifyBaseLogger } from 'fastify';
+import { ApiError } from '../api/errors.js';
+import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
+import { assertName, imageName } from '../policy/names.js';
+import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeOf } from '../policy/options.js';
+import { formatCommandFor } from '../policy/filesystem.js';
+import { formatSize } from '../policy/units.js';
+import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import { LockReason, StateBusyError, type StateStore } from '../state/store.js';
+import { StateUnavailableError } from '../state/kv.js';
+import { isRbdError } from '../storage/errors.js';
+import type { QosLimits, Storage } from '../storage/types.js';
+import { fromStorageError } from './errors.js';
+import { failpoint, type Failpoints } from './failpoints.js';
+import { CreateIntents } from './intents.js';
+
+/** Image metadata key naming the volume an image was created for ("tenant/volume"). */
+export const IMAGE_OWNER_KEY = 'volplugin.volume';
+
+export interface VolumeServiceOptions {
+  store: StateStore;
+  storage: Storage;
+  log: FastifyBaseLogger;
+  /** TTL of the operation lock's lease: how long a dead master blocks the volume (default 10 s). */
+  lockTtlSeconds?: number;
+  /** How long to wait for another operation on the same volume (default 30 s). */
+  lockWaitMs?: number;
+  failpoints?: Failpoints;
+}
+
+export interface CreateResult {
+  record: VolumeRecord;
+  created: boolean;
+}
+
+export function qosOf(runtime: RuntimeOptions): QosLimits {
+  const r = runtime.rateLimit;
+  return { readIops: r.readIops, writeIops: r.writeIops, readBps: r.readBps, writeBps: r.writeBps };
+}
+
+function hasLimits(runtime: RuntimeOptions): boolean {
+  const r = runtime.rateLimit;
+  return r.readIops > 0 || r.writeIops > 0 || r.readBps > 0 || r.writeBps > 0;
+}
+
+export class VolumeService {
+  readonly intents: CreateIntents;
+  private readonly store: StateStore;
+  private readonly storage: Storage;
+  private readonly log: FastifyBaseLogger;
+  private readonly lockTtlSeconds: number;
+  private readonly lockWaitMs: number;
+  private readonly failpoints: Failpoints | undefined;
+
+  constructor(options: VolumeServiceOptions) {
+    this.store = options.store;
+    this.storage = options.storage;
+    this.log = options.log;
+    this.lockTtlSeconds = options.lockTtlSeconds ?? 10;
+    this.lockWaitMs = options.lockWaitMs ?? 30_000;
+    this.failpoints = options.failpoints;
+    this.intents = new CreateIntents(this.store);
+  }
+
+  /** Runs a Ceph call; its RbdError becomes an ApiError (503 when the cluster is unreachable). */
+  private async ceph<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw fromStorageError(err, what);
+    }
+  }
+
+  private lock<T>(tenant: string, volume: string, reason: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.store.withOperationLock(tenant, volume, { reason, ttlSeconds: this.lockTtlSeconds, waitMs: this.lockWaitMs }, fn);
+  }
+
+  async requireTenant(tenant: string): Promise<TenantRecord> {
+    assertName('tenant', tenant);
+    const record = await this.store.getTenant(tenant);
+    if (!record) {
+      throw new ApiError('TENANT_NOT_FOUND', `tenant ${tenant} does not exist; upload its policy first: volcli tenant upload ${tenant} < policy.json`, { field: 'tenant' });
+    }
+    return record;
+  }
+
+  async get(tenant: string, volume: string): Promise<VolumeRecord> {
+    assertName('tenant', tenant);
+    assertName('volume', volume);
+    const record = await this.store.getVolume(tenant, volume);
+    if (!record) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`, { field: 'volume' });
+    return record;
+  }
+
+  /** The record, or 409 when `values` asks for something else than what the volume has. */
+  private same(existing: VolumeRecord, values: Record<string, unknown> | null | undefined): CreateResult {
+    const differ = conflictingOptions(existing.options, values);
+    if (differ.length > 0) {
+      const key = differ[0]!;
+      throw new ApiError(
+        'VOLUME_EXISTS',
+        `volume ${existing.tenant}/${existing.volume} exists with other options (${differ.join(', ')}); ` +
+          `use it as it is (see volcli volume get ${existing.tenant}/${existing.volume}) or pick another name`,
+        { field: key },
+      );
+    }
+    return { record: existing, created: false };
+  }
+
+  async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined): Promise<CreateResult> {
+    assertName('tenant', tenant);
+    assertName('volume', volume);
+    const tenantRecord = await this.requireTenant(tenant);
+    const options = resolveVolumeOptions(tenantRecord.policy, values);
+    const formatCommand = formatCommandFor(tenantRecord.policy, options.filesystem);
+
+    // Docker asks to create a volume on every host that uses it: answer those without the lock.
+    const known = await this.store.getVolume(tenant, volume);
+    if (known) return this.same(known, values);
+
+    return this.lock(tenant, volume, LockReason.Create, async (signal) => {
+      const existing = await this.store.getVolume(tenant, volume);
+      if (existing) return this.same(existing, values);
+
+      await this.clearDeadCreate(tenant, volume);
+
+      const image = imageName(tenant, volume);
+      const record: VolumeRecord = {
+        tenant,
+        volume,
+        pool: options.pool,
+        image,
+        options,
+        runtime: runtimeOf(options),
+        policyRevision: tenantRecord.revision,
+        formatCommand,
+        createdAt: new Date().toISOString(),
+      };
+
+      const exists = await this.imageExistsInPool(options.pool, image);
+      if (exists) {
+        await this.checkAdoptable(record);
+        if (hasLimits(record.runtime)) {
+          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime)));
+        }
+        if (!(await this.store.createVolume(record))) {
+          throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
+        }
+        this.log.warn({ tenant, volume, pool: options.pool, image }, 'adopted an existing volplugin image with no record');
+        return { record, created: true };
+      }
+
+      await this.intents.put({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt });
+      await failpoint(this.failpoints, 'after-intent');
+      let imageCreated = false;
+      try {
+        await this.createImage(options, image);
+        imageCreated = true;
+        await this.ceph(`marking ${options.pool}/${image}`, () => this.storage.setMetadata(options.pool, image, IMAGE_OWNER_KEY, `${tenant}/${volume}`));
+        if (hasLimits(record.runtime)) {
+          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime)));
+        }
+        await failpoint(this.failpoints, 'after-image-create');
+        if (signal.aborted) {
+          throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
+        }
+      } catch (err) {
+        await this.undoCreate(tenant, volume, options.pool, image, imageCreated);
+        throw err;
+      }
+
+      let committed: boolean;
+      try {
+        committed = await this.intents.commit(record);
+      } catch (err) {
+        // The transaction may or may not have happened. Leave image and intent: if the record is
+        // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
+        // answers again.
+        this.log.error({ err, tenant, volume }, 'writing the volume record failed; the janitor will resolve the create');
+        throw err;
+      }
+      if (!committed) {
+        await this.undoCreate(tenant, volume, options.pool, image, true);
+        throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
+      }
+      return { record, created: true };
+    });
+  }
+
+  private async imageExistsInPool(pool: string, image: string): Promise<boolean> {
+    try {
+      return await this.storage.imageExists(pool, image);
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) throw this.noPool(pool);
+      throw fromStorageError(err, `looking up ${pool}/${image}`);
+    }
+  }
+
+  private noPool(pool: string): ApiError {
+    return new ApiError('POOL_NOT_FOUND', `pool: Ceph has no pool ${JSON.stringify(pool)}; create it (ceph osd pool create ${pool}) or choose another with --opt pool=NAME`, { field: 'pool' });
+  }
+
+  private async createImage(options: VolumeOptions, image: string): Promise<void> {
+    try {
+      await this.storage.createImage(options.pool, image, { size: options.sizeBytes });
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) throw this.noPool(options.pool);
+      if (isRbdError(err, 'EEXIST')) {
+        throw new ApiError('IMAGE_EXISTS', `image ${options.pool}/${image} appeared while creating it (not made by volplugin); remove or rename it, then try again`);
+      }
+      throw fromStorageError(err, `creating ${options.pool}/${image}`);
+    }
+  }
+
+  /** Refuses an existing image unless volplugin made it for this very volume with this size. */
+  private async checkAdoptable(record: VolumeRecord): Promise<void> {
+    const { pool, image, tenant, volume } = record;
+    const where = `${pool}/${image}`;
+    const metadata = await this.ceph(`reading metadata of ${where}`, () => this.storage.getMetadata(pool, image));
+    if (metadata[IMAGE_OWNER_KEY] !== `${tenant}/${volume}`) {
+      throw new ApiError(
+        'IMAGE_EXISTS',
+        `image ${where} exists but was not created by volplugin for ${tenant}/${volume}; rename or remove it (rbd rm ${where}), or choose another volume name`,
+        { field: 'volume' },
+      );
+    }
+    const info = await this.ceph(`reading ${where}`, () => this.storage.imageInfo(pool, image));
+    if (info.size !== record.options.sizeBytes) {
+      throw new ApiError(
+        'IMAGE_EXISTS',
+        `image ${where} of a former ${tenant}/${volume} (force-removed?) exists with size ${formatSize(info.size)}; ` +
+          `create with --opt size=${formatSize(info.size)} to take it over, or remove it (rbd rm ${where})`,
+        { field: 'size' },
+      );
+    }
+  }
+
+  /** After a failed create: remove the image we made and the intent (best effort; the janitor retries). */
+  private async undoCreate(tenant: string, volume: string, pool: string, image: string, imageCreated: boolean): Promise<void> {
+    if (imageCreated) {
+      try {
+        await this.storage.removeImage(pool, image);
+      } catch (err) {
+        if (!isRbdError(err, 'ENOENT')) {
+          this.log.error({ err, pool, image }, 'could not remove the image of a failed create; the janitor will retry');
+          return; // keep the intent so that the janitor finds the image
+        }
+      }
+    }
+    try {
+      await this.intents.delete(tenant, volume);
+    } catch (err) {
+      this.log.warn({ err, tenant, volume }, 'could not delete the intent of a failed create; the janitor will');
+    }
+  }
+
+  /**
+   * With the operation lock held: if an intent exists, its create died half-way. Removes the image
+   * it may have made (never one with watchers) and the intent. Returns true when it cleaned up.
+   */
+  private async clearDeadCreate(tenant: string, volume: string): Promise<boolean> {
+    const intentKey = await this.store.kv.get(this.intents.key(tenant, volume));
+    if (!intentKey) return false;
+    const intent = await this.intents.get(tenant, volume);
+    if (await this.store.getVolume(tenant, volume)) {
+      await this.intents.delete(tenant, volume); // the record was written: the intent is stale
+      return true;
+    }
+    const image = intent?.image || imageName(tenant, volume);
+    const pool = intent?.pool;
+    if (pool) {
+      let exists = false;
+      try {
+        exists = await this.storage.imageExists(pool, image);
+      } catch (err) {
+        if (!isRbdError(err, 'ENOENT')) throw fromStorageError(err, `looking up ${pool}/${image}`);
+      }
+      if (exists) {
+        const watchers = await this.ceph(`listing watchers of ${pool}/${image}`, () => this.storage.listWatchers(pool, image));
+        if (watchers.length > 0) {
+          throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of an unfinished create is open by ${watchers[0]!.address}; close it there first`);
+        }
+        await this.destroyImage(pool, image);
+        this.log.warn({ tenant, volume, pool, image, owner: intent?.owner }, 'removed the image of a create that died half-way');
+      }
+    }
+    await this.intents.delete(tenant, volume);
+    return true;
+  }
+
+  /** Removes an image and its snapshots; a missing image is not an error. */
+  private async destroyImage(pool: string, image: string): Promise<void> {
+    const where = `${pool}/${image}`;
+    try {
+      const snapshots = await this.storage.listSnapshots(pool, image);
+      for (const snap of snapshots) {
+        if (snap.protected) {
+          const children = await this.storage.listChildren({ pool, image, snapshot: snap.name });
+          if (children.length > 0) {
+            throw new ApiError('VOLUME_HAS_CLONES', `snapshot ${where}@${snap.name} has clones (${children.join(', ')}); remove those volumes first`);
+          }
+          await this.storage.unprotectSnapshot(pool, image, snap.name);
+        }
+        await this.storage.removeSnapshot(pool, image, snap.name);
+      }
+      await this.storage.removeImage(pool, image);
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) return;
+      if (isRbdError(err, 'EBUSY')) {
+        throw new ApiError('VOLUME_IN_USE', `image ${where} is open by a client; unmount it there first`);
+      }
+      throw fromStorageError(err, `removing ${where}`);
+    }
+  }
+
+  /** 409 when a host has the volume mounted or a client has its image open. */
+  private async assertNotInUse(record: VolumeRecord): Promise<void> {
+    const { tenant, volume, pool, image } = record;
+    const mount = await this.store.getMount(tenant, volume);
+    if (mount) {
+      throw new ApiError(
+        'VOLUME_MOUNTED',
+        `volume ${tenant}/${volume} is mounted on host ${mount.host} at ${mount.mountpoint} since ${mount.since}; ` +
+          `stop the containers using it there, or if that host is gone: volcli mount force-remove ${tenant}/${volume}`,
+      );
+    }
+    for (const report of await this.store.listHostReports()) {
+      if (report.mounts.some((m) => m.tenant === tenant && m.volume === volume)) {
+        throw new ApiError('VOLUME_MOUNTED', `volume ${tenant}/${volume} is still mounted on host ${report.host} (its volplugin reports it); stop the containers using it there`);
+      }
+    }
+    let watchers: Awaited<ReturnType<Storage['listWatchers']>> = [];
+    try {
+      watchers = await this.storage.listWatchers(pool, image);
+    } catch (err) {
+      if (!isRbdError(err, 'ENOENT')) throw fromStorageError(err, `listing watchers of ${pool}/${image}`);
+    }
+    if (watchers.length > 0) {
+      const addresses = watchers.map((w) => w.address).join(', ');
+      throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of ${tenant}/${volume} is open by ${addresses}; unmap it on that host first`);
+    }
+  }
+
+  /** Removes the image (and its snapshots) and then the record. Refused while mounted or open. */
+  async remove(tenant: string, volume: string): Promise<VolumeRecord> {
+    await this.get(tenant, volume);
+    return this.lock(tenant, volume, LockReason.Remove, async () => {
+      const record = await this.get(tenant, volume);
+      await this.assertNotInUse(record);
+      await this.destroyImage(record.pool, record.image);
+      await this.store.deleteVolume(tenant, volume);
+      return record;
+    });
+  }
+
+  /** Deletes the volume's records (volume and mount) and nothing else; the image stays. */
+  async forceRemove(tenant: string, volume: string): Promise<{ volume: VolumeRecord | null; mount: MountRecord | null }> {
+    assertName('tenant', tenant);
+    assertName('volume', volume);
+    const record = await this.store.getVolume(tenant, volume);
+    const mount = await this.store.forceRemoveMount(tenant, volume);
+    const deleted = await this.store.deleteVolume(tenant, volume);
+    if (!deleted && !mount) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} has no records to remove`, { field: 'volume' });
+    return { volume: record, mount };
+  }
+
+  async getRuntime(tenant: string, volume: string): Promise<RuntimeOptions> {
+    return (await this.get(tenant, volume)).runtime;
+  }
+
+  /** Changes snapshot and rate-limit settings; QoS is applied to the image at once. */
+  async setRuntime(tenant: string, volume: string, values: Record<string, unknown>): Promise<RuntimeOptions> {
+    const current = await this.get(tenant, volume);
+    applyRuntimeOptions(current.runtime, values); // 400 before taking any lock
+    return this.lock(tenant, volume, LockReason.Runtime, async () => {
+      const record = await this.get(tenant, volume);
+      const runtime = applyRuntimeOptions(record.runtime, values);
+      const limitsChanged = JSON.stringify(runtime.rateLimit) !== JSON.stringify(record.runtime.rateLimit);
+      if (limitsChanged) {
+        await this.ceph(`setting QoS on ${record.pool}/${record.image}`, () => this.storage.setQos(record.pool, record.image, qosOf(runtime)));
+      }
+      const updated = await this.store.updateRuntime(tenant, volume, runtime);
+      if (!updated) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} was removed meanwhile`, { field: 'volume' });
+      return updated.runtime;
+    });
+  }
+
+  /**
+   * The janitor's pass: resolves every create that died half-way and whose volume nobody is
+   * working on now. Returns how many it resolved.
+   */
+  async reconcile(): Promise<number> {
+    let resolved = 0;
+    for (const intent of await this.intents.list()) {
+      const { tenant, volume } = intent;
+      if (!tenant || !volume) continue;
+      try {
+        const done = await this.store.withOperationLock(tenant, volume, { reason: 'create clean-up', ttlSeconds: this.lockTtlSeconds, waitMs: 0 }, () =>
+          this.clearDeadCreate(tenant, volume),
+        );
+        if (done) resolved++;
+      } catch (err) {
+        if (err instanceof StateBusyError) continue; // a create is running: its own business
+        if (err instanceof StateUnavailableError) throw err;
+        this.log.warn({ err, tenant, volume }, 'could not resolve an unfinished create; will retry');
+      }
+    }
+    return resolved;
+  }
+}
