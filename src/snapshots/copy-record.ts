@@ -8,7 +8,7 @@ import type { StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
-import { SnapshotError } from './errors.js';
+import { ApiError } from './errors.js';
 import type { BuildCopyRecord } from './service.js';
 
 /** Driver options that make no sense for a copy: its size and filesystem are the snapshot's. */
@@ -18,12 +18,12 @@ export function policyCopyRecord(store: StateStore, options: OptionValues = {}, 
   return async ({ target, sizeBytes, sourceRecord }) => {
     const tenant = await store.getTenant(target.tenant);
     if (!tenant) {
-      throw new SnapshotError('TENANT_NOT_FOUND', `tenant ${target.tenant} has no policy; upload one with volcli tenant upload ${target.tenant} FILE`);
+      throw new ApiError('TENANT_NOT_FOUND', `tenant ${target.tenant} has no policy; upload one with volcli tenant upload ${target.tenant} FILE`, { field: 'tenant' });
     }
     const given: OptionValues = { ...options };
     for (const key of FIXED_FOR_COPY) {
       if (key in given) {
-        throw new SnapshotError('INVALID_COPY_OPTION', `option ${key} cannot be set for a copy: it has the snapshot's ${key}`);
+        throw new ApiError('INVALID_OPTION', `option ${key} cannot be set for a copy: it has the snapshot's ${key}`, { field: key });
       }
     }
     // The tenant may not define the source's filesystem, and may set no size: resolve with the

@@ -1,8 +1,8 @@
 // Snapshot operations on one volume, on a Storage and a StateStore: what the master's API (on
 // demand) and volsupervisor (on schedule) both do. Every operation that changes something holds the
 // volume's operation lock, so that it never races a create, remove, copy or another snapshot
-// operation of any master or supervisor; every call to Ceph is bounded in time; every refusal is a
-// SnapshotError raised before anything changed.
+// operation of any master or supervisor; every call to Ceph is bounded in time; every refusal is an
+// ApiError with a code of the API's catalogue, raised before anything changed.
 
 import pino, { type Logger } from 'pino';
 import { imageName } from '../policy/names.js';
@@ -11,13 +11,23 @@ import { isRbdError } from '../storage/errors.js';
 import { LockReason, type StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import { systemClock, type Clock } from './clock.js';
-import { SnapshotError, withTimeout } from './errors.js';
-import { compareSnapshotNames, manualSnapshotName, snapshotNameProblem, snapshotOrigin, supervisorSnapshotName, type SnapshotOrigin } from './names.js';
+import { ApiError, withTimeout } from './errors.js';
+import {
+  SUPERVISOR_PREFIX,
+  compareSnapshotNames,
+  manualSnapshotName,
+  snapshotNameProblem,
+  snapshotOrigin,
+  supervisorSnapshotName,
+  type SnapshotOrigin,
+} from './names.js';
 import { planPrune, type PrunePlan } from './prune.js';
 
 /** A snapshot as the API and volcli show it. */
 export interface SnapshotView {
   name: string;
+  /** Ceph's snapshot id. */
+  id: number;
   origin: SnapshotOrigin;
   /** ISO time Ceph recorded, or null when it has none. */
   createdAt: string | null;
@@ -56,6 +66,19 @@ export type BuildCopyRecord = (input: {
   sourceRecord: VolumeRecord;
   snapshot: string;
 }) => Promise<VolumeRecord>;
+
+/**
+ * How a copy creates its volume: the master's create path. `build` makes the record; `prepare`
+ * runs (under the target's operation lock) before the clone is made, e.g. to write the master's
+ * create intent; `commit` stores the record only if none exists (default StateStore.createVolume)
+ * and `abandon` undoes `prepare` after a failure (the clone is already removed then).
+ */
+export interface CopyHooks {
+  build: BuildCopyRecord;
+  prepare?: (record: VolumeRecord) => Promise<void>;
+  commit?: (record: VolumeRecord) => Promise<boolean>;
+  abandon?: (record: VolumeRecord) => Promise<void>;
+}
 
 export type ScheduledResult =
   | { outcome: 'taken'; name: string }
@@ -101,7 +124,7 @@ export class SnapshotService {
 
   private async volume(tenant: string, volume: string): Promise<VolumeRecord> {
     const record = await this.store.getVolume(tenant, volume);
-    if (!record) throw new SnapshotError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`);
+    if (!record) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`);
     return record;
   }
 
@@ -112,8 +135,8 @@ export class SnapshotService {
       );
     } catch (err) {
       if (isRbdError(err, 'ENOENT')) {
-        throw new SnapshotError(
-          'IMAGE_MISSING',
+        throw new ApiError(
+          'STORAGE_ERROR',
           `volume ${record.tenant}/${record.volume} names image ${record.pool}/${record.image}, which does not exist in Ceph`,
           { cause: err },
         );
@@ -124,10 +147,10 @@ export class SnapshotService {
 
   private async findSnapshot(record: VolumeRecord, snapshot: string): Promise<SnapshotInfo> {
     const problem = snapshotNameProblem(snapshot);
-    if (problem) throw new SnapshotError('INVALID_SNAPSHOT_NAME', problem);
+    if (problem) throw new ApiError('INVALID_NAME', problem, { field: 'snapshot' });
     const found = (await this.rawSnapshots(record)).find((s) => s.name === snapshot);
     if (!found) {
-      throw new SnapshotError(
+      throw new ApiError(
         'SNAPSHOT_NOT_FOUND',
         `volume ${record.tenant}/${record.volume} has no snapshot ${JSON.stringify(snapshot)}; see volcli volume snapshot list ${record.tenant}/${record.volume}`,
       );
@@ -143,6 +166,7 @@ export class SnapshotService {
   private async view(record: VolumeRecord, info: SnapshotInfo): Promise<SnapshotView> {
     return {
       name: info.name,
+      id: info.id,
       origin: snapshotOrigin(info.name),
       createdAt: info.createdAt ? info.createdAt.toISOString() : null,
       sizeBytes: info.size,
@@ -165,28 +189,41 @@ export class SnapshotService {
 
   // ---- on demand --------------------------------------------------------------------------
 
-  /** Takes an on-demand snapshot (`manual-<time>`) now. */
-  async take(tenant: string, volume: string): Promise<SnapshotView> {
+  /**
+   * Takes an on-demand snapshot now, named `manual-<time>` unless `name` is given. Names starting
+   * with "vs-" are volsupervisor's (it prunes them) and refused here.
+   */
+  async take(tenant: string, volume: string, name?: string): Promise<SnapshotView> {
+    if (name !== undefined) {
+      const problem = snapshotNameProblem(name);
+      if (problem) throw new ApiError('INVALID_NAME', problem, { field: 'snapshot' });
+      if (name.startsWith(SUPERVISOR_PREFIX)) {
+        throw new ApiError('INVALID_NAME', `snapshot names starting with "${SUPERVISOR_PREFIX}" are volsupervisor's (it prunes them); choose another name`, {
+          field: 'snapshot',
+        });
+      }
+    }
     return this.store.withOperationLock(tenant, volume, { reason: LockReason.Snapshot, waitMs: this.lockWaitMs }, async () => {
       const record = await this.volume(tenant, volume);
       const existing = new Set((await this.rawSnapshots(record)).map((s) => s.name));
       const at = this.clock.now();
-      for (let seq = 1; seq <= MANUAL_NAME_ATTEMPTS; seq++) {
-        const name = manualSnapshotName(at, seq);
-        if (existing.has(name)) continue;
+      const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
+      for (const candidate of candidates) {
+        if (existing.has(candidate) && name === undefined) continue;
         try {
-          await this.call(`snapshot ${record.pool}/${record.image}@${name}`, () =>
-            this.storage.createSnapshot(record.pool, record.image, name),
+          if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+          await this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () =>
+            this.storage.createSnapshot(record.pool, record.image, candidate),
           );
         } catch (err) {
-          if (isRbdError(err, 'EEXIST')) continue;
-          throw err;
+          if (!isRbdError(err, 'EEXIST')) throw err;
+          if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+          continue;
         }
-        this.log.info({ tenant, volume, snapshot: name, origin: 'manual' }, 'snapshot taken');
-        const info = (await this.rawSnapshots(record)).find((s) => s.name === name);
-        return info
-          ? await this.view(record, info)
-          : { name, origin: 'manual', createdAt: new Date(at).toISOString(), sizeBytes: record.options.sizeBytes, protected: false, clones: [] };
+        this.log.info({ tenant, volume, snapshot: candidate, origin: snapshotOrigin(candidate) }, 'snapshot taken');
+        const info = (await this.rawSnapshots(record)).find((s) => s.name === candidate);
+        if (info) return this.view(record, info);
+        throw new Error(`snapshot ${record.pool}/${record.image}@${candidate} was created but is not listed`);
       }
       throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
     });
@@ -199,8 +236,8 @@ export class SnapshotService {
       const info = await this.findSnapshot(record, snapshot);
       const clones = await this.children(record, snapshot);
       if (clones.length > 0) {
-        throw new SnapshotError(
-          'SNAPSHOT_IN_USE',
+        throw new ApiError(
+          'VOLUME_HAS_CLONES',
           `snapshot ${snapshot} of ${tenant}/${volume} has clones (${clones.join(', ')}); they are being flattened by volsupervisor, or remove them first`,
         );
       }
@@ -224,8 +261,8 @@ export class SnapshotService {
       await this.findSnapshot(record, snapshot);
       const mount = await this.store.getMount(tenant, volume);
       if (mount) {
-        throw new SnapshotError(
-          'VOLUME_IN_USE',
+        throw new ApiError(
+          'VOLUME_MOUNTED',
           `volume ${tenant}/${volume} is mounted on ${mount.host} (since ${mount.since}); stop its containers before a rollback`,
         );
       }
@@ -233,7 +270,7 @@ export class SnapshotService {
         this.storage.listWatchers(record.pool, record.image),
       );
       if (watchers.length > 0) {
-        throw new SnapshotError(
+        throw new ApiError(
           'VOLUME_IN_USE',
           `image ${record.pool}/${record.image} of ${tenant}/${volume} is open by ${watchers.map((w) => w.address).join(', ')}; unmap it before a rollback`,
         );
@@ -254,19 +291,19 @@ export class SnapshotService {
    * volsupervisor flattens it in the background (finishClone) so that the snapshot and its volume
    * stay removable. On any failure the clone is removed again and the snapshot left as it was.
    */
-  async copy(source: { tenant: string; volume: string; snapshot: string }, target: CopyTarget, build: BuildCopyRecord): Promise<VolumeRecord> {
+  async copy(source: { tenant: string; volume: string; snapshot: string }, target: CopyTarget, hooks: CopyHooks): Promise<VolumeRecord> {
     const { tenant, volume, snapshot } = source;
     if (tenant === target.tenant && volume === target.volume) {
-      throw new SnapshotError('VOLUME_EXISTS', `cannot copy ${tenant}/${volume} onto itself; name a new volume`);
+      throw new ApiError('VOLUME_EXISTS', `cannot copy ${tenant}/${volume} onto itself; name a new volume`);
     }
     return this.store.withOperationLock(target.tenant, target.volume, { reason: LockReason.Create, waitMs: this.lockWaitMs }, async () => {
       if (await this.store.getVolume(target.tenant, target.volume)) {
-        throw new SnapshotError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} exists already; a copy needs a new name`);
+        throw new ApiError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} exists already; a copy needs a new name`);
       }
       return this.store.withOperationLock(tenant, volume, { reason: LockReason.Copy, waitMs: this.lockWaitMs }, async () => {
         const sourceRecord = await this.volume(tenant, volume);
         const info = await this.findSnapshot(sourceRecord, snapshot);
-        const built = await build({ target, sizeBytes: info.size, sourceRecord, snapshot });
+        const built = await hooks.build({ target, sizeBytes: info.size, sourceRecord, snapshot });
         const record: VolumeRecord = {
           ...built,
           tenant: target.tenant,
@@ -278,8 +315,8 @@ export class SnapshotService {
           this.storage.imageExists(record.pool, record.image),
         );
         if (exists) {
-          throw new SnapshotError(
-            'VOLUME_EXISTS',
+          throw new ApiError(
+            'IMAGE_EXISTS',
             `image ${record.pool}/${record.image} exists already in Ceph though no volume ${target.tenant}/${target.volume} is recorded; remove or rename that image first`,
           );
         }
@@ -294,19 +331,28 @@ export class SnapshotService {
           }
         }
         let cloned = false;
+        let prepared = false;
         try {
+          if (hooks.prepare) {
+            await hooks.prepare(record);
+            prepared = true;
+          }
           await this.call(`cloning ${where} to ${record.pool}/${record.image}`, () =>
             this.storage.cloneSnapshot(parent, record.pool, record.image),
           );
           cloned = true;
-          if (!(await this.store.createVolume(record))) {
-            throw new SnapshotError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} was created meanwhile`);
+          const committed = hooks.commit ? await hooks.commit(record) : await this.store.createVolume(record);
+          if (!committed) {
+            throw new ApiError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} was created meanwhile`);
           }
         } catch (err) {
           if (cloned) {
             await this.call(`removing clone ${record.pool}/${record.image}`, () => this.storage.removeImage(record.pool, record.image)).catch(
               (cleanup: unknown) => this.log.error({ err: cleanup, image: `${record.pool}/${record.image}` }, 'could not remove the clone of a failed copy'),
             );
+          }
+          if (prepared && hooks.abandon) {
+            await hooks.abandon(record).catch((cleanup: unknown) => this.log.error({ err: cleanup }, 'could not undo the preparation of a failed copy'));
           }
           if (protectedHere) await this.unprotectIfUnused(parent).catch(() => undefined);
           throw err;
@@ -367,7 +413,7 @@ export class SnapshotService {
       try {
         infos = await this.rawSnapshots(current);
       } catch (err) {
-        if (err instanceof SnapshotError && err.code === 'IMAGE_MISSING') return { outcome: 'gone' } as const;
+        if (isRbdError(err, 'ENOENT') || isRbdError((err as Error).cause, 'ENOENT')) return { outcome: 'gone' } as const;
         throw err;
       }
       const plan = planPrune(infos, keep);

@@ -1,0 +1,163 @@
+// volsupervisor: several may run for redundancy; they elect a leader in etcd and only the leader
+// runs the scheduler. The leader's key is bound to a lease of `electionTtlSeconds`: when the leader
+// dies, the key vanishes within that TTL and a waiting candidate takes over, reading the last slot
+// of every volume from etcd (so it neither repeats a slot nor waits a whole period for a due one).
+// stop() resigns at once (the others take over immediately), then waits for running jobs.
+
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Election } from '../state/kv.js';
+import type { StateStore } from '../state/store.js';
+import { systemClock, type Clock } from '../snapshots/clock.js';
+import { SnapshotService } from '../snapshots/service.js';
+import type { Storage } from '../storage/types.js';
+import { Scheduler, type SchedulerOptions, type SchedulerStatus } from './scheduler.js';
+
+export interface SupervisorOptions {
+  store: StateStore;
+  storage: Storage;
+  logger: Logger;
+  clock?: Clock;
+  /** TTL of the leader's lease: how long a dead leader blocks the others (default 10 s). */
+  electionTtlSeconds?: number;
+  scheduler?: SchedulerOptions;
+  /** Bound of rollback/flatten calls to Ceph (default 1 h). */
+  longTimeoutMs?: number;
+  /** How long stop() waits for running jobs after resigning (default 10 s). */
+  stopTimeoutMs?: number;
+}
+
+export interface SupervisorIdentity {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+}
+
+export interface SupervisorStatus {
+  self: SupervisorIdentity;
+  role: 'leader' | 'candidate' | 'stopped';
+  leader: SupervisorIdentity | string | null;
+  leaderSince: string | null;
+  scheduler: SchedulerStatus | null;
+}
+
+export class Supervisor {
+  readonly identity: SupervisorIdentity;
+  private readonly store: StateStore;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly ttl: number;
+  private readonly stopTimeoutMs: number;
+  private readonly scheduler: Scheduler;
+  private readonly election: Election;
+  private term: AbortController | null = null;
+  private leaderSince: number | null = null;
+  private stopping = false;
+  private running: Promise<void> | null = null;
+  private readonly stopped = new AbortController();
+
+  constructor(options: SupervisorOptions) {
+    this.store = options.store;
+    this.log = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.ttl = options.electionTtlSeconds ?? 10;
+    if (!Number.isInteger(this.ttl) || this.ttl < 1) throw new RangeError(`election TTL must be a whole number of seconds >= 1, got ${this.ttl}`);
+    this.stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+    this.identity = { id: randomUUID(), host: hostname(), pid: process.pid, startedAt: new Date(this.clock.now()).toISOString() };
+    const service = new SnapshotService(options.storage, options.store, {
+      clock: this.clock,
+      logger: this.log,
+      longTimeoutMs: options.longTimeoutMs,
+    });
+    this.scheduler = new Scheduler(options.store, service, this.clock, this.log, options.scheduler);
+    this.election = this.store.kv.election(this.store.keys.supervisorElection, this.ttl);
+    this.election.onLost((err) => {
+      this.log.error({ err }, 'leadership lost (lease expired or leader key deleted): stopping work and campaigning again');
+      this.term?.abort(err);
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.term !== null && !this.term.signal.aborted;
+  }
+
+  /** Campaigns, leads while elected, campaigns again after a loss; resolves after stop(). */
+  start(): Promise<void> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = 500;
+    while (!this.stopping) {
+      try {
+        this.log.info({ ttlSeconds: this.ttl }, 'campaigning for leadership');
+        await this.election.campaign(JSON.stringify(this.identity));
+      } catch (err) {
+        if (this.stopping) break;
+        this.log.warn({ err, retryInMs: backoff }, 'campaign failed (etcd unreachable?); trying again');
+        await this.clock.sleep(backoff, this.stopped.signal);
+        backoff = Math.min(backoff * 2, 10_000);
+        continue;
+      }
+      backoff = 500;
+      if (this.stopping) break;
+      const term = new AbortController();
+      this.term = term;
+      this.leaderSince = this.clock.now();
+      this.log.info({ id: this.identity.id }, 'leading: taking scheduled snapshots');
+      try {
+        await this.scheduler.run(term.signal);
+      } finally {
+        this.term = null;
+        this.leaderSince = null;
+      }
+      if (!this.stopping) this.log.info('no longer leading');
+    }
+  }
+
+  /** Resigns at once, then waits (bounded) for running jobs and the loop to end. Idempotent. */
+  async stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.stopped.abort();
+      this.term?.abort(new Error('stopping'));
+      const started = this.clock.now();
+      try {
+        await this.election.resign();
+        this.log.info({ ms: this.clock.now() - started }, 'leadership released');
+      } catch (err) {
+        this.log.warn({ err }, 'could not resign (etcd unreachable?): the leader key expires after its TTL');
+      }
+    }
+    if (this.running) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), this.stopTimeoutMs);
+      });
+      const result = await Promise.race([this.running.then(() => 'done' as const), timeout]);
+      clearTimeout(timer);
+      if (result === 'timeout') this.log.warn({ ms: this.stopTimeoutMs }, 'jobs still running at shutdown: not waiting longer');
+    }
+  }
+
+  /** What it is doing (SIGUSR1 logs this). */
+  async status(): Promise<SupervisorStatus> {
+    let leader: SupervisorIdentity | string | null = null;
+    try {
+      const value = await this.election.leader();
+      leader = value === null ? null : (JSON.parse(value) as SupervisorIdentity);
+    } catch (err) {
+      leader = `unknown: ${(err as Error).message}`;
+    }
+    return {
+      self: this.identity,
+      role: this.stopping ? 'stopped' : this.isLeader ? 'leader' : 'candidate',
+      leader,
+      leaderSince: this.leaderSince === null ? null : new Date(this.leaderSince).toISOString(),
+      scheduler: this.isLeader ? this.scheduler.status() : null,
+    };
+  }
+}
