@@ -1,10 +1,11 @@
 // Which snapshots pruning removes, as a pure function (the I/O is in service.ts).
 //
 // Only snapshots volsupervisor made (names starting with "vs-", see names.ts) are candidates; the
-// newest `keep` of them stay. Of the older ones, a snapshot that is protected or has clones stays
-// too (Ceph would refuse to remove it, and a clone's data depends on it): it is reported as retained
-// and does not count towards `keep`. On-demand snapshots and snapshots volplugin did not name are
-// never touched.
+// newest `keep` of them stay. Of the older ones, a snapshot that has clones stays too (a clone's data
+// depends on it until volsupervisor has flattened it): it is reported as retained and does not count
+// towards `keep`. A protected snapshot without clones (left by a copy whose volume was removed
+// before it was flattened) is unprotected and removed like the others. On-demand snapshots and
+// snapshots volplugin did not name are never touched.
 
 import { compareSnapshotNames, snapshotOrigin } from './names.js';
 
@@ -20,7 +21,7 @@ export interface PrunePlan {
   keep: string[];
   /** Supervisor snapshots to remove, oldest first. */
   remove: string[];
-  /** Older supervisor snapshots that stay because they are protected or have clones. */
+  /** Older supervisor snapshots that stay because they have clones. */
   retained: string[];
 }
 
@@ -34,7 +35,7 @@ export function planPrune(snapshots: readonly PruneCandidate[], keep: number): P
   const older = ours.slice(0, cut);
   return {
     keep: ours.slice(cut).map((s) => s.name),
-    remove: older.filter((s) => !s.protected && !(s.children && s.children > 0)).map((s) => s.name),
-    retained: older.filter((s) => s.protected || (s.children !== undefined && s.children > 0)).map((s) => s.name),
+    remove: older.filter((s) => !(s.children && s.children > 0)).map((s) => s.name),
+    retained: older.filter((s) => s.children !== undefined && s.children > 0).map((s) => s.name),
   };
 }

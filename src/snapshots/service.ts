@@ -70,12 +70,18 @@ export type BuildCopyRecord = (input: {
 /**
  * How a copy creates its volume: the master's create path. `build` makes the record; `prepare`
  * runs (under the target's operation lock) before the clone is made, e.g. to write the master's
- * create intent; `commit` stores the record only if none exists (default StateStore.createVolume)
- * and `abandon` undoes `prepare` after a failure (the clone is already removed then).
+ * create intent; `afterClone` finishes the image; `commit` stores the record only if none exists
+ * (default StateStore.createVolume) and `abandon` undoes `prepare` after a failure (the clone is
+ * already removed then).
  */
 export interface CopyHooks {
   build: BuildCopyRecord;
   prepare?: (record: VolumeRecord) => Promise<void>;
+  /**
+   * Runs after the clone is made, before the record is stored: mark the image as the new volume's
+   * and set its QoS (a clone starts with its parent's image metadata, QoS keys included).
+   */
+  afterClone?: (record: VolumeRecord) => Promise<void>;
   commit?: (record: VolumeRecord) => Promise<boolean>;
   abandon?: (record: VolumeRecord) => Promise<void>;
 }
@@ -341,6 +347,7 @@ export class SnapshotService {
             this.storage.cloneSnapshot(parent, record.pool, record.image),
           );
           cloned = true;
+          if (hooks.afterClone) await hooks.afterClone(record);
           const committed = hooks.commit ? await hooks.commit(record) : await this.store.createVolume(record);
           if (!committed) {
             throw new ApiError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} was created meanwhile`);
@@ -427,9 +434,7 @@ export class SnapshotService {
             continue;
           }
           result.remove.push(name);
-          await this.call(`removing ${current.pool}/${current.image}@${name}`, () =>
-            this.storage.removeSnapshot(current.pool, current.image, name),
-          );
+          await this.removeUnused(current, infos.find((s) => s.name === name)!);
           result.removed.push(name);
         } catch (err) {
           if (isRbdError(err, 'ENOENT')) continue; // removed meanwhile

@@ -103,11 +103,11 @@ describe('pruning plan', () => {
     expect(planPrune(list, 2).remove).toEqual([vs(0), vs(1)]);
   });
 
-  it('retains old snapshots that have clones or are protected', () => {
-    const list = [{ name: vs(0), protected: true, children: 1 }, { name: vs(1), children: 2 }, { name: vs(2), protected: true }, { name: vs(3) }, { name: vs(4) }];
+  it('retains old snapshots that have clones, not those only protected', () => {
+    const list = [{ name: vs(0), protected: true, children: 1 }, { name: vs(1), children: 2 }, { name: vs(2), protected: true, children: 0 }, { name: vs(3) }, { name: vs(4) }];
     const plan = planPrune(list, 1);
-    expect(plan.remove).toEqual([vs(3)]);
-    expect(plan.retained).toEqual([vs(0), vs(1), vs(2)]);
+    expect(plan.remove).toEqual([vs(2), vs(3)]);
+    expect(plan.retained).toEqual([vs(0), vs(1)]);
     expect(plan.keep).toEqual([vs(4)]);
   });
 

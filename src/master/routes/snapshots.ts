@@ -17,6 +17,7 @@ import {
 import { assertName } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
+import { IMAGE_OWNER_KEY, qosOf } from '../volumes.js';
 
 function names(params: { tenant: string; volume: string }): void {
   assertName('tenant', params.tenant);
@@ -101,6 +102,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const record = await app.snapshots.copy({ tenant, volume, snapshot }, target, {
         build: policyCopyRecord(app.store, options),
         prepare: (r) => intents.put({ tenant: r.tenant, volume: r.volume, pool: r.pool, image: r.image, owner: app.store.owner, since: r.createdAt }),
+        // A clone starts with its parent's image metadata: make the owner mark and QoS the copy's own.
+        afterClone: async (r) => {
+          await app.storage.setMetadata(r.pool, r.image, IMAGE_OWNER_KEY, `${r.tenant}/${r.volume}`);
+          await app.storage.setQos(r.pool, r.image, qosOf(r.runtime));
+        },
         commit: (r) => intents.commit(r),
         abandon: (r) => intents.delete(r.tenant, r.volume),
       });
