@@ -1,0 +1,261 @@
+// The rbd-fuse mapper: one rbd-fuse process per mapped volume, showing just that image
+// (`rbd-fuse -p POOL -r IMAGE DIR`) under <state-dir>/fuse/<tenant>/<volume>, and a loop device
+// with direct I/O in front of the image file. Each volume thus has its own Ceph client, whose
+// address (the watcher that appears when rbd-fuse opens the image) is what fencing blocklists —
+// without touching the host's other volumes.
+//
+// rbd-fuse daemonizes once its FUSE mount is in place and exits when that mount is unmounted, so
+// the mount, not a pid, is the handle: discovery reads /proc/self/mountinfo and losetup. Every
+// access to a FUSE path goes through a child process with a deadline (a hung rbd-fuse must not
+// block Node's thread pool). A JSON note beside each directory keeps the pool and client address
+// for a volplugin that restarts.
+
+import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Watcher } from '../storage/types.js';
+import { CommandError, run } from './exec.js';
+import { attachLoop, detachLoop, listLoopDevices } from './loop.js';
+import { isBelow, readMountInfo } from './mountinfo.js';
+import type { CephClientSettings, Mapper, Mapping, MapTarget, WatcherSource } from './types.js';
+import { MapperUnavailableError, newWatchers } from './types.js';
+
+export interface FuseMapperOptions {
+  /** <state-dir>/fuse: every rbd-fuse mount of this volplugin lives below it. */
+  root: string;
+  ceph: CephClientSettings;
+  watchers: WatcherSource;
+  /** How long rbd-fuse may take to mount and open the image (default 30 s). */
+  timeoutMs?: number;
+  log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+}
+
+interface FuseNote {
+  tenant: string;
+  volume: string;
+  pool: string;
+  image: string;
+  clientAddress: string | null;
+}
+
+const FUSE_TYPE = 'fuse.rbd-fuse';
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Checks that rbd-fuse, losetup and /dev/fuse are there; throws MapperUnavailableError otherwise. */
+export async function checkFuseAvailable(): Promise<void> {
+  try {
+    await run('rbd-fuse', ['--version'], { timeoutMs: 10_000, okCodes: [1] });
+  } catch (err) {
+    throw new MapperUnavailableError('fuse', `rbd-fuse does not run here (${(err as Error).message}): install the rbd-fuse package`);
+  }
+  const fuse = await stat('/dev/fuse').catch(() => null);
+  if (!fuse?.isCharacterDevice()) {
+    throw new MapperUnavailableError('fuse', '/dev/fuse is missing: load the fuse module or give the host FUSE');
+  }
+  try {
+    await run('losetup', ['--version'], { timeoutMs: 10_000 });
+  } catch (err) {
+    throw new MapperUnavailableError('fuse', `losetup does not run here (${(err as Error).message}): install util-linux`);
+  }
+}
+
+export class FuseMapper implements Mapper {
+  readonly kind = 'fuse' as const;
+  private readonly root: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: FuseMapperOptions) {
+    this.root = path.resolve(options.root);
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  dirOf(target: { tenant: string; volume: string }): string {
+    return path.join(this.root, target.tenant, target.volume);
+  }
+
+  private noteOf(dir: string): string {
+    return `${dir}.json`;
+  }
+
+  private cephArgs(): string[] {
+    const { confPath, keyring, clientId } = this.options.ceph;
+    const args: string[] = [];
+    if (confPath) args.push('-c', confPath);
+    if (clientId) args.push('--id', clientId);
+    if (keyring) args.push('--keyring', keyring);
+    // librados waits 300 s for the monitors by default; a mapping must fail well before dockerd gives up.
+    args.push('--client_mount_timeout', '20');
+    return args;
+  }
+
+  async map(target: MapTarget): Promise<Mapping> {
+    const dir = this.dirOf(target);
+    const note: FuseNote = { ...target, clientAddress: null };
+    // A leftover of a crash at the same place is removed first: it may be fenced or stale.
+    await this.unmapDir(dir);
+    await mkdir(dir, { recursive: true });
+    await this.writeNote(dir, note);
+    let fuseMounted = false;
+    let device: string | null = null;
+    try {
+      const before = await this.options.watchers.listWatchers(target.pool, target.image);
+      await run('rbd-fuse', [...this.cephArgs(), '-p', target.pool, '-r', target.image, dir], { timeoutMs: this.timeoutMs });
+      fuseMounted = true;
+      const file = path.join(dir, target.image);
+      await this.waitForImageFile(file, target);
+      device = await attachLoop(file);
+      note.clientAddress = await this.findClientAddress(target, before);
+      await this.writeNote(dir, note);
+      return { ...target, kind: 'fuse', device, clientAddress: note.clientAddress, fuseDir: dir };
+    } catch (err) {
+      if (device) await detachLoop(device).catch(() => undefined);
+      if (fuseMounted) await this.unmountFuse(dir).catch(() => undefined);
+      await this.removeDir(dir).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** rbd-fuse mounts even when the image cannot be opened (it opens it after daemonizing): check. */
+  private async waitForImageFile(file: string, target: MapTarget): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      try {
+        const { stdout } = await run('stat', ['-c', '%s', file], { timeoutMs: Math.max(1_000, deadline - Date.now()) });
+        if (Number(stdout.trim()) > 0) return;
+      } catch (err) {
+        if (err instanceof CommandError && err.timedOut) {
+          throw new Error(`rbd-fuse for ${target.pool}/${target.image} hangs: check that the Ceph monitors answer (ceph -s)`);
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `rbd-fuse mounted but shows no image ${target.pool}/${target.image} after ${this.timeoutMs} ms: ` +
+            'check that the image exists (rbd ls) and that the Ceph key may read it',
+        );
+      }
+      await sleep(100);
+    }
+  }
+
+  /**
+   * The watcher rbd-fuse added when it opened the image (see newWatchers). Someone else opening the
+   * image at the same moment (a snapshot) adds a second, short-lived watcher: keep listing until
+   * exactly one new watcher remains.
+   */
+  private async findClientAddress(target: MapTarget, before: Watcher[]): Promise<string | null> {
+    let candidates: Watcher[] = [];
+    for (let attempt = 0; attempt < 30; attempt++) {
+      const now = newWatchers(before, await this.options.watchers.listWatchers(target.pool, target.image));
+      const still = candidates.filter((c) => now.some((w) => w.address === c.address));
+      candidates = still.length > 0 ? still : now;
+      if (candidates.length === 1) return candidates[0]!.address;
+      await sleep(100);
+    }
+    this.options.log?.warn(
+      { pool: target.pool, image: target.image, candidates: candidates.map((c) => c.address) },
+      'could not tell which watcher is the new rbd-fuse client: another host taking this volume over cannot fence it',
+    );
+    return null;
+  }
+
+  async unmap(mapping: Mapping): Promise<void> {
+    const dir = mapping.fuseDir ?? this.dirOf(mapping);
+    if (mapping.device) await detachLoop(mapping.device);
+    await this.unmapDir(dir);
+  }
+
+  /** Detaches loop devices on anything under `dir`, unmounts rbd-fuse there and removes the directory. */
+  private async unmapDir(dir: string): Promise<void> {
+    for (const loop of await listLoopDevices()) {
+      if (isBelow(loop.backingFile, dir) && loop.backingFile !== dir) await detachLoop(loop.device);
+    }
+    await this.unmountFuse(dir);
+    await this.removeDir(dir);
+  }
+
+  private async unmountFuse(dir: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const mounted = (await readMountInfo()).filter((m) => m.mountPoint === dir);
+      if (mounted.length === 0) return;
+      try {
+        // The loop device may still be letting go of the file: EBUSY for a moment.
+        await run('umount', [dir], { timeoutMs: 20_000 });
+      } catch (err) {
+        if (attempt >= 20) {
+          this.options.log?.warn({ dir, err: (err as Error).message }, 'rbd-fuse mount stays busy: detaching it lazily');
+          await run('umount', ['-l', dir], { timeoutMs: 20_000 });
+          return;
+        }
+        await sleep(100);
+      }
+    }
+  }
+
+  private async removeDir(dir: string): Promise<void> {
+    await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    await rm(this.noteOf(dir), { force: true });
+    // The tenant directory goes when it is empty.
+    await rmdir(path.dirname(dir)).catch(() => undefined);
+  }
+
+  private async writeNote(dir: string, note: FuseNote): Promise<void> {
+    const file = this.noteOf(dir);
+    await writeFile(`${file}.tmp`, JSON.stringify(note));
+    await rename(`${file}.tmp`, file);
+  }
+
+  private async readNote(dir: string): Promise<FuseNote | null> {
+    try {
+      const note = JSON.parse(await readFile(this.noteOf(dir), 'utf8')) as FuseNote;
+      return typeof note.pool === 'string' && typeof note.image === 'string' ? note : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async discover(): Promise<Mapping[]> {
+    const mounts = (await readMountInfo()).filter((m) => m.fsType === FUSE_TYPE && isBelow(m.mountPoint, this.root));
+    const loops = (await listLoopDevices()).filter((l) => isBelow(l.backingFile, this.root));
+    const dirs = new Set<string>(mounts.map((m) => m.mountPoint));
+    for (const loop of loops) dirs.add(path.dirname(loop.backingFile));
+    // Notes without mount or loop (a crash between writing the note and starting rbd-fuse).
+    for (const tenant of await readdir(this.root).catch(() => [] as string[])) {
+      for (const entry of await readdir(path.join(this.root, tenant)).catch(() => [] as string[])) {
+        if (entry.endsWith('.json')) dirs.add(path.join(this.root, tenant, entry.slice(0, -'.json'.length)));
+        else if (!entry.endsWith('.tmp')) dirs.add(path.join(this.root, tenant, entry));
+      }
+    }
+    const out: Mapping[] = [];
+    for (const dir of dirs) {
+      const rel = path.relative(this.root, dir).split(path.sep);
+      if (rel.length !== 2) continue;
+      const [tenant, volume] = rel as [string, string];
+      const note = await this.readNote(dir);
+      const loop = loops.find((l) => path.dirname(l.backingFile) === dir);
+      out.push({
+        tenant,
+        volume,
+        pool: note?.pool ?? '',
+        image: note?.image ?? (loop ? path.basename(loop.backingFile) : ''),
+        kind: 'fuse',
+        device: loop?.device ?? null,
+        clientAddress: note?.clientAddress ?? null,
+        fuseDir: dir,
+      });
+    }
+    return out;
+  }
+
+  /** True when the mapping's rbd-fuse is mounted and its loop device attached. */
+  async isComplete(mapping: Mapping): Promise<boolean> {
+    const dir = mapping.fuseDir ?? this.dirOf(mapping);
+    if (!mapping.device) return false;
+    const mounted = (await readMountInfo()).some((m) => m.mountPoint === dir && m.fsType === FUSE_TYPE);
+    const loops = await listLoopDevices();
+    return mounted && loops.some((l) => l.device === mapping.device && path.dirname(l.backingFile) === dir && !l.deleted);
+  }
+}

@@ -1,0 +1,112 @@
+// The rbd-nbd mapper: `rbd-nbd map POOL/IMAGE` attaches the image to a free /dev/nbdN through a
+// userspace librbd client (one rbd-nbd process per mapping, so each volume has its own Ceph client
+// address for fencing). Needs the nbd kernel module; it is loaded on real hosts, missing here, so
+// this mapper is not exercised by this repository's tests.
+
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { run } from './exec.js';
+import { MappingNotes } from './notes.js';
+import type { CephClientSettings, Mapper, Mapping, MapTarget, WatcherSource } from './types.js';
+import { MapperUnavailableError, newWatchers } from './types.js';
+
+export interface NbdMapperOptions {
+  /** <state-dir>/nbd: notes of this volplugin's mappings. */
+  root: string;
+  ceph: CephClientSettings;
+  watchers: WatcherSource;
+  timeoutMs?: number;
+}
+
+interface NbdListed {
+  pid?: number;
+  pool?: string;
+  namespace?: string;
+  image?: string;
+  snap?: string;
+  device?: string;
+}
+
+/** Parses `rbd-nbd list-mapped --format json`. */
+export function parseNbdList(text: string): Array<{ pool: string; image: string; device: string; snap: string }> {
+  if (!text.trim()) return [];
+  const parsed = JSON.parse(text) as NbdListed[];
+  return parsed
+    .filter((e) => typeof e.device === 'string' && typeof e.image === 'string')
+    .map((e) => ({ pool: e.pool ?? 'rbd', image: e.image!, device: e.device!, snap: e.snap ?? '-' }));
+}
+
+export async function checkNbdAvailable(): Promise<void> {
+  try {
+    await access('/dev/nbd0');
+  } catch {
+    throw new MapperUnavailableError('nbd', 'no /dev/nbd0: load the nbd kernel module (modprobe nbd) or use --mapper fuse');
+  }
+  try {
+    await run('rbd-nbd', ['--version'], { timeoutMs: 10_000 });
+  } catch (err) {
+    throw new MapperUnavailableError('nbd', `rbd-nbd does not run here (${(err as Error).message}): install the rbd-nbd package`);
+  }
+}
+
+export class NbdMapper implements Mapper {
+  readonly kind = 'nbd' as const;
+  private readonly notes: MappingNotes;
+
+  constructor(private readonly options: NbdMapperOptions) {
+    this.notes = new MappingNotes(path.resolve(options.root));
+  }
+
+  private cephArgs(): string[] {
+    const { confPath, keyring, clientId } = this.options.ceph;
+    const args: string[] = [];
+    if (confPath) args.push('-c', confPath);
+    if (clientId) args.push('--id', clientId);
+    if (keyring) args.push('--keyring', keyring);
+    return args;
+  }
+
+  async map(target: MapTarget): Promise<Mapping> {
+    const before = await this.options.watchers.listWatchers(target.pool, target.image);
+    const { stdout } = await run('rbd-nbd', [...this.cephArgs(), 'map', `${target.pool}/${target.image}`], {
+      timeoutMs: this.options.timeoutMs ?? 60_000,
+    });
+    const device = stdout.trim().split('\n').pop() ?? '';
+    const mapping: Mapping = { ...target, kind: 'nbd', device, clientAddress: null };
+    try {
+      if (!/^\/dev\/nbd\d+$/.test(device)) throw new Error(`rbd-nbd map printed ${JSON.stringify(device)}, not /dev/nbdN`);
+      const added = newWatchers(before, await this.options.watchers.listWatchers(target.pool, target.image));
+      mapping.clientAddress = added.length === 1 ? added[0]!.address : null;
+      await this.notes.write(mapping);
+      return mapping;
+    } catch (err) {
+      if (/^\/dev\/nbd\d+$/.test(device)) await run('rbd-nbd', ['unmap', device], { timeoutMs: 30_000 }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async unmap(mapping: Mapping): Promise<void> {
+    if (mapping.device) {
+      const mapped = await this.listMapped();
+      if (mapped.some((m) => m.device === mapping.device)) {
+        await run('rbd-nbd', ['unmap', mapping.device], { timeoutMs: 30_000 });
+      }
+    }
+    await this.notes.remove(mapping.tenant, mapping.volume);
+  }
+
+  private async listMapped() {
+    const { stdout } = await run('rbd-nbd', ['list-mapped', '--format', 'json'], { timeoutMs: 10_000 });
+    return parseNbdList(stdout);
+  }
+
+  async discover(): Promise<Mapping[]> {
+    const mapped = await this.listMapped();
+    const out: Mapping[] = [];
+    for (const note of await this.notes.all()) {
+      const live = mapped.find((m) => m.device === note.device && m.pool === note.pool && m.image === note.image);
+      out.push({ ...note, kind: 'nbd', device: live ? note.device : null });
+    }
+    return out;
+  }
+}

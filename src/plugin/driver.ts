@@ -1,0 +1,108 @@
+// The VolumeDriver behind the protocol server: checks names and options, asks the master about
+// volumes, and hands Mount and Unmount to the mount manager.
+
+import { PolicyError } from '../policy/errors.js';
+import { parseVolumeRef, type VolumeRef } from '../policy/names.js';
+import { parseDriverOptions } from '../policy/options.js';
+import { PluginError, isPluginError } from './errors.js';
+import type { KeyedMutex } from './keyed-mutex.js';
+import type { LocalState } from './local-state.js';
+import { volumeKey } from './local-state.js';
+import type { MasterClient } from './master.js';
+import type { MountManager } from './mounts.js';
+import type { DockerVolume, VolumeDriver } from './protocol.js';
+
+/** Parses Docker's volume name; errors say how to write one. */
+export function parseName(name: string): VolumeRef {
+  try {
+    return parseVolumeRef(name);
+  } catch (err) {
+    if (err instanceof PolicyError) {
+      throw new PluginError('INVALID_NAME', `${err.message}. volplugin volumes are named TENANT/VOLUME, e.g. docker volume create -d volplugin --name tenant1/data`);
+    }
+    throw err;
+  }
+}
+
+export interface DriverOptions {
+  master: MasterClient;
+  manager: MountManager;
+  local: LocalState;
+  mutex: KeyedMutex;
+}
+
+export class Driver implements VolumeDriver {
+  constructor(private readonly o: DriverOptions) {}
+
+  async create(name: string, opts: Record<string, string>, signal: AbortSignal): Promise<void> {
+    const { tenant, volume } = parseName(name);
+    try {
+      parseDriverOptions(opts);
+    } catch (err) {
+      if (err instanceof PolicyError) throw new PluginError('INVALID_OPTION', `${err.message} (docker volume create --opt KEY=VALUE)`);
+      throw err;
+    }
+    await this.o.master.createVolume(tenant, volume, opts, signal);
+  }
+
+  async remove(name: string, signal: AbortSignal): Promise<void> {
+    const { tenant, volume } = parseName(name);
+    await this.o.mutex.run(volumeKey(tenant, volume), async () => {
+      const entry = this.o.local.get(tenant, volume);
+      if (entry) {
+        throw new PluginError(
+          'IN_USE',
+          `${name} is mounted on this host (${entry.refs.length} reference${entry.refs.length === 1 ? '' : 's'}): stop the containers that use it, then remove it`,
+        );
+      }
+      await this.o.master.removeVolume(tenant, volume, signal);
+    });
+  }
+
+  mount(name: string, id: string, signal: AbortSignal): Promise<string> {
+    const { tenant, volume } = parseName(name);
+    return this.o.manager.mount(tenant, volume, id, signal);
+  }
+
+  async unmount(name: string, id: string, signal: AbortSignal): Promise<void> {
+    const { tenant, volume } = parseName(name);
+    await this.o.manager.unmount(tenant, volume, id, signal);
+  }
+
+  async path(name: string): Promise<string> {
+    const { tenant, volume } = parseName(name);
+    return this.o.local.get(tenant, volume)?.mountpoint ?? '';
+  }
+
+  async get(name: string, signal: AbortSignal): Promise<DockerVolume> {
+    const { tenant, volume } = parseName(name);
+    const entry = this.o.local.get(tenant, volume);
+    try {
+      const record = await this.o.master.getVolume(tenant, volume, signal);
+      return {
+        Name: name,
+        Mountpoint: entry?.mountpoint ?? '',
+        CreatedAt: record.createdAt,
+        Status: {
+          pool: record.pool,
+          image: record.image,
+          size: record.options.sizeBytes,
+          filesystem: record.options.filesystem,
+          ...(entry ? { device: entry.mapping.device, mapper: entry.mapping.kind, references: entry.refs.length } : {}),
+        },
+      };
+    } catch (err) {
+      if (isPluginError(err, 'VOLUME_NOT_FOUND')) {
+        throw new PluginError('VOLUME_NOT_FOUND', `volume ${name} does not exist: create it with docker volume create -d volplugin --name ${name}`);
+      }
+      // Docker asks Get before Unmount: with the master down, a mounted volume still answers.
+      if (entry && isPluginError(err, 'MASTER_UNAVAILABLE')) return { Name: name, Mountpoint: entry.mountpoint };
+      throw err;
+    }
+  }
+
+  async list(signal: AbortSignal): Promise<DockerVolume[]> {
+    const records = await this.o.master.listVolumes(signal);
+    return records.map((r) => ({ Name: `${r.tenant}/${r.volume}`, Mountpoint: this.o.local.get(r.tenant, r.volume)?.mountpoint ?? '' }));
+  }
+}

@@ -1,0 +1,39 @@
+// Errors volplugin hands to Docker. Docker shows the Err text to the person who ran `docker ...`,
+// so every message says what happened and what to do about it.
+
+export type PluginErrorCode =
+  /** The volume name is not TENANT/VOLUME or has characters volplugin does not allow. */
+  | 'INVALID_NAME'
+  /** Unknown driver option or a bad value. */
+  | 'INVALID_OPTION'
+  | 'VOLUME_NOT_FOUND'
+  | 'TENANT_NOT_FOUND'
+  /** Another host holds the volume's mount lock. */
+  | 'LOCKED'
+  /** The volume is mounted on this host (remove refused). */
+  | 'IN_USE'
+  | 'MASTER_UNAVAILABLE'
+  | 'STATE_UNAVAILABLE'
+  /** The request took longer than volplugin allows itself (dockerd waits on it). */
+  | 'TIMEOUT'
+  | 'BAD_REQUEST'
+  | 'INTERNAL';
+
+export class PluginError extends Error {
+  readonly code: PluginErrorCode;
+  constructor(code: PluginErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PluginError';
+    this.code = code;
+  }
+}
+
+export function isPluginError(err: unknown, code?: PluginErrorCode): err is PluginError {
+  return err instanceof PluginError && (code === undefined || err.code === code);
+}
+
+/** The message of anything thrown, for an Err or a log line. */
+export function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

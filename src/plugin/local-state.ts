@@ -1,0 +1,116 @@
+// What this host has mounted for Docker and who holds references, kept in <state-dir>/mounts.json
+// so that a volplugin that is killed and restarted knows which Mount IDs are still outstanding.
+// Written atomically (temporary file + rename) after every change, before Docker gets its answer.
+//
+// Reference counting is Docker's contract: every Mount carries a fresh random ID, its Unmount the
+// same ID. A volume stays mounted while at least one ID holds it.
+
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Mapping } from '../mapper/types.js';
+import type { RateLimit } from '../policy/types.js';
+
+export interface LocalVolume {
+  tenant: string;
+  volume: string;
+  pool: string;
+  image: string;
+  mapping: Mapping;
+  mountpoint: string;
+  /** Docker Mount IDs holding the volume, oldest first. */
+  refs: string[];
+  since: string;
+  /** The rate limits last applied (null before the first application). */
+  appliedLimits: RateLimit | null;
+  /** Set when another host took the lock: this host fenced itself and only waits for Unmounts. */
+  lost: string | null;
+}
+
+export function volumeKey(tenant: string, volume: string): string {
+  return `${tenant}/${volume}`;
+}
+
+interface StateFile {
+  version: 1;
+  volumes: LocalVolume[];
+}
+
+/** Adds a reference; false when `id` already held one (Docker repeating a request). */
+export function addRef(entry: LocalVolume, id: string): boolean {
+  if (entry.refs.includes(id)) return false;
+  entry.refs.push(id);
+  return true;
+}
+
+/** Drops a reference; false when `id` held none. */
+export function dropRef(entry: LocalVolume, id: string): boolean {
+  const at = entry.refs.indexOf(id);
+  if (at < 0) return false;
+  entry.refs.splice(at, 1);
+  return true;
+}
+
+export class LocalState {
+  private readonly volumes = new Map<string, LocalVolume>();
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(readonly file: string) {}
+
+  static inDir(stateDir: string): LocalState {
+    return new LocalState(path.join(stateDir, 'mounts.json'));
+  }
+
+  /** Reads the file; a missing file is an empty table. A corrupt one is kept aside and reported. */
+  async load(): Promise<{ corrupt: string | null }> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { corrupt: null };
+      throw err;
+    }
+    try {
+      const parsed = JSON.parse(text) as StateFile;
+      if (parsed.version !== 1 || !Array.isArray(parsed.volumes)) throw new Error('not a version 1 state file');
+      this.volumes.clear();
+      for (const v of parsed.volumes) {
+        this.volumes.set(volumeKey(v.tenant, v.volume), { ...v, refs: [...v.refs], lost: v.lost ?? null, appliedLimits: v.appliedLimits ?? null });
+      }
+      return { corrupt: null };
+    } catch (err) {
+      const aside = `${this.file}.corrupt-${Date.now()}`;
+      await rename(this.file, aside);
+      return { corrupt: `${this.file} was unreadable (${(err as Error).message}); moved to ${aside}` };
+    }
+  }
+
+  get(tenant: string, volume: string): LocalVolume | undefined {
+    return this.volumes.get(volumeKey(tenant, volume));
+  }
+
+  all(): LocalVolume[] {
+    return [...this.volumes.values()];
+  }
+
+  set(entry: LocalVolume): void {
+    this.volumes.set(volumeKey(entry.tenant, entry.volume), entry);
+  }
+
+  delete(tenant: string, volume: string): void {
+    this.volumes.delete(volumeKey(tenant, volume));
+  }
+
+  /** Writes the table to disk (serialised: the last save wins, none interleave). */
+  save(): Promise<void> {
+    const snapshot: StateFile = { version: 1, volumes: this.all() };
+    const text = `${JSON.stringify(snapshot, null, 2)}\n`;
+    const next = this.writing.then(async () => {
+      await mkdir(path.dirname(this.file), { recursive: true });
+      const tmp = `${this.file}.tmp`;
+      await writeFile(tmp, text, { mode: 0o600 });
+      await rename(tmp, this.file);
+    });
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+}

@@ -1,0 +1,119 @@
+// The host's etcd lease and the cross-host mount locks bound to it.
+//
+// One lease per volplugin process, kept alive in the background (TTL --lock-ttl). Every mount lock
+// and the host report are bound to it, so a host that dies or hangs loses them all after the TTL
+// and another host may take its volumes over (fencing it first). When the lease is lost while this
+// process lives (etcd unreachable for a TTL, or the process was paused), a new one is made and the
+// convergence loop takes the locks back where no one else did.
+
+import type { KV, Lease } from '../state/kv.js';
+import type { MountRecord } from '../state/records.js';
+import type { StateStore } from '../state/store.js';
+import { PluginError } from './errors.js';
+
+export interface LeaseLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export class HostLease {
+  private lease: Lease | null = null;
+  private pending: Promise<Lease> | null = null;
+  private readonly lostListeners: Array<(err: Error) => void> = [];
+  private closed = false;
+
+  constructor(
+    private readonly kv: KV,
+    readonly ttlSeconds: number,
+    private readonly log?: LeaseLog,
+  ) {}
+
+  /** Called whenever the current lease is lost (its locks are gone or may be). */
+  onLost(listener: (err: Error) => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  /** The id of the live lease, or null when there is none right now. */
+  get currentId(): string | null {
+    return this.lease && !this.lease.lost ? this.lease.id : null;
+  }
+
+  /** The live lease; makes one when there is none (throws StateUnavailableError when etcd is down). */
+  async get(): Promise<Lease> {
+    if (this.closed) throw new PluginError('INTERNAL', 'volplugin is shutting down');
+    if (this.lease && !this.lease.lost) return this.lease;
+    if (!this.pending) {
+      this.pending = (async () => {
+        try {
+          const lease = await this.kv.lease(this.ttlSeconds);
+          lease.onLost((err) => {
+            if (this.lease === lease) this.lease = null;
+            this.log?.warn({ lease: lease.id, err: err.message }, 'host lease lost: mount locks may be gone; taking them back');
+            for (const listener of this.lostListeners) listener(err);
+          });
+          this.lease = lease;
+          this.log?.info({ lease: lease.id, ttl: this.ttlSeconds }, 'host lease granted');
+          return lease;
+        } finally {
+          this.pending = null;
+        }
+      })();
+    }
+    return this.pending;
+  }
+
+  /**
+   * Stops using the lease. With `revoke` the locks bound to it vanish at once (only when nothing
+   * is mounted); without, they stay until the TTL runs out, so that a restart within the TTL finds
+   * them still held by this host.
+   */
+  async close(options: { revoke: boolean }): Promise<void> {
+    this.closed = true;
+    const lease = this.lease;
+    this.lease = null;
+    if (lease && options.revoke) await lease.revoke().catch(() => undefined);
+  }
+}
+
+export type LockResult = { ok: true; record: MountRecord; adopted: boolean } | { ok: false; holder: MountRecord };
+
+/**
+ * Takes the volume's mount lock for this host. A lock that this host (same host id) holds under
+ * an older lease — the process was restarted, or its lease was lost and renewed — is taken over
+ * with compare-and-swap; a lock of another host is reported as its holder.
+ */
+export async function takeMountLock(store: StateStore, record: MountRecord, lease: Lease): Promise<LockResult> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const result = await store.acquireMount(record, lease);
+    if (result.ok) return { ok: true, record: result.record, adopted: false };
+    if (result.holder.hostId !== record.hostId) return { ok: false, holder: result.holder };
+    if (await adoptMount(store, record, lease)) return { ok: true, record, adopted: true };
+  }
+  throw new PluginError('STATE_UNAVAILABLE', `the mount lock of ${record.tenant}/${record.volume} kept changing under volplugin; try again`);
+}
+
+/**
+ * Replaces a mount record held by this host under another lease with `record` (bound to `lease`).
+ * False when the record vanished or belongs to another host meanwhile.
+ */
+// StateStore has no such operation yet (asked for: StateStore.adoptMount); until then this goes
+// through its KV with the store's own key layout.
+export async function adoptMount(store: StateStore, record: MountRecord, lease: Lease): Promise<boolean> {
+  const key = store.keys.mount(record.tenant, record.volume);
+  const entry = await store.kv.get(key);
+  if (!entry) return false;
+  let holder: MountRecord;
+  try {
+    holder = JSON.parse(entry.value) as MountRecord;
+  } catch {
+    return false;
+  }
+  if (holder.hostId !== record.hostId) return false;
+  return store.kv.replace(key, JSON.stringify(record), entry.modRevision, { lease });
+}
+
+/** A person-readable description of who holds a lock, for errors and reports. */
+export function describeHolder(holder: MountRecord): string {
+  const where = holder.host && holder.host !== holder.hostId ? `${holder.host} (host id ${holder.hostId})` : `host id ${holder.hostId}`;
+  return `${where} since ${holder.since}`;
+}

@@ -1,0 +1,226 @@
+// Rate limits of a mounted volume, two ways:
+//
+// 1. blkio throttling of the volume's block device in the cgroup of every container that uses the
+//    volume. Docker's Mount request names no container, so the Docker API says which containers
+//    mount the volume. Throttling is per cgroup and (with cgroup v1 here) not hierarchical: the
+//    limit goes into each container's own cgroup. A container that is being started has no cgroup
+//    yet; with dockerd's cgroupfs driver its path is known (<parent>/<id>), so volplugin creates it
+//    ahead with the limits in place and runc then uses it: the container is throttled from its
+//    first I/O. Running containers' cgroups come from /proc/<pid>/cgroup (any cgroup driver).
+// 2. librbd QoS on the image (conf_rbd_qos_*_limit metadata), which userspace clients (rbd-fuse,
+//    rbd-nbd) enforce for everything that reaches the image.
+
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { RateLimit } from '../policy/types.js';
+import type { QosLimits, Storage } from '../storage/types.js';
+import type { DockerClient, DockerContainerSummary, DockerInfo } from './docker.js';
+
+export interface RateLimitLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface DeviceNumber {
+  major: number;
+  minor: number;
+}
+
+export const UNLIMITED: RateLimit = Object.freeze({ writeIops: 0, readIops: 0, writeBps: 0, readBps: 0 });
+
+export function sameLimits(a: RateLimit | null | undefined, b: RateLimit | null | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.writeIops === b.writeIops && a.readIops === b.readIops && a.writeBps === b.writeBps && a.readBps === b.readBps;
+}
+
+/** librbd QoS keys for a volume's limits (0 removes a limit). */
+export function qosOf(limits: RateLimit): QosLimits {
+  return { writeIops: limits.writeIops, readIops: limits.readIops, writeBps: limits.writeBps, readBps: limits.readBps };
+}
+
+/** cgroup v1 blkio throttle files and the value each gets for a device ("MAJ:MIN N"; N=0 clears). */
+export function blkioV1Writes(dev: DeviceNumber, limits: RateLimit): Array<{ file: string; value: string }> {
+  const d = `${dev.major}:${dev.minor}`;
+  return [
+    { file: 'blkio.throttle.write_iops_device', value: `${d} ${limits.writeIops}` },
+    { file: 'blkio.throttle.read_iops_device', value: `${d} ${limits.readIops}` },
+    { file: 'blkio.throttle.write_bps_device', value: `${d} ${limits.writeBps}` },
+    { file: 'blkio.throttle.read_bps_device', value: `${d} ${limits.readBps}` },
+  ];
+}
+
+/** cgroup v2 io.max line for a device ("max" = unlimited). */
+export function ioMaxLine(dev: DeviceNumber, limits: RateLimit): string {
+  const v = (n: number) => (n > 0 ? String(n) : 'max');
+  return `${dev.major}:${dev.minor} rbps=${v(limits.readBps)} wbps=${v(limits.writeBps)} riops=${v(limits.readIops)} wiops=${v(limits.writeIops)}`;
+}
+
+/** The current limit of a device in a v1 throttle file's content (0 when the device has none). */
+export function currentV1Limit(content: string, dev: DeviceNumber): number {
+  for (const line of content.split('\n')) {
+    const [d, n] = line.trim().split(/\s+/);
+    if (d === `${dev.major}:${dev.minor}`) return Number(n) || 0;
+  }
+  return 0;
+}
+
+export interface CgroupTarget {
+  /** Absolute directory of the container's cgroup for blkio (v1) or its unified cgroup (v2). */
+  dir: string;
+  version: 1 | 2;
+  /** The container is not running yet: its cgroup directory may have to be made. */
+  ahead: boolean;
+}
+
+/** The blkio (v1) or unified (v2) cgroup path of a process, from /proc/PID/cgroup's content. */
+export function cgroupOfProcess(content: string, root = '/sys/fs/cgroup'): CgroupTarget | null {
+  let unified: string | null = null;
+  for (const line of content.split('\n')) {
+    const [, controllers, where] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
+    if (controllers === undefined || where === undefined) continue;
+    if (controllers.split(',').includes('blkio')) return { dir: path.join(root, 'blkio', where), version: 1, ahead: false };
+    if (controllers === '') unified = where;
+  }
+  return unified === null ? null : { dir: path.join(root, unified), version: 2, ahead: false };
+}
+
+/**
+ * Where dockerd's cgroupfs driver will put a container that is not running yet (cgroup v1):
+ * <cgroup-parent or /docker>/<id> under the blkio hierarchy. Null with the systemd driver, whose
+ * scopes systemd makes itself.
+ */
+export function plannedCgroup(info: DockerInfo, id: string, cgroupParent: string | undefined, root = '/sys/fs/cgroup'): CgroupTarget | null {
+  if ((info.CgroupDriver ?? 'cgroupfs') !== 'cgroupfs') return null;
+  if (info.CgroupVersion === '2') return null;
+  const parent = cgroupParent && cgroupParent !== '' ? cgroupParent : '/docker';
+  return { dir: path.join(root, 'blkio', parent, id), version: 1, ahead: true };
+}
+
+export interface RateLimiterOptions {
+  /** Null when volplugin runs without Docker access: only librbd QoS then. */
+  docker: DockerClient | null;
+  storage: Pick<Storage, 'setQos'>;
+  /** Root of the cgroup mounts (default /sys/fs/cgroup). */
+  cgroupRoot?: string;
+  log?: RateLimitLog;
+}
+
+export interface ApplyResult {
+  /** Containers whose cgroup got the limits. */
+  containers: string[];
+  /** Why some could not (they are retried by the next convergence round). */
+  problems: string[];
+}
+
+export class RateLimiter {
+  private info: DockerInfo | null = null;
+  /** Cgroup directories volplugin made ahead of a container start (removed if the container never ran). */
+  private readonly madeAhead = new Map<string, string>();
+  private readonly root: string;
+
+  constructor(private readonly options: RateLimiterOptions) {
+    this.root = options.cgroupRoot ?? '/sys/fs/cgroup';
+  }
+
+  /** Sets the image's librbd QoS. */
+  async applyQos(pool: string, image: string, limits: RateLimit): Promise<void> {
+    await this.options.storage.setQos(pool, image, qosOf(limits));
+  }
+
+  private async dockerInfo(): Promise<DockerInfo> {
+    if (!this.info) this.info = await this.options.docker!.info();
+    return this.info;
+  }
+
+  /** The cgroups of the containers that use Docker volume `name` (running ones and those about to start). */
+  async targetsOf(name: string): Promise<Array<{ id: string; target: CgroupTarget }>> {
+    const docker = this.options.docker;
+    if (!docker) return [];
+    const containers: DockerContainerSummary[] = await docker.containersUsingVolume(name);
+    const out: Array<{ id: string; target: CgroupTarget }> = [];
+    for (const c of containers) {
+      const target = await this.targetOf(c.Id);
+      if (target) out.push({ id: c.Id, target });
+    }
+    return out;
+  }
+
+  async targetOf(id: string): Promise<CgroupTarget | null> {
+    const docker = this.options.docker;
+    if (!docker) return null;
+    const details = await docker.inspect(id);
+    const pid = details.State?.Pid ?? 0;
+    if (details.State?.Running && pid > 0) {
+      const content = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => null);
+      return content === null ? null : cgroupOfProcess(content, this.root);
+    }
+    const status = details.State?.Status ?? '';
+    if (status !== 'created' && status !== 'restarting' && status !== 'running') return null;
+    return plannedCgroup(await this.dockerInfo(), details.Id, details.HostConfig?.CgroupParent, this.root);
+  }
+
+  /** Writes the device's limits into one cgroup (making it first when the container has not started). */
+  async writeLimits(target: CgroupTarget, dev: DeviceNumber, limits: RateLimit, containerId?: string): Promise<void> {
+    if (target.ahead) {
+      const existed = await readFile(path.join(target.dir, 'cgroup.procs'), 'utf8').then(
+        () => true,
+        () => false,
+      );
+      if (!existed) {
+        await mkdir(target.dir, { recursive: true });
+        if (containerId) this.madeAhead.set(containerId, target.dir);
+      }
+    }
+    if (target.version === 2) {
+      await writeFile(path.join(target.dir, 'io.max'), ioMaxLine(dev, limits));
+      return;
+    }
+    for (const { file, value } of blkioV1Writes(dev, limits)) {
+      const full = path.join(target.dir, file);
+      const wanted = Number(value.split(' ')[1]);
+      const current = currentV1Limit(await readFile(full, 'utf8'), dev);
+      if (current === wanted) continue;
+      await writeFile(full, value);
+    }
+  }
+
+  /** Applies `limits` for device `dev` to every container using Docker volume `name`. */
+  async applyToContainers(name: string, dev: DeviceNumber, limits: RateLimit): Promise<ApplyResult> {
+    const result: ApplyResult = { containers: [], problems: [] };
+    if (!this.options.docker) return result;
+    let targets: Array<{ id: string; target: CgroupTarget }>;
+    try {
+      targets = await this.targetsOf(name);
+    } catch (err) {
+      result.problems.push(`cannot list the containers of ${name} (${(err as Error).message}): its rate limits wait for the Docker API`);
+      return result;
+    }
+    for (const { id, target } of targets) {
+      try {
+        await this.writeLimits(target, dev, limits, id);
+        result.containers.push(id);
+      } catch (err) {
+        result.problems.push(`cannot write the rate limits of ${name} into ${target.dir} (${(err as Error).message})`);
+      }
+    }
+    return result;
+  }
+
+  /** Removes cgroups made ahead for containers that no longer wait to start (rmdir of an empty cgroup only). */
+  async sweepAhead(): Promise<void> {
+    const docker = this.options.docker;
+    if (!docker) return;
+    for (const [id, dir] of this.madeAhead) {
+      const details = await docker.inspect(id).catch(() => null);
+      const status = details?.State?.Status;
+      if (status === 'created' || status === 'restarting') continue;
+      if (status === 'running') {
+        this.madeAhead.delete(id);
+        continue;
+      }
+      await rmdir(dir).catch(() => undefined);
+      this.madeAhead.delete(id);
+    }
+  }
+}
