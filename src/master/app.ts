@@ -50,6 +50,11 @@ declare module 'fastify' {
 
 export type App = FastifyInstance;
 
+/** preValidation for routes whose body is optional: no body at all counts as `{}`. */
+export async function emptyBodyIsObject(request: { body: unknown }): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
 /** The one place the route plugins are listed: a new resource group is one line here. */
 export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, snapshotRoutes];
 
@@ -71,7 +76,8 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
   app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000 }));
 
   // JSON bodies with errors that name line and column (Fastify's own parser gives an offset at best).
-  app.removeContentTypeParser('application/json');
+  // Only JSON is accepted: other types (text/plain included) are answered 415.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);

@@ -3,7 +3,6 @@
 // master's create path (intents, so a master dying mid-copy leaves no orphan clone).
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import {
   SnapshotCopyBody,
   SnapshotList,
@@ -17,6 +16,7 @@ import {
 import { assertName } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
+import { emptyBodyIsObject } from '../app.js';
 import { IMAGE_OWNER_KEY, qosOf } from '../volumes.js';
 
 function names(params: { tenant: string; volume: string }): void {
@@ -46,11 +46,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     base,
     {
+      preValidation: emptyBodyIsObject,
       schema: {
         tags: ['snapshots'],
         summary: 'Take a snapshot now (named manual-<time> unless a name is given)',
         params: VolumeParams,
-        body: Type.Optional(SnapshotTakeBody),
+        body: SnapshotTakeBody,
         response: { 201: SnapshotSchema, ...errorResponses(400, 401, 404, 409, 503) },
       },
     },

@@ -12,6 +12,7 @@ import {
   errorResponses,
 } from '../../api/schemas.js';
 import { assertName } from '../../policy/names.js';
+import { emptyBodyIsObject } from '../app.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -44,6 +45,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/v1/volumes/:tenant/:volume',
     {
+      preValidation: emptyBodyIsObject,
       schema: {
         tags: ['volumes'],
         summary: 'Create a volume (201), or return it when it exists with the same options (200)',

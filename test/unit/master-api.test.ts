@@ -1,0 +1,882 @@
+// Every route of volmaster and every error it answers, through inject() on MemoryKV and an
+// in-memory Storage (FakeStorage below: just enough librbd for the master's flows, with switches
+// to make Ceph unreachable or fail one operation).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LightMyRequestResponse } from 'fastify';
+import { createApp, type App } from '../../src/master/app.js';
+import { IMAGE_OWNER_KEY } from '../../src/master/volumes.js';
+import { MemoryKV } from '../../src/state/memory.js';
+import { StateStore } from '../../src/state/store.js';
+import type { MountRecord, VolumeRecord } from '../../src/state/records.js';
+import { RbdError } from '../../src/storage/errors.js';
+import type {
+  CreateImageOptions,
+  ImageInfo,
+  ParentRef,
+  QosLimits,
+  SnapshotInfo,
+  Storage,
+  StorageStats,
+  Watcher,
+} from '../../src/storage/types.js';
+
+const MiB = 1024 * 1024;
+const ERRNO = { ENOENT: -2, EEXIST: -17, EBUSY: -16, ENOTEMPTY: -39, ETIMEDOUT: -110, EINVAL: -22 } as const;
+
+interface FakeImage {
+  size: number;
+  meta: Record<string, string>;
+  snaps: Map<string, { id: number; size: number; protected: boolean; createdAt: Date }>;
+  watchers: Watcher[];
+  qos: QosLimits;
+  parent: ParentRef | null;
+}
+
+class FakeStorage implements Storage {
+  readonly kind = 'memory' as const;
+  readonly pools = new Set(['rbd']);
+  readonly images = new Map<string, FakeImage>();
+  readonly calls: string[] = [];
+  unreachable = false;
+  /** Fails the next call of this operation with this errno. */
+  failNext: { op: string; errno: number } | null = null;
+  /** Runs before the named operation (e.g. to flip etcd off in the middle of a create). */
+  before: Record<string, () => void | Promise<void>> = {};
+  private snapId = 1;
+
+  private async enter(op: string, pool?: string): Promise<void> {
+    this.calls.push(op);
+    await this.before[op]?.();
+    await Promise.resolve();
+    if (this.unreachable) throw new RbdError({ errno: ERRNO.ETIMEDOUT, op, detail: 'connection timed out' });
+    if (this.failNext && this.failNext.op === op) {
+      const { errno } = this.failNext;
+      this.failNext = null;
+      throw new RbdError({ errno, op, pool });
+    }
+    if (pool !== undefined && !this.pools.has(pool)) throw new RbdError({ errno: ERRNO.ENOENT, op, pool, detail: 'no such pool' });
+  }
+
+  private image(op: string, pool: string, name: string): FakeImage {
+    const image = this.images.get(`${pool}/${name}`);
+    if (!image) throw new RbdError({ errno: ERRNO.ENOENT, op, pool, image: name });
+    return image;
+  }
+
+  async close() {}
+  stats(): StorageStats {
+    return { pending: 0, openImages: 0, pools: this.pools.size };
+  }
+  async createImage(pool: string, name: string, options: CreateImageOptions) {
+    await this.enter('createImage', pool);
+    if (this.images.has(`${pool}/${name}`)) throw new RbdError({ errno: ERRNO.EEXIST, op: 'rbd_create', pool, image: name });
+    this.images.set(`${pool}/${name}`, { size: options.size, meta: {}, snaps: new Map(), watchers: [], qos: {}, parent: null });
+  }
+  async removeImage(pool: string, name: string) {
+    await this.enter('removeImage', pool);
+    const image = this.image('rbd_remove', pool, name);
+    if (image.watchers.length) throw new RbdError({ errno: ERRNO.EBUSY, op: 'rbd_remove', pool, image: name });
+    if (image.snaps.size) throw new RbdError({ errno: ERRNO.ENOTEMPTY, op: 'rbd_remove', pool, image: name });
+    this.images.delete(`${pool}/${name}`);
+  }
+  async resizeImage(pool: string, name: string, size: number) {
+    await this.enter('resizeImage', pool);
+    this.image('rbd_resize', pool, name).size = size;
+  }
+  async renameImage(pool: string, from: string, to: string) {
+    await this.enter('renameImage', pool);
+    const image = this.image('rbd_rename', pool, from);
+    this.images.delete(`${pool}/${from}`);
+    this.images.set(`${pool}/${to}`, image);
+  }
+  async imageInfo(pool: string, name: string): Promise<ImageInfo> {
+    await this.enter('imageInfo', pool);
+    const image = this.image('rbd_stat', pool, name);
+    return { pool, name, size: image.size, order: 22, objectSize: 4 * MiB, features: ['layering'], parent: image.parent, snapshotCount: image.snaps.size };
+  }
+  async listImages(pool: string) {
+    await this.enter('listImages', pool);
+    return [...this.images.keys()].filter((k) => k.startsWith(`${pool}/`)).map((k) => k.slice(pool.length + 1));
+  }
+  async imageExists(pool: string, name: string) {
+    await this.enter('imageExists', pool);
+    return this.images.has(`${pool}/${name}`);
+  }
+  async createSnapshot(pool: string, image: string, snapshot: string) {
+    await this.enter('createSnapshot', pool);
+    const img = this.image('rbd_snap_create', pool, image);
+    if (img.snaps.has(snapshot)) throw new RbdError({ errno: ERRNO.EEXIST, op: 'rbd_snap_create', pool, image, snapshot });
+    img.snaps.set(snapshot, { id: this.snapId++, size: img.size, protected: false, createdAt: new Date() });
+  }
+  async listSnapshots(pool: string, image: string): Promise<SnapshotInfo[]> {
+    await this.enter('listSnapshots', pool);
+    return [...this.image('rbd_snap_list', pool, image).snaps.entries()].map(([name, s]) => ({ name, ...s }));
+  }
+  private snap(op: string, pool: string, image: string, snapshot: string) {
+    const s = this.image(op, pool, image).snaps.get(snapshot);
+    if (!s) throw new RbdError({ errno: ERRNO.ENOENT, op, pool, image, snapshot });
+    return s;
+  }
+  async removeSnapshot(pool: string, image: string, snapshot: string) {
+    await this.enter('removeSnapshot', pool);
+    if (this.snap('rbd_snap_remove', pool, image, snapshot).protected) throw new RbdError({ errno: ERRNO.EBUSY, op: 'rbd_snap_remove', pool, image, snapshot });
+    this.image('rbd_snap_remove', pool, image).snaps.delete(snapshot);
+  }
+  async rollbackSnapshot(pool: string, image: string, snapshot: string) {
+    await this.enter('rollbackSnapshot', pool);
+    this.snap('rbd_snap_rollback', pool, image, snapshot);
+  }
+  async protectSnapshot(pool: string, image: string, snapshot: string) {
+    await this.enter('protectSnapshot', pool);
+    const s = this.snap('rbd_snap_protect', pool, image, snapshot);
+    if (s.protected) throw new RbdError({ errno: ERRNO.EBUSY, op: 'rbd_snap_protect', pool, image, snapshot });
+    s.protected = true;
+  }
+  async unprotectSnapshot(pool: string, image: string, snapshot: string) {
+    await this.enter('unprotectSnapshot', pool);
+    const s = this.snap('rbd_snap_unprotect', pool, image, snapshot);
+    if (!s.protected) throw new RbdError({ errno: ERRNO.EINVAL, op: 'rbd_snap_unprotect', pool, image, snapshot });
+    s.protected = false;
+  }
+  async cloneSnapshot(parent: ParentRef, pool: string, name: string) {
+    await this.enter('cloneSnapshot', pool);
+    const s = this.snap('rbd_clone', parent.pool, parent.image, parent.snapshot);
+    if (!s.protected) throw new RbdError({ errno: ERRNO.EINVAL, op: 'rbd_clone', pool, image: name });
+    if (this.images.has(`${pool}/${name}`)) throw new RbdError({ errno: ERRNO.EEXIST, op: 'rbd_clone', pool, image: name });
+    this.images.set(`${pool}/${name}`, { size: s.size, meta: {}, snaps: new Map(), watchers: [], qos: {}, parent: { ...parent } });
+  }
+  async listChildren(parent: ParentRef) {
+    await this.enter('listChildren', parent.pool);
+    return [...this.images.entries()]
+      .filter(([, i]) => i.parent && i.parent.pool === parent.pool && i.parent.image === parent.image && i.parent.snapshot === parent.snapshot)
+      .map(([k]) => k);
+  }
+  async flattenImage(pool: string, name: string) {
+    await this.enter('flattenImage', pool);
+    this.image('rbd_flatten', pool, name).parent = null;
+  }
+  async listWatchers(pool: string, image: string) {
+    await this.enter('listWatchers', pool);
+    return [...this.image('rbd_watchers_list', pool, image).watchers];
+  }
+  async addLock() {}
+  async listLocks() {
+    return [];
+  }
+  async breakLock() {}
+  async blocklistAdd() {}
+  async blocklistRemove() {}
+  async getMetadata(pool: string, image: string) {
+    await this.enter('getMetadata', pool);
+    return { ...this.image('rbd_metadata_list', pool, image).meta };
+  }
+  async setMetadata(pool: string, image: string, key: string, value: string) {
+    await this.enter('setMetadata', pool);
+    this.image('rbd_metadata_set', pool, image).meta[key] = value;
+  }
+  async removeMetadata(pool: string, image: string, key: string) {
+    await this.enter('removeMetadata', pool);
+    delete this.image('rbd_metadata_remove', pool, image).meta[key];
+  }
+  async getQos(pool: string, image: string) {
+    await this.enter('getQos', pool);
+    return { ...this.image('rbd_metadata_list', pool, image).qos };
+  }
+  async setQos(pool: string, image: string, limits: QosLimits) {
+    await this.enter('setQos', pool);
+    Object.assign(this.image('rbd_metadata_set', pool, image).qos, limits);
+  }
+  async clusterInfo() {
+    await this.enter('clusterInfo');
+    return { fsid: '00000000-0000-0000-0000-000000000000', monAddresses: ['127.0.0.1:6789'] };
+  }
+}
+
+const readmePolicy = {
+  'default-options': {
+    pool: 'rbd',
+    size: '10MB',
+    snapshots: true,
+    snapshot: { frequency: '30m', keep: 20 },
+    filesystem: 'btrfs',
+    ephemeral: false,
+    'rate-limit': { 'write-iops': 1000, 'read-iops': 1000, 'write-bps': 100000000, 'read-bps': 100000000 },
+  },
+  filesystems: { btrfs: 'mkfs.btrfs %', ext4: 'mkfs.ext4 -m0 %' },
+};
+
+let kv: MemoryKV;
+let store: StateStore;
+let storage: FakeStorage;
+let app: App;
+const extraApps: App[] = [];
+
+async function makeApp(options: { token?: string; kv?: MemoryKV; owner?: string } = {}): Promise<App> {
+  const s = options.kv ? new StateStore(options.kv, { owner: options.owner }) : store;
+  const a = await createApp({ store: s, storage, token: options.token, janitorIntervalMs: 0, lockTtlSeconds: 2, lockWaitMs: 5_000 });
+  await a.ready();
+  return a;
+}
+
+beforeEach(async () => {
+  kv = new MemoryKV();
+  store = new StateStore(kv, { owner: 'test-master:1' });
+  storage = new FakeStorage();
+  app = await makeApp();
+});
+
+afterEach(async () => {
+  await app.close();
+  for (const a of extraApps.splice(0)) await a.close();
+});
+
+type Json = Record<string, unknown>;
+const body = (res: LightMyRequestResponse) => res.json() as Json;
+
+function expectError(res: LightMyRequestResponse, status: number, code: string, message?: RegExp, field?: string) {
+  expect(res.statusCode, res.body).toBe(status);
+  expect(res.headers['content-type']).toMatch(/application\/json/);
+  const b = body(res);
+  expect(b.code).toBe(code);
+  expect(typeof b.message).toBe('string');
+  if (message) expect(b.message).toMatch(message);
+  if (field !== undefined) expect(b.field).toBe(field);
+}
+
+const put = (url: string, payload: unknown, a: App = app) => a.inject({ method: 'PUT', url, payload: payload as Json });
+const putRaw = (url: string, payload: string) => app.inject({ method: 'PUT', url, payload, headers: { 'content-type': 'application/json' } });
+const get = (url: string) => app.inject({ method: 'GET', url });
+const del = (url: string) => app.inject({ method: 'DELETE', url });
+
+async function uploadReadme(tenant = 'tenant1') {
+  const res = await put(`/v1/tenants/${tenant}`, readmePolicy);
+  expect(res.statusCode, res.body).toBe(201);
+}
+
+async function createVolume(name = 'tenant1/foo', options: Json = {}, a: App = app) {
+  return put(`/v1/volumes/${name}`, { options }, a);
+}
+
+async function mount(tenant: string, volume: string, host = 'host-a'): Promise<MountRecord> {
+  const lease = await kv.lease(30);
+  const record: MountRecord = {
+    tenant,
+    volume,
+    host,
+    hostId: `${host}-id`,
+    lease: lease.id,
+    device: '/dev/loop3',
+    mountpoint: `/mnt/${tenant}/${volume}`,
+    mapper: 'fuse',
+    clientAddress: '127.0.0.1:0/42',
+    since: new Date().toISOString(),
+  };
+  const result = await store.acquireMount(record, lease);
+  expect(result.ok).toBe(true);
+  return record;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('service routes', () => {
+  it('GET /v1/health answers without dependencies', async () => {
+    kv.setUnavailable(true);
+    storage.unreachable = true;
+    const res = await get('/v1/health');
+    expect(res.statusCode).toBe(200);
+    expect(body(res)).toMatchObject({ status: 'ok' });
+  });
+
+  it('GET /v1/ready is 200 when etcd and Ceph answer', async () => {
+    const res = await get('/v1/ready');
+    expect(res.statusCode).toBe(200);
+    expect(body(res)).toMatchObject({ ready: true, checks: { etcd: { ok: true }, ceph: { ok: true } } });
+  });
+
+  it('GET /v1/ready is 503 naming etcd when etcd is down', async () => {
+    kv.setUnavailable(true);
+    const res = await get('/v1/ready');
+    expect(res.statusCode).toBe(503);
+    expect(body(res)).toMatchObject({ ready: false, checks: { etcd: { ok: false }, ceph: { ok: true } } });
+  });
+
+  it('GET /v1/ready is 503 naming Ceph when Ceph is down', async () => {
+    storage.unreachable = true;
+    const res = await get('/v1/ready');
+    expect(res.statusCode).toBe(503);
+    expect(body(res)).toMatchObject({ ready: false, checks: { etcd: { ok: true }, ceph: { ok: false } } });
+  });
+
+  it('GET /v1/openapi.json documents every route', async () => {
+    const res = await get('/v1/openapi.json');
+    expect(res.statusCode).toBe(200);
+    const doc = body(res) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(doc.openapi).toMatch(/^3\./);
+    const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
+    for (const route of [
+      'GET /v1/health',
+      'GET /v1/ready',
+      'GET /v1/tenants',
+      'PUT /v1/tenants/{tenant}',
+      'GET /v1/tenants/{tenant}',
+      'DELETE /v1/tenants/{tenant}',
+      'GET /v1/tenants/{tenant}/history',
+      'GET /v1/tenants/{tenant}/history/{revision}',
+      'GET /v1/volumes',
+      'GET /v1/volumes/{tenant}',
+      'PUT /v1/volumes/{tenant}/{volume}',
+      'GET /v1/volumes/{tenant}/{volume}',
+      'DELETE /v1/volumes/{tenant}/{volume}',
+      'GET /v1/volumes/{tenant}/{volume}/runtime',
+      'PATCH /v1/volumes/{tenant}/{volume}/runtime',
+      'GET /v1/mounts',
+      'GET /v1/mounts/{tenant}/{volume}',
+      'DELETE /v1/mounts/{tenant}/{volume}',
+      'GET /v1/volumes/{tenant}/{volume}/snapshots',
+      'POST /v1/volumes/{tenant}/{volume}/snapshots',
+      'DELETE /v1/volumes/{tenant}/{volume}/snapshots/{snapshot}',
+      'POST /v1/volumes/{tenant}/{volume}/snapshots/{snapshot}/copy',
+      'POST /v1/volumes/{tenant}/{volume}/snapshots/{snapshot}/rollback',
+    ]) {
+      expect(routes).toContain(route);
+    }
+  });
+
+  it('answers unknown routes with NOT_FOUND', async () => {
+    expectError(await get('/v2/volumes'), 404, 'NOT_FOUND', /under \/v1/);
+    expectError(await get('/volumes/create'), 404, 'NOT_FOUND');
+  });
+});
+
+describe('bearer token', () => {
+  let closed: App;
+  beforeEach(async () => {
+    closed = await makeApp({ token: 's3cret-token' });
+    extraApps.push(closed);
+  });
+
+  it('is not needed for health', async () => {
+    expect((await closed.inject({ url: '/v1/health' })).statusCode).toBe(200);
+  });
+
+  it('is needed for everything else', async () => {
+    for (const url of ['/v1/ready', '/v1/tenants', '/v1/volumes', '/v1/mounts', '/v1/openapi.json', '/v1/health/../tenants']) {
+      const res = await closed.inject({ url });
+      expectError(res, 401, 'UNAUTHORIZED', /--token-file/);
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+    }
+    expectError(await closed.inject({ method: 'PUT', url: '/v1/tenants/t', payload: readmePolicy }), 401, 'UNAUTHORIZED');
+    expect(await store.listTenants()).toEqual([]);
+  });
+
+  it('must be the right one', async () => {
+    expectError(await closed.inject({ url: '/v1/tenants', headers: { authorization: 'Bearer wrong' } }), 401, 'UNAUTHORIZED', /wrong/);
+    expectError(await closed.inject({ url: '/v1/tenants', headers: { authorization: 'Basic czNjcmV0' } }), 401, 'UNAUTHORIZED');
+    expectError(await closed.inject({ url: '/v1/tenants', headers: { authorization: 'Bearer s3cret-token-and-more' } }), 401, 'UNAUTHORIZED');
+    const ok = await closed.inject({ url: '/v1/tenants', headers: { authorization: 'Bearer s3cret-token' } });
+    expect(ok.statusCode).toBe(200);
+  });
+});
+
+describe('tenants', () => {
+  it('uploads, gets, lists, keeps the history and deletes', async () => {
+    const first = await put('/v1/tenants/tenant1', readmePolicy);
+    expect(first.statusCode).toBe(201);
+    expect(body(first)).toMatchObject({ name: 'tenant1', revision: 1, policy: readmePolicy });
+
+    const changed = { ...readmePolicy, 'default-options': { ...readmePolicy['default-options'], size: '20MB' } };
+    const second = await put('/v1/tenants/tenant1', changed);
+    expect(second.statusCode).toBe(200);
+    expect(body(second)).toMatchObject({ revision: 2 });
+
+    expect(body(await get('/v1/tenants/tenant1'))).toMatchObject({ revision: 2, policy: changed });
+    const list = body(await get('/v1/tenants'));
+    expect(list.tenants).toEqual([{ name: 'tenant1', revision: 2, uploadedAt: expect.any(String) }]);
+
+    const history = body(await get('/v1/tenants/tenant1/history'));
+    expect((history.revisions as Json[]).map((r) => r.revision)).toEqual([1, 2]);
+    expect(body(await get('/v1/tenants/tenant1/history/1'))).toMatchObject({ revision: 1, policy: readmePolicy });
+    expectError(await get('/v1/tenants/tenant1/history/7'), 404, 'REVISION_NOT_FOUND', /no revision 7/);
+    expectError(await get('/v1/tenants/tenant1/history/zero'), 400, 'INVALID_REQUEST');
+
+    expect((await del('/v1/tenants/tenant1')).statusCode).toBe(204);
+    expectError(await get('/v1/tenants/tenant1'), 404, 'TENANT_NOT_FOUND', /volcli tenant upload tenant1/);
+    expectError(await del('/v1/tenants/tenant1'), 404, 'TENANT_NOT_FOUND');
+    // The history outlives the tenant.
+    expect(((body(await get('/v1/tenants/tenant1/history')).revisions) as Json[]).length).toBe(2);
+  });
+
+  it('fills in the default filesystems', async () => {
+    const res = await put('/v1/tenants/t2', { 'default-options': { pool: 'rbd', size: '1GB' } });
+    expect(body(res)).toMatchObject({ policy: { filesystems: { ext4: 'mkfs.ext4 -m0 %' } } });
+  });
+
+  it('404s for an unknown tenant and its history', async () => {
+    expectError(await get('/v1/tenants/nobody'), 404, 'TENANT_NOT_FOUND');
+    expectError(await get('/v1/tenants/nobody/history'), 404, 'TENANT_NOT_FOUND');
+  });
+
+  it('rejects invalid JSON with line and column, writing nothing', async () => {
+    const res = await putRaw('/v1/tenants/tenant1', '{\n  "default-options": {\n    "pool": "rbd",\n  }\n}');
+    expectError(res, 400, 'INVALID_JSON', /line 4, column 3: trailing comma/);
+    expect(await store.listTenants()).toEqual([]);
+  });
+
+  it('rejects an empty body and other content types', async () => {
+    expectError(await putRaw('/v1/tenants/tenant1', ''), 400, 'INVALID_JSON', /empty/);
+    const text = await app.inject({ method: 'PUT', url: '/v1/tenants/tenant1', payload: 'pool=rbd', headers: { 'content-type': 'text/plain' } });
+    expectError(text, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expect(await store.listTenants()).toEqual([]);
+  });
+
+  it('rejects a body over 1 MiB', async () => {
+    const big = JSON.stringify({ 'default-options': { pool: 'rbd' }, filesystems: { ext4: `mkfs %${' '.repeat(1 << 20)}` } });
+    expectError(await putRaw('/v1/tenants/tenant1', big), 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  const opts = (o: Json) => ({ 'default-options': { pool: 'rbd', ...o } });
+  it.each([
+    ['an unknown top-level key', { ...readmePolicy, volumes: {} }, 'volumes', /unknown key/],
+    ['an unknown option key', opts({ colour: 'red' }), 'default-options.colour', /unknown key/],
+    ['no pool', { 'default-options': { size: '10MB' } }, 'default-options.pool', /is required/],
+    ['a size without unit', opts({ size: '10' }), 'default-options.size', /no unit/],
+    ['a size with an unknown unit', opts({ size: '10QB' }), 'default-options.size', /unknown size unit "QB"/],
+    ['a negative keep', opts({ snapshot: { keep: -3 } }), 'default-options.snapshot.keep', /at least 1, got -3/],
+    ['a frequency that does not parse', opts({ snapshot: { frequency: 'often' } }), 'default-options.snapshot.frequency', /not a duration/],
+    ['a filesystem command without %', { ...opts({}), filesystems: { ext4: 'mkfs.ext4' } }, 'filesystems.ext4', /no "%"/],
+    ['a filesystem not in the map', opts({ filesystem: 'zfs' }), 'default-options.filesystem', /"zfs" is not in filesystems/],
+    ['a value of the wrong type', opts({ snapshots: 'yes' }), 'default-options.snapshots', /true or false/],
+  ])('rejects a policy with %s, writing nothing', async (_what, policy, field, message) => {
+    expectError(await put('/v1/tenants/tenant1', policy), 400, 'INVALID_POLICY', message, field);
+    expect(await store.listTenants()).toEqual([]);
+    expect(await store.tenantHistory('tenant1')).toEqual([]);
+  });
+
+  it.each([
+    ['a dot', 'ten.ant', /contains "\."/],
+    ['dot-dot', 'a..b', /contains "\.\."/],
+    ['too long', 'x'.repeat(65), /limit is 64/],
+    ['whitespace', 'ten%20ant', /whitespace/],
+    ['a slash', 'ten%2Fant', /contains "\/"/],
+    ['a shell metacharacter', 'ten%3Bant', /contains ";"/],
+    ['non-ASCII', 'caf%C3%A9', /non-ASCII/],
+  ])('rejects a tenant name with %s', async (_what, name, message) => {
+    expectError(await put(`/v1/tenants/${name}`, readmePolicy), 400, 'INVALID_NAME', message, 'tenant');
+    expect(await store.listTenants()).toEqual([]);
+  });
+
+  it('rejects an empty tenant name', async () => {
+    const res = await put('/v1/tenants/', readmePolicy);
+    expect([400, 404]).toContain(res.statusCode);
+    expect(await store.listTenants()).toEqual([]);
+  });
+
+  it('answers 503 when etcd is down', async () => {
+    kv.setUnavailable(true);
+    expectError(await get('/v1/tenants'), 503, 'STATE_UNAVAILABLE', /etcd/);
+    expectError(await put('/v1/tenants/tenant1', readmePolicy), 503, 'STATE_UNAVAILABLE');
+    kv.setUnavailable(false);
+    expect((await get('/v1/tenants')).statusCode).toBe(200);
+  });
+});
+
+describe('volumes: create', () => {
+  beforeEach(() => uploadReadme());
+
+  it('merges default-options and options, creates the image and the record', async () => {
+    const res = await createVolume('tenant1/foo', { size: '20', filesystem: 'ext4', 'rate-limit.write.iops': '50' });
+    expect(res.statusCode, res.body).toBe(201);
+    const record = body(res) as unknown as VolumeRecord;
+    expect(record).toMatchObject({
+      tenant: 'tenant1',
+      volume: 'foo',
+      pool: 'rbd',
+      image: 'tenant1.foo',
+      policyRevision: 1,
+      formatCommand: 'mkfs.ext4 -m0 %',
+      options: {
+        pool: 'rbd',
+        sizeBytes: 20 * MiB,
+        snapshots: true,
+        snapshot: { frequency: '30m', keep: 20 },
+        filesystem: 'ext4',
+        ephemeral: false,
+        rateLimit: { writeIops: 50, readIops: 1000, writeBps: 100000000, readBps: 100000000 },
+      },
+      runtime: { snapshots: true, snapshot: { frequency: '30m', keep: 20 }, rateLimit: { writeIops: 50 } },
+    });
+    const image = storage.images.get('rbd/tenant1.foo')!;
+    expect(image.size).toBe(20 * MiB);
+    expect(image.meta[IMAGE_OWNER_KEY]).toBe('tenant1/foo');
+    expect(image.qos).toMatchObject({ writeIops: 50, readIops: 1000 });
+    expect(await store.getVolume('tenant1', 'foo')).toEqual(record);
+    expect(await app.volumes.intents.list()).toEqual([]);
+  });
+
+  it('returns the volume when created again with the same (or no) options, 409 with others', async () => {
+    expect((await createVolume('tenant1/foo', { size: '20' })).statusCode).toBe(201);
+    const again = await createVolume('tenant1/foo', { size: '20MB' });
+    expect(again.statusCode).toBe(200);
+    expect(body(again)).toMatchObject({ image: 'tenant1.foo' });
+    expect((await createVolume('tenant1/foo', {})).statusCode).toBe(200);
+    expect((await app.inject({ method: 'PUT', url: '/v1/volumes/tenant1/foo' })).statusCode).toBe(200);
+    expectError(await createVolume('tenant1/foo', { size: '30' }), 409, 'VOLUME_EXISTS', /other options \(size\)/, 'size');
+    expect(storage.calls.filter((c) => c === 'createImage')).toHaveLength(1);
+  });
+
+  it('makes exactly one image for concurrent creates through one master', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, () => createVolume('tenant1/race')));
+    const statuses = results.map((r) => r.statusCode).sort();
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    expect(storage.calls.filter((c) => c === 'createImage')).toHaveLength(1);
+  });
+
+  it('makes exactly one image for concurrent creates through two masters', async () => {
+    const other = await makeApp({ kv: kv.client(), owner: 'other-master:2' });
+    extraApps.push(other);
+    const results = await Promise.all([
+      ...Array.from({ length: 4 }, () => createVolume('tenant1/race')),
+      ...Array.from({ length: 4 }, () => createVolume('tenant1/race', {}, other)),
+    ]);
+    expect(results.filter((r) => r.statusCode === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.statusCode === 200)).toHaveLength(7);
+    expect(storage.calls.filter((c) => c === 'createImage')).toHaveLength(1);
+    expect([...storage.images.keys()]).toEqual(['rbd/tenant1.race']);
+  });
+
+  it('404s for an unknown tenant', async () => {
+    expectError(await createVolume('nobody/foo'), 404, 'TENANT_NOT_FOUND', /volcli tenant upload nobody/, 'tenant');
+    expect(storage.images.size).toBe(0);
+  });
+
+  it.each([
+    ['an unknown option', { colour: 'red' }, 'INVALID_OPTION', 'colour', /unknown option "colour"/],
+    ['a misspelt option', { 'snapshot.keep': '3' }, 'INVALID_OPTION', 'snapshot.keep', /did you mean "snapshots.keep"/],
+    ['a size with an unknown unit', { size: '10QB' }, 'INVALID_OPTION', 'size', /unknown size unit/],
+    ['a size that is not a number', { size: 'huge' }, 'INVALID_OPTION', 'size', /not a size/],
+    ['a bool that Go would not parse', { snapshots: 'yes' }, 'INVALID_OPTION', 'snapshots', /not a boolean/],
+    ['a negative keep', { 'snapshots.keep': '-1' }, 'INVALID_OPTION', 'snapshots.keep', /negative/],
+    ['a frequency that does not parse', { 'snapshots.frequency': 'hourly' }, 'INVALID_OPTION', 'snapshots.frequency', /not a duration/],
+    ['a rate that is not a number', { 'rate-limit.read.bps': 'fast' }, 'INVALID_OPTION', 'rate-limit.read.bps', /not a whole number/],
+    ['a filesystem not in the map', { filesystem: 'xfs' }, 'INVALID_OPTION', 'filesystem', /"xfs" is not one of/],
+    ['an object as value', { size: { mb: 1 } }, 'INVALID_OPTION', 'size', /got an object/],
+    ['a pool name with a slash', { pool: 'a/b' }, 'INVALID_OPTION', 'pool', /may contain only/],
+  ])('rejects %s, writing nothing', async (_what, options, code, field, message) => {
+    expectError(await createVolume('tenant1/foo', options), 400, code, message, field);
+    expect(storage.images.size).toBe(0);
+    expect(await store.listVolumes()).toEqual([]);
+  });
+
+  it('rejects a body that is not {options}', async () => {
+    expectError(await put('/v1/volumes/tenant1/foo', { size: '10' }), 400, 'INVALID_REQUEST');
+    expectError(await put('/v1/volumes/tenant1/foo', { options: 'size=10' }), 400, 'INVALID_REQUEST');
+    expect(storage.images.size).toBe(0);
+  });
+
+  it.each([
+    ['tenant1/a..b', 'volume', /contains "\.\."/],
+    ['tenant1/a%20b', 'volume', /whitespace/],
+    ['tenant1/a%2Fb', 'volume', /contains "\/"/],
+    ['tenant1/a%24b', 'volume', /contains "\$"/],
+    ['tenant1/a%60b', 'volume', /contains "`"/],
+    ['tenant1/%E2%9C%93', 'volume', /non-ASCII/],
+    [`tenant1/${'v'.repeat(65)}`, 'volume', /limit is 64/],
+    ['ten.ant1/foo', 'tenant', /contains "\."/],
+  ])('rejects the name %s', async (name, field, message) => {
+    expectError(await createVolume(name), 400, 'INVALID_NAME', message, field);
+    expect(storage.images.size).toBe(0);
+  });
+
+  it('names a missing pool', async () => {
+    expectError(await createVolume('tenant1/foo', { pool: 'nopool' }), 400, 'POOL_NOT_FOUND', /no pool "nopool"/, 'pool');
+    expect(await store.listVolumes()).toEqual([]);
+  });
+
+  it('leaves no image, record or intent when a step after the image fails', async () => {
+    storage.failNext = { op: 'setMetadata', errno: -5 };
+    expectError(await createVolume('tenant1/foo'), 500, 'STORAGE_ERROR', /EIO/);
+    expect(storage.images.size).toBe(0);
+    expect(await store.listVolumes()).toEqual([]);
+    expect(await app.volumes.intents.list()).toEqual([]);
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+  });
+
+  it('leaves nothing when creating the image fails', async () => {
+    storage.failNext = { op: 'createImage', errno: -28 };
+    expectError(await createVolume('tenant1/foo'), 500, 'STORAGE_ERROR', /ENOSPC/);
+    expect(storage.images.size).toBe(0);
+    expect(await app.volumes.intents.list()).toEqual([]);
+  });
+
+  it('answers 503 when Ceph is unreachable and 503 when etcd is, then recovers', async () => {
+    storage.unreachable = true;
+    expectError(await createVolume('tenant1/foo'), 503, 'STORAGE_UNAVAILABLE', /Ceph cluster cannot be reached/);
+    storage.unreachable = false;
+    expect(await app.volumes.intents.list()).toEqual([]);
+    kv.setUnavailable(true);
+    expectError(await createVolume('tenant1/foo'), 503, 'STATE_UNAVAILABLE', /etcd/);
+    kv.setUnavailable(false);
+    expect(storage.images.size).toBe(0);
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+  });
+
+  it('resolves a create whose record write failed once etcd is back (janitor)', async () => {
+    storage.before.setQos = () => kv.setUnavailable(true); // etcd goes away after the image is made
+    expectError(await createVolume('tenant1/foo'), 503, 'STATE_UNAVAILABLE');
+    storage.before = {};
+    kv.setUnavailable(false);
+    // The failed master could not revoke its lock's lease while etcd was away: it expires after its TTL.
+    for (const id of kv.leaseIds()) kv.expireLease(id);
+    // The image may be an orphan: the intent says so, and the janitor removes it.
+    expect(storage.images.has('rbd/tenant1.foo')).toBe(true);
+    expect(await app.volumes.reconcile()).toBe(1);
+    expect(storage.images.size).toBe(0);
+    expect(await app.volumes.intents.list()).toEqual([]);
+    expect(await store.getVolume('tenant1', 'foo')).toBeNull();
+  });
+
+  it('cleans up after a master that died mid-create, on the next create', async () => {
+    // What a dead master leaves: an intent and the image it made, no record, no lock.
+    await app.volumes.intents.put({ tenant: 'tenant1', volume: 'foo', pool: 'rbd', image: 'tenant1.foo', owner: 'dead:1', since: new Date().toISOString() });
+    await storage.createImage('rbd', 'tenant1.foo', { size: 99 * MiB });
+    const res = await createVolume('tenant1/foo');
+    expect(res.statusCode).toBe(201);
+    expect(storage.images.get('rbd/tenant1.foo')!.size).toBe(10 * MiB);
+    expect(await app.volumes.intents.list()).toEqual([]);
+  });
+
+  it('the janitor drops an intent whose record was written, and skips volumes being worked on', async () => {
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+    await app.volumes.intents.put({ tenant: 'tenant1', volume: 'foo', pool: 'rbd', image: 'tenant1.foo', owner: 'x', since: '' });
+    await app.volumes.intents.put({ tenant: 'tenant1', volume: 'busy', pool: 'rbd', image: 'tenant1.busy', owner: 'x', since: '' });
+    await storage.createImage('rbd', 'tenant1.busy', { size: MiB });
+    let resolved = -1;
+    await store.withOperationLock('tenant1', 'busy', { reason: 'test' }, async () => {
+      resolved = await app.volumes.reconcile();
+    });
+    expect(resolved).toBe(1);
+    expect(storage.images.has('rbd/tenant1.foo')).toBe(true); // a recorded volume's image is never touched
+    expect(storage.images.has('rbd/tenant1.busy')).toBe(true);
+    expect((await app.volumes.intents.list()).map((i) => i.volume)).toEqual(['busy']);
+  });
+
+  it('refuses an image volplugin did not make', async () => {
+    await storage.createImage('rbd', 'tenant1.foo', { size: 10 * MiB });
+    expectError(await createVolume('tenant1/foo'), 409, 'IMAGE_EXISTS', /not created by volplugin/);
+    expect(storage.images.has('rbd/tenant1.foo')).toBe(true);
+    expect(await store.listVolumes()).toEqual([]);
+  });
+
+  it('adopts the image of a force-removed volume when the size matches', async () => {
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+    expect((await del('/v1/volumes/tenant1/foo?force=true')).statusCode).toBe(204);
+    expectError(await createVolume('tenant1/foo', { size: '50' }), 409, 'IMAGE_EXISTS', /--opt size=10MB/, 'size');
+    const adopted = await createVolume('tenant1/foo');
+    expect(adopted.statusCode).toBe(201);
+    expect(storage.calls.filter((c) => c === 'createImage')).toHaveLength(1);
+  });
+});
+
+describe('volumes: get, list, remove, force-remove', () => {
+  beforeEach(async () => {
+    await uploadReadme();
+    await uploadReadme('tenant2');
+    for (const v of ['tenant1/a', 'tenant1/b', 'tenant2/c']) expect((await createVolume(v)).statusCode).toBe(201);
+  });
+
+  it('gets one volume', async () => {
+    expect(body(await get('/v1/volumes/tenant1/a'))).toMatchObject({ tenant: 'tenant1', volume: 'a', image: 'tenant1.a' });
+    expectError(await get('/v1/volumes/tenant1/zzz'), 404, 'VOLUME_NOT_FOUND', /tenant1\/zzz/);
+    expectError(await get('/v1/volumes/tenant1/a..b'), 400, 'INVALID_NAME');
+  });
+
+  it('lists per tenant and all', async () => {
+    const names = (res: LightMyRequestResponse) => (body(res).volumes as VolumeRecord[]).map((v) => `${v.tenant}/${v.volume}`);
+    expect(names(await get('/v1/volumes/tenant1'))).toEqual(['tenant1/a', 'tenant1/b']);
+    expect(names(await get('/v1/volumes'))).toEqual(['tenant1/a', 'tenant1/b', 'tenant2/c']);
+    expectError(await get('/v1/volumes/nobody'), 404, 'TENANT_NOT_FOUND');
+    expectError(await get('/v1/volumes/no.body'), 400, 'INVALID_NAME');
+  });
+
+  it('removes the image (snapshots too) and the record', async () => {
+    await storage.createSnapshot('rbd', 'tenant1.a', 'vs-1');
+    expect((await del('/v1/volumes/tenant1/a')).statusCode).toBe(204);
+    expect(storage.images.has('rbd/tenant1.a')).toBe(false);
+    expect(await store.getVolume('tenant1', 'a')).toBeNull();
+    expectError(await del('/v1/volumes/tenant1/a'), 404, 'VOLUME_NOT_FOUND');
+  });
+
+  it('removes the record when the image is already gone', async () => {
+    storage.images.delete('rbd/tenant1.a');
+    expect((await del('/v1/volumes/tenant1/a')).statusCode).toBe(204);
+    expect(await store.getVolume('tenant1', 'a')).toBeNull();
+  });
+
+  it('refuses while mounted, naming the host', async () => {
+    await mount('tenant1', 'a', 'node7');
+    expectError(await del('/v1/volumes/tenant1/a'), 409, 'VOLUME_MOUNTED', /mounted on host node7.*volcli mount force-remove tenant1\/a/);
+    expect(storage.images.has('rbd/tenant1.a')).toBe(true);
+    expect(await store.getVolume('tenant1', 'a')).not.toBeNull();
+  });
+
+  it('refuses while a host reports it mounted', async () => {
+    const lease = await kv.lease(30);
+    await store.putHostReport(
+      { hostId: 'h1', host: 'node9', pid: 1, version: '0', reportedAt: '', mounts: [{ tenant: 'tenant1', volume: 'a', device: '/dev/x', mountpoint: '/m', mapper: 'fuse', references: 1 }], problems: [] },
+      lease,
+    );
+    expectError(await del('/v1/volumes/tenant1/a'), 409, 'VOLUME_MOUNTED', /node9/);
+  });
+
+  it('refuses while the image has watchers, naming the address', async () => {
+    storage.images.get('rbd/tenant1.a')!.watchers.push({ address: '10.0.0.5:0/123', clientId: 4100, cookie: 1 });
+    expectError(await del('/v1/volumes/tenant1/a'), 409, 'VOLUME_IN_USE', /open by 10\.0\.0\.5:0\/123/);
+    expect(storage.images.has('rbd/tenant1.a')).toBe(true);
+  });
+
+  it('refuses while a snapshot has clones', async () => {
+    await storage.createSnapshot('rbd', 'tenant1.a', 's1');
+    await storage.protectSnapshot('rbd', 'tenant1.a', 's1');
+    await storage.cloneSnapshot({ pool: 'rbd', image: 'tenant1.a', snapshot: 's1' }, 'rbd', 'other');
+    expectError(await del('/v1/volumes/tenant1/a'), 409, 'VOLUME_HAS_CLONES', /rbd\/other/);
+  });
+
+  it('force-remove deletes the records only', async () => {
+    await mount('tenant1', 'a');
+    expect((await del('/v1/volumes/tenant1/a?force=true')).statusCode).toBe(204);
+    expect(await store.getVolume('tenant1', 'a')).toBeNull();
+    expect(await store.getMount('tenant1', 'a')).toBeNull();
+    expect(storage.images.has('rbd/tenant1.a')).toBe(true);
+    expectError(await del('/v1/volumes/tenant1/a?force=true'), 404, 'VOLUME_NOT_FOUND');
+    expectError(await del('/v1/volumes/tenant1/a?force=maybe'), 400, 'INVALID_REQUEST');
+  });
+
+  it('answers 503 while etcd or Ceph is down', async () => {
+    storage.unreachable = true;
+    expectError(await del('/v1/volumes/tenant1/a'), 503, 'STORAGE_UNAVAILABLE');
+    storage.unreachable = false;
+    kv.setUnavailable(true);
+    expectError(await get('/v1/volumes'), 503, 'STATE_UNAVAILABLE');
+    expectError(await get('/v1/volumes/tenant1/a'), 503, 'STATE_UNAVAILABLE');
+    expectError(await del('/v1/volumes/tenant1/a'), 503, 'STATE_UNAVAILABLE');
+    kv.setUnavailable(false);
+    expect((await del('/v1/volumes/tenant1/a')).statusCode).toBe(204);
+  });
+});
+
+describe('runtime options', () => {
+  beforeEach(async () => {
+    await uploadReadme();
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+  });
+
+  const patch = (url: string, payload: unknown) => app.inject({ method: 'PATCH', url, payload: payload as Json });
+
+  it('gets and changes them without touching the rest', async () => {
+    expect(body(await get('/v1/volumes/tenant1/foo/runtime'))).toEqual({
+      snapshots: true,
+      snapshot: { frequency: '30m', keep: 20 },
+      rateLimit: { writeIops: 1000, readIops: 1000, writeBps: 100000000, readBps: 100000000 },
+    });
+    const res = await patch('/v1/volumes/tenant1/foo/runtime', { options: { 'snapshots.keep': '5', 'rate-limit.write.iops': 10, snapshots: 'f' } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(body(res)).toEqual({
+      snapshots: false,
+      snapshot: { frequency: '30m', keep: 5 },
+      rateLimit: { writeIops: 10, readIops: 1000, writeBps: 100000000, readBps: 100000000 },
+    });
+    expect(storage.images.get('rbd/tenant1.foo')!.qos.writeIops).toBe(10);
+    const record = await store.getVolume('tenant1', 'foo');
+    expect(record!.runtime.snapshot.keep).toBe(5);
+    expect(record!.options.snapshot.keep).toBe(20); // what it was created with stays
+  });
+
+  it('refuses options that need a new volume and bad values, changing nothing', async () => {
+    const before = await store.getVolume('tenant1', 'foo');
+    expectError(await patch('/v1/volumes/tenant1/foo/runtime', { options: { size: '20' } }), 400, 'INVALID_OPTION', /unknown runtime option "size"/, 'size');
+    expectError(await patch('/v1/volumes/tenant1/foo/runtime', { options: { 'snapshots.keep': '0' } }), 400, 'INVALID_OPTION', /at least 1/);
+    expectError(await patch('/v1/volumes/tenant1/foo/runtime', { options: { 'snapshots.frequency': '1x' } }), 400, 'INVALID_OPTION', /not a duration/);
+    expectError(await patch('/v1/volumes/tenant1/foo/runtime', {}), 400, 'INVALID_REQUEST', /options/);
+    expect(await store.getVolume('tenant1', 'foo')).toEqual(before);
+  });
+
+  it('404s for an unknown volume', async () => {
+    expectError(await get('/v1/volumes/tenant1/nope/runtime'), 404, 'VOLUME_NOT_FOUND');
+    expectError(await patch('/v1/volumes/tenant1/nope/runtime', { options: {} }), 404, 'VOLUME_NOT_FOUND');
+  });
+});
+
+describe('mounts', () => {
+  beforeEach(async () => {
+    await uploadReadme();
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+  });
+
+  it('lists, gets and force-removes', async () => {
+    expect(body(await get('/v1/mounts'))).toEqual({ mounts: [] });
+    const record = await mount('tenant1', 'foo', 'node1');
+    expect(body(await get('/v1/mounts'))).toEqual({ mounts: [record] });
+    expect(body(await get('/v1/mounts/tenant1/foo'))).toEqual(record);
+    const removed = await del('/v1/mounts/tenant1/foo');
+    expect(removed.statusCode).toBe(200);
+    expect(body(removed)).toEqual(record);
+    expectError(await get('/v1/mounts/tenant1/foo'), 404, 'MOUNT_NOT_FOUND');
+    expectError(await del('/v1/mounts/tenant1/foo'), 404, 'MOUNT_NOT_FOUND');
+    expectError(await get('/v1/mounts/ten.ant/foo'), 400, 'INVALID_NAME');
+  });
+
+  it('answers 503 while etcd is down', async () => {
+    kv.setUnavailable(true);
+    expectError(await get('/v1/mounts'), 503, 'STATE_UNAVAILABLE');
+  });
+});
+
+describe('snapshots', () => {
+  beforeEach(async () => {
+    await uploadReadme();
+    await uploadReadme('tenant2');
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+  });
+  const post = (url: string, payload?: unknown) => app.inject({ method: 'POST', url, ...(payload === undefined ? {} : { payload: payload as Json }) });
+
+  it('takes, lists, rolls back, copies and removes', async () => {
+    const taken = await post('/v1/volumes/tenant1/foo/snapshots', { name: 'before-upgrade' });
+    expect(taken.statusCode, taken.body).toBe(201);
+    expect(body(taken)).toMatchObject({ name: 'before-upgrade', origin: 'other', protected: false, clones: [] });
+    const auto = await post('/v1/volumes/tenant1/foo/snapshots');
+    expect(auto.statusCode, auto.body).toBe(201);
+    expect(body(auto).name).toMatch(/^manual-/);
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots', { name: 'before-upgrade' }), 409, 'SNAPSHOT_EXISTS');
+
+    const list = body(await get('/v1/volumes/tenant1/foo/snapshots')).snapshots as Json[];
+    expect(list.map((s) => s.name)).toContain('before-upgrade');
+
+    expect((await post('/v1/volumes/tenant1/foo/snapshots/before-upgrade/rollback')).statusCode).toBe(204);
+
+    const copy = await post('/v1/volumes/tenant1/foo/snapshots/before-upgrade/copy', { tenant: 'tenant2', volume: 'bar' });
+    expect(copy.statusCode, copy.body).toBe(201);
+    expect(body(copy)).toMatchObject({ tenant: 'tenant2', volume: 'bar', image: 'tenant2.bar', source: { tenant: 'tenant1', volume: 'foo', snapshot: 'before-upgrade' } });
+    expect(storage.images.get('rbd/tenant2.bar')!.parent).toEqual({ pool: 'rbd', image: 'tenant1.foo', snapshot: 'before-upgrade' });
+    expect(await app.volumes.intents.list()).toEqual([]);
+    expectError(await del('/v1/volumes/tenant1/foo/snapshots/before-upgrade'), 409, 'VOLUME_HAS_CLONES');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/before-upgrade/copy', { tenant: 'tenant2', volume: 'bar' }), 409, 'VOLUME_EXISTS');
+
+    expect((await del(`/v1/volumes/tenant1/foo/snapshots/${String(body(auto).name)}`)).statusCode).toBe(204);
+  });
+
+  it('answers every error with its code', async () => {
+    expectError(await get('/v1/volumes/tenant1/nope/snapshots'), 404, 'VOLUME_NOT_FOUND');
+    expectError(await del('/v1/volumes/tenant1/foo/snapshots/nothing'), 404, 'SNAPSHOT_NOT_FOUND');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/nothing/rollback'), 404, 'SNAPSHOT_NOT_FOUND');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots', { name: 'vs-1' }), 400, 'INVALID_NAME', /volsupervisor/);
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots', { nom: 'x' }), 400, 'INVALID_REQUEST');
+    await post('/v1/volumes/tenant1/foo/snapshots', { name: 's1' });
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/s1/copy', { tenant: 'tenant2' }), 400, 'INVALID_REQUEST');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/s1/copy', { tenant: 'ten.ant', volume: 'x' }), 400, 'INVALID_NAME');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/s1/copy', { tenant: 'tenant2', volume: 'x', options: { size: '1' } }), 400, 'INVALID_OPTION');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/s1/copy', { tenant: 'tenant2', volume: 'x', options: { bogus: '1' } }), 400, 'INVALID_OPTION');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/s1/copy', { tenant: 'nobody', volume: 'x' }), 404, 'TENANT_NOT_FOUND');
+    await mount('tenant1', 'foo');
+    expectError(await post('/v1/volumes/tenant1/foo/snapshots/s1/rollback'), 409, 'VOLUME_MOUNTED');
+  });
+});
