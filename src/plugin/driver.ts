@@ -59,7 +59,7 @@ export class Driver implements VolumeDriver {
     });
   }
 
-  mount(name: string, id: string, signal: AbortSignal): Promise<string> {
+  async mount(name: string, id: string, signal: AbortSignal): Promise<string> {
     const { tenant, volume } = parseName(name);
     return this.o.manager.mount(tenant, volume, id, signal);
   }

@@ -12,7 +12,7 @@
 
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { deviceNumber, formatDevice, mountDevice, mountsAt, probeFilesystem, unmountAll } from '../mapper/fs.js';
+import * as fs from '../mapper/fs.js';
 import type { Mapper, Mapping } from '../mapper/types.js';
 import type { RateLimit } from '../policy/types.js';
 import type { MountRecord, VolumeRecord } from '../state/records.js';
@@ -42,6 +42,27 @@ export interface ManagerLog {
   debug(obj: object, msg: string): void;
 }
 
+/** The host operations the manager performs on devices and directories (fakes in unit tests). */
+export interface HostOps {
+  probeFilesystem(device: string): Promise<string | null>;
+  formatDevice(command: string, device: string): Promise<void>;
+  mountDevice(device: string, dir: string): Promise<void>;
+  unmountAll(dir: string): Promise<void>;
+  mountsAt(dir: string): Promise<number>;
+  deviceNumber(device: string): Promise<{ major: number; minor: number }>;
+  removeDir(dir: string): Promise<void>;
+}
+
+export const realHostOps: HostOps = {
+  probeFilesystem: fs.probeFilesystem,
+  formatDevice: (command, device) => fs.formatDevice(command, device),
+  mountDevice: fs.mountDevice,
+  unmountAll: fs.unmountAll,
+  mountsAt: fs.mountsAt,
+  deviceNumber: fs.deviceNumber,
+  removeDir: (dir) => rmdir(dir).catch(() => undefined),
+};
+
 export interface MountManagerOptions {
   hostId: string;
   /** --host-label */
@@ -58,6 +79,8 @@ export interface MountManagerOptions {
   limits: RateLimiter;
   mutex: KeyedMutex;
   log: ManagerLog;
+  /** Default: the real ones. */
+  hostOps?: HostOps;
 }
 
 function wrapState(err: unknown): unknown {
@@ -70,7 +93,11 @@ function wrapState(err: unknown): unknown {
 }
 
 export class MountManager {
-  constructor(private readonly o: MountManagerOptions) {}
+  private readonly ops: HostOps;
+
+  constructor(private readonly o: MountManagerOptions) {
+    this.ops = o.hostOps ?? realHostOps;
+  }
 
   mountpointOf(tenant: string, volume: string): string {
     return path.join(this.o.mountRoot, tenant, volume);
@@ -100,11 +127,11 @@ export class MountManager {
           'stop the containers that use it here, then mount it again',
       );
     }
-    if ((await mountsAt(entry.mountpoint)) === 0) {
+    if ((await this.ops.mountsAt(entry.mountpoint)) === 0) {
       // Someone unmounted it by hand while containers may still hold it: mount the device again.
       if (!entry.mapping.device) throw new PluginError('INTERNAL', `${name} is in volplugin's table but has no device; restart volplugin to clean up`);
       this.o.log.warn({ volume: name, mountpoint: entry.mountpoint }, 'volume was no longer mounted: mounting its device again');
-      await mountDevice(entry.mapping.device, entry.mountpoint);
+      await this.ops.mountDevice(entry.mapping.device, entry.mountpoint);
     }
     if (addRef(entry, id)) await this.o.local.save();
     this.o.log.info({ volume: name, id, references: entry.refs.length }, 'volume reference added');
@@ -184,19 +211,19 @@ export class MountManager {
       const updated = await this.o.store.updateMount({ ...lockRecord, device: mapping.device, clientAddress: mapping.clientAddress }, lease);
       if (!updated) throw new PluginError('LOCKED', `lost the mount lock of ${name} while mapping it (etcd lease expired?); try again`);
 
-      const fs = await probeFilesystem(mapping.device);
+      const fs = await this.ops.probeFilesystem(mapping.device);
       if (fs === null) {
         log.info({ volume: name, device: mapping.device, filesystem: record.options.filesystem }, 'first use: formatting');
-        await formatDevice(record.formatCommand, mapping.device);
+        await this.ops.formatDevice(record.formatCommand, mapping.device);
       } else {
         log.debug({ volume: name, device: mapping.device, filesystem: fs }, 'filesystem found');
       }
       signal.throwIfAborted();
 
-      await mountDevice(mapping.device, mountpoint);
+      await this.ops.mountDevice(mapping.device, mountpoint);
       undo.push(`unmount ${mountpoint}`, async () => {
-        await unmountAll(mountpoint);
-        await rmdir(mountpoint).catch(() => undefined);
+        await this.ops.unmountAll(mountpoint);
+        await this.ops.removeDir(mountpoint);
       });
 
       const entry: LocalVolume = {
@@ -241,7 +268,7 @@ export class MountManager {
       }
     }
     if (entry.mapping.device) {
-      const dev = await deviceNumber(entry.mapping.device);
+      const dev = await this.ops.deviceNumber(entry.mapping.device);
       const result = await this.o.limits.applyToContainers(volumeKey(entry.tenant, entry.volume), dev, limits);
       problems.push(...result.problems);
       if (result.containers.length > 0) {
@@ -288,7 +315,7 @@ export class MountManager {
     const name = volumeKey(entry.tenant, entry.volume);
     const log = this.o.log;
     try {
-      await unmountAll(entry.mountpoint);
+      await this.ops.unmountAll(entry.mountpoint);
     } catch (err) {
       throw new PluginError(
         'INTERNAL',
@@ -296,8 +323,8 @@ export class MountManager {
         { cause: err },
       );
     }
-    await rmdir(entry.mountpoint).catch(() => undefined);
-    await rmdir(path.dirname(entry.mountpoint)).catch(() => undefined);
+    await this.ops.removeDir(entry.mountpoint);
+    await this.ops.removeDir(path.dirname(entry.mountpoint));
     await this.o.mapper.unmap(entry.mapping);
     if (!entry.lost) {
       await clearHolder(this.o.storage, entry.pool, entry.image, entry.mapping.clientAddress).catch((err: unknown) => {

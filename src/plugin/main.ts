@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// volplugin: runs on every container host as root and serves Docker's volume plugin protocol.
+//   volplugin --master 127.0.0.1:9005 --etcd http://127.0.0.1:2379 --ceph-conf /etc/ceph/ceph.conf
+// SIGTERM/SIGINT: stop serving and exit; mounted volumes stay mounted for their containers, and a
+// volplugin started again within --lock-ttl seconds takes their locks and references back.
+
+import { CommanderError, InvalidArgumentError } from 'commander';
+import pino from 'pino';
+import { openStorage } from '../storage/index.js';
+import { startPlugin, VERSION } from './app.js';
+import { buildCommand, configFromOptions, type PluginConfig, type RawOptions } from './config.js';
+import { messageOf } from './errors.js';
+
+const STORAGE_OPEN_TIMEOUT_MS = 30_000;
+
+function readConfig(): PluginConfig {
+  const command = buildCommand().version(VERSION);
+  command.parse(process.argv);
+  try {
+    return configFromOptions(command.opts<RawOptions>());
+  } catch (err) {
+    if (err instanceof InvalidArgumentError || err instanceof CommanderError) {
+      process.stderr.write(`volplugin: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const log = pino({ name: 'volplugin', level: config.debug ? 'debug' : 'info', base: { pid: process.pid, host: config.hostLabel } });
+  log.info({ version: VERSION, config: { ...config } }, 'volplugin starting');
+
+  const storage = await withTimeout(
+    openStorage(config.backend, {
+      confPath: config.cephConf ?? undefined,
+      keyring: config.cephKeyring ?? undefined,
+      clientId: config.cephId,
+    }),
+    STORAGE_OPEN_TIMEOUT_MS,
+    `connecting to Ceph (${config.backend} backend, ${config.cephConf ?? 'default ceph.conf'}): check that the monitors answer (ceph -s)`,
+  );
+  const plugin = await startPlugin(config, { storage, log });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    void (async () => {
+      await plugin.stop().catch((err: unknown) => log.error({ err: messageOf(err) }, 'stopping failed'));
+      await storage.close().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'closing the Ceph connection failed'));
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`volplugin: ${messageOf(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,345 @@
+// The mount manager with fakes for the host, the mapper, Ceph and the master, and the real
+// StateStore on MemoryKV: reference counting, the cross-host lock, fencing a previous holder,
+// and that every failure undoes what was done.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Mapper, Mapping, MapTarget } from '../../src/mapper/types.js';
+import type { RateLimit } from '../../src/policy/types.js';
+import { MemoryKV } from '../../src/state/memory.js';
+import type { VolumeRecord } from '../../src/state/records.js';
+import { StateStore } from '../../src/state/store.js';
+import type { QosLimits, Watcher } from '../../src/storage/types.js';
+import { PluginError } from '../../src/plugin/errors.js';
+import { HOLDER_KEY } from '../../src/plugin/fence.js';
+import { KeyedMutex } from '../../src/plugin/keyed-mutex.js';
+import { LocalState } from '../../src/plugin/local-state.js';
+import { HostLease } from '../../src/plugin/locks.js';
+import type { MasterClient } from '../../src/plugin/master.js';
+import { MountManager, type HostOps, type PluginStorage } from '../../src/plugin/mounts.js';
+import { RateLimiter } from '../../src/plugin/ratelimit.js';
+
+const log = pino({ level: 'silent' });
+const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
+
+function volumeRecord(tenant: string, volume: string): VolumeRecord {
+  return {
+    tenant,
+    volume,
+    pool: 'rbd',
+    image: `${tenant}.${volume}`,
+    options: {
+      pool: 'rbd',
+      sizeBytes: 10 << 20,
+      snapshots: false,
+      snapshot: { frequency: '30m', keep: 1 },
+      filesystem: 'ext4',
+      ephemeral: false,
+      rateLimit: limits,
+    },
+    runtime: { snapshots: false, snapshot: { frequency: '30m', keep: 1 }, rateLimit: limits },
+    policyRevision: 1,
+    formatCommand: 'mkfs.ext4 -q %',
+    createdAt: new Date(0).toISOString(),
+  };
+}
+
+class FakeStorage implements PluginStorage {
+  meta = new Map<string, Record<string, string>>();
+  blocklisted: Array<{ address: string; seconds: number }> = [];
+  qos = new Map<string, QosLimits>();
+  watchers: Watcher[] = [];
+  async listWatchers(): Promise<Watcher[]> {
+    return this.watchers;
+  }
+  async blocklistAdd(address: string, seconds: number): Promise<void> {
+    this.blocklisted.push({ address, seconds });
+  }
+  async setQos(pool: string, image: string, l: QosLimits): Promise<void> {
+    this.qos.set(`${pool}/${image}`, l);
+  }
+  async getMetadata(pool: string, image: string): Promise<Record<string, string>> {
+    return { ...(this.meta.get(`${pool}/${image}`) ?? {}) };
+  }
+  async setMetadata(pool: string, image: string, key: string, value: string): Promise<void> {
+    const m = this.meta.get(`${pool}/${image}`) ?? {};
+    m[key] = value;
+    this.meta.set(`${pool}/${image}`, m);
+  }
+  async removeMetadata(pool: string, image: string, key: string): Promise<void> {
+    delete this.meta.get(`${pool}/${image}`)?.[key];
+  }
+}
+
+class FakeMapper implements Mapper {
+  readonly kind = 'fuse' as const;
+  mapped = new Map<string, Mapping>();
+  next = 0;
+  failMap: Error | null = null;
+  async map(target: MapTarget): Promise<Mapping> {
+    if (this.failMap) throw this.failMap;
+    const n = this.next++;
+    const m: Mapping = { ...target, kind: 'fuse', device: `/dev/loop${n}`, clientAddress: `127.0.0.1:0/${1000 + n}`, fuseDir: `/state/fuse/${target.tenant}/${target.volume}` };
+    this.mapped.set(m.device!, m);
+    return m;
+  }
+  async unmap(m: Mapping): Promise<void> {
+    if (m.device) this.mapped.delete(m.device);
+  }
+  async discover(): Promise<Mapping[]> {
+    return [...this.mapped.values()];
+  }
+}
+
+class FakeHost implements HostOps {
+  mounted = new Map<string, string>();
+  formatted = new Set<string>();
+  fail: Partial<Record<keyof HostOps, Error>> = {};
+  async probeFilesystem(device: string): Promise<string | null> {
+    if (this.fail.probeFilesystem) throw this.fail.probeFilesystem;
+    return this.formatted.has(device) ? 'ext4' : null;
+  }
+  async formatDevice(_command: string, device: string): Promise<void> {
+    if (this.fail.formatDevice) throw this.fail.formatDevice;
+    this.formatted.add(device);
+  }
+  async mountDevice(device: string, dir: string): Promise<void> {
+    if (this.fail.mountDevice) throw this.fail.mountDevice;
+    this.mounted.set(dir, device);
+  }
+  async unmountAll(dir: string): Promise<void> {
+    if (this.fail.unmountAll) throw this.fail.unmountAll;
+    this.mounted.delete(dir);
+  }
+  async mountsAt(dir: string): Promise<number> {
+    return this.mounted.has(dir) ? 1 : 0;
+  }
+  async deviceNumber(): Promise<{ major: number; minor: number }> {
+    return { major: 7, minor: 0 };
+  }
+  async removeDir(): Promise<void> {}
+}
+
+class FakeMaster implements MasterClient {
+  volumes = new Map<string, VolumeRecord>();
+  async getVolume(tenant: string, volume: string): Promise<VolumeRecord> {
+    const v = this.volumes.get(`${tenant}/${volume}`);
+    if (!v) throw new PluginError('VOLUME_NOT_FOUND', `no ${tenant}/${volume}`);
+    return v;
+  }
+  async listVolumes(): Promise<VolumeRecord[]> {
+    return [...this.volumes.values()];
+  }
+  async createVolume(): Promise<VolumeRecord> {
+    throw new Error('not used');
+  }
+  async removeVolume(): Promise<void> {}
+}
+
+interface Host {
+  manager: MountManager;
+  store: StateStore;
+  lease: HostLease;
+  local: LocalState;
+  mapper: FakeMapper;
+  host: FakeHost;
+  hostId: string;
+}
+
+let dir: string;
+let kv: MemoryKV;
+let storage: FakeStorage;
+let master: FakeMaster;
+const signal = () => new AbortController().signal;
+
+function makeHost(hostId: string, label: string, sharedMapper?: FakeMapper): Host {
+  const client = kv.client();
+  const store = new StateStore(client);
+  const lease = new HostLease(client, 30);
+  const local = new LocalState(path.join(dir, `${hostId}.json`));
+  const mapper = sharedMapper ?? new FakeMapper();
+  const host = new FakeHost();
+  const manager = new MountManager({
+    hostId,
+    host: label,
+    mountRoot: '/mnt/ceph',
+    fenceSeconds: 600,
+    store,
+    lease,
+    storage,
+    mapper,
+    master,
+    local,
+    limits: new RateLimiter({ docker: null, storage }),
+    mutex: new KeyedMutex(),
+    log,
+    hostOps: host,
+  });
+  return { manager, store, lease, local, mapper, host, hostId };
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'volplugin-mounts-'));
+  kv = new MemoryKV();
+  storage = new FakeStorage();
+  master = new FakeMaster();
+  master.volumes.set('tenant1/foo', volumeRecord('tenant1', 'foo'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('MountManager', () => {
+  it('first Mount locks, maps, formats, mounts and records the holder; it returns MOUNT-ROOT/tenant/volume', async () => {
+    const a = makeHost('host-a', 'a');
+    const mountpoint = await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(mountpoint).toBe('/mnt/ceph/tenant1/foo');
+    expect(a.host.mounted.get(mountpoint)).toBe('/dev/loop0');
+    expect(a.host.formatted.has('/dev/loop0')).toBe(true);
+    const lock = await a.store.getMount('tenant1', 'foo');
+    expect(lock).toMatchObject({ hostId: 'host-a', host: 'a', device: '/dev/loop0', clientAddress: '127.0.0.1:0/1000', mapper: 'fuse' });
+    expect(JSON.parse(storage.meta.get('rbd/tenant1.foo')![HOLDER_KEY]!)).toMatchObject({ hostId: 'host-a', clientAddress: '127.0.0.1:0/1000' });
+    expect(storage.qos.get('rbd/tenant1.foo')).toEqual({ writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 });
+    expect(a.local.get('tenant1', 'foo')?.refs).toEqual(['id1']);
+  });
+
+  it('counts references per Mount ID: only the last Unmount unmounts, unmaps, clears the note and releases the lock', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    await a.manager.mount('tenant1', 'foo', 'id2', signal());
+    await a.manager.mount('tenant1', 'foo', 'id2', signal()); // a repeated ID holds one reference
+    expect(a.mapper.next).toBe(1);
+    expect(a.local.get('tenant1', 'foo')?.refs).toEqual(['id1', 'id2']);
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.mounted.size).toBe(1);
+    expect(await a.store.getMount('tenant1', 'foo')).not.toBeNull();
+    await a.manager.unmount('tenant1', 'foo', 'id2', signal());
+    expect(a.host.mounted.size).toBe(0);
+    expect(a.mapper.mapped.size).toBe(0);
+    expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+    expect(storage.meta.get('rbd/tenant1.foo')?.[HOLDER_KEY]).toBeUndefined();
+    expect(a.local.all()).toEqual([]);
+  });
+
+  it('an Unmount with an unknown ID leaves a mounted volume alone', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    await a.manager.unmount('tenant1', 'foo', 'nope', signal());
+    expect(a.host.mounted.size).toBe(1);
+    await a.manager.unmount('tenant1', 'other', 'x', signal());
+  });
+
+  it('a second host gets LOCKED naming the holder, and maps nothing', async () => {
+    const a = makeHost('host-a', 'alpha');
+    const b = makeHost('host-b', 'beta');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    const err = await b.manager.mount('tenant1', 'foo', 'id9', signal()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect((err as PluginError).code).toBe('LOCKED');
+    expect((err as PluginError).message).toMatch(/mounted on alpha \(host id host-a\)/);
+    expect((err as PluginError).message).toMatch(/expires within 30 s/);
+    expect(b.mapper.next).toBe(0);
+    expect(b.local.all()).toEqual([]);
+  });
+
+  it('after the holder\'s lease expires another host takes over and fences the old client first', async () => {
+    const a = makeHost('host-a', 'alpha');
+    const b = makeHost('host-b', 'beta');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    kv.expireLease((await a.lease.get()).id);
+    expect(await b.store.getMount('tenant1', 'foo')).toBeNull();
+    b.mapper.next = 5;
+    await b.manager.mount('tenant1', 'foo', 'id2', signal());
+    expect(storage.blocklisted).toEqual([{ address: '127.0.0.1:0/1000', seconds: 600 }]);
+    expect(await b.store.getMount('tenant1', 'foo')).toMatchObject({ hostId: 'host-b', clientAddress: '127.0.0.1:0/1005' });
+  });
+
+  it('a clean unmount leaves nothing to fence', async () => {
+    const a = makeHost('host-a', 'alpha');
+    const b = makeHost('host-b', 'beta');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    await b.manager.mount('tenant1', 'foo', 'id2', signal());
+    expect(storage.blocklisted).toEqual([]);
+  });
+
+  it('an existing filesystem is not formatted again', async () => {
+    const a = makeHost('host-a', 'a');
+    a.host.formatted.add('/dev/loop0');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.formatted.size).toBe(1);
+  });
+
+  for (const step of ['formatDevice', 'mountDevice', 'probeFilesystem'] as const) {
+    it(`a failure in ${step} unmaps, clears the holder note and releases the lock`, async () => {
+      const a = makeHost('host-a', 'a');
+      a.host.fail[step] = new Error(`${step} broke`);
+      await expect(a.manager.mount('tenant1', 'foo', 'id1', signal())).rejects.toThrow(`${step} broke`);
+      expect(a.mapper.mapped.size).toBe(0);
+      expect(a.host.mounted.size).toBe(0);
+      expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+      expect(storage.meta.get('rbd/tenant1.foo')?.[HOLDER_KEY]).toBeUndefined();
+      expect(a.local.all()).toEqual([]);
+    });
+  }
+
+  it('a failure to map releases the lock', async () => {
+    const a = makeHost('host-a', 'a');
+    a.mapper.failMap = new Error('rbd-fuse broke');
+    await expect(a.manager.mount('tenant1', 'foo', 'id1', signal())).rejects.toThrow('rbd-fuse broke');
+    expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+  });
+
+  it('an unknown volume fails before anything is locked', async () => {
+    const a = makeHost('host-a', 'a');
+    await expect(a.manager.mount('tenant1', 'nope', 'id1', signal())).rejects.toMatchObject({ code: 'VOLUME_NOT_FOUND' });
+    expect(await a.store.listMounts()).toEqual([]);
+  });
+
+  it('a request aborted at its deadline rolls back instead of committing', async () => {
+    const a = makeHost('host-a', 'a');
+    const controller = new AbortController();
+    a.host.mountDevice = async (device, dir) => {
+      a.host.mounted.set(dir, device);
+      controller.abort(new PluginError('TIMEOUT', 'too slow'));
+    };
+    await expect(a.manager.mount('tenant1', 'foo', 'id1', controller.signal)).rejects.toThrow('too slow');
+    expect(a.host.mounted.size).toBe(0);
+    expect(a.mapper.mapped.size).toBe(0);
+    expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+    expect(a.local.all()).toEqual([]);
+  });
+
+  it('etcd down: a clear STATE_UNAVAILABLE error and nothing mapped', async () => {
+    const a = makeHost('host-a', 'a');
+    kv.setUnavailable(true);
+    const err = await a.manager.mount('tenant1', 'foo', 'id1', signal()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'STATE_UNAVAILABLE' });
+    expect((err as Error).message).toMatch(/check --etcd/);
+    expect(a.mapper.next).toBe(0);
+  });
+
+  it('an Unmount that cannot unmount keeps the entry (without references) for the loop to retry', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    a.host.fail.unmountAll = new Error('target is busy');
+    await expect(a.manager.unmount('tenant1', 'foo', 'id1', signal())).rejects.toThrow(/retries in the background/);
+    expect(a.local.get('tenant1', 'foo')?.refs).toEqual([]);
+    delete a.host.fail.unmountAll;
+    await a.manager.teardown(a.local.get('tenant1', 'foo')!);
+    expect(a.local.all()).toEqual([]);
+    expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+  });
+
+  it('the table survives a restart: a new manager on the same file finds the references', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    await a.manager.mount('tenant1', 'foo', 'id2', signal());
+    const reloaded = new LocalState(a.local.file);
+    await reloaded.load();
+    expect(reloaded.get('tenant1', 'foo')).toMatchObject({ refs: ['id1', 'id2'], mountpoint: '/mnt/ceph/tenant1/foo' });
+  });
+});
