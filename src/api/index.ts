@@ -2,3 +2,4 @@
 export * from './errors.js';
 export * from './schemas.js';
 export * from './client.js';
+export * from './version.js';

@@ -17,7 +17,7 @@ export const ErrorBody = Type.Object(
     message: Type.String({ description: 'What went wrong and what to do, in one line.' }),
     field: Type.Optional(Type.String({ description: 'The field, option key or name the error is about.' })),
   },
-  { $id: 'Error', title: 'Error' },
+  { title: 'Error' },
 );
 export type ErrorBody = Static<typeof ErrorBody>;
 
@@ -64,7 +64,7 @@ export const VolumeOptionsSchema = Type.Object({
 
 export const RuntimeOptionsSchema = Type.Object(
   { snapshots: Type.Boolean(), snapshot: SnapshotScheduleSchema, rateLimit: RateLimitSchema },
-  { $id: 'RuntimeOptions', title: 'RuntimeOptions' },
+  { title: 'RuntimeOptions' },
 );
 
 /** The policy format, for the OpenAPI document. The master validates with src/policy (better messages). */
@@ -106,7 +106,7 @@ export const TenantPolicySchema = Type.Object(
       }),
     ),
   },
-  { $id: 'TenantPolicy', title: 'TenantPolicy', additionalProperties: false },
+  { title: 'TenantPolicy', additionalProperties: false },
 );
 
 /** Driver or runtime options as `key: value` (values are strings; numbers and booleans are accepted). */
@@ -126,7 +126,7 @@ export const TenantRecordSchema = Type.Object(
     revision: Type.Integer({ minimum: 1 }),
     uploadedAt: Type.String({ format: 'date-time' }),
   },
-  { $id: 'Tenant', title: 'Tenant' },
+  { title: 'Tenant' },
 );
 
 export const TenantSummarySchema = Type.Object({
@@ -148,7 +148,7 @@ export const VolumeRecordSchema = Type.Object(
     source: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String(), snapshot: Type.String() })),
     createdAt: Type.String(),
   },
-  { $id: 'Volume', title: 'Volume' },
+  { title: 'Volume' },
 );
 
 export const MountRecordSchema = Type.Object(
@@ -164,18 +164,22 @@ export const MountRecordSchema = Type.Object(
     clientAddress: Type.Union([Type.String(), Type.Null()]),
     since: Type.String(),
   },
-  { $id: 'Mount', title: 'Mount' },
+  { title: 'Mount' },
 );
 
 export const SnapshotSchema = Type.Object(
   {
     name: Type.String(),
-    id: Type.Integer(),
-    sizeBytes: Type.Integer(),
-    protected: Type.Boolean(),
+    id: Type.Integer({ description: "Ceph's snapshot id" }),
+    origin: Type.Union([Type.Literal('supervisor'), Type.Literal('manual'), Type.Literal('other')], {
+      description: 'supervisor: scheduled (vs-*, pruned to `keep`); manual: taken on demand; other: made outside volplugin',
+    }),
     createdAt: Type.Union([Type.String(), Type.Null()]),
+    sizeBytes: Type.Integer({ description: 'Size of the image when the snapshot was taken' }),
+    protected: Type.Boolean(),
+    clones: Type.Array(Type.String(), { description: 'Images cloned from it ("pool/image")' }),
   },
-  { $id: 'Snapshot', title: 'Snapshot' },
+  { title: 'Snapshot' },
 );
 
 // ---- requests and responses ---------------------------------------------------------------

@@ -1,0 +1,112 @@
+// What volcli prints: aligned tables and key/value blocks for people, JSON for scripts.
+
+import { formatSize } from '../policy/units.js';
+import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { RuntimeOptions } from '../policy/types.js';
+import { runtimeAsOptions } from '../policy/options.js';
+import type { SnapshotEntry, TenantSummary } from '../api/schemas.js';
+
+export function table(headers: string[], rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function keyValues(pairs: Array<[string, string]>): string {
+  const width = Math.max(...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${v}`).join('\n') + '\n';
+}
+
+const rate = (n: number, unit: string) => (n === 0 ? 'unlimited' : `${n} ${unit}`);
+
+export function formatRuntime(runtime: RuntimeOptions): Array<[string, string]> {
+  return [
+    ['snapshots', runtime.snapshots ? `every ${runtime.snapshot.frequency}, keep ${runtime.snapshot.keep}` : 'off'],
+    ['rate limits', `read ${rate(runtime.rateLimit.readIops, 'IOPS')}, ${rate(runtime.rateLimit.readBps, 'B/s')}; write ${rate(runtime.rateLimit.writeIops, 'IOPS')}, ${rate(runtime.rateLimit.writeBps, 'B/s')}`],
+  ];
+}
+
+export function formatRuntimeOptions(runtime: RuntimeOptions): string {
+  return keyValues(Object.entries(runtimeAsOptions(runtime)));
+}
+
+export function formatVolume(v: VolumeRecord): string {
+  const pairs: Array<[string, string]> = [
+    ['volume', `${v.tenant}/${v.volume}`],
+    ['image', `${v.pool}/${v.image}`],
+    ['size', formatSize(v.options.sizeBytes)],
+    ['filesystem', `${v.options.filesystem} (${v.formatCommand})`],
+    ['ephemeral', String(v.options.ephemeral)],
+    ...formatRuntime(v.runtime),
+    ['policy revision', String(v.policyRevision)],
+    ['created', v.createdAt],
+  ];
+  if (v.source) pairs.push(['copied from', `${v.source.tenant}/${v.source.volume}@${v.source.snapshot}`]);
+  return keyValues(pairs);
+}
+
+export function formatVolumes(volumes: VolumeRecord[], withTenant: boolean): string {
+  if (volumes.length === 0) return '';
+  return table(
+    [withTenant ? 'VOLUME' : 'NAME', 'IMAGE', 'SIZE', 'FILESYSTEM', 'SNAPSHOTS', 'CREATED'],
+    volumes.map((v) => [
+      withTenant ? `${v.tenant}/${v.volume}` : v.volume,
+      `${v.pool}/${v.image}`,
+      formatSize(v.options.sizeBytes),
+      v.options.filesystem,
+      v.runtime.snapshots ? `${v.runtime.snapshot.frequency}/${v.runtime.snapshot.keep}` : 'off',
+      v.createdAt,
+    ]),
+  );
+}
+
+export function formatTenants(tenants: TenantSummary[]): string {
+  return table(['NAME', 'REVISION', 'UPLOADED'], tenants.map((t) => [t.name, String(t.revision), t.uploadedAt]));
+}
+
+export function formatHistory(revisions: TenantRecord[]): string {
+  return table(
+    ['REVISION', 'UPLOADED', 'POOL', 'SIZE'],
+    revisions.map((r) => [
+      String(r.revision),
+      r.uploadedAt,
+      String(r.policy['default-options'].pool ?? ''),
+      String(r.policy['default-options'].size ?? '-'),
+    ]),
+  );
+}
+
+export function formatMounts(mounts: MountRecord[]): string {
+  return table(
+    ['VOLUME', 'HOST', 'MOUNTPOINT', 'DEVICE', 'MAPPER', 'SINCE'],
+    mounts.map((m) => [`${m.tenant}/${m.volume}`, m.host, m.mountpoint, m.device, m.mapper, m.since]),
+  );
+}
+
+export function formatMount(m: MountRecord): string {
+  return keyValues([
+    ['volume', `${m.tenant}/${m.volume}`],
+    ['host', `${m.host} (${m.hostId})`],
+    ['mountpoint', m.mountpoint],
+    ['device', `${m.device} (${m.mapper})`],
+    ['ceph client', m.clientAddress ?? '-'],
+    ['lease', m.lease],
+    ['since', m.since],
+  ]);
+}
+
+export function formatSnapshots(snapshots: SnapshotEntry[]): string {
+  return table(
+    ['NAME', 'ORIGIN', 'CREATED', 'SIZE', 'PROTECTED', 'CLONES'],
+    snapshots.map((s) => [s.name, s.origin, s.createdAt ?? '-', formatSize(s.sizeBytes), s.protected ? 'yes' : 'no', s.clones.join(',') || '-']),
+  );
+}
+
+export function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// volmaster: the control plane's REST API.
+//   volmaster --listen 0.0.0.0:9005 --etcd http://127.0.0.1:2379 --ceph-conf /etc/ceph/ceph.conf --token-file /etc/volplugin/token
+// SIGTERM/SIGINT: finish in-flight requests (at most 30 s), close etcd and Ceph, exit 0.
+
+import { CommanderError, InvalidArgumentError } from 'commander';
+import pino from 'pino';
+import { openStorage } from '../storage/index.js';
+import { withTimeout } from '../snapshots/errors.js';
+import { buildCommand, configFromOptions, type MasterConfig } from './config.js';
+import { startMaster } from './server.js';
+
+const STORAGE_OPEN_TIMEOUT_MS = 30_000;
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+
+function readConfig(): MasterConfig {
+  const command = buildCommand();
+  command.exitOverride((err) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
+    process.exit(2);
+  });
+  command.parse(process.argv);
+  try {
+    return configFromOptions(command.opts());
+  } catch (err) {
+    if (err instanceof InvalidArgumentError || err instanceof CommanderError) {
+      process.stderr.write(`volmaster: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const log = pino({ name: 'volmaster', level: config.debug ? 'debug' : 'info' });
+  const master = await startMaster({
+    config,
+    log,
+    openStorage: () =>
+      withTimeout(
+        openStorage(config.backend, {
+          confPath: config.cephConf ?? undefined,
+          keyring: config.cephKeyring ?? undefined,
+          clientId: config.cephId,
+        }),
+        STORAGE_OPEN_TIMEOUT_MS,
+        `connecting to Ceph (${config.backend} backend, ${config.cephConf ?? 'default ceph.conf'}): check that the monitors answer (ceph -s)`,
+      ),
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing requests in flight');
+    const timer = setTimeout(() => {
+      log.error('requests did not finish within 30 s: exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS);
+    timer.unref();
+    master
+      .close()
+      .then(() => {
+        log.info('stopped');
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`volmaster: ${message}\n`);
+  process.exit(1);
+});
