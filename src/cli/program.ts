@@ -133,7 +133,7 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
       const command = args[args.length - 1] as Command;
       const ctx = new Context(io, command.optsWithGlobals() as GlobalOptions);
       holder.ctx = ctx;
-      const positional = args.slice(0, -2).filter((a): a is string => typeof a === 'string');
+      const positional = args.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : [a])).filter((a): a is string => typeof a === 'string');
       await fn(ctx, ...positional);
     };
 
@@ -312,12 +312,14 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
     .command('set')
     .description("change a volume's runtime options (keys not given keep their value)")
     .argument('<tenant/volume>', 'volume')
+    .argument('[key=value...]', 'options, as with --opt')
     .addOption(opt())
-    .addHelpText('after', `\nOptions (--opt): ${RUNTIME_OPTION_KEYS.join(', ')}\nExample: volcli volume runtime set tenant1/db --opt rate-limit.write.iops=500`)
+    .addHelpText('after', `\nOptions: ${RUNTIME_OPTION_KEYS.join(', ')}\nExample: volcli volume runtime set tenant1/db --opt rate-limit.write.iops=500 snapshots.keep=5`)
     .action(
-      act(async (ctx, ref) => {
+      act(async (ctx, ref, ...pairs) => {
         const { tenant: t, volume: v } = volumeRef(ref!);
-        const values = optionPairs((ctx.opts as GlobalOptions & { opt?: string[] }).opt, parseRuntimeOptions);
+        const given = [...((ctx.opts as GlobalOptions & { opt?: string[] }).opt ?? []), ...pairs];
+        const values = optionPairs(given, parseRuntimeOptions);
         if (Object.keys(values).length === 0) throw new UsageError(`give at least one --opt KEY=VALUE; keys: ${RUNTIME_OPTION_KEYS.join(', ')}`);
         const options = await (await ctx.master()).setRuntime(t, v, values);
         ctx.print(out.formatRuntimeOptions(options), options);
