@@ -1,0 +1,69 @@
+// The mount path as volplugin runs it, step by step: create the image, map it (rbd-fuse + a loop
+// device: the mapper these machines have; krbd and rbd-nbd cannot load here), mkfs, mount, then
+// unmount, unmap and remove. Each step is its own row, and the whole cycle one more, for both
+// backends (the mapper's own tools are the same for both; the backend does create, the watcher
+// listing that finds rbd-fuse's client address, and remove).
+
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { FuseMapper, checkFuseAvailable } from '../../src/mapper/fuse.js';
+import { formatDevice, mountDevice, unmountAll } from '../../src/mapper/fs.js';
+import { benchRoot } from '../lib/cluster.js';
+import type { BenchContext, Sizes } from '../lib/context.js';
+import type { Measurement, PhaseResult } from '../lib/harness.js';
+import { measure } from '../lib/harness.js';
+
+/** 1 GiB: mkfs.ext4 time depends on the size (inode tables), so it is fixed here. */
+const MOUNT_IMAGE_SIZE = 2 ** 30;
+const MKFS = 'mkfs.ext4 -q -m0 %';
+
+export const mountSteps = ['create', 'map', 'mkfs', 'mount', 'unmount', 'unmap', 'remove'] as const;
+
+export async function mountBench(ctx: BenchContext, sizes: Sizes, missing: string[]): Promise<Measurement[]> {
+  try {
+    await checkFuseAvailable();
+  } catch (err) {
+    missing.push(`mount path: ${(err as Error).message}`);
+    return [];
+  }
+  const { cluster } = ctx;
+  const root = path.join(benchRoot, 'fuse');
+  const mnt = path.join(benchRoot, 'mnt');
+  const out: Measurement[] = [];
+  for (const backend of ctx.backends) {
+    const storage = ctx.storage[backend]!;
+    const mapper = new FuseMapper({ root, ceph: { confPath: cluster.confPath, clientId: 'admin' }, watchers: storage });
+    out.push(
+      ...(await measure({ bench: 'mount', backend, concurrency: 1, cluster: cluster.name, ...sizes }, async (r) => {
+        const phases: PhaseResult[] = [];
+        const image = `${ctx.prefix}m${backend[0]}${r}`;
+        const target = { tenant: 'bench', volume: image, pool: cluster.pool, image };
+        const dir = path.join(mnt, image);
+        const cycleStart = performance.now();
+        const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+          const t = performance.now();
+          const value = await fn();
+          const ms = performance.now() - t;
+          phases.push({ op: `mount_${name}`, latMs: [ms], wallMs: ms });
+          return value;
+        };
+        await step('create', () => storage.createImage(cluster.pool, image, { size: MOUNT_IMAGE_SIZE }));
+        const mapping = await step('map', () => mapper.map(target));
+        try {
+          await step('mkfs', () => formatDevice(MKFS, mapping.device!));
+          await step('mount', () => mountDevice(mapping.device!, dir));
+          await step('unmount', () => unmountAll(dir));
+        } finally {
+          await step('unmap', () => mapper.unmap(mapping));
+        }
+        await step('remove', () => storage.removeImage(cluster.pool, image));
+        const total = performance.now() - cycleStart;
+        phases.push({ op: 'mount_cycle', latMs: [total], wallMs: total });
+        await rm(dir, { recursive: true, force: true });
+        return phases;
+      })),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,131 @@
+// The throw-away clusters the benchmarks run on, started with scripts/sandbox.sh under
+// .sandbox-bench/ on ports of their own, so a benchmark never disturbs `make up` (.sandbox/) or
+// `make test` (.sandbox-test/). A cluster that is already running there is reused; one the run
+// started is stopped at the end.
+
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export const benchRoot = path.join(repoRoot, '.sandbox-bench');
+const sandboxScript = path.join(repoRoot, 'scripts', 'sandbox.sh');
+
+export interface ClusterSpec {
+  /** "tuned" (paxos propose interval 0.01 s, the sandbox's) or "default-paxos" (Ceph's 1 s). */
+  name: string;
+  /** State dir passed to sandbox.sh (its Ceph lives in DIR/ceph). */
+  dir: string;
+  monV2: number;
+  monV1: number;
+  /** The `paxos propose interval` to start the cluster with. */
+  paxos: number;
+}
+
+export interface Cluster extends ClusterSpec {
+  confPath: string;
+  pool: string;
+  /** The interval the running mon reports (admin socket), in seconds. */
+  paxosInForce: number;
+  /** True when this run started it (and so stops it). */
+  startedHere: boolean;
+}
+
+export const clusterSpecs = {
+  tuned: { name: 'tuned', dir: benchRoot, monV2: 33300, monV1: 36789, paxos: 0.01 },
+  defaultPaxos: { name: 'default-paxos', dir: path.join(benchRoot, 'paxos1'), monV2: 34300, monV1: 37789, paxos: 1 },
+} satisfies Record<string, ClusterSpec>;
+
+export const etcdPorts = { client: 33379, peer: 33380 } as const;
+
+/** Runs a command, returning stdout; the error names the command and carries its stderr. */
+export async function sh(
+  cmd: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<string> {
+  try {
+    const { stdout } = await execFileP(cmd, args, {
+      env: options.env ?? process.env,
+      timeout: options.timeoutMs ?? 120_000,
+      maxBuffer: 64 << 20,
+    });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+async function pidAlive(pidfile: string): Promise<boolean> {
+  try {
+    await execFileP(sandboxScript, ['pid-alive', pidfile]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads `paxos_propose_interval` from the running mon through its admin socket. */
+export async function paxosInForce(dir: string): Promise<number> {
+  const asok = path.join(dir, 'ceph', 'run', 'mon.a.asok');
+  const out = await sh('ceph', ['--admin-daemon', asok, 'config', 'get', 'paxos_propose_interval']);
+  const value = Number((JSON.parse(out) as { paxos_propose_interval?: string }).paxos_propose_interval);
+  if (!Number.isFinite(value)) throw new Error(`mon.a at ${asok} reported no paxos_propose_interval: ${out}`);
+  return value;
+}
+
+/**
+ * Starts the cluster unless it runs already. A running one with another paxos interval than the
+ * spec asks for is stopped and started again (its data lived in RAM and belonged to benchmarks).
+ */
+export async function ensureCluster(spec: ClusterSpec): Promise<Cluster> {
+  const confPath = path.join(spec.dir, 'ceph', 'ceph.conf');
+  const monPid = path.join(spec.dir, 'ceph', 'run', 'mon.a.pid');
+  let running = existsSync(confPath) && (await pidAlive(monPid));
+  if (running && Math.abs((await paxosInForce(spec.dir).catch(() => Number.NaN)) - spec.paxos) > 1e-9) {
+    await stopCluster(spec);
+    running = false;
+  }
+  await sh(sandboxScript, ['ceph-up', spec.dir, String(spec.monV2), String(spec.monV1)], {
+    env: { ...process.env, CEPH_PAXOS_PROPOSE_INTERVAL: String(spec.paxos) },
+    timeoutMs: 180_000,
+  });
+  return { ...spec, confPath, pool: 'rbd', paxosInForce: await paxosInForce(spec.dir), startedHere: !running };
+}
+
+/** Stops the Ceph daemons of a bench cluster (and anything else sandbox.sh started under its dir). */
+export async function stopCluster(spec: Pick<ClusterSpec, 'dir'>): Promise<void> {
+  await sh(sandboxScript, ['down', spec.dir], { timeoutMs: 120_000 });
+}
+
+/** Starts the bench etcd (for volmaster) unless it runs; true when this run started it. */
+export async function ensureEtcd(): Promise<{ url: string; startedHere: boolean }> {
+  const running = await pidAlive(path.join(benchRoot, 'etcd', 'etcd.pid'));
+  await sh(sandboxScript, ['etcd-up', benchRoot, String(etcdPorts.client), String(etcdPorts.peer)], { timeoutMs: 60_000 });
+  return { url: `http://127.0.0.1:${etcdPorts.client}`, startedHere: !running };
+}
+
+export async function stopEtcd(): Promise<void> {
+  await sh(sandboxScript, ['stop-pid', path.join(benchRoot, 'etcd', 'etcd.pid'), 'etcd']);
+}
+
+/** The `rbd` CLI against a cluster, for setup and cleanup outside the timed phases. */
+export function rbd(cluster: Pick<Cluster, 'confPath'>, args: readonly string[]): Promise<string> {
+  return sh('rbd', ['-c', cluster.confPath, ...args]);
+}
+
+/** Removes every image (and its snapshots) whose name starts with `prefix`: leftovers of a crashed run. */
+export async function removeImagesWithPrefix(cluster: Cluster, prefix: string): Promise<number> {
+  const names = JSON.parse(await rbd(cluster, ['ls', '--format', 'json', cluster.pool])) as string[];
+  const ours = names.filter((n) => n.startsWith(prefix));
+  for (const name of ours) {
+    await rbd(cluster, ['snap', 'purge', '--no-progress', `${cluster.pool}/${name}`]).catch(() => undefined);
+    await rbd(cluster, ['rm', '--no-progress', `${cluster.pool}/${name}`]);
+  }
+  return ours.length;
+}
