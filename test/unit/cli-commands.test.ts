@@ -1,0 +1,404 @@
+// volcli's commands in-process (run(argv, io)) against a real volmaster app listening on a random
+// port, on MemoryKV and a small in-memory Storage. The binary itself is exercised by
+// test/integration/cli-binary.test.ts.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { run, type CliIO } from '../../src/cli/program.js';
+import { createApp, type App } from '../../src/master/app.js';
+import { MemoryKV } from '../../src/state/memory.js';
+import { StateStore } from '../../src/state/store.js';
+import { RbdError } from '../../src/storage/errors.js';
+import type { SnapshotInfo, Storage } from '../../src/storage/types.js';
+
+const MiB = 1024 * 1024;
+
+/** Just the storage the CLI's flows reach. */
+function memoryStorage(): Storage & { images: Map<string, { size: number; meta: Record<string, string>; snaps: Map<string, SnapshotInfo>; protectedSnaps: Set<string> }> } {
+  const images = new Map<string, { size: number; meta: Record<string, string>; snaps: Map<string, SnapshotInfo>; protectedSnaps: Set<string> }>();
+  const clones = new Map<string, string>(); // child key -> parent "pool/image@snap"
+  const img = (pool: string, name: string, op = 'rbd_open') => {
+    const i = images.get(`${pool}/${name}`);
+    if (!i) throw new RbdError({ errno: -2, op, pool, image: name });
+    return i;
+  };
+  let id = 1;
+  const storage = {
+    kind: 'memory' as const,
+    images,
+    async close() {},
+    stats: () => ({ pending: 0, openImages: 0, pools: 1 }),
+    async createImage(pool: string, name: string, o: { size: number }) {
+      if (pool !== 'rbd') throw new RbdError({ errno: -2, op: 'rados_ioctx_create', pool });
+      if (images.has(`${pool}/${name}`)) throw new RbdError({ errno: -17, op: 'rbd_create', pool, image: name });
+      images.set(`${pool}/${name}`, { size: o.size, meta: {}, snaps: new Map(), protectedSnaps: new Set() });
+    },
+    async removeImage(pool: string, name: string) {
+      img(pool, name);
+      images.delete(`${pool}/${name}`);
+      clones.delete(`${pool}/${name}`);
+    },
+    async imageExists(pool: string, name: string) {
+      return images.has(`${pool}/${name}`);
+    },
+    async imageInfo(pool: string, name: string) {
+      const i = img(pool, name);
+      return { pool, name, size: i.size, order: 22, objectSize: 4 * MiB, features: [], parent: null, snapshotCount: i.snaps.size };
+    },
+    async listImages(pool: string) {
+      return [...images.keys()].filter((k) => k.startsWith(`${pool}/`)).map((k) => k.slice(pool.length + 1));
+    },
+    async getMetadata(pool: string, name: string) {
+      return { ...img(pool, name).meta };
+    },
+    async setMetadata(pool: string, name: string, key: string, value: string) {
+      img(pool, name).meta[key] = value;
+    },
+    async removeMetadata() {},
+    async getQos() {
+      return {};
+    },
+    async setQos(pool: string, name: string) {
+      img(pool, name);
+    },
+    async listWatchers(pool: string, name: string) {
+      img(pool, name);
+      return [];
+    },
+    async createSnapshot(pool: string, name: string, snap: string) {
+      const i = img(pool, name);
+      if (i.snaps.has(snap)) throw new RbdError({ errno: -17, op: 'rbd_snap_create', pool, image: name, snapshot: snap });
+      i.snaps.set(snap, { id: id++, name: snap, size: i.size, protected: false, createdAt: new Date() });
+    },
+    async listSnapshots(pool: string, name: string) {
+      const i = img(pool, name);
+      return [...i.snaps.values()].map((s) => ({ ...s, protected: i.protectedSnaps.has(s.name) }));
+    },
+    async removeSnapshot(pool: string, name: string, snap: string) {
+      img(pool, name).snaps.delete(snap);
+    },
+    async rollbackSnapshot(pool: string, name: string) {
+      img(pool, name);
+    },
+    async protectSnapshot(pool: string, name: string, snap: string) {
+      img(pool, name).protectedSnaps.add(snap);
+    },
+    async unprotectSnapshot(pool: string, name: string, snap: string) {
+      img(pool, name).protectedSnaps.delete(snap);
+    },
+    async cloneSnapshot(parent: { pool: string; image: string; snapshot: string }, pool: string, name: string) {
+      const p = img(parent.pool, parent.image);
+      images.set(`${pool}/${name}`, { size: p.size, meta: {}, snaps: new Map(), protectedSnaps: new Set() });
+      clones.set(`${pool}/${name}`, `${parent.pool}/${parent.image}@${parent.snapshot}`);
+    },
+    async listChildren(parent: { pool: string; image: string; snapshot: string }) {
+      const key = `${parent.pool}/${parent.image}@${parent.snapshot}`;
+      return [...clones.entries()].filter(([, p]) => p === key).map(([c]) => c);
+    },
+    async flattenImage() {},
+    async resizeImage() {},
+    async renameImage() {},
+    async addLock() {},
+    async listLocks() {
+      return [];
+    },
+    async breakLock() {},
+    async blocklistAdd() {},
+    async blocklistRemove() {},
+    async clusterInfo() {
+      return { fsid: 'x', monAddresses: [] };
+    },
+  };
+  return storage as unknown as ReturnType<typeof memoryStorage>;
+}
+
+const policy = JSON.stringify({
+  'default-options': { pool: 'rbd', size: '10MB', snapshots: true, snapshot: { frequency: '30m', keep: 20 }, filesystem: 'ext4' },
+  filesystems: { ext4: 'mkfs.ext4 -m0 %', xfs: 'mkfs.xfs %' },
+});
+
+let kv: MemoryKV;
+let store: StateStore;
+let storage: ReturnType<typeof memoryStorage>;
+let app: App;
+let closedApp: App;
+let master: string;
+let closedMaster: string;
+let tokenFile: string;
+
+beforeAll(async () => {
+  kv = new MemoryKV();
+  store = new StateStore(kv);
+  storage = memoryStorage();
+  app = await createApp({ store, storage, janitorIntervalMs: 0 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  master = `127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  closedApp = await createApp({ store, storage, janitorIntervalMs: 0, token: 'tok-123' });
+  await closedApp.listen({ host: '127.0.0.1', port: 0 });
+  closedMaster = `127.0.0.1:${(closedApp.server.address() as { port: number }).port}`;
+  const dir = mkdtempSync(path.join(tmpdir(), 'volcli-'));
+  tokenFile = path.join(dir, 'token');
+  writeFileSync(tokenFile, 'tok-123\n');
+});
+
+afterAll(async () => {
+  await app.close();
+  await closedApp.close();
+});
+
+beforeEach(async () => {
+  for (const e of await kv.list('/')) await kv.delete(e.key);
+  storage.images.clear();
+});
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function volcli(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv; master?: string } = {}): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIO = {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+    readStdin: async () => options.stdin ?? '',
+    stdinIsTTY: options.stdin === undefined,
+    env: options.env ?? {},
+  };
+  const code = await run(['--master', options.master ?? master, ...args], io);
+  return { code, stdout, stderr };
+}
+
+function ok(r: Result) {
+  expect(r.stderr, r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return r.stdout;
+}
+
+function failed(r: Result, code: number, message: RegExp) {
+  expect(r.code, `${r.stdout}${r.stderr}`).toBe(code);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+  expect(r.stderr.startsWith('volcli: ') || r.stderr.startsWith('{')).toBe(true);
+}
+
+describe('help and usage', () => {
+  it('volcli help, help COMMAND, COMMAND help SUBCOMMAND and --help everywhere exit 0', async () => {
+    expect(ok(await volcli(['help']))).toMatch(/Commands:[\s\S]*tenant[\s\S]*volume[\s\S]*mount/);
+    expect(ok(await volcli(['help', 'volume']))).toMatch(/create[\s\S]*list-all[\s\S]*force-remove[\s\S]*runtime[\s\S]*snapshot/);
+    expect(ok(await volcli(['volume', 'help', 'create']))).toMatch(/Usage: volcli volume create \[options\] <tenant\/volume>[\s\S]*size/);
+    expect(ok(await volcli(['tenant', 'help', 'upload']))).toMatch(/stdin/);
+    expect(ok(await volcli(['mount', 'force-remove', '--help']))).toMatch(/without unmounting/);
+    expect(ok(await volcli(['volume', 'snapshot', 'help', 'copy']))).toMatch(/new-tenant\/new-volume/);
+    expect(ok(await volcli(['--help']))).toMatch(/Exit codes: 0 ok, 1 error, 2 usage/);
+    expect(ok(await volcli(['--version']))).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('a group without a subcommand prints its help and exits 2', async () => {
+    const r = await volcli(['tenant']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/upload[\s\S]*delete[\s\S]*get[\s\S]*list/);
+  });
+
+  it.each([
+    [['frob'], /unknown command 'frob'; see volcli --help/],
+    [['volume', 'frob'], /unknown command 'frob'; see volcli volume --help/],
+    [['volume', 'get'], /missing required argument 'tenant\/volume'; see volcli volume get --help/],
+    [['volume', 'get', 'a/b', 'c'], /too many arguments/],
+    [['--frob', 'tenant', 'list'], /unknown option '--frob'/],
+    [['volume', 'get', 'novolume'], /"novolume" is not TENANT\/VOLUME/],
+    [['volume', 'get', 'a/b/c'], /contains "\/"/],
+    [['volume', 'get', 'a/b c'], /whitespace/],
+    [['volume', 'get', 'a/b;rm'], /contains ";"/],
+    [['volume', 'get', 'a/'], /volume name is empty/],
+    [['volume', 'get', `a/${'x'.repeat(65)}`], /limit is 64/],
+    [['volume', 'get', 'a/café'], /non-ASCII/],
+    [['volume', 'get', 'a/b..c'], /contains "\.\."/],
+    [['tenant', 'get', 'ten.ant'], /contains "\."/],
+    [['volume', 'create', 'a/b', '--opt', 'size'], /not KEY=VALUE/],
+    [['volume', 'create', 'a/b', '--opt', 'colour=red'], /unknown option "colour"/],
+    [['volume', 'create', 'a/b', '--opt', 'snapshot.keep=3'], /did you mean "snapshots.keep"/],
+    [['volume', 'create', 'a/b', '--opt', 'size=10XB'], /unknown size unit/],
+    [['volume', 'create', 'a/b', '--opt', 'snapshots=yes'], /not a boolean/],
+    [['volume', 'create', 'a/b', '--opt', 'snapshots.keep=-2'], /negative/],
+    [['volume', 'create', 'a/b', '--opt', 'snapshots.frequency=often'], /not a duration/],
+    [['volume', 'runtime', 'set', 'a/b'], /at least one --opt/],
+    [['volume', 'runtime', 'set', 'a/b', 'size=10'], /unknown runtime option "size"/],
+    [['tenant', 'get', 't', '--revision', 'x'], /--revision must be a revision number/],
+    [['--timeout', '0', 'tenant', 'list'], /--timeout must be a positive number/],
+  ])('%j is a usage error (exit 2)', async (args, message) => {
+    failed(await volcli(args), 2, message);
+    expect(await store.listVolumes()).toEqual([]);
+  });
+
+  it('tenant upload needs JSON piped into stdin', async () => {
+    failed(await volcli(['tenant', 'upload', 'tenant1']), 2, /pipe the policy JSON into stdin: volcli tenant upload tenant1 < policy.json/);
+  });
+});
+
+describe('tenants', () => {
+  it('upload, list, get, history, delete', async () => {
+    expect(ok(await volcli(['tenant', 'upload', 'tenant1'], { stdin: policy }))).toBe('uploaded tenant tenant1 (revision 1)\n');
+    expect(ok(await volcli(['tenant', 'upload', 'tenant1'], { stdin: policy }))).toMatch(/revision 2/);
+    expect(ok(await volcli(['tenant', 'list']))).toMatch(/^NAME\s+REVISION\s+UPLOADED\ntenant1\s+2\s+\S+\n$/);
+    expect(JSON.parse(ok(await volcli(['tenant', 'get', 'tenant1'])))).toEqual(JSON.parse(policy));
+    expect(JSON.parse(ok(await volcli(['tenant', 'get', 'tenant1', '--revision', '1', '--json'])))).toMatchObject({ revision: 1 });
+    expect(ok(await volcli(['tenant', 'history', 'tenant1']))).toMatch(/REVISION[\s\S]*\n1 [\s\S]*\n2 /);
+    expect(JSON.parse(ok(await volcli(['--json', 'tenant', 'list'])))).toEqual([{ name: 'tenant1', revision: 2, uploadedAt: expect.any(String) }]);
+    expect(ok(await volcli(['tenant', 'delete', 'tenant1']))).toBe('deleted tenant tenant1\n');
+    failed(await volcli(['tenant', 'get', 'tenant1']), 1, /tenant tenant1 does not exist; upload it with volcli tenant upload tenant1/);
+    failed(await volcli(['tenant', 'delete', 'tenant1']), 1, /does not exist/);
+  });
+
+  it.each([
+    ['invalid JSON', '{\n  "default-options": {"pool": "rbd",}\n}', /invalid JSON in the policy on stdin at line 2, column 37: trailing comma/],
+    ['an unknown key', '{"default-options": {"pool": "rbd", "colour": 1}}', /default-options.colour: unknown key/],
+    ['no pool', '{"default-options": {}}', /default-options.pool: is required/],
+    ['a size without unit', '{"default-options": {"pool": "rbd", "size": "10"}}', /no unit/],
+    ['a size with a unit that does not exist', '{"default-options": {"pool": "rbd", "size": "10ZB"}}', /unknown size unit "ZB"/],
+    ['a negative keep', '{"default-options": {"pool": "rbd", "snapshot": {"keep": -1}}}', /snapshot.keep: must be at least 1, got -1/],
+    ['a frequency that does not parse', '{"default-options": {"pool": "rbd", "snapshot": {"frequency": "1 hour"}}}', /not a duration/],
+    ['a filesystem command without %', '{"default-options": {"pool": "rbd"}, "filesystems": {"ext4": "mkfs.ext4"}}', /filesystems.ext4: command "mkfs.ext4" has no "%"/],
+    ['a filesystem not in the map', '{"default-options": {"pool": "rbd", "filesystem": "zfs"}}', /"zfs" is not in filesystems/],
+  ])('refuses a policy with %s (exit 1), uploading nothing', async (_what, text, message) => {
+    failed(await volcli(['tenant', 'upload', 'tenant1'], { stdin: text }), 1, message);
+    expect(await store.listTenants()).toEqual([]);
+  });
+
+  it('prints errors as JSON with --json', async () => {
+    const r = await volcli(['--json', 'tenant', 'get', 'nobody']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stderr)).toMatchObject({ code: 'TENANT_NOT_FOUND', message: expect.stringMatching(/nobody/) });
+  });
+});
+
+describe('volumes', () => {
+  beforeEach(async () => {
+    ok(await volcli(['tenant', 'upload', 'tenant1'], { stdin: policy }));
+    ok(await volcli(['tenant', 'upload', 'tenant2'], { stdin: policy }));
+  });
+
+  it('create, get, list, list-all, remove', async () => {
+    expect(ok(await volcli(['volume', 'create', 'tenant1/foo', '--opt', 'size=20', '--opt', 'filesystem=xfs']))).toBe(
+      'created tenant1/foo: 20MB xfs in rbd/tenant1.foo\n',
+    );
+    expect(storage.images.get('rbd/tenant1.foo')!.size).toBe(20 * MiB);
+    expect(ok(await volcli(['volume', 'create', 'tenant1/foo']))).toMatch(/^exists with these options: tenant1\/foo/);
+    failed(await volcli(['volume', 'create', 'tenant1/foo', '--opt', 'size=30']), 1, /exists with other options \(size\)/);
+    ok(await volcli(['volume', 'create', 'tenant2/bar']));
+
+    const get = ok(await volcli(['volume', 'get', 'tenant1/foo']));
+    expect(get).toMatch(/volume:\s+tenant1\/foo/);
+    expect(get).toMatch(/image:\s+rbd\/tenant1.foo/);
+    expect(get).toMatch(/size:\s+20MB/);
+    expect(get).toMatch(/filesystem:\s+xfs \(mkfs.xfs %\)/);
+    expect(JSON.parse(ok(await volcli(['volume', 'get', 'tenant1/foo', '--json'])))).toMatchObject({ options: { sizeBytes: 20 * MiB } });
+
+    expect(ok(await volcli(['volume', 'list', 'tenant1']))).toMatch(/^NAME\s+IMAGE\s+SIZE[\s\S]*\nfoo\s+rbd\/tenant1.foo\s+20MB/);
+    const all = ok(await volcli(['volume', 'list-all']));
+    expect(all).toMatch(/tenant1\/foo/);
+    expect(all).toMatch(/tenant2\/bar/);
+    expect((JSON.parse(ok(await volcli(['--json', 'volume', 'list-all']))) as unknown[]).length).toBe(2);
+    failed(await volcli(['volume', 'list', 'nobody']), 1, /tenant nobody does not exist/);
+
+    expect(ok(await volcli(['volume', 'remove', 'tenant1/foo']))).toBe('removed tenant1/foo\n');
+    expect(storage.images.has('rbd/tenant1.foo')).toBe(false);
+    failed(await volcli(['volume', 'get', 'tenant1/foo']), 1, /does not exist/);
+    failed(await volcli(['volume', 'remove', 'tenant1/foo']), 1, /does not exist/);
+  });
+
+  it('server-side refusals exit 1 and write nothing', async () => {
+    failed(await volcli(['volume', 'create', 'nobody/foo']), 1, /tenant nobody does not exist/);
+    failed(await volcli(['volume', 'create', 'tenant1/foo', '--opt', 'filesystem=zfs']), 1, /"zfs" is not one of the tenant's filesystems/);
+    failed(await volcli(['volume', 'create', 'tenant1/foo', '--opt', 'pool=nopool']), 1, /no pool "nopool"/);
+    expect(storage.images.size).toBe(0);
+  });
+
+  it('remove refuses while mounted, naming the host; force-remove keeps the image', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    const lease = await kv.lease(30);
+    await store.acquireMount(
+      { tenant: 'tenant1', volume: 'foo', host: 'node3', hostId: 'h3', lease: lease.id, device: '/dev/rbd0', mountpoint: '/mnt/ceph/tenant1/foo', mapper: 'krbd', clientAddress: null, since: '2026-01-01T00:00:00Z' },
+      lease,
+    );
+    failed(await volcli(['volume', 'remove', 'tenant1/foo']), 1, /mounted on host node3.*volcli mount force-remove tenant1\/foo/);
+    expect(ok(await volcli(['mount', 'list']))).toMatch(/^VOLUME\s+HOST[\s\S]*tenant1\/foo\s+node3\s+\/mnt\/ceph\/tenant1\/foo/);
+    expect(ok(await volcli(['mount', 'get', 'tenant1/foo']))).toMatch(/host:\s+node3 \(h3\)/);
+    expect(ok(await volcli(['volume', 'force-remove', 'tenant1/foo']))).toMatch(/image was left alone/);
+    expect(storage.images.has('rbd/tenant1.foo')).toBe(true);
+    expect(await store.getMount('tenant1', 'foo')).toBeNull();
+    failed(await volcli(['volume', 'force-remove', 'tenant1/foo']), 1, /no records/);
+  });
+
+  it('mount force-remove', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    const lease = await kv.lease(30);
+    await store.acquireMount(
+      { tenant: 'tenant1', volume: 'foo', host: 'gone', hostId: 'g', lease: lease.id, device: '/dev/rbd0', mountpoint: '/m', mapper: 'krbd', clientAddress: null, since: '' },
+      lease,
+    );
+    expect(ok(await volcli(['mount', 'force-remove', 'tenant1/foo']))).toBe('removed the mount record of tenant1/foo (held by gone)\n');
+    failed(await volcli(['mount', 'get', 'tenant1/foo']), 1, /not mounted anywhere/);
+    failed(await volcli(['mount', 'force-remove', 'tenant1/foo']), 1, /no mount record/);
+    expect(ok(await volcli(['mount', 'list']))).toBe('');
+    expect(ok(await volcli(['--json', 'mount', 'list']))).toBe('[]\n');
+  });
+
+  it('runtime get and set', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    expect(ok(await volcli(['volume', 'runtime', 'get', 'tenant1/foo']))).toMatch(/snapshots:\s+true\nsnapshots.frequency:\s+30m\nsnapshots.keep:\s+20\n/);
+    const set = ok(await volcli(['volume', 'runtime', 'set', 'tenant1/foo', 'snapshots.keep=5', '--opt', 'rate-limit.write.iops=100']));
+    expect(set).toMatch(/snapshots.keep:\s+5/);
+    expect(set).toMatch(/rate-limit.write.iops:\s+100/);
+    expect((await store.getVolume('tenant1', 'foo'))!.runtime.snapshot.keep).toBe(5);
+    failed(await volcli(['volume', 'runtime', 'set', 'tenant1/nope', 'snapshots.keep=5']), 1, /does not exist/);
+  });
+
+  it('snapshots: take, list, copy, rollback, remove', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    expect(ok(await volcli(['volume', 'snapshot', 'take', 'tenant1/foo', '--name', 'before']))).toBe('took snapshot before of tenant1/foo\n');
+    expect(ok(await volcli(['volume', 'snapshot', 'take', 'tenant1/foo']))).toMatch(/^took snapshot manual-/);
+    expect(ok(await volcli(['volume', 'snapshot', 'list', 'tenant1/foo']))).toMatch(/^NAME\s+ORIGIN[\s\S]*\nbefore\s+other/m);
+    expect(ok(await volcli(['volume', 'snapshot', 'rollback', 'tenant1/foo', 'before']))).toBe('rolled tenant1/foo back to before\n');
+    expect(ok(await volcli(['volume', 'snapshot', 'copy', 'tenant1/foo', 'before', 'tenant2/copy']))).toMatch(/copied tenant1\/foo@before to tenant2\/copy \(rbd\/tenant2.copy\)/);
+    expect((await store.getVolume('tenant2', 'copy'))!.source).toEqual({ tenant: 'tenant1', volume: 'foo', snapshot: 'before' });
+    failed(await volcli(['volume', 'snapshot', 'remove', 'tenant1/foo', 'before']), 1, /has clones/);
+    failed(await volcli(['volume', 'snapshot', 'remove', 'tenant1/foo', 'nothing']), 1, /no snapshot "nothing"/);
+    failed(await volcli(['volume', 'snapshot', 'copy', 'tenant1/foo', 'before', 'badref']), 2, /not TENANT\/VOLUME/);
+  });
+});
+
+describe('reaching the master', () => {
+  it('says what to do when the master is unreachable', async () => {
+    failed(await volcli(['tenant', 'list'], { master: '127.0.0.1:1' }), 1, /cannot reach volmaster at http:\/\/127.0.0.1:1.*--master/);
+  });
+
+  it('uses VOLPLUGIN_MASTER when --master is not given', async () => {
+    let stderr = '';
+    const code = await run(['tenant', 'list'], {
+      stdout: () => undefined,
+      stderr: (t) => {
+        stderr += t;
+      },
+      readStdin: async () => '',
+      stdinIsTTY: true,
+      env: { VOLPLUGIN_MASTER: '127.0.0.1:2' },
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/127.0.0.1:2/);
+  });
+
+  it('sends the bearer token from --token-file or VOLPLUGIN_TOKEN_FILE', async () => {
+    failed(await volcli(['tenant', 'list'], { master: closedMaster }), 1, /requires a bearer token; pass --token-file/);
+    ok(await volcli(['--token-file', tokenFile, 'tenant', 'list'], { master: closedMaster }));
+    ok(await volcli(['tenant', 'list'], { master: closedMaster, env: { VOLPLUGIN_TOKEN_FILE: tokenFile } }));
+    failed(await volcli(['--token-file', '/nonexistent/token', 'tenant', 'list'], { master: closedMaster }), 1, /cannot read the token file \/nonexistent\/token \(ENOENT\)/);
+  });
+});
