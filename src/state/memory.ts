@@ -219,6 +219,11 @@ export class MemoryKV implements KV {
     delete?: string[];
   }): Promise<boolean> {
     this.check();
+    const written = [...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])];
+    if (new Set(written).size !== written.length) {
+      // etcd refuses it too ("duplicate key given in txn request").
+      throw new Error(`a transaction may write each key once: ${written.join(', ')}`);
+    }
     const data = this.backend.data;
     for (const key of ops.absent ?? []) if (data.has(key)) return false;
     for (const { key, modRevision } of ops.unchanged ?? []) {

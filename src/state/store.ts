@@ -201,11 +201,10 @@ export class StateStore {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const current = await this.kv.get(key);
       if (!current) return false;
-      const schedule = this.keys.snapshotSchedule(tenant, volume);
-      const hasSchedule = (await this.kv.get(schedule)) !== null;
+      // Deleting an absent key in a transaction is allowed: the schedule goes too if there is one.
       const ok = await this.kv.transaction({
         unchanged: [{ key, modRevision: current.modRevision }],
-        delete: hasSchedule ? [key, schedule] : [key],
+        delete: [key, this.keys.snapshotSchedule(tenant, volume)],
       });
       if (ok) return true;
     }
