@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
 import { keys as makeKeys, type Keys } from './keys.js';
-import type { Entry, KV, Lease } from './kv.js';
+import type { Entry, KV, Lease, Watch } from './kv.js';
 import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from './records.js';
 
 /** A stored record is not valid JSON (or not an object): someone wrote the key by hand. */
@@ -66,6 +66,22 @@ export interface OperationLockOptions {
 }
 
 export type AcquireMountResult = { ok: true; record: MountRecord } | { ok: false; holder: MountRecord };
+
+/** A change to one volume's record (`record` is null on delete). */
+export interface VolumeEvent {
+  type: 'put' | 'delete';
+  tenant: string;
+  volume: string;
+  record: VolumeRecord | null;
+}
+
+/** A change to one volume's mount lock (`record` is null on delete: released or lease gone). */
+export interface MountEvent {
+  type: 'put' | 'delete';
+  tenant: string;
+  volume: string;
+  record: MountRecord | null;
+}
 
 export interface StateStoreOptions {
   /** Key prefix (default `/volplugin`). */
@@ -310,6 +326,45 @@ export class StateStore {
     }
     await this.kv.delete(key);
     return holder;
+  }
+
+  /**
+   * Calls `listener` for every change of a volume record (e.g. run-time options changed by the
+   * master) until the watch is closed. A corrupt record goes to `onError` instead.
+   */
+  watchVolumes(listener: (event: VolumeEvent) => void, onError?: (err: StateCorruptError) => void): Promise<Watch> {
+    return this.watchRecords<VolumeRecord>(this.keys.volumes, listener, onError);
+  }
+
+  /** Calls `listener` for every mount lock taken, changed or gone, until the watch is closed. */
+  watchMounts(listener: (event: MountEvent) => void, onError?: (err: StateCorruptError) => void): Promise<Watch> {
+    return this.watchRecords<MountRecord>(this.keys.mounts, listener, onError);
+  }
+
+  private watchRecords<T>(
+    root: string,
+    listener: (event: { type: 'put' | 'delete'; tenant: string; volume: string; record: T | null }) => void,
+    onError?: (err: StateCorruptError) => void,
+  ): Promise<Watch> {
+    return this.kv.watch(root, (event) => {
+      const rest = event.key.slice(root.length);
+      const slash = rest.indexOf('/');
+      if (slash <= 0) return; // not a <tenant>/<volume> key
+      const tenant = rest.slice(0, slash);
+      const volume = rest.slice(slash + 1);
+      if (event.type === 'delete' || event.value === null) {
+        listener({ type: 'delete', tenant, volume, record: null });
+        return;
+      }
+      let record: T;
+      try {
+        record = this.parse<T>({ key: event.key, value: event.value, modRevision: '0' });
+      } catch (err) {
+        if (err instanceof StateCorruptError) onError?.(err);
+        return;
+      }
+      listener({ type: 'put', tenant, volume, record });
+    });
   }
 
   // ---- operation locks ----------------------------------------------------------------------

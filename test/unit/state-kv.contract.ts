@@ -595,6 +595,32 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         await first;
       });
 
+      it('watchVolumes and watchMounts report typed changes', async () => {
+        const kv = await open();
+        const s = await store(kv);
+        const volumeEvents: string[] = [];
+        const mountEvents: string[] = [];
+        const corrupt: string[] = [];
+        const vw = await s.watchVolumes(
+          (e) => volumeEvents.push(`${e.type} ${e.tenant}/${e.volume} ${e.record?.runtime.snapshots ?? '-'}`),
+          (err) => corrupt.push(err.key),
+        );
+        const mw = await s.watchMounts((e) => mountEvents.push(`${e.type} ${e.tenant}/${e.volume} ${e.record?.host ?? '-'}`));
+        await s.createVolume(volumeRecord('t', 'v'));
+        await s.updateRuntime('t', 'v', { ...volumeRecord('t', 'v').runtime, snapshots: true });
+        await kv.put(s.keys.volume('t', 'bad'), 'nope');
+        await s.deleteVolume('t', 'v');
+        const lease = await kv.lease(harness.ttlSeconds);
+        await s.acquireMount(mountRecord('t', 'v', 'h1', lease), lease);
+        await lease.revoke();
+        await waitFor('events', () => volumeEvents.length >= 3 && mountEvents.length >= 2 && corrupt.length >= 1, 5_000);
+        expect(volumeEvents).toEqual(['put t/v false', 'put t/v true', 'delete t/v -']);
+        expect(corrupt).toEqual([s.keys.volume('t', 'bad')]);
+        expect(mountEvents).toEqual(['put t/v h1', 'delete t/v -']);
+        await vw.close();
+        await mw.close();
+      });
+
       it('host reports are bound to the host lease', async () => {
         const kv = await open();
         const s = await store(kv);
