@@ -1,9 +1,10 @@
 // Starts the real services every integration and e2e test runs against — a one-node Ceph, an etcd
-// and a dockerd, all on loopback under .sandbox-test/ — for the integration and e2e projects, and stops them after,
+// and a dockerd, all on loopback under .sandbox-test/ — for the integration and e2e projects, and stops those it started afterwards,
 // also when tests fail. A run of only unit tests (`--project unit`) starts nothing.
 import type { TestProject } from 'vitest/node';
 import {
   sandbox,
+  servicesRunning,
   startEtcd,
   testCephConf,
   testDockerExecRoot,
@@ -14,8 +15,12 @@ import {
 } from './sandbox.js';
 
 export default async function setup(project: TestProject) {
-  // Every project inherits this setup; the services are shared, so later projects reuse them.
-  if (project.name === 'unit') return;
+  // Every project (and the root one) inherits this setup; only these two need services, and they
+  // share them: the second finds them running and reuses them.
+  if (project.name !== 'integration' && project.name !== 'e2e') return;
+  // Services that were already running (another run in this checkout, or VOLPLUGIN_TEST_KEEP) are
+  // left running at the end: only what this setup started is stopped.
+  const wasRunning = await servicesRunning();
   const started = Date.now();
   await sandbox('ceph-up', testRoot, String(testPorts.monV2), String(testPorts.monV1));
   await startEtcd();
@@ -29,7 +34,7 @@ export default async function setup(project: TestProject) {
   console.log(`test services up in ${Date.now() - started} ms (Ceph, etcd, dockerd under ${testRoot})`);
 
   return async () => {
-    if (process.env.VOLPLUGIN_TEST_KEEP) return;
+    if (process.env.VOLPLUGIN_TEST_KEEP || wasRunning) return;
     await sandbox('down', testRoot);
   };
 }

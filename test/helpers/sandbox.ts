@@ -31,3 +31,23 @@ export async function sandbox(...args: string[]): Promise<void> {
 
 export const startEtcd = () => sandbox('etcd-up', testRoot, String(testPorts.etcd), String(testPorts.etcdPeer));
 export const stopEtcd = () => sandbox('stop-pid', path.join(testRoot, 'etcd', 'etcd.pid'), 'etcd');
+
+async function pidAlive(pidfile: string): Promise<boolean> {
+  return sandbox('pid-alive', pidfile).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** True when the test Ceph, etcd and dockerd from an earlier setup are all still running. */
+export async function servicesRunning(): Promise<boolean> {
+  const alive = await Promise.all(
+    [
+      path.join(testRoot, 'ceph', 'run', 'mon.a.pid'),
+      path.join(testRoot, 'ceph', 'run', 'osd.0.pid'),
+      path.join(testRoot, 'etcd', 'etcd.pid'),
+      path.join(testRoot, 'docker', 'dockerd.pid'),
+    ].map(pidAlive),
+  );
+  return alive.every(Boolean);
+}
