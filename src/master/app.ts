@@ -35,6 +35,8 @@ export interface VolmasterOptions {
   lockTtlSeconds?: number;
   lockWaitMs?: number;
   failpoints?: Failpoints;
+  /** Bound of every Ceph call made for a request (default 30 s). */
+  cephTimeoutMs?: number;
   /** Close store and storage when the app closes (server.ts: yes; tests sharing them: no). */
   closeDependencies?: boolean;
 }
@@ -71,9 +73,10 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
       lockTtlSeconds: options.lockTtlSeconds,
       lockWaitMs: options.lockWaitMs,
       failpoints: options.failpoints,
+      cephTimeoutMs: options.cephTimeoutMs,
     }),
   );
-  app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000 }));
+  app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000, callTimeoutMs: options.cephTimeoutMs }));
 
   // JSON bodies with errors that name line and column (Fastify's own parser gives an offset at best).
   // Only JSON is accepted: other types (text/plain included) are answered 415.

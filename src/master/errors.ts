@@ -8,6 +8,7 @@ import { isPolicyError } from '../policy/errors.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { StateBusyError, StateCorruptError } from '../state/store.js';
 import { RbdError } from '../storage/errors.js';
+import { TimeoutError } from '../snapshots/errors.js';
 
 /** errno names that mean "the Ceph cluster cannot be reached", not "the operation was refused". */
 const CEPH_CONNECTION_CODES = new Set([
@@ -23,11 +24,14 @@ const CEPH_CONNECTION_CODES = new Set([
 
 export function isCephUnavailable(err: unknown): boolean {
   if (err instanceof RbdError) return CEPH_CONNECTION_CODES.has(err.code);
-  return false;
+  return err instanceof TimeoutError;
 }
 
 /** An RbdError as the API reports it (other errors are returned unchanged). */
 export function fromStorageError(err: unknown, what: string): unknown {
+  if (err instanceof TimeoutError) {
+    return new ApiError('STORAGE_UNAVAILABLE', `the Ceph cluster did not answer in time while ${what} (${err.message}); check ceph -s`, { cause: err });
+  }
   if (!(err instanceof RbdError)) return err;
   if (isCephUnavailable(err)) {
     return new ApiError('STORAGE_UNAVAILABLE', `the Ceph cluster cannot be reached (${err.code} while ${what}); check the monitors and the volmaster's --ceph-conf`, { cause: err });
@@ -59,6 +63,9 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody; in
   }
   if (err instanceof StateBusyError) return make('BUSY', err.message);
   if (err instanceof StateCorruptError) return make('STATE_CORRUPT', err.message);
+  if (err instanceof TimeoutError) {
+    return make('STORAGE_UNAVAILABLE', `the Ceph cluster did not answer in time (${err.message}); check ceph -s`);
+  }
   if (err instanceof RbdError) {
     const mapped = fromStorageError(err, `${err.op} on ${[err.pool, err.image].filter(Boolean).join('/') || 'the cluster'}`) as ApiError;
     return make(mapped.code, mapped.message);

@@ -24,6 +24,7 @@ import { isRbdError } from '../storage/errors.js';
 import type { QosLimits, Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
+import { withTimeout } from '../snapshots/errors.js';
 import { CreateIntents } from './intents.js';
 
 /** Image metadata key naming the volume an image was created for ("tenant/volume"). */
@@ -38,6 +39,8 @@ export interface VolumeServiceOptions {
   /** How long to wait for another operation on the same volume (default 30 s). */
   lockWaitMs?: number;
   failpoints?: Failpoints;
+  /** Bound of every Ceph call (default 30 s); a call that takes longer is answered 503. */
+  cephTimeoutMs?: number;
 }
 
 export interface CreateResult {
@@ -55,6 +58,24 @@ function hasLimits(runtime: RuntimeOptions): boolean {
   return r.readIops > 0 || r.writeIops > 0 || r.readBps > 0 || r.writeBps > 0;
 }
 
+/**
+ * `storage` with every call bounded in time: librados waits for a dead cluster for minutes (or,
+ * for OSD operations, forever), and a request must not hang. The call itself cannot be cancelled;
+ * a create that Ceph finishes after the timeout is what intents and the janitor are for.
+ */
+export function timedStorage(storage: Storage, ms: number): Storage {
+  return new Proxy(storage, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof value !== 'function' || key === 'close' || key === 'stats') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result instanceof Promise ? withTimeout(result, ms, `Ceph ${String(key)}`) : result;
+      };
+    },
+  });
+}
+
 export class VolumeService {
   readonly intents: CreateIntents;
   private readonly store: StateStore;
@@ -66,7 +87,7 @@ export class VolumeService {
 
   constructor(options: VolumeServiceOptions) {
     this.store = options.store;
-    this.storage = options.storage;
+    this.storage = timedStorage(options.storage, options.cephTimeoutMs ?? 30_000);
     this.log = options.log;
     this.lockTtlSeconds = options.lockTtlSeconds ?? 10;
     this.lockWaitMs = options.lockWaitMs ?? 30_000;
@@ -177,6 +198,11 @@ export class VolumeService {
           throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
         }
       } catch (err) {
+        if (err instanceof ApiError && err.code === 'STORAGE_UNAVAILABLE') {
+          // Ceph may still finish what timed out: leave the intent, the janitor resolves it later.
+          this.log.warn({ err, tenant, volume }, 'create stopped by an unreachable Ceph; the janitor will resolve it');
+          throw err;
+        }
         await this.undoCreate(tenant, volume, options.pool, image, imageCreated);
         throw err;
       }

@@ -40,12 +40,15 @@ class FakeStorage implements Storage {
   unreachable = false;
   /** Fails the next call of this operation with this errno. */
   failNext: { op: string; errno: number } | null = null;
+  /** Operations that never answer (a cluster that stopped responding). */
+  hang = new Set<string>();
   /** Runs before the named operation (e.g. to flip etcd off in the middle of a create). */
   before: Record<string, () => void | Promise<void>> = {};
   private snapId = 1;
 
   private async enter(op: string, pool?: string): Promise<void> {
     this.calls.push(op);
+    if (this.hang.has(op)) await new Promise(() => undefined);
     await this.before[op]?.();
     await Promise.resolve();
     if (this.unreachable) throw new RbdError({ errno: ERRNO.ETIMEDOUT, op, detail: 'connection timed out' });
@@ -213,7 +216,7 @@ const extraApps: App[] = [];
 
 async function makeApp(options: { token?: string; kv?: MemoryKV; owner?: string } = {}): Promise<App> {
   const s = options.kv ? new StateStore(options.kv, { owner: options.owner }) : store;
-  const a = await createApp({ store: s, storage, token: options.token, janitorIntervalMs: 0, lockTtlSeconds: 2, lockWaitMs: 5_000 });
+  const a = await createApp({ store: s, storage, token: options.token, janitorIntervalMs: 0, lockTtlSeconds: 2, lockWaitMs: 5_000, cephTimeoutMs: 1_000 });
   await a.ready();
   return a;
 }
@@ -617,6 +620,18 @@ describe('volumes: create', () => {
     expectError(await createVolume('tenant1/foo'), 503, 'STATE_UNAVAILABLE', /etcd/);
     kv.setUnavailable(false);
     expect(storage.images.size).toBe(0);
+    expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
+  });
+
+  it('answers 503 when Ceph stops answering, and the janitor resolves the create later', async () => {
+    storage.hang.add('createImage');
+    const started = Date.now();
+    expectError(await createVolume('tenant1/foo'), 503, 'STORAGE_UNAVAILABLE', /did not answer in time/);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect((await app.volumes.intents.list()).map((i) => i.volume)).toEqual(['foo']);
+    storage.hang.clear();
+    expect(await app.volumes.reconcile()).toBe(1);
+    expect(await app.volumes.intents.list()).toEqual([]);
     expect((await createVolume('tenant1/foo')).statusCode).toBe(201);
   });
 
