@@ -47,6 +47,12 @@ export interface SnapshotServiceOptions {
   longTimeoutMs?: number;
   /** How long an on-demand operation waits for a busy volume (default 10 s). */
   lockWaitMs?: number;
+  /**
+   * TTL of the operation locks it takes (default 10 s): how long a holder that dies blocks the
+   * volume. volsupervisor uses its election TTL, so that a new leader is not kept waiting longer
+   * by the old one's lock than by its leadership.
+   */
+  lockTtlSeconds?: number;
 }
 
 /** What the caller of `copy` supplies: the new volume's record under the target tenant's policy. */
@@ -109,6 +115,7 @@ export class SnapshotService {
   private readonly callMs: number;
   private readonly longMs: number;
   private readonly lockWaitMs: number;
+  private readonly lockTtlSeconds: number | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -120,6 +127,12 @@ export class SnapshotService {
     this.callMs = options.callTimeoutMs ?? 30_000;
     this.longMs = options.longTimeoutMs ?? 3_600_000;
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
+    this.lockTtlSeconds = options.lockTtlSeconds;
+  }
+
+  /** The volume's operation lock with this service's TTL, waiting up to `waitMs`. */
+  private withLock<T>(tenant: string, volume: string, reason: string, fn: (signal: AbortSignal) => Promise<T>, waitMs = this.lockWaitMs): Promise<T> {
+    return this.store.withOperationLock(tenant, volume, { reason, waitMs, ttlSeconds: this.lockTtlSeconds }, fn);
   }
 
   private call<T>(what: string, fn: () => Promise<T>, ms = this.callMs): Promise<T> {
@@ -209,7 +222,7 @@ export class SnapshotService {
         });
       }
     }
-    return this.store.withOperationLock(tenant, volume, { reason: LockReason.Snapshot, waitMs: this.lockWaitMs }, async () => {
+    return this.withLock(tenant, volume, LockReason.Snapshot, async () => {
       const record = await this.volume(tenant, volume);
       const existing = new Set((await this.rawSnapshots(record)).map((s) => s.name));
       const at = this.clock.now();
@@ -237,7 +250,7 @@ export class SnapshotService {
 
   /** Removes a snapshot, whoever made it; refused while clones depend on it. */
   async remove(tenant: string, volume: string, snapshot: string): Promise<void> {
-    await this.store.withOperationLock(tenant, volume, { reason: LockReason.Snapshot, waitMs: this.lockWaitMs }, async () => {
+    await this.withLock(tenant, volume, LockReason.Snapshot, async () => {
       const record = await this.volume(tenant, volume);
       const info = await this.findSnapshot(record, snapshot);
       const clones = await this.children(record, snapshot);
@@ -262,7 +275,7 @@ export class SnapshotService {
 
   /** Rolls the volume's image back to a snapshot; refused while the volume is mounted or open. */
   async rollback(tenant: string, volume: string, snapshot: string): Promise<void> {
-    await this.store.withOperationLock(tenant, volume, { reason: 'snapshot rollback', waitMs: this.lockWaitMs }, async (signal) => {
+    await this.withLock(tenant, volume, 'snapshot rollback', async (signal) => {
       const record = await this.volume(tenant, volume);
       await this.findSnapshot(record, snapshot);
       const mount = await this.store.getMount(tenant, volume);
@@ -302,11 +315,11 @@ export class SnapshotService {
     if (tenant === target.tenant && volume === target.volume) {
       throw new ApiError('VOLUME_EXISTS', `cannot copy ${tenant}/${volume} onto itself; name a new volume`);
     }
-    return this.store.withOperationLock(target.tenant, target.volume, { reason: LockReason.Create, waitMs: this.lockWaitMs }, async () => {
+    return this.withLock(target.tenant, target.volume, LockReason.Create, async () => {
       if (await this.store.getVolume(target.tenant, target.volume)) {
         throw new ApiError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} exists already; a copy needs a new name`);
       }
-      return this.store.withOperationLock(tenant, volume, { reason: LockReason.Copy, waitMs: this.lockWaitMs }, async () => {
+      return this.withLock(tenant, volume, LockReason.Copy, async () => {
         const sourceRecord = await this.volume(tenant, volume);
         const info = await this.findSnapshot(sourceRecord, snapshot);
         const built = await hooks.build({ target, sizeBytes: info.size, sourceRecord, snapshot });
@@ -477,7 +490,7 @@ export class SnapshotService {
     const unprotect = () => this.unprotectIfUnused(parent);
     try {
       if (owner) {
-        await this.store.withOperationLock(owner.tenant, owner.volume, { reason: LockReason.Copy, waitMs: this.lockWaitMs }, unprotect);
+        await this.withLock(owner.tenant, owner.volume, LockReason.Copy, unprotect);
       } else {
         await unprotect();
       }
@@ -491,7 +504,7 @@ export class SnapshotService {
   /** Runs `fn` under the volume's operation lock, or returns 'busy' when someone else holds it. */
   private async locked<T>(record: VolumeRecord, reason: string, fn: () => Promise<T>): Promise<T | { outcome: 'busy' }> {
     try {
-      return await this.store.withOperationLock(record.tenant, record.volume, { reason, waitMs: 1_000 }, fn);
+      return await this.withLock(record.tenant, record.volume, reason, fn, 1_000);
     } catch (err) {
       if ((err as { code?: unknown }).code === 'BUSY') return { outcome: 'busy' };
       throw err;

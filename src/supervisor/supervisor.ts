@@ -70,6 +70,9 @@ export class Supervisor {
       clock: this.clock,
       logger: this.log,
       longTimeoutMs: options.longTimeoutMs,
+      // A leader that dies must not block its successor through its operation locks longer than
+      // through its leadership.
+      lockTtlSeconds: this.ttl,
     });
     this.scheduler = new Scheduler(options.store, service, this.clock, this.log, options.scheduler);
     this.election = this.store.kv.election(this.store.keys.supervisorElection, this.ttl);
