@@ -32,6 +32,8 @@ export class RbdError extends Error {
   readonly pool?: string;
   readonly image?: string;
   readonly snapshot?: string;
+  /** The text behind the code (strerror, or the CLI's stderr line). */
+  readonly detail?: string;
 
   constructor(fields: RbdErrorFields) {
     const errno = -Math.abs(fields.errno);
@@ -45,6 +47,7 @@ export class RbdError extends Error {
     this.pool = fields.pool;
     this.image = fields.image;
     this.snapshot = fields.snapshot;
+    this.detail = fields.detail;
   }
 }
 

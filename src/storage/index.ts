@@ -1,0 +1,33 @@
+// The storage seam's entry point: pick a backend by name. `native` loads the C++ addon (and fails
+// with an AddonLoadError that says what to install when it cannot), `cli` runs `rbd`/`ceph`, and
+// `memory` is the in-memory twin for unit tests.
+
+import { CliStorage } from './cli.js';
+import { MemoryStorage } from './memory.js';
+import { NativeStorage } from './native.js';
+import type { BackendKind, ClusterConfig, Storage } from './types.js';
+
+export const BACKENDS: readonly BackendKind[] = ['native', 'cli', 'memory'];
+
+export async function openStorage(kind: BackendKind, config: ClusterConfig = {}): Promise<Storage> {
+  switch (kind) {
+    case 'native':
+      return NativeStorage.open(config);
+    case 'cli': {
+      const storage = new CliStorage(config);
+      await storage.connect();
+      return storage;
+    }
+    case 'memory':
+      return new MemoryStorage(config);
+    default:
+      throw new TypeError(`storage backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  }
+}
+
+export * from './types.js';
+export { RbdError, isRbdError, errnoName, type RbdErrorFields } from './errors.js';
+export { CliStorage, type CliStorageOptions } from './cli.js';
+export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
+export { NativeStorage, AddonLoadError, loadAddon, writeSysfsFile } from './native.js';
+export { QOS_KEYS, FEATURE_BITS, DEFAULT_FEATURES } from './validate.js';

@@ -1,0 +1,251 @@
+// Argument checks shared by every backend, run before any librbd call or `rbd` process: a caller's
+// mistake is a TypeError or RangeError naming the field, identical whichever backend runs, and
+// never reaches Ceph (where the same mistake would give a backend-specific error, or none).
+
+import { RbdError } from './errors.js';
+import type { CreateImageOptions, ImageFeature, ParentRef, QosLimits } from './types.js';
+
+/** librbd's feature bits (rbd/features.h), by the names `rbd info` prints. */
+export const FEATURE_BITS: Readonly<Record<ImageFeature, number>> = {
+  layering: 1 << 0,
+  striping: 1 << 1,
+  'exclusive-lock': 1 << 2,
+  'object-map': 1 << 3,
+  'fast-diff': 1 << 4,
+  'deep-flatten': 1 << 5,
+  journaling: 1 << 6,
+  'data-pool': 1 << 7,
+};
+
+/** Features a caller may ask for; `striping` and `data-pool` are set by librbd itself. */
+export const CREATABLE_FEATURES: readonly ImageFeature[] = [
+  'layering',
+  'exclusive-lock',
+  'object-map',
+  'fast-diff',
+  'deep-flatten',
+  'journaling',
+];
+
+export const DEFAULT_FEATURES: readonly ImageFeature[] = ['layering', 'exclusive-lock'];
+export const DEFAULT_ORDER = 22;
+export const MIN_ORDER = 12;
+export const MAX_ORDER = 25;
+
+/** Feature names in bit order for a librbd feature mask; unknown bits are dropped. */
+export function featureNames(mask: number): ImageFeature[] {
+  return (Object.entries(FEATURE_BITS) as [ImageFeature, number][])
+    .filter(([, bit]) => (mask & bit) !== 0)
+    .map(([name]) => name);
+}
+
+export function featureMask(features: readonly ImageFeature[]): number {
+  return features.reduce((mask, name) => mask | FEATURE_BITS[name], 0);
+}
+
+/** Sorts feature names into librbd's bit order (the order `rbd info` prints them in). */
+export function sortFeatures(features: readonly string[]): ImageFeature[] {
+  return featureNames(
+    features.reduce((mask, name) => mask | (FEATURE_BITS[name as ImageFeature] ?? 0), 0),
+  );
+}
+
+// Names travel as argv to `rbd` and as `pool/image@snap` in logs and krbd's sysfs string: no
+// separators, no whitespace or control characters, not empty. librbd itself would take more.
+// eslint-disable-next-line no-control-regex
+const BAD_NAME = /[/@\s\u0000-\u001f\u007f]/;
+const MAX_NAME = 255;
+
+export function checkName(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new TypeError(`${field} must be a string, got ${describe(value)}`);
+  if (value.length === 0) throw new TypeError(`${field} must not be empty`);
+  if (value.length > MAX_NAME) throw new RangeError(`${field} must be at most ${MAX_NAME} characters, got ${value.length}`);
+  if (BAD_NAME.test(value)) {
+    throw new TypeError(`${field} must not contain '/', '@', whitespace or control characters: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A free-form string (lock cookie, tag, metadata key/value): no NUL (C strings), keys not empty. */
+export function checkText(field: string, value: unknown, options: { allowEmpty?: boolean } = {}): string {
+  if (typeof value !== 'string') throw new TypeError(`${field} must be a string, got ${describe(value)}`);
+  if (!options.allowEmpty && value.length === 0) throw new TypeError(`${field} must not be empty`);
+  if (value.includes('\u0000')) throw new TypeError(`${field} must not contain NUL characters`);
+  return value;
+}
+
+/** A byte count or limit: a safe non-negative integer (librbd takes uint64). */
+export function checkSize(field: string, value: unknown, options: { min?: number } = {}): number {
+  const min = options.min ?? 0;
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new TypeError(`${field} must be a number, got ${describe(value)}`);
+  }
+  if (!Number.isSafeInteger(value)) throw new RangeError(`${field} must be a safe integer, got ${value}`);
+  if (value < min) throw new RangeError(`${field} must be >= ${min}, got ${value}`);
+  return value;
+}
+
+export function checkBoolean(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`${field} must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+export function checkImageOptions(
+  options: Omit<CreateImageOptions, 'size'> | undefined,
+  defaults: { features: readonly ImageFeature[] | null },
+): { features: ImageFeature[] | null; order: number | null; dataPool: string | null } {
+  if (options === undefined) return { features: defaults.features ? [...defaults.features] : null, order: null, dataPool: null };
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`options must be an object, got ${describe(options)}`);
+  }
+  let features: ImageFeature[] | null = defaults.features ? [...defaults.features] : null;
+  if (options.features !== undefined) {
+    if (!Array.isArray(options.features)) {
+      throw new TypeError(`options.features must be an array, got ${describe(options.features)}`);
+    }
+    for (const [i, name] of options.features.entries()) {
+      if (!CREATABLE_FEATURES.includes(name)) {
+        throw new TypeError(
+          `options.features[${i}] must be one of ${CREATABLE_FEATURES.join(', ')}, got ${JSON.stringify(name)}`,
+        );
+      }
+    }
+    features = sortFeatures(options.features);
+  }
+  let order: number | null = null;
+  if (options.order !== undefined) {
+    order = checkSize('options.order', options.order);
+    if (order < MIN_ORDER || order > MAX_ORDER) {
+      throw new RangeError(`options.order must be between ${MIN_ORDER} and ${MAX_ORDER}, got ${order}`);
+    }
+  }
+  const dataPool = options.dataPool === undefined ? null : checkName('options.dataPool', options.dataPool);
+  return { features, order, dataPool };
+}
+
+export function checkCreateOptions(options: CreateImageOptions): {
+  size: number;
+  features: ImageFeature[];
+  order: number;
+  dataPool: string | null;
+} {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`options must be an object, got ${describe(options)}`);
+  }
+  const size = checkSize('options.size', options.size, { min: 1 });
+  const rest = checkImageOptions(options, { features: DEFAULT_FEATURES });
+  return { size, features: rest.features ?? [...DEFAULT_FEATURES], order: rest.order ?? DEFAULT_ORDER, dataPool: rest.dataPool };
+}
+
+export function checkParent(parent: ParentRef): ParentRef {
+  if (typeof parent !== 'object' || parent === null) {
+    throw new TypeError(`parent must be an object, got ${describe(parent)}`);
+  }
+  return {
+    pool: checkName('parent.pool', parent.pool),
+    image: checkName('parent.image', parent.image),
+    snapshot: checkName('parent.snapshot', parent.snapshot),
+  };
+}
+
+// A client address as Ceph prints it: [v1:|v2:|any:]IP:PORT/NONCE, IPv6 in brackets.
+const ADDRESS = /^(?:(?:v1|v2|any):)?(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}\/\d+$/;
+
+export function checkAddress(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new TypeError(`${field} must be a string, got ${describe(value)}`);
+  if (!ADDRESS.test(value)) {
+    throw new TypeError(`${field} must be a client address like 127.0.0.1:0/3141592653, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export function checkLock(lock: { cookie: string; tag?: string; exclusive: boolean }): {
+  cookie: string;
+  tag: string;
+  exclusive: boolean;
+} {
+  if (typeof lock !== 'object' || lock === null) throw new TypeError(`lock must be an object, got ${describe(lock)}`);
+  const cookie = checkText('lock.cookie', lock.cookie);
+  const exclusive = checkBoolean('lock.exclusive', lock.exclusive);
+  const tag = lock.tag === undefined ? '' : checkText('lock.tag', lock.tag, { allowEmpty: true });
+  if (exclusive && tag !== '') throw new TypeError('lock.tag is only for shared locks (exclusive: false)');
+  if (!exclusive && tag === '') throw new TypeError('lock.tag must not be empty for a shared lock');
+  return { cookie, tag, exclusive };
+}
+
+export const QOS_KEYS: Readonly<Record<keyof QosLimits, string>> = {
+  iops: 'conf_rbd_qos_iops_limit',
+  bps: 'conf_rbd_qos_bps_limit',
+  readIops: 'conf_rbd_qos_read_iops_limit',
+  writeIops: 'conf_rbd_qos_write_iops_limit',
+  readBps: 'conf_rbd_qos_read_bps_limit',
+  writeBps: 'conf_rbd_qos_write_bps_limit',
+};
+
+export function checkQos(limits: QosLimits): QosLimits {
+  if (typeof limits !== 'object' || limits === null) {
+    throw new TypeError(`limits must be an object, got ${describe(limits)}`);
+  }
+  const out: QosLimits = {};
+  for (const [key, value] of Object.entries(limits)) {
+    if (!(key in QOS_KEYS)) {
+      throw new TypeError(`limits.${key} is not a QoS limit (known: ${Object.keys(QOS_KEYS).join(', ')})`);
+    }
+    if (value === undefined) continue;
+    out[key as keyof QosLimits] = checkSize(`limits.${key}`, value);
+  }
+  return out;
+}
+
+/** QoS limits read back from image metadata; unparsable or zero values count as unlimited. */
+export function qosFromMetadata(meta: Record<string, string>): QosLimits {
+  const out: QosLimits = {};
+  for (const [field, key] of Object.entries(QOS_KEYS) as [keyof QosLimits, string][]) {
+    const raw = meta[key];
+    if (raw === undefined) continue;
+    const value = Number(raw);
+    if (Number.isSafeInteger(value) && value > 0) out[field] = value;
+  }
+  return out;
+}
+
+/**
+ * Applies QoS limits through metadata calls of any backend: a positive limit is set, 0 removes the
+ * key (an absent key is fine), absent fields are left alone.
+ */
+export async function applyQos(
+  ops: {
+    setMetadata(pool: string, image: string, key: string, value: string): Promise<void>;
+    removeMetadata(pool: string, image: string, key: string): Promise<void>;
+  },
+  pool: string,
+  image: string,
+  limits: QosLimits,
+): Promise<void> {
+  for (const [field, value] of Object.entries(limits) as [keyof QosLimits, number | undefined][]) {
+    if (value === undefined) continue;
+    const key = QOS_KEYS[field];
+    if (value > 0) {
+      await ops.setMetadata(pool, image, key, String(value));
+    } else {
+      try {
+        await ops.removeMetadata(pool, image, key);
+      } catch (err) {
+        if (!(err instanceof RbdError && err.code === 'ENOENT' && err.op === 'rbd_metadata_remove')) throw err;
+      }
+    }
+  }
+}
+
+/** The error every backend throws for a call after close(). */
+export function closedError(op: string): RbdError {
+  return new RbdError({ errno: -107 /* ENOTCONN */, op, detail: 'storage is closed' });
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
+  if (typeof value === 'number') return `number ${value}`;
+  return typeof value;
+}
