@@ -92,11 +92,15 @@ export class Scheduler {
    */
   async run(signal: AbortSignal): Promise<void> {
     this.begin(signal);
+    let failures = 0;
     while (!signal.aborted) {
       try {
         await this.tick();
+        if (failures > 0) this.log.info({ failures }, 'reading volumes works again');
+        failures = 0;
       } catch (err) {
-        this.log.warn({ err }, 'supervisor tick failed; trying again');
+        // etcd away: say so at once, then every 30 ticks, not every tick.
+        if (failures++ % 30 === 0) this.log.warn({ err, failures }, 'cannot read volumes (etcd?); trying again every tick');
       }
       await this.clock.sleep(this.tickMs, signal);
     }
