@@ -489,10 +489,15 @@ export class SnapshotService {
     const owner = record.source;
     const unprotect = () => this.unprotectIfUnused(parent);
     try {
-      if (owner) {
-        await this.withLock(owner.tenant, owner.volume, LockReason.Copy, unprotect);
-      } else {
-        await unprotect();
+      const done = owner ? await this.withLock(owner.tenant, owner.volume, LockReason.Copy, unprotect) : await unprotect();
+      if (!done) {
+        const clones = await this.call(`listing clones of ${parent.pool}/${parent.image}@${parent.snapshot}`, () => this.storage.listChildren(parent));
+        if (clones.includes(`${record.pool}/${record.image}`)) {
+          this.log.warn(
+            { tenant: record.tenant, volume: record.volume, parent: `${parent.pool}/${parent.image}@${parent.snapshot}` },
+            'the copy has snapshots taken before it was flattened; they keep the parent snapshot protected until they are removed',
+          );
+        }
       }
     } catch (err) {
       // The copy is independent now; a snapshot left protected only blocks its own removal.

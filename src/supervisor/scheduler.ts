@@ -130,7 +130,9 @@ export class Scheduler {
       seen.add(key);
       const state = this.stateFor(record);
       this.updateSettings(state, record);
-      if (state.settings && !state.snapshotJob && now >= state.retryAt && this.jobs.size < this.concurrency) {
+      // A copy is snapshotted only once flattened: a snapshot of an unflattened clone would keep
+      // its parent snapshot protected (without deep-flatten, flattening leaves snapshots attached).
+      if (state.settings && state.independent && !state.snapshotJob && now >= state.retryAt && this.jobs.size < this.concurrency) {
         this.considerSnapshot(state, record, state.settings, now);
       }
       if (record.source && !state.independent && !state.flattenJob && now >= state.flattenRetryAt && this.jobs.size < this.concurrency) {
@@ -273,7 +275,9 @@ export class Scheduler {
       running: this.jobs.size,
       volumes: [...this.states.values()].map((s) => ({
         volume: keyOf(s.tenant, s.volume),
-        schedule: s.settings ? `every ${formatDuration(s.settings.frequencyMs)}, keep ${s.settings.keep}` : s.problem ? `invalid: ${s.problem}` : 'off',
+        schedule:
+          (s.settings ? `every ${formatDuration(s.settings.frequencyMs)}, keep ${s.settings.keep}` : s.problem ? `invalid: ${s.problem}` : 'off') +
+          (s.independent ? '' : ' (a copy: waits until flattened)'),
         lastSlot: iso(s.lastSlot),
         nextDue: s.settings && s.lastSlot !== undefined ? iso(Math.max(nextDueAt(now, s.settings.frequencyMs, s.lastSlot), s.retryAt)) : null,
         running: [s.snapshotJob ? 'snapshot' : null, s.flattenJob ? 'flatten' : null].filter((x): x is string => x !== null),

@@ -204,4 +204,22 @@ describe('Scheduler (injected clock)', () => {
     await runFor(3000);
     expect(storage.calls.filter((c) => c.startsWith('flattenImage')).length).toBe(flattens);
   });
+
+  it('snapshots a copy only once it is flattened, so that its parent snapshot can be unprotected', async () => {
+    await runFor(500);
+    const snap = supervisorSnapshotName(T0);
+    await storage.protectSnapshot('rbd', 't1.v', snap);
+    await storage.cloneSnapshot({ pool: 'rbd', image: 't1.v', snapshot: snap }, 'rbd', 't1.copy2');
+    storage.failNext('flattenImage', 'EIO');
+    await store.createVolume(record('t1', 'copy2', '2s', 2, { source: { tenant: 't1', volume: 'v', snapshot: snap } }));
+    await step();
+    expect(storage.snapshotNames('rbd', 't1.copy2')).toEqual([]);
+    expect(scheduler.status().volumes.find((v) => v.volume === 't1/copy2')?.schedule).toMatch(/waits until flattened/);
+    clock.advance(1100); // past the flatten's backoff
+    await step();
+    expect(storage.images.get('rbd/t1.copy2')?.parent).toBeNull();
+    expect((await storage.listSnapshots('rbd', 't1.v')).find((s) => s.name === snap)?.protected).toBe(false);
+    await step();
+    expect(storage.snapshotNames('rbd', 't1.copy2')).toHaveLength(1);
+  });
 });
