@@ -1,0 +1,414 @@
+#include "cluster.h"
+
+#include <cerrno>
+#include <cmath>
+#include <string>
+
+#include "errors.h"
+#include "image_ops.h"
+#include "lock_ops.h"
+#include "metadata_ops.h"
+#include "mon_ops.h"
+#include "snapshot_ops.h"
+
+namespace volplugin {
+
+namespace {
+
+// How long the destructor and the exit hook wait for operations still running in librbd.
+constexpr std::chrono::milliseconds kShutdownWait(10000);
+
+// --- argument decoding (src/storage/native.ts validates first; these are the last line) ---
+
+std::string Str(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  if (i >= info.Length() || !info[i].IsString()) {
+    throw Napi::TypeError::New(info.Env(), std::string(field) + " must be a string");
+  }
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+// null/undefined -> "" (meaning: not given).
+std::string OptStr(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return std::string();
+  return Str(info, i, field);
+}
+
+double Num(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  if (i >= info.Length() || !info[i].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), std::string(field) + " must be a number");
+  }
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+uint64_t U64(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  double v = Num(info, i, field);
+  if (!(v >= 0) || v > 9007199254740991.0 || std::floor(v) != v) {
+    throw Napi::RangeError::New(info.Env(), std::string(field) + " must be a non-negative safe integer");
+  }
+  return static_cast<uint64_t>(v);
+}
+
+// null/undefined -> -1 (meaning: not given).
+int64_t OptI64(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return -1;
+  return static_cast<int64_t>(U64(info, i, field));
+}
+
+bool Bool(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  if (i >= info.Length() || !info[i].IsBoolean()) {
+    throw Napi::TypeError::New(info.Env(), std::string(field) + " must be a boolean");
+  }
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+// --- batons for the connection itself ---
+
+class ConnectBaton : public Baton {
+ public:
+  explicit ConnectBaton(ConnectConfig config) : config_(std::move(config)) {}
+  const char* Name() const override { return "rados_connect"; }
+  Kind kind() const override { return Kind::Connect; }
+  void Run(ClusterCore& core) override { core.Connect(config_, &error); }
+
+ private:
+  ConnectConfig config_;
+};
+
+class ShutdownBaton : public Baton {
+ public:
+  const char* Name() const override { return "rados_shutdown"; }
+  Kind kind() const override { return Kind::Close; }
+  void Run(ClusterCore& core) override { core.ShutdownLocked(); }
+};
+
+// Runs one baton on the libuv pool and settles its promise. Keeps the JS Cluster object (and so
+// the wrapper) alive until then; the ClusterCore is shared so it outlives even that.
+class OpWorker : public Napi::AsyncWorker {
+ public:
+  OpWorker(Napi::Env env, ClusterWrap* owner, std::unique_ptr<Baton> baton)
+      : Napi::AsyncWorker(env, "volplugin_rbd"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner),
+        self_(Napi::Persistent(owner->Value())),
+        core_(owner->core()),
+        baton_(std::move(baton)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    if (baton_->kind() == Baton::Kind::Operation) {
+      std::shared_lock<std::shared_timed_mutex> lock(core_->lifecycle);
+      if (!core_->connected()) {
+        baton_->error.code = -ENOTCONN;
+        baton_->error.op = baton_->Name();
+        baton_->error.detail = "the cluster connection is closed";
+        return;
+      }
+      baton_->Run(*core_);
+    } else {
+      std::unique_lock<std::shared_timed_mutex> lock(core_->lifecycle);
+      baton_->Run(*core_);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    owner_->Finished(*baton_);
+    if (baton_->error.failed()) {
+      deferred_.Reject(MakeRbdError(env, baton_->error));
+      return;
+    }
+    try {
+      deferred_.Resolve(baton_->Result(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+  // Execute() threw (std::bad_alloc and the like).
+  void OnError(const Napi::Error& e) override {
+    Napi::HandleScope scope(Env());
+    owner_->Finished(*baton_);
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  ClusterWrap* owner_;
+  Napi::ObjectReference self_;
+  std::shared_ptr<ClusterCore> core_;
+  std::unique_ptr<Baton> baton_;
+};
+
+}  // namespace
+
+Napi::Function ClusterWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Cluster",
+                     {
+                         InstanceMethod<&ClusterWrap::Connect>("connect"),
+                         InstanceMethod<&ClusterWrap::Close>("close"),
+                         InstanceMethod<&ClusterWrap::Stats>("stats"),
+                         InstanceMethod<&ClusterWrap::CreateImage>("createImage"),
+                         InstanceMethod<&ClusterWrap::RemoveImage>("removeImage"),
+                         InstanceMethod<&ClusterWrap::ResizeImage>("resizeImage"),
+                         InstanceMethod<&ClusterWrap::RenameImage>("renameImage"),
+                         InstanceMethod<&ClusterWrap::ImageInfo>("imageInfo"),
+                         InstanceMethod<&ClusterWrap::ListImages>("listImages"),
+                         InstanceMethod<&ClusterWrap::ImageExists>("imageExists"),
+                         InstanceMethod<&ClusterWrap::FlattenImage>("flattenImage"),
+                         InstanceMethod<&ClusterWrap::CreateSnapshot>("createSnapshot"),
+                         InstanceMethod<&ClusterWrap::ListSnapshots>("listSnapshots"),
+                         InstanceMethod<&ClusterWrap::RemoveSnapshot>("removeSnapshot"),
+                         InstanceMethod<&ClusterWrap::RollbackSnapshot>("rollbackSnapshot"),
+                         InstanceMethod<&ClusterWrap::ProtectSnapshot>("protectSnapshot"),
+                         InstanceMethod<&ClusterWrap::UnprotectSnapshot>("unprotectSnapshot"),
+                         InstanceMethod<&ClusterWrap::CloneSnapshot>("cloneSnapshot"),
+                         InstanceMethod<&ClusterWrap::ListChildren>("listChildren"),
+                         InstanceMethod<&ClusterWrap::ListWatchers>("listWatchers"),
+                         InstanceMethod<&ClusterWrap::AddLock>("addLock"),
+                         InstanceMethod<&ClusterWrap::ListLocks>("listLocks"),
+                         InstanceMethod<&ClusterWrap::BreakLock>("breakLock"),
+                         InstanceMethod<&ClusterWrap::GetMetadata>("getMetadata"),
+                         InstanceMethod<&ClusterWrap::SetMetadata>("setMetadata"),
+                         InstanceMethod<&ClusterWrap::RemoveMetadata>("removeMetadata"),
+                         InstanceMethod<&ClusterWrap::MonCommand>("monCommand"),
+                         InstanceMethod<&ClusterWrap::Fsid>("fsid"),
+                     });
+}
+
+ClusterWrap::ClusterWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<ClusterWrap>(info), core_(std::make_shared<ClusterCore>()) {
+  AddonData* data = info.Env().GetInstanceData<AddonData>();
+  if (data != nullptr) data->Track(core_);
+}
+
+ClusterWrap::~ClusterWrap() {
+  // Garbage collected (or the environment is going away): no operation holds this object, so
+  // nothing should be running; wait a bounded time in case one still is.
+  if (state_ != State::Closed) core_->ShutdownWithin(kShutdownWait);
+}
+
+void ClusterWrap::Finished(Baton& baton) {
+  pending_--;
+  switch (baton.kind()) {
+    case Baton::Kind::Connect:
+      if (state_ == State::Connecting) state_ = baton.error.failed() ? State::Idle : State::Open;
+      break;
+    case Baton::Kind::Close: {
+      state_ = State::Closed;
+      std::vector<Napi::Promise::Deferred> waiters;
+      waiters.swap(closeWaiters_);
+      for (auto& waiter : waiters) waiter.Resolve(Env().Undefined());
+      return;
+    }
+    case Baton::Kind::Operation:
+      break;
+  }
+  MaybeShutdown(Env());
+}
+
+Napi::Value ClusterWrap::Queue(Napi::Env env, std::unique_ptr<Baton> baton) {
+  if (state_ != State::Open) {
+    OpError error;
+    error.code = -ENOTCONN;
+    error.op = baton->Name();
+    error.detail = state_ == State::Idle || state_ == State::Connecting ? "the cluster is not connected"
+                                                                        : "the cluster connection is closed";
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(MakeRbdError(env, error));
+    return deferred.Promise();
+  }
+  return QueueInternal(env, std::move(baton));
+}
+
+Napi::Promise ClusterWrap::QueueInternal(Napi::Env env, std::unique_ptr<Baton> baton) {
+  auto* worker = new OpWorker(env, this, std::move(baton));
+  Napi::Promise promise = worker->Promise();
+  pending_++;
+  worker->Queue();
+  return promise;
+}
+
+void ClusterWrap::MaybeShutdown(Napi::Env env) {
+  if (state_ != State::Closing || pending_ != 0 || shutdownQueued_) return;
+  shutdownQueued_ = true;
+  QueueInternal(env, std::make_unique<ShutdownBaton>());
+}
+
+Napi::Value ClusterWrap::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ConnectConfig config;
+  config.confPath = OptStr(info, 0, "confPath");
+  config.keyring = OptStr(info, 1, "keyring");
+  config.clientId = OptStr(info, 2, "clientId");
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object options = info[3].As<Napi::Object>();
+    Napi::Array keys = options.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string key = keys.Get(i).ToString().Utf8Value();
+      config.options.emplace_back(key, options.Get(key).ToString().Utf8Value());
+    }
+  }
+  if (state_ != State::Idle) {
+    OpError error;
+    error.code = state_ == State::Open || state_ == State::Connecting ? -EISCONN : -ENOTCONN;
+    error.op = "rados_connect";
+    error.detail = state_ == State::Open || state_ == State::Connecting ? "already connected" : "the cluster connection is closed";
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(MakeRbdError(env, error));
+    return deferred.Promise();
+  }
+  state_ = State::Connecting;
+  return QueueInternal(env, std::make_unique<ConnectBaton>(std::move(config)));
+}
+
+Napi::Value ClusterWrap::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto deferred = Napi::Promise::Deferred::New(env);
+  if (state_ == State::Closed) {
+    deferred.Resolve(env.Undefined());
+    return deferred.Promise();
+  }
+  closeWaiters_.push_back(deferred);
+  state_ = State::Closing;
+  MaybeShutdown(env);
+  return deferred.Promise();
+}
+
+Napi::Value ClusterWrap::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pending", Napi::Number::New(env, pending_));
+  out.Set("openImages", Napi::Number::New(env, core_->openImages.load()));
+  out.Set("pools", Napi::Number::New(env, core_->PoolCount()));
+  return out;
+}
+
+// --- images ---
+
+Napi::Value ClusterWrap::CreateImage(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<CreateImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name"), U64(info, 2, "size"),
+                                                              U64(info, 3, "features"), static_cast<int>(U64(info, 4, "order")),
+                                                              OptStr(info, 5, "dataPool")));
+}
+
+Napi::Value ClusterWrap::RemoveImage(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<RemoveImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+}
+
+Napi::Value ClusterWrap::ResizeImage(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ResizeImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name"), U64(info, 2, "size"),
+                                                              Bool(info, 3, "allowShrink")));
+}
+
+Napi::Value ClusterWrap::RenameImage(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<RenameImageBaton>(Str(info, 0, "pool"), Str(info, 1, "from"), Str(info, 2, "to")));
+}
+
+Napi::Value ClusterWrap::ImageInfo(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ImageInfoBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+}
+
+Napi::Value ClusterWrap::ListImages(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListImagesBaton>(Str(info, 0, "pool")));
+}
+
+Napi::Value ClusterWrap::ImageExists(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ImageExistsBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+}
+
+Napi::Value ClusterWrap::FlattenImage(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<FlattenImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+}
+
+// --- snapshots ---
+
+namespace {
+std::unique_ptr<Baton> Snap(SnapshotBaton::Action action, const Napi::CallbackInfo& info) {
+  return std::make_unique<SnapshotBaton>(action, Str(info, 0, "pool"), Str(info, 1, "image"), Str(info, 2, "snapshot"));
+}
+}  // namespace
+
+Napi::Value ClusterWrap::CreateSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Snap(SnapshotBaton::Action::Create, info));
+}
+
+Napi::Value ClusterWrap::RemoveSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Snap(SnapshotBaton::Action::Remove, info));
+}
+
+Napi::Value ClusterWrap::RollbackSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Snap(SnapshotBaton::Action::Rollback, info));
+}
+
+Napi::Value ClusterWrap::ProtectSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Snap(SnapshotBaton::Action::Protect, info));
+}
+
+Napi::Value ClusterWrap::UnprotectSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Snap(SnapshotBaton::Action::Unprotect, info));
+}
+
+Napi::Value ClusterWrap::ListSnapshots(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListSnapshotsBaton>(Str(info, 0, "pool"), Str(info, 1, "image")));
+}
+
+Napi::Value ClusterWrap::CloneSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<CloneBaton>(Str(info, 0, "parentPool"), Str(info, 1, "parentImage"),
+                                                        Str(info, 2, "parentSnapshot"), Str(info, 3, "pool"), Str(info, 4, "name"),
+                                                        OptI64(info, 5, "features"), static_cast<int>(OptI64(info, 6, "order")),
+                                                        OptStr(info, 7, "dataPool")));
+}
+
+Napi::Value ClusterWrap::ListChildren(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListChildrenBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), Str(info, 2, "snapshot")));
+}
+
+// --- watchers and locks ---
+
+Napi::Value ClusterWrap::ListWatchers(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListWatchersBaton>(Str(info, 0, "pool"), Str(info, 1, "image")));
+}
+
+Napi::Value ClusterWrap::AddLock(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<AddLockBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), Str(info, 2, "cookie"),
+                                                          Str(info, 3, "tag"), Bool(info, 4, "exclusive")));
+}
+
+Napi::Value ClusterWrap::ListLocks(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListLocksBaton>(Str(info, 0, "pool"), Str(info, 1, "image")));
+}
+
+Napi::Value ClusterWrap::BreakLock(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<BreakLockBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), Str(info, 2, "owner"),
+                                                            Str(info, 3, "cookie")));
+}
+
+// --- metadata ---
+
+Napi::Value ClusterWrap::GetMetadata(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<GetMetadataBaton>(Str(info, 0, "pool"), Str(info, 1, "image")));
+}
+
+Napi::Value ClusterWrap::SetMetadata(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<SetMetadataBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), Str(info, 2, "key"),
+                                                              Str(info, 3, "value"), false));
+}
+
+Napi::Value ClusterWrap::RemoveMetadata(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<SetMetadataBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), Str(info, 2, "key"),
+                                                              std::string(), true));
+}
+
+// --- cluster ---
+
+Napi::Value ClusterWrap::MonCommand(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<MonCommandBaton>(Str(info, 0, "command")));
+}
+
+Napi::Value ClusterWrap::Fsid(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<FsidBaton>());
+}
+
+}  // namespace volplugin

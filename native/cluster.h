@@ -1,0 +1,83 @@
+// The JS class `Cluster`: one librados connection and every operation on it. Each method decodes
+// its (already validated) arguments into a baton and queues it; the returned promise settles when
+// the baton has run on a libuv worker thread.
+//
+// Lifecycle on the JS thread: Idle -> connect() -> Open -> close() -> Closing -> Closed. close()
+// is idempotent: it refuses new operations at once (ENOTCONN), waits until the pending ones have
+// settled, then shuts the connection down off the JS thread; every close() promise resolves then.
+// The destructor (garbage collection) and the environment's cleanup hook (process exit) shut down
+// synchronously instead.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <vector>
+
+#include "baton.h"
+#include "core.h"
+
+namespace volplugin {
+
+class ClusterWrap : public Napi::ObjectWrap<ClusterWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  explicit ClusterWrap(const Napi::CallbackInfo& info);
+  ~ClusterWrap() override;
+
+  // Called by a worker on the JS thread when its baton has run.
+  void Finished(Baton& baton);
+  const std::shared_ptr<ClusterCore>& core() const { return core_; }
+
+ private:
+  enum class State { Idle, Connecting, Open, Closing, Closed };
+
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  Napi::Value CreateImage(const Napi::CallbackInfo& info);
+  Napi::Value RemoveImage(const Napi::CallbackInfo& info);
+  Napi::Value ResizeImage(const Napi::CallbackInfo& info);
+  Napi::Value RenameImage(const Napi::CallbackInfo& info);
+  Napi::Value ImageInfo(const Napi::CallbackInfo& info);
+  Napi::Value ListImages(const Napi::CallbackInfo& info);
+  Napi::Value ImageExists(const Napi::CallbackInfo& info);
+  Napi::Value FlattenImage(const Napi::CallbackInfo& info);
+
+  Napi::Value CreateSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value ListSnapshots(const Napi::CallbackInfo& info);
+  Napi::Value RemoveSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value RollbackSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value ProtectSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value UnprotectSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value CloneSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value ListChildren(const Napi::CallbackInfo& info);
+
+  Napi::Value ListWatchers(const Napi::CallbackInfo& info);
+  Napi::Value AddLock(const Napi::CallbackInfo& info);
+  Napi::Value ListLocks(const Napi::CallbackInfo& info);
+  Napi::Value BreakLock(const Napi::CallbackInfo& info);
+
+  Napi::Value GetMetadata(const Napi::CallbackInfo& info);
+  Napi::Value SetMetadata(const Napi::CallbackInfo& info);
+  Napi::Value RemoveMetadata(const Napi::CallbackInfo& info);
+
+  Napi::Value MonCommand(const Napi::CallbackInfo& info);
+  Napi::Value Fsid(const Napi::CallbackInfo& info);
+
+  // Queues an operation; rejects at once (ENOTCONN) unless the connection is open.
+  Napi::Value Queue(Napi::Env env, std::unique_ptr<Baton> baton);
+  // Queues regardless of state (connect and the final shutdown).
+  Napi::Promise QueueInternal(Napi::Env env, std::unique_ptr<Baton> baton);
+  void MaybeShutdown(Napi::Env env);
+
+  std::shared_ptr<ClusterCore> core_;
+  State state_ = State::Idle;
+  int pending_ = 0;
+  bool shutdownQueued_ = false;
+  std::vector<Napi::Promise::Deferred> closeWaiters_;
+};
+
+}  // namespace volplugin

@@ -1,0 +1,230 @@
+#include "image_ops.h"
+
+#include <cstring>
+
+namespace volplugin {
+
+namespace {
+
+// librbd's progress callbacks may not be null.
+int NoProgress(uint64_t, uint64_t, void*) { return 0; }
+
+// Splits `count` NUL-terminated strings out of `buf` (at most `len` bytes).
+std::vector<std::string> SplitNul(const std::vector<char>& buf, size_t len, size_t count) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (out.size() < count && pos < len && pos < buf.size()) {
+    const char* start = buf.data() + pos;
+    size_t n = strnlen(start, len - pos);
+    out.emplace_back(start, n);
+    pos += n + 1;
+  }
+  return out;
+}
+
+constexpr int kMaxListAttempts = 16;
+
+}  // namespace
+
+void CreateImageBaton::Run(ClusterCore& core) {
+  rados_ioctx_t io = nullptr;
+  if (!OpenPool(core, pool_, &io)) return;
+  rbd_image_options_t opts = nullptr;
+  // rbd_image_options_create / _set_uint64 / _set_string / _destroy: one options object.
+  rbd_image_options_create(&opts);
+  int r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FORMAT, 2);
+  if (r >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, features_);
+  if (r >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_ORDER, static_cast<uint64_t>(order_));
+  if (r >= 0 && !dataPool_.empty()) r = rbd_image_options_set_string(opts, RBD_IMAGE_OPTION_DATA_POOL, dataPool_.c_str());
+  if (r < 0) {
+    rbd_image_options_destroy(opts);
+    Fail(r, "rbd_image_options_set_uint64");
+    return;
+  }
+  // rbd_create4: a format 2 image with those options.
+  r = rbd_create4(io, image_.c_str(), size_, opts);
+  rbd_image_options_destroy(opts);
+  Check(r, "rbd_create4");
+}
+
+void RemoveImageBaton::Run(ClusterCore& core) {
+  rados_ioctx_t io = nullptr;
+  if (!OpenPool(core, pool_, &io)) return;
+  {
+    // With an advisory (rbd lock add) lock held, librbd's remove keeps trying to take the
+    // exclusive lock forever (same cls lock "rbd_lock"): refuse instead. librbd's own managed
+    // lock ("auto <id>" cookies) is left to librbd, which breaks a dead owner's by itself.
+    OpenImage image(core);
+    if (!Check(image.Open(io, image_, nullptr, true), "rbd_open_read_only")) return;
+    Lockers lockers;
+    if (!Check(ListLockers(image.get(), &lockers), "rbd_list_lockers")) return;
+    for (const auto& locker : lockers.lockers) {
+      if (locker.cookie.rfind("auto ", 0) != 0) {
+        Fail(-EBUSY, "rbd_remove", "image has advisory locks: break them first");
+        return;
+      }
+    }
+    if (!CloseHere(image)) return;
+  }
+  // rbd_remove: fails with EBUSY while watched, ENOTEMPTY while it has snapshots.
+  Check(rbd_remove(io, image_.c_str()), "rbd_remove");
+}
+
+void ResizeImageBaton::Run(ClusterCore& core) {
+  OpenImage image(core);
+  if (!OpenHere(core, image, false)) return;
+  // rbd_resize2: allow_shrink=false refuses a smaller size with EINVAL.
+  if (!Check(rbd_resize2(image.get(), size_, allowShrink_, NoProgress, nullptr), "rbd_resize2")) return;
+  CloseHere(image);
+}
+
+void RenameImageBaton::Run(ClusterCore& core) {
+  rados_ioctx_t io = nullptr;
+  if (!OpenPool(core, pool_, &io)) return;
+  // rbd_rename: within one pool.
+  int r = rbd_rename(io, image_.c_str(), to_.c_str());
+  if (r == -EEXIST) image_ = to_;  // the name that is taken
+  Check(r, "rbd_rename");
+}
+
+void ImageInfoBaton::Run(ClusterCore& core) {
+  OpenImage image(core);
+  if (!OpenHere(core, image, true)) return;
+  // rbd_stat: size, object size, order.
+  if (!Check(rbd_stat(image.get(), &info_, sizeof info_), "rbd_stat")) return;
+  // rbd_get_features: the feature bits.
+  if (!Check(rbd_get_features(image.get(), &features_), "rbd_get_features")) return;
+  rbd_linked_image_spec_t parent{};
+  rbd_snap_spec_t parentSnap{};
+  // rbd_get_parent: ENOENT when the image is not a clone (or has been flattened).
+  int r = rbd_get_parent(image.get(), &parent, &parentSnap);
+  if (r == 0) {
+    hasParent_ = !parent.trash;
+    parentPool_ = parent.pool_name ? parent.pool_name : "";
+    parentImage_ = parent.image_name ? parent.image_name : "";
+    parentSnapshot_ = parentSnap.name ? parentSnap.name : "";
+    rbd_linked_image_spec_cleanup(&parent);
+    rbd_snap_spec_cleanup(&parentSnap);
+  } else if (r != -ENOENT) {
+    Fail(r, "rbd_get_parent");
+    return;
+  }
+  r = CountSnapshots(image.get());
+  if (!Check(r, "rbd_snap_list")) return;
+  snapshotCount_ = r;
+  CloseHere(image);
+}
+
+Napi::Value ImageInfoBaton::Result(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("size", Napi::Number::New(env, static_cast<double>(info_.size)));
+  out.Set("order", Napi::Number::New(env, info_.order));
+  out.Set("objectSize", Napi::Number::New(env, static_cast<double>(info_.obj_size)));
+  out.Set("features", Napi::Number::New(env, static_cast<double>(features_)));
+  if (hasParent_) {
+    Napi::Object parent = Napi::Object::New(env);
+    parent.Set("pool", parentPool_);
+    parent.Set("image", parentImage_);
+    parent.Set("snapshot", parentSnapshot_);
+    out.Set("parent", parent);
+  } else {
+    out.Set("parent", env.Null());
+  }
+  out.Set("snapshotCount", Napi::Number::New(env, snapshotCount_));
+  return out;
+}
+
+int CountSnapshots(rbd_image_t image) {
+  std::vector<rbd_snap_info_t> snaps;
+  int max = 0;
+  for (int attempt = 0; attempt < kMaxListAttempts; ++attempt) {
+    snaps.resize(static_cast<size_t>(max));
+    // rbd_snap_list: needs room for one more entry than there are snapshots (a terminator);
+    // -ERANGE sets `max` to what it needs.
+    int r = rbd_snap_list(image, snaps.empty() ? nullptr : snaps.data(), &max);
+    if (r == -ERANGE) continue;
+    if (r < 0) return r;
+    // rbd_snap_list_end: frees the names.
+    rbd_snap_list_end(snaps.data());
+    return r;
+  }
+  return -ERANGE;
+}
+
+void ListImagesBaton::Run(ClusterCore& core) {
+  rados_ioctx_t io = nullptr;
+  if (!OpenPool(core, pool_, &io)) return;
+  std::vector<rbd_image_spec_t> specs;
+  size_t max = 0;
+  for (int attempt = 0; attempt < kMaxListAttempts; ++attempt) {
+    specs.resize(max);
+    // rbd_list2: -ERANGE with `max` set to the count when the array is too small.
+    int r = rbd_list2(io, specs.empty() ? nullptr : specs.data(), &max);
+    if (r == -ERANGE) continue;
+    if (!Check(r, "rbd_list2")) return;
+    for (size_t i = 0; i < max; ++i) names_.emplace_back(specs[i].name ? specs[i].name : "");
+    // rbd_image_spec_list_cleanup: frees ids and names.
+    rbd_image_spec_list_cleanup(specs.data(), max);
+    return;
+  }
+  Fail(-ERANGE, "rbd_list2", "the pool kept changing while it was listed");
+}
+
+Napi::Value ListImagesBaton::Result(Napi::Env env) {
+  Napi::Array out = Napi::Array::New(env, names_.size());
+  for (size_t i = 0; i < names_.size(); ++i) out.Set(static_cast<uint32_t>(i), names_[i]);
+  return out;
+}
+
+void ImageExistsBaton::Run(ClusterCore& core) {
+  rados_ioctx_t io = nullptr;
+  if (!OpenPool(core, pool_, &io)) return;  // a missing pool is an error, not "no"
+  OpenImage image(core);
+  int r = image.Open(io, image_, nullptr, true);
+  if (r == -ENOENT) return;
+  if (!Check(r, "rbd_open_read_only")) return;
+  exists_ = true;
+  CloseHere(image);
+}
+
+void FlattenImageBaton::Run(ClusterCore& core) {
+  OpenImage image(core);
+  if (!OpenHere(core, image, false)) return;
+  // rbd_flatten_with_progress: copies the parent's data in; EINVAL when there is no parent.
+  if (!Check(rbd_flatten_with_progress(image.get(), NoProgress, nullptr), "rbd_flatten")) return;
+  CloseHere(image);
+}
+
+int ListLockers(rbd_image_t image, Lockers* out) {
+  std::vector<char> tag, clients, cookies, addrs;
+  size_t tagLen = 0, clientsLen = 0, cookiesLen = 0, addrsLen = 0;
+  for (int attempt = 0; attempt < kMaxListAttempts; ++attempt) {
+    tag.resize(tagLen);
+    clients.resize(clientsLen);
+    cookies.resize(cookiesLen);
+    addrs.resize(addrsLen);
+    int exclusive = 0;
+    // rbd_list_lockers: -ERANGE with every length set when a buffer is too short; else the
+    // number of lockers, their names/cookies/addresses as NUL-separated lists.
+    ssize_t r = rbd_list_lockers(image, &exclusive, tag.empty() ? nullptr : tag.data(), &tagLen,
+                                 clients.empty() ? nullptr : clients.data(), &clientsLen,
+                                 cookies.empty() ? nullptr : cookies.data(), &cookiesLen,
+                                 addrs.empty() ? nullptr : addrs.data(), &addrsLen);
+    if (r == -ERANGE) continue;
+    if (r < 0) return static_cast<int>(r);
+    size_t count = static_cast<size_t>(r);
+    out->exclusive = exclusive != 0;
+    out->tag = tag.empty() ? std::string() : std::string(tag.data(), strnlen(tag.data(), tag.size()));
+    auto owners = SplitNul(clients, clientsLen, count);
+    auto cookieList = SplitNul(cookies, cookiesLen, count);
+    auto addrList = SplitNul(addrs, addrsLen, count);
+    out->lockers.clear();
+    for (size_t i = 0; i < count && i < owners.size() && i < cookieList.size(); ++i) {
+      out->lockers.push_back({owners[i], cookieList[i], i < addrList.size() ? addrList[i] : std::string()});
+    }
+    return 0;
+  }
+  return -ERANGE;
+}
+
+}  // namespace volplugin

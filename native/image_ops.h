@@ -1,0 +1,114 @@
+// Image operations: create, remove, resize, rename, info, list, exists, flatten.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "baton.h"
+
+namespace volplugin {
+
+class CreateImageBaton : public ImageBaton {
+ public:
+  CreateImageBaton(std::string pool, std::string name, uint64_t size, uint64_t features, int order, std::string dataPool)
+      : ImageBaton(std::move(pool), std::move(name)), size_(size), features_(features), order_(order), dataPool_(std::move(dataPool)) {}
+  const char* Name() const override { return "rbd_create4"; }
+  void Run(ClusterCore& core) override;
+
+ private:
+  uint64_t size_;
+  uint64_t features_;
+  int order_;
+  std::string dataPool_;
+};
+
+class RemoveImageBaton : public ImageBaton {
+ public:
+  using ImageBaton::ImageBaton;
+  const char* Name() const override { return "rbd_remove"; }
+  void Run(ClusterCore& core) override;
+};
+
+class ResizeImageBaton : public ImageBaton {
+ public:
+  ResizeImageBaton(std::string pool, std::string name, uint64_t size, bool allowShrink)
+      : ImageBaton(std::move(pool), std::move(name)), size_(size), allowShrink_(allowShrink) {}
+  const char* Name() const override { return "rbd_resize2"; }
+  void Run(ClusterCore& core) override;
+
+ private:
+  uint64_t size_;
+  bool allowShrink_;
+};
+
+class RenameImageBaton : public ImageBaton {
+ public:
+  RenameImageBaton(std::string pool, std::string from, std::string to)
+      : ImageBaton(std::move(pool), std::move(from)), to_(std::move(to)) {}
+  const char* Name() const override { return "rbd_rename"; }
+  void Run(ClusterCore& core) override;
+
+ private:
+  std::string to_;
+};
+
+class ImageInfoBaton : public ImageBaton {
+ public:
+  using ImageBaton::ImageBaton;
+  const char* Name() const override { return "rbd_open_read_only"; }
+  void Run(ClusterCore& core) override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  rbd_image_info_t info_{};
+  uint64_t features_ = 0;
+  bool hasParent_ = false;
+  std::string parentPool_, parentImage_, parentSnapshot_;
+  int snapshotCount_ = 0;
+};
+
+class ListImagesBaton : public ImageBaton {
+ public:
+  explicit ListImagesBaton(std::string pool) : ImageBaton(std::move(pool), std::string()) {}
+  const char* Name() const override { return "rbd_list2"; }
+  void Run(ClusterCore& core) override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::vector<std::string> names_;
+};
+
+class ImageExistsBaton : public ImageBaton {
+ public:
+  using ImageBaton::ImageBaton;
+  const char* Name() const override { return "rbd_open_read_only"; }
+  void Run(ClusterCore& core) override;
+  Napi::Value Result(Napi::Env env) override { return Napi::Boolean::New(env, exists_); }
+
+ private:
+  bool exists_ = false;
+};
+
+class FlattenImageBaton : public ImageBaton {
+ public:
+  using ImageBaton::ImageBaton;
+  const char* Name() const override { return "rbd_flatten"; }
+  void Run(ClusterCore& core) override;
+};
+
+// Counts the image's user snapshots (rbd_snap_list, size first). Returns a negative errno or the count.
+int CountSnapshots(rbd_image_t image);
+
+// Lockers of the image from rbd_list_lockers, size first, retrying on ERANGE.
+struct Lockers {
+  bool exclusive = false;
+  std::string tag;
+  struct Locker {
+    std::string owner, cookie, address;
+  };
+  std::vector<Locker> lockers;
+};
+int ListLockers(rbd_image_t image, Lockers* out);
+
+}  // namespace volplugin
