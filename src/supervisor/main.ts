@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// volsupervisor: scheduled snapshots and background flattening, led by one elected process.
+//   volsupervisor --etcd http://127.0.0.1:2379 --ceph-conf /etc/ceph/ceph.conf
+// SIGTERM/SIGINT: resign leadership at once, finish (bounded), exit. SIGUSR1: log the status.
+
+import { hostname } from 'node:os';
+import { CommanderError, InvalidArgumentError } from 'commander';
+import pino from 'pino';
+import { EtcdKV } from '../state/etcd.js';
+import { StateStore } from '../state/store.js';
+import { openStorage } from '../storage/index.js';
+import { withTimeout } from '../snapshots/errors.js';
+import { buildCommand, configFromOptions, type SupervisorConfig } from './config.js';
+import { Supervisor } from './supervisor.js';
+
+const STORAGE_OPEN_TIMEOUT_MS = 30_000;
+
+function readConfig(): SupervisorConfig {
+  const command = buildCommand();
+  command.parse(process.argv);
+  try {
+    return configFromOptions(command.opts());
+  } catch (err) {
+    if (err instanceof InvalidArgumentError || err instanceof CommanderError) {
+      process.stderr.write(`volsupervisor: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const log = pino({ name: 'volsupervisor', level: config.debug ? 'debug' : 'info' });
+  log.info(
+    { etcd: config.etcd, prefix: config.prefix, backend: config.backend, cephConf: config.cephConf, electionTtl: config.electionTtl },
+    'volsupervisor starting',
+  );
+
+  const storage = await withTimeout(
+    openStorage(config.backend, {
+      confPath: config.cephConf ?? undefined,
+      keyring: config.cephKeyring ?? undefined,
+      clientId: config.cephId,
+    }),
+    STORAGE_OPEN_TIMEOUT_MS,
+    `connecting to Ceph (${config.backend} backend, ${config.cephConf ?? 'default ceph.conf'})`,
+  );
+  const kv = new EtcdKV({ endpoints: config.etcd });
+  const store = new StateStore(kv, { prefix: config.prefix, owner: `volsupervisor@${hostname()}:${process.pid}` });
+  const supervisor = new Supervisor({
+    store,
+    storage,
+    logger: log,
+    electionTtlSeconds: config.electionTtl,
+    scheduler: { tickMs: config.tickMs, concurrency: config.concurrency },
+  });
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    log.info({ signal }, 'stopping');
+    stopping = (async () => {
+      await supervisor.stop();
+      await storage.close().catch((err: unknown) => log.warn({ err }, 'closing the Ceph connection failed'));
+      await kv.close().catch((err: unknown) => log.warn({ err }, 'closing the etcd client failed'));
+      log.info('stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGUSR1', () => {
+    supervisor
+      .status()
+      .then((status) => log.info({ status, master: config.master }, 'status'))
+      .catch((err: unknown) => log.warn({ err }, 'status failed'));
+  });
+
+  await supervisor.start();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`volsupervisor: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
