@@ -72,6 +72,8 @@ interface RequestOptions {
   rawBody?: string;
   query?: Record<string, string>;
   timeoutMs?: number;
+  /** Non-2xx statuses whose body is an answer, not an error (e.g. 503 from /v1/ready). */
+  answers?: number[];
 }
 
 const seg = encodeURIComponent;
@@ -133,7 +135,7 @@ export class ApiClient {
         throw new ApiError('BAD_RESPONSE', `volmaster at ${this.baseUrl} answered ${where} with ${response.status} and a body that is not JSON; is that address a volmaster?`, { status: response.status });
       }
     }
-    if (response.ok) return { status: response.status, body: parsed as T };
+    if (response.ok || options.answers?.includes(response.status)) return { status: response.status, body: parsed as T };
 
     const error = parsed as { code?: unknown; message?: unknown; field?: unknown } | null;
     if (error && isErrorCode(error.code) && typeof error.message === 'string') {
@@ -157,14 +159,7 @@ export class ApiClient {
 
   /** Readiness; a 503 answer (not ready) is returned, not thrown. */
   async ready(): Promise<ReadinessBody> {
-    try {
-      return await this.get<ReadinessBody>(`${API_PREFIX}/ready`);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 503) {
-        return { ready: false, checks: { etcd: { ok: false, ms: 0, error: err.message }, ceph: { ok: false, ms: 0, error: err.message } } };
-      }
-      throw err;
-    }
+    return (await this.request<ReadinessBody>('GET', `${API_PREFIX}/ready`, { answers: [503] })).body;
   }
 
   openapi(): Promise<Record<string, unknown>> {
