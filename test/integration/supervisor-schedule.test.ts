@@ -131,7 +131,7 @@ describe(`volsupervisor schedule on real Ceph and etcd (${backend} backend)`, ()
   it('drops a removed volume', async () => {
     const late = (await store.getVolume(tenant, 'late'))!;
     // As the master removes a volume: under its operation lock.
-    await store.withOperationLock(tenant, 'late', { reason: 'remove' }, () => store.deleteVolume(tenant, 'late'));
+    await store.withOperationLock(tenant, 'late', { reason: 'remove', waitMs: 30_000 }, () => store.deleteVolume(tenant, 'late'));
     await sleep(1000);
     const before = await names(late.image);
     await sleep(2500);
