@@ -1,13 +1,15 @@
 // A small in-memory Storage for the unit tests of src/snapshots and src/supervisor: images with
-// snapshots, protection, clones and watchers, plus failure injection. Only what those layers use is
-// modelled; the rest throws.
+// snapshots, protection, clones and watchers, plus a call log and failure injection (which
+// src/storage/memory.ts does not have). Only what those layers use is modelled; the rest throws.
+// Like librbd without deep-flatten, a snapshot of a clone keeps the clone's parent: flattening the
+// clone does not detach it, and the clone stays a child of the parent snapshot until it is removed.
 
 import type { ImageInfo, ParentRef, SnapshotInfo, Storage, Watcher } from '../../src/storage/types.js';
 import { RbdError } from '../../src/storage/errors.js';
 
 interface Image {
   size: number;
-  snapshots: Map<string, { id: number; size: number; protected: boolean; createdAt: Date }>;
+  snapshots: Map<string, { id: number; size: number; protected: boolean; createdAt: Date; parent: ParentRef | null }>;
   parent: ParentRef | null;
   metadata: Map<string, string>;
   watchers: Watcher[];
@@ -90,7 +92,7 @@ export class FakeStorage implements Storage {
     this.enter('createSnapshot', pool, image, snapshot);
     const img = this.image('rbd_snap_create', pool, image);
     if (img.snapshots.has(snapshot)) throw this.err('EEXIST', 'rbd_snap_create', pool, image, snapshot);
-    img.snapshots.set(snapshot, { id: this.nextId++, size: img.size, protected: false, createdAt: new Date(this.now()) });
+    img.snapshots.set(snapshot, { id: this.nextId++, size: img.size, protected: false, createdAt: new Date(this.now()), parent: img.parent });
   }
 
   async listSnapshots(pool: string, image: string): Promise<SnapshotInfo[]> {
@@ -143,8 +145,9 @@ export class FakeStorage implements Storage {
 
   async listChildren(parent: ParentRef): Promise<string[]> {
     this.calls.push(`listChildren ${parent.pool} ${parent.image} ${parent.snapshot}`);
+    const same = (p: ParentRef | null) => p !== null && p.pool === parent.pool && p.image === parent.image && p.snapshot === parent.snapshot;
     return [...this.images.entries()]
-      .filter(([, img]) => img.parent && img.parent.pool === parent.pool && img.parent.image === parent.image && img.parent.snapshot === parent.snapshot)
+      .filter(([, img]) => same(img.parent) || [...img.snapshots.values()].some((s) => same(s.parent)))
       .map(([k]) => k);
   }
 

@@ -222,4 +222,20 @@ describe('Scheduler (injected clock)', () => {
     await step();
     expect(storage.snapshotNames('rbd', 't1.copy2')).toHaveLength(1);
   });
+
+  it('cannot unprotect the parent while a snapshot taken before flattening exists, and says so', async () => {
+    await runFor(500);
+    const snap = supervisorSnapshotName(T0);
+    await storage.protectSnapshot('rbd', 't1.v', snap);
+    await storage.cloneSnapshot({ pool: 'rbd', image: 't1.v', snapshot: snap }, 'rbd', 't1.copy3');
+    await storage.createSnapshot('rbd', 't1.copy3', 'manual-20261122T120000Z'); // on demand, before the flatten
+    await store.createVolume(record('t1', 'copy3', '2s', 2, { source: { tenant: 't1', volume: 'v', snapshot: snap } }));
+    await step();
+    expect(storage.images.get('rbd/t1.copy3')?.parent).toBeNull();
+    expect((await storage.listSnapshots('rbd', 't1.v')).find((s) => s.name === snap)?.protected).toBe(true);
+    await storage.removeSnapshot('rbd', 't1.copy3', 'manual-20261122T120000Z');
+    // The parent snapshot is a supervisor snapshot beyond keep: pruned once nothing depends on it.
+    await runFor(8000);
+    expect(vsNames()).not.toContain(snap);
+  });
 });
