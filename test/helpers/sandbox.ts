@@ -9,12 +9,21 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const testRoot = path.join(repoRoot, '.sandbox-test');
 export const sandboxScript = path.join(repoRoot, 'scripts', 'sandbox.sh');
 
-export const testPorts = { monV2: 23300, monV1: 26789, etcd: 23379, etcdPeer: 23380 } as const;
+// VOLPLUGIN_TEST_PORT_OFFSET shifts every port (and the dockerd paths), so that a second checkout
+// can run its tests while this one does.
+const offset = Number(process.env.VOLPLUGIN_TEST_PORT_OFFSET ?? 0);
+export const testPorts = {
+  monV2: 23300 + offset,
+  monV1: 26789 + offset,
+  etcd: 23379 + offset,
+  etcdPeer: 23380 + offset,
+} as const;
 export const testEtcdUrl = `http://127.0.0.1:${testPorts.etcd}`;
 export const testCephConf = path.join(testRoot, 'ceph', 'ceph.conf');
 /** dockerd's socket and exec root: under /run, because unix socket paths are limited to 108 bytes. */
-export const testDockerSock = '/run/volplugin-test/docker.sock';
-export const testDockerExecRoot = '/run/volplugin-test/docker-exec';
+const dockerRunDir = offset ? `/run/volplugin-test-${offset}` : '/run/volplugin-test';
+export const testDockerSock = `${dockerRunDir}/docker.sock`;
+export const testDockerExecRoot = `${dockerRunDir}/docker-exec`;
 
 const run = promisify(execFile);
 
