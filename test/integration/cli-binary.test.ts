@@ -150,7 +150,6 @@ describe(`volcli binary against a volmaster binary (${backend} backend)`, () => 
   it('every bad input gets a clear error and writes nothing', async () => {
     await ok(['tenant', 'upload', `${tenant}b`], readmeTenant);
     const before = await ok(['--json', 'tenant', 'history', `${tenant}b`]);
-    const images = await rbdLs();
     const t = `${tenant}b`;
     const bad = (o: object) => JSON.stringify({ 'default-options': { pool, ...o } });
     // policies
@@ -181,7 +180,7 @@ describe(`volcli binary against a volmaster binary (${backend} backend)`, () => 
     await refused(['volume', 'create', `${t}/v`, '--opt', 'size=ten'], 2, /size: "ten" is not a size/);
     await refused(['volume', 'create', `${t}/v`, '--opt', 'filesystem=zfs'], 1, /"zfs" is not one of the tenant's filesystems/);
     await refused(['volume', 'create', `nobody${id}/v`], 1, /tenant nobody.* does not exist/);
-    expect(await rbdLs()).toEqual(images);
+    expect((await rbdLs()).filter((i) => i.startsWith(`${t}.`))).toEqual([]); // the pool is shared: look at ours only
     expect(JSON.parse(await ok(['--json', 'volume', 'list', t]))).toEqual([]);
   });
 
