@@ -14,6 +14,7 @@ import { buildCommand, configFromOptions, type SupervisorConfig } from './config
 import { Supervisor } from './supervisor.js';
 
 const STORAGE_OPEN_TIMEOUT_MS = 30_000;
+const CLOSE_TIMEOUT_MS = 5_000;
 
 function readConfig(): SupervisorConfig {
   const command = buildCommand();
@@ -65,8 +66,10 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping');
     stopping = (async () => {
       await supervisor.stop();
-      await storage.close().catch((err: unknown) => log.warn({ err }, 'closing the Ceph connection failed'));
-      await kv.close().catch((err: unknown) => log.warn({ err }, 'closing the etcd client failed'));
+      await withTimeout(storage.close(), CLOSE_TIMEOUT_MS, 'closing the Ceph connection').catch((err: unknown) =>
+        log.warn({ err }, 'closing the Ceph connection failed'),
+      );
+      await withTimeout(kv.close(), CLOSE_TIMEOUT_MS, 'closing the etcd client').catch((err: unknown) => log.warn({ err }, 'closing the etcd client failed'));
       log.info('stopped');
       process.exit(0);
     })();
