@@ -40,9 +40,9 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
         'Run several for redundancy: they elect one leader in etcd. SIGTERM resigns at once; SIGUSR1 logs what it is doing.',
     )
     .addOption(new Option('--etcd <url>', 'etcd client URL (repeatable or comma-separated) [env VOLPLUGIN_ETCD]').argParser(collect))
-    .addOption(new Option('--prefix <path>', 'etcd key prefix').default(env.VOLPLUGIN_PREFIX || DEFAULT_PREFIX))
-    .addOption(new Option('--master <host:port>', 'volmaster address [env VOLPLUGIN_MASTER]').default(env.VOLPLUGIN_MASTER || '127.0.0.1:9005'))
-    .addOption(new Option('--token-file <path>', "file holding the master's bearer token [env VOLPLUGIN_TOKEN_FILE]").default(env.VOLPLUGIN_TOKEN_FILE || undefined))
+    .addOption(new Option('--prefix <path>', 'etcd key prefix [env VOLPLUGIN_PREFIX]').default(env.VOLPLUGIN_PREFIX || DEFAULT_PREFIX))
+    .addOption(new Option('--master <host:port>', 'volmaster address, shown in the status (the supervisor itself works on etcd and Ceph) [env VOLPLUGIN_MASTER]').default(env.VOLPLUGIN_MASTER || '127.0.0.1:9005'))
+    .addOption(new Option('--token-file <path>', "file holding the master's bearer token; accepted like the other daemons' [env VOLPLUGIN_TOKEN_FILE]").default(env.VOLPLUGIN_TOKEN_FILE || undefined))
     .addOption(new Option('--ceph-conf <path>', 'ceph.conf [env CEPH_CONF]').default(env.CEPH_CONF || undefined))
     .addOption(new Option('--ceph-keyring <path>', 'keyring (default: what ceph.conf says)'))
     .addOption(new Option('--ceph-id <id>', 'cephx client id, without "client."').default('admin'))
