@@ -84,3 +84,21 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   }
   return { stdout, stderr, exitCode };
 }
+
+/**
+ * Waits for `work` at most `ms`. A process stuck in the kernel (a FUSE request to a daemon that no
+ * longer answers) cannot be killed, so a deadline must not wait for it to exit: the work goes on
+ * in the background and the caller gets `{ done: false }`.
+ */
+export async function bounded<T>(work: Promise<T>, ms: number): Promise<{ done: true; value: T } | { done: false }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<{ done: false }>((resolve) => {
+    timer = setTimeout(() => resolve({ done: false }), ms);
+  });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work.then((value) => ({ done: true as const, value })), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -13,7 +13,7 @@
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Watcher } from '../storage/types.js';
-import { CommandError, run } from './exec.js';
+import { bounded, run } from './exec.js';
 import { attachLoop, detachLoop, listLoopDevices } from './loop.js';
 import { isBelow, readMountInfo } from './mountinfo.js';
 import type { CephClientSettings, Mapper, Mapping, MapTarget, WatcherSource } from './types.js';
@@ -61,6 +61,61 @@ export async function checkFuseAvailable(): Promise<void> {
   }
 }
 
+/** Pids of the rbd-fuse processes serving `dir` (from /proc/PID/cmdline). */
+export async function rbdFusePids(dir: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = await readFile(`/proc/${name}/cmdline`, 'utf8').then(
+      (text) => text.split('\0'),
+      () => [] as string[],
+    );
+    if (argv[0] && path.basename(argv[0]) === 'rbd-fuse' && argv.includes(dir)) out.push(Number(name));
+  }
+  return out;
+}
+
+function alive(pid: number): Promise<boolean> {
+  // A zombie is gone for our purposes (PID 1 reaps it late).
+  return readFile(`/proc/${pid}/status`, 'utf8').then(
+    (text) => !/^State:\s*Z/m.test(text),
+    () => false,
+  );
+}
+
+/** Waits up to `ms` for the processes to exit, then kills what is left. */
+async function reapProcesses(pids: number[], ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (const pid of pids) {
+    while ((await alive(pid)) && Date.now() < deadline) await sleep(50);
+    if (await alive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+}
+
+/** Runs `umount -c DIR`; 'hung' if it has not finished after `ms` (it keeps running). */
+async function umountBounded(dir: string, ms: number): Promise<'done' | 'busy' | 'hung'> {
+  const work = run('umount', ['-c', dir], { timeoutMs: 120_000 }).then(
+    () => 'done' as const,
+    () => 'busy' as const,
+  );
+  const result = await bounded(work, ms);
+  return result.done ? result.value : 'hung';
+}
+
+/** Aborts a FUSE connection (fusectl, mounted on demand): every request on it fails at once. */
+async function abortFuseConnection(minor: number): Promise<void> {
+  const connections = '/sys/fs/fuse/connections';
+  const listed = await readdir(connections).catch(() => [] as string[]);
+  if (listed.length === 0) await run('mount', ['-t', 'fusectl', 'fusectl', connections], { timeoutMs: 10_000 }).catch(() => undefined);
+  await writeFile(path.join(connections, String(minor), 'abort'), '1').catch(() => undefined);
+}
+
 export class FuseMapper implements Mapper {
   readonly kind = 'fuse' as const;
   private readonly root: string;
@@ -100,7 +155,12 @@ export class FuseMapper implements Mapper {
     let fuseMounted = false;
     let device: string | null = null;
     try {
-      const before = await this.options.watchers.listWatchers(target.pool, target.image);
+      const before = await this.options.watchers.listWatchers(target.pool, target.image).catch((err: unknown) => {
+        throw new Error(
+          `cannot open image ${target.pool}/${target.image} (${(err as Error).message}): check that the image exists (rbd ls ${target.pool}) and that the Ceph key may read it`,
+          { cause: err },
+        );
+      });
       await run('rbd-fuse', [...this.cephArgs(), '-p', target.pool, '-r', target.image, dir], { timeoutMs: this.timeoutMs });
       fuseMounted = true;
       const file = path.join(dir, target.image);
@@ -121,14 +181,13 @@ export class FuseMapper implements Mapper {
   private async waitForImageFile(file: string, target: MapTarget): Promise<void> {
     const deadline = Date.now() + this.timeoutMs;
     for (;;) {
-      try {
-        const { stdout } = await run('stat', ['-c', '%s', file], { timeoutMs: Math.max(1_000, deadline - Date.now()) });
-        if (Number(stdout.trim()) > 0) return;
-      } catch (err) {
-        if (err instanceof CommandError && err.timedOut) {
-          throw new Error(`rbd-fuse for ${target.pool}/${target.image} hangs: check that the Ceph monitors answer (ceph -s)`);
-        }
+      const left = Math.max(1_000, deadline - Date.now());
+      // A missing file (exit 1) means "not yet"; only a probe that hangs is fatal.
+      const probe = await bounded(run('stat', ['-c', '%s', file], { timeoutMs: left }).catch(() => null), left);
+      if (!probe.done) {
+        throw new Error(`rbd-fuse for ${target.pool}/${target.image} hangs: check that the Ceph monitors and OSDs answer (ceph -s)`);
       }
+      if (probe.value && Number(probe.value.stdout.trim()) > 0) return;
       if (Date.now() > deadline) {
         throw new Error(
           `rbd-fuse mounted but shows no image ${target.pool}/${target.image} after ${this.timeoutMs} ms: ` +
@@ -175,22 +234,33 @@ export class FuseMapper implements Mapper {
     await this.removeDir(dir);
   }
 
+  /**
+   * Unmounts rbd-fuse at `dir` and makes sure its process is gone. A fenced (blocklisted) rbd-fuse
+   * hangs on every metadata request, so nothing here may stat the mount: `umount -c` skips the
+   * path lookup, a umount that still hangs gets the FUSE connection aborted, and a client that does
+   * not exit after its mount is gone is killed.
+   */
   private async unmountFuse(dir: string): Promise<void> {
+    const pids = await rbdFusePids(dir);
     for (let attempt = 0; ; attempt++) {
-      const mounted = (await readMountInfo()).filter((m) => m.mountPoint === dir);
-      if (mounted.length === 0) return;
-      try {
-        // The loop device may still be letting go of the file: EBUSY for a moment.
-        await run('umount', [dir], { timeoutMs: 20_000 });
-      } catch (err) {
-        if (attempt >= 20) {
-          this.options.log?.warn({ dir, err: (err as Error).message }, 'rbd-fuse mount stays busy: detaching it lazily');
-          await run('umount', ['-l', dir], { timeoutMs: 20_000 });
-          return;
-        }
-        await sleep(100);
+      const mount = (await readMountInfo()).find((m) => m.mountPoint === dir);
+      if (!mount) break;
+      const outcome = await umountBounded(dir, 10_000);
+      if (outcome === 'done') continue;
+      if (outcome === 'hung') {
+        this.options.log?.warn({ dir }, 'rbd-fuse does not answer (fenced?): aborting its FUSE connection');
+        await abortFuseConnection(mount.minor);
+        continue;
       }
+      // busy: the loop device may still be letting go of the file.
+      if (attempt >= 30) {
+        this.options.log?.warn({ dir }, 'rbd-fuse mount stays busy: detaching it lazily');
+        await run('umount', ['-c', '-l', dir], { timeoutMs: 10_000 });
+        break;
+      }
+      await sleep(100);
     }
+    await reapProcesses(pids, 5_000);
   }
 
   private async removeDir(dir: string): Promise<void> {

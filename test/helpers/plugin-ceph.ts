@@ -38,9 +38,9 @@ export async function watchers(pool: string, image: string): Promise<string[]> {
 }
 
 export async function blocklisted(address: string): Promise<boolean> {
+  // Pacific prints the list followed by a second, empty JSON array: match the entry in the text.
   const out = await ceph('osd', 'blocklist', 'ls', '--format', 'json');
-  const list = JSON.parse(out || '[]') as Array<{ addr: string }>;
-  return list.some((e) => e.addr === address);
+  return out.includes(`"addr":"${address}"`);
 }
 
 export async function imageMeta(pool: string, image: string): Promise<Record<string, string>> {
