@@ -16,7 +16,7 @@ import { parsePolicy } from '../policy/validate.js';
 import { formatSize } from '../policy/units.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { DEFAULT_PREFIX } from '../state/keys.js';
-import { EtcdBackend, MasterBackend, type RecordBackend } from './backend.js';
+import { MasterBackend, type RecordBackend } from './backend.js';
 import * as out from './output.js';
 
 
@@ -78,9 +78,12 @@ class Context {
   /** Record reads and record-only writes: etcd with --etcd, else the master. */
   async records(): Promise<RecordBackend> {
     if (!this.backend) {
-      this.backend = this.opts.etcd?.length
-        ? new EtcdBackend(this.opts.etcd, this.opts.prefix, this.opts.timeout * 1000)
-        : new MasterBackend(await this.master());
+      if (this.opts.etcd?.length) {
+        const { EtcdBackend } = await import('./etcd-backend.js');
+        this.backend = new EtcdBackend(this.opts.etcd, this.opts.prefix, this.opts.timeout * 1000);
+      } else {
+        this.backend = new MasterBackend(await this.master());
+      }
     }
     return this.backend;
   }
