@@ -1,6 +1,7 @@
 // Snapshots on demand through the master's API on the real cluster and etcd: take, copy into a new
-// volume that mounts at once and holds the snapshot's data, flattening by volsupervisor, rollback
-// (refused while mounted), remove, and the errors of bad input.
+// volume that volplugin mounts at once and that holds the snapshot's data, flattening by
+// volsupervisor, rollback (refused while mounted), remove, and the errors of bad input.
+import { request } from 'node:http';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
@@ -17,12 +18,38 @@ import type { MountRecord, VolumeRecord } from '../../src/state/records.js';
 import { openStorage } from '../../src/storage/index.js';
 import type { Storage } from '../../src/storage/types.js';
 import { Supervisor } from '../../src/supervisor/supervisor.js';
+import { ApiClient } from '../../src/api/client.js';
+import { startPlugin, type RunningPlugin } from '../../src/plugin/app.js';
+import { parseConfig } from '../../src/plugin/config.js';
+import { ApiMasterClient } from '../../src/plugin/master.js';
 import { repoRoot, testRoot } from '../helpers/sandbox.js';
 
 const backend = existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli';
 const pool = process.env.VOLPLUGIN_TEST_POOL ?? 'rbd';
 const log = pino({ level: process.env.VOLPLUGIN_TEST_VERBOSE ? 'debug' : 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One call of Docker's volume plugin protocol over the plugin's unix socket. */
+function pluginCall(socket: string, method: string, body: unknown): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: socket, path: `/VolumeDriver.${method}`, method: 'POST', headers: { 'content-type': 'application/vnd.docker.plugins.v1+json' }, timeout: 60_000 },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(text) as Record<string, unknown>);
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
 
 describe(`snapshot copy and rollback on real Ceph and etcd (${backend} backend)`, () => {
   const id = randomUUID().slice(0, 8);
@@ -154,6 +181,45 @@ describe(`snapshot copy and rollback on real Ceph and etcd (${backend} backend)`
     const refused = await api('DELETE', `/v1/volumes/${src}/data/snapshots/${snapshot}`);
     expect(refused.status).toBe(409);
     expect(refused.body).toMatchObject({ code: 'VOLUME_HAS_CLONES' });
+  });
+
+  it('is mounted by volplugin (Docker Mount) at once, holding the snapshot data', async () => {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address() as { port: number };
+    const pluginKv = new EtcdKV({ endpoints: [process.env.VOLPLUGIN_TEST_ETCD!] });
+    const config = parseConfig([
+      '--etcd', process.env.VOLPLUGIN_TEST_ETCD!,
+      '--master', `127.0.0.1:${address.port}`,
+      '--mount-root', path.join(dir, 'plugin-mnt'),
+      '--state-dir', path.join(dir, 'plugin-state'),
+      '--socket-dir', path.join(dir, 'sock'),
+      '--plugin-name', `vp${id}`,
+      '--mapper', 'fuse',
+      '--ceph-conf', process.env.CEPH_CONF!,
+      '--docker', 'none',
+      '--lock-ttl', '5',
+      '--converge-seconds', '3600',
+    ]);
+    let plugin: RunningPlugin | null = null;
+    try {
+      plugin = await startPlugin(config, {
+        storage,
+        kv: pluginKv,
+        master: new ApiMasterClient(new ApiClient({ master: `127.0.0.1:${address.port}` })),
+        log,
+      });
+      // A second copy, of the same snapshot, that nothing has touched yet: mounted straight away.
+      const res = await api('POST', `/v1/volumes/${src}/data/snapshots/${snapshot}/copy`, { tenant: dst, volume: 'fresh' });
+      expect(res.status).toBe(201);
+      const mounted = await pluginCall(plugin.socket, 'Mount', { Name: `${dst}/fresh`, ID: 'c0ffee' });
+      expect(mounted.Err).toBe('');
+      const mountpoint = mounted.Mountpoint as string;
+      expect(await readFile(path.join(mountpoint, 'file.txt'), 'utf8')).toBe('before the snapshot\n');
+      expect((await pluginCall(plugin.socket, 'Unmount', { Name: `${dst}/fresh`, ID: 'c0ffee' })).Err).toBe('');
+    } finally {
+      await plugin?.stop();
+      await pluginKv.close();
+    }
   });
 
   it('refuses bad input with a clear error and changes nothing', async () => {
