@@ -415,7 +415,15 @@ export class SnapshotService {
           this.storage.createSnapshot(current.pool, current.image, name),
         );
       } catch (err) {
-        if (isRbdError(err, 'ENOENT')) return { outcome: 'gone' };
+        if (isRbdError(err, 'ENOENT')) {
+          // The record is there (checked under the lock) but the image is not: report it, so that
+          // the scheduler backs off and says so, instead of retrying silently on every tick.
+          throw new ApiError(
+            'STORAGE_ERROR',
+            `volume ${tenant}/${volume} names image ${current.pool}/${current.image}, which does not exist in Ceph`,
+            { cause: err },
+          );
+        }
         if (!isRbdError(err, 'EEXIST')) throw err;
         outcome = 'existed';
       }

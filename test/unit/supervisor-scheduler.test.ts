@@ -238,4 +238,14 @@ describe('Scheduler (injected clock)', () => {
     await runFor(8000);
     expect(vsNames()).not.toContain(snap);
   });
+
+  it("backs off and says so when a volume's image is missing in Ceph", async () => {
+    await store.createVolume(record('t1', 'ghost', '1s', 2)); // no image
+    await step();
+    const status = () => scheduler.status().volumes.find((v) => v.volume === 't1/ghost');
+    expect(status()?.lastError).toMatch(/does not exist in Ceph/);
+    const attempts = () => storage.calls.filter((c) => c.startsWith('createSnapshot rbd t1.ghost')).length;
+    await runFor(2500, 250);
+    expect(attempts()).toBe(2); // the first, and one retry after 1 s; the next waits 2 s
+  });
 });
