@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
+import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiClient, readTokenFile } from '../api/client.js';
@@ -90,7 +91,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   await mkdir(config.mountRoot, { recursive: true });
 
   const kv = deps.kv ?? new EtcdKV({ endpoints: config.etcd });
-  const store = new StateStore(kv, { owner: `volplugin@${config.hostLabel}:${process.pid}` });
+  const store = new StateStore(kv, { prefix: config.prefix, owner: `volplugin@${config.hostLabel}:${process.pid}` });
   let master = deps.master;
   if (!master) {
     const token = config.tokenFile ? await readTokenFile(config.tokenFile) : null;
@@ -116,7 +117,8 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   const mutex = new KeyedMutex();
   const lease = new HostLease(kv, config.lockTtl, log.child({ part: 'lease' }));
   const docker = config.docker ? new DockerClient(config.docker) : null;
-  const limits = new RateLimiter({ docker, storage, log: log.child({ part: 'limits' }) });
+  const limits = new RateLimiter({ docker, storage, log: log.child({ part: 'limits' }), aheadFile: path.join(config.stateDir, 'cgroups-ahead.json') });
+  await limits.load();
   const manager = new MountManager({
     hostId,
     host: config.hostLabel,

@@ -24,6 +24,8 @@ export interface PluginConfig {
   fenceSeconds: number;
   docker: string | null;
   convergeSeconds: number;
+  /** etcd key prefix shared by every volplugin component. */
+  prefix: string;
   debug: boolean;
 }
 
@@ -65,6 +67,7 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--lock-ttl <seconds>', 'TTL of the host lease that holds the mount locks').default(30).argParser(positiveInt('--lock-ttl', 2)))
     .addOption(new Option('--fence-seconds <seconds>', 'how long a fenced Ceph client stays blocklisted').default(3600).argParser(positiveInt('--fence-seconds')))
     .addOption(new Option('--docker <address>', 'Docker API (unix:///path or tcp://host:port) for rate limits; "none" disables').default(defaultDockerAddress(env)))
+    .addOption(new Option('--prefix <key>', 'etcd key prefix shared by every volplugin component').default('/volplugin'))
     .addOption(new Option('--converge-seconds <seconds>', 'period of the convergence loop').default(10).argParser(positiveInt('--converge-seconds')))
     .option('--debug', 'debug logging', false);
 }
@@ -87,6 +90,7 @@ export interface RawOptions {
   fenceSeconds: number;
   docker: string;
   convergeSeconds: number;
+  prefix: string;
   debug: boolean;
 }
 
@@ -121,6 +125,7 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     fenceSeconds: o.fenceSeconds,
     docker: o.docker === 'none' || o.docker === '' ? null : o.docker,
     convergeSeconds: o.convergeSeconds,
+    prefix: o.prefix,
     debug: o.debug,
   };
 }

@@ -65,6 +65,8 @@ export class Convergence {
 
   /** Runs the first round, then keeps converging in the background. */
   async start(): Promise<void> {
+    // The Mount path needs dockerd's cgroup driver and must not wait for it: learn it now.
+    if (this.o.docker) await this.o.limits.dockerInfo().catch((err: unknown) => this.o.log.warn({ err: messageOf(err) }, 'Docker API not answering: rate limits wait for it'));
     await this.runNow('start');
     this.schedule();
     void this.followDockerEvents();
@@ -343,7 +345,14 @@ export class Convergence {
     while (!this.stopped) {
       try {
         await docker.streamEvents((ev) => {
-          if (ev.Action === 'start' || ev.Action === 'create') this.trigger(`container ${ev.Action}`);
+          const id = ev.Actor?.ID ?? ev.id;
+          if (ev.Action === 'create' && id) {
+            this.o.limits.learnContainer(id).catch(() => undefined);
+          } else if (ev.Action === 'destroy' && id) {
+            this.o.limits.forgetContainer(id);
+          } else if (ev.Action === 'start') {
+            this.trigger('container start');
+          }
         }, this.dockerAbort.signal);
         delay = 1_000;
       } catch (err) {

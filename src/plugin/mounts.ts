@@ -111,7 +111,7 @@ export class MountManager {
       if (existing) return this.addReference(existing, id);
       const record = await this.o.master.getVolume(tenant, volume, signal);
       const entry = await this.firstMount(record, id, signal);
-      await this.applyLimits(entry, record.runtime.rateLimit).catch((err: unknown) => {
+      await this.applyLimits(entry, record.runtime.rateLimit, { duringMount: true }).catch((err: unknown) => {
         this.o.log.warn({ volume: volumeKey(tenant, volume), err: messageOf(err) }, 'rate limits not applied yet; the convergence loop retries');
       });
       return entry.mountpoint;
@@ -136,7 +136,7 @@ export class MountManager {
     if (addRef(entry, id)) await this.o.local.save();
     this.o.log.info({ volume: name, id, references: entry.refs.length }, 'volume reference added');
     if (entry.appliedLimits) {
-      await this.applyLimits(entry, entry.appliedLimits).catch((err: unknown) => {
+      await this.applyLimits(entry, entry.appliedLimits, { duringMount: true }).catch((err: unknown) => {
         this.o.log.warn({ volume: name, err: messageOf(err) }, 'rate limits not applied yet; the convergence loop retries');
       });
     }
@@ -258,7 +258,7 @@ export class MountManager {
   }
 
   /** Applies the volume's rate limits: librbd QoS on the image, blkio in its containers' cgroups. */
-  async applyLimits(entry: LocalVolume, limits: RateLimit): Promise<string[]> {
+  async applyLimits(entry: LocalVolume, limits: RateLimit, options: { duringMount: boolean } = { duringMount: false }): Promise<string[]> {
     const problems: string[] = [];
     if (!sameLimits(entry.appliedLimits, limits)) {
       try {
@@ -269,7 +269,7 @@ export class MountManager {
     }
     if (entry.mapping.device) {
       const dev = await this.ops.deviceNumber(entry.mapping.device);
-      const result = await this.o.limits.applyToContainers(volumeKey(entry.tenant, entry.volume), dev, limits);
+      const result = await this.o.limits.applyToContainers(volumeKey(entry.tenant, entry.volume), dev, limits, options);
       problems.push(...result.problems);
       if (result.containers.length > 0) {
         this.o.log.debug({ volume: volumeKey(entry.tenant, entry.volume), containers: result.containers, limits }, 'rate limits applied');

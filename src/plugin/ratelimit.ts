@@ -10,7 +10,7 @@
 // 2. librbd QoS on the image (conf_rbd_qos_*_limit metadata), which userspace clients (rbd-fuse,
 //    rbd-nbd) enforce for everything that reaches the image.
 
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RateLimit } from '../policy/types.js';
 import type { QosLimits, Storage } from '../storage/types.js';
@@ -98,6 +98,8 @@ export function plannedCgroup(info: DockerInfo, id: string, cgroupParent: string
 }
 
 export interface RateLimiterOptions {
+  /** File that remembers the cgroups made ahead, so that a restarted volplugin still sweeps them. */
+  aheadFile?: string;
   /** Null when volplugin runs without Docker access: only librbd QoS then. */
   docker: DockerClient | null;
   storage: Pick<Storage, 'setQos'>;
@@ -117,10 +119,30 @@ export class RateLimiter {
   private info: DockerInfo | null = null;
   /** Cgroup directories volplugin made ahead of a container start (removed if the container never ran). */
   private readonly madeAhead = new Map<string, string>();
+  /** --cgroup-parent of containers seen being created ('' = dockerd's default). */
+  private readonly parents = new Map<string, string>();
   private readonly root: string;
 
   constructor(private readonly options: RateLimiterOptions) {
     this.root = options.cgroupRoot ?? '/sys/fs/cgroup';
+  }
+
+  /** Reads the cgroups made ahead by an earlier run (see aheadFile). */
+  async load(): Promise<void> {
+    if (!this.options.aheadFile) return;
+    try {
+      const saved = JSON.parse(await readFile(this.options.aheadFile, 'utf8')) as Record<string, string>;
+      for (const [id, dir] of Object.entries(saved)) if (typeof dir === 'string') this.madeAhead.set(id, dir);
+    } catch {
+      // none yet
+    }
+  }
+
+  private async saveAhead(): Promise<void> {
+    if (!this.options.aheadFile) return;
+    const tmp = `${this.options.aheadFile}.tmp`;
+    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.madeAhead)));
+    await rename(tmp, this.options.aheadFile);
   }
 
   /** Sets the image's librbd QoS. */
@@ -128,36 +150,56 @@ export class RateLimiter {
     await this.options.storage.setQos(pool, image, qosOf(limits));
   }
 
-  private async dockerInfo(): Promise<DockerInfo> {
+  async dockerInfo(): Promise<DockerInfo> {
     if (!this.info) this.info = await this.options.docker!.info();
     return this.info;
   }
 
-  /** The cgroups of the containers that use Docker volume `name` (running ones and those about to start). */
-  async targetsOf(name: string): Promise<Array<{ id: string; target: CgroupTarget }>> {
+  /**
+   * The cgroups of the containers that use Docker volume `name`: those about to start (state
+   * "created": their cgroup path is planned) and, unless `duringMount`, the running ones (their
+   * cgroup read from /proc). During a Mount dockerd holds the starting container's lock, and
+   * inspecting any container in transition would wait for it: the Mount path uses the container
+   * list only (served without container locks) and leaves running containers to the loop.
+   */
+  async targetsOf(name: string, options: { duringMount: boolean }): Promise<Array<{ id: string; target: CgroupTarget }>> {
     const docker = this.options.docker;
     if (!docker) return [];
     const containers: DockerContainerSummary[] = await docker.containersUsingVolume(name);
     const out: Array<{ id: string; target: CgroupTarget }> = [];
     for (const c of containers) {
-      const target = await this.targetOf(c.Id);
+      let target: CgroupTarget | null = null;
+      if (c.State === 'created' || c.State === 'restarting') {
+        target = plannedCgroup(await this.dockerInfo(), c.Id, this.parents.get(c.Id), this.root);
+      } else if (c.State === 'running' && !options.duringMount) {
+        target = await this.runningTarget(c.Id);
+      }
       if (target) out.push({ id: c.Id, target });
     }
     return out;
   }
 
-  async targetOf(id: string): Promise<CgroupTarget | null> {
+  /** Remembers a container's --cgroup-parent (learnt from its create event, when it is not locked). */
+  async learnContainer(id: string): Promise<void> {
+    const docker = this.options.docker;
+    if (!docker) return;
+    const details = await docker.inspect(id);
+    this.parents.set(id, details.HostConfig?.CgroupParent ?? '');
+  }
+
+  forgetContainer(id: string): void {
+    this.parents.delete(id);
+  }
+
+  /** A running container's cgroup, from its init process. */
+  async runningTarget(id: string): Promise<CgroupTarget | null> {
     const docker = this.options.docker;
     if (!docker) return null;
     const details = await docker.inspect(id);
     const pid = details.State?.Pid ?? 0;
-    if (details.State?.Running && pid > 0) {
-      const content = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => null);
-      return content === null ? null : cgroupOfProcess(content, this.root);
-    }
-    const status = details.State?.Status ?? '';
-    if (status !== 'created' && status !== 'restarting' && status !== 'running') return null;
-    return plannedCgroup(await this.dockerInfo(), details.Id, details.HostConfig?.CgroupParent, this.root);
+    if (!details.State?.Running || pid <= 0) return null;
+    const content = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => null);
+    return content === null ? null : cgroupOfProcess(content, this.root);
   }
 
   /** Writes the device's limits into one cgroup (making it first when the container has not started). */
@@ -169,7 +211,10 @@ export class RateLimiter {
       );
       if (!existed) {
         await mkdir(target.dir, { recursive: true });
-        if (containerId) this.madeAhead.set(containerId, target.dir);
+        if (containerId) {
+          this.madeAhead.set(containerId, target.dir);
+          await this.saveAhead().catch(() => undefined);
+        }
       }
     }
     if (target.version === 2) {
@@ -185,13 +230,13 @@ export class RateLimiter {
     }
   }
 
-  /** Applies `limits` for device `dev` to every container using Docker volume `name`. */
-  async applyToContainers(name: string, dev: DeviceNumber, limits: RateLimit): Promise<ApplyResult> {
+  /** Applies `limits` for device `dev` to every container using Docker volume `name` (see targetsOf). */
+  async applyToContainers(name: string, dev: DeviceNumber, limits: RateLimit, options: { duringMount: boolean }): Promise<ApplyResult> {
     const result: ApplyResult = { containers: [], problems: [] };
     if (!this.options.docker) return result;
     let targets: Array<{ id: string; target: CgroupTarget }>;
     try {
-      targets = await this.targetsOf(name);
+      targets = await this.targetsOf(name, options);
     } catch (err) {
       result.problems.push(`cannot list the containers of ${name} (${(err as Error).message}): its rate limits wait for the Docker API`);
       return result;
@@ -210,10 +255,16 @@ export class RateLimiter {
   /** Removes cgroups made ahead for containers that no longer wait to start (rmdir of an empty cgroup only). */
   async sweepAhead(): Promise<void> {
     const docker = this.options.docker;
-    if (!docker) return;
+    if (!docker || this.madeAhead.size === 0) return;
+    const before = this.madeAhead.size;
     for (const [id, dir] of this.madeAhead) {
-      const details = await docker.inspect(id).catch(() => null);
-      const status = details?.State?.Status;
+      let status: string | undefined;
+      try {
+        status = (await docker.inspect(id)).State?.Status;
+      } catch (err) {
+        // Gone (404): sweep. Docker busy or away: ask again next round.
+        if (!/answered 404/.test((err as Error).message)) continue;
+      }
       if (status === 'created' || status === 'restarting') continue;
       if (status === 'running') {
         this.madeAhead.delete(id);
@@ -222,5 +273,6 @@ export class RateLimiter {
       await rmdir(dir).catch(() => undefined);
       this.madeAhead.delete(id);
     }
+    if (this.madeAhead.size !== before) await this.saveAhead().catch(() => undefined);
   }
 }
