@@ -24,7 +24,7 @@ import { messageOf } from './errors.js';
 import { loadHostId } from './host-id.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { LocalState } from './local-state.js';
-import { HostLease } from './locks.js';
+import { HostLease, describeHolder } from './locks.js';
 import { ApiMasterClient, type MasterClient } from './master.js';
 import { MountManager } from './mounts.js';
 import { createProtocolServer } from './protocol.js';
@@ -119,6 +119,8 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   const docker = config.docker ? new DockerClient(config.docker) : null;
   const limits = new RateLimiter({ docker, storage, log: log.child({ part: 'limits' }), aheadFile: path.join(config.stateDir, 'cgroups-ahead.json') });
   await limits.load();
+  // eslint-disable-next-line prefer-const
+  let convergence: Convergence;
   const manager = new MountManager({
     hostId,
     host: config.hostLabel,
@@ -133,8 +135,9 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     limits,
     mutex,
     log: log.child({ part: 'mounts' }),
+    onChange: () => convergence.publishReport(),
   });
-  const convergence = new Convergence({
+  convergence = new Convergence({
     hostId,
     host: config.hostLabel,
     version: VERSION,
@@ -156,7 +159,15 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   // Adopt what survived a restart (locks, references) before Docker can send its first request.
   await convergence.start();
 
-  const driver = new Driver({ master, manager, local, mutex });
+  const mountedWhere = async (tenant: string, volume: string): Promise<string | null> => {
+    const lock = await store.getMount(tenant, volume);
+    if (lock) return describeHolder(lock);
+    for (const report of await store.listHostReports()) {
+      if (report.mounts.some((m) => m.tenant === tenant && m.volume === volume)) return `${report.host} (host id ${report.hostId}, as it reports)`;
+    }
+    return null;
+  };
+  const driver = new Driver({ master, manager, local, mutex, mountedWhere });
   const server: Server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
   await mkdir(config.socketDir, { recursive: true });
   await new Promise<void>((resolve, reject) => {

@@ -55,6 +55,7 @@ export class Convergence {
   private watches: Watch[] = [];
   private readonly dockerAbort = new AbortController();
   private problems: string[] = [];
+  private planProblems: string[] = [];
   /** The last plan (for tests and the debug log). */
   lastPlan: Plan | null = null;
   rounds = 0;
@@ -210,12 +211,18 @@ export class Convergence {
 
   private async report(o: Observation, plan: Plan): Promise<void> {
     if (!o.leaseId) return;
+    this.planProblems = plan.problems;
     try {
-      const lease = await this.o.lease.get();
-      await this.o.store.putHostReport(this.hostReport(this.o.local.all(), [...plan.problems, ...this.problems]), lease);
+      await this.publishReport();
     } catch (err) {
       this.o.log.warn({ err: messageOf(err) }, 'could not report to etcd this round');
     }
+  }
+
+  /** Writes the host report now (after a mount or unmount, and every round). */
+  async publishReport(): Promise<void> {
+    const lease = await this.o.lease.get();
+    await this.o.store.putHostReport(this.hostReport(this.o.local.all(), [...this.planProblems, ...this.problems]), lease);
   }
 
   // ---- actions -----------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ export function parseName(name: string): VolumeRef {
 
 export interface DriverOptions {
   master: MasterClient;
+  /** Who has the volume mounted (lock holder or a host's report), or null. */
+  mountedWhere: (tenant: string, volume: string) => Promise<string | null>;
   manager: MountManager;
   local: LocalState;
   mutex: KeyedMutex;
@@ -55,7 +57,15 @@ export class Driver implements VolumeDriver {
           `${name} is mounted on this host (${entry.refs.length} reference${entry.refs.length === 1 ? '' : 's'}): stop the containers that use it, then remove it`,
         );
       }
-      await this.o.master.removeVolume(tenant, volume, signal);
+      // `docker volume rm` drops the records; the data goes too only for an ephemeral volume.
+      const record = await this.o.master.getVolume(tenant, volume, signal);
+      if (record.options.ephemeral) {
+        await this.o.master.removeVolume(tenant, volume, { keepImage: false }, signal);
+        return;
+      }
+      const holder = await this.o.mountedWhere(tenant, volume);
+      if (holder) throw new PluginError('IN_USE', `${name} is mounted on ${holder}: stop the containers that use it there, then remove it`);
+      await this.o.master.removeVolume(tenant, volume, { keepImage: true }, signal);
     });
   }
 

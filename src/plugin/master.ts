@@ -13,8 +13,11 @@ export interface MasterClient {
   listVolumes(signal?: AbortSignal): Promise<VolumeRecord[]>;
   /** Creates the volume (or returns the existing one when the options agree). */
   createVolume(tenant: string, volume: string, options: Record<string, string>, signal?: AbortSignal): Promise<VolumeRecord>;
-  /** Removes the volume's records (and, for an ephemeral volume, its image). */
-  removeVolume(tenant: string, volume: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Removes the volume: its image and records, or with `keepImage` only its records (the master's
+   * force-remove; the caller checks first that nobody has it mounted).
+   */
+  removeVolume(tenant: string, volume: string, options: { keepImage: boolean }, signal?: AbortSignal): Promise<void>;
 }
 
 /** Maps the master's error codes (src/api/errors.ts) to what volplugin tells Docker. */
@@ -102,9 +105,9 @@ export class ApiMasterClient implements MasterClient {
     }
   }
 
-  async removeVolume(tenant: string, volume: string, signal?: AbortSignal): Promise<void> {
+  async removeVolume(tenant: string, volume: string, options: { keepImage: boolean }, signal?: AbortSignal): Promise<void> {
     try {
-      await race(this.api.removeVolume(tenant, volume), signal);
+      await race(this.api.removeVolume(tenant, volume, { force: options.keepImage }), signal);
     } catch (err) {
       throw translate(err, `removing volume ${tenant}/${volume}`);
     }

@@ -81,6 +81,11 @@ export interface MountManagerOptions {
   log: ManagerLog;
   /** Default: the real ones. */
   hostOps?: HostOps;
+  /**
+   * Called after a volume was mounted or torn down, before Docker gets its answer: republishes the
+   * host report (the master refuses to remove a volume a host reports as mounted).
+   */
+  onChange?: () => Promise<void>;
 }
 
 function wrapState(err: unknown): unknown {
@@ -248,6 +253,7 @@ export class MountManager {
       signal.throwIfAborted();
       undo.commit();
       log.info({ volume: name, id, device: mapping.device, mountpoint, ms: Date.now() - started }, 'volume mounted');
+      await this.changed();
       return entry;
     } catch (err) {
       const failed = await undo.rollback(log);
@@ -339,6 +345,11 @@ export class MountManager {
       });
     }
     log.info({ volume: name, mountpoint: entry.mountpoint }, 'volume unmounted, unmapped and released');
+    await this.changed();
+  }
+
+  private async changed(): Promise<void> {
+    await this.o.onChange?.().catch((err: unknown) => this.o.log.warn({ err: messageOf(err) }, 'could not publish the host report'));
   }
 
   /** Releases the volume's lock if this host holds it (under any of its leases). */

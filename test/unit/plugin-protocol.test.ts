@@ -148,20 +148,29 @@ describe('protocol server on a unix socket', () => {
 
 describe('Driver checks before asking anyone', () => {
   const created: unknown[] = [];
+  const removed: unknown[] = [];
   const master: MasterClient = {
     getVolume: async (tenant, volume) => {
-      if (volume !== 'foo') throw new PluginError('VOLUME_NOT_FOUND', 'no such volume');
-      return { tenant, volume, pool: 'rbd', image: `${tenant}.${volume}`, options: { sizeBytes: 1, filesystem: 'ext4' }, createdAt: 'x' } as unknown as VolumeRecord;
+      if (!['foo', 'eph', 'busy'].includes(volume)) throw new PluginError('VOLUME_NOT_FOUND', 'no such volume');
+      return {
+        tenant,
+        volume,
+        pool: 'rbd',
+        image: `${tenant}.${volume}`,
+        options: { sizeBytes: 1, filesystem: 'ext4', ephemeral: volume === 'eph' },
+        createdAt: 'x',
+      } as unknown as VolumeRecord;
     },
     listVolumes: async () => [],
     createVolume: async (tenant, volume, options) => {
       created.push([tenant, volume, options]);
       return {} as VolumeRecord;
     },
-    removeVolume: async () => undefined,
+    removeVolume: async (tenant, volume, options) => void removed.push([tenant, volume, options]),
   };
   const local = new LocalState('/nonexistent/mounts.json');
-  const driver = new Driver({ master, manager: {} as MountManager, local, mutex: new KeyedMutex() });
+  const mountedWhere = async (_t: string, volume: string) => (volume === 'busy' ? 'beta (host id h2) since then' : null);
+  const driver = new Driver({ master, manager: {} as MountManager, local, mutex: new KeyedMutex(), mountedWhere });
   const signal = new AbortController().signal;
 
   it('a name without a tenant says how to write one', async () => {
@@ -182,5 +191,15 @@ describe('Driver checks before asking anyone', () => {
 
   it('Get of an unknown volume tells how to create it', async () => {
     await expect(driver.get('tenant1/bar', signal)).rejects.toThrow(/docker volume create -d volplugin --name tenant1\/bar/);
+  });
+
+  it('volume rm keeps the image of a normal volume, removes an ephemeral one, and refuses while mounted elsewhere', async () => {
+    await driver.remove('tenant1/foo', signal);
+    await driver.remove('tenant1/eph', signal);
+    await expect(driver.remove('tenant1/busy', signal)).rejects.toThrow(/mounted on beta .*stop the containers/);
+    expect(removed).toEqual([
+      ['tenant1', 'foo', { keepImage: true }],
+      ['tenant1', 'eph', { keepImage: false }],
+    ]);
   });
 });
