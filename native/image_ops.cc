@@ -26,6 +26,16 @@ constexpr int kMaxListAttempts = 16;
 
 }  // namespace
 
+int SetOrder(rbd_image_options_t opts, int order) {
+  // The object size, and a stripe unit of the same size: a clone otherwise keeps its parent's
+  // stripe unit, which must divide the object size.
+  const uint64_t objectSize = uint64_t(1) << order;
+  int r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_ORDER, static_cast<uint64_t>(order));
+  if (r >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_STRIPE_UNIT, objectSize);
+  if (r >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_STRIPE_COUNT, 1);
+  return r;
+}
+
 void CreateImageBaton::Run(ClusterCore& core) {
   rados_ioctx_t io = nullptr;
   if (!OpenPool(core, pool_, &io)) return;
@@ -34,7 +44,7 @@ void CreateImageBaton::Run(ClusterCore& core) {
   rbd_image_options_create(&opts);
   int r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FORMAT, 2);
   if (r >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, features_);
-  if (r >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_ORDER, static_cast<uint64_t>(order_));
+  if (r >= 0) r = SetOrder(opts, order_);
   if (r >= 0 && !dataPool_.empty()) r = rbd_image_options_set_string(opts, RBD_IMAGE_OPTION_DATA_POOL, dataPool_.c_str());
   if (r < 0) {
     rbd_image_options_destroy(opts);

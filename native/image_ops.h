@@ -97,6 +97,9 @@ class FlattenImageBaton : public ImageBaton {
   void Run(ClusterCore& core) override;
 };
 
+// Sets RBD_IMAGE_OPTION_ORDER with a matching stripe unit (and a stripe count of 1).
+int SetOrder(rbd_image_options_t opts, int order);
+
 // Counts the image's user snapshots (rbd_snap_list, size first). Returns a negative errno or the count.
 int CountSnapshots(rbd_image_t image);
 

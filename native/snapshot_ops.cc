@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "image_ops.h"
+
 namespace volplugin {
 
 namespace {
@@ -114,7 +116,7 @@ void CloneBaton::Run(ClusterCore& core) {
   rbd_image_options_create(&opts);
   r = 0;
   if (features_ >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, static_cast<uint64_t>(features_));
-  if (r >= 0 && order_ >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_ORDER, static_cast<uint64_t>(order_));
+  if (r >= 0 && order_ >= 0) r = SetOrder(opts, order_);
   if (r >= 0 && !dataPool_.empty()) r = rbd_image_options_set_string(opts, RBD_IMAGE_OPTION_DATA_POOL, dataPool_.c_str());
   if (r < 0) {
     rbd_image_options_destroy(opts);

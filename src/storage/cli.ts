@@ -6,6 +6,8 @@
 // Names go as `--image=NAME` (a name that starts with '-' cannot pass for an option), and free text
 // (lock cookies, metadata keys and values) after `--`.
 
+import { constants as fsConstants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { execa } from 'execa';
 import { RbdError } from './errors.js';
@@ -64,6 +66,7 @@ export class CliStorage implements Storage {
   readonly kind = 'cli' as const;
 
   private readonly base: string[];
+  private readonly confPath: string | undefined;
   private readonly tools: { rbd: string; ceph: string; rados: string };
   private readonly timeoutMs: number;
   private readonly maxProcesses: number;
@@ -73,6 +76,7 @@ export class CliStorage implements Storage {
   private closing: Promise<void> | null = null;
 
   constructor(config: ClusterConfig = {}, options: CliStorageOptions = {}) {
+    this.confPath = config.confPath;
     this.base = [];
     if (config.confPath !== undefined) this.base.push(`--conf=${config.confPath}`);
     if (config.keyring !== undefined) this.base.push(`--keyring=${config.keyring}`);
@@ -84,6 +88,15 @@ export class CliStorage implements Storage {
 
   /** Checks that `rbd` runs and reaches the cluster (openStorage calls it once). */
   async connect(): Promise<void> {
+    // Like rados_conf_read_file: a configuration file that is not there is ENOENT.
+    if (this.confPath !== undefined) {
+      try {
+        await access(this.confPath, fsConstants.R_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'ENOENT';
+        throw new RbdError({ errno: -(ERRNO[code] ?? ERRNO.ENOENT!), op: 'rados_conf_read_file', detail: `${code}: ${this.confPath}` });
+      }
+    }
     // Both tools present, and the cluster reachable with this configuration.
     await Promise.all([
       this.exec('rbd', ['--version'], { op: 'spawn' }),
@@ -155,6 +168,12 @@ export class CliStorage implements Storage {
         op: 'rbd_rename',
         pool,
         image: from,
+      }).catch((err: unknown) => {
+        // EEXIST is about the name that is taken, as in the native backend.
+        if (err instanceof RbdError && err.code === 'EEXIST') {
+          throw new RbdError({ errno: err.errno, op: err.op, pool, image: to, detail: err.detail });
+        }
+        throw err;
       });
     });
   }
@@ -388,7 +407,7 @@ export class CliStorage implements Storage {
       checkName('pool', pool);
       checkName('image', image);
       checkText('key', key);
-      checkText('value', value, { allowEmpty: true });
+      checkText('value', value);
       await this.rbd(['image-meta', 'set', `--pool=${pool}`, `--image=${image}`, '--', key, value], {
         op: 'rbd_metadata_set',
         pool,
@@ -560,7 +579,9 @@ function imageOptionArgs(features: ImageFeature[] | null, order: number | null, 
     // `--image-feature` cannot be empty: no features at all is spelled as a zero default.
     args.push(features.length > 0 ? `--image-feature=${features.join(',')}` : '--rbd-default-features=0');
   }
-  if (order !== null) args.push(`--order=${order}`);
+  // The object size, with striping to match (a clone would otherwise keep its parent's stripe unit,
+  // which must divide the object size).
+  if (order !== null) args.push(`--object-size=${2 ** order}`, `--stripe-unit=${2 ** order}`, '--stripe-count=1');
   if (dataPool !== null) args.push(`--data-pool=${dataPool}`);
   return args;
 }
@@ -582,6 +603,14 @@ interface ExecResult {
   originalMessage?: string;
 }
 
+// The `ceph` CLI (Python) reports a failed connect as an exception name with exit status 1.
+const PYTHON_ERRORS: [RegExp, number][] = [
+  [/ObjectNotFound/, ERRNO.ENOENT!],
+  [/PermissionDenied/, ERRNO.EACCES!],
+  [/TimedOut|timed out/, ERRNO.ETIMEDOUT!],
+  [/InvalidArgument/, ERRNO.EINVAL!],
+];
+
 /** Maps a failed `rbd`/`ceph`/`rados` run to an RbdError. */
 export function cliError(tool: string, result: ExecResult, target: Target): RbdError {
   const stderr = result.stderr ?? '';
@@ -600,9 +629,11 @@ export function cliError(tool: string, result: ExecResult, target: Target): RbdE
   const ownLine = [...lines].reverse().find((l) => l.startsWith(`${tool}: `) || l.startsWith('Error E')) ?? lines.at(-1) ?? '';
   const numbered = /\((\d+)\) [A-Z]/.exec(ownLine) ?? /\((\d+)\) [A-Z]/.exec(stderr);
   const named = /^Error (E[A-Z0-9]+):/m.exec(stderr);
+  const python = PYTHON_ERRORS.find(([re]) => re.test(stderr));
   let errno: number;
   if (numbered) errno = Number(numbered[1]);
   else if (named && ERRNO[named[1]!] !== undefined) errno = ERRNO[named[1]!]!;
+  else if (python) errno = python[1];
   else if (result.exitCode !== undefined && result.exitCode > 1 && result.exitCode < 256) errno = result.exitCode;
   else errno = ERRNO.EIO!;
 

@@ -373,7 +373,7 @@ export class MemoryStorage implements Storage {
     checkName('pool', pool);
     checkName('image', image);
     checkText('key', key);
-    checkText('value', value, { allowEmpty: true });
+    checkText('value', value);
     const img = this.image('rbd_open', pool, image);
     // librbd checks conf_* keys against its config schema; the QoS ones take unsigned integers.
     if (key.startsWith('conf_rbd_qos_') && !/^\d+$/.test(value)) {

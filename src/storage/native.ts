@@ -90,22 +90,28 @@ export function loadAddon(): AddonModule {
   try {
     mod = require(file) as AddonModule;
   } catch (err) {
-    const text = err instanceof Error ? err.message : String(err);
-    const lib = /(lib(?:rbd|rados)\.so[.\d]*)/.exec(text)?.[1];
-    if (lib) {
-      const pkg = lib.startsWith('librbd') ? 'librbd1' : 'librados2';
-      throw new AddonLoadError(`${lib} not found: apt-get install ${pkg}, ${cli} (loading ${file}: ${text})`, { cause: err });
-    }
-    if (/NODE_MODULE_VERSION|different Node\.js version|napi/i.test(text)) {
-      throw new AddonLoadError(`${file} was built for another Node.js: run \`pnpm run build:native\`, ${cli} (${text})`, {
-        cause: err,
-      });
-    }
-    throw new AddonLoadError(`cannot load ${file}: ${text}; rebuild with \`pnpm run build:native\`, ${cli}`, { cause: err });
+    throw explainAddonLoadFailure(file, err);
   }
   mod.init(RbdError);
   addon = mod;
   return mod;
+}
+
+/** Turns dlopen's complaint into what to do about it. */
+export function explainAddonLoadFailure(file: string, err: unknown): AddonLoadError {
+  const cli = 'or run with the CLI backend (--backend cli)';
+  const text = err instanceof Error ? err.message : String(err);
+  const lib = /(lib(?:rbd|rados)\.so[.\d]*)/.exec(text)?.[1];
+  if (lib && /cannot open shared object|No such file/i.test(text)) {
+    const pkg = lib.startsWith('librbd') ? 'librbd1' : 'librados2';
+    return new AddonLoadError(`${lib} not found: apt-get install ${pkg}, ${cli} (loading ${file}: ${text})`, { cause: err });
+  }
+  if (/NODE_MODULE_VERSION|different Node\.js version|napi_/i.test(text)) {
+    return new AddonLoadError(`${file} was built for another Node.js: run \`pnpm run build:native\`, ${cli} (${text})`, {
+      cause: err,
+    });
+  }
+  return new AddonLoadError(`cannot load ${file}: ${text}; rebuild it with \`pnpm run build:native\`, ${cli}`, { cause: err });
 }
 
 /** Writes a sysfs or cgroup file with one write(2), off the JS thread (krbd add/remove, blkio). */
@@ -345,7 +351,8 @@ export class NativeStorage implements Storage {
     const site = this.enter('blocklistAdd', this.blocklistAdd);
     checkAddress('address', address);
     checkSize('seconds', seconds, { min: 1 });
-    const command = JSON.stringify({ prefix: 'osd blocklist', blocklistop: 'add', addr: address, expire: seconds });
+    // `expire` is a CephFloat: the monitor wants a JSON real ("120.0"), an integer is "bad or missing".
+    const command = `{"prefix":"osd blocklist","blocklistop":"add","addr":${JSON.stringify(address)},"expire":${seconds.toFixed(1)}}`;
     await this.run(site, () => this.cluster.monCommand(command));
   }
 
@@ -371,7 +378,7 @@ export class NativeStorage implements Storage {
     checkName('pool', pool);
     checkName('image', image);
     checkText('key', key);
-    checkText('value', value, { allowEmpty: true });
+    checkText('value', value);
     return this.run(site, () => this.cluster.setMetadata(pool, image, key, value));
   }
 
