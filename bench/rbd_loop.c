@@ -18,7 +18,8 @@
  *               removes them (phase image_remove: rbd_remove, or with --remove trash rbd_trash_move
  *               as the user-visible step and rbd_trash_remove as a separate phase trash_purge).
  * --mode read   worker w reads the existing image PREFIX-w: phase image_info (open read-only, stat,
- *               features, snapshot count, close) and phase image_list (rbd_list2 of the pool).
+ *               features, parent, snapshot count, close: what `rbd info` shows) and phase
+ *               image_list (rbd_list2 of the pool, with room for 64 names on the first call).
  *
  * Output (stdout): {"librbd":"1.16.0","connect_ms":..,"phases":[{"op":..,"workers":N,"ops":..,
  * "wall_ms":..,"lat_ms":[..]}]}. Errors go to stderr with the call that failed; exit status 1.
@@ -231,6 +232,15 @@ static void *read_worker(int w) {
         check(rbd_open_read_only(ioctx, image_name, &image, NULL), "rbd_open_read_only", image_name);
         check(rbd_stat(image, &info, sizeof info), "rbd_stat", image_name);
         check(rbd_get_features(image, &features), "rbd_get_features", image_name);
+        rbd_linked_image_spec_t parent;
+        rbd_snap_spec_t parent_snap;
+        int pr = rbd_get_parent(image, &parent, &parent_snap);
+        if (pr == 0) {
+          rbd_linked_image_spec_cleanup(&parent);
+          rbd_snap_spec_cleanup(&parent_snap);
+        } else if (pr != -ENOENT) {
+          fail("rbd_get_parent", image_name, pr);
+        }
         /* Size query first (ERANGE with max = 0), as a binding does to count snapshots. */
         int r = rbd_snap_list(image, NULL, &max);
         if (r < 0 && r != -ERANGE) fail("rbd_snap_list", image_name, r);

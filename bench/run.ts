@@ -24,6 +24,7 @@ import type { NodeBackend } from './lib/backends.js';
 import { nodeBackends, openBackend } from './lib/backends.js';
 import { buildCLoop, librbdVersion } from './lib/c-loop.js';
 import { chartSvg } from './lib/chart.js';
+import { setCephDaemons } from './lib/cpu.js';
 import { resultsMarkdown, updateDocs } from './lib/docs.js';
 import type { Cluster, ClusterSpec } from './lib/cluster.js';
 import { clusterSpecs, ensureCluster, removeImagesWithPrefix, repoRoot, stopCluster } from './lib/cluster.js';
@@ -34,7 +35,7 @@ import { captureEnv, machineLine } from './lib/env.js';
 import type { Measurement } from './lib/harness.js';
 import { progress } from './lib/harness.js';
 import { checkAims, compare, toRows } from './lib/report.js';
-import { aimsText, textTable } from './lib/table.js';
+import { aimsText, cpuTextTable, textTable } from './lib/table.js';
 
 const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'paxos'] as const;
 type BenchName = (typeof BENCHES)[number];
@@ -106,6 +107,7 @@ async function clusterRecord(env: BenchEnv, cluster: Cluster): Promise<void> {
 async function withCluster<T>(spec: ClusterSpec, env: BenchEnv, fn: (cluster: Cluster) => Promise<T>): Promise<T> {
   const cluster = await ensureCluster(spec);
   await clusterRecord(env, cluster);
+  setCephDaemons({ mon: path.join(spec.dir, 'ceph', 'run', 'mon.a.pid'), osd: path.join(spec.dir, 'ceph', 'run', 'osd.0.pid') });
   const leftovers = await removeImagesWithPrefix(cluster, 'bench-');
   if (leftovers) progress(`removed ${leftovers} images left by an earlier run`);
   try {
@@ -145,17 +147,17 @@ async function main(): Promise<void> {
           );
         }
         if (only.has('image')) {
-          measurements.push(...(await imageBench(ctx, 1, sizes(ctx, { warmup: 1, rounds: 3, count: 5 }, { warmup: 0, rounds: 1, count: 2 }))));
-          measurements.push(...(await removeVariantsBench(ctx, sizes(ctx, { warmup: 0, rounds: 2, count: 5 }, { warmup: 0, rounds: 1, count: 2 }))));
+          measurements.push(...(await imageBench(ctx, 1, sizes(ctx, { warmup: 1, rounds: 4, count: 8 }, { warmup: 0, rounds: 1, count: 2 }))));
+          measurements.push(...(await removeVariantsBench(ctx, sizes(ctx, { warmup: 0, rounds: 2, count: 4 }, { warmup: 0, rounds: 1, count: 2 }))));
         }
         if (only.has('read')) {
-          measurements.push(...(await readBench(ctx, 1, sizes(ctx, { warmup: 1, rounds: 5, count: 20 }, { warmup: 1, rounds: 1, count: 5 }))));
+          measurements.push(...(await readBench(ctx, 1, sizes(ctx, { warmup: 1, rounds: 4, count: 20 }, { warmup: 1, rounds: 1, count: 5 }))));
         }
         if (only.has('mount')) {
           measurements.push(...(await mountBench(ctx, sizes(ctx, { warmup: 1, rounds: 4, count: 1 }, { warmup: 0, rounds: 1, count: 1 }), missing)));
         }
         if (only.has('master')) {
-          measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 8 }, { warmup: 0, rounds: 1, count: 2 }), missing)));
+          measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 2 }), missing)));
         }
       } finally {
         await removeImagesWithPrefix(cluster, prefix).catch((err: Error) => progress(`cleanup: ${err.message}`));
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
     }),
   );
 
-  const markdown = resultsMarkdown(env, comparisons, aims, missing);
+  const markdown = resultsMarkdown(env, results, comparisons, aims, missing);
   await writeFile(path.join(outDir, 'latest.md'), `${markdown}\n`);
   if (flags.docs) await updateDocs(path.join(repoRoot, 'docs', 'performance.md'), markdown);
 
@@ -211,6 +213,7 @@ async function main(): Promise<void> {
   process.stdout.write(`load average: ${env.load.start.join(' ')} at start, ${env.load.end.join(' ')} at end\n\n`);
   process.stdout.write(`${textTable(comparisons)}\n\n`);
   process.stdout.write('ops/s: operations over wall time (all workers); ms: median (p95) per operation; addon over C: native median vs C median.\n\n');
+  process.stdout.write(`where the time goes (CPU ms per operation by party, over whole rounds):\n${cpuTextTable(results)}\n\n`);
   process.stdout.write(`${aimsText(aims)}\n`);
   if (missing.length) process.stdout.write(`\nnot measured:\n${missing.map((m) => `  - ${m}`).join('\n')}\n`);
   process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(outDir, `${stamp}.json`))}, latest.json, latest.md and chart.svg${flags.docs ? ' and docs/performance.md' : ''}\n`);

@@ -7,34 +7,34 @@
 import { cPhases, RBD_FEATURE, runCLoop } from '../lib/c-loop.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
 import type { Measurement, PhaseResult } from '../lib/harness.js';
-import { measure, runPhase } from '../lib/harness.js';
+import { type Contender, measure, measureInterleaved, runPhase } from '../lib/harness.js';
 
 /** 10 GiB: a typical volume; thin, so creating it writes only the header objects. */
 export const IMAGE_SIZE = 10 * 2 ** 30;
 
 export async function imageBench(ctx: BenchContext, concurrency: number, sizes: Sizes): Promise<Measurement[]> {
   const { cluster } = ctx;
-  const base = { bench: 'image', concurrency, cluster: cluster.name, ...sizes };
-  const out: Measurement[] = [];
-  for (const backend of ctx.backends) {
+  const base = { bench: 'image', concurrency, cluster: cluster.name };
+  const contenders: Contender[] = ctx.backends.map((backend) => {
     const storage = ctx.storage[backend]!;
-    out.push(
-      ...(await measure({ ...base, backend }, async (r) => {
+    return {
+      spec: { ...base, backend },
+      round: async (r) => {
         const name = (w: number, i: number) => `${ctx.prefix}i${backend[0]}${r}-${w}-${i}`;
         const create = await runPhase('image_create', concurrency, sizes.count, (w, i) =>
           storage.createImage(cluster.pool, name(w, i), { size: IMAGE_SIZE }),
         );
         const remove = await runPhase('image_remove', concurrency, sizes.count, (w, i) => storage.removeImage(cluster.pool, name(w, i)));
         return [create, remove];
-      })),
-    );
-  }
-  out.push(
-    ...(await measure({ ...base, backend: 'c' }, async (r) =>
+      },
+    };
+  });
+  contenders.push({
+    spec: { ...base, backend: 'c' },
+    round: async (r) =>
       cPhases(await runCLoop(cluster, { mode: 'image', prefix: `${ctx.prefix}ic${r}`, workers: concurrency, count: sizes.count, size: IMAGE_SIZE })),
-    )),
-  );
-  return out;
+  });
+  return measureInterleaved(contenders, sizes.warmup, sizes.rounds);
 }
 
 /**

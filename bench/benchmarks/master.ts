@@ -12,7 +12,7 @@ import type { NodeBackend } from '../lib/backends.js';
 import { ensureEtcd, repoRoot, stopEtcd } from '../lib/cluster.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
 import type { Measurement } from '../lib/harness.js';
-import { measure, progress, runPhase } from '../lib/harness.js';
+import { type Contender, measureInterleaved, progress, runPhase } from '../lib/harness.js';
 
 /** Clients sending requests at the same time. */
 export const MASTER_CLIENTS = 8;
@@ -112,51 +112,44 @@ function benchPolicy(pool: string): object {
 export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: string[]): Promise<Measurement[]> {
   const etcd = await ensureEtcd();
   const tenant = `${ctx.prefix}t`;
-  const out: Measurement[] = [];
+  const masters: Array<{ backend: NodeBackend; master: Volmaster }> = [];
   try {
-    for (const backend of ctx.backends) out.push(...(await masterBenchOne(ctx, backend, etcd.url, tenant, sizes, missing)));
+    // One volmaster per backend, both up for the whole benchmark so their rounds can alternate.
+    for (const backend of ctx.backends) {
+      try {
+        masters.push({ backend, master: await startVolmaster(ctx, backend, etcd.url) });
+      } catch (err) {
+        missing.push(`master API (${backend}): ${(err as Error).message.split('\n')[0]}`);
+        progress(`WARNING: master API (${backend}): ${(err as Error).message}`);
+      }
+    }
+    const contenders: Contender[] = [];
+    for (const { backend, master } of masters) {
+      const clients = Array.from({ length: MASTER_CLIENTS }, () => new ApiClient({ master: master.url, timeoutMs: 120_000 }));
+      await clients[0]!.uploadTenant(tenant, benchPolicy(ctx.cluster.pool));
+      contenders.push({
+        spec: { bench: 'master', backend, concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name },
+        round: async (r) => {
+          // Both volmasters share the Ceph pool: their image names differ by backend.
+          const volume = (w: number, i: number) => `v${backend[0]}${r}-${w}-${i}`;
+          const create = await runPhase('api_volume_create', MASTER_CLIENTS, sizes.count, async (w, i) => {
+            await clients[w]!.createVolume(tenant, volume(w, i));
+          });
+          const get = await runPhase('api_volume_get', MASTER_CLIENTS, sizes.count * GETS_PER_CREATE, async (w, i) => {
+            await clients[w]!.getVolume(tenant, volume(w, i % sizes.count));
+          });
+          const remove = await runPhase('api_volume_remove', MASTER_CLIENTS, sizes.count, async (w, i) => {
+            await clients[w]!.removeVolume(tenant, volume(w, i));
+          });
+          return [create, get, remove];
+        },
+      });
+    }
+    const out = await measureInterleaved(contenders, sizes.warmup, sizes.rounds);
+    for (const { master } of masters) await new ApiClient({ master: master.url }).deleteTenant(tenant).catch(() => undefined);
+    return out;
   } finally {
+    for (const { master } of masters) await stopVolmaster(master);
     if (etcd.startedHere && !ctx.keep) await stopEtcd();
-  }
-  return out;
-}
-
-/** One volmaster with one backend: create, get and remove phases from MASTER_CLIENTS clients. */
-async function masterBenchOne(
-  ctx: BenchContext,
-  backend: NodeBackend,
-  etcdUrl: string,
-  tenant: string,
-  sizes: Sizes,
-  missing: string[],
-): Promise<Measurement[]> {
-  let master: Volmaster;
-  try {
-    master = await startVolmaster(ctx, backend, etcdUrl);
-  } catch (err) {
-    missing.push(`master API (${backend}): ${(err as Error).message.split('\n')[0]}`);
-    progress(`WARNING: master API (${backend}): ${(err as Error).message}`);
-    return [];
-  }
-  try {
-    const clients = Array.from({ length: MASTER_CLIENTS }, () => new ApiClient({ master: master.url, timeoutMs: 120_000 }));
-    await clients[0]!.uploadTenant(tenant, benchPolicy(ctx.cluster.pool));
-    const measured = await measure({ bench: 'master', backend, concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name, ...sizes }, async (r) => {
-      const volume = (w: number, i: number) => `v${r}-${w}-${i}`;
-      const create = await runPhase('api_volume_create', MASTER_CLIENTS, sizes.count, async (w, i) => {
-        await clients[w]!.createVolume(tenant, volume(w, i));
-      });
-      const get = await runPhase('api_volume_get', MASTER_CLIENTS, sizes.count * GETS_PER_CREATE, async (w, i) => {
-        await clients[w]!.getVolume(tenant, volume(w, i % sizes.count));
-      });
-      const remove = await runPhase('api_volume_remove', MASTER_CLIENTS, sizes.count, async (w, i) => {
-        await clients[w]!.removeVolume(tenant, volume(w, i));
-      });
-      return [create, get, remove];
-    });
-    await clients[0]!.deleteTenant(tenant).catch(() => undefined);
-    return measured;
-  } finally {
-    await stopVolmaster(master);
   }
 }

@@ -12,7 +12,7 @@ import { formatDevice, mountDevice, unmountAll } from '../../src/mapper/fs.js';
 import { benchRoot } from '../lib/cluster.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
 import type { Measurement, PhaseResult } from '../lib/harness.js';
-import { measure } from '../lib/harness.js';
+import { type Contender, measureInterleaved } from '../lib/harness.js';
 
 /** 1 GiB: mkfs.ext4 time depends on the size (inode tables), so it is fixed here. */
 const MOUNT_IMAGE_SIZE = 2 ** 30;
@@ -30,12 +30,12 @@ export async function mountBench(ctx: BenchContext, sizes: Sizes, missing: strin
   const { cluster } = ctx;
   const root = path.join(benchRoot, 'fuse');
   const mnt = path.join(benchRoot, 'mnt');
-  const out: Measurement[] = [];
-  for (const backend of ctx.backends) {
+  const contenders: Contender[] = ctx.backends.map((backend) => {
     const storage = ctx.storage[backend]!;
     const mapper = new FuseMapper({ root, ceph: { confPath: cluster.confPath, clientId: 'admin' }, watchers: storage });
-    out.push(
-      ...(await measure({ bench: 'mount', backend, concurrency: 1, cluster: cluster.name, ...sizes }, async (r) => {
+    return {
+      spec: { bench: 'mount', backend, concurrency: 1, cluster: cluster.name },
+      round: async (r: number) => {
         const phases: PhaseResult[] = [];
         const image = `${ctx.prefix}m${backend[0]}${r}`;
         const target = { tenant: 'bench', volume: image, pool: cluster.pool, image };
@@ -45,7 +45,7 @@ export async function mountBench(ctx: BenchContext, sizes: Sizes, missing: strin
           const t = performance.now();
           const value = await fn();
           const ms = performance.now() - t;
-          phases.push({ op: `mount_${name}`, latMs: [ms], wallMs: ms });
+          phases.push({ op: `mount_${name}`, latMs: [ms], wallMs: ms, cpuOps: 0 });
           return value;
         };
         await step('create', () => storage.createImage(cluster.pool, image, { size: MOUNT_IMAGE_SIZE }));
@@ -62,8 +62,8 @@ export async function mountBench(ctx: BenchContext, sizes: Sizes, missing: strin
         phases.push({ op: 'mount_cycle', latMs: [total], wallMs: total });
         await rm(dir, { recursive: true, force: true });
         return phases;
-      })),
-    );
-  }
-  return out;
+      },
+    };
+  });
+  return measureInterleaved(contenders, sizes.warmup, sizes.rounds);
 }

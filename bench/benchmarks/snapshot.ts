@@ -2,12 +2,13 @@
 // w, so 16 workers spread over 16 images), for the native addon, the `rbd` CLI (16 processes at
 // once at concurrency 16) and the C program.
 
+import path from 'node:path';
 import { cPhases, runCLoop } from '../lib/c-loop.js';
 import type { Cluster } from '../lib/cluster.js';
-import { rbd } from '../lib/cluster.js';
+import { rbd, repoRoot, sh } from '../lib/cluster.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
-import type { Measurement } from '../lib/harness.js';
-import { measure, runPhase } from '../lib/harness.js';
+import type { Measurement, PhaseResult } from '../lib/harness.js';
+import { type Contender, measureInterleaved, runPhase } from '../lib/harness.js';
 
 export const SNAP_IMAGES = 16;
 const IMAGE_SIZE = 1 << 30;
@@ -22,6 +23,28 @@ export async function createSnapImages(ctx: Pick<BenchContext, 'prefix'>, cluste
   }
 }
 
+/** One snapshot round of the native backend in a child process with UV_THREADPOOL_SIZE=`uvThreads`. */
+export async function nativeChildRound(
+  ctx: BenchContext,
+  concurrency: number,
+  count: number,
+  prefix: string,
+  uvThreads: number,
+): Promise<{ phases: PhaseResult[]; threads: number; maxPending: number }> {
+  const args = {
+    confPath: ctx.cluster.confPath,
+    pool: ctx.cluster.pool,
+    images: Array.from({ length: concurrency }, (_, w) => snapImage(ctx, w)),
+    count,
+    prefix,
+  };
+  const out = await sh(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'snapshot-child.ts'), JSON.stringify(args)], {
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(uvThreads) },
+    timeoutMs: 600_000,
+  });
+  return JSON.parse(out) as { phases: PhaseResult[]; threads: number; maxPending: number };
+}
+
 export interface SnapshotPlan {
   concurrency: number;
   sizes: Sizes;
@@ -31,12 +54,13 @@ export async function snapshotBench(ctx: BenchContext, plans: readonly SnapshotP
   const { cluster } = ctx;
   const out: Measurement[] = [];
   for (const { concurrency, sizes } of plans) {
-    const base = { bench: 'snapshot', concurrency, cluster: cluster.name, ...sizes };
-    for (const backend of ctx.backends) {
+    const base = { bench: 'snapshot', concurrency, cluster: cluster.name };
+    const contenders: Contender[] = ctx.backends.map((backend) => {
       const storage = ctx.storage[backend]!;
-      out.push(
-        ...(await measure({ ...base, backend }, async (r) => {
-          const snap = (w: number, i: number) => `${ctx.prefix}s${r}-${w}-${i}`;
+      return {
+        spec: { ...base, backend, ...(backend === 'native' ? { notes: { uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4) } } : {}) },
+        round: async (r) => {
+          const snap = (w: number, i: number) => `${ctx.prefix}s${backend[0]}${r}-${w}-${i}`;
           const create = await runPhase('snap_create', concurrency, sizes.count, (w, i) =>
             storage.createSnapshot(cluster.pool, snapImage(ctx, w), snap(w, i)),
           );
@@ -44,14 +68,25 @@ export async function snapshotBench(ctx: BenchContext, plans: readonly SnapshotP
             storage.removeSnapshot(cluster.pool, snapImage(ctx, w), snap(w, i)),
           );
           return [create, remove];
-        })),
-      );
+        },
+      };
+    });
+    if (concurrency > 1 && ctx.backends.includes('native')) {
+      // The same native backend with a libuv pool as large as the concurrency (see the docs: the
+      // default pool of 4 threads caps how many librbd calls run at once).
+      contenders.push({
+        spec: { ...base, backend: 'native', notes: { uv_threadpool_size: concurrency } },
+        round: async (r) => {
+          const out = await nativeChildRound(ctx, concurrency, sizes.count, `${ctx.prefix}su${r}-`, concurrency);
+          return out.phases.map((p) => ({ ...p, op: `${p.op}_uv${concurrency}` }));
+        },
+      });
     }
-    out.push(
-      ...(await measure({ ...base, backend: 'c', notes: { open_per_op: true } }, async () =>
-        cPhases(await runCLoop(cluster, { mode: 'snap', prefix: snapImagePrefix(ctx), workers: concurrency, count: sizes.count })),
-      )),
-    );
+    contenders.push({
+      spec: { ...base, backend: 'c', notes: { open_per_op: true } },
+      round: async () => cPhases(await runCLoop(cluster, { mode: 'snap', prefix: snapImagePrefix(ctx), workers: concurrency, count: sizes.count })),
+    });
+    out.push(...(await measureInterleaved(contenders, sizes.warmup, sizes.rounds)));
   }
   return out;
 }

@@ -50,6 +50,7 @@ export async function sh(
 ): Promise<string> {
   try {
     const { stdout } = await execFileP(cmd, args, {
+      cwd: repoRoot,
       env: options.env ?? process.env,
       timeout: options.timeoutMs ?? 120_000,
       maxBuffer: 64 << 20,

@@ -5,13 +5,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { BenchEnv } from './env.js';
 import { machineLine } from './env.js';
-import type { AimResult, Comparison } from './report.js';
-import { aimsMarkdown, markdownTable } from './table.js';
+import type { AimResult, Comparison, ResultRow } from './report.js';
+import { aimsMarkdown, cpuMarkdownTable, markdownTable } from './table.js';
 
 export const BEGIN = '<!-- bench:results:begin (written by `pnpm bench --docs`; edit bench/lib/docs.ts, not this block) -->';
 export const END = '<!-- bench:results:end -->';
 
-export function resultsMarkdown(env: BenchEnv, comparisons: readonly Comparison[], aims: readonly AimResult[], missing: readonly string[]): string {
+export function resultsMarkdown(
+  env: BenchEnv,
+  results: readonly ResultRow[],
+  comparisons: readonly Comparison[], aims: readonly AimResult[], missing: readonly string[]): string {
   const clusters = env.clusters.map((c) => `\`${c.name}\`: paxos propose interval ${c.paxos_propose_interval_s} s`).join('; ');
   const lines = [
     `Run of ${env.date.slice(0, 16).replace('T', ' ')} UTC at commit \`${env.git_commit ?? 'unknown'}\`: ${machineLine(env)}, ` +
@@ -28,6 +31,12 @@ export function resultsMarkdown(env: BenchEnv, comparisons: readonly Comparison[
     '![native addon vs rbd CLI vs C](../bench/results/chart.svg)',
     '',
     aimsMarkdown(aims),
+    '',
+    'Where the time goes: CPU milliseconds per operation by party, over whole rounds (all phases), beside the wall time ' +
+      'per operation. "bench process" is Node with the addon and librados\' threads; "child processes" are the `rbd` CLI ' +
+      'processes, the C program, mkfs and the like (rbd-fuse daemonizes and is not counted).',
+    '',
+    cpuMarkdownTable(results),
   ];
   if (missing.length) lines.push('', 'Not measured in this run:', '', ...missing.map((m) => `- ${m}`));
   return lines.join('\n');

@@ -4,6 +4,8 @@
 // Warm-up rounds run first and are thrown away. A line per round goes to stderr.
 
 import { performance } from 'node:perf_hooks';
+import type { CpuSample } from './cpu.js';
+import { cpuAdd, cpuDelta, cpuSample, zeroCpu } from './cpu.js';
 import type { PhaseSample } from './stats.js';
 import { median } from './stats.js';
 
@@ -11,6 +13,11 @@ export type Backend = 'native' | 'cli' | 'c';
 
 export interface PhaseResult extends PhaseSample {
   op: string;
+  /**
+   * How many operations this phase adds to the round's count for CPU per operation (default: its
+   * samples). The mount path counts its whole cycle as the one operation, its steps as none.
+   */
+  cpuOps?: number;
 }
 
 /** One operation kind of one benchmark configuration, over all measured rounds. */
@@ -22,6 +29,11 @@ export interface Measurement {
   /** The cluster it ran on ("tuned" or "default-paxos"). */
   cluster: string;
   rounds: PhaseSample[];
+  /**
+   * CPU time per operation of the measured rounds, by party (see cpu.ts): all phases of a round
+   * together (e.g. snapshot create and remove), divided by the round's operations.
+   */
+  cpuMsPerOp?: CpuSample;
   /** Extra facts about how it ran (e.g. the C program's keep-open mode). */
   notes?: Record<string, string | number | boolean>;
 }
@@ -74,32 +86,55 @@ function describe(phases: readonly PhaseResult[]): string {
     .join(' | ');
 }
 
+/** One configuration and how to run one round of it (index counts warm-ups too, for unique names). */
+export interface Contender {
+  spec: Omit<RoundSpec, 'warmup' | 'rounds'>;
+  round: (index: number) => Promise<PhaseResult[]>;
+}
+
 /**
- * Runs warm-up and measured rounds of one configuration; `round(index)` performs one round (index
- * counts warm-ups too, so names can be unique) and returns its phases. One Measurement per op.
+ * Runs warm-up and measured rounds of several configurations (typically native, CLI and C for one
+ * benchmark) interleaved: round 1 of each, then round 2 of each, ... so that a machine whose load
+ * changes during the run (other builds, Ceph's own background work) affects all of them alike.
+ * Returns one Measurement per configuration and op.
  */
-export async function measure(spec: RoundSpec, round: (index: number) => Promise<PhaseResult[]>): Promise<Measurement[]> {
-  const byOp = new Map<string, PhaseSample[]>();
-  const label = `${spec.bench} ${spec.backend} c=${spec.concurrency}${spec.cluster === 'tuned' ? '' : ` [${spec.cluster}]`}`;
-  const total = spec.warmup + spec.rounds;
-  for (let i = 0; i < total; i++) {
-    const warm = i < spec.warmup;
-    const phases = await round(i);
-    progress(`${label} ${warm ? `warm-up ${i + 1}/${spec.warmup}` : `round ${i - spec.warmup + 1}/${spec.rounds}`}: ${describe(phases)}`);
-    if (warm) continue;
-    for (const p of phases) {
-      const list = byOp.get(p.op) ?? [];
-      list.push({ latMs: p.latMs, wallMs: p.wallMs });
-      byOp.set(p.op, list);
+export async function measureInterleaved(contenders: readonly Contender[], warmup: number, rounds: number): Promise<Measurement[]> {
+  const byKey = new Map<string, Measurement>();
+  const cpu = contenders.map(() => ({ total: zeroCpu(), ops: 0, keys: new Set<string>() }));
+  for (let i = 0; i < warmup + rounds; i++) {
+    const warm = i < warmup;
+    for (const [n, { spec, round }] of contenders.entries()) {
+      const label = `${spec.bench} ${spec.backend} c=${spec.concurrency}${spec.cluster === 'tuned' ? '' : ` [${spec.cluster}]`}`;
+      const before = cpuSample();
+      const phases = await round(i);
+      const used = cpuDelta(before, cpuSample());
+      progress(`${label} ${warm ? `warm-up ${i + 1}/${warmup}` : `round ${i - warmup + 1}/${rounds}`}: ${describe(phases)}`);
+      if (warm) continue;
+      cpu[n]!.total = cpuAdd(cpu[n]!.total, used);
+      cpu[n]!.ops += phases.reduce((sum, p) => sum + (p.cpuOps ?? p.latMs.length), 0);
+      for (const p of phases) {
+        const key = `${spec.bench}\u0000${spec.backend}\u0000${spec.concurrency}\u0000${spec.cluster}\u0000${p.op}`;
+        let m = byKey.get(key);
+        if (!m) {
+          m = { bench: spec.bench, op: p.op, backend: spec.backend, concurrency: spec.concurrency, cluster: spec.cluster, rounds: [], ...(spec.notes ? { notes: spec.notes } : {}) };
+          byKey.set(key, m);
+        }
+        cpu[n]!.keys.add(key);
+        m.rounds.push({ latMs: p.latMs, wallMs: p.wallMs });
+      }
     }
   }
-  return [...byOp].map(([op, rounds]) => ({
-    bench: spec.bench,
-    op,
-    backend: spec.backend,
-    concurrency: spec.concurrency,
-    cluster: spec.cluster,
-    rounds,
-    ...(spec.notes ? { notes: spec.notes } : {}),
-  }));
+  for (const c of cpu) {
+    if (c.ops === 0) continue;
+    const t = c.total;
+    const perOp = { self: t.self / c.ops, children: t.children / c.ops, mon: t.mon / c.ops, osd: t.osd / c.ops };
+    for (const key of c.keys) byKey.get(key)!.cpuMsPerOp = perOp;
+  }
+  return [...byKey.values()];
+}
+
+/** Warm-up and measured rounds of one configuration (measureInterleaved with one contender). */
+export function measure(spec: RoundSpec, round: (index: number) => Promise<PhaseResult[]>): Promise<Measurement[]> {
+  const { warmup, rounds, ...rest } = spec;
+  return measureInterleaved([{ spec: rest, round }], warmup, rounds);
 }

@@ -25,6 +25,8 @@ export interface ResultRow {
   samples: number;
   rounds: number;
   round_ops_per_s: number[];
+  /** CPU ms per operation by party, over the whole round (see bench/lib/cpu.ts). */
+  cpu_ms_per_op: { bench_process: number; child_processes: number; ceph_mon: number; ceph_osd: number } | null;
   machine: string;
   node: string;
   ceph: string;
@@ -69,6 +71,7 @@ const opNames: Record<string, string> = {
   image_create_object_map: 'image create, object-map',
   image_remove_object_map: 'image remove, object-map',
   mount_cycle: 'mount path: whole cycle',
+  cli_process_start: 'rbd process start only (rbd --version)',
   api_volume_create: 'API: volume create',
   api_volume_get: 'API: volume get',
   api_volume_remove: 'API: volume remove',
@@ -78,6 +81,8 @@ const opNames: Record<string, string> = {
 
 export function displayName(op: string): string {
   if (opNames[op]) return opNames[op];
+  const uv = /^(.*)_uv(\d+)$/.exec(op);
+  if (uv) return `${displayName(uv[1]!)}, libuv pool ${uv[2]}`;
   if (op.startsWith('mount_')) return `mount path: ${op.slice('mount_'.length)}`;
   return op.replace(/_/g, ' ');
 }
@@ -103,6 +108,14 @@ export function toRows(measurements: readonly Measurement[], env: BenchEnv): Res
       samples: s.samples,
       rounds: m.rounds.length,
       round_ops_per_s: s.round_ops_per_s.map((v) => round(v, 2)),
+      cpu_ms_per_op: m.cpuMsPerOp
+        ? {
+            bench_process: round(m.cpuMsPerOp.self, 2),
+            child_processes: round(m.cpuMsPerOp.children, 2),
+            ceph_mon: round(m.cpuMsPerOp.mon, 2),
+            ceph_osd: round(m.cpuMsPerOp.osd, 2),
+          }
+        : null,
       machine: machineLine(env),
       node: env.node,
       ceph: env.ceph,

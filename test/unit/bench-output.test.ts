@@ -104,3 +104,48 @@ describe('chartSvg', () => {
     );
   });
 });
+
+describe('cpuRows', () => {
+  it('shows each configuration once, with the wall time per operation over all its ops', async () => {
+    const { cpuRows, cpuTextTable } = await import('../../bench/lib/table.js');
+    const base = {
+      bench: 'snapshot',
+      concurrency: 1,
+      cluster: 'tuned',
+      paxos_propose_interval_s: 0.01,
+      mean_ms: 0,
+      min_ms: 0,
+      max_ms: 0,
+      rounds: 1,
+      round_ops_per_s: [],
+      machine: 'm',
+      node: 'n',
+      ceph: 'c',
+      median_ms: 1,
+      p95_ms: 1,
+    };
+    const cpu = { bench_process: 1, child_processes: 40, ceph_mon: 2, ceph_osd: 3 };
+    const rows = [
+      { ...base, name: 'snapshot create', op: 'snap_create', backend: 'cli' as const, samples: 10, ops_per_s: 10, cpu_ms_per_op: cpu },
+      { ...base, name: 'snapshot remove', op: 'snap_remove', backend: 'cli' as const, samples: 10, ops_per_s: 5, cpu_ms_per_op: cpu },
+      { ...base, name: 'snapshot create', op: 'snap_create', backend: 'native' as const, samples: 10, ops_per_s: 50, cpu_ms_per_op: null },
+    ];
+    const groups = cpuRows(rows);
+    expect(groups).toHaveLength(1);
+    expect(groups[0]!.ops).toBe('snapshot create + remove');
+    // 10 ops at 10/s (1 s) + 10 ops at 5/s (2 s) = 3 s for 20 ops.
+    expect(groups[0]!.wallMsPerOp).toBeCloseTo(150);
+    expect(cpuTextTable(rows)).toMatch(/snapshot create \+ remove\s+CLI\s+1\s+0\.01 s\s+150\s+1\.00\s+40\.0\s+2\.00\s+3\.00/);
+  });
+});
+
+describe('joinNames', () => {
+  it('keeps a shared leading phrase once', async () => {
+    const { joinNames } = await import('../../bench/lib/table.js');
+    expect(joinNames(['API: volume create', 'API: volume get', 'API: volume remove'])).toBe('API: volume create + get + remove');
+    expect(joinNames(['snapshot create', 'snapshot remove'])).toBe('snapshot create + remove');
+    expect(joinNames(['image info', 'image list'])).toBe('image info + list');
+    expect(joinNames(['a b', 'c d'])).toBe('a b + c d');
+    expect(joinNames(['only'])).toBe('only');
+  });
+});

@@ -143,3 +143,23 @@ describe('rows, comparisons and aims', () => {
     expect(displayName('something_else')).toBe('something else');
   });
 });
+
+describe('CPU accounting', () => {
+  it('reads utime+stime and cutime+cstime from /proc/PID/stat, also with spaces in the name', async () => {
+    const { parseStatTimes } = await import('../../bench/lib/cpu.js');
+    // Fields: pid (comm) state ppid ... field 14 utime=250 15 stime=50 16 cutime=1000 17 cstime=200
+    const stat = '4242 (rbd loop) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 1000 200 20 0 3 0 1 2 3';
+    expect(parseStatTimes(stat)).toEqual({ own: 3000, children: 12000 });
+  });
+
+  it('puts the CPU of a round on every op of that configuration, per operation', () => {
+    const rows = toRows(
+      [
+        { ...m('snap_create', 'cli', 1, [80, 80], 160), cpuMsPerOp: { self: 1, children: 40, mon: 2, osd: 3 } },
+        { ...m('snap_remove', 'cli', 1, [100, 100], 200), cpuMsPerOp: { self: 1, children: 40, mon: 2, osd: 3 } },
+      ],
+      env,
+    );
+    expect(rows[0]!.cpu_ms_per_op).toEqual({ bench_process: 1, child_processes: 40, ceph_mon: 2, ceph_osd: 3 });
+  });
+});

@@ -1,0 +1,66 @@
+// Where the time goes, in CPU: how much processor time each party spent per operation during a
+// round — the bench process itself (Node, the addon, librados' threads), its child processes (the
+// `rbd` CLI processes, the C program, mkfs and friends; counted when they have been waited for),
+// and the cluster's ceph-mon and ceph-osd. Read from /proc, so Linux only.
+
+import { readFileSync } from 'node:fs';
+
+/** Clock ticks per second of /proc/<pid>/stat times (sysconf(_SC_CLK_TCK), 100 on Linux). */
+const TICKS_PER_S = 100;
+
+export interface CpuSample {
+  self: number;
+  children: number;
+  mon: number;
+  osd: number;
+}
+
+export type CpuPart = keyof CpuSample;
+
+let daemons: { mon: number | null; osd: number | null } = { mon: null, osd: null };
+
+/** The ceph-mon and ceph-osd whose CPU is counted (the cluster the benchmark runs on). */
+export function setCephDaemons(pidFiles: { mon: string; osd: string }): void {
+  const read = (f: string) => {
+    try {
+      return Number(readFileSync(f, 'utf8').trim()) || null;
+    } catch {
+      return null;
+    }
+  };
+  daemons = { mon: read(pidFiles.mon), osd: read(pidFiles.osd) };
+}
+
+/** Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime), in ms. */
+export function parseStatTimes(stat: string): { own: number; children: number } {
+  // The command name (field 2) is in parentheses and may contain spaces: split after its ")".
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); field N is rest[N - 3].
+  const f = (n: number) => Number(rest[n - 3]) || 0;
+  const ms = (ticks: number) => (ticks * 1000) / TICKS_PER_S;
+  return { own: ms(f(14) + f(15)), children: ms(f(16) + f(17)) };
+}
+
+function times(pid: number | 'self' | null): { own: number; children: number } {
+  if (pid === null) return { own: 0, children: 0 };
+  try {
+    return parseStatTimes(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return { own: 0, children: 0 };
+  }
+}
+
+export function cpuSample(): CpuSample {
+  const self = times('self');
+  return { self: self.own, children: self.children, mon: times(daemons.mon).own, osd: times(daemons.osd).own };
+}
+
+export function cpuDelta(a: CpuSample, b: CpuSample): CpuSample {
+  return { self: b.self - a.self, children: b.children - a.children, mon: b.mon - a.mon, osd: b.osd - a.osd };
+}
+
+export function cpuAdd(a: CpuSample, b: CpuSample): CpuSample {
+  return { self: a.self + b.self, children: a.children + b.children, mon: a.mon + b.mon, osd: a.osd + b.osd };
+}
+
+export const zeroCpu = (): CpuSample => ({ self: 0, children: 0, mon: 0, osd: 0 });
