@@ -130,8 +130,18 @@ export class StateStore {
     return entry ? this.parse<T>(entry) : null;
   }
 
-  private async readAll<T>(prefix: string): Promise<T[]> {
-    return (await this.kv.list(prefix)).map((entry) => this.parse<T>(entry));
+  /** Every record under `prefix`; with `onCorrupt`, a corrupt one is reported there and skipped instead of failing the whole list. */
+  private async readAll<T>(prefix: string, onCorrupt?: (err: StateCorruptError) => void): Promise<T[]> {
+    const records: T[] = [];
+    for (const entry of await this.kv.list(prefix)) {
+      try {
+        records.push(this.parse<T>(entry));
+      } catch (err) {
+        if (!onCorrupt || !(err instanceof StateCorruptError)) throw err;
+        onCorrupt(err);
+      }
+    }
+    return records;
   }
 
   private conflict(what: string): Error {
@@ -206,9 +216,16 @@ export class StateStore {
     return this.read<VolumeRecord>(this.keys.volume(tenant, volume));
   }
 
-  /** Every volume, or one tenant's, sorted by tenant then volume. */
-  listVolumes(tenant?: string): Promise<VolumeRecord[]> {
-    return this.readAll<VolumeRecord>(tenant === undefined ? this.keys.volumes : this.keys.tenantVolumes(tenant));
+  /**
+   * Every volume, or one tenant's, sorted by tenant then volume. A corrupt record fails the list,
+   * unless `onCorrupt` is given: then it is reported there and skipped (a background job must not
+   * stop serving every volume because of one bad record).
+   */
+  listVolumes(tenant?: string, options: { onCorrupt?: (err: StateCorruptError) => void } = {}): Promise<VolumeRecord[]> {
+    return this.readAll<VolumeRecord>(
+      tenant === undefined ? this.keys.volumes : this.keys.tenantVolumes(tenant),
+      options.onCorrupt,
+    );
   }
 
   /** Removes the volume record and its snapshot schedule; false if there was no such volume. */

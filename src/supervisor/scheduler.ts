@@ -8,7 +8,7 @@
 // tried again after a backoff. Everything here is driven by an injected clock.
 
 import type { Logger } from 'pino';
-import type { StateStore } from '../state/store.js';
+import type { StateCorruptError, StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import type { Clock } from '../snapshots/clock.js';
 import { dueSlot, nextDueAt, scheduleOf, type ScheduleSettings } from '../snapshots/schedule.js';
@@ -71,6 +71,8 @@ export class Scheduler {
   private readonly maxBackoffMs: number;
   private readonly states = new Map<string, VolumeState>();
   private readonly jobs = new Set<Promise<void>>();
+  /** Keys of corrupt volume records already logged, so that each is logged once, not every tick. */
+  private readonly corruptKeys = new Set<string>();
   private lastTick: number | null = null;
   private signal: AbortSignal = new AbortController().signal;
 
@@ -120,7 +122,7 @@ export class Scheduler {
 
   /** One pass over every volume: launches the jobs that are due, does not wait for them. */
   async tick(): Promise<void> {
-    const volumes = await this.store.listVolumes();
+    const volumes = await this.store.listVolumes(undefined, { onCorrupt: (err) => this.reportCorrupt(err) });
     const now = this.clock.now();
     this.lastTick = now;
     const seen = new Set<string>();
@@ -145,6 +147,12 @@ export class Scheduler {
         this.log.info({ tenant: state.tenant, volume: state.volume }, 'volume removed: no longer scheduled');
       }
     }
+  }
+
+  private reportCorrupt(err: StateCorruptError): void {
+    if (this.corruptKeys.has(err.key)) return;
+    this.corruptKeys.add(err.key);
+    this.log.error({ key: err.key, err }, 'corrupt volume record: skipped; fix or force-remove it');
   }
 
   private stateFor(record: VolumeRecord): VolumeState {

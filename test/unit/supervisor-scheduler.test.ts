@@ -142,6 +142,13 @@ describe('Scheduler (injected clock)', () => {
     expect(scheduler.status().volumes.find((v) => v.volume === 't1/bad')?.schedule).toMatch(/^invalid/);
   });
 
+  it('keeps snapshotting the other volumes when one volume record is corrupt', async () => {
+    await kv.put(store.keys.volume('t1', 'broken'), '{not json');
+    await runFor(4000);
+    expect(vsNames()).toHaveLength(2);
+    await expect(store.listVolumes()).rejects.toThrow(/broken/);
+  });
+
   it('lets a new leader continue without repeating or skipping a slot', async () => {
     await runFor(3000); // T0 and T0+2s taken; clock at T0+3.1s
     expect(vsNames()).toHaveLength(2);
