@@ -8,7 +8,7 @@
 // exist when the intent was written) and no record points to it. The next create of that volume, or
 // the janitor (janitor.ts), removes such an image and the intent.
 //
-// The key lives beside the other roots of src/state/keys.ts (`<prefix>/intents/<tenant>/<volume>`).
+// The keys are keys().intent(tenant, volume) in src/state/keys.ts.
 
 import type { StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
@@ -27,11 +27,11 @@ export class CreateIntents {
   private readonly root: string;
 
   constructor(private readonly store: StateStore) {
-    this.root = `${store.keys.prefix}/intents/`;
+    this.root = store.keys.intents;
   }
 
   key(tenant: string, volume: string): string {
-    return `${this.root}${tenant}/${volume}`;
+    return this.store.keys.intent(tenant, volume);
   }
 
   async get(tenant: string, volume: string): Promise<CreateIntent | null> {

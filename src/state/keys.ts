@@ -18,6 +18,9 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     volume: (tenant: string, volume: string) => `${p}/volumes/${tenant}/${volume}`,
     mounts: `${p}/mounts/`,
     mount: (tenant: string, volume: string) => `${p}/mounts/${tenant}/${volume}`,
+    /** A create in progress: written before the image, removed with the record's write (see src/master/intents.ts). */
+    intents: `${p}/intents/`,
+    intent: (tenant: string, volume: string) => `${p}/intents/${tenant}/${volume}`,
     /** Short-lived operation locks (create, remove, snapshot copy) so that two masters never race. */
     operation: (tenant: string, volume: string) => `${p}/operations/${tenant}/${volume}`,
     hosts: `${p}/hosts/`,
