@@ -221,8 +221,41 @@ export class FuseMapper implements Mapper {
 
   async unmap(mapping: Mapping): Promise<void> {
     const dir = mapping.fuseDir ?? this.dirOf(mapping);
-    if (mapping.device) await detachLoop(mapping.device);
+    this.options.log?.debug({ dir, device: mapping.device }, 'unmapping: detaching the loop device');
+    if (mapping.device) await this.detachBounded(mapping.device, dir);
     await this.unmapDir(dir);
+    this.options.log?.debug({ dir }, 'unmapped');
+  }
+
+  /**
+   * Detaching a loop device waits for its in-flight I/O; I/O stuck in a fenced rbd-fuse never
+   * completes, so a detach that hangs gets the FUSE connection aborted (the I/O then fails).
+   */
+  private async detachBounded(device: string, dir: string): Promise<void> {
+    const detach = detachLoop(device);
+    const first = await bounded(detach, 15_000);
+    if (first.done) return;
+    this.options.log?.warn({ device, dir }, 'loop device does not let go (its rbd-fuse is fenced?): aborting the FUSE connection');
+    await this.stopIoAt(dir);
+    const second = await bounded(detach, 30_000);
+    if (!second.done) throw new Error(`losetup --detach ${device} hangs even after aborting rbd-fuse at ${dir}; see dmesg`);
+  }
+
+  async stopIo(mapping: Mapping): Promise<void> {
+    await this.stopIoAt(mapping.fuseDir ?? this.dirOf(mapping));
+  }
+
+  /** Aborts the FUSE connection of the rbd-fuse at `dir` and kills that rbd-fuse. */
+  private async stopIoAt(dir: string): Promise<void> {
+    const mount = (await readMountInfo()).find((m) => m.mountPoint === dir && m.fsType === FUSE_TYPE);
+    if (mount) await abortFuseConnection(mount.minor);
+    for (const pid of await rbdFusePids(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
   }
 
   /** Detaches loop devices on anything under `dir`, unmounts rbd-fuse there and removes the directory. */
@@ -242,6 +275,7 @@ export class FuseMapper implements Mapper {
    */
   private async unmountFuse(dir: string): Promise<void> {
     const pids = await rbdFusePids(dir);
+    this.options.log?.debug({ dir, pids }, 'unmounting rbd-fuse');
     for (let attempt = 0; ; attempt++) {
       const mount = (await readMountInfo()).find((m) => m.mountPoint === dir);
       if (!mount) break;

@@ -53,6 +53,13 @@ export interface Mapper {
   unmap(mapping: Mapping): Promise<void>;
   /** The mappings that exist now and belong to this volplugin (its state dir, its mount root). */
   discover(): Promise<Mapping[]>;
+  /**
+   * Makes every further I/O through the mapping fail at once, on this host, without Ceph: for a
+   * volume another host has taken over (its Ceph client is blocklisted too, but a fenced client
+   * can leave requests hanging instead of failing). Optional: krbd and rbd-nbd rely on the
+   * blocklist alone.
+   */
+  stopIo?(mapping: Mapping): Promise<void>;
 }
 
 /** A mapper kind cannot work on this host; the message says why and what to do. */

@@ -311,6 +311,11 @@ export class Convergence {
         this.o.log.error({ volume: name, address, err: messageOf(err) }, 'could not fence this host\'s own client of a volume it lost');
       }
     }
+    // The blocklist can leave this host's requests hanging rather than failing: also cut the
+    // local I/O path, so that writes fail at once (and the later teardown cannot hang).
+    await this.o.mapper.stopIo?.(entry.mapping).catch((err: unknown) =>
+      this.o.log.error({ volume: name, err: messageOf(err) }, 'could not cut the local I/O path of a volume this host lost'),
+    );
     entry.lost = `${describeHolder(holder)}; noticed ${new Date().toISOString()}`;
     await this.o.local.save();
     this.o.log.error(

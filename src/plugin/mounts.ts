@@ -320,6 +320,8 @@ export class MountManager {
   async teardown(entry: LocalVolume): Promise<void> {
     const name = volumeKey(entry.tenant, entry.volume);
     const log = this.o.log;
+    log.debug({ volume: name, mountpoint: entry.mountpoint, lost: entry.lost }, 'tearing down: unmounting');
+    if (entry.lost) await this.o.mapper.stopIo?.(entry.mapping).catch(() => undefined);
     try {
       await this.ops.unmountAll(entry.mountpoint);
     } catch (err) {

@@ -1,0 +1,192 @@
+// Two volplugin "hosts" on one machine (own labels, sockets, mount roots, state dirs) sharing one
+// etcd and one Ceph cluster: they race for a volume and never both get it; a holder killed with
+// -9 loses it after the lock TTL and the taker fences its Ceph client; a paused holder is fenced
+// and its writes fail after it resumes; a restarted volplugin keeps its mounts and references.
+import { spawn } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdKV } from '../../src/state/etcd.js';
+import { StateStore } from '../../src/state/store.js';
+import { blocklisted, ceph, leftoversBelow, removeImage, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
+import { createVolume, sleep, startMaster, TestPlugin, testPolicy, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
+
+const run = uniq();
+const tenant = `ph${run}`;
+const root = path.join(process.env.VOLPLUGIN_TEST_ROOT ?? '/tmp', `plugin-hosts-${run}`);
+const pool = testPool();
+const TTL = 4;
+
+let master: TestMaster;
+let a: TestPlugin;
+let b: TestPlugin;
+let kv: EtcdKV;
+let store: StateStore;
+const fenced: string[] = [];
+
+async function mountsOf(plugin: TestPlugin, name: string): Promise<number> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').filter((l) => l.split(' ')[4] === plugin.mountpointOf(name)).length;
+}
+
+/** One O_DIRECT 4k write through `dir`, in its own process: true when it was written. */
+function directWrite(dir: string, file = 'probe'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn('dd', ['if=/dev/zero', `of=${path.join(dir, file)}`, 'bs=4k', 'count=1', 'oflag=direct', 'conv=notrunc'], { stdio: 'ignore' });
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      resolve(false);
+    }, 20_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
+}
+
+beforeAll(async () => {
+  master = await startMaster(root, `/volplugin-test-${run}`);
+  await master.api.uploadTenant(tenant, testPolicy());
+  a = await TestPlugin.start({ label: 'hosta', root, master, lockTtl: TTL, convergeSeconds: 1 });
+  b = await TestPlugin.start({ label: 'hostb', root, master, lockTtl: TTL, convergeSeconds: 1 });
+  kv = new EtcdKV({ endpoints: [process.env.VOLPLUGIN_TEST_ETCD!] });
+  store = new StateStore(kv, { prefix: master.prefix });
+});
+
+afterAll(async () => {
+  a?.proc.signal('SIGCONT');
+  await a?.stop();
+  await b?.stop();
+  // Whatever a killed instance left behind is cleaned by starting it once more with nothing to keep.
+  await master?.stop();
+  await kv?.close();
+  for (const address of fenced) await ceph('osd', 'blocklist', 'rm', address).catch(() => undefined);
+  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
+  for (const image of images) await removeImage(pool, image);
+  const left = await leftoversBelow(root);
+  // Never rm -r through a mount; with leftovers the logs stay for a look too.
+  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  expect(left).toEqual([]);
+});
+
+describe('two hosts, one volume', () => {
+  it('50 races to mount one volume: exactly one host wins each time, never both', async () => {
+    const name = `${tenant}/race`;
+    await createVolume(a, name, null);
+    const wins = { hosta: 0, hostb: 0 };
+    for (let round = 0; round < 50; round++) {
+      const [ra, rb] = await Promise.all([a.mount(name, `a${round}`), b.mount(name, `b${round}`)]);
+      const winners = [ra, rb].filter((r) => r.Err === '');
+      expect(winners, `round ${round}: ${ra.Err} / ${rb.Err}`).toHaveLength(1);
+      const [winner, loser, lost] = ra.Err === '' ? [a, b, rb] : [b, a, ra];
+      wins[winner.options.label as 'hosta' | 'hostb']++;
+      expect(lost.Err).toMatch(new RegExp(`mounted on ${winner.options.label} \\(host id`));
+      expect(await mountsOf(winner, name)).toBe(1);
+      expect(await mountsOf(loser, name)).toBe(0);
+      const lock = await store.getMount(tenant, 'race');
+      expect(lock?.host).toBe(winner.options.label);
+      expect((await winner.unmount(name, winner === a ? `a${round}` : `b${round}`)).Err).toBe('');
+    }
+    expect(wins.hosta + wins.hostb).toBe(50);
+    expect(await leftoversBelow(root)).toEqual([]);
+  }, 600_000);
+
+  it('a restarted volplugin keeps its mounts: the lock is adopted and later Unmounts still work', async () => {
+    const name = `${tenant}/restart`;
+    await createVolume(a, name, null);
+    expect((await a.mount(name, 'r1')).Err).toBe('');
+    expect((await a.mount(name, 'r2')).Err).toBe('');
+    await writeFile(path.join(a.mountpointOf(name), 'kept'), 'kept\n');
+    const before = await store.getMount(tenant, 'restart');
+    await a.kill9();
+    // The container's view stays: the mount is still there while volplugin is down.
+    expect(await mountsOf(a, name)).toBe(1);
+    await a.start();
+    const after = await store.getMount(tenant, 'restart');
+    expect(after?.hostId).toBe(before?.hostId);
+    expect(after?.lease).not.toBe(before?.lease);
+    expect(await readFile(path.join(a.mountpointOf(name), 'kept'), 'utf8')).toBe('kept\n');
+    // Another host still cannot have it.
+    expect((await b.mount(name, 'x')).Err).toMatch(/mounted on hosta/);
+    expect((await a.unmount(name, 'r1')).Err).toBe('');
+    expect(await mountsOf(a, name)).toBe(1);
+    expect((await a.unmount(name, 'r2')).Err).toBe('');
+    expect(await mountsOf(a, name)).toBe(0);
+    expect(await store.getMount(tenant, 'restart')).toBeNull();
+    expect(await leftoversBelow(root)).toEqual([]);
+  });
+
+  it('kill -9 of the holder: the other host is refused until the TTL, then takes over and fences the old client', async () => {
+    const name = `${tenant}/killed`;
+    await createVolume(a, name, null);
+    expect((await a.mount(name, 'k1')).Err).toBe('');
+    const held = (await store.getMount(tenant, 'killed'))!;
+    await a.kill9();
+    const refused = await b.mount(name, 'k2');
+    expect(refused.Err).toMatch(new RegExp(`mounted on hosta .*expires within ${TTL} s`));
+    const started = Date.now();
+    let answer = refused;
+    while (answer.Err !== '' && Date.now() - started < (TTL + 10) * 1000) {
+      await sleep(500);
+      answer = await b.mount(name, 'k2');
+    }
+    expect(answer.Err).toBe('');
+    expect(Date.now() - started).toBeLessThan((TTL + 10) * 1000);
+    expect(await blocklisted(held.clientAddress!)).toBe(true);
+    fenced.push(held.clientAddress!);
+    expect((await store.getMount(tenant, 'killed'))?.host).toBe('hostb');
+    expect(await directWrite(b.mountpointOf(name))).toBe(true);
+
+    // hosta comes back: it sees the volume is lost, keeps it only for its Unmount, which cleans up.
+    await a.start();
+    await waitFor('hosta to report the volume as taken over', async () => {
+      const report = await store.getHostReport(await a.hostId());
+      return (report?.problems ?? []).some((p) => p.includes('taken over by another host'));
+    }, 20_000);
+    expect((await a.unmount(name, 'k1')).Err).toBe('');
+    expect(await mountsOf(a, name)).toBe(0);
+    expect((await store.getMount(tenant, 'killed'))?.host).toBe('hostb');
+    expect((await b.unmount(name, 'k2')).Err).toBe('');
+    expect(await leftoversBelow(root)).toEqual([]);
+  });
+
+  it('a paused holder (SIGSTOP) is fenced before the takeover: its writes fail after the other host took the volume', async () => {
+    const name = `${tenant}/paused`;
+    await createVolume(a, name, null);
+    expect((await a.mount(name, 'p1')).Err).toBe('');
+    const held = (await store.getMount(tenant, 'paused'))!;
+    expect(await directWrite(a.mountpointOf(name))).toBe(true);
+    a.proc.signal('SIGSTOP');
+    try {
+      // hosta's volplugin is frozen, but its rbd-fuse still runs and could still write.
+      expect(await directWrite(a.mountpointOf(name))).toBe(true);
+      let answer = await b.mount(name, 'p2');
+      const started = Date.now();
+      while (answer.Err !== '' && Date.now() - started < (TTL + 10) * 1000) {
+        await sleep(500);
+        answer = await b.mount(name, 'p2');
+      }
+      expect(answer.Err).toBe('');
+      fenced.push(held.clientAddress!);
+      expect(await blocklisted(held.clientAddress!)).toBe(true);
+      // The old holder's write now fails instead of landing on the volume hostb uses.
+      expect(await directWrite(a.mountpointOf(name))).toBe(false);
+      expect(await directWrite(b.mountpointOf(name))).toBe(true);
+    } finally {
+      a.proc.signal('SIGCONT');
+    }
+    // Resumed, hosta finds its lease gone and the lock taken: it reports the volume as lost.
+    await waitFor('hosta to notice it lost the volume', async () => {
+      const report = await store.getHostReport(await a.hostId());
+      return (report?.problems ?? []).some((p) => p.includes(`${tenant}/paused: taken over`));
+    }, 30_000);
+    expect((await a.mount(name, 'p3')).Err).toMatch(/taken over by another host/);
+    expect(await directWrite(a.mountpointOf(name))).toBe(false);
+    expect((await a.unmount(name, 'p1')).Err).toBe('');
+    expect(await mountsOf(a, name)).toBe(0);
+    expect((await store.getMount(tenant, 'paused'))?.host).toBe('hostb');
+    expect((await b.unmount(name, 'p2')).Err).toBe('');
+    expect(await watchers(pool, `${tenant}.paused`)).toEqual([]);
+    expect(await leftoversBelow(root)).toEqual([]);
+  });
+});
