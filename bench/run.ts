@@ -3,7 +3,7 @@
 // rounds, a progress line per round on stderr), prints the table and the aims, and writes
 // bench/results/<date>.json, bench/results/latest.json and bench/results/chart.svg.
 //
-//   pnpm bench                    the full run (about 8 minutes on 2 cores)
+//   pnpm bench                    the full run (about 6 minutes on 2 cores)
 //   pnpm bench --quick            a short run for development (numbers are not worth keeping)
 //   pnpm bench --only snapshot,read   a subset: snapshot image read mount master paxos
 //   pnpm bench --keep             leave the clusters running afterwards
@@ -141,8 +141,8 @@ async function main(): Promise<void> {
         if (only.has('snapshot')) {
           measurements.push(
             ...(await snapshotBench(ctx, [
-              { concurrency: 1, sizes: sizes(ctx, { warmup: 1, rounds: 5, count: 10 }, { warmup: 1, rounds: 2, count: 3 }) },
-              { concurrency: 16, sizes: sizes(ctx, { warmup: 1, rounds: 3, count: 4 }, { warmup: 0, rounds: 1, count: 1 }) },
+              { concurrency: 1, sizes: sizes(ctx, { warmup: 1, rounds: 8, count: 10 }, { warmup: 1, rounds: 2, count: 3 }) },
+              { concurrency: 16, sizes: sizes(ctx, { warmup: 1, rounds: 4, count: 4 }, { warmup: 0, rounds: 1, count: 1 }) },
             ])),
           );
         }
@@ -176,7 +176,7 @@ async function main(): Promise<void> {
         measurements.push(
           ...(await snapshotBench(ctx, [
             { concurrency: 1, sizes: sizes(ctx, { warmup: 0, rounds: 2, count: 3 }, { warmup: 0, rounds: 1, count: 1 }) },
-            { concurrency: 16, sizes: sizes(ctx, { warmup: 0, rounds: 2, count: 1 }, { warmup: 0, rounds: 1, count: 1 }) },
+            { concurrency: 16, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 1 }, { warmup: 0, rounds: 1, count: 1 }) },
           ])),
         );
       } finally {

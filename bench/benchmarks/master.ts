@@ -7,9 +7,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { ApiClient } from '../../src/api/client.js';
 import type { NodeBackend } from '../lib/backends.js';
-import { ensureEtcd, repoRoot, stopEtcd } from '../lib/cluster.js';
+import { benchRoot, ensureEtcd, repoRoot, stopEtcd } from '../lib/cluster.js';
+import { setEtcdPidFile, setServicePids } from '../lib/cpu.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
 import type { Measurement } from '../lib/harness.js';
 import { type Contender, measureInterleaved, progress, runPhase } from '../lib/harness.js';
@@ -123,6 +125,8 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
         progress(`WARNING: master API (${backend}): ${(err as Error).message}`);
       }
     }
+    setServicePids(masters.map((m) => m.master.child.pid!).filter(Boolean));
+    setEtcdPidFile(path.join(benchRoot, 'etcd', 'etcd.pid'));
     const contenders: Contender[] = [];
     for (const { backend, master } of masters) {
       const clients = Array.from({ length: MASTER_CLIENTS }, () => new ApiClient({ master: master.url, timeoutMs: 120_000 }));
@@ -145,10 +149,22 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
         },
       });
     }
-    const out = await measureInterleaved(contenders, sizes.warmup, sizes.rounds);
+    // What one etcd write costs here (a volume create makes several: intent, lock, record, unlock).
+    const etcdClient = new Etcd3({ hosts: etcd.url });
+    contenders.push({
+      spec: { bench: 'master', backend: 'native', concurrency: 1, cluster: ctx.cluster.name, notes: { probe: 'etcd3 put' } },
+      round: async (r) => [
+        await runPhase('etcd_put', 1, 20, async (_w, i) => {
+          await etcdClient.put(`/volplugin-bench/${ctx.prefix}probe/${r}/${i}`).value('x');
+        }),
+      ],
+    });
+    const out = await measureInterleaved(contenders, sizes.warmup, sizes.rounds).finally(() => etcdClient.close());
     for (const { master } of masters) await new ApiClient({ master: master.url }).deleteTenant(tenant).catch(() => undefined);
     return out;
   } finally {
+    setServicePids([]);
+    setEtcdPidFile(null);
     for (const { master } of masters) await stopVolmaster(master);
     if (etcd.startedHere && !ctx.keep) await stopEtcd();
   }

@@ -2,6 +2,7 @@
 // w, so 16 workers spread over 16 images), for the native addon, the `rbd` CLI (16 processes at
 // once at concurrency 16) and the C program.
 
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { cPhases, runCLoop } from '../lib/c-loop.js';
 import type { Cluster } from '../lib/cluster.js';
@@ -86,6 +87,29 @@ export async function snapshotBench(ctx: BenchContext, plans: readonly SnapshotP
       spec: { ...base, backend: 'c', notes: { open_per_op: true } },
       round: async () => cPhases(await runCLoop(cluster, { mode: 'snap', prefix: snapImagePrefix(ctx), workers: concurrency, count: sizes.count })),
     });
+    if (concurrency === 1 && cluster.name === 'tuned') {
+      // The addon's own per-call path without Ceph: a call queued to the libuv pool and its
+      // completion back on the JS thread (fs.stat of a cached file is microseconds of work). Under
+      // CPU contention these two thread hand-offs are where an addon call loses time to the C loop.
+      contenders.push({
+        spec: { ...base, backend: 'native', notes: { probe: 'fs.promises.stat' } },
+        round: async () => [
+          await runPhase('uv_round_trip', 1, 100, async () => {
+            await stat(cluster.confPath);
+          }),
+        ],
+      });
+      // What an open image handle kept across calls would save: rbd_open registers a watch and
+      // reads the header, rbd_close releases the exclusive lock snap_create took and unwatches.
+      contenders.push({
+        spec: { ...base, backend: 'c', notes: { open_per_op: false } },
+        round: async () =>
+          cPhases(await runCLoop(cluster, { mode: 'snap', prefix: snapImagePrefix(ctx), workers: concurrency, count: sizes.count, keepOpen: true }), {
+            snap_create: 'snap_create_kept_open',
+            snap_remove: 'snap_remove_kept_open',
+          }),
+      });
+    }
     out.push(...(await measureInterleaved(contenders, sizes.warmup, sizes.rounds)));
   }
   return out;

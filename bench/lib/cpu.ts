@@ -13,22 +13,38 @@ export interface CpuSample {
   children: number;
   mon: number;
   osd: number;
+  /** The services a benchmark started and registered (volmaster processes) and etcd. */
+  volmaster: number;
+  etcd: number;
 }
 
 export type CpuPart = keyof CpuSample;
 
 let daemons: { mon: number | null; osd: number | null } = { mon: null, osd: null };
+let services: number[] = [];
+let etcdPid: number | null = null;
+
+function readPidFile(file: string): number | null {
+  try {
+    return Number(readFileSync(file, 'utf8').trim()) || null;
+  } catch {
+    return null;
+  }
+}
 
 /** The ceph-mon and ceph-osd whose CPU is counted (the cluster the benchmark runs on). */
 export function setCephDaemons(pidFiles: { mon: string; osd: string }): void {
-  const read = (f: string) => {
-    try {
-      return Number(readFileSync(f, 'utf8').trim()) || null;
-    } catch {
-      return null;
-    }
-  };
-  daemons = { mon: read(pidFiles.mon), osd: read(pidFiles.osd) };
+  daemons = { mon: readPidFile(pidFiles.mon), osd: readPidFile(pidFiles.osd) };
+}
+
+/** Service processes (volmaster) whose CPU is counted while they run; [] when none. */
+export function setServicePids(pids: readonly number[]): void {
+  services = [...pids];
+}
+
+/** The etcd whose CPU is counted (the master benchmark's), or null. */
+export function setEtcdPidFile(file: string | null): void {
+  etcdPid = file ? readPidFile(file) : null;
 }
 
 /** Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime), in ms. */
@@ -52,15 +68,26 @@ function times(pid: number | 'self' | null): { own: number; children: number } {
 
 export function cpuSample(): CpuSample {
   const self = times('self');
-  return { self: self.own, children: self.children, mon: times(daemons.mon).own, osd: times(daemons.osd).own };
+  return {
+    self: self.own,
+    children: self.children,
+    mon: times(daemons.mon).own,
+    osd: times(daemons.osd).own,
+    volmaster: services.reduce((sum, pid) => sum + times(pid).own, 0),
+    etcd: times(etcdPid).own,
+  };
 }
 
-export function cpuDelta(a: CpuSample, b: CpuSample): CpuSample {
-  return { self: b.self - a.self, children: b.children - a.children, mon: b.mon - a.mon, osd: b.osd - a.osd };
+const parts: readonly CpuPart[] = ['self', 'children', 'mon', 'osd', 'volmaster', 'etcd'];
+
+function combine(a: CpuSample, b: CpuSample, f: (x: number, y: number) => number): CpuSample {
+  const out = zeroCpu();
+  for (const p of parts) out[p] = f(a[p], b[p]);
+  return out;
 }
 
-export function cpuAdd(a: CpuSample, b: CpuSample): CpuSample {
-  return { self: a.self + b.self, children: a.children + b.children, mon: a.mon + b.mon, osd: a.osd + b.osd };
-}
+export const cpuDelta = (a: CpuSample, b: CpuSample): CpuSample => combine(a, b, (x, y) => y - x);
+export const cpuAdd = (a: CpuSample, b: CpuSample): CpuSample => combine(a, b, (x, y) => x + y);
+export const cpuScale = (a: CpuSample, k: number): CpuSample => combine(a, a, (x) => x * k);
 
-export const zeroCpu = (): CpuSample => ({ self: 0, children: 0, mon: 0, osd: 0 });
+export const zeroCpu = (): CpuSample => ({ self: 0, children: 0, mon: 0, osd: 0, volmaster: 0, etcd: 0 });

@@ -5,7 +5,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { CpuSample } from './cpu.js';
-import { cpuAdd, cpuDelta, cpuSample, zeroCpu } from './cpu.js';
+import { cpuAdd, cpuDelta, cpuSample, cpuScale, zeroCpu } from './cpu.js';
 import type { PhaseSample } from './stats.js';
 import { median } from './stats.js';
 
@@ -126,8 +126,7 @@ export async function measureInterleaved(contenders: readonly Contender[], warmu
   }
   for (const c of cpu) {
     if (c.ops === 0) continue;
-    const t = c.total;
-    const perOp = { self: t.self / c.ops, children: t.children / c.ops, mon: t.mon / c.ops, osd: t.osd / c.ops };
+    const perOp = cpuScale(c.total, 1 / c.ops);
     for (const key of c.keys) byKey.get(key)!.cpuMsPerOp = perOp;
   }
   return [...byKey.values()];

@@ -26,7 +26,14 @@ export interface ResultRow {
   rounds: number;
   round_ops_per_s: number[];
   /** CPU ms per operation by party, over the whole round (see bench/lib/cpu.ts). */
-  cpu_ms_per_op: { bench_process: number; child_processes: number; ceph_mon: number; ceph_osd: number } | null;
+  cpu_ms_per_op: {
+    bench_process: number;
+    child_processes: number;
+    ceph_mon: number;
+    ceph_osd: number;
+    volmaster: number;
+    etcd: number;
+  } | null;
   machine: string;
   node: string;
   ceph: string;
@@ -71,6 +78,10 @@ const opNames: Record<string, string> = {
   image_create_object_map: 'image create, object-map',
   image_remove_object_map: 'image remove, object-map',
   mount_cycle: 'mount path: whole cycle',
+  snap_create_kept_open: 'snapshot create, image kept open',
+  snap_remove_kept_open: 'snapshot remove, image kept open',
+  etcd_put: 'etcd put (one write, etcd3 client)',
+  uv_round_trip: 'libuv pool round trip (fs.stat)',
   cli_process_start: 'rbd process start only (rbd --version)',
   api_volume_create: 'API: volume create',
   api_volume_get: 'API: volume get',
@@ -114,6 +125,8 @@ export function toRows(measurements: readonly Measurement[], env: BenchEnv): Res
             child_processes: round(m.cpuMsPerOp.children, 2),
             ceph_mon: round(m.cpuMsPerOp.mon, 2),
             ceph_osd: round(m.cpuMsPerOp.osd, 2),
+            volmaster: round(m.cpuMsPerOp.volmaster, 2),
+            etcd: round(m.cpuMsPerOp.etcd, 2),
           }
         : null,
       machine: machineLine(env),

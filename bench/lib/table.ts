@@ -105,7 +105,14 @@ const cpuColumns: Column<CpuRow>[] = [
   { header: 'child processes', align: 'right', cell: (r) => fmtNum(r.first.cpu_ms_per_op?.child_processes) },
   { header: 'ceph-mon', align: 'right', cell: (r) => fmtNum(r.first.cpu_ms_per_op?.ceph_mon) },
   { header: 'ceph-osd', align: 'right', cell: (r) => fmtNum(r.first.cpu_ms_per_op?.ceph_osd) },
+  { header: 'volmaster', align: 'right', cell: (r) => fmtCpuOpt(r.first, r.first.cpu_ms_per_op?.volmaster) },
+  { header: 'etcd', align: 'right', cell: (r) => fmtCpuOpt(r.first, r.first.cpu_ms_per_op?.etcd) },
 ];
+
+/** volmaster and etcd only run in the master benchmark: a dash elsewhere. */
+function fmtCpuOpt(row: ResultRow, v: number | undefined): string {
+  return row.bench === 'master' ? fmtNum(v) : '–';
+}
 
 /** "API: volume create", "API: volume get" -> "API: volume create + get"; others joined with " + ". */
 export function joinNames(names: readonly string[]): string {

@@ -124,7 +124,7 @@ describe('cpuRows', () => {
       median_ms: 1,
       p95_ms: 1,
     };
-    const cpu = { bench_process: 1, child_processes: 40, ceph_mon: 2, ceph_osd: 3 };
+    const cpu = { bench_process: 1, child_processes: 40, ceph_mon: 2, ceph_osd: 3, volmaster: 0, etcd: 0 };
     const rows = [
       { ...base, name: 'snapshot create', op: 'snap_create', backend: 'cli' as const, samples: 10, ops_per_s: 10, cpu_ms_per_op: cpu },
       { ...base, name: 'snapshot remove', op: 'snap_remove', backend: 'cli' as const, samples: 10, ops_per_s: 5, cpu_ms_per_op: cpu },

@@ -155,11 +155,11 @@ describe('CPU accounting', () => {
   it('puts the CPU of a round on every op of that configuration, per operation', () => {
     const rows = toRows(
       [
-        { ...m('snap_create', 'cli', 1, [80, 80], 160), cpuMsPerOp: { self: 1, children: 40, mon: 2, osd: 3 } },
-        { ...m('snap_remove', 'cli', 1, [100, 100], 200), cpuMsPerOp: { self: 1, children: 40, mon: 2, osd: 3 } },
+        { ...m('snap_create', 'cli', 1, [80, 80], 160), cpuMsPerOp: { self: 1, children: 40, mon: 2, osd: 3, volmaster: 0, etcd: 0 } },
+        { ...m('snap_remove', 'cli', 1, [100, 100], 200), cpuMsPerOp: { self: 1, children: 40, mon: 2, osd: 3, volmaster: 0, etcd: 0 } },
       ],
       env,
     );
-    expect(rows[0]!.cpu_ms_per_op).toEqual({ bench_process: 1, child_processes: 40, ceph_mon: 2, ceph_osd: 3 });
+    expect(rows[0]!.cpu_ms_per_op).toEqual({ bench_process: 1, child_processes: 40, ceph_mon: 2, ceph_osd: 3, volmaster: 0, etcd: 0 });
   });
 });
