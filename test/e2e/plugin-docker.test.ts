@@ -1,0 +1,155 @@
+// The seed's flow with the real dockerd the test setup started: upload a tenant, `docker volume
+// create -d <plugin> --name TENANT/foo`, a container writes a file, a second one reads it back and
+// sees the block device in `mount`, --opt size and --opt filesystem are honoured, the write-iops
+// limit holds a 4k O_DIRECT write loop near the limit, and `docker volume rm` removes the volume.
+import { execFile } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leftoversBelow, rbd, removeImage, testPool } from '../helpers/plugin-ceph.js';
+import { startMaster, TestPlugin, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
+import { repoRoot } from '../helpers/sandbox.js';
+
+const exec = promisify(execFile);
+const run = uniq();
+const tenant = `e2e${run}`;
+const root = path.join(process.env.VOLPLUGIN_TEST_ROOT ?? '/tmp', `plugin-e2e-${run}`);
+const pool = testPool();
+const dockerHost = () => {
+  const host = process.env.VOLPLUGIN_TEST_DOCKER;
+  if (!host) throw new Error('VOLPLUGIN_TEST_DOCKER is not set: run through vitest (the global setup starts dockerd)');
+  return host;
+};
+
+let master: TestMaster;
+let plugin: TestPlugin;
+
+async function docker(...args: string[]): Promise<string> {
+  const { stdout } = await exec('docker', ['-H', dockerHost(), ...args], { timeout: 180_000, maxBuffer: 16 << 20 });
+  return stdout;
+}
+
+/** `docker run --rm` of busybox with the volume at /mnt; returns stdout. */
+function runWith(volume: string, script: string, extra: string[] = []): Promise<string> {
+  return docker('run', '--rm', '--network', 'none', ...extra, '-v', `${volume}:/mnt`, 'busybox', 'sh', '-c', script);
+}
+
+/** Seconds a 4k O_DIRECT write loop of `count` writes takes inside a container, measured there. */
+async function ddSeconds(volume: string, count: number): Promise<number> {
+  const out = await runWith(
+    volume,
+    `s=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/mnt/f bs=4k count=${count} oflag=direct 2>/dev/null; e=$(cut -d' ' -f1 /proc/uptime); echo "$s $e"`,
+  );
+  const [s, e] = out.trim().split(/\s+/).map(Number);
+  return e! - s!;
+}
+
+beforeAll(async () => {
+  master = await startMaster(root, `/volplugin-test-${run}`);
+  // The README's example tenant, under a name of its own (plus ext2 to test --opt filesystem).
+  const policy = JSON.parse(await readFile(path.join(repoRoot, 'examples/tenant1.json'), 'utf8')) as {
+    'default-options': Record<string, unknown>;
+    filesystems: Record<string, string>;
+  };
+  policy.filesystems.ext2 = 'mkfs.ext2 -q %';
+  await master.api.uploadTenant(tenant, policy);
+  plugin = await TestPlugin.start({ label: 'e2e', root, master, docker: dockerHost(), convergeSeconds: 2 });
+});
+
+afterAll(async () => {
+  for (const v of ['foo', 'sized', 'ext2', 'slow', 'fast']) await docker('volume', 'rm', '-f', `${tenant}/${v}`).catch(() => undefined);
+  await plugin?.stop();
+  await master?.stop();
+  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
+  for (const image of images) await removeImage(pool, image);
+  const left = await leftoversBelow(root);
+  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  expect(left).toEqual([]);
+});
+
+describe('volplugin with the real dockerd', () => {
+  const foo = () => `${tenant}/foo`;
+
+  it('docker volume create -d <plugin> --name TENANT/foo', async () => {
+    expect((await docker('volume', 'create', '-d', plugin.pluginName, '--name', foo())).trim()).toBe(foo());
+    const ls = await docker('volume', 'ls', '--format', '{{.Driver}} {{.Name}}');
+    expect(ls).toContain(`${plugin.pluginName} ${foo()}`);
+    expect((await master.api.getVolume(tenant, 'foo')).options.sizeBytes).toBe(100 * 1024 * 1024);
+  });
+
+  it('a container writes a file; a second container reads it back and sees the block device mounted', async () => {
+    await runWith(foo(), 'echo hello > /mnt/hello');
+    const out = await runWith(foo(), 'cat /mnt/hello; mount | grep " /mnt "');
+    const [line1, line2] = out.trim().split('\n');
+    expect(line1).toBe('hello');
+    expect(line2).toMatch(/^\/dev\/loop\d+ on \/mnt type ext4 /);
+    // After the containers are gone nothing stays mounted or locked.
+    expect(await leftoversBelow(root)).toEqual([]);
+  });
+
+  it('while a container runs, the lock and volcli mount list name this host', async () => {
+    const id = (await docker('run', '-d', '--network', 'none', '-v', `${foo()}:/mnt`, 'busybox', 'sleep', '60')).trim();
+    try {
+      const lock = await master.api.getMount(tenant, 'foo');
+      expect(lock).toMatchObject({ host: 'e2e', mountpoint: plugin.mountpointOf(foo()) });
+      const { stdout } = await exec(process.execPath, [path.join(repoRoot, 'dist/cli/main.js'), '--master', master.address, '--token-file', master.tokenFile, 'mount', 'list'], {
+        timeout: 60_000,
+      });
+      expect(stdout).toContain(foo());
+      expect(stdout).toContain('e2e');
+      // docker volume rm is refused while a container uses it.
+      await expect(docker('volume', 'rm', foo())).rejects.toThrow(/in use/);
+    } finally {
+      await docker('rm', '-f', id);
+    }
+  });
+
+  it('--opt size and --opt filesystem are honoured', async () => {
+    await docker('volume', 'create', '-d', plugin.pluginName, '--name', `${tenant}/sized`, '--opt', 'size=64MB');
+    const info = JSON.parse(await rbd('info', '--format', 'json', `${pool}/${tenant}.sized`)) as { size: number };
+    expect(info.size).toBe(64 * 1024 * 1024);
+    const df = await runWith(`${tenant}/sized`, "df -k /mnt | tail -1 | awk '{print $2}'");
+    const kb = Number(df.trim());
+    expect(kb).toBeGreaterThan(40 * 1024);
+    expect(kb).toBeLessThanOrEqual(64 * 1024);
+
+    await docker('volume', 'create', '-d', plugin.pluginName, '--name', `${tenant}/ext2`, '--opt', 'filesystem=ext2', '--opt', 'size=32MB');
+    expect(await runWith(`${tenant}/ext2`, 'mount | grep " /mnt "')).toMatch(/ on \/mnt type ext2 /);
+  });
+
+  it('write-iops 100 holds a 4k O_DIRECT write loop near the limit (control: unlimited is much faster)', async () => {
+    await docker('volume', 'create', '-d', plugin.pluginName, '--name', `${tenant}/slow`, '--opt', 'rate-limit.write.iops=100', '--opt', 'size=32MB');
+    await docker('volume', 'create', '-d', plugin.pluginName, '--name', `${tenant}/fast`, '--opt', 'rate-limit.write.iops=0', '--opt', 'size=32MB');
+    // First use formats; measure on the second container of each.
+    await runWith(`${tenant}/slow`, 'true');
+    await runWith(`${tenant}/fast`, 'true');
+    const slow = await ddSeconds(`${tenant}/slow`, 300);
+    const fast = await ddSeconds(`${tenant}/fast`, 300);
+    // 300 writes at <= 200 IOPS take at least 1.5 s; at the limit they take 3 s.
+    expect(slow, `throttled loop took ${slow} s (unthrottled ${fast} s)`).toBeGreaterThan(1.5);
+    expect(slow).toBeLessThan(10);
+    expect(fast, `unthrottled loop took ${fast} s (throttled ${slow} s)`).toBeLessThan(slow / 2);
+  });
+
+  it('the limit sits in the container\'s own blkio cgroup for the volume\'s device', async () => {
+    const id = (await docker('run', '-d', '--network', 'none', '-v', `${tenant}/slow:/mnt`, 'busybox', 'sleep', '60')).trim();
+    try {
+      const lock = await master.api.getMount(tenant, 'slow');
+      const dev = (await readFile(`/sys/class/block/${path.basename(lock.device)}/dev`, 'utf8')).trim();
+      const pid = (await docker('inspect', '--format', '{{.State.Pid}}', id)).trim();
+      const cgroup = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').find((l) => /:blkio:/.test(l))!.split(':')[2]!;
+      const file = path.join('/sys/fs/cgroup/blkio', cgroup, 'blkio.throttle.write_iops_device');
+      await waitFor('the write-iops limit in the container cgroup', async () => (await readFile(file, 'utf8')).includes(`${dev} 100`), 10_000);
+    } finally {
+      await docker('rm', '-f', id);
+    }
+  });
+
+  it('docker volume rm removes the volume (records; the image stays unless ephemeral)', async () => {
+    await docker('volume', 'rm', foo());
+    expect(await docker('volume', 'ls', '--format', '{{.Name}}')).not.toContain(`${foo()}\n`);
+    await expect(master.api.getVolume(tenant, 'foo')).rejects.toMatchObject({ code: 'VOLUME_NOT_FOUND' });
+    expect((await rbd('ls', pool)).split('\n')).toContain(`${tenant}.foo`);
+  });
+});
