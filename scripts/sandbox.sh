@@ -226,6 +226,7 @@ docker_up() { # DIR SOCKET EXEC_ROOT
     -H "unix://$sock" --storage-driver overlay2 --iptables=false --ip-forward=false --bridge=none \
     >"$dir/dockerd.log" 2>&1 </dev/null &
   echo $! >"$dir/dockerd.pid"
+  echo "$exec_root" >"$dir/exec-root"
   wait_for 30 dockerd docker -H "unix://$sock" info ||
     die_with_log dockerd "$dir/dockerd.log" "did not answer within 30 s"
   say "dockerd is up (unix://$sock)"
@@ -278,6 +279,12 @@ down() { # DIR
     [[ -f $pidfile ]] && stop_pid "$pidfile"
   done
   stop_pid "$root/docker/dockerd.pid" dockerd
+  # dockerd leaves its exec root's netns/default mounted: without this the directory cannot go.
+  if [[ -f $root/docker/exec-root ]]; then
+    cleanup_mounts_under "$(cat "$root/docker/exec-root")"
+    rm -rf "$(cat "$root/docker/exec-root")"
+    rm -f "$root/docker/exec-root"
+  fi
   cleanup_mounts_under "$root"
   stop_pid "$root/ceph/run/osd.0.pid" ceph-osd
   stop_pid "$root/ceph/run/mon.a.pid" ceph-mon
