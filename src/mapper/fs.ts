@@ -1,8 +1,7 @@
 // Filesystems on mapped devices: probe (blkid), format (the tenant's command), mount, unmount,
 // and the device number the blkio cgroup wants.
 
-import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { renderFormatCommand } from '../policy/filesystem.js';
 import { run } from './exec.js';
 import { readMountInfo } from './mountinfo.js';
@@ -58,15 +57,4 @@ export async function unmountAll(dir: string): Promise<void> {
     await run('umount', [dir], { timeoutMs: 60_000 });
   }
   if ((await mountsAt(dir)) > 0) throw new Error(`${dir} is still mounted after 8 unmounts`);
-}
-
-/** MAJ and MIN of a block device, from sysfs (/sys/class/block/NAME/dev). */
-export async function deviceNumber(device: string): Promise<{ major: number; minor: number }> {
-  const real = await realpath(device);
-  const st = await stat(real);
-  if (!st.isBlockDevice()) throw new Error(`${device} is not a block device`);
-  const text = (await readFile(`/sys/class/block/${basename(real)}/dev`, 'utf8')).trim();
-  const m = /^(\d+):(\d+)$/.exec(text);
-  if (!m) throw new Error(`/sys/class/block/${basename(real)}/dev says ${JSON.stringify(text)}, not MAJ:MIN`);
-  return { major: Number(m[1]), minor: Number(m[2]) };
 }

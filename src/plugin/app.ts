@@ -9,11 +9,13 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiClient, readTokenFile } from '../api/client.js';
+import { KrbdMapper } from '../mapper/krbd.js';
 import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
 import { EtcdKV } from '../state/etcd.js';
 import type { KV } from '../state/kv.js';
 import { StateStore } from '../state/store.js';
+import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import type { PluginConfig } from './config.js';
 import { socketPath } from './config.js';
@@ -107,6 +109,8 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
         ceph: { confPath: config.cephConf ?? undefined, keyring: config.cephKeyring ?? undefined, clientId: config.cephId },
         watchers: storage,
         log: { warn: (o, m) => mapperLog.warn(o, m), debug: (o, m) => mapperLog.debug(o, m) },
+        krbd: async (setup) =>
+          new KrbdMapper({ root: path.join(setup.stateDir, 'krbd'), ceph: setup.ceph, cluster: storage, write: writeSysfsFile }),
       });
   log.info({ mapper: mapper.kind, why }, 'mapper chosen');
 

@@ -12,6 +12,7 @@
 
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
+import { deviceNumberOf } from '../mapper/blkio.js';
 import * as fs from '../mapper/fs.js';
 import type { Mapper, Mapping } from '../mapper/types.js';
 import type { RateLimit } from '../policy/types.js';
@@ -59,7 +60,7 @@ export const realHostOps: HostOps = {
   mountDevice: fs.mountDevice,
   unmountAll: fs.unmountAll,
   mountsAt: fs.mountsAt,
-  deviceNumber: fs.deviceNumber,
+  deviceNumber: deviceNumberOf,
   removeDir: (dir) => rmdir(dir).catch(() => undefined),
 };
 

@@ -14,6 +14,7 @@ import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RateLimit } from '../policy/types.js';
 import type { QosLimits, Storage } from '../storage/types.js';
+import { applyBlkioV1, applyIoMax, readBlkioV1, type DeviceNumber } from '../mapper/blkio.js';
 import type { DockerClient, DockerContainerSummary, DockerInfo } from './docker.js';
 
 export interface RateLimitLog {
@@ -22,10 +23,10 @@ export interface RateLimitLog {
   debug(obj: object, msg: string): void;
 }
 
-export interface DeviceNumber {
-  major: number;
-  minor: number;
-}
+/** cgroup files take one small write each; Node's writeFile makes exactly one write(2) for them. */
+const cgroupWrite = (file: string, data: string): Promise<void> => writeFile(file, data);
+
+export type { DeviceNumber };
 
 export const UNLIMITED: RateLimit = Object.freeze({ writeIops: 0, readIops: 0, writeBps: 0, readBps: 0 });
 
@@ -37,32 +38,6 @@ export function sameLimits(a: RateLimit | null | undefined, b: RateLimit | null 
 /** librbd QoS keys for a volume's limits (0 removes a limit). */
 export function qosOf(limits: RateLimit): QosLimits {
   return { writeIops: limits.writeIops, readIops: limits.readIops, writeBps: limits.writeBps, readBps: limits.readBps };
-}
-
-/** cgroup v1 blkio throttle files and the value each gets for a device ("MAJ:MIN N"; N=0 clears). */
-export function blkioV1Writes(dev: DeviceNumber, limits: RateLimit): Array<{ file: string; value: string }> {
-  const d = `${dev.major}:${dev.minor}`;
-  return [
-    { file: 'blkio.throttle.write_iops_device', value: `${d} ${limits.writeIops}` },
-    { file: 'blkio.throttle.read_iops_device', value: `${d} ${limits.readIops}` },
-    { file: 'blkio.throttle.write_bps_device', value: `${d} ${limits.writeBps}` },
-    { file: 'blkio.throttle.read_bps_device', value: `${d} ${limits.readBps}` },
-  ];
-}
-
-/** cgroup v2 io.max line for a device ("max" = unlimited). */
-export function ioMaxLine(dev: DeviceNumber, limits: RateLimit): string {
-  const v = (n: number) => (n > 0 ? String(n) : 'max');
-  return `${dev.major}:${dev.minor} rbps=${v(limits.readBps)} wbps=${v(limits.writeBps)} riops=${v(limits.readIops)} wiops=${v(limits.writeIops)}`;
-}
-
-/** The current limit of a device in a v1 throttle file's content (0 when the device has none). */
-export function currentV1Limit(content: string, dev: DeviceNumber): number {
-  for (const line of content.split('\n')) {
-    const [d, n] = line.trim().split(/\s+/);
-    if (d === `${dev.major}:${dev.minor}`) return Number(n) || 0;
-  }
-  return 0;
 }
 
 export interface CgroupTarget {
@@ -218,16 +193,15 @@ export class RateLimiter {
       }
     }
     if (target.version === 2) {
-      await writeFile(path.join(target.dir, 'io.max'), ioMaxLine(dev, limits));
+      await applyIoMax(target.dir, dev, limits, cgroupWrite);
       return;
     }
-    for (const { file, value } of blkioV1Writes(dev, limits)) {
-      const full = path.join(target.dir, file);
-      const wanted = Number(value.split(' ')[1]);
-      const current = currentV1Limit(await readFile(full, 'utf8'), dev);
-      if (current === wanted) continue;
-      await writeFile(full, value);
-    }
+    // Only what differs is written (the loop re-applies every round).
+    const current = await readBlkioV1(target.dir, dev);
+    const changed = Object.fromEntries(
+      (Object.keys(current) as Array<keyof RateLimit>).filter((k) => current[k] !== limits[k]).map((k) => [k, limits[k]]),
+    );
+    await applyBlkioV1(target.dir, dev, changed, cgroupWrite);
   }
 
   /** Applies `limits` for device `dev` to every container using Docker volume `name` (see targetsOf). */

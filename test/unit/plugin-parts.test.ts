@@ -1,6 +1,6 @@
 // The small parts of volplugin: flags, host identity, the undo stack, the per-volume mutex,
 // reference counting, fencing decisions and rate-limit strings.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { decideFence, type HolderNote } from '../../src/plugin/fence.js';
 import { loadHostId } from '../../src/plugin/host-id.js';
 import { KeyedMutex } from '../../src/plugin/keyed-mutex.js';
 import { LocalState, addRef, dropRef, type LocalVolume } from '../../src/plugin/local-state.js';
-import { blkioV1Writes, cgroupOfProcess, currentV1Limit, ioMaxLine, plannedCgroup } from '../../src/plugin/ratelimit.js';
+import { RateLimiter, cgroupOfProcess, plannedCgroup } from '../../src/plugin/ratelimit.js';
 import { UndoStack } from '../../src/plugin/undo.js';
 import { dockerEndpoint } from '../../src/plugin/docker.js';
 
@@ -188,18 +188,20 @@ describe('fencing decision', () => {
 describe('rate-limit strings', () => {
   const dev = { major: 7, minor: 3 };
   const limits = { writeIops: 100, readIops: 0, writeBps: 1_000_000, readBps: 0 };
-  it('cgroup v1 throttle files get MAJ:MIN VALUE (0 clears)', () => {
-    expect(blkioV1Writes(dev, limits)).toEqual([
-      { file: 'blkio.throttle.write_iops_device', value: '7:3 100' },
-      { file: 'blkio.throttle.read_iops_device', value: '7:3 0' },
-      { file: 'blkio.throttle.write_bps_device', value: '7:3 1000000' },
-      { file: 'blkio.throttle.read_bps_device', value: '7:3 0' },
-    ]);
-    expect(currentV1Limit('7:1 50\n7:3 100\n', dev)).toBe(100);
-    expect(currentV1Limit('', dev)).toBe(0);
-  });
-  it('cgroup v2 io.max', () => {
-    expect(ioMaxLine(dev, limits)).toBe('7:3 rbps=max wbps=1000000 riops=max wiops=100');
+  it('writes only the limits that differ into a v1 cgroup, and makes the cgroup of a container that has not started', async () => {
+    const limiter = new RateLimiter({ docker: null, storage: { setQos: async () => undefined } });
+    const cg = path.join(dir, 'blkio', 'docker', 'abc');
+    await mkdir(cg, { recursive: true });
+    const files = ['write_iops', 'read_iops', 'write_bps', 'read_bps'].map((f) => path.join(cg, `blkio.throttle.${f}_device`));
+    for (const f of files) await writeFile(f, '');
+    await writeFile(files[2]!, '7:3 1000000\n');
+    await limiter.writeLimits({ dir: cg, version: 1, ahead: false }, dev, limits);
+    expect(await readFile(files[0]!, 'utf8')).toBe('7:3 100');
+    expect(await readFile(files[1]!, 'utf8')).toBe('');
+    expect(await readFile(files[2]!, 'utf8')).toBe('7:3 1000000\n');
+    const ahead = path.join(dir, 'blkio', 'docker', 'def');
+    await expect(limiter.writeLimits({ dir: ahead, version: 1, ahead: true }, dev, limits, 'def')).rejects.toThrow();
+    expect((await stat(ahead)).isDirectory()).toBe(true);
   });
   it('a process\'s blkio cgroup (v1) or unified cgroup (v2)', () => {
     expect(cgroupOfProcess('12:blkio:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/', '/sys/fs/cgroup')).toEqual({
