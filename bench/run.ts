@@ -9,8 +9,9 @@
 //   pnpm bench --keep             leave the clusters running afterwards
 //   pnpm bench --out DIR          write results elsewhere (latest.json and chart.svg too)
 //   pnpm bench --docs             also put the table into docs/performance.md (between its markers)
+//   pnpm bench --from FILE [--docs]   re-render table, chart and latest.md from an earlier run's JSON
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +32,7 @@ import { clusterSpecs, ensureCluster, removeImagesWithPrefix, repoRoot, stopClus
 import type { BenchContext } from './lib/context.js';
 import { sizes } from './lib/context.js';
 import type { BenchEnv } from './lib/env.js';
+import type { AimResult, Comparison, ResultRow } from './lib/report.js';
 import { captureEnv, machineLine } from './lib/env.js';
 import type { Measurement } from './lib/harness.js';
 import { progress } from './lib/harness.js';
@@ -47,13 +49,14 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean', default: false },
     out: { type: 'string' },
     docs: { type: 'boolean', default: false },
+    from: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
   process.stdout.write(
-    'usage: pnpm bench [--quick] [--only snapshot,image,read,mount,master,paxos] [--keep] [--out DIR] [--docs]\n' +
+    'usage: pnpm bench [--quick] [--only snapshot,image,read,mount,master,paxos] [--keep] [--out DIR] [--docs] [--from FILE]\n' +
       'Runs the benchmarks on a throw-away Ceph under .sandbox-bench/ and writes bench/results/.\n',
   );
   process.exit(0);
@@ -188,14 +191,38 @@ async function main(): Promise<void> {
 
   env.load.end = os.loadavg().map((v) => Math.round(v * 100) / 100);
   const results = toRows(measurements, env);
-  const comparisons = compare(results);
-  const aims = checkAims(comparisons);
-  const report = { env, results, comparisons, aims, missing, samples: samplesOf(measurements) };
-
+  const report: Report = { env, results, comparisons: [], aims: [], missing, samples: samplesOf(measurements) };
   const stamp = env.date.replace(/[:.]/g, '-');
-  const json = `${JSON.stringify(report, null, 1)}\n`;
-  await writeFile(path.join(outDir, `${stamp}.json`), json);
-  await writeFile(path.join(outDir, 'latest.json'), json);
+  await writeOutputs(report, stamp);
+}
+
+interface Report {
+  env: BenchEnv;
+  results: ResultRow[];
+  comparisons: Comparison[];
+  aims: AimResult[];
+  missing: string[];
+  samples: Record<string, { lat_ms: number[]; wall_ms: number[] }>;
+}
+
+/**
+ * Comparisons and aims from the rows, then the files and the terminal report. `stamp` names a new
+ * run's JSON (written with latest.json); null re-renders an earlier run (--from) without touching
+ * its JSON.
+ */
+async function writeOutputs(report: Report, stamp: string | null): Promise<void> {
+  const { env, results, missing } = report;
+  report.comparisons = compare(results);
+  report.aims = checkAims(report.comparisons);
+  const { comparisons, aims } = report;
+  await mkdir(outDir, { recursive: true });
+  const written: string[] = [];
+  if (stamp) {
+    const json = `${JSON.stringify(report, null, 1)}\n`;
+    await writeFile(path.join(outDir, `${stamp}.json`), json);
+    await writeFile(path.join(outDir, 'latest.json'), json);
+    written.push(path.relative(process.cwd(), path.join(outDir, `${stamp}.json`)), 'latest.json');
+  }
   await writeFile(
     path.join(outDir, 'chart.svg'),
     chartSvg(comparisons, {
@@ -203,20 +230,23 @@ async function main(): Promise<void> {
       subtitle: `${machineLine(env)}, Node ${env.node}, Ceph ${env.ceph.split(' ')[0]}, one mon + memstore OSD; load ${env.load.start.join(' ')}; ${env.date.slice(0, 16).replace('T', ' ')} UTC`,
     }),
   );
-
   const markdown = resultsMarkdown(env, results, comparisons, aims, missing);
   await writeFile(path.join(outDir, 'latest.md'), `${markdown}\n`);
-  if (flags.docs) await updateDocs(path.join(repoRoot, 'docs', 'performance.md'), markdown);
+  written.push('latest.md', 'chart.svg');
+  if (flags.docs) {
+    await updateDocs(path.join(repoRoot, 'docs', 'performance.md'), markdown);
+    written.push('docs/performance.md');
+  }
 
   process.stdout.write(`\n${machineLine(env)} | Node ${env.node} | Ceph ${env.ceph} | librbd ${env.librbd}\n`);
   process.stdout.write(`clusters: ${env.clusters.map((c) => `${c.name} (paxos propose interval ${c.paxos_propose_interval_s} s)`).join(', ')}\n`);
-  process.stdout.write(`load average: ${env.load.start.join(' ')} at start, ${env.load.end.join(' ')} at end\n\n`);
+  process.stdout.write(`load average: ${env.load.start.join(' ')} at start, ${env.load.end?.join(' ') ?? '?'} at end\n\n`);
   process.stdout.write(`${textTable(comparisons)}\n\n`);
   process.stdout.write('ops/s: operations over wall time (all workers); ms: median (p95) per operation; addon over C: native median vs C median.\n\n');
   process.stdout.write(`where the time goes (CPU ms per operation by party, over whole rounds):\n${cpuTextTable(results)}\n\n`);
   process.stdout.write(`${aimsText(aims)}\n`);
   if (missing.length) process.stdout.write(`\nnot measured:\n${missing.map((m) => `  - ${m}`).join('\n')}\n`);
-  process.stdout.write(`\nwrote ${path.relative(process.cwd(), path.join(outDir, `${stamp}.json`))}, latest.json, latest.md and chart.svg${flags.docs ? ' and docs/performance.md' : ''}\n`);
+  process.stdout.write(`\nwrote ${written.join(', ')}\n`);
 }
 
 /** Every measured latency, keyed like the rows, for anyone who wants other statistics. */
@@ -231,7 +261,15 @@ function samplesOf(measurements: readonly Measurement[]): Record<string, { lat_m
   return out;
 }
 
-main().catch((err: unknown) => {
+const run = flags.from
+  ? async () => {
+      // Re-render an earlier run (e.g. after changing the table or chart code): no cluster, no JSON written.
+      const report = JSON.parse(await readFile(path.resolve(flags.from!), 'utf8')) as Report;
+      await writeOutputs(report, null);
+    }
+  : main;
+
+run().catch((err: unknown) => {
   process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

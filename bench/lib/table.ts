@@ -22,7 +22,9 @@ function fmtRatio(v: number | null): string {
 }
 
 function fmtPct(v: number | null): string {
-  return v === null ? '–' : `${v >= 0 ? '+' : ''}${v.toFixed(0)}%`;
+  if (v === null) return '–';
+  const r = Math.round(v);
+  return r === 0 ? '0%' : `${r > 0 ? '+' : ''}${r}%`;
 }
 
 /** "median (p95)" in milliseconds. */

@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatDevice, mountDevice } from '../../src/mapper/fs.js';
+import { FuseMapper } from '../../src/mapper/fuse.js';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { StateStore } from '../../src/state/store.js';
 import { blocklisted, ceph, leftoversBelow, removeImage, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
@@ -188,5 +190,28 @@ describe('two hosts, one volume', () => {
     expect((await b.unmount(name, 'p2')).Err).toBe('');
     expect(await watchers(pool, `${tenant}.paused`)).toEqual([]);
     expect(await leftoversBelow(root)).toEqual([]);
+  });
+
+  it('leftovers of a crash in the middle of a mount (mapping, mount, lock) are cleaned up when volplugin starts', async () => {
+    const name = `${tenant}/crashed`;
+    await createVolume(b, name, null);
+    await a.stop();
+    const cli = { listWatchers: async (p: string, i: string) => (await watchers(p, i)).map((address, n) => ({ address, clientId: n, cookie: n })) };
+    const mapper = new FuseMapper({ root: path.join(a.stateDir, 'fuse'), ceph: { confPath: process.env.CEPH_CONF }, watchers: cli });
+    const mapping = await mapper.map({ tenant, volume: 'crashed', pool, image: `${tenant}.crashed` });
+    await formatDevice('mkfs.ext4 -q %', mapping.device!);
+    await mountDevice(mapping.device!, a.mountpointOf(name));
+    const hostId = await a.hostId();
+    await kv.put(
+      store.keys.mount(tenant, 'crashed'),
+      JSON.stringify({ tenant, volume: 'crashed', host: 'hosta', hostId, lease: 'dead', device: mapping.device, mountpoint: a.mountpointOf(name), mapper: 'fuse', clientAddress: mapping.clientAddress, since: new Date().toISOString() }),
+    );
+    await a.start();
+    await waitFor('the leftovers to be cleaned up', async () => (await leftoversBelow(path.join(root, 'hosta'))).length === 0, 20_000);
+    await waitFor('the lock to be released', async () => (await store.getMount(tenant, 'crashed')) === null, 20_000);
+    await waitFor('the rbd-fuse client to go', async () => (await watchers(pool, `${tenant}.crashed`)).length === 0, 30_000);
+    // And the volume is usable again, from the other host too.
+    expect((await b.mount(name, 'c1')).Err).toBe('');
+    expect((await b.unmount(name, 'c1')).Err).toBe('');
   });
 });
