@@ -31,4 +31,6 @@ help | --help | -h)
 *) exec "$@" ;;
 esac
 shift
+# Each native librbd call holds a libuv pool thread (bin/launch.cjs says why 16).
+export UV_THREADPOOL_SIZE=${UV_THREADPOOL_SIZE:-16}
 exec node "$APP/dist/$main/main.js" "$@"

@@ -29,11 +29,9 @@ if [[ ! -s $TOKEN ]]; then
   (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN")
 fi
 
-# The four CLIs, on PATH once .sandbox/env is sourced.
+# The four CLIs, on PATH once .sandbox/env is sourced: package.json's bin entries.
 for cli in volmaster volplugin volsupervisor volcli; do
-  role=${cli#vol}
-  [[ $role == cli ]] || [[ $role == master ]] || [[ $role == plugin ]] || role=supervisor
-  ln -sfn "$REPO/dist/$role/main.js" "$ROOT/bin/$cli"
+  ln -sfn "$REPO/$(node -p "require('./package.json').bin.$cli")" "$ROOT/bin/$cli"
 done
 
 cat >"$ROOT/env" <<ENV
@@ -45,12 +43,12 @@ export VOLPLUGIN_TOKEN_FILE=$TOKEN
 export PATH=$ROOT/bin:\$PATH
 ENV
 
-# start_daemon NAME READY-CHECK ARGS...: runs dist/ROLE/main.js in the background unless its pid is alive.
+# start_daemon NAME READY-CHECK ARGS...: runs the NAME bin in the background unless its pid is alive.
 start_daemon() {
   local name=$1 ready=$2
   shift 2
   local main=$ROOT/bin/$name pidfile=$ROOT/run/$name.pid log=$ROOT/logs/$name.log
-  if [[ ! -e $(readlink -f "$main") ]]; then
+  if [[ ! -e $REPO/dist/${name#vol}/main.js ]]; then
     echo "sandbox: $name is not built yet: skipped" >&2
     return 0
   fi

@@ -3,7 +3,6 @@
 //   volmaster --listen 0.0.0.0:9005 --etcd http://127.0.0.1:2379 --ceph-conf /etc/ceph/ceph.conf --token-file /etc/volplugin/token
 // SIGTERM/SIGINT: finish in-flight requests (at most 30 s), close etcd and Ceph, exit 0.
 
-import '../storage/threadpool.js';
 import { CommanderError, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { openStorage } from '../storage/index.js';

@@ -4,7 +4,6 @@
 // SIGTERM/SIGINT: stop serving and exit; mounted volumes stay mounted for their containers, and a
 // volplugin started again within --lock-ttl seconds takes their locks and references back.
 
-import '../storage/threadpool.js';
 import { CommanderError, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { openStorage } from '../storage/index.js';

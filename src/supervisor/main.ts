@@ -3,7 +3,6 @@
 //   volsupervisor --etcd http://127.0.0.1:2379 --ceph-conf /etc/ceph/ceph.conf
 // SIGTERM/SIGINT: resign leadership at once, finish (bounded), exit. SIGUSR1: log the status.
 
-import '../storage/threadpool.js';
 import { hostname } from 'node:os';
 import { CommanderError, InvalidArgumentError } from 'commander';
 import pino from 'pino';
