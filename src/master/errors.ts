@@ -8,7 +8,7 @@ import { isPolicyError } from '../policy/errors.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { StateBusyError, StateCorruptError } from '../state/store.js';
 import { RbdError } from '../storage/errors.js';
-import { TimeoutError } from '../snapshots/errors.js';
+import { TimeoutError } from '../common/timeout.js';
 
 /** errno names that mean "the Ceph cluster cannot be reached", not "the operation was refused". */
 const CEPH_CONNECTION_CODES = new Set([

@@ -5,12 +5,10 @@
 
 import { CommanderError, InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { openStorage } from '../storage/index.js';
-import { withTimeout } from '../snapshots/errors.js';
+import { connectStorage } from '../storage/index.js';
 import { buildCommand, configFromOptions, type MasterConfig } from './config.js';
 import { startMaster } from './server.js';
 
-const STORAGE_OPEN_TIMEOUT_MS = 30_000;
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 
 function readConfig(): MasterConfig {
@@ -38,15 +36,11 @@ async function main(): Promise<void> {
     config,
     log,
     openStorage: () =>
-      withTimeout(
-        openStorage(config.backend, {
-          confPath: config.cephConf ?? undefined,
-          keyring: config.cephKeyring ?? undefined,
-          clientId: config.cephId,
-        }),
-        STORAGE_OPEN_TIMEOUT_MS,
-        `connecting to Ceph (${config.backend} backend, ${config.cephConf ?? 'default ceph.conf'}): check that the monitors answer (ceph -s)`,
-      ),
+      connectStorage(config.backend, {
+        confPath: config.cephConf ?? undefined,
+        keyring: config.cephKeyring ?? undefined,
+        clientId: config.cephId,
+      }),
   });
 
   let stopping = false;

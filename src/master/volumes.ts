@@ -24,7 +24,7 @@ import { isRbdError } from '../storage/errors.js';
 import type { QosLimits, Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
-import { withTimeout } from '../snapshots/errors.js';
+import { withTimeout } from '../common/timeout.js';
 import { CreateIntents } from './intents.js';
 
 /** Image metadata key naming the volume an image was created for ("tenant/volume"). */

@@ -6,12 +6,10 @@
 
 import { CommanderError, InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { openStorage } from '../storage/index.js';
+import { connectStorage } from '../storage/index.js';
 import { startPlugin, VERSION } from './app.js';
 import { buildCommand, configFromOptions, type PluginConfig, type RawOptions } from './config.js';
 import { messageOf } from './errors.js';
-
-const STORAGE_OPEN_TIMEOUT_MS = 30_000;
 
 function readConfig(): PluginConfig {
   const command = buildCommand().version(VERSION);
@@ -27,34 +25,16 @@ function readConfig(): PluginConfig {
   }
 }
 
-async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function main(): Promise<void> {
   const config = readConfig();
   const log = pino({ name: 'volplugin', level: config.debug ? 'debug' : 'info', base: { pid: process.pid, host: config.hostLabel } });
   log.info({ version: VERSION, config: { ...config } }, 'volplugin starting');
 
-  const storage = await withTimeout(
-    openStorage(config.backend, {
-      confPath: config.cephConf ?? undefined,
-      keyring: config.cephKeyring ?? undefined,
-      clientId: config.cephId,
-    }),
-    STORAGE_OPEN_TIMEOUT_MS,
-    `connecting to Ceph (${config.backend} backend, ${config.cephConf ?? 'default ceph.conf'}): check that the monitors answer (ceph -s)`,
-  );
+  const storage = await connectStorage(config.backend, {
+    confPath: config.cephConf ?? undefined,
+    keyring: config.cephKeyring ?? undefined,
+    clientId: config.cephId,
+  });
   const plugin = await startPlugin(config, { storage, log });
 
   let stopping = false;

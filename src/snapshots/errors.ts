@@ -1,31 +1,7 @@
 // Snapshot operations raise ApiError with codes of the API's error catalogue (src/api/errors.ts),
 // always before anything changed, so that the master answers them as they are and volcli prints
-// them. This file adds only the time bound every external call gets.
+// them.
 
 import { ApiError } from '../api/errors.js';
 
 export { ApiError };
-
-/** An external call did not answer in time. */
-export class TimeoutError extends Error {
-  readonly code = 'TIMEOUT';
-  constructor(what: string, ms: number) {
-    super(`${what} did not finish within ${ms} ms`);
-    this.name = 'TimeoutError';
-  }
-}
-
-/**
- * Resolves or rejects like `promise`, or rejects with TimeoutError after `ms`. The operation itself
- * is not cancelled (librbd calls cannot be): the caller stops waiting for it.
- */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  if (!Number.isFinite(ms) || ms <= 0) return promise;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
-    timer.unref?.();
-  });
-  promise.catch(() => undefined); // a late rejection after the timeout must not go unhandled
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -11,7 +11,8 @@ import { isRbdError } from '../storage/errors.js';
 import { LockReason, type StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import { systemClock, type Clock } from './clock.js';
-import { ApiError, withTimeout } from './errors.js';
+import { withTimeout } from '../common/timeout.js';
+import { ApiError } from './errors.js';
 import {
   SUPERVISOR_PREFIX,
   compareSnapshotNames,

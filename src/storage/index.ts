@@ -6,6 +6,7 @@ import { CliStorage } from './cli.js';
 import { MemoryStorage } from './memory.js';
 import { NativeStorage } from './native.js';
 import type { BackendKind, ClusterConfig, Storage } from './types.js';
+import { TimeoutError, withTimeout } from '../common/timeout.js';
 
 export const BACKENDS: readonly BackendKind[] = ['native', 'cli', 'memory'];
 
@@ -22,6 +23,21 @@ export async function openStorage(kind: BackendKind, config: ClusterConfig = {})
       return new MemoryStorage(config);
     default:
       throw new TypeError(`storage backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  }
+}
+
+/** How the daemons connect at start: the configured backend, bounded in time, with an error that says what to check. */
+export async function connectStorage(
+  kind: BackendKind,
+  config: ClusterConfig,
+  timeoutMs = 30_000,
+): Promise<Storage> {
+  const where = `${kind} backend, ${config.confPath ?? 'default ceph.conf'}`;
+  try {
+    return await withTimeout(openStorage(kind, config), timeoutMs, `connecting to Ceph (${where})`);
+  } catch (err) {
+    if (err instanceof TimeoutError) err.message += ': check that the monitors answer (ceph -s) and the keyring is readable';
+    throw err;
   }
 }
 

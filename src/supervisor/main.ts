@@ -8,12 +8,11 @@ import { CommanderError, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { EtcdKV } from '../state/etcd.js';
 import { StateStore } from '../state/store.js';
-import { openStorage } from '../storage/index.js';
-import { withTimeout } from '../snapshots/errors.js';
+import { withTimeout } from '../common/timeout.js';
+import { connectStorage } from '../storage/index.js';
 import { buildCommand, configFromOptions, type SupervisorConfig } from './config.js';
 import { Supervisor } from './supervisor.js';
 
-const STORAGE_OPEN_TIMEOUT_MS = 30_000;
 const CLOSE_TIMEOUT_MS = 5_000;
 
 function readConfig(): SupervisorConfig {
@@ -38,15 +37,11 @@ async function main(): Promise<void> {
     'volsupervisor starting',
   );
 
-  const storage = await withTimeout(
-    openStorage(config.backend, {
-      confPath: config.cephConf ?? undefined,
-      keyring: config.cephKeyring ?? undefined,
-      clientId: config.cephId,
-    }),
-    STORAGE_OPEN_TIMEOUT_MS,
-    `connecting to Ceph (${config.backend} backend, ${config.cephConf ?? 'default ceph.conf'})`,
-  );
+  const storage = await connectStorage(config.backend, {
+    confPath: config.cephConf ?? undefined,
+    keyring: config.cephKeyring ?? undefined,
+    clientId: config.cephId,
+  });
   const kv = new EtcdKV({ endpoints: config.etcd });
   const store = new StateStore(kv, { prefix: config.prefix, owner: `volsupervisor@${hostname()}:${process.pid}` });
   const supervisor = new Supervisor({
