@@ -74,7 +74,7 @@ CEPH_FLAGS=(--ceph-conf "$CONF" --ceph-id admin)
 start_daemon volmaster "curl -sf http://$MASTER/v1/health" \
   --listen "$MASTER" --etcd "$ETCD" --token-file "$TOKEN" "${CEPH_FLAGS[@]}"
 start_daemon volsupervisor "true" \
-  --etcd "$ETCD" --master "$MASTER" --token-file "$TOKEN" "${CEPH_FLAGS[@]}"
+  --etcd "$ETCD" "${CEPH_FLAGS[@]}"
 start_daemon volplugin "test -S /run/docker/plugins/volplugin.sock" \
   --master "$MASTER" --etcd "$ETCD" --token-file "$TOKEN" "${CEPH_FLAGS[@]}" \
   --mount-root "$ROOT/mnt" --state-dir "$ROOT/volplugin"

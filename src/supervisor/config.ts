@@ -8,9 +8,6 @@ export interface SupervisorConfig {
   etcd: string[];
   /** etcd key prefix (default /volplugin): tests run several stacks side by side with their own. */
   prefix: string;
-  /** volmaster address; accepted for symmetry with the other daemons and shown in status. */
-  master: string;
-  tokenFile: string | null;
   cephConf: string | null;
   cephKeyring: string | null;
   cephId: string;
@@ -41,8 +38,6 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     )
     .addOption(new Option('--etcd <url>', 'etcd client URL (repeatable or comma-separated) [env VOLPLUGIN_ETCD]').argParser(collect))
     .addOption(new Option('--prefix <path>', 'etcd key prefix [env VOLPLUGIN_PREFIX]').default(env.VOLPLUGIN_PREFIX || DEFAULT_PREFIX))
-    .addOption(new Option('--master <host:port>', 'volmaster address, shown in the status (the supervisor itself works on etcd and Ceph) [env VOLPLUGIN_MASTER]').default(env.VOLPLUGIN_MASTER || '127.0.0.1:9005'))
-    .addOption(new Option('--token-file <path>', "file holding the master's bearer token; accepted like the other daemons' [env VOLPLUGIN_TOKEN_FILE]").default(env.VOLPLUGIN_TOKEN_FILE || undefined))
     .addOption(new Option('--ceph-conf <path>', 'ceph.conf [env CEPH_CONF]').default(env.CEPH_CONF || undefined))
     .addOption(new Option('--ceph-keyring <path>', 'keyring (default: what ceph.conf says)'))
     .addOption(new Option('--ceph-id <id>', 'cephx client id, without "client."').default('admin'))
@@ -58,8 +53,6 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
 interface RawOptions {
   etcd?: string[];
   prefix: string;
-  master: string;
-  tokenFile?: string;
   cephConf?: string;
   cephKeyring?: string;
   cephId: string;
@@ -86,8 +79,6 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
   return {
     etcd,
     prefix: o.prefix,
-    master: o.master,
-    tokenFile: o.tokenFile ? path.resolve(o.tokenFile) : null,
     cephConf: o.cephConf ? path.resolve(o.cephConf) : null,
     cephKeyring: o.cephKeyring ? path.resolve(o.cephKeyring) : null,
     cephId: o.cephId,

@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   process.on('SIGUSR1', () => {
     supervisor
       .status()
-      .then((status) => log.info({ status, master: config.master }, 'status'))
+      .then((status) => log.info({ status }, 'status'))
       .catch((err: unknown) => log.warn({ err }, 'status failed'));
   });
 
