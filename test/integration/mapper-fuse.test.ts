@@ -35,6 +35,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await unmountAll(path.join(root, 'mnt')).catch(() => undefined);
+  await unmountAll(path.join(root, 'mnt-c')).catch(() => undefined);
   for (const m of mapped) await mapper.unmap(m).catch(() => undefined);
   for (const m of await mapper.discover().catch(() => [])) await mapper.unmap(m).catch(() => undefined);
   await removeImage(pool, images.a);
@@ -81,11 +82,17 @@ describe('rbd-fuse + loop mapper', () => {
     await exec('dd', ['if=/dev/zero', `of=${mnt}/before`, 'bs=4k', 'count=4', 'oflag=direct'], { timeout: 30_000 });
     await ceph('osd', 'blocklist', 'add', m.clientAddress!, '600');
     expect(await blocklisted(m.clientAddress!)).toBe(true);
+    // The OSD applies the blocklist with its next map: give it a moment under load, then every write fails.
     const started = Date.now();
-    const write = await exec('dd', ['if=/dev/zero', `of=${mnt}/after`, 'bs=4k', 'count=4', 'oflag=direct'], { timeout: 30_000 }).then(
-      () => 'written',
-      (err: { stderr?: string }) => err.stderr ?? 'failed',
-    );
+    let write = 'written';
+    while (Date.now() - started < 10_000) {
+      write = await exec('dd', ['if=/dev/zero', `of=${mnt}/after`, 'bs=4k', 'count=4', 'oflag=direct'], { timeout: 30_000 }).then(
+        () => 'written',
+        (err: { stderr?: string }) => err.stderr ?? 'failed',
+      );
+      if (write !== 'written') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     expect(write).toMatch(/Input\/output error/);
     expect(Date.now() - started).toBeLessThan(10_000);
     await unmountAll(mnt);

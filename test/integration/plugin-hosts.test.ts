@@ -172,7 +172,7 @@ describe('two hosts, one volume', () => {
       fenced.push(held.clientAddress!);
       expect(await blocklisted(held.clientAddress!)).toBe(true);
       // The old holder's write now fails instead of landing on the volume hostb uses.
-      expect(await directWrite(a.mountpointOf(name))).toBe(false);
+      await waitFor('hosta\'s writes to fail', async () => !(await directWrite(a.mountpointOf(name))), 10_000);
       expect(await directWrite(b.mountpointOf(name))).toBe(true);
     } finally {
       a.proc.signal('SIGCONT');
