@@ -5,7 +5,7 @@
 // starting.
 
 import { rmdir } from 'node:fs/promises';
-import { readMountInfo } from '../mapper/mountinfo.js';
+import { readMountInfo, type MountInfo } from '../mapper/mountinfo.js';
 import type { Mapper } from '../mapper/types.js';
 import { unmountAll } from '../mapper/fs.js';
 import type { RateLimit } from '../policy/types.js';
@@ -40,6 +40,8 @@ export interface ConvergenceOptions {
   limits: RateLimiter;
   docker: DockerClient | null;
   log: ManagerLog;
+  /** What is mounted on the host (default /proc/self/mountinfo; fakes in unit tests). */
+  readMounts?: () => Promise<MountInfo[]>;
 }
 
 function split(key: string): [string, string] {
@@ -159,7 +161,7 @@ export class Convergence {
     } catch (err) {
       this.o.log.warn({ err: messageOf(err) }, 'no etcd lease (etcd unreachable?): lock actions wait');
     }
-    const mounts = (await readMountInfo()).filter((m) => volumeOfMountpoint(this.o.mountRoot, m.mountPoint) !== null);
+    const mounts = (await (this.o.readMounts ?? readMountInfo)()).filter((m) => volumeOfMountpoint(this.o.mountRoot, m.mountPoint) !== null);
     const mappings = await this.o.mapper.discover();
     let locks: MountRecord[] = [];
     let locksKnown = false;
