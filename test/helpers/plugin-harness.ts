@@ -21,10 +21,12 @@ function env(name: string): string {
   return value;
 }
 
+/** The daemon as users start it: bin/vol<role>.cjs (which loads dist/<role>/main.js). */
 function bin(role: 'master' | 'plugin'): string {
-  const file = path.join(repoRoot, 'dist', role, 'main.js');
-  if (!existsSync(file)) throw new Error(`${file} is missing: build first (pnpm build:ts)`);
-  return file;
+  const main = path.join(repoRoot, 'dist', role, 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: build first (pnpm build:ts)`);
+  const launcher = path.join(repoRoot, 'bin', `vol${role}.cjs`);
+  return existsSync(launcher) ? launcher : main;
 }
 
 export async function freePort(): Promise<number> {
