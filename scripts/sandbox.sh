@@ -274,11 +274,12 @@ cleanup_mounts_under() { # DIR: unmount (deepest first) every mount below DIR, d
 down() { # DIR
   local root=$1
   [[ -d $root ]] || return 0
+  # dockerd first: stopping it stops the containers, whose Unmounts volplugin must still answer.
+  stop_pid "$root/docker/dockerd.pid" dockerd
   local pidfile
   for pidfile in "$root"/run/*.pid; do
     [[ -f $pidfile ]] && stop_pid "$pidfile"
   done
-  stop_pid "$root/docker/dockerd.pid" dockerd
   # dockerd leaves its exec root's netns/default mounted: without this the directory cannot go.
   if [[ -f $root/docker/exec-root ]]; then
     cleanup_mounts_under "$(cat "$root/docker/exec-root")"
