@@ -21,11 +21,19 @@ import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.j
 import { LockReason, StateBusyError, type StateStore } from '../state/store.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { isRbdError } from '../storage/errors.js';
-import type { QosLimits, Storage } from '../storage/types.js';
+import type { ImageFeature, QosLimits, Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
 import { withTimeout } from '../common/timeout.js';
 import { CreateIntents } from './intents.js';
+
+/**
+ * Features of the images volumes get. object-map and fast-diff let librbd remove an image by
+ * deleting only the objects that were written (about 30 ms instead of 300 ms for an unused 10 GiB
+ * image, docs/performance.md) and make snapshots' diffs cheap; they need exclusive-lock, and krbd
+ * maps them from Linux 5.3 on.
+ */
+export const VOLUME_IMAGE_FEATURES: ImageFeature[] = ['layering', 'exclusive-lock', 'object-map', 'fast-diff'];
 
 /** Image metadata key naming the volume an image was created for ("tenant/volume"). */
 export const IMAGE_OWNER_KEY = 'volplugin.volume';
@@ -240,7 +248,7 @@ export class VolumeService {
 
   private async createImage(options: VolumeOptions, image: string): Promise<void> {
     try {
-      await this.storage.createImage(options.pool, image, { size: options.sizeBytes });
+      await this.storage.createImage(options.pool, image, { size: options.sizeBytes, features: VOLUME_IMAGE_FEATURES });
     } catch (err) {
       if (isRbdError(err, 'ENOENT')) throw this.noPool(options.pool);
       if (isRbdError(err, 'EEXIST')) {
@@ -391,7 +399,22 @@ export class VolumeService {
     });
   }
 
-  /** Deletes the volume's records (volume and mount) and nothing else; the image stays. */
+  /**
+   * Deletes the volume record and leaves the image (with its data and snapshots), so that creating
+   * the volume again adopts it. The same checks as remove(), under the same operation lock: refused
+   * while a mount record exists, a host reports the volume mounted, or a client has the image open.
+   */
+  async removeRecords(tenant: string, volume: string): Promise<VolumeRecord> {
+    await this.get(tenant, volume);
+    return this.lock(tenant, volume, LockReason.Remove, async () => {
+      const record = await this.get(tenant, volume);
+      await this.assertNotInUse(record);
+      await this.store.deleteVolume(tenant, volume);
+      return record;
+    });
+  }
+
+  /** Deletes the volume's records (volume and mount) and nothing else, with no checks; the image stays. */
   async forceRemove(tenant: string, volume: string): Promise<{ volume: VolumeRecord | null; mount: MountRecord | null }> {
     assertName('tenant', tenant);
     assertName('volume', volume);

@@ -128,6 +128,10 @@ describe(`volcli binary against a volmaster binary (${backend} backend)`, () => 
     expect(await ok(['volume', 'create', `${tenant}/bar`, '--opt', 'size=20', '--opt', 'filesystem=xfs'])).toMatch(/20MB xfs/);
     expect(await ok(['volume', 'create', `${tenant}/foo`])).toMatch(/^exists with these options/);
     expect(await rbdLs()).toEqual(expect.arrayContaining([`${tenant}.foo`, `${tenant}.bar`]));
+    const info = await exec('rbd', ['-c', cephConf!, 'info', '--format', 'json', `${pool}/${tenant}.foo`], { timeout: 60_000 });
+    expect((JSON.parse(info.stdout) as { features: string[] }).features.sort()).toEqual(
+      ['exclusive-lock', 'fast-diff', 'layering', 'object-map'], // object-map: removes delete only written objects
+    );
 
     const list = await ok(['volume', 'list', tenant]);
     expect(list).toMatch(/\nbar\s/);
