@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import type { Static } from '@sinclair/typebox';
-import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { ApiError, isErrorCode } from './errors.js';
 import type { HealthBody, ReadinessBody, SnapshotEntry, TenantSummary } from './schemas.js';
@@ -217,13 +217,14 @@ export class ApiClient {
 
   /**
    * Removes a volume: its image (with its snapshots) and its record. Refused while mounted or open.
-   * With `force`, deletes only the records (volume and mount) and leaves the image alone.
+   * With `keepImage`, deletes only the volume record after the same checks (the image stays, and a
+   * later create adopts it). With `force`, deletes only the records (volume and mount) without any
+   * check and leaves the image alone.
    */
-  async removeVolume(tenant: string, volume: string, options: { force?: boolean } = {}): Promise<void> {
-    await this.request('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, {
-      query: options.force ? { force: 'true' } : {},
-      timeoutMs: LONG_TIMEOUT_MS,
-    });
+  async removeVolume(tenant: string, volume: string, options: { force?: boolean; keepImage?: boolean } = {}): Promise<void> {
+    if (options.force && options.keepImage) throw new TypeError('removeVolume: force and keepImage exclude each other');
+    const query: Record<string, string> = options.force ? { force: 'true' } : options.keepImage ? { 'keep-image': 'true' } : {};
+    await this.request('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, { query, timeoutMs: LONG_TIMEOUT_MS });
   }
 
   getRuntime(tenant: string, volume: string): Promise<RuntimeOptions> {
@@ -247,6 +248,18 @@ export class ApiClient {
   /** Deletes the mount record whoever holds it (no unmount happens); returns what was removed. */
   async forceRemoveMount(tenant: string, volume: string): Promise<MountRecord> {
     return (await this.request<MountRecord>('DELETE', `${API_PREFIX}/mounts/${seg(tenant)}/${seg(volume)}`)).body;
+  }
+
+  // ---- hosts ----------------------------------------------------------------------------------
+
+  /** The report of every live volplugin (what it has mounted, its problems). */
+  async listHosts(): Promise<HostReport[]> {
+    return (await this.get<{ hosts: HostReport[] }>(`${API_PREFIX}/hosts`)).hosts;
+  }
+
+  /** One volplugin's report; HOST_NOT_FOUND when no live volplugin has that id. */
+  getHost(hostId: string): Promise<HostReport> {
+    return this.get(`${API_PREFIX}/hosts/${seg(hostId)}`);
   }
 
   // ---- snapshots ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ export const ERROR_CATALOGUE = {
   VOLUME_NOT_FOUND: { status: 404, description: 'No such volume.' },
   MOUNT_NOT_FOUND: { status: 404, description: 'The volume is not mounted anywhere.' },
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No such snapshot of the volume.' },
+  HOST_NOT_FOUND: { status: 404, description: 'No volplugin with that host id reports (it is not running, or its lease expired).' },
   // 409: the request is fine but the cluster's state does not allow it now.
   VOLUME_EXISTS: { status: 409, description: 'The volume exists with other options; `field` names the first option that differs.' },
   IMAGE_EXISTS: { status: 409, description: 'An RBD image with the volume\'s name exists but does not belong to it; remove or rename it.' },

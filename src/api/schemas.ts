@@ -4,7 +4,7 @@
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
-import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 
 export const API_VERSION = 'v1';
 export const API_PREFIX = `/${API_VERSION}`;
@@ -167,6 +167,30 @@ export const MountRecordSchema = Type.Object(
   { title: 'Mount' },
 );
 
+export const HostMountSchema = Type.Object({
+  tenant: Type.String(),
+  volume: Type.String(),
+  device: Type.String(),
+  mountpoint: Type.String(),
+  mapper: Type.Union([Type.Literal('krbd'), Type.Literal('nbd'), Type.Literal('fuse')]),
+  references: Type.Integer({ description: 'Docker Mount IDs holding a reference' }),
+});
+
+export const HostReportSchema = Type.Object(
+  {
+    hostId: Type.String({ description: "The host's persistent id" }),
+    host: Type.String({ description: 'Its --host-label' }),
+    pid: Type.Integer(),
+    version: Type.String(),
+    reportedAt: Type.String(),
+    mounts: Type.Array(HostMountSchema, { description: 'What the host has mounted, as its volplugin sees it' }),
+    problems: Type.Array(Type.String(), { description: 'What its convergence loop saw and could not fix' }),
+  },
+  { title: 'HostReport', description: "A volplugin's report about itself; bound to its lease, gone when the host is." },
+);
+
+export const HostParams = Type.Object({ hostId: Type.String({ description: 'Host id', maxLength: 256 }) });
+
 export const SnapshotSchema = Type.Object(
   {
     name: Type.String(),
@@ -191,7 +215,14 @@ export const CreateVolumeBody = Type.Object(
 export const RuntimeBody = Type.Object({ options: OptionValuesSchema }, { additionalProperties: false });
 export const RemoveVolumeQuery = Type.Object({
   force: Type.Optional(
-    Type.Boolean({ description: 'Delete only the records (volume and mount), never the image: the seed\'s force-remove.' }),
+    Type.Boolean({ description: 'Delete only the records (volume and mount), never the image, with no checks: the seed\'s force-remove.' }),
+  ),
+  'keep-image': Type.Optional(
+    Type.Boolean({
+      description:
+        'Delete only the volume record and leave the image (a later create adopts it); unlike force, refused (409) while the ' +
+        'volume is mounted or its image open, checked under the operation lock. What `docker volume rm` does for a non-ephemeral volume.',
+    }),
   ),
 });
 export const SnapshotTakeBody = Type.Object(
@@ -211,6 +242,7 @@ export const TenantList = Type.Object({ tenants: Type.Array(TenantSummarySchema)
 export const TenantHistory = Type.Object({ tenant: Type.String(), revisions: Type.Array(TenantRecordSchema) });
 export const VolumeList = Type.Object({ volumes: Type.Array(VolumeRecordSchema) });
 export const MountList = Type.Object({ mounts: Type.Array(MountRecordSchema) });
+export const HostList = Type.Object({ hosts: Type.Array(HostReportSchema) });
 export const SnapshotList = Type.Object({ snapshots: Type.Array(SnapshotSchema) });
 export const Health = Type.Object({ status: Type.Literal('ok'), version: Type.String() });
 export const CheckResult = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()), ms: Type.Number() });
@@ -237,4 +269,5 @@ agree<Same<Static<typeof VolumeOptionsSchema>, VolumeOptions>>(true);
 agree<Same<Static<typeof RuntimeOptionsSchema>, RuntimeOptions>>(true);
 agree<Same<Static<typeof VolumeRecordSchema>, VolumeRecord>>(true);
 agree<Same<Static<typeof MountRecordSchema>, MountRecord>>(true);
+agree<Same<Static<typeof HostReportSchema>, HostReport>>(true);
 agree<Same<Static<typeof TenantRecordSchema>, TenantRecord>>(true);

@@ -7,7 +7,7 @@
 import type { ApiClient } from '../api/client.js';
 import type { TenantSummary } from '../api/schemas.js';
 import type { RuntimeOptions } from '../policy/types.js';
-import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 
 export interface RecordBackend {
   /** "volmaster at http://..." or "etcd at http://...": for messages. */
@@ -27,6 +27,10 @@ export interface RecordBackend {
   listMounts(): Promise<MountRecord[]>;
   getMount(tenant: string, volume: string): Promise<MountRecord>;
   forceRemoveMount(tenant: string, volume: string): Promise<MountRecord>;
+  /** The reports of the live volplugins. */
+  listHosts(): Promise<HostReport[]>;
+  /** One volplugin's report; HOST_NOT_FOUND when none has that id. */
+  getHost(hostId: string): Promise<HostReport>;
   close(): Promise<void>;
 }
 
@@ -73,6 +77,12 @@ export class MasterBackend implements RecordBackend {
   }
   forceRemoveMount(tenant: string, volume: string) {
     return this.api.forceRemoveMount(tenant, volume);
+  }
+  listHosts() {
+    return this.api.listHosts();
+  }
+  getHost(hostId: string) {
+    return this.api.getHost(hostId);
   }
   async close() {}
 }

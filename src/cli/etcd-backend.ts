@@ -80,6 +80,14 @@ export class EtcdBackend implements RecordBackend {
     if (!removed) throw new ApiError('MOUNT_NOT_FOUND', `volume ${tenant}/${volume} has no mount record`, { field: 'volume' });
     return removed;
   }
+  listHosts() {
+    return this.store.listHostReports();
+  }
+  async getHost(hostId: string) {
+    const report = hostId === '' || hostId.includes('/') ? null : await this.store.getHostReport(hostId);
+    if (!report) throw new ApiError('HOST_NOT_FOUND', `no volplugin with host id ${hostId} reports (not running, or its lease expired); see volcli host list`, { field: 'hostId' });
+    return report;
+  }
   close() {
     return this.kv.close();
   }

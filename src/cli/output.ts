@@ -1,7 +1,8 @@
 // What volcli prints: aligned tables and key/value blocks for people, JSON for scripts.
 
 import { formatSize } from '../policy/units.js';
-import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import { mountWarnings, type MountListing } from './mounts.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { runtimeAsOptions } from '../policy/options.js';
 import type { SnapshotEntry, TenantSummary } from '../api/schemas.js';
@@ -81,11 +82,36 @@ export function formatHistory(revisions: TenantRecord[]): string {
   );
 }
 
-export function formatMounts(mounts: MountRecord[]): string {
+/** The joined listing: one line per mount, then a line per warning and per host problem. */
+export function formatMounts(listing: MountListing): string {
+  const rows = listing.mounts.map((m) => [
+    `${m.tenant}/${m.volume}`,
+    m.lock ? m.host : `${m.host} (no lock)`,
+    m.report?.device || m.lock?.device || '-',
+    m.report?.mountpoint || m.lock?.mountpoint || '-',
+    m.report ? String(m.report.references) : '-',
+    m.lock?.since || '-',
+  ]);
+  const warnings = mountWarnings(listing);
+  return table(['VOLUME', 'HOST', 'DEVICE', 'MOUNTPOINT', 'REFS', 'SINCE'], rows) + warnings.map((w) => `${w}\n`).join('');
+}
+
+export function formatHosts(hosts: HostReport[]): string {
   return table(
-    ['VOLUME', 'HOST', 'MOUNTPOINT', 'DEVICE', 'MAPPER', 'SINCE'],
-    mounts.map((m) => [`${m.tenant}/${m.volume}`, m.host, m.mountpoint, m.device, m.mapper, m.since]),
+    ['HOST', 'HOST ID', 'MOUNTS', 'PROBLEMS', 'REPORTED', 'VERSION'],
+    hosts.map((h) => [h.host, h.hostId, String(h.mounts.length), String(h.problems.length), h.reportedAt, h.version]),
   );
+}
+
+export function formatHost(h: HostReport): string {
+  const pairs: Array<[string, string]> = [
+    ['host', `${h.host} (${h.hostId})`],
+    ['volplugin', `${h.version}, pid ${h.pid}`],
+    ['reported', h.reportedAt],
+    ['mounts', h.mounts.length === 0 ? 'none' : h.mounts.map((m) => `${m.tenant}/${m.volume} at ${m.mountpoint} (${m.device}, ${m.mapper}, ${m.references} refs)`).join('; ')],
+    ['problems', h.problems.length === 0 ? 'none' : h.problems.join('; ')],
+  ];
+  return keyValues(pairs);
 }
 
 export function formatMount(m: MountRecord): string {

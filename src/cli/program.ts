@@ -18,6 +18,7 @@ import { StateUnavailableError } from '../state/kv.js';
 import { DEFAULT_PREFIX } from '../state/keys.js';
 import { MasterBackend, type RecordBackend } from './backend.js';
 import * as out from './output.js';
+import { joinMounts } from './mounts.js';
 
 
 export interface CliIO {
@@ -399,11 +400,13 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
   const mount = program.command('mount').description('inspect mounts (volplugin on each host mounts and unmounts)');
   mount
     .command('list')
-    .description('list every mount')
+    .description('list every mount: the mount locks joined with what the holding hosts report, then warnings and host problems')
     .action(
       act(async (ctx) => {
-        const mounts = await (await ctx.records()).listMounts();
-        ctx.print(out.formatMounts(mounts), mounts);
+        const records = await ctx.records();
+        const [locks, reports] = await Promise.all([records.listMounts(), records.listHosts()]);
+        const listing = joinMounts(locks, reports);
+        ctx.print(out.formatMounts(listing), listing);
       }),
     );
   mount
@@ -426,6 +429,28 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
         const { tenant: t, volume: v } = volumeRef(ref!);
         const removed = await (await ctx.records()).forceRemoveMount(t, v);
         ctx.print(`removed the mount record of ${t}/${v} (held by ${removed.host})\n`, removed);
+      }),
+    );
+
+  // ---- host -------------------------------------------------------------------------------
+  const host = program.command('host').description('what each volplugin reports about itself (mounts, problems)');
+  host
+    .command('list')
+    .description('list the live volplugins and their reports')
+    .action(
+      act(async (ctx) => {
+        const hosts = await (await ctx.records()).listHosts();
+        ctx.print(out.formatHosts(hosts), hosts);
+      }),
+    );
+  host
+    .command('get')
+    .description("print one volplugin's report")
+    .argument('<host-id>', 'host id (see volcli host list)')
+    .action(
+      act(async (ctx, hostId) => {
+        const report = await (await ctx.records()).getHost(hostId!);
+        ctx.print(out.formatHost(report), report);
       }),
     );
 

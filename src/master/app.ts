@@ -22,6 +22,7 @@ import tenantRoutes from './routes/tenants.js';
 import volumeRoutes from './routes/volumes.js';
 import runtimeRoutes from './routes/runtime.js';
 import mountRoutes from './routes/mounts.js';
+import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
 
 export interface VolmasterOptions {
@@ -58,7 +59,7 @@ export async function emptyBodyIsObject(request: { body: unknown }): Promise<voi
 }
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, snapshotRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -111,6 +112,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
         { name: 'tenants', description: 'Tenant policies and their history' },
         { name: 'volumes', description: 'Volumes (RBD images and their records)' },
         { name: 'mounts', description: 'Which host has which volume mounted' },
+        { name: 'hosts', description: 'What each volplugin reports about itself' },
         { name: 'snapshots', description: 'Snapshots of a volume' },
       ],
     },

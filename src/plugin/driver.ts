@@ -63,6 +63,8 @@ export class Driver implements VolumeDriver {
         await this.o.master.removeVolume(tenant, volume, { keepImage: false }, signal);
         return;
       }
+      // A quick refusal with this host's view of the lock; the master checks again (mount record,
+      // host reports, watchers) under the volume's operation lock before it deletes the record.
       const holder = await this.o.mountedWhere(tenant, volume);
       if (holder) throw new PluginError('IN_USE', `${name} is mounted on ${holder}: stop the containers that use it there, then remove it`);
       await this.o.master.removeVolume(tenant, volume, { keepImage: true }, signal);

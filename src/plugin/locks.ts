@@ -87,29 +87,9 @@ export async function takeMountLock(store: StateStore, record: MountRecord, leas
     const result = await store.acquireMount(record, lease);
     if (result.ok) return { ok: true, record: result.record, adopted: false };
     if (result.holder.hostId !== record.hostId) return { ok: false, holder: result.holder };
-    if (await adoptMount(store, record, lease)) return { ok: true, record, adopted: true };
+    if (await store.adoptMount(record, lease)) return { ok: true, record, adopted: true };
   }
   throw new PluginError('STATE_UNAVAILABLE', `the mount lock of ${record.tenant}/${record.volume} kept changing under volplugin; try again`);
-}
-
-/**
- * Replaces a mount record held by this host under another lease with `record` (bound to `lease`).
- * False when the record vanished or belongs to another host meanwhile.
- */
-// StateStore has no such operation yet (asked for: StateStore.adoptMount); until then this goes
-// through its KV with the store's own key layout.
-export async function adoptMount(store: StateStore, record: MountRecord, lease: Lease): Promise<boolean> {
-  const key = store.keys.mount(record.tenant, record.volume);
-  const entry = await store.kv.get(key);
-  if (!entry) return false;
-  let holder: MountRecord;
-  try {
-    holder = JSON.parse(entry.value) as MountRecord;
-  } catch {
-    return false;
-  }
-  if (holder.hostId !== record.hostId) return false;
-  return store.kv.replace(key, JSON.stringify(record), entry.modRevision, { lease });
 }
 
 /** A person-readable description of who holds a lock, for errors and reports. */

@@ -14,8 +14,9 @@ export interface MasterClient {
   /** Creates the volume (or returns the existing one when the options agree). */
   createVolume(tenant: string, volume: string, options: Record<string, string>, signal?: AbortSignal): Promise<VolumeRecord>;
   /**
-   * Removes the volume: its image and records, or with `keepImage` only its records (the master's
-   * force-remove; the caller checks first that nobody has it mounted).
+   * Removes the volume: its image and records, or with `keepImage` only its record (the image
+   * stays). Either way the master refuses (IN_USE) while any host has it mounted or its image open;
+   * it checks under the volume's operation lock.
    */
   removeVolume(tenant: string, volume: string, options: { keepImage: boolean }, signal?: AbortSignal): Promise<void>;
 }
@@ -107,7 +108,7 @@ export class ApiMasterClient implements MasterClient {
 
   async removeVolume(tenant: string, volume: string, options: { keepImage: boolean }, signal?: AbortSignal): Promise<void> {
     try {
-      await race(this.api.removeVolume(tenant, volume, { force: options.keepImage }), signal);
+      await race(this.api.removeVolume(tenant, volume, { keepImage: options.keepImage }), signal);
     } catch (err) {
       throw translate(err, `removing volume ${tenant}/${volume}`);
     }

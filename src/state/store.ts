@@ -293,6 +293,26 @@ export class StateStore {
     throw this.conflict(`mount lock of ${record.tenant}/${record.volume}`);
   }
 
+  /**
+   * Takes over a mount lock that the same host (same hostId) holds under another lease, e.g. after
+   * a volplugin restart: replaces it with `record`, bound to `lease`, in one transaction that
+   * requires the old record to be unchanged since it was read. False when the lock is gone, is
+   * held by another host, is unreadable, or changed meanwhile (the caller decides whether to retry).
+   */
+  async adoptMount(record: MountRecord, lease: Lease): Promise<boolean> {
+    const key = this.keys.mount(record.tenant, record.volume);
+    const entry = await this.kv.get(key);
+    if (!entry) return false;
+    let holder: MountRecord;
+    try {
+      holder = this.parse<MountRecord>(entry);
+    } catch {
+      return false;
+    }
+    if (holder.hostId !== record.hostId) return false;
+    return this.kv.replace(key, JSON.stringify(record), entry.modRevision, { lease });
+  }
+
   getMount(tenant: string, volume: string): Promise<MountRecord | null> {
     return this.read<MountRecord>(this.keys.mount(tenant, volume));
   }

@@ -329,7 +329,7 @@ describe('volumes', () => {
       lease,
     );
     failed(await volcli(['volume', 'remove', 'tenant1/foo']), 1, /mounted on host node3.*volcli mount force-remove tenant1\/foo/);
-    expect(ok(await volcli(['mount', 'list']))).toMatch(/^VOLUME\s+HOST[\s\S]*tenant1\/foo\s+node3\s+\/mnt\/ceph\/tenant1\/foo/);
+    expect(ok(await volcli(['mount', 'list']))).toMatch(/^VOLUME\s+HOST[\s\S]*tenant1\/foo\s+node3\s+\/dev\/rbd0\s+\/mnt\/ceph\/tenant1\/foo/);
     expect(ok(await volcli(['mount', 'get', 'tenant1/foo']))).toMatch(/host:\s+node3 \(h3\)/);
     expect(ok(await volcli(['volume', 'force-remove', 'tenant1/foo']))).toMatch(/image was left alone/);
     expect(storage.images.has('rbd/tenant1.foo')).toBe(true);
@@ -348,7 +348,67 @@ describe('volumes', () => {
     failed(await volcli(['mount', 'get', 'tenant1/foo']), 1, /not mounted anywhere/);
     failed(await volcli(['mount', 'force-remove', 'tenant1/foo']), 1, /no mount record/);
     expect(ok(await volcli(['mount', 'list']))).toBe('');
-    expect(ok(await volcli(['--json', 'mount', 'list']))).toBe('[]\n');
+    expect(JSON.parse(ok(await volcli(['--json', 'mount', 'list'])))).toEqual({ mounts: [], problems: [] });
+  });
+
+  it('mount list joins the locks with what the hosts report; host list and get show the reports', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    ok(await volcli(['volume', 'create', 'tenant1/bar']));
+    ok(await volcli(['volume', 'create', 'tenant1/gone']));
+    const lease = await kv.lease(30);
+    const lock = (volume: string, host: string, hostId: string) =>
+      store.acquireMount(
+        { tenant: 'tenant1', volume, host, hostId, lease: lease.id, device: '/dev/rbd0', mountpoint: `/var/lib/volplugin/mnt/tenant1/${volume}`, mapper: 'krbd', clientAddress: null, since: '2026-11-22T12:00:00.000Z' },
+        lease,
+      );
+    await lock('foo', 'node3', 'h3');
+    await lock('gone', 'node8', 'h8'); // node8 sends no report
+    await store.putHostReport(
+      {
+        hostId: 'h3',
+        host: 'node3',
+        pid: 7,
+        version: '0.1.0',
+        reportedAt: '2026-11-22T12:05:00.000Z',
+        mounts: [
+          { tenant: 'tenant1', volume: 'foo', device: '/dev/rbd4', mountpoint: '/var/lib/volplugin/mnt/tenant1/foo', mapper: 'krbd', references: 2 },
+          { tenant: 'tenant1', volume: 'bar', device: '/dev/rbd5', mountpoint: '/var/lib/volplugin/mnt/tenant1/bar', mapper: 'krbd', references: 1 },
+        ],
+        problems: ['tenant1/bar: the lock is gone and could not be taken back'],
+      },
+      lease,
+    );
+
+    const lines = ok(await volcli(['mount', 'list'])).trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^VOLUME\s+HOST\s+DEVICE\s+MOUNTPOINT\s+REFS\s+SINCE$/);
+    expect(lines[1]).toMatch(/^tenant1\/bar\s+node3 \(no lock\)\s+\/dev\/rbd5\s+\/var\/lib\/volplugin\/mnt\/tenant1\/bar\s+1\s+-$/);
+    expect(lines[2]).toMatch(/^tenant1\/foo\s+node3\s+\/dev\/rbd4\s+\/var\/lib\/volplugin\/mnt\/tenant1\/foo\s+2\s+2026-11-22T12:00:00.000Z$/);
+    expect(lines[3]).toMatch(/^tenant1\/gone\s+node8\s+\/dev\/rbd0\s+\/var\/lib\/volplugin\/mnt\/tenant1\/gone\s+-\s+2026-11-22T12:00:00.000Z$/);
+    expect(lines.slice(4)).toEqual([
+      'warning: tenant1/bar: host node3 reports it mounted at /var/lib/volplugin/mnt/tenant1/bar, but nobody holds its lock',
+      'warning: tenant1/gone: its lock is held by host node8 (h8), which sends no report: its volplugin is down or the host is dead; if it is gone for good: volcli mount force-remove tenant1/gone',
+      'problem on host node3: tenant1/bar: the lock is gone and could not be taken back',
+    ]);
+
+    const listing = JSON.parse(ok(await volcli(['--json', 'mount', 'list']))) as {
+      mounts: Array<Record<string, unknown>>;
+      problems: unknown[];
+    };
+    expect(listing.mounts.map((m) => [m.volume, m.host, m.hostReporting])).toEqual([
+      ['bar', 'node3', true],
+      ['foo', 'node3', true],
+      ['gone', 'node8', false],
+    ]);
+    expect(listing.mounts[0]).toMatchObject({ lock: null, report: { device: '/dev/rbd5', references: 1 } });
+    expect(listing.mounts[1]).toMatchObject({ lock: { hostId: 'h3', device: '/dev/rbd0' }, report: { device: '/dev/rbd4', references: 2, reportedAt: '2026-11-22T12:05:00.000Z' } });
+    expect(listing.mounts[2]).toMatchObject({ lock: { hostId: 'h8' }, report: null });
+    expect(listing.problems).toEqual([{ host: 'node3', hostId: 'h3', problem: 'tenant1/bar: the lock is gone and could not be taken back' }]);
+
+    expect(ok(await volcli(['host', 'list']))).toMatch(/^HOST\s+HOST ID\s+MOUNTS\s+PROBLEMS\s+REPORTED\s+VERSION\nnode3\s+h3\s+2\s+1\s+2026-11-22T12:05:00.000Z\s+0.1.0\n$/);
+    expect(ok(await volcli(['host', 'get', 'h3']))).toMatch(/host:\s+node3 \(h3\)[\s\S]*tenant1\/foo at \/var\/lib\/volplugin\/mnt\/tenant1\/foo \(\/dev\/rbd4, krbd, 2 refs\)/);
+    expect((JSON.parse(ok(await volcli(['--json', 'host', 'list']))) as unknown[]).length).toBe(1);
+    failed(await volcli(['host', 'get', 'h8']), 1, /no volplugin with host id h8 reports/);
+    await lease.revoke();
   });
 
   it('runtime get and set', async () => {

@@ -335,6 +335,8 @@ describe('service routes', () => {
       'GET /v1/mounts',
       'GET /v1/mounts/{tenant}/{volume}',
       'DELETE /v1/mounts/{tenant}/{volume}',
+      'GET /v1/hosts',
+      'GET /v1/hosts/{hostId}',
       'GET /v1/volumes/{tenant}/{volume}/snapshots',
       'POST /v1/volumes/{tenant}/{volume}/snapshots',
       'DELETE /v1/volumes/{tenant}/{volume}/snapshots/{snapshot}',
@@ -766,6 +768,63 @@ describe('volumes: get, list, remove, force-remove', () => {
     expectError(await del('/v1/volumes/tenant1/a?force=maybe'), 400, 'INVALID_REQUEST');
   });
 
+  it('keep-image refuses while mounted, naming the host, and changes nothing', async () => {
+    await mount('tenant1', 'a', 'node7');
+    expectError(await del('/v1/volumes/tenant1/a?keep-image=true'), 409, 'VOLUME_MOUNTED', /mounted on host node7/);
+    expect(await store.getVolume('tenant1', 'a')).not.toBeNull();
+    expect(await store.getMount('tenant1', 'a')).not.toBeNull();
+    expect(storage.images.has('rbd/tenant1.a')).toBe(true);
+  });
+
+  it('keep-image refuses while a host reports it mounted or a client has the image open', async () => {
+    const lease = await kv.lease(30);
+    await store.putHostReport(
+      { hostId: 'h1', host: 'node9', pid: 1, version: '0', reportedAt: '', mounts: [{ tenant: 'tenant1', volume: 'a', device: '/dev/x', mountpoint: '/m', mapper: 'fuse', references: 1 }], problems: [] },
+      lease,
+    );
+    expectError(await del('/v1/volumes/tenant1/a?keep-image=true'), 409, 'VOLUME_MOUNTED', /host node9/);
+    storage.images.get('rbd/tenant1.b')!.watchers.push({ address: '10.0.0.5:0/123', clientId: 4100, cookie: 1 });
+    expectError(await del('/v1/volumes/tenant1/b?keep-image=true'), 409, 'VOLUME_IN_USE', /open by 10\.0\.0\.5:0\/123/);
+    expect(await store.getVolume('tenant1', 'a')).not.toBeNull();
+    expect(await store.getVolume('tenant1', 'b')).not.toBeNull();
+  });
+
+  it('keep-image deletes only the record under the operation lock; a create adopts the image again', async () => {
+    await storage.createSnapshot('rbd', 'tenant1.a', 'vs-1');
+    const removes = () => storage.calls.filter((c) => c === 'removeImage' || c === 'removeSnapshot').length;
+    const before = removes();
+    expect((await del('/v1/volumes/tenant1/a?keep-image=true')).statusCode).toBe(204);
+    expect(await store.getVolume('tenant1', 'a')).toBeNull();
+    expect(storage.images.has('rbd/tenant1.a')).toBe(true);
+    expect(storage.images.get('rbd/tenant1.a')!.snaps.has('vs-1')).toBe(true);
+    expect(storage.images.get('rbd/tenant1.a')!.meta[IMAGE_OWNER_KEY]).toBe('tenant1/a');
+    expect(removes()).toBe(before);
+    expectError(await del('/v1/volumes/tenant1/a?keep-image=true'), 404, 'VOLUME_NOT_FOUND');
+    const creates = storage.calls.filter((c) => c === 'createImage').length;
+    expect((await createVolume('tenant1/a')).statusCode).toBe(201);
+    expect(storage.calls.filter((c) => c === 'createImage').length).toBe(creates);
+    expect(await store.getVolume('tenant1', 'a')).not.toBeNull();
+  });
+
+  it('keep-image waits for the operation lock', async () => {
+    let release!: () => void;
+    const held = store.withOperationLock('tenant1', 'a', { reason: 'test' }, () => new Promise<void>((r) => (release = r)));
+    await new Promise((r) => setTimeout(r, 20));
+    const pending = del('/v1/volumes/tenant1/a?keep-image=true');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await store.getVolume('tenant1', 'a')).not.toBeNull();
+    release();
+    await held;
+    expect((await pending).statusCode).toBe(204);
+    expect(await store.getVolume('tenant1', 'a')).toBeNull();
+  });
+
+  it('refuses force and keep-image together', async () => {
+    expectError(await del('/v1/volumes/tenant1/a?force=true&keep-image=true'), 400, 'INVALID_REQUEST', /not both/);
+    expectError(await del('/v1/volumes/tenant1/a?keep-image=perhaps'), 400, 'INVALID_REQUEST');
+    expect(await store.getVolume('tenant1', 'a')).not.toBeNull();
+  });
+
   it('answers 503 while etcd or Ceph is down', async () => {
     storage.unreachable = true;
     expectError(await del('/v1/volumes/tenant1/a'), 503, 'STORAGE_UNAVAILABLE');
@@ -843,6 +902,38 @@ describe('mounts', () => {
   it('answers 503 while etcd is down', async () => {
     kv.setUnavailable(true);
     expectError(await get('/v1/mounts'), 503, 'STATE_UNAVAILABLE');
+  });
+});
+
+describe('hosts', () => {
+  const report = (hostId: string, host: string) => ({
+    hostId,
+    host,
+    pid: 42,
+    version: '0.1.0',
+    reportedAt: '2026-11-22T12:00:00.000Z',
+    mounts: [{ tenant: 'tenant1', volume: 'foo', device: '/dev/rbd0', mountpoint: '/mnt/ceph/tenant1/foo', mapper: 'krbd' as const, references: 2 }],
+    problems: ['mount of tenant1/bar: lock held by node2'],
+  });
+
+  it('lists and gets the host reports', async () => {
+    expect(body(await get('/v1/hosts'))).toEqual({ hosts: [] });
+    const lease = await kv.lease(30);
+    await store.putHostReport(report('h1', 'node1'), lease);
+    await store.putHostReport({ ...report('h2', 'node2'), mounts: [], problems: [] }, lease);
+    const list = await get('/v1/hosts');
+    expect(list.statusCode).toBe(200);
+    expect(body(list)).toEqual({ hosts: [report('h1', 'node1'), { ...report('h2', 'node2'), mounts: [], problems: [] }] });
+    expect(body(await get('/v1/hosts/h1'))).toEqual(report('h1', 'node1'));
+    expectError(await get('/v1/hosts/h9'), 404, 'HOST_NOT_FOUND', /h9/, 'hostId');
+    await lease.revoke();
+    expect(body(await get('/v1/hosts'))).toEqual({ hosts: [] });
+  });
+
+  it('answers 503 while etcd is down', async () => {
+    kv.setUnavailable(true);
+    expectError(await get('/v1/hosts'), 503, 'STATE_UNAVAILABLE');
+    expectError(await get('/v1/hosts/h1'), 503, 'STATE_UNAVAILABLE');
   });
 });
 

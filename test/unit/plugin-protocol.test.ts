@@ -10,7 +10,8 @@ import { Driver } from '../../src/plugin/driver.js';
 import { PluginError } from '../../src/plugin/errors.js';
 import { KeyedMutex } from '../../src/plugin/keyed-mutex.js';
 import { LocalState } from '../../src/plugin/local-state.js';
-import type { MasterClient } from '../../src/plugin/master.js';
+import { ApiMasterClient, type MasterClient } from '../../src/plugin/master.js';
+import { ApiClient } from '../../src/api/client.js';
 import type { MountManager } from '../../src/plugin/mounts.js';
 import { CONTENT_TYPE, createProtocolServer, type DockerVolume, type VolumeDriver } from '../../src/plugin/protocol.js';
 import type { VolumeRecord } from '../../src/state/records.js';
@@ -201,5 +202,32 @@ describe('Driver checks before asking anyone', () => {
       ['tenant1', 'foo', { keepImage: true }],
       ['tenant1', 'eph', { keepImage: false }],
     ]);
+  });
+});
+
+describe('ApiMasterClient.removeVolume', () => {
+  const calls: string[] = [];
+  let answer: Response = new Response(null, { status: 204 });
+  const api = new ApiClient({
+    master: '127.0.0.1:1',
+    fetch: (async (input: string | URL | Request, init?: RequestInit) => {
+      calls.push(`${init?.method ?? 'GET'} ${String(input)}`);
+      return answer;
+    }) as typeof fetch,
+  });
+  const master = new ApiMasterClient(api);
+
+  it('keeps the image with keep-image (checked by the master), never with force', async () => {
+    await master.removeVolume('tenant1', 'foo', { keepImage: true });
+    await master.removeVolume('tenant1', 'eph', { keepImage: false });
+    expect(calls).toEqual(['DELETE http://127.0.0.1:1/v1/volumes/tenant1/foo?keep-image=true', 'DELETE http://127.0.0.1:1/v1/volumes/tenant1/eph']);
+  });
+
+  it("the master's refusal becomes IN_USE naming the host", async () => {
+    answer = new Response(JSON.stringify({ code: 'VOLUME_MOUNTED', message: 'volume tenant1/foo is mounted on host node7' }), {
+      status: 409,
+      headers: { 'content-type': 'application/json' },
+    });
+    await expect(master.removeVolume('tenant1', 'foo', { keepImage: true })).rejects.toMatchObject({ code: 'IN_USE', message: /node7/ });
   });
 });

@@ -525,6 +525,54 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         await l2.revoke();
       });
 
+      it('adoptMount moves a lock of the same host to a new lease, atomically; never one of another host', async () => {
+        const [k1, k2, k3] = await Promise.all([open(), open(), open()]);
+        const prefix = newPrefix();
+        const before = new StateStore(k1, { prefix }); // volplugin before its restart
+        const after = new StateStore(k2, { prefix }); // the same host after it
+        const other = new StateStore(k3, { prefix });
+        const l1 = await k1.lease(harness.ttlSeconds);
+        const l2 = await k2.lease(harness.ttlSeconds);
+        const l3 = await k3.lease(harness.ttlSeconds);
+        const r1 = mountRecord('t', 'v', 'host1', l1);
+        expect(await before.acquireMount(r1, l1)).toMatchObject({ ok: true });
+        const r2 = { ...mountRecord('t', 'v', 'host1', l2), device: '/dev/rbd5' };
+        expect(await after.acquireMount(r2, l2)).toEqual({ ok: false, holder: r1 });
+
+        // Another host may not adopt it.
+        expect(await other.adoptMount(mountRecord('t', 'v', 'host3', l3), l3)).toBe(false);
+        expect(await other.getMount('t', 'v')).toEqual(r1);
+        // Nothing to adopt.
+        expect(await after.adoptMount(mountRecord('t', 'other', 'host1', l2), l2)).toBe(false);
+        expect(await after.getMount('t', 'other')).toBeNull();
+
+        // The record changes between the read and the swap: no adoption, the change stays.
+        const racy = new Proxy(k2, {
+          get(target, key) {
+            if (key === 'get') {
+              return async (k: string) => {
+                const entry = await target.get(k);
+                expect(await before.updateMount({ ...r1, device: '/dev/rbd9' }, l1)).toBe(true);
+                return entry;
+              };
+            }
+            const value = Reflect.get(target, key) as unknown;
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        expect(await new StateStore(racy, { prefix }).adoptMount(r2, l2)).toBe(false);
+        expect(await after.getMount('t', 'v')).toMatchObject({ lease: l1.id, device: '/dev/rbd9' });
+
+        // The same host adopts it: the record is replaced and bound to the new lease.
+        expect(await after.adoptMount(r2, l2)).toBe(true);
+        expect(await other.getMount('t', 'v')).toEqual(r2);
+        await l1.revoke();
+        expect(await other.getMount('t', 'v')).toEqual(r2);
+        expect(await after.releaseMount('t', 'v', { hostId: 'host1-id', lease: l2.id })).toBe(true);
+        await l2.revoke();
+        await l3.revoke();
+      });
+
       it('a mount lock is freed when its holder loses its lease; forceRemoveMount removes any', { timeout: 40_000 }, async () => {
         const [k1, k2] = await Promise.all([open(), open()]);
         const prefix = newPrefix();

@@ -1,4 +1,5 @@
-// Volumes: create (idempotent PUT), get, list per tenant, list all, remove, force-remove.
+// Volumes: create (idempotent PUT), get, list per tenant, list all, remove, remove keeping the
+// image (?keep-image=true), force-remove (?force=true).
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../api/errors.js';
@@ -83,10 +84,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['volumes'],
-        summary: 'Remove a volume: its image (with snapshots) and its record; ?force=true removes only the records',
+        summary:
+          'Remove a volume: its image (with snapshots) and its record; ?keep-image=true only the record; ?force=true only the records, unchecked',
         description:
           'Refused (409) while the volume is mounted (VOLUME_MOUNTED names the host) or its image is open (VOLUME_IN_USE names ' +
-          'the client address). With force=true the volume and mount records are deleted and nothing else: the image stays.',
+          'the client address). keep-image=true makes the same checks under the same lock but deletes only the volume record: the ' +
+          'image stays and a later create of the volume adopts it (what `docker volume rm` does). With force=true the volume and ' +
+          'mount records are deleted and nothing else, without any check: the image stays. force and keep-image exclude each other.',
         params: VolumeParams,
         querystring: RemoveVolumeQuery,
         response: { 204: { type: 'null' }, ...errorResponses(400, 401, 404, 409, 503) },
@@ -94,9 +98,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { tenant, volume } = request.params;
+      const keepImage = request.query['keep-image'] === true;
+      if (request.query.force && keepImage) {
+        throw new ApiError('INVALID_REQUEST', 'querystring: give force=true or keep-image=true, not both', { field: 'keep-image' });
+      }
       if (request.query.force) {
         const removed = await app.volumes.forceRemove(tenant, volume);
         request.log.warn({ tenant, volume, mount: removed.mount?.host ?? null }, 'volume records force-removed; the image is left alone');
+      } else if (keepImage) {
+        const record = await app.volumes.removeRecords(tenant, volume);
+        request.log.info({ tenant, volume, pool: record.pool, image: record.image }, 'volume record removed; the image is kept');
       } else {
         const record = await app.volumes.remove(tenant, volume);
         request.log.info({ tenant, volume, pool: record.pool, image: record.image }, 'volume removed');
