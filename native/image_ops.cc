@@ -165,9 +165,11 @@ void ListImagesBaton::Run(ClusterCore& core) {
   rados_ioctx_t io = nullptr;
   if (!OpenPool(core, pool_, &io)) return;
   std::vector<rbd_image_spec_t> specs;
-  size_t max = 0;
+  // Room for a typical pool at once: asking for the count first would cost a second round trip to
+  // the OSD on every list (0.96 ms instead of 0.45 ms, docs/performance.md).
+  size_t max = 64;
   for (int attempt = 0; attempt < kMaxListAttempts; ++attempt) {
-    specs.resize(max);
+    specs.assign(max, rbd_image_spec_t{});
     // rbd_list2: -ERANGE with `max` set to the count when the array is too small.
     int r = rbd_list2(io, specs.empty() ? nullptr : specs.data(), &max);
     if (r == -ERANGE) continue;

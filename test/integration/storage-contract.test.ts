@@ -259,6 +259,11 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
       expect(await s.imageExists(POOL, unique(kind, 'absent'))).toBe(false);
     });
 
+    it('2.8b lists a pool with more images than the first guess of the list buffer (64)', async () => {
+      const many = await Promise.all(Array.from({ length: 70 }, (_, i) => image(`many-${i}`)));
+      expect(await s.listImages(POOL)).toEqual(expect.arrayContaining(many));
+    });
+
     it('2.9 grows an image', async () => {
       const name = await image('grow', MiB);
       await s.resizeImage(POOL, name, 5 * MiB);
