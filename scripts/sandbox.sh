@@ -35,6 +35,8 @@ pid_alive() {
 
 pidfile_alive() { [[ -f $1 ]] && pid_alive "$(cat "$1")"; }
 
+pid_gone() { ! pid_alive "$1"; }
+
 # port_free PORT NAME: fails loudly when something already listens on 127.0.0.1:PORT.
 port_free() {
   local holder
@@ -64,10 +66,10 @@ stop_pid() { # PIDFILE [NAME]: SIGTERM, wait up to 15 s, then SIGKILL.
   pid=$(cat "$pidfile")
   if pid_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_for 15 "$name to stop" bash -c "! grep -qs '^State:[[:space:]]*[^Z]' /proc/$pid/status"; then
+    if ! wait_for 15 "$name to stop" pid_gone "$pid"; then
       say "$name (pid $pid) ignored SIGTERM for 15 s: sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
-      wait_for 5 "$name to die" bash -c "! grep -qs '^State:[[:space:]]*[^Z]' /proc/$pid/status" || true
+      wait_for 5 "$name to die" pid_gone "$pid" || true
     fi
     say "stopped $name (pid $pid)"
   fi
