@@ -9,11 +9,11 @@
 // (the file then takes about a minute). A cold build (new test dockerd after `make clean`) installs
 // every package again: 2-4 minutes, plus one debootstrap per machine; the hook allows 10.
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, testRoot } from '../helpers/sandbox.js';
+import { freePort } from '../helpers/net.js';
 
 const IMAGE = 'volplugin:latest';
 // Sockets in /run/docker/plugins are machine-wide: a second checkout (VOLPLUGIN_TEST_PORT_OFFSET)
@@ -69,13 +69,6 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`${what} within ${timeoutMs / 1000} s\n${await onTimeout()}`);
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const suffix = `${process.pid}`;
 const masterName = `volplugin-img-master-${suffix}`;

@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
 import { repoRoot } from './sandbox.js';
+import { freePort } from './net.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -29,14 +29,6 @@ function bin(role: 'master' | 'plugin'): string {
   return existsSync(launcher) ? launcher : main;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export async function waitFor(what: string, check: () => Promise<boolean>, ms: number, every = 100): Promise<void> {
   const deadline = Date.now() + ms;

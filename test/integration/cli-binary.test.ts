@@ -5,12 +5,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/sandbox.js';
+import { freePort, rbdLs as rbdLsOf } from '../helpers/net.js';
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -22,19 +22,8 @@ const masterBin = path.join(repoRoot, 'dist/master/main.js');
 const cliBin = path.join(repoRoot, 'dist/cli/main.js');
 const readmeTenant = readFileSync(path.join(repoRoot, 'examples/tenant1.json'), 'utf8');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
-async function rbdLs(): Promise<string[]> {
-  const { stdout } = await exec('rbd', ['-c', cephConf!, 'ls', '--format', 'json', pool], { timeout: 60_000 });
-  return JSON.parse(stdout) as string[];
-}
+const rbdLs = () => rbdLsOf(cephConf!, pool);
 
 interface Result {
   code: number;

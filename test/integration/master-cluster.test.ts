@@ -4,7 +4,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
 import { ApiError } from '../../src/api/errors.js';
 import { repoRoot } from '../helpers/sandbox.js';
+import { freePort, rbdLs as rbdLsOf } from '../helpers/net.js';
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -22,19 +22,8 @@ const pool = process.env.VOLPLUGIN_TEST_POOL ?? 'rbd';
 const backend = process.env.VOLPLUGIN_TEST_BACKEND ?? (existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli');
 const masterBin = path.join(repoRoot, 'dist/master/main.js');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
-async function rbdLs(): Promise<string[]> {
-  const { stdout } = await exec('rbd', ['-c', cephConf!, 'ls', '--format', 'json', pool], { timeout: 60_000 });
-  return JSON.parse(stdout) as string[];
-}
+const rbdLs = () => rbdLsOf(cephConf!, pool);
 
 async function waitFor(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;

@@ -3,22 +3,14 @@
 // and everything must work again soon after etcd is back (no client-side circuit breaker stall).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { StateUnavailableError, type WatchEvent } from '../../src/state/kv.js';
 import { waitFor } from '../unit/state-kv.contract.js';
+import { freePort } from '../helpers/net.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('EtcdKV through an etcd outage', () => {
   let dir = '';
