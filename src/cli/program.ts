@@ -491,11 +491,44 @@ export function describeError(err: unknown): ErrorReport {
   return { code: typeof e?.code === 'string' ? e.code : 'ERROR', message: typeof e?.message === 'string' ? e.message : String(err) };
 }
 
+/**
+ * `volcli help X` or `volcli CMD help X` where X is no command: commander would print the whole
+ * help; a one-line usage error says more. Returns that line, or null when commander should go on.
+ */
+function unknownHelpTopic(program: Command, argv: string[]): string | null {
+  let cmd = program;
+  let path = 'volcli';
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word.startsWith('-')) {
+      // Skip an option's value (`--master HOST`), looking the option up on every level so far.
+      const takesValue = [cmd, program].some((c) => c.options.some((o) => (o.long === word || o.short === word) && (o.required || o.optional)));
+      if (takesValue) i++;
+      continue;
+    }
+    if (word === 'help') {
+      const topic = argv[i + 1];
+      const known = topic === undefined || topic.startsWith('-') || cmd.commands.some((c) => c.name() === topic || c.aliases().includes(topic));
+      return known ? null : `volcli: unknown command '${topic}'; see ${path} --help\n`;
+    }
+    const next = cmd.commands.find((c) => c.name() === word);
+    if (!next) return null;
+    cmd = next;
+    path += ` ${next.name()}`;
+  }
+  return null;
+}
+
 /** Runs volcli with `argv` (without node and the script); returns the exit code. */
 export async function run(argv: string[], io: CliIO): Promise<number> {
   const holder: { ctx: Context | null } = { ctx: null };
   const program = buildProgram(io, holder);
   const json = argv.includes('--json');
+  const unknownTopic = unknownHelpTopic(program, argv);
+  if (unknownTopic) {
+    io.stderr(unknownTopic);
+    return 2;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

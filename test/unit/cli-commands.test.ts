@@ -210,6 +210,8 @@ describe('help and usage', () => {
   it.each([
     [['frob'], /unknown command 'frob'; see volcli --help/],
     [['volume', 'frob'], /unknown command 'frob'; see volcli volume --help/],
+    [['help', 'frob'], /^volcli: unknown command 'frob'; see volcli --help\n$/],
+    [['volume', 'help', 'frob'], /^volcli: unknown command 'frob'; see volcli volume --help\n$/],
     [['volume', 'get'], /missing required argument 'tenant\/volume'; see volcli volume get --help/],
     [['volume', 'get', 'a/b', 'c'], /too many arguments/],
     [['--frob', 'tenant', 'list'], /unknown option '--frob'/],
