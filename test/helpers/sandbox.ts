@@ -6,11 +6,12 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-export const testRoot = path.join(repoRoot, '.sandbox-test');
+// VOLPLUGIN_TEST_PORT_OFFSET (below) also gives the services a directory of their own.
+export const testRoot = path.join(repoRoot, process.env.VOLPLUGIN_TEST_PORT_OFFSET ? `.sandbox-test-${process.env.VOLPLUGIN_TEST_PORT_OFFSET}` : '.sandbox-test');
 export const sandboxScript = path.join(repoRoot, 'scripts', 'sandbox.sh');
 
-// VOLPLUGIN_TEST_PORT_OFFSET shifts every port (and the dockerd paths), so that a second checkout
-// can run its tests while this one does.
+// VOLPLUGIN_TEST_PORT_OFFSET shifts every port (and the dockerd paths and the state directory), so
+// that a second run can go on beside this one.
 const offset = Number(process.env.VOLPLUGIN_TEST_PORT_OFFSET ?? 0);
 export const testPorts = {
   monV2: 23300 + offset,
