@@ -19,6 +19,7 @@ import type {
   StorageStats,
   Watcher,
 } from '../../src/storage/types.js';
+import { issuePolicy } from '../helpers/policies.js';
 
 const MiB = 1024 * 1024;
 const ERRNO = { ENOENT: -2, EEXIST: -17, EBUSY: -16, ENOTEMPTY: -39, ETIMEDOUT: -110, EINVAL: -22 } as const;
@@ -195,18 +196,7 @@ class FakeStorage implements Storage {
   }
 }
 
-const readmePolicy = {
-  'default-options': {
-    pool: 'rbd',
-    size: '10MB',
-    snapshots: true,
-    snapshot: { frequency: '30m', keep: 20 },
-    filesystem: 'btrfs',
-    ephemeral: false,
-    'rate-limit': { 'write-iops': 1000, 'read-iops': 1000, 'write-bps': 100000000, 'read-bps': 100000000 },
-  },
-  filesystems: { btrfs: 'mkfs.btrfs %', ext4: 'mkfs.ext4 -m0 %' },
-};
+const readmePolicy = issuePolicy;
 
 let kv: MemoryKV;
 let store: StateStore;

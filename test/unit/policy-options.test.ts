@@ -11,20 +11,10 @@ import {
   runtimeOf,
   validatePolicy,
 } from '../../src/policy/index.js';
+import { issuePolicy } from '../helpers/policies.js';
 
 const MiB = 1024 ** 2;
-const policy = validatePolicy({
-  'default-options': {
-    pool: 'rbd',
-    size: '10MB',
-    snapshots: true,
-    snapshot: { frequency: '30m', keep: 20 },
-    filesystem: 'btrfs',
-    ephemeral: false,
-    'rate-limit': { 'write-iops': 1000, 'read-iops': 1000, 'write-bps': 100000000, 'read-bps': 100000000 },
-  },
-  filesystems: { btrfs: 'mkfs.btrfs %', ext4: 'mkfs.ext4 -m0 %' },
-});
+const policy = validatePolicy(issuePolicy);
 
 function optionError(fn: () => unknown): PolicyError {
   try {

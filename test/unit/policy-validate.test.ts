@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PolicyError, parsePolicy, policyDefaults, validatePolicy } from '../../src/policy/index.js';
+import { issuePolicy } from '../helpers/policies.js';
 
-const readme = {
-  'default-options': {
-    pool: 'rbd',
-    size: '10MB',
-    snapshots: true,
-    snapshot: { frequency: '30m', keep: 20 },
-    filesystem: 'btrfs',
-    ephemeral: false,
-    'rate-limit': { 'write-iops': 1000, 'read-iops': 1000, 'write-bps': 100000000, 'read-bps': 100000000 },
-  },
-  filesystems: { btrfs: 'mkfs.btrfs %', ext4: 'mkfs.ext4 -m0 %' },
-};
+const readme = issuePolicy;
 
 function withOptions(options: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return { 'default-options': { pool: 'rbd', ...options }, ...extra };
