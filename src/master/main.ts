@@ -3,34 +3,16 @@
 //   volmaster --listen 0.0.0.0:9005 --etcd http://127.0.0.1:2379 --ceph-conf /etc/ceph/ceph.conf --token-file /etc/volplugin/token
 // SIGTERM/SIGINT: finish in-flight requests (at most 30 s), close etcd and Ceph, exit 0.
 
-import { CommanderError, InvalidArgumentError } from 'commander';
+import { readFlags } from '../common/flags.js';
 import pino from 'pino';
 import { connectStorage } from '../storage/index.js';
-import { buildCommand, configFromOptions, type MasterConfig } from './config.js';
+import { buildCommand, configFromOptions } from './config.js';
 import { startMaster } from './server.js';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 
-function readConfig(): MasterConfig {
-  const command = buildCommand();
-  command.exitOverride((err) => {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
-    process.exit(2);
-  });
-  command.parse(process.argv);
-  try {
-    return configFromOptions(command.opts());
-  } catch (err) {
-    if (err instanceof InvalidArgumentError || err instanceof CommanderError) {
-      process.stderr.write(`volmaster: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
-
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = readFlags('volmaster', buildCommand(), configFromOptions);
   const log = pino({ name: 'volmaster', level: config.debug ? 'debug' : 'info' });
   const master = await startMaster({
     config,

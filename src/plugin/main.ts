@@ -4,29 +4,15 @@
 // SIGTERM/SIGINT: stop serving and exit; mounted volumes stay mounted for their containers, and a
 // volplugin started again within --lock-ttl seconds takes their locks and references back.
 
-import { CommanderError, InvalidArgumentError } from 'commander';
+import { readFlags } from '../common/flags.js';
 import pino from 'pino';
 import { connectStorage } from '../storage/index.js';
 import { startPlugin, VERSION } from './app.js';
-import { buildCommand, configFromOptions, type PluginConfig, type RawOptions } from './config.js';
+import { buildCommand, configFromOptions } from './config.js';
 import { messageOf } from './errors.js';
 
-function readConfig(): PluginConfig {
-  const command = buildCommand().version(VERSION);
-  command.parse(process.argv);
-  try {
-    return configFromOptions(command.opts<RawOptions>());
-  } catch (err) {
-    if (err instanceof InvalidArgumentError || err instanceof CommanderError) {
-      process.stderr.write(`volplugin: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
-
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = readFlags('volplugin', buildCommand().version(VERSION), configFromOptions);
   const log = pino({ name: 'volplugin', level: config.debug ? 'debug' : 'info', base: { pid: process.pid, host: config.hostLabel } });
   log.info({ version: VERSION, config: { ...config } }, 'volplugin starting');
 

@@ -4,33 +4,19 @@
 // SIGTERM/SIGINT: resign leadership at once, finish (bounded), exit. SIGUSR1: log the status.
 
 import { hostname } from 'node:os';
-import { CommanderError, InvalidArgumentError } from 'commander';
+import { readFlags } from '../common/flags.js';
 import pino from 'pino';
 import { EtcdKV } from '../state/etcd.js';
 import { StateStore } from '../state/store.js';
 import { withTimeout } from '../common/timeout.js';
 import { connectStorage } from '../storage/index.js';
-import { buildCommand, configFromOptions, type SupervisorConfig } from './config.js';
+import { buildCommand, configFromOptions } from './config.js';
 import { Supervisor } from './supervisor.js';
 
 const CLOSE_TIMEOUT_MS = 5_000;
 
-function readConfig(): SupervisorConfig {
-  const command = buildCommand();
-  command.parse(process.argv);
-  try {
-    return configFromOptions(command.opts());
-  } catch (err) {
-    if (err instanceof InvalidArgumentError || err instanceof CommanderError) {
-      process.stderr.write(`volsupervisor: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
-
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = readFlags('volsupervisor', buildCommand(), configFromOptions);
   const log = pino({ name: 'volsupervisor', level: config.debug ? 'debug' : 'info' });
   log.info(
     { etcd: config.etcd, prefix: config.prefix, backend: config.backend, cephConf: config.cephConf, electionTtl: config.electionTtl },
