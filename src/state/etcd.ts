@@ -17,8 +17,8 @@ import {
 } from 'etcd3';
 import type { ICompare, IKeyValue, IOptions, IRequestOp, Lease as Etcd3Lease, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
-import { StateUnavailableError } from './kv.js';
-import type { Election, Entry, KV, Lease, Watch, WatchEvent } from './kv.js';
+import { StateUnavailableError, TransactionalKV } from './kv.js';
+import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
 
 export interface EtcdKVOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
@@ -140,7 +140,7 @@ class EtcdLease implements Lease {
   }
 }
 
-export class EtcdKV implements KV {
+export class EtcdKV extends TransactionalKV implements KV {
   readonly endpoints: readonly string[];
   readonly timeoutMs: number;
   private readonly client: Etcd3;
@@ -149,6 +149,7 @@ export class EtcdKV implements KV {
   private closed = false;
 
   constructor(options: EtcdKVOptions) {
+    super();
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
       throw new TypeError('EtcdKV needs at least one etcd endpoint (e.g. http://127.0.0.1:2379)');
     }
@@ -226,20 +227,7 @@ export class EtcdKV implements KV {
     );
   }
 
-  async create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean> {
-    return this.transaction({ absent: [key], put: [{ key, value, lease: options?.lease }] });
-  }
-
-  async replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean> {
-    return this.transaction({ unchanged: [{ key, modRevision }], put: [{ key, value, lease: options?.lease }] });
-  }
-
-  async transaction(ops: {
-    absent?: string[];
-    unchanged?: Array<{ key: string; modRevision: string }>;
-    put?: Array<{ key: string; value: string; lease?: Lease }>;
-    delete?: string[];
-  }): Promise<boolean> {
+  async transaction(ops: TransactionOps): Promise<boolean> {
     const compare: ICompare[] = [
       ...(ops.absent ?? []).map((key) => ({
         key: Buffer.from(key),
@@ -268,10 +256,6 @@ export class EtcdKV implements KV {
   async delete(key: string): Promise<boolean> {
     const res = await this.call(`delete ${key}`, () => this.client.kv.deleteRange({ key: Buffer.from(key) }));
     return String(res.deleted) !== '0';
-  }
-
-  async deleteIf(key: string, modRevision: string): Promise<boolean> {
-    return this.transaction({ unchanged: [{ key, modRevision }], delete: [key] });
   }
 
   async lease(ttlSeconds: number): Promise<Lease> {

@@ -41,6 +41,13 @@ export interface Election {
   onLost(listener: (err: Error) => void): void;
 }
 
+export interface TransactionOps {
+  absent?: string[];
+  unchanged?: Array<{ key: string; modRevision: string }>;
+  put?: Array<{ key: string; value: string; lease?: Lease }>;
+  delete?: string[];
+}
+
 export interface KV {
   get(key: string): Promise<Entry | null>;
   /** Every key under `prefix`, sorted by key. */
@@ -51,12 +58,7 @@ export interface KV {
   /** Writes only if `key` still has `modRevision`; false when it changed. */
   replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean>;
   /** Several creates/puts/deletes at once, all or nothing, guarded by "key absent" conditions. */
-  transaction(ops: {
-    absent?: string[];
-    unchanged?: Array<{ key: string; modRevision: string }>;
-    put?: Array<{ key: string; value: string; lease?: Lease }>;
-    delete?: string[];
-  }): Promise<boolean>;
+  transaction(ops: TransactionOps): Promise<boolean>;
   delete(key: string): Promise<boolean>;
   deleteIf(key: string, modRevision: string): Promise<boolean>;
   /** A lease kept alive in the background until revoked or lost. */
@@ -66,6 +68,26 @@ export interface KV {
   /** Throws a StateUnavailableError when etcd does not answer within `timeoutMs`. */
   ping(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The conditional writes every KV expresses as one transaction; implementations provide
+ * `transaction` (and the rest of KV) and inherit these.
+ */
+export abstract class TransactionalKV {
+  abstract transaction(ops: TransactionOps): Promise<boolean>;
+
+  create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean> {
+    return this.transaction({ absent: [key], put: [{ key, value, lease: options?.lease }] });
+  }
+
+  replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean> {
+    return this.transaction({ unchanged: [{ key, modRevision }], put: [{ key, value, lease: options?.lease }] });
+  }
+
+  deleteIf(key: string, modRevision: string): Promise<boolean> {
+    return this.transaction({ unchanged: [{ key, modRevision }], delete: [key] });
+  }
 }
 
 /** etcd could not be reached: the master maps it to HTTP 503. */

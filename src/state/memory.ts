@@ -6,8 +6,8 @@
 // etcd; `crash()` makes one of them die the way a host does (its leases expire, its keys vanish).
 
 import { KVElection } from './election.js';
-import { StateUnavailableError } from './kv.js';
-import type { Election, Entry, KV, Lease, Watch, WatchEvent } from './kv.js';
+import { StateUnavailableError, TransactionalKV } from './kv.js';
+import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
 
 interface Stored {
   value: string;
@@ -112,12 +112,13 @@ class MemoryLease implements Lease {
   }
 }
 
-export class MemoryKV implements KV {
+export class MemoryKV extends TransactionalKV implements KV {
   private readonly backend: MemoryBackend;
   private closed = false;
   private readonly myWatchers = new Set<Watcher>();
 
   constructor(shared?: MemoryKV) {
+    super();
     this.backend = shared ? shared.backend : new MemoryBackend();
   }
 
@@ -204,20 +205,7 @@ export class MemoryKV implements KV {
     this.backend.apply([{ key, value, lease: this.leaseId(options?.lease) }], []);
   }
 
-  async create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean> {
-    return this.transaction({ absent: [key], put: [{ key, value, lease: options?.lease }] });
-  }
-
-  async replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean> {
-    return this.transaction({ unchanged: [{ key, modRevision }], put: [{ key, value, lease: options?.lease }] });
-  }
-
-  async transaction(ops: {
-    absent?: string[];
-    unchanged?: Array<{ key: string; modRevision: string }>;
-    put?: Array<{ key: string; value: string; lease?: Lease }>;
-    delete?: string[];
-  }): Promise<boolean> {
+  async transaction(ops: TransactionOps): Promise<boolean> {
     this.check();
     const written = [...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])];
     if (new Set(written).size !== written.length) {
@@ -239,10 +227,6 @@ export class MemoryKV implements KV {
     if (!this.backend.data.has(key)) return false;
     this.backend.apply([], [key]);
     return true;
-  }
-
-  async deleteIf(key: string, modRevision: string): Promise<boolean> {
-    return this.transaction({ unchanged: [{ key, modRevision }], delete: [key] });
   }
 
   async lease(ttlSeconds: number): Promise<Lease> {
