@@ -13,7 +13,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { ApiError } from '../api/errors.js';
 import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
-import { assertName, imageName } from '../policy/names.js';
+import { assertName, assertVolumeRef, imageName } from '../policy/names.js';
 import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeOf } from '../policy/options.js';
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
@@ -126,8 +126,7 @@ export class VolumeService {
   }
 
   async get(tenant: string, volume: string): Promise<VolumeRecord> {
-    assertName('tenant', tenant);
-    assertName('volume', volume);
+    assertVolumeRef(tenant, volume);
     const record = await this.store.getVolume(tenant, volume);
     if (!record) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`, { field: 'volume' });
     return record;
@@ -149,8 +148,7 @@ export class VolumeService {
   }
 
   async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined): Promise<CreateResult> {
-    assertName('tenant', tenant);
-    assertName('volume', volume);
+    assertVolumeRef(tenant, volume);
     const tenantRecord = await this.requireTenant(tenant);
     const options = resolveVolumeOptions(tenantRecord.policy, values);
     const formatCommand = formatCommandFor(tenantRecord.policy, options.filesystem);
@@ -416,8 +414,7 @@ export class VolumeService {
 
   /** Deletes the volume's records (volume and mount) and nothing else, with no checks; the image stays. */
   async forceRemove(tenant: string, volume: string): Promise<{ volume: VolumeRecord | null; mount: MountRecord | null }> {
-    assertName('tenant', tenant);
-    assertName('volume', volume);
+    assertVolumeRef(tenant, volume);
     const record = await this.store.getVolume(tenant, volume);
     const mount = await this.store.forceRemoveMount(tenant, volume);
     const deleted = await this.store.deleteVolume(tenant, volume);

@@ -66,9 +66,12 @@ export function parseVolumeRef(text: string): VolumeRef {
   if (slash < 0) {
     throw new PolicyError('INVALID_NAME', `${JSON.stringify(text)} is not TENANT/VOLUME; write it as e.g. tenant1/data`, 'volume');
   }
-  const tenant = assertName('tenant', text.slice(0, slash));
-  const volume = assertName('volume', text.slice(slash + 1));
-  return { tenant, volume };
+  return assertVolumeRef(text.slice(0, slash), text.slice(slash + 1));
+}
+
+/** Validates both halves of a tenant/volume pair (e.g. a route's parameters). */
+export function assertVolumeRef(tenant: string, volume: string): VolumeRef {
+  return { tenant: assertName('tenant', tenant), volume: assertName('volume', volume) };
 }
 
 export function formatVolumeRef(ref: VolumeRef): string {

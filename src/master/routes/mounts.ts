@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../api/errors.js';
 import { MountList, MountRecordSchema, VolumeParams, errorResponses } from '../../api/schemas.js';
-import { assertName } from '../../policy/names.js';
+import { assertVolumeRef } from '../../policy/names.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -25,8 +25,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { tenant, volume } = request.params;
-      assertName('tenant', tenant);
-      assertName('volume', volume);
+      assertVolumeRef(tenant, volume);
       const mount = await app.store.getMount(tenant, volume);
       if (!mount) throw new ApiError('MOUNT_NOT_FOUND', `volume ${tenant}/${volume} is not mounted anywhere`, { field: 'volume' });
       return mount;
@@ -45,8 +44,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { tenant, volume } = request.params;
-      assertName('tenant', tenant);
-      assertName('volume', volume);
+      assertVolumeRef(tenant, volume);
       const removed = await app.store.forceRemoveMount(tenant, volume);
       if (!removed) throw new ApiError('MOUNT_NOT_FOUND', `volume ${tenant}/${volume} has no mount record`, { field: 'volume' });
       request.log.warn({ tenant, volume, host: removed.host }, 'mount record force-removed');

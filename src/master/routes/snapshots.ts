@@ -13,16 +13,14 @@ import {
   VolumeRecordSchema,
   errorResponses,
 } from '../../api/schemas.js';
-import { assertName } from '../../policy/names.js';
+import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
 import { emptyBodyIsObject } from '../app.js';
 import { IMAGE_OWNER_KEY, qosOf } from '../volumes.js';
 
-function names(params: { tenant: string; volume: string }): void {
-  assertName('tenant', params.tenant);
-  assertName('volume', params.volume);
-}
+/** Validates a tenant/volume pair given as route parameters or in a body. */
+const names = (ref: { tenant: string; volume: string }) => assertVolumeRef(ref.tenant, ref.volume);
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const base = '/v1/volumes/:tenant/:volume/snapshots';
