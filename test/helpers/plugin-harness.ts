@@ -8,12 +8,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
 import { ApiClient } from '../../src/api/client.js';
-import { repoRoot } from './sandbox.js';
+import { repoRoot, testBackend as backend } from './sandbox.js';
 import { freePort } from './net.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export const backend = process.env.VOLPLUGIN_TEST_BACKEND ?? (existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli');
+export { backend };
 
 function env(name: string): string {
   const value = process.env[name];

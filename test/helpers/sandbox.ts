@@ -1,6 +1,7 @@
 // Where the test services live, shared by the global setup and by tests that need to stop or
 // restart one of them (e.g. etcd for the 503 test). Ports differ from `make up`'s so both can run.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import path from 'node:path';
@@ -9,6 +10,9 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 // VOLPLUGIN_TEST_PORT_OFFSET (below) also gives the services a directory of their own.
 export const testRoot = path.join(repoRoot, process.env.VOLPLUGIN_TEST_PORT_OFFSET ? `.sandbox-test-${process.env.VOLPLUGIN_TEST_PORT_OFFSET}` : '.sandbox-test');
 export const sandboxScript = path.join(repoRoot, 'scripts', 'sandbox.sh');
+
+/** The storage backend the daemons under test use: the addon once built (make test builds it first). */
+export const testBackend = process.env.VOLPLUGIN_TEST_BACKEND ?? (existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli');
 
 // VOLPLUGIN_TEST_PORT_OFFSET shifts every port (and the dockerd paths and the state directory), so
 // that a second run can go on beside this one.

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/sandbox.js';
+import { repoRoot, testBackend as backend } from '../helpers/sandbox.js';
 import { freePort, rbdLs as rbdLsOf } from '../helpers/net.js';
 
 const exec = promisify(execFile);
@@ -17,7 +17,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const etcdUrl = process.env.VOLPLUGIN_TEST_ETCD;
 const cephConf = process.env.CEPH_CONF;
 const pool = process.env.VOLPLUGIN_TEST_POOL ?? 'rbd';
-const backend = process.env.VOLPLUGIN_TEST_BACKEND ?? (existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli');
 const masterBin = path.join(repoRoot, 'dist/master/main.js');
 const cliBin = path.join(repoRoot, 'dist/cli/main.js');
 const readmeTenant = readFileSync(path.join(repoRoot, 'examples/tenant1.json'), 'utf8');

@@ -10,14 +10,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
-import { repoRoot } from '../helpers/sandbox.js';
+import { repoRoot, testBackend as backend } from '../helpers/sandbox.js';
 import { freePort } from '../helpers/net.js';
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cephConf = process.env.CEPH_CONF;
 const pool = process.env.VOLPLUGIN_TEST_POOL ?? 'rbd';
-const backend = process.env.VOLPLUGIN_TEST_BACKEND ?? (existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli');
 const masterBin = path.join(repoRoot, 'dist/master/main.js');
 
 
