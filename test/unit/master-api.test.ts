@@ -19,7 +19,7 @@ import type {
   StorageStats,
   Watcher,
 } from '../../src/storage/types.js';
-import { issuePolicy } from '../helpers/policies.js';
+import { issuePolicy } from '../helpers/fixtures.js';
 
 const MiB = 1024 * 1024;
 const ERRNO = { ENOENT: -2, EEXIST: -17, EBUSY: -16, ENOTEMPTY: -39, ETIMEDOUT: -110, EINVAL: -22 } as const;
