@@ -49,15 +49,18 @@ export interface Hang {
   readonly reached: Promise<void>;
   /** How many calls are held now. */
   readonly held: number;
-  /** Stops holding calls; the held ones then run as usual. Resolves once they have settled. */
-  release(): Promise<void>;
+  /**
+   * Stops holding calls; the held ones then run as usual, or fail with `error` (an errno name or
+   * number) when it is given. Resolves once they have settled.
+   */
+  release(error?: string | number): Promise<void>;
 }
 
 class Gate implements Hang {
   readonly reached: Promise<void>;
   private reach!: () => void;
-  private open!: () => void;
-  private readonly opened: Promise<void>;
+  private open!: (errno: number | null) => void;
+  private readonly opened: Promise<number | null>;
   private readonly waiting: Promise<unknown>[] = [];
   released = false;
 
@@ -74,17 +77,20 @@ class Gate implements Hang {
     return !this.released && (this.call === null || this.call === call);
   }
 
-  /** Holds `run` until release(); returns what it returns. */
-  hold<T>(run: () => T | Promise<T>): Promise<T> {
-    const result = this.opened.then(run);
+  /** Holds `run` until release(); returns what it returns, or the error `fail` makes. */
+  hold<T>(run: () => T | Promise<T>, fail: (errno: number) => Error): Promise<T> {
+    const result = this.opened.then((errno) => {
+      if (errno !== null) throw fail(errno);
+      return run();
+    });
     this.waiting.push(result);
     this.reach();
     return result;
   }
 
-  async release(): Promise<void> {
+  async release(error?: string | number): Promise<void> {
     this.released = true;
-    this.open();
+    this.open(error === undefined ? null : errnoOf(error));
     await Promise.allSettled(this.waiting);
   }
 }
@@ -165,7 +171,7 @@ export abstract class FaultHooks {
     };
     const gate = this.gates.find((g) => g.holds(call));
     // Unheld calls run at once, as one step: no other call of the twin comes between.
-    const promise = gate ? gate.hold(run) : new Promise<T>((resolve) => resolve(run()));
+    const promise = gate ? gate.hold(run, (errno) => callError(call, args, errno)) : new Promise<T>((resolve) => resolve(run()));
     this.inFlight.add(promise);
     const done = () => this.inFlight.delete(promise);
     promise.then(done, done);

@@ -219,6 +219,16 @@ describe('memory storage: fault hooks', () => {
     await s.createSnapshot('rbd', 'a', 's2');
   });
 
+  it('12b a held call released with an errno fails with it and changes nothing', async () => {
+    const hang = s.hang('createImage');
+    const held = s.createImage('rbd', 'b', { size: MiB }).catch((e: unknown) => e);
+    await hang.reached;
+    await hang.release('ETIMEDOUT');
+    expect(await held).toMatchObject({ code: 'ETIMEDOUT', op: 'rbd_create4', pool: 'rbd', image: 'b' });
+    expect([...s.images.keys()]).toEqual(['rbd/a']);
+    await s.createImage('rbd', 'b', { size: MiB });
+  });
+
   it('13 a hang of every call, bounded by timed(): the caller gets a TimeoutError', async () => {
     const bounded = timed(s, 30);
     const hang = bounded.hang();
