@@ -59,6 +59,11 @@ export class MemoryPools {
     if (!this.pools.has(name)) this.pools.set(name, new Map());
   }
 
+  /** Forgets every image; the pools stay. */
+  dropImages(): void {
+    for (const images of this.pools.values()) images.clear();
+  }
+
   newImage(size: number, features: ImageFeature[], order: number, dataPool: string | null, parent: ParentRef | null): MemImage {
     return {
       size,

@@ -84,6 +84,11 @@ export class MemoryStorage extends FaultHooks implements Storage {
     img.watchers = img.watchers.filter((w) => w.address !== address);
   }
 
+  /** Removes every image at once, whatever holds it (a twin shared by several tests starts each empty). */
+  dropImages(): void {
+    this.pools.dropImages();
+  }
+
   /** Every image there is now, by "pool/name". */
   get images(): ReadonlyMap<string, MemoryImage> {
     return this.pools.view();
