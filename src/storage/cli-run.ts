@@ -2,12 +2,14 @@
 // (--conf, --keyring, --id) in front of every command; at most `maxProcesses` at once; a time
 // limit per process; and a failed run read back into the RbdError the native backend would give
 // (`rbd` exits with the errno it failed with and prints "(N) text" on stderr, `ceph` prints
-// "Error EXXX: text").
+// "Error EXXX: text"). cli.ts says which commands make each Storage call.
 
+import { constants as fsConstants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { execa } from 'execa';
 import { RbdError } from './errors.js';
-import type { ClusterConfig } from './types.js';
+import type { ClusterConfig, ParentRef } from './types.js';
 
 export interface CliStorageOptions {
   /** Executables (default: found on PATH). */
@@ -33,6 +35,7 @@ export type Tool = 'rbd' | 'ceph' | 'rados';
 export const ERRNO = constants.errno as Record<string, number>;
 
 export class CliRunner {
+  private readonly confPath: string | undefined;
   private readonly base: string[] = [];
   private readonly tools: Record<Tool, string>;
   private readonly timeoutMs: number;
@@ -41,12 +44,30 @@ export class CliRunner {
   private readonly queue: (() => void)[] = [];
 
   constructor(config: ClusterConfig, options: CliStorageOptions) {
+    this.confPath = config.confPath;
     if (config.confPath !== undefined) this.base.push(`--conf=${config.confPath}`);
     if (config.keyring !== undefined) this.base.push(`--keyring=${config.keyring}`);
     if (config.clientId !== undefined) this.base.push(`--id=${config.clientId}`);
     this.tools = { rbd: options.rbd ?? 'rbd', ceph: options.ceph ?? 'ceph', rados: options.rados ?? 'rados' };
     this.timeoutMs = options.timeoutMs ?? 300_000;
     this.maxProcesses = options.maxProcesses ?? 16;
+  }
+
+  /** Checks that the tools run and reach the cluster with this configuration. */
+  async connect(): Promise<void> {
+    // Like rados_conf_read_file: a configuration file that is not there is ENOENT.
+    if (this.confPath !== undefined) {
+      try {
+        await access(this.confPath, fsConstants.R_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'ENOENT';
+        throw new RbdError({ errno: -(ERRNO[code] ?? ERRNO.ENOENT!), op: 'rados_conf_read_file', detail: `${code}: ${this.confPath}` });
+      }
+    }
+    await Promise.all([
+      this.exec('rbd', ['--version'], { op: 'spawn' }),
+      this.exec('ceph', ['fsid', '--format=json'], { op: 'rados_connect' }),
+    ]);
   }
 
   /** `rbd ARGS` (stdout), or the RbdError its failure means. */
@@ -145,4 +166,20 @@ export function cliError(tool: string, result: ExecResult, target: Target): RbdE
   const detail =
     ownLine.replace(new RegExp(`^${tool}: `), '').replace(/^Error E[A-Z0-9]+: /, '') || `${tool} exited with ${result.exitCode}`;
   return new RbdError({ ...fields, errno: -errno, detail });
+}
+
+/**
+ * librbd's clone fails with ENOENT for a missing parent image or snapshot and with EINVAL for an
+ * unprotected one: both are reported against the parent, as the native backend does.
+ */
+export function cloneError(err: unknown, parent: ParentRef, pool: string): unknown {
+  if (!(err instanceof RbdError) || (err.code !== 'ENOENT' && err.code !== 'EINVAL')) return err;
+  if (err.op === 'rados_ioctx_create') return err.pool === parent.pool && err.pool !== pool ? reattribute(err, parent) : err;
+  return reattribute(err, parent);
+}
+
+function reattribute(err: RbdError, parent: ParentRef): RbdError {
+  const out = new RbdError({ errno: err.errno, op: err.op, pool: parent.pool, image: parent.image, snapshot: parent.snapshot, detail: err.detail });
+  out.stack = err.stack;
+  return out;
 }

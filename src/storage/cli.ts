@@ -4,9 +4,7 @@
 // Names go as `--image=NAME` (a name that starts with '-' cannot pass for an option), and free text
 // (lock cookies, metadata keys and values) after `--`.
 
-import { constants as fsConstants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { CliRunner, ERRNO, type CliStorageOptions } from './cli-run.js';
+import { CliRunner, ERRNO, cloneError, type CliStorageOptions, type Target, type Tool } from './cli-run.js';
 import { RbdError } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
@@ -29,32 +27,17 @@ export type { CliStorageOptions } from './cli-run.js';
 export class CliStorage implements Storage {
   readonly kind = 'cli' as const;
 
-  private readonly confPath: string | undefined;
   private readonly run: CliRunner;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | null = null;
 
   constructor(config: ClusterConfig = {}, options: CliStorageOptions = {}) {
-    this.confPath = config.confPath;
     this.run = new CliRunner(config, options);
   }
 
   /** Checks that `rbd` runs and reaches the cluster (openStorage calls it once). */
-  async connect(): Promise<void> {
-    // Like rados_conf_read_file: a configuration file that is not there is ENOENT.
-    if (this.confPath !== undefined) {
-      try {
-        await access(this.confPath, fsConstants.R_OK);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'ENOENT';
-        throw new RbdError({ errno: -(ERRNO[code] ?? ERRNO.ENOENT!), op: 'rados_conf_read_file', detail: `${code}: ${this.confPath}` });
-      }
-    }
-    // Both tools present, and the cluster reachable with this configuration.
-    await Promise.all([
-      this.run.exec('rbd', ['--version'], { op: 'spawn' }),
-      this.run.exec('ceph', ['fsid', '--format=json'], { op: 'rados_connect' }),
-    ]);
+  connect(): Promise<void> {
+    return this.run.connect();
   }
 
   async close(): Promise<void> {
@@ -73,13 +56,9 @@ export class CliStorage implements Storage {
   // --- images ---
 
   async createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
-    return this.call(async () => {
-      const o = createSpec(options);
-      await this.run.rbd(
-        ['create', `--pool=${pool}`, `--image=${name}`, `--size=${o.size}B`, ...imageOptionArgs(o.features, o.order, o.dataPool)],
-        { op: 'rbd_create4', pool, image: name },
-      );
-    });
+    const o = createSpec(options);
+    const args = ['create', `--pool=${pool}`, `--image=${name}`, `--size=${o.size}B`, ...imageOptionArgs(o.features, o.order, o.dataPool)];
+    return this.command('rbd', args, { op: 'rbd_create4', pool, image: name });
   }
 
   async removeImage(pool: string, name: string): Promise<void> {
@@ -96,13 +75,8 @@ export class CliStorage implements Storage {
   }
 
   async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
-    return this.call(async () => {
-      const allowShrink = options.allowShrink ?? false;
-      await this.run.rbd(
-        ['resize', `--pool=${pool}`, `--image=${name}`, `--size=${size}B`, '--no-progress', ...(allowShrink ? ['--allow-shrink'] : [])],
-        { op: 'rbd_resize2', pool, image: name },
-      );
-    });
+    const args = ['resize', `--pool=${pool}`, `--image=${name}`, `--size=${size}B`, '--no-progress'];
+    return this.command('rbd', options.allowShrink ? [...args, '--allow-shrink'] : args, { op: 'rbd_resize2', pool, image: name });
   }
 
   async renameImage(pool: string, from: string, to: string): Promise<void> {
@@ -162,7 +136,7 @@ export class CliStorage implements Storage {
   // --- snapshots ---
 
   async createSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    return this.snapVerb('create', 'rbd_snap_create', pool, image, snapshot, ['--no-progress']);
+    return this.snapCommand('create', 'rbd_snap_create', pool, image, snapshot, ['--no-progress']);
   }
 
   async listSnapshots(pool: string, image: string): Promise<SnapshotInfo[]> {
@@ -185,19 +159,19 @@ export class CliStorage implements Storage {
   }
 
   async removeSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    return this.snapVerb('rm', 'rbd_snap_remove', pool, image, snapshot, ['--no-progress']);
+    return this.snapCommand('rm', 'rbd_snap_remove', pool, image, snapshot, ['--no-progress']);
   }
 
   async rollbackSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    return this.snapVerb('rollback', 'rbd_snap_rollback', pool, image, snapshot, ['--no-progress']);
+    return this.snapCommand('rollback', 'rbd_snap_rollback', pool, image, snapshot, ['--no-progress']);
   }
 
   async protectSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    return this.snapVerb('protect', 'rbd_snap_protect', pool, image, snapshot, []);
+    return this.snapCommand('protect', 'rbd_snap_protect', pool, image, snapshot);
   }
 
   async unprotectSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    return this.snapVerb('unprotect', 'rbd_snap_unprotect', pool, image, snapshot, []);
+    return this.snapCommand('unprotect', 'rbd_snap_unprotect', pool, image, snapshot);
   }
 
   async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
@@ -235,9 +209,7 @@ export class CliStorage implements Storage {
   }
 
   async flattenImage(pool: string, name: string): Promise<void> {
-    return this.call(async () => {
-      await this.run.rbd(['flatten', `--pool=${pool}`, `--image=${name}`, '--no-progress'], { op: 'rbd_flatten', pool, image: name });
-    });
+    return this.command('rbd', ['flatten', `--pool=${pool}`, `--image=${name}`, '--no-progress'], { op: 'rbd_flatten', pool, image: name });
   }
 
   // --- watchers, locks, fencing ---
@@ -253,13 +225,12 @@ export class CliStorage implements Storage {
   }
 
   async addLock(pool: string, image: string, lock: { cookie: string; tag?: string; exclusive: boolean }): Promise<void> {
-    return this.call(async () => {
-      const { cookie, tag = '', exclusive } = lock;
-      await this.run.rbd(
-        ['lock', 'add', `--pool=${pool}`, `--image=${image}`, ...(exclusive ? [] : [`--shared=${tag}`]), '--', cookie],
-        { op: exclusive ? 'rbd_lock_exclusive' : 'rbd_lock_shared', pool, image },
-      );
-    });
+    const { cookie, tag = '', exclusive } = lock;
+    return this.command(
+      'rbd',
+      ['lock', 'add', `--pool=${pool}`, `--image=${image}`, ...(exclusive ? [] : [`--shared=${tag}`]), '--', cookie],
+      { op: exclusive ? 'rbd_lock_exclusive' : 'rbd_lock_shared', pool, image },
+    );
   }
 
   async listLocks(pool: string, image: string): Promise<ImageLock[]> {
@@ -284,26 +255,17 @@ export class CliStorage implements Storage {
   }
 
   async breakLock(pool: string, image: string, lock: { owner: string; cookie: string }): Promise<void> {
-    return this.call(async () => {
-      const { owner, cookie } = lock;
-      // Fencing is the caller's decision (blocklistAdd): librbd's blocklist-on-break is turned off.
-      await this.run.rbd(
-        ['lock', 'rm', `--pool=${pool}`, `--image=${image}`, '--rbd-blocklist-on-break-lock=false', '--', cookie, owner],
-        { op: 'rbd_break_lock', pool, image },
-      );
-    });
+    // Fencing is the caller's decision (blocklistAdd): librbd's blocklist-on-break is turned off.
+    const args = ['lock', 'rm', `--pool=${pool}`, `--image=${image}`, '--rbd-blocklist-on-break-lock=false', '--', lock.cookie, lock.owner];
+    return this.command('rbd', args, { op: 'rbd_break_lock', pool, image });
   }
 
   async blocklistAdd(address: string, seconds: number): Promise<void> {
-    return this.call(async () => {
-      await this.run.exec('ceph', ['osd', 'blocklist', 'add', address, String(seconds)], { op: 'rados_mon_command' });
-    });
+    return this.command('ceph', ['osd', 'blocklist', 'add', address, String(seconds)], { op: 'rados_mon_command' });
   }
 
   async blocklistRemove(address: string): Promise<void> {
-    return this.call(async () => {
-      await this.run.exec('ceph', ['osd', 'blocklist', 'rm', address], { op: 'rados_mon_command' });
-    });
+    return this.command('ceph', ['osd', 'blocklist', 'rm', address], { op: 'rados_mon_command' });
   }
 
   // --- metadata and QoS ---
@@ -320,23 +282,13 @@ export class CliStorage implements Storage {
   }
 
   async setMetadata(pool: string, image: string, key: string, value: string): Promise<void> {
-    return this.call(async () => {
-      await this.run.rbd(['image-meta', 'set', `--pool=${pool}`, `--image=${image}`, '--', key, value], {
-        op: 'rbd_metadata_set',
-        pool,
-        image,
-      });
-    });
+    const args = ['image-meta', 'set', `--pool=${pool}`, `--image=${image}`, '--', key, value];
+    return this.command('rbd', args, { op: 'rbd_metadata_set', pool, image });
   }
 
   async removeMetadata(pool: string, image: string, key: string): Promise<void> {
-    return this.call(async () => {
-      await this.run.rbd(['image-meta', 'remove', `--pool=${pool}`, `--image=${image}`, '--', key], {
-        op: 'rbd_metadata_remove',
-        pool,
-        image,
-      });
-    });
+    const args = ['image-meta', 'remove', `--pool=${pool}`, `--image=${image}`, '--', key];
+    return this.command('rbd', args, { op: 'rbd_metadata_remove', pool, image });
   }
 
   async getQos(pool: string, image: string): Promise<QosLimits> {
@@ -365,21 +317,16 @@ export class CliStorage implements Storage {
     return promise;
   }
 
-  private async snapVerb(
-    verb: string,
-    op: string,
-    pool: string,
-    image: string,
-    snapshot: string,
-    extra: string[],
-  ): Promise<void> {
+  /** `rbd snap VERB` on one snapshot. */
+  private snapCommand(verb: string, op: string, pool: string, image: string, snapshot: string, extra: string[] = []): Promise<void> {
+    const args = ['snap', verb, `--pool=${pool}`, `--image=${image}`, `--snap=${snapshot}`, ...extra];
+    return this.command('rbd', args, { op, pool, image, snapshot });
+  }
+
+  /** One command as a whole operation, whose output is not needed. */
+  private command(tool: Tool, args: string[], target: Target): Promise<void> {
     return this.call(async () => {
-      await this.run.rbd(['snap', verb, `--pool=${pool}`, `--image=${image}`, `--snap=${snapshot}`, ...extra], {
-        op,
-        pool,
-        image,
-        snapshot,
-      });
+      await this.run.exec(tool, args, target);
     });
   }
 
@@ -404,22 +351,6 @@ interface CliSnap {
   size: number;
   protected: string;
   timestamp?: string;
-}
-
-/**
- * librbd's clone fails with ENOENT for a missing parent image or snapshot and with EINVAL for an
- * unprotected one: both are reported against the parent, as the native backend does.
- */
-export function cloneError(err: unknown, parent: ParentRef, pool: string): unknown {
-  if (!(err instanceof RbdError) || (err.code !== 'ENOENT' && err.code !== 'EINVAL')) return err;
-  if (err.op === 'rados_ioctx_create') return err.pool === parent.pool && err.pool !== pool ? reattribute(err, parent) : err;
-  return reattribute(err, parent);
-}
-
-function reattribute(err: RbdError, parent: ParentRef): RbdError {
-  const out = new RbdError({ errno: err.errno, op: err.op, pool: parent.pool, image: parent.image, snapshot: parent.snapshot, detail: err.detail });
-  out.stack = err.stack;
-  return out;
 }
 
 function imageOptionArgs(features: ImageFeature[] | null, order: number | null, dataPool: string | null): string[] {

@@ -1,8 +1,10 @@
 // The storage seam: everything above this file (master, plugin, supervisor, bench) talks to Ceph
 // through `Storage`, never to librbd or the `rbd` CLI directly. Two real implementations exist
 // (`native`: the C++ addon; `cli`: execa + `rbd --format json`) and one in-memory twin for unit
-// tests of the layers above. One contract suite (test/integration/storage-contract.test.ts) runs
-// against every implementation so that they cannot drift apart.
+// tests of the layers above. openStorage (index.ts) puts each behind the same decorators:
+// checked.ts (argument checks) and, given a bound, timed.ts. One contract suite
+// (test/integration/storage-contract.test.ts) runs against every implementation so that they
+// cannot drift apart.
 
 /** How to reach the cluster. Every field is optional: librados' own defaults apply. */
 export interface ClusterConfig {

@@ -1,6 +1,6 @@
-// Argument checks shared by every backend, run before any librbd call or `rbd` process: a caller's
-// mistake is a TypeError or RangeError naming the field, identical whichever backend runs, and
-// never reaches Ceph (where the same mistake would give a backend-specific error, or none).
+// The argument checks checked.ts runs before any backend (each a TypeError or RangeError naming the
+// field), and what the backends share about librbd's values: feature bits, the defaults they fill
+// in (createSpec, cloneSpec), QoS as image metadata, the error of a call after close().
 
 import { RbdError } from './errors.js';
 import type { CreateImageOptions, ImageFeature, ParentRef, QosLimits } from './types.js';
@@ -258,7 +258,7 @@ export async function applyQos(
   }
 }
 
-/** The error every backend throws for a call after close(). */
+/** The error a call after close() gets (checked.ts). */
 export function closedError(op: string): RbdError {
   return new RbdError({ errno: -107 /* ENOTCONN */, op, detail: 'storage is closed' });
 }
