@@ -1,5 +1,6 @@
 // The in-memory Storage twin used by the unit tests of the layers above: it must keep the
-// contract's rules (the same errors for the same mistakes) or those tests prove nothing.
+// contract's rules (the same errors for the same mistakes), and its fault hooks must fail as the
+// real backends do, or those tests prove nothing.
 
 import { beforeEach, describe, expect, it } from 'vitest';
 import { TimeoutError } from '../../src/common/timeout.js';
@@ -219,7 +220,7 @@ describe('memory storage: fault hooks', () => {
     await s.createSnapshot('rbd', 'a', 's2');
   });
 
-  it('12b a held call released with an errno fails with it and changes nothing', async () => {
+  it('13 a held call released with an errno fails with it and changes nothing', async () => {
     const hang = s.hang('createImage');
     const held = s.createImage('rbd', 'b', { size: MiB }).catch((e: unknown) => e);
     await hang.reached;
@@ -229,7 +230,7 @@ describe('memory storage: fault hooks', () => {
     await s.createImage('rbd', 'b', { size: MiB });
   });
 
-  it('13 a hang of every call, bounded by timed(): the caller gets a TimeoutError', async () => {
+  it('14 a hang of every call, bounded by timed(): the caller gets a TimeoutError', async () => {
     const bounded = timed(s, 30);
     const hang = bounded.hang();
     await expect(bounded.imageInfo('rbd', 'a')).rejects.toThrow(TimeoutError);
@@ -238,7 +239,7 @@ describe('memory storage: fault hooks', () => {
     expect((await bounded.imageInfo('rbd', 'a')).size).toBe(MiB);
   });
 
-  it('14 unreachable: every call fails with ETIMEDOUT naming the librbd function, until it is back', async () => {
+  it('15 unreachable: every call fails with ETIMEDOUT naming the librbd function, until it is back', async () => {
     s.unreachable = true;
     expect(await s.createImage('rbd', 'b', { size: MiB }).catch((e: unknown) => e)).toMatchObject({
       code: 'ETIMEDOUT',
@@ -253,7 +254,7 @@ describe('memory storage: fault hooks', () => {
     expect(await s.listImages('rbd')).toEqual(['a']);
   });
 
-  it('15 logs every call that reaches it, not those the argument checks refuse', async () => {
+  it('16 logs every call that reaches it, not those the argument checks refuse', async () => {
     s.calls.length = 0;
     await s.createSnapshot('rbd', 'a', 's1');
     await s.protectSnapshot('rbd', 'a', 's1');
@@ -271,7 +272,7 @@ describe('memory storage: fault hooks', () => {
     ]);
   });
 
-  it('16 the hooks stay reachable through openStorage’s decorators', async () => {
+  it('17 the hooks stay reachable through openStorage’s decorators', async () => {
     const opened = (await openStorage('memory', {}, { callTimeoutMs: 1_000 })) as MemoryStorage;
     opened.failNext('listImages', 'EIO');
     expect(await code(opened.listImages('rbd'))).toBe('EIO');
