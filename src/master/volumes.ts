@@ -21,10 +21,10 @@ import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.j
 import { LockReason, StateBusyError, type StateStore } from '../state/store.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { isRbdError } from '../storage/errors.js';
+import { timed } from '../storage/timed.js';
 import type { ImageFeature, QosLimits, Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
-import { withTimeout } from '../common/timeout.js';
 import { CreateIntents } from './intents.js';
 
 /**
@@ -66,24 +66,6 @@ function hasLimits(runtime: RuntimeOptions): boolean {
   return r.readIops > 0 || r.writeIops > 0 || r.readBps > 0 || r.writeBps > 0;
 }
 
-/**
- * `storage` with every call bounded in time: librados waits for a dead cluster for minutes (or,
- * for OSD operations, forever), and a request must not hang. The call itself cannot be cancelled;
- * a create that Ceph finishes after the timeout is what intents and the janitor are for.
- */
-export function timedStorage(storage: Storage, ms: number): Storage {
-  return new Proxy(storage, {
-    get(target, key, receiver) {
-      const value = Reflect.get(target, key, receiver) as unknown;
-      if (typeof value !== 'function' || key === 'close' || key === 'stats') return value;
-      return (...args: unknown[]) => {
-        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        return result instanceof Promise ? withTimeout(result, ms, `Ceph ${String(key)}`) : result;
-      };
-    },
-  });
-}
-
 export class VolumeService {
   readonly intents: CreateIntents;
   private readonly store: StateStore;
@@ -95,7 +77,7 @@ export class VolumeService {
 
   constructor(options: VolumeServiceOptions) {
     this.store = options.store;
-    this.storage = timedStorage(options.storage, options.cephTimeoutMs ?? 30_000);
+    this.storage = timed(options.storage, options.cephTimeoutMs ?? 30_000);
     this.log = options.log;
     this.lockTtlSeconds = options.lockTtlSeconds ?? 10;
     this.lockWaitMs = options.lockWaitMs ?? 30_000;

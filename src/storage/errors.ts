@@ -54,3 +54,23 @@ export class RbdError extends Error {
 export function isRbdError(err: unknown, code?: string): err is RbdError {
   return err instanceof RbdError && (code === undefined || err.code === code);
 }
+
+/** Where a call was made: the stack of its caller, for errors that come back without one. */
+export interface CallSite {
+  stack?: string;
+}
+
+/** The caller's stack, without the frames of `fn` and below. */
+export function callSite(fn: (...args: never[]) => unknown): CallSite {
+  const site: CallSite = {};
+  Error.captureStackTrace(site, fn);
+  return site;
+}
+
+/** Gives an RbdError the stack of the call that caused it (its first line stays its message). */
+export function withCallSite(err: unknown, site: CallSite): unknown {
+  if (err instanceof RbdError && site.stack) {
+    err.stack = `${err.name}: ${err.message}\n${site.stack.split('\n').slice(1).join('\n')}`;
+  }
+  return err;
+}

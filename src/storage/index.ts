@@ -1,16 +1,32 @@
 // The storage seam's entry point: pick a backend by name. `native` loads the C++ addon (and fails
 // with an AddonLoadError that says what to install when it cannot), `cli` runs `rbd`/`ceph`, and
-// `memory` is the in-memory twin for unit tests.
+// `memory` is the in-memory twin for unit tests. Whichever it is, it comes wrapped once in the
+// decorators every backend shares: checked.ts (refusal after close, argument checks, the caller's
+// stack on errors) and, when a bound is given, timed.ts.
 
+import { checkConfig, checked } from './checked.js';
 import { CliStorage } from './cli.js';
 import { MemoryStorage } from './memory.js';
 import { NativeStorage } from './native.js';
+import { timed } from './timed.js';
 import type { BackendKind, ClusterConfig, Storage } from './types.js';
 import { TimeoutError, withTimeout } from '../common/timeout.js';
 
 export const BACKENDS: readonly BackendKind[] = ['native', 'cli', 'memory'];
 
-export async function openStorage(kind: BackendKind, config: ClusterConfig = {}): Promise<Storage> {
+export interface OpenOptions {
+  /** Bound of every call (timed.ts); none when absent or not positive. */
+  callTimeoutMs?: number;
+}
+
+export async function openStorage(kind: BackendKind, config: ClusterConfig = {}, options: OpenOptions = {}): Promise<Storage> {
+  checkConfig(config);
+  const backend = await openBackend(kind, config);
+  const bound = options.callTimeoutMs;
+  return checked(bound !== undefined && bound > 0 ? timed(backend, bound) : backend);
+}
+
+async function openBackend(kind: BackendKind, config: ClusterConfig): Promise<Storage> {
   switch (kind) {
     case 'native':
       return NativeStorage.open(config);
@@ -31,10 +47,11 @@ export async function connectStorage(
   kind: BackendKind,
   config: ClusterConfig,
   timeoutMs = 30_000,
+  options: OpenOptions = {},
 ): Promise<Storage> {
   const where = `${kind} backend, ${config.confPath ?? 'default ceph.conf'}`;
   try {
-    return await withTimeout(openStorage(kind, config), timeoutMs, `connecting to Ceph (${where})`);
+    return await withTimeout(openStorage(kind, config, options), timeoutMs, `connecting to Ceph (${where})`);
   } catch (err) {
     if (err instanceof TimeoutError) err.message += ': check that the monitors answer (ceph -s) and the keyring is readable';
     throw err;
@@ -43,7 +60,9 @@ export async function connectStorage(
 
 export * from './types.js';
 export { RbdError, isRbdError, errnoName, type RbdErrorFields } from './errors.js';
+export { checked } from './checked.js';
+export { timed } from './timed.js';
 export { CliStorage, type CliStorageOptions } from './cli.js';
-export { MemoryStorage, type MemoryStorageOptions } from './memory.js';
+export { MemoryStorage, memoryStorage, type MemoryStorageOptions, type MemoryImage, type Hang } from './memory.js';
 export { NativeStorage, AddonLoadError, loadAddon, writeSysfsFile } from './native.js';
 export { QOS_KEYS, FEATURE_BITS, DEFAULT_FEATURES } from './validate.js';

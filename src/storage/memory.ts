@@ -1,13 +1,20 @@
-// An in-memory Storage for the unit tests of the layers above (master, plugin, supervisor). It
-// keeps the contract's rules — the same validation, the same RbdError codes for the same mistakes —
-// but no Ceph: integration tests always run the real backends. Tests can add watchers and pools,
-// which only a real cluster would otherwise produce.
+// An in-memory Storage for the unit tests of the layers above (master, plugin, supervisor, CLI). It
+// keeps the contract's rules (the same RbdError codes for the same situations; argument checks are
+// checked.ts's, in front of it as in front of every backend: openStorage('memory') or
+// memoryStorage()) but no Ceph: integration tests always run the real backends. Tests can add
+// watchers and pools, which only a real cluster would otherwise produce, look at the images, and
+// make calls fail, hang or find the cluster unreachable (memory-faults.ts).
+//
+// Like librbd without deep-flatten, a snapshot taken of a clone keeps the clone's parent: flattening
+// the clone does not detach it, and the clone stays a child of the parent snapshot until that
+// snapshot is removed.
 
-import { RbdError, type RbdErrorFields } from './errors.js';
+import { checked } from './checked.js';
+import { FaultHooks } from './memory-faults.js';
+import { MemoryPools, type MemoryImage } from './memory-pools.js';
 import type {
   ClusterConfig,
   CreateImageOptions,
-  ImageFeature,
   ImageInfo,
   ImageLock,
   ParentRef,
@@ -17,43 +24,10 @@ import type {
   StorageStats,
   Watcher,
 } from './types.js';
-import {
-  DEFAULT_ORDER,
-  applyQos,
-  checkAddress,
-  checkBoolean,
-  checkCreateOptions,
-  checkImageOptions,
-  checkLock,
-  checkName,
-  checkParent,
-  checkQos,
-  checkSize,
-  checkText,
-  closedError,
-  qosFromMetadata,
-} from './validate.js';
+import { applyQos, cloneSpec, createSpec, qosFromMetadata } from './validate.js';
 
-const ERRNO = { ENOENT: 2, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOTEMPTY: 39 } as const;
-
-interface MemSnapshot {
-  id: number;
-  size: number;
-  protected: boolean;
-  createdAt: Date;
-}
-
-interface MemImage {
-  size: number;
-  order: number;
-  features: ImageFeature[];
-  dataPool: string | null;
-  parent: ParentRef | null;
-  snapshots: Map<string, MemSnapshot>;
-  metadata: Map<string, string>;
-  watchers: Watcher[];
-  locks: { exclusive: boolean; tag: string; holders: { owner: string; cookie: string }[] };
-}
+export type { Hang } from './memory-faults.js';
+export type { MemoryImage } from './memory-pools.js';
 
 export interface MemoryStorageOptions {
   /** Pools that exist at start (default: ["rbd"]). */
@@ -61,42 +35,68 @@ export interface MemoryStorageOptions {
   /** The fsid and mon addresses clusterInfo() returns. */
   fsid?: string;
   monAddresses?: string[];
+  /** The clock snapshots' creation times come from (default: Date.now). */
+  now?: () => number;
 }
 
-export class MemoryStorage implements Storage {
+/** A memory twin behind the same argument checks as every backend (what unit tests should use). */
+export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage {
+  return checked(new MemoryStorage({}, options));
+}
+
+export class MemoryStorage extends FaultHooks implements Storage {
   readonly kind = 'memory' as const;
   /** The address this fake client has, as lock owners and watchers would show it. */
   readonly clientAddress = '127.0.0.1:0/1';
   readonly clientName = 'client.1';
   /** Addresses blocklisted and until when (ms since the epoch). */
   readonly blocklist = new Map<string, number>();
+  /** The clock of snapshots' creation times (tests may set theirs). */
+  now: () => number;
 
-  private readonly pools = new Map<string, Map<string, MemImage>>();
+  private readonly pools: MemoryPools;
   private readonly fsid: string;
   private readonly monAddresses: string[];
   private nextSnapId = 1;
   private closed = false;
 
   constructor(_config: ClusterConfig = {}, options: MemoryStorageOptions = {}) {
-    for (const pool of options.pools ?? ['rbd']) this.pools.set(pool, new Map());
+    super();
+    this.pools = new MemoryPools(options.pools ?? ['rbd']);
     this.fsid = options.fsid ?? '00000000-0000-4000-8000-000000000000';
     this.monAddresses = options.monAddresses ?? ['127.0.0.1:6789'];
+    this.now = options.now ?? Date.now;
   }
 
-  // --- test helpers (not part of Storage) ---
+  // --- test helpers (not part of Storage; no hooks, no call log) ---
 
   createPool(name: string): void {
-    if (!this.pools.has(name)) this.pools.set(name, new Map());
+    this.pools.create(name);
   }
 
   /** Simulates a client (rbd-fuse, krbd) having the image open. */
   addWatcher(pool: string, image: string, watcher: Watcher): void {
-    this.image('addWatcher', pool, image).watchers.push({ ...watcher });
+    this.pools.image('addWatcher', pool, image).watchers.push({ ...watcher });
   }
 
   removeWatcher(pool: string, image: string, address: string): void {
-    const img = this.image('removeWatcher', pool, image);
+    const img = this.pools.image('removeWatcher', pool, image);
     img.watchers = img.watchers.filter((w) => w.address !== address);
+  }
+
+  /** Removes every image at once, whatever holds it (a twin shared by several tests starts each empty). */
+  dropImages(): void {
+    this.pools.dropImages();
+  }
+
+  /** Every image there is now, by "pool/name". */
+  get images(): ReadonlyMap<string, MemoryImage> {
+    return this.pools.view();
+  }
+
+  /** The snapshot names of an image, oldest first ([] when there is no such image). */
+  snapshotNames(pool: string, image: string): string[] {
+    return this.pools.view().get(`${pool}/${image}`)?.snapshots ?? [];
   }
 
   // --- Storage ---
@@ -106,362 +106,262 @@ export class MemoryStorage implements Storage {
   }
 
   stats(): StorageStats {
-    return { pending: 0, openImages: 0, pools: this.closed ? 0 : this.pools.size };
+    return { pending: this.pending, openImages: 0, pools: this.closed ? 0 : this.pools.size };
   }
 
-  async createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
-    this.enter('createImage');
-    checkName('pool', pool);
-    checkName('name', name);
-    const opts = checkCreateOptions(options);
-    const images = this.pool(pool, name);
-    if (opts.dataPool !== null) this.pool(opts.dataPool, name, 'rbd_create4');
-    if (images.has(name)) throw this.err('EEXIST', { op: 'rbd_create4', pool, image: name });
-    images.set(name, this.newImage(opts.size, opts.features, opts.order, opts.dataPool, null));
-  }
-
-  async removeImage(pool: string, name: string): Promise<void> {
-    this.enter('removeImage');
-    checkName('pool', pool);
-    checkName('name', name);
-    const img = this.image('rbd_remove', pool, name);
-    if (img.watchers.length > 0) {
-      throw this.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has watchers' });
-    }
-    if (img.locks.holders.length > 0) {
-      throw this.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has advisory locks' });
-    }
-    if (img.snapshots.size > 0) {
-      throw this.err('ENOTEMPTY', { op: 'rbd_remove', pool, image: name, detail: 'image has snapshots' });
-    }
-    for (const images of this.pools.values()) {
-      for (const other of images.values()) {
-        if (other.parent?.pool === pool && other.parent.image === name) {
-          throw this.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has clones' });
-        }
-      }
-    }
-    this.pool(pool, name).delete(name);
-  }
-
-  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
-    this.enter('resizeImage');
-    checkName('pool', pool);
-    checkName('name', name);
-    checkSize('size', size);
-    const allowShrink = options.allowShrink === undefined ? false : checkBoolean('options.allowShrink', options.allowShrink);
-    const img = this.image('rbd_open', pool, name);
-    if (size < img.size && !allowShrink) {
-      throw this.err('EINVAL', { op: 'rbd_resize2', pool, image: name, detail: 'shrinking needs allowShrink' });
-    }
-    img.size = size;
-  }
-
-  async renameImage(pool: string, from: string, to: string): Promise<void> {
-    this.enter('renameImage');
-    checkName('pool', pool);
-    checkName('from', from);
-    checkName('to', to);
-    const images = this.pool(pool, from);
-    const img = images.get(from);
-    if (!img) throw this.err('ENOENT', { op: 'rbd_rename', pool, image: from });
-    if (images.has(to)) throw this.err('EEXIST', { op: 'rbd_rename', pool, image: to });
-    images.delete(from);
-    images.set(to, img);
-    for (const imgs of this.pools.values()) {
-      for (const other of imgs.values()) {
-        if (other.parent?.pool === pool && other.parent.image === from) other.parent = { ...other.parent, image: to };
-      }
-    }
-  }
-
-  async imageInfo(pool: string, name: string): Promise<ImageInfo> {
-    this.enter('imageInfo');
-    checkName('pool', pool);
-    checkName('name', name);
-    const img = this.image('rbd_open', pool, name);
-    const features = [...img.features];
-    if (img.dataPool !== null && !features.includes('data-pool')) features.push('data-pool');
-    return {
-      pool,
-      name,
-      size: img.size,
-      order: img.order,
-      objectSize: 2 ** img.order,
-      features,
-      parent: img.parent ? { ...img.parent } : null,
-      snapshotCount: img.snapshots.size,
-    };
-  }
-
-  async listImages(pool: string): Promise<string[]> {
-    this.enter('listImages');
-    checkName('pool', pool);
-    return [...this.pool(pool).keys()].sort();
-  }
-
-  async imageExists(pool: string, name: string): Promise<boolean> {
-    this.enter('imageExists');
-    checkName('pool', pool);
-    checkName('name', name);
-    return this.pool(pool, name).has(name);
-  }
-
-  async createSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    this.enter('createSnapshot');
-    this.checkSnapArgs(pool, image, snapshot);
-    const img = this.image('rbd_open', pool, image);
-    if (img.snapshots.has(snapshot)) throw this.err('EEXIST', { op: 'rbd_snap_create', pool, image, snapshot });
-    img.snapshots.set(snapshot, {
-      id: this.nextSnapId++,
-      size: img.size,
-      protected: false,
-      createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
+  createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
+    return this.call('createImage', [pool, name, options], () => {
+      const spec = createSpec(options);
+      const images = this.pools.pool(pool, name);
+      if (spec.dataPool !== null) this.pools.pool(spec.dataPool, name, 'rbd_create4');
+      if (images.has(name)) throw this.pools.err('EEXIST', { op: 'rbd_create4', pool, image: name });
+      images.set(name, this.pools.newImage(spec.size, spec.features, spec.order, spec.dataPool, null));
     });
   }
 
-  async listSnapshots(pool: string, image: string): Promise<SnapshotInfo[]> {
-    this.enter('listSnapshots');
-    checkName('pool', pool);
-    checkName('image', image);
-    const img = this.image('rbd_open', pool, image);
-    return [...img.snapshots.entries()]
-      .map(([name, s]) => ({ id: s.id, name, size: s.size, protected: s.protected, createdAt: new Date(s.createdAt) }))
-      .sort((a, b) => a.id - b.id);
-  }
-
-  async removeSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    this.enter('removeSnapshot');
-    this.checkSnapArgs(pool, image, snapshot);
-    const img = this.image('rbd_open', pool, image);
-    const snap = this.snap(img, 'rbd_snap_remove', pool, image, snapshot);
-    if (snap.protected) throw this.err('EBUSY', { op: 'rbd_snap_remove', pool, image, snapshot, detail: 'snapshot is protected' });
-    img.snapshots.delete(snapshot);
-  }
-
-  async rollbackSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    this.enter('rollbackSnapshot');
-    this.checkSnapArgs(pool, image, snapshot);
-    const img = this.image('rbd_open', pool, image);
-    const snap = this.snap(img, 'rbd_snap_rollback', pool, image, snapshot);
-    img.size = snap.size;
-  }
-
-  async protectSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    this.enter('protectSnapshot');
-    this.checkSnapArgs(pool, image, snapshot);
-    const img = this.image('rbd_open', pool, image);
-    const snap = this.snap(img, 'rbd_snap_protect', pool, image, snapshot);
-    if (snap.protected) throw this.err('EBUSY', { op: 'rbd_snap_protect', pool, image, snapshot, detail: 'already protected' });
-    snap.protected = true;
-  }
-
-  async unprotectSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
-    this.enter('unprotectSnapshot');
-    this.checkSnapArgs(pool, image, snapshot);
-    const img = this.image('rbd_open', pool, image);
-    const snap = this.snap(img, 'rbd_snap_unprotect', pool, image, snapshot);
-    if (!snap.protected) throw this.err('EINVAL', { op: 'rbd_snap_unprotect', pool, image, snapshot, detail: 'not protected' });
-    if (this.children({ pool, image, snapshot }).length > 0) {
-      throw this.err('EBUSY', { op: 'rbd_snap_unprotect', pool, image, snapshot, detail: 'snapshot has clones' });
-    }
-    snap.protected = false;
-  }
-
-  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
-    this.enter('cloneSnapshot');
-    const p = checkParent(parent);
-    checkName('pool', pool);
-    checkName('name', name);
-    const opts = checkImageOptions(options, { features: null });
-    const src = this.image('rbd_open', p.pool, p.image);
-    const snap = this.snap(src, 'rbd_clone3', p.pool, p.image, p.snapshot);
-    if (!snap.protected) {
-      throw this.err('EINVAL', { op: 'rbd_clone3', pool: p.pool, image: p.image, snapshot: p.snapshot, detail: 'parent snapshot must be protected' });
-    }
-    const images = this.pool(pool, name, 'rbd_clone3');
-    if (opts.dataPool !== null) this.pool(opts.dataPool, name, 'rbd_clone3');
-    if (images.has(name)) throw this.err('EEXIST', { op: 'rbd_clone3', pool, image: name });
-    const features = opts.features ?? src.features.filter((f) => f !== 'data-pool');
-    images.set(name, this.newImage(snap.size, features, opts.order ?? src.order, opts.dataPool, { ...p }));
-  }
-
-  async listChildren(parent: ParentRef): Promise<string[]> {
-    this.enter('listChildren');
-    const p = checkParent(parent);
-    const src = this.image('rbd_open', p.pool, p.image);
-    this.snap(src, 'rbd_open', p.pool, p.image, p.snapshot);
-    return this.children(p).sort();
-  }
-
-  async flattenImage(pool: string, name: string): Promise<void> {
-    this.enter('flattenImage');
-    checkName('pool', pool);
-    checkName('name', name);
-    const img = this.image('rbd_open', pool, name);
-    if (!img.parent) throw this.err('EINVAL', { op: 'rbd_flatten', pool, image: name, detail: 'image has no parent' });
-    img.parent = null;
-  }
-
-  async listWatchers(pool: string, image: string): Promise<Watcher[]> {
-    this.enter('listWatchers');
-    checkName('pool', pool);
-    checkName('image', image);
-    return this.image('rbd_open', pool, image).watchers.map((w) => ({ ...w }));
-  }
-
-  async addLock(pool: string, image: string, lock: { cookie: string; tag?: string; exclusive: boolean }): Promise<void> {
-    this.enter('addLock');
-    checkName('pool', pool);
-    checkName('image', image);
-    const { cookie, tag, exclusive } = checkLock(lock);
-    const img = this.image('rbd_open', pool, image);
-    const op = exclusive ? 'rbd_lock_exclusive' : 'rbd_lock_shared';
-    const { holders } = img.locks;
-    if (holders.some((h) => h.owner === this.clientName && h.cookie === cookie)) {
-      throw this.err('EEXIST', { op, pool, image, detail: 'lock already held by this client' });
-    }
-    if (holders.length > 0 && (exclusive || img.locks.exclusive || img.locks.tag !== tag)) {
-      throw this.err('EBUSY', { op, pool, image, detail: 'lock is held by someone else' });
-    }
-    img.locks = { exclusive, tag, holders: [...holders, { owner: this.clientName, cookie }] };
-  }
-
-  async listLocks(pool: string, image: string): Promise<ImageLock[]> {
-    this.enter('listLocks');
-    checkName('pool', pool);
-    checkName('image', image);
-    const { locks } = this.image('rbd_open', pool, image);
-    return locks.holders.map((h) => ({ owner: h.owner, cookie: h.cookie, tag: locks.tag, exclusive: locks.exclusive, address: this.clientAddress }));
-  }
-
-  async breakLock(pool: string, image: string, lock: { owner: string; cookie: string }): Promise<void> {
-    this.enter('breakLock');
-    checkName('pool', pool);
-    checkName('image', image);
-    const owner = checkText('lock.owner', lock.owner);
-    const cookie = checkText('lock.cookie', lock.cookie);
-    const img = this.image('rbd_open', pool, image);
-    const i = img.locks.holders.findIndex((h) => h.owner === owner && h.cookie === cookie);
-    if (i < 0) throw this.err('ENOENT', { op: 'rbd_break_lock', pool, image, detail: 'no such lock' });
-    img.locks.holders.splice(i, 1);
-  }
-
-  async blocklistAdd(address: string, seconds: number): Promise<void> {
-    this.enter('blocklistAdd');
-    checkAddress('address', address);
-    checkSize('seconds', seconds, { min: 1 });
-    this.blocklist.set(address, Date.now() + seconds * 1000);
-  }
-
-  async blocklistRemove(address: string): Promise<void> {
-    this.enter('blocklistRemove');
-    checkAddress('address', address);
-    this.blocklist.delete(address);
-  }
-
-  async getMetadata(pool: string, image: string): Promise<Record<string, string>> {
-    this.enter('getMetadata');
-    checkName('pool', pool);
-    checkName('image', image);
-    const img = this.image('rbd_open', pool, image);
-    return Object.fromEntries([...img.metadata.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  }
-
-  async setMetadata(pool: string, image: string, key: string, value: string): Promise<void> {
-    this.enter('setMetadata');
-    checkName('pool', pool);
-    checkName('image', image);
-    checkText('key', key);
-    checkText('value', value);
-    const img = this.image('rbd_open', pool, image);
-    // librbd checks conf_* keys against its config schema; the QoS ones take unsigned integers.
-    if (key.startsWith('conf_rbd_qos_') && !/^\d+$/.test(value)) {
-      throw this.err('EINVAL', { op: 'rbd_metadata_set', pool, image, detail: `invalid value for ${key}` });
-    }
-    img.metadata.set(key, value);
-  }
-
-  async removeMetadata(pool: string, image: string, key: string): Promise<void> {
-    this.enter('removeMetadata');
-    checkName('pool', pool);
-    checkName('image', image);
-    checkText('key', key);
-    const img = this.image('rbd_open', pool, image);
-    if (!img.metadata.delete(key)) throw this.err('ENOENT', { op: 'rbd_metadata_remove', pool, image, detail: `no key ${key}` });
-  }
-
-  async getQos(pool: string, image: string): Promise<QosLimits> {
-    return qosFromMetadata(await this.getMetadata(pool, image));
-  }
-
-  async setQos(pool: string, image: string, limits: QosLimits): Promise<void> {
-    this.enter('setQos');
-    checkName('pool', pool);
-    checkName('image', image);
-    await applyQos(this, pool, image, checkQos(limits));
-  }
-
-  async clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }> {
-    this.enter('clusterInfo');
-    return { fsid: this.fsid, monAddresses: [...this.monAddresses] };
-  }
-
-  // --- internals ---
-
-  private enter(op: string): void {
-    if (this.closed) throw closedError(op);
-  }
-
-  private checkSnapArgs(pool: string, image: string, snapshot: string): void {
-    checkName('pool', pool);
-    checkName('image', image);
-    checkName('snapshot', snapshot);
-  }
-
-  private newImage(size: number, features: ImageFeature[], order: number | null, dataPool: string | null, parent: ParentRef | null): MemImage {
-    return {
-      size,
-      order: order ?? DEFAULT_ORDER,
-      features,
-      dataPool,
-      parent,
-      snapshots: new Map(),
-      metadata: new Map(),
-      watchers: [],
-      locks: { exclusive: false, tag: '', holders: [] },
-    };
-  }
-
-  private err(code: keyof typeof ERRNO, fields: Omit<RbdErrorFields, 'errno'>): RbdError {
-    return new RbdError({ errno: -ERRNO[code], ...fields });
-  }
-
-  private pool(pool: string, image?: string, op = 'rados_ioctx_create'): Map<string, MemImage> {
-    const images = this.pools.get(pool);
-    if (!images) throw this.err('ENOENT', { op, pool, image, detail: `pool ${pool} does not exist` });
-    return images;
-  }
-
-  private image(op: string, pool: string, name: string): MemImage {
-    const img = this.pool(pool, name).get(name);
-    if (!img) throw this.err('ENOENT', { op, pool, image: name });
-    return img;
-  }
-
-  private snap(img: MemImage, op: string, pool: string, image: string, snapshot: string): MemSnapshot {
-    const snap = img.snapshots.get(snapshot);
-    if (!snap) throw this.err('ENOENT', { op, pool, image, snapshot });
-    return snap;
-  }
-
-  private children(p: ParentRef): string[] {
-    const out: string[] = [];
-    for (const [pool, images] of this.pools) {
-      for (const [name, img] of images) {
-        if (img.parent?.pool === p.pool && img.parent.image === p.image && img.parent.snapshot === p.snapshot) out.push(`${pool}/${name}`);
+  removeImage(pool: string, name: string): Promise<void> {
+    return this.call('removeImage', [pool, name], () => {
+      const img = this.pools.image('rbd_remove', pool, name);
+      if (img.watchers.length > 0) {
+        throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has watchers' });
       }
-    }
-    return out;
+      if (img.locks.holders.length > 0) {
+        throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has advisory locks' });
+      }
+      if (img.snapshots.size > 0) {
+        throw this.pools.err('ENOTEMPTY', { op: 'rbd_remove', pool, image: name, detail: 'image has snapshots' });
+      }
+      if (this.pools.everyParent().some((p) => p.pool === pool && p.image === name)) {
+        throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has clones' });
+      }
+      this.pools.pool(pool, name).delete(name);
+    });
+  }
+
+  resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
+    return this.call('resizeImage', [pool, name, size, options], () => {
+      const img = this.pools.image('rbd_open', pool, name);
+      if (size < img.size && !options.allowShrink) {
+        throw this.pools.err('EINVAL', { op: 'rbd_resize2', pool, image: name, detail: 'shrinking needs allowShrink' });
+      }
+      img.size = size;
+    });
+  }
+
+  renameImage(pool: string, from: string, to: string): Promise<void> {
+    return this.call('renameImage', [pool, from, to], () => {
+      const images = this.pools.pool(pool, from);
+      const img = images.get(from);
+      if (!img) throw this.pools.err('ENOENT', { op: 'rbd_rename', pool, image: from });
+      if (images.has(to)) throw this.pools.err('EEXIST', { op: 'rbd_rename', pool, image: to });
+      images.delete(from);
+      images.set(to, img);
+      for (const parent of this.pools.everyParent()) {
+        if (parent.pool === pool && parent.image === from) parent.image = to;
+      }
+    });
+  }
+
+  imageInfo(pool: string, name: string): Promise<ImageInfo> {
+    return this.call('imageInfo', [pool, name], () => {
+      const img = this.pools.image('rbd_open', pool, name);
+      const features = [...img.features];
+      if (img.dataPool !== null && !features.includes('data-pool')) features.push('data-pool');
+      return {
+        pool,
+        name,
+        size: img.size,
+        order: img.order,
+        objectSize: 2 ** img.order,
+        features,
+        parent: img.parent ? { ...img.parent } : null,
+        snapshotCount: img.snapshots.size,
+      };
+    });
+  }
+
+  listImages(pool: string): Promise<string[]> {
+    return this.call('listImages', [pool], () => [...this.pools.pool(pool).keys()].sort());
+  }
+
+  imageExists(pool: string, name: string): Promise<boolean> {
+    return this.call('imageExists', [pool, name], () => this.pools.pool(pool, name).has(name));
+  }
+
+  createSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
+    return this.call('createSnapshot', [pool, image, snapshot], () => {
+      const img = this.pools.image('rbd_open', pool, image);
+      if (img.snapshots.has(snapshot)) throw this.pools.err('EEXIST', { op: 'rbd_snap_create', pool, image, snapshot });
+      img.snapshots.set(snapshot, {
+        id: this.nextSnapId++,
+        size: img.size,
+        protected: false,
+        createdAt: new Date(Math.floor(this.now() / 1000) * 1000),
+        parent: img.parent ? { ...img.parent } : null,
+      });
+    });
+  }
+
+  listSnapshots(pool: string, image: string): Promise<SnapshotInfo[]> {
+    return this.call('listSnapshots', [pool, image], () => {
+      const img = this.pools.image('rbd_open', pool, image);
+      return [...img.snapshots.entries()]
+        .map(([name, s]) => ({ id: s.id, name, size: s.size, protected: s.protected, createdAt: new Date(s.createdAt) }))
+        .sort((a, b) => a.id - b.id);
+    });
+  }
+
+  removeSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
+    return this.call('removeSnapshot', [pool, image, snapshot], () => {
+      const img = this.pools.image('rbd_open', pool, image);
+      const snap = this.pools.snap(img, 'rbd_snap_remove', pool, image, snapshot);
+      if (snap.protected) throw this.pools.err('EBUSY', { op: 'rbd_snap_remove', pool, image, snapshot, detail: 'snapshot is protected' });
+      img.snapshots.delete(snapshot);
+    });
+  }
+
+  rollbackSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
+    return this.call('rollbackSnapshot', [pool, image, snapshot], () => {
+      const img = this.pools.image('rbd_open', pool, image);
+      img.size = this.pools.snap(img, 'rbd_snap_rollback', pool, image, snapshot).size;
+    });
+  }
+
+  protectSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
+    return this.call('protectSnapshot', [pool, image, snapshot], () => {
+      const snap = this.pools.snap(this.pools.image('rbd_open', pool, image), 'rbd_snap_protect', pool, image, snapshot);
+      if (snap.protected) throw this.pools.err('EBUSY', { op: 'rbd_snap_protect', pool, image, snapshot, detail: 'already protected' });
+      snap.protected = true;
+    });
+  }
+
+  unprotectSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
+    return this.call('unprotectSnapshot', [pool, image, snapshot], () => {
+      const snap = this.pools.snap(this.pools.image('rbd_open', pool, image), 'rbd_snap_unprotect', pool, image, snapshot);
+      if (!snap.protected) throw this.pools.err('EINVAL', { op: 'rbd_snap_unprotect', pool, image, snapshot, detail: 'not protected' });
+      if (this.pools.children({ pool, image, snapshot }).length > 0) {
+        throw this.pools.err('EBUSY', { op: 'rbd_snap_unprotect', pool, image, snapshot, detail: 'snapshot has clones' });
+      }
+      snap.protected = false;
+    });
+  }
+
+  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
+    return this.call('cloneSnapshot', [parent, pool, name, options], () => {
+      const p = { pool: parent.pool, image: parent.image, snapshot: parent.snapshot };
+      const spec = cloneSpec(options);
+      const src = this.pools.image('rbd_open', p.pool, p.image);
+      const snap = this.pools.snap(src, 'rbd_clone3', p.pool, p.image, p.snapshot);
+      if (!snap.protected) {
+        throw this.pools.err('EINVAL', { op: 'rbd_clone3', ...p, detail: 'parent snapshot must be protected' });
+      }
+      const images = this.pools.pool(pool, name, 'rbd_clone3');
+      if (spec.dataPool !== null) this.pools.pool(spec.dataPool, name, 'rbd_clone3');
+      if (images.has(name)) throw this.pools.err('EEXIST', { op: 'rbd_clone3', pool, image: name });
+      const features = spec.features ?? src.features.filter((f) => f !== 'data-pool');
+      const clone = this.pools.newImage(snap.size, features, spec.order ?? src.order, spec.dataPool, p);
+      // librbd copies the parent's image metadata into the clone.
+      clone.metadata = new Map(src.metadata);
+      images.set(name, clone);
+    });
+  }
+
+  listChildren(parent: ParentRef): Promise<string[]> {
+    return this.call('listChildren', [parent], () => {
+      const src = this.pools.image('rbd_open', parent.pool, parent.image);
+      this.pools.snap(src, 'rbd_open', parent.pool, parent.image, parent.snapshot);
+      return this.pools.children(parent).sort();
+    });
+  }
+
+  flattenImage(pool: string, name: string): Promise<void> {
+    return this.call('flattenImage', [pool, name], () => {
+      const img = this.pools.image('rbd_open', pool, name);
+      if (!img.parent) throw this.pools.err('EINVAL', { op: 'rbd_flatten', pool, image: name, detail: 'image has no parent' });
+      img.parent = null;
+      if (img.features.includes('deep-flatten')) for (const snap of img.snapshots.values()) snap.parent = null;
+    });
+  }
+
+  listWatchers(pool: string, image: string): Promise<Watcher[]> {
+    return this.call('listWatchers', [pool, image], () => this.pools.image('rbd_open', pool, image).watchers.map((w) => ({ ...w })));
+  }
+
+  addLock(pool: string, image: string, lock: { cookie: string; tag?: string; exclusive: boolean }): Promise<void> {
+    return this.call('addLock', [pool, image, lock], () => {
+      const { cookie, tag = '', exclusive } = lock;
+      const img = this.pools.image('rbd_open', pool, image);
+      const op = exclusive ? 'rbd_lock_exclusive' : 'rbd_lock_shared';
+      const { holders } = img.locks;
+      if (holders.some((h) => h.owner === this.clientName && h.cookie === cookie)) {
+        throw this.pools.err('EEXIST', { op, pool, image, detail: 'lock already held by this client' });
+      }
+      if (holders.length > 0 && (exclusive || img.locks.exclusive || img.locks.tag !== tag)) {
+        throw this.pools.err('EBUSY', { op, pool, image, detail: 'lock is held by someone else' });
+      }
+      img.locks = { exclusive, tag, holders: [...holders, { owner: this.clientName, cookie }] };
+    });
+  }
+
+  listLocks(pool: string, image: string): Promise<ImageLock[]> {
+    return this.call('listLocks', [pool, image], () => {
+      const { locks } = this.pools.image('rbd_open', pool, image);
+      return locks.holders.map((h) => ({ owner: h.owner, cookie: h.cookie, tag: locks.tag, exclusive: locks.exclusive, address: this.clientAddress }));
+    });
+  }
+
+  breakLock(pool: string, image: string, lock: { owner: string; cookie: string }): Promise<void> {
+    return this.call('breakLock', [pool, image, lock], () => {
+      const img = this.pools.image('rbd_open', pool, image);
+      const i = img.locks.holders.findIndex((h) => h.owner === lock.owner && h.cookie === lock.cookie);
+      if (i < 0) throw this.pools.err('ENOENT', { op: 'rbd_break_lock', pool, image, detail: 'no such lock' });
+      img.locks.holders.splice(i, 1);
+    });
+  }
+
+  blocklistAdd(address: string, seconds: number): Promise<void> {
+    return this.call('blocklistAdd', [address, seconds], () => {
+      this.blocklist.set(address, Date.now() + seconds * 1000);
+    });
+  }
+
+  blocklistRemove(address: string): Promise<void> {
+    return this.call('blocklistRemove', [address], () => {
+      this.blocklist.delete(address);
+    });
+  }
+
+  getMetadata(pool: string, image: string): Promise<Record<string, string>> {
+    return this.call('getMetadata', [pool, image], () => this.pools.metadataOf(pool, image));
+  }
+
+  setMetadata(pool: string, image: string, key: string, value: string): Promise<void> {
+    return this.call('setMetadata', [pool, image, key, value], () => this.pools.setKey(pool, image, key, value));
+  }
+
+  removeMetadata(pool: string, image: string, key: string): Promise<void> {
+    return this.call('removeMetadata', [pool, image, key], () => this.pools.removeKey(pool, image, key));
+  }
+
+  getQos(pool: string, image: string): Promise<QosLimits> {
+    return this.call('getQos', [pool, image], () => qosFromMetadata(this.pools.metadataOf(pool, image)));
+  }
+
+  setQos(pool: string, image: string, limits: QosLimits): Promise<void> {
+    return this.call('setQos', [pool, image, limits], () =>
+      applyQos(
+        {
+          setMetadata: async (p, i, key, value) => this.pools.setKey(p, i, key, value),
+          removeMetadata: async (p, i, key) => this.pools.removeKey(p, i, key),
+        },
+        pool,
+        image,
+        limits,
+      ),
+    );
+  }
+
+  clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }> {
+    return this.call('clusterInfo', [], () => ({ fsid: this.fsid, monAddresses: [...this.monAddresses] }));
   }
 }

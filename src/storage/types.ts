@@ -1,8 +1,10 @@
 // The storage seam: everything above this file (master, plugin, supervisor, bench) talks to Ceph
 // through `Storage`, never to librbd or the `rbd` CLI directly. Two real implementations exist
 // (`native`: the C++ addon; `cli`: execa + `rbd --format json`) and one in-memory twin for unit
-// tests of the layers above. One contract suite (test/integration/storage-contract.test.ts) runs
-// against every implementation so that they cannot drift apart.
+// tests of the layers above. openStorage (index.ts) puts each behind the same decorators:
+// checked.ts (argument checks) and, given a bound, timed.ts. One contract suite
+// (test/integration/storage-contract.test.ts) runs against every implementation so that they
+// cannot drift apart.
 
 /** How to reach the cluster. Every field is optional: librados' own defaults apply. */
 export interface ClusterConfig {
@@ -156,3 +158,41 @@ export interface Storage {
   /** The mon addresses and fsid, for krbd's sysfs string. */
   clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }>;
 }
+
+/** The calls of Storage that reach the cluster (everything but `kind`, `close` and `stats`). */
+export type StorageCall = Exclude<keyof Storage, 'kind' | 'close' | 'stats'>;
+
+// A record over StorageCall: the compiler refuses this list when a call is added to Storage and
+// not here, so the decorators (checked.ts, timed.ts) and the memory twin's hooks see every call.
+const CALLS: Record<StorageCall, true> = {
+  createImage: true,
+  removeImage: true,
+  resizeImage: true,
+  renameImage: true,
+  imageInfo: true,
+  listImages: true,
+  imageExists: true,
+  createSnapshot: true,
+  listSnapshots: true,
+  removeSnapshot: true,
+  rollbackSnapshot: true,
+  protectSnapshot: true,
+  unprotectSnapshot: true,
+  cloneSnapshot: true,
+  listChildren: true,
+  flattenImage: true,
+  listWatchers: true,
+  addLock: true,
+  listLocks: true,
+  breakLock: true,
+  blocklistAdd: true,
+  blocklistRemove: true,
+  getMetadata: true,
+  setMetadata: true,
+  removeMetadata: true,
+  getQos: true,
+  setQos: true,
+  clusterInfo: true,
+};
+
+export const STORAGE_CALLS = Object.keys(CALLS) as readonly StorageCall[];

@@ -1,6 +1,6 @@
-// Argument checks shared by every backend, run before any librbd call or `rbd` process: a caller's
-// mistake is a TypeError or RangeError naming the field, identical whichever backend runs, and
-// never reaches Ceph (where the same mistake would give a backend-specific error, or none).
+// The argument checks checked.ts runs before any backend (each a TypeError or RangeError naming the
+// field), and what the backends share about librbd's values: feature bits, the defaults they fill
+// in (createSpec, cloneSpec), QoS as image metadata, the error of a call after close().
 
 import { RbdError } from './errors.js';
 import type { CreateImageOptions, ImageFeature, ParentRef, QosLimits } from './types.js';
@@ -90,15 +90,42 @@ export function checkBoolean(field: string, value: unknown): boolean {
   return value;
 }
 
-export function checkImageOptions(
-  options: Omit<CreateImageOptions, 'size'> | undefined,
-  defaults: { features: readonly ImageFeature[] | null },
-): { features: ImageFeature[] | null; order: number | null; dataPool: string | null } {
-  if (options === undefined) return { features: defaults.features ? [...defaults.features] : null, order: null, dataPool: null };
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`options must be an object, got ${describe(options)}`);
-  }
-  let features: ImageFeature[] | null = defaults.features ? [...defaults.features] : null;
+/** What createImage makes: the options with librbd's defaults filled in and features in bit order. */
+export interface ImageSpec {
+  size: number;
+  features: ImageFeature[];
+  order: number;
+  dataPool: string | null;
+}
+
+/** What cloneSnapshot asks for; null is "as the parent has it" (features, order) or "none" (dataPool). */
+export interface CloneSpec {
+  features: ImageFeature[] | null;
+  order: number | null;
+  dataPool: string | null;
+}
+
+/** The spec of checked createImage options (backends call it: checked.ts has refused bad ones). */
+export function createSpec(options: CreateImageOptions): ImageSpec {
+  return {
+    size: options.size,
+    features: sortFeatures(options.features ?? DEFAULT_FEATURES),
+    order: options.order ?? DEFAULT_ORDER,
+    dataPool: options.dataPool ?? null,
+  };
+}
+
+/** The spec of checked cloneSnapshot options. */
+export function cloneSpec(options: Omit<CreateImageOptions, 'size'> | undefined): CloneSpec {
+  return {
+    features: options?.features === undefined ? null : sortFeatures(options.features),
+    order: options?.order ?? null,
+    dataPool: options?.dataPool ?? null,
+  };
+}
+
+/** features, order and dataPool of create or clone options. */
+function checkImageFields(options: Omit<CreateImageOptions, 'size'>): void {
   if (options.features !== undefined) {
     if (!Array.isArray(options.features)) {
       throw new TypeError(`options.features must be an array, got ${describe(options.features)}`);
@@ -110,37 +137,33 @@ export function checkImageOptions(
         );
       }
     }
-    features = sortFeatures(options.features);
   }
-  let order: number | null = null;
   if (options.order !== undefined) {
-    order = checkSize('options.order', options.order);
+    const order = checkSize('options.order', options.order);
     if (order < MIN_ORDER || order > MAX_ORDER) {
       throw new RangeError(`options.order must be between ${MIN_ORDER} and ${MAX_ORDER}, got ${order}`);
     }
   }
-  const dataPool = options.dataPool === undefined ? null : checkName('options.dataPool', options.dataPool);
-  return { features, order, dataPool };
+  if (options.dataPool !== undefined) checkName('options.dataPool', options.dataPool);
 }
 
-export function checkCreateOptions(options: CreateImageOptions): {
-  size: number;
-  features: ImageFeature[];
-  order: number;
-  dataPool: string | null;
-} {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`options must be an object, got ${describe(options)}`);
+export function checkCreateOptions(options: CreateImageOptions): ImageSpec {
+  checkObject('options', options);
+  checkSize('options.size', options.size, { min: 1 });
+  checkImageFields(options);
+  return createSpec(options);
+}
+
+export function checkCloneOptions(options: Omit<CreateImageOptions, 'size'> | undefined): CloneSpec {
+  if (options !== undefined) {
+    checkObject('options', options);
+    checkImageFields(options);
   }
-  const size = checkSize('options.size', options.size, { min: 1 });
-  const rest = checkImageOptions(options, { features: DEFAULT_FEATURES });
-  return { size, features: rest.features ?? [...DEFAULT_FEATURES], order: rest.order ?? DEFAULT_ORDER, dataPool: rest.dataPool };
+  return cloneSpec(options);
 }
 
 export function checkParent(parent: ParentRef): ParentRef {
-  if (typeof parent !== 'object' || parent === null) {
-    throw new TypeError(`parent must be an object, got ${describe(parent)}`);
-  }
+  checkObject('parent', parent);
   return {
     pool: checkName('parent.pool', parent.pool),
     image: checkName('parent.image', parent.image),
@@ -164,7 +187,7 @@ export function checkLock(lock: { cookie: string; tag?: string; exclusive: boole
   tag: string;
   exclusive: boolean;
 } {
-  if (typeof lock !== 'object' || lock === null) throw new TypeError(`lock must be an object, got ${describe(lock)}`);
+  checkObject('lock', lock);
   const cookie = checkText('lock.cookie', lock.cookie);
   const exclusive = checkBoolean('lock.exclusive', lock.exclusive);
   const tag = lock.tag === undefined ? '' : checkText('lock.tag', lock.tag, { allowEmpty: true });
@@ -183,9 +206,7 @@ export const QOS_KEYS: Readonly<Record<keyof QosLimits, string>> = {
 };
 
 export function checkQos(limits: QosLimits): QosLimits {
-  if (typeof limits !== 'object' || limits === null) {
-    throw new TypeError(`limits must be an object, got ${describe(limits)}`);
-  }
+  checkObject('limits', limits);
   const out: QosLimits = {};
   for (const [key, value] of Object.entries(limits)) {
     if (!(key in QOS_KEYS)) {
@@ -237,9 +258,13 @@ export async function applyQos(
   }
 }
 
-/** The error every backend throws for a call after close(). */
+/** The error a call after close() gets (checked.ts). */
 export function closedError(op: string): RbdError {
   return new RbdError({ errno: -107 /* ENOTCONN */, op, detail: 'storage is closed' });
+}
+
+export function checkObject(field: string, value: unknown): void {
+  if (typeof value !== 'object' || value === null) throw new TypeError(`${field} must be an object, got ${describe(value)}`);
 }
 
 function describe(value: unknown): string {

@@ -1,5 +1,5 @@
 // volcli's commands in-process (run(argv, io)) against a real volmaster app listening on a random
-// port, on MemoryKV and a small in-memory Storage. The binary itself is exercised by
+// port, on MemoryKV and the memory Storage twin. The binary itself is exercised by
 // test/integration/cli-binary.test.ts.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,109 +9,10 @@ import { run, type CliIO } from '../../src/cli/program.js';
 import { createApp, type App } from '../../src/master/app.js';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
-import { RbdError } from '../../src/storage/errors.js';
-import type { SnapshotInfo, Storage } from '../../src/storage/types.js';
+import { memoryStorage, type MemoryStorage } from '../../src/storage/memory.js';
+import { mountRecord } from '../helpers/fixtures.js';
 
 const MiB = 1024 * 1024;
-
-/** Just the storage the CLI's flows reach. */
-function memoryStorage(): Storage & { images: Map<string, { size: number; meta: Record<string, string>; snaps: Map<string, SnapshotInfo>; protectedSnaps: Set<string> }> } {
-  const images = new Map<string, { size: number; meta: Record<string, string>; snaps: Map<string, SnapshotInfo>; protectedSnaps: Set<string> }>();
-  const clones = new Map<string, string>(); // child key -> parent "pool/image@snap"
-  const img = (pool: string, name: string, op = 'rbd_open') => {
-    const i = images.get(`${pool}/${name}`);
-    if (!i) throw new RbdError({ errno: -2, op, pool, image: name });
-    return i;
-  };
-  let id = 1;
-  const storage = {
-    kind: 'memory' as const,
-    images,
-    async close() {},
-    stats: () => ({ pending: 0, openImages: 0, pools: 1 }),
-    async createImage(pool: string, name: string, o: { size: number }) {
-      if (pool !== 'rbd') throw new RbdError({ errno: -2, op: 'rados_ioctx_create', pool });
-      if (images.has(`${pool}/${name}`)) throw new RbdError({ errno: -17, op: 'rbd_create', pool, image: name });
-      images.set(`${pool}/${name}`, { size: o.size, meta: {}, snaps: new Map(), protectedSnaps: new Set() });
-    },
-    async removeImage(pool: string, name: string) {
-      img(pool, name);
-      images.delete(`${pool}/${name}`);
-      clones.delete(`${pool}/${name}`);
-    },
-    async imageExists(pool: string, name: string) {
-      return images.has(`${pool}/${name}`);
-    },
-    async imageInfo(pool: string, name: string) {
-      const i = img(pool, name);
-      return { pool, name, size: i.size, order: 22, objectSize: 4 * MiB, features: [], parent: null, snapshotCount: i.snaps.size };
-    },
-    async listImages(pool: string) {
-      return [...images.keys()].filter((k) => k.startsWith(`${pool}/`)).map((k) => k.slice(pool.length + 1));
-    },
-    async getMetadata(pool: string, name: string) {
-      return { ...img(pool, name).meta };
-    },
-    async setMetadata(pool: string, name: string, key: string, value: string) {
-      img(pool, name).meta[key] = value;
-    },
-    async removeMetadata() {},
-    async getQos() {
-      return {};
-    },
-    async setQos(pool: string, name: string) {
-      img(pool, name);
-    },
-    async listWatchers(pool: string, name: string) {
-      img(pool, name);
-      return [];
-    },
-    async createSnapshot(pool: string, name: string, snap: string) {
-      const i = img(pool, name);
-      if (i.snaps.has(snap)) throw new RbdError({ errno: -17, op: 'rbd_snap_create', pool, image: name, snapshot: snap });
-      i.snaps.set(snap, { id: id++, name: snap, size: i.size, protected: false, createdAt: new Date() });
-    },
-    async listSnapshots(pool: string, name: string) {
-      const i = img(pool, name);
-      return [...i.snaps.values()].map((s) => ({ ...s, protected: i.protectedSnaps.has(s.name) }));
-    },
-    async removeSnapshot(pool: string, name: string, snap: string) {
-      img(pool, name).snaps.delete(snap);
-    },
-    async rollbackSnapshot(pool: string, name: string) {
-      img(pool, name);
-    },
-    async protectSnapshot(pool: string, name: string, snap: string) {
-      img(pool, name).protectedSnaps.add(snap);
-    },
-    async unprotectSnapshot(pool: string, name: string, snap: string) {
-      img(pool, name).protectedSnaps.delete(snap);
-    },
-    async cloneSnapshot(parent: { pool: string; image: string; snapshot: string }, pool: string, name: string) {
-      const p = img(parent.pool, parent.image);
-      images.set(`${pool}/${name}`, { size: p.size, meta: {}, snaps: new Map(), protectedSnaps: new Set() });
-      clones.set(`${pool}/${name}`, `${parent.pool}/${parent.image}@${parent.snapshot}`);
-    },
-    async listChildren(parent: { pool: string; image: string; snapshot: string }) {
-      const key = `${parent.pool}/${parent.image}@${parent.snapshot}`;
-      return [...clones.entries()].filter(([, p]) => p === key).map(([c]) => c);
-    },
-    async flattenImage() {},
-    async resizeImage() {},
-    async renameImage() {},
-    async addLock() {},
-    async listLocks() {
-      return [];
-    },
-    async breakLock() {},
-    async blocklistAdd() {},
-    async blocklistRemove() {},
-    async clusterInfo() {
-      return { fsid: 'x', monAddresses: [] };
-    },
-  };
-  return storage as unknown as ReturnType<typeof memoryStorage>;
-}
 
 const policy = JSON.stringify({
   'default-options': { pool: 'rbd', size: '10MB', snapshots: true, snapshot: { frequency: '30m', keep: 20 }, filesystem: 'ext4' },
@@ -120,7 +21,7 @@ const policy = JSON.stringify({
 
 let kv: MemoryKV;
 let store: StateStore;
-let storage: ReturnType<typeof memoryStorage>;
+let storage: MemoryStorage;
 let app: App;
 let closedApp: App;
 let master: string;
@@ -149,7 +50,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   for (const e of await kv.list('/')) await kv.delete(e.key);
-  storage.images.clear();
+  storage.dropImages();
 });
 
 interface Result {
@@ -327,7 +228,7 @@ describe('volumes', () => {
     ok(await volcli(['volume', 'create', 'tenant1/foo']));
     const lease = await kv.lease(30);
     await store.acquireMount(
-      { tenant: 'tenant1', volume: 'foo', host: 'node3', hostId: 'h3', lease: lease.id, device: '/dev/rbd0', mountpoint: '/mnt/ceph/tenant1/foo', mapper: 'krbd', clientAddress: null, since: '2026-01-01T00:00:00Z' },
+      mountRecord('tenant1', 'foo', { host: 'node3', hostId: 'h3', lease: lease.id, since: '2026-01-01T00:00:00Z' }),
       lease,
     );
     failed(await volcli(['volume', 'remove', 'tenant1/foo']), 1, /mounted on host node3.*volcli mount force-remove tenant1\/foo/);
@@ -343,7 +244,7 @@ describe('volumes', () => {
     ok(await volcli(['volume', 'create', 'tenant1/foo']));
     const lease = await kv.lease(30);
     await store.acquireMount(
-      { tenant: 'tenant1', volume: 'foo', host: 'gone', hostId: 'g', lease: lease.id, device: '/dev/rbd0', mountpoint: '/m', mapper: 'krbd', clientAddress: null, since: '' },
+      mountRecord('tenant1', 'foo', { host: 'gone', hostId: 'g', lease: lease.id, mountpoint: '/m', since: '' }),
       lease,
     );
     expect(ok(await volcli(['mount', 'force-remove', 'tenant1/foo']))).toBe('removed the mount record of tenant1/foo (held by gone)\n');
@@ -360,7 +261,7 @@ describe('volumes', () => {
     const lease = await kv.lease(30);
     const lock = (volume: string, host: string, hostId: string) =>
       store.acquireMount(
-        { tenant: 'tenant1', volume, host, hostId, lease: lease.id, device: '/dev/rbd0', mountpoint: `/var/lib/volplugin/mnt/tenant1/${volume}`, mapper: 'krbd', clientAddress: null, since: '2026-11-22T12:00:00.000Z' },
+        mountRecord('tenant1', volume, { host, hostId, lease: lease.id, mountpoint: `/var/lib/volplugin/mnt/tenant1/${volume}` }),
         lease,
       );
     await lock('foo', 'node3', 'h3');

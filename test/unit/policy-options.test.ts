@@ -11,7 +11,7 @@ import {
   runtimeOf,
   validatePolicy,
 } from '../../src/policy/index.js';
-import { issuePolicy } from '../helpers/policies.js';
+import { issuePolicy } from '../helpers/fixtures.js';
 
 const MiB = 1024 ** 2;
 const policy = validatePolicy(issuePolicy);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PolicyError, parsePolicy, policyDefaults, validatePolicy } from '../../src/policy/index.js';
-import { issuePolicy } from '../helpers/policies.js';
+import { issuePolicy } from '../helpers/fixtures.js';
 
 const readme = issuePolicy;
 

@@ -3,31 +3,16 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { isApiError } from '../../src/api/errors.js';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
-import type { MountRecord, VolumeRecord } from '../../src/state/records.js';
+import type { VolumeRecord } from '../../src/state/records.js';
 import { ManualClock } from '../../src/snapshots/clock.js';
 import { policyCopyRecord } from '../../src/snapshots/copy-record.js';
 import { SnapshotService } from '../../src/snapshots/service.js';
 import { supervisorSnapshotName } from '../../src/snapshots/names.js';
-import { FakeStorage } from './snapshots-fake-storage.js';
+import { memoryStorage, type MemoryStorage } from '../../src/storage/memory.js';
+import { mountRecord, volumeRecord, type VolumeRecordOverrides } from '../helpers/fixtures.js';
 
 const log = pino({ level: 'silent' });
 const MB = 1024 * 1024;
-
-function volumeRecord(tenant: string, volume: string, overrides: Partial<VolumeRecord> = {}): VolumeRecord {
-  const runtime = { snapshots: true, snapshot: { frequency: '2s', keep: 3 }, rateLimit: { writeIops: 0, readIops: 0, writeBps: 0, readBps: 0 } };
-  return {
-    tenant,
-    volume,
-    pool: 'rbd',
-    image: `${tenant}.${volume}`,
-    options: { pool: 'rbd', sizeBytes: 10 * MB, filesystem: 'ext4', ephemeral: false, ...runtime },
-    runtime,
-    policyRevision: 1,
-    formatCommand: 'mkfs.ext4 -m0 %',
-    createdAt: '2026-11-22T11:00:00.000Z',
-    ...overrides,
-  };
-}
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   const err = await promise.then(
@@ -41,12 +26,12 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<void
 describe('SnapshotService', () => {
   let kv: MemoryKV;
   let store: StateStore;
-  let storage: FakeStorage;
+  let storage: MemoryStorage;
   let clock: ManualClock;
   let service: SnapshotService;
 
-  async function addVolume(tenant: string, volume: string, overrides: Partial<VolumeRecord> = {}): Promise<VolumeRecord> {
-    const record = volumeRecord(tenant, volume, overrides);
+  async function addVolume(tenant: string, volume: string, overrides: VolumeRecordOverrides = {}): Promise<VolumeRecord> {
+    const record = volumeRecord(tenant, volume, { runtime: { snapshots: true, snapshot: { frequency: '2s', keep: 3 } }, ...overrides });
     await storage.createImage(record.pool, record.image, { size: record.options.sizeBytes });
     await store.createVolume(record);
     return record;
@@ -55,9 +40,8 @@ describe('SnapshotService', () => {
   beforeEach(async () => {
     kv = new MemoryKV();
     store = new StateStore(kv, { owner: 'test' });
-    storage = new FakeStorage();
     clock = new ManualClock(Date.UTC(2026, 10, 22, 12, 30, 0, 250));
-    storage.now = () => clock.now();
+    storage = memoryStorage({ pools: ['rbd', 'fast'], now: () => clock.now() });
     service = new SnapshotService(storage, store, { clock, logger: log, lockWaitMs: 200 });
     await addVolume('t1', 'data');
   });
@@ -135,25 +119,14 @@ describe('SnapshotService', () => {
 
     it('is refused while the volume is mounted', async () => {
       const lease = await kv.lease(10);
-      const mount: MountRecord = {
-        tenant: 't1',
-        volume: 'data',
-        host: 'host-a',
-        hostId: 'h-a',
-        lease: lease.id,
-        device: '/dev/loop3',
-        mountpoint: '/mnt/ceph/t1/data',
-        mapper: 'fuse',
-        clientAddress: null,
-        since: '2026-11-22T12:00:00.000Z',
-      };
+      const mount = mountRecord('t1', 'data', { lease: lease.id });
       expect((await store.acquireMount(mount, lease)).ok).toBe(true);
       await expectCode(service.rollback('t1', 'data', 'good'), 'VOLUME_MOUNTED');
       expect(storage.calls.some((c) => c.startsWith('rollbackSnapshot'))).toBe(false);
     });
 
     it('is refused while a client has the image open', async () => {
-      storage.images.get('rbd/t1.data')!.watchers.push({ address: '127.0.0.1:0/42', clientId: 42, cookie: 1 });
+      storage.addWatcher('rbd', 't1.data', { address: '127.0.0.1:0/42', clientId: 42, cookie: 1 });
       await expectCode(service.rollback('t1', 'data', 'good'), 'VOLUME_IN_USE');
       expect(storage.calls.some((c) => c.startsWith('rollbackSnapshot'))).toBe(false);
     });

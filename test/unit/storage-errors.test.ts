@@ -2,7 +2,7 @@
 // stderr and exit status, the addon's load-failure advice, the monitor map, argument checks.
 
 import { describe, expect, it } from 'vitest';
-import { cliError } from '../../src/storage/cli.js';
+import { cliError } from '../../src/storage/cli-run.js';
 import { RbdError, errnoName, isRbdError } from '../../src/storage/errors.js';
 import { parseMonDump } from '../../src/storage/monmap.js';
 import { AddonLoadError, explainAddonLoadFailure } from '../../src/storage/native.js';

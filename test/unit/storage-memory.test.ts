@@ -1,10 +1,13 @@
 // The in-memory Storage twin used by the unit tests of the layers above: it must keep the
-// contract's rules (the same errors for the same mistakes) or those tests prove nothing.
+// contract's rules (the same errors for the same mistakes), and its fault hooks must fail as the
+// real backends do, or those tests prove nothing.
 
 import { beforeEach, describe, expect, it } from 'vitest';
+import { TimeoutError } from '../../src/common/timeout.js';
 import { RbdError } from '../../src/storage/errors.js';
 import { openStorage } from '../../src/storage/index.js';
-import { MemoryStorage } from '../../src/storage/memory.js';
+import { MemoryStorage, memoryStorage } from '../../src/storage/memory.js';
+import { timed } from '../../src/storage/timed.js';
 
 const MiB = 1 << 20;
 
@@ -105,6 +108,176 @@ describe('memory storage', () => {
     await s.close();
     expect(await code(s.listImages('rbd'))).toBe('ENOTCONN');
     expect(s.stats()).toEqual({ pending: 0, openImages: 0, pools: 0 });
+  });
+});
+
+describe('memory storage: what tests look at', () => {
+  it('7 shows images as copies, by pool/name, with snapshots, metadata and QoS', async () => {
+    const s = memoryStorage({ pools: ['rbd', 'fast'] });
+    await s.createImage('fast', 'a', { size: MiB });
+    await s.createSnapshot('fast', 'a', 's1');
+    await s.setMetadata('fast', 'a', 'owner', 't/a');
+    await s.setQos('fast', 'a', { writeIops: 7 });
+    s.addWatcher('fast', 'a', { address: '10.0.0.9:0/1', clientId: 9, cookie: 1 });
+    const view = s.images.get('fast/a')!;
+    expect([...s.images.keys()]).toEqual(['fast/a']);
+    expect(view).toMatchObject({ size: MiB, parent: null, snapshots: ['s1'], metadata: { owner: 't/a' }, qos: { writeIops: 7 } });
+    expect(view.watchers).toHaveLength(1);
+    view.snapshots.push('not-there');
+    expect(s.snapshotNames('fast', 'a')).toEqual(['s1']);
+    expect(s.snapshotNames('fast', 'none')).toEqual([]);
+  });
+
+  it('8 a snapshot of a clone keeps the clone a child after flattening, unless deep-flatten', async () => {
+    const s = memoryStorage();
+    await s.createImage('rbd', 'p', { size: MiB });
+    await s.setMetadata('rbd', 'p', 'owner', 't/p');
+    await s.createSnapshot('rbd', 'p', 'gold');
+    await s.protectSnapshot('rbd', 'p', 'gold');
+    const gold = { pool: 'rbd', image: 'p', snapshot: 'gold' };
+    await s.cloneSnapshot(gold, 'rbd', 'c');
+    await s.cloneSnapshot(gold, 'rbd', 'd', { features: ['layering', 'exclusive-lock', 'deep-flatten'] });
+    expect(s.images.get('rbd/c')!.metadata).toEqual({ owner: 't/p' });
+    await s.createSnapshot('rbd', 'c', 'kept');
+    await s.createSnapshot('rbd', 'd', 'kept');
+    await s.flattenImage('rbd', 'c');
+    await s.flattenImage('rbd', 'd');
+    expect(s.images.get('rbd/c')!.parent).toBeNull();
+    expect(await s.listChildren(gold)).toEqual(['rbd/c']);
+    expect(await code(s.unprotectSnapshot('rbd', 'p', 'gold'))).toBe('EBUSY');
+    await s.removeSnapshot('rbd', 'c', 'kept');
+    await s.unprotectSnapshot('rbd', 'p', 'gold');
+  });
+
+  it('9 takes snapshot times from the clock it is given, to the second', async () => {
+    let now = Date.UTC(2026, 10, 22, 12, 30, 0, 250);
+    const s = memoryStorage({ now: () => now });
+    await s.createImage('rbd', 'a', { size: MiB });
+    await s.createSnapshot('rbd', 'a', 's1');
+    now += 5_000;
+    s.now = () => now + 1;
+    await s.createSnapshot('rbd', 'a', 's2');
+    expect((await s.listSnapshots('rbd', 'a')).map((x) => x.createdAt?.toISOString())).toEqual([
+      '2026-11-22T12:30:00.000Z',
+      '2026-11-22T12:30:05.000Z',
+    ]);
+  });
+});
+
+describe('memory storage: fault hooks', () => {
+  let s: MemoryStorage;
+
+  beforeEach(async () => {
+    s = memoryStorage();
+    await s.createImage('rbd', 'a', { size: MiB });
+  });
+
+  it('10 fails the next call of a named method with an errno, as an RbdError like librbd’s', async () => {
+    s.failNext('createSnapshot', 'ENOSPC');
+    await s.createImage('rbd', 'b', { size: MiB });
+    const err = await s.createSnapshot('rbd', 'a', 's1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RbdError);
+    expect(err).toMatchObject({ code: 'ENOSPC', errno: -28, op: 'rbd_snap_create', pool: 'rbd', image: 'a', snapshot: 's1' });
+    expect((err as RbdError).message).toBe('rbd_snap_create rbd/a@s1: no space left on device (ENOSPC)');
+    expect((err as RbdError).stack).toContain('storage-memory.test.ts');
+    expect(s.snapshotNames('rbd', 'a')).toEqual([]);
+    await s.createSnapshot('rbd', 'a', 's1');
+    expect(s.snapshotNames('rbd', 'a')).toEqual(['s1']);
+  });
+
+  it('11 fails the next call of any method; errnos by name or number, failures in the order given', async () => {
+    s.failNext('*', 5);
+    s.failNext('*', 'EBUSY');
+    expect(await s.listImages('rbd').catch((e: unknown) => e)).toMatchObject({ code: 'EIO', op: 'rbd_list2', pool: 'rbd' });
+    expect(await code(s.clusterInfo())).toBe('EBUSY');
+    expect(await s.listImages('rbd')).toEqual(['a']);
+    s.failNext('cloneSnapshot');
+    expect(await s.cloneSnapshot({ pool: 'rbd', image: 'a', snapshot: 'x' }, 'rbd', 'c').catch((e: unknown) => e)).toMatchObject({
+      code: 'EIO',
+      op: 'rbd_clone3',
+      pool: 'rbd',
+      image: 'c',
+    });
+    expect(() => s.failNext('createImage', 'ENOTANERRNO')).toThrow(TypeError);
+  });
+
+  it('12 hangs calls until released; held calls then run as usual', async () => {
+    const hang = s.hang('createSnapshot');
+    let settled = false;
+    const held = s.createSnapshot('rbd', 'a', 's1').then(() => (settled = true));
+    await hang.reached;
+    expect(hang.held).toBe(1);
+    expect(s.stats().pending).toBe(1);
+    expect(await s.listImages('rbd')).toEqual(['a']);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    expect(s.snapshotNames('rbd', 'a')).toEqual([]);
+    await hang.release();
+    expect(settled).toBe(true);
+    await held;
+    expect(s.snapshotNames('rbd', 'a')).toEqual(['s1']);
+    expect(s.stats().pending).toBe(0);
+    await s.createSnapshot('rbd', 'a', 's2');
+  });
+
+  it('13 a held call released with an errno fails with it and changes nothing', async () => {
+    const hang = s.hang('createImage');
+    const held = s.createImage('rbd', 'b', { size: MiB }).catch((e: unknown) => e);
+    await hang.reached;
+    await hang.release('ETIMEDOUT');
+    expect(await held).toMatchObject({ code: 'ETIMEDOUT', op: 'rbd_create4', pool: 'rbd', image: 'b' });
+    expect([...s.images.keys()]).toEqual(['rbd/a']);
+    await s.createImage('rbd', 'b', { size: MiB });
+  });
+
+  it('14 a hang of every call, bounded by timed(): the caller gets a TimeoutError', async () => {
+    const bounded = timed(s, 30);
+    const hang = bounded.hang();
+    await expect(bounded.imageInfo('rbd', 'a')).rejects.toThrow(TimeoutError);
+    await expect(bounded.imageInfo('rbd', 'a')).rejects.toThrow(/Ceph imageInfo did not finish within 30 ms/);
+    await hang.release();
+    expect((await bounded.imageInfo('rbd', 'a')).size).toBe(MiB);
+  });
+
+  it('15 unreachable: every call fails with ETIMEDOUT naming the librbd function, until it is back', async () => {
+    s.unreachable = true;
+    expect(await s.createImage('rbd', 'b', { size: MiB }).catch((e: unknown) => e)).toMatchObject({
+      code: 'ETIMEDOUT',
+      op: 'rbd_create4',
+      pool: 'rbd',
+      image: 'b',
+    });
+    expect(await code(s.clusterInfo())).toBe('ETIMEDOUT');
+    expect(await code(s.listWatchers('rbd', 'a'))).toBe('ETIMEDOUT');
+    expect(await code(s.setQos('rbd', 'a', { iops: 1 }))).toBe('ETIMEDOUT');
+    s.unreachable = false;
+    expect(await s.listImages('rbd')).toEqual(['a']);
+  });
+
+  it('16 logs every call that reaches it, not those the argument checks refuse', async () => {
+    s.calls.length = 0;
+    await s.createSnapshot('rbd', 'a', 's1');
+    await s.protectSnapshot('rbd', 'a', 's1');
+    await s.cloneSnapshot({ pool: 'rbd', image: 'a', snapshot: 's1' }, 'rbd', 'c');
+    await s.setQos('rbd', 'c', { iops: 3 });
+    expect(await code(s.createSnapshot('rbd', 'a', 'a@b'))).toBe('TypeError');
+    s.failNext('removeImage', 'EBUSY');
+    expect(await code(s.removeImage('rbd', 'c'))).toBe('EBUSY');
+    expect(s.calls).toEqual([
+      'createSnapshot rbd a s1',
+      'protectSnapshot rbd a s1',
+      'cloneSnapshot rbd/a@s1 rbd c',
+      'setQos rbd c {"iops":3}',
+      'removeImage rbd c',
+    ]);
+  });
+
+  it('17 the hooks stay reachable through openStorage’s decorators', async () => {
+    const opened = (await openStorage('memory', {}, { callTimeoutMs: 1_000 })) as MemoryStorage;
+    opened.failNext('listImages', 'EIO');
+    expect(await code(opened.listImages('rbd'))).toBe('EIO');
+    expect(opened.calls).toEqual(['listImages rbd']);
+    expect(opened).toBeInstanceOf(MemoryStorage);
   });
 });
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
 import { Supervisor } from '../../src/supervisor/supervisor.js';
-import { FakeStorage } from './snapshots-fake-storage.js';
+import { memoryStorage } from '../../src/storage/memory.js';
 
 const log = pino({ level: 'silent' });
 
@@ -23,7 +23,7 @@ describe('Supervisor leader election', () => {
   function supervisor(kv: MemoryKV = root.client()): Supervisor {
     const s = new Supervisor({
       store: new StateStore(kv, { owner: `sup-${running.length}` }),
-      storage: new FakeStorage(),
+      storage: memoryStorage(),
       logger: log,
       electionTtlSeconds: 2,
       scheduler: { tickMs: 20 },

@@ -7,7 +7,7 @@ import { ManualClock } from '../../src/snapshots/clock.js';
 import { SnapshotService } from '../../src/snapshots/service.js';
 import { supervisorSnapshotName } from '../../src/snapshots/names.js';
 import { Scheduler } from '../../src/supervisor/scheduler.js';
-import { FakeStorage } from './snapshots-fake-storage.js';
+import { memoryStorage, type MemoryStorage } from '../../src/storage/memory.js';
 
 const log = pino({ level: 'silent' });
 const MB = 1024 * 1024;
@@ -32,7 +32,7 @@ function record(tenant: string, volume: string, frequency: string, keep: number,
 describe('Scheduler (injected clock)', () => {
   let kv: MemoryKV;
   let store: StateStore;
-  let storage: FakeStorage;
+  let storage: MemoryStorage;
   let clock: ManualClock;
   let scheduler: Scheduler;
   let term: AbortController;
@@ -69,7 +69,7 @@ describe('Scheduler (injected clock)', () => {
   beforeEach(async () => {
     kv = new MemoryKV();
     store = new StateStore(kv, { owner: 'test' });
-    storage = new FakeStorage();
+    storage = memoryStorage();
     clock = new ManualClock(T0 + 100);
     storage.now = () => clock.now();
     scheduler = newScheduler();
