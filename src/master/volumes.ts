@@ -3,7 +3,8 @@
 // it directly.
 //
 // Create: validate -> take the volume's operation lock in etcd -> an existing record with the same
-// options is returned (different options: 409) -> clean up a create that died half-way (intents.ts)
+// options is returned (different options: 409) -> clean up a create that died half-way (create
+// intents: src/state/intents.ts)
 // -> an image of that name that volplugin did not make is refused (409), one it made for this
 // volume and whose record was force-removed is adopted -> write an intent -> create the image, mark
 // it, set its QoS -> write the record and delete the intent in one transaction. Any failure before
@@ -18,14 +19,13 @@ import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeO
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
-import { LockReason, StateBusyError, type StateStore } from '../state/store.js';
+import { LockReason, StateBusyError, type CreateIntent, type StateStore } from '../state/store.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { isRbdError } from '../storage/errors.js';
 import type { ImageFeature, QosLimits, Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
 import { withTimeout } from '../common/timeout.js';
-import { CreateIntents } from './intents.js';
 
 /**
  * Features of the images volumes get. object-map and fast-diff let librbd remove an image by
@@ -49,6 +49,18 @@ export interface VolumeServiceOptions {
   failpoints?: Failpoints;
   /** Bound of every Ceph call (default 30 s); a call that takes longer is answered 503. */
   cephTimeoutMs?: number;
+}
+
+/**
+ * The create intents, as the create path here and the snapshot copy (routes/snapshots.ts) use
+ * them around an image they make; kept by StateStore (src/state/intents.ts).
+ */
+export interface CreateIntents {
+  put(intent: CreateIntent): Promise<void>;
+  list(): Promise<CreateIntent[]>;
+  delete(tenant: string, volume: string): Promise<void>;
+  /** Writes the volume record and deletes its intent in one transaction (StateStore.commitCreate). */
+  commit(record: VolumeRecord): Promise<boolean>;
 }
 
 export interface CreateResult {
@@ -100,7 +112,13 @@ export class VolumeService {
     this.lockTtlSeconds = options.lockTtlSeconds ?? 10;
     this.lockWaitMs = options.lockWaitMs ?? 30_000;
     this.failpoints = options.failpoints;
-    this.intents = new CreateIntents(this.store);
+    const store = this.store;
+    this.intents = {
+      put: (intent) => store.putCreateIntent(intent),
+      list: () => store.listCreateIntents(),
+      delete: (tenant, volume) => store.deleteCreateIntent(tenant, volume),
+      commit: (record) => store.commitCreate(record),
+    };
   }
 
   /** Runs a Ceph call; its RbdError becomes an ApiError (503 when the cluster is unreachable). */
@@ -189,7 +207,7 @@ export class VolumeService {
         return { record, created: true };
       }
 
-      await this.intents.put({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt });
+      await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt });
       await failpoint(this.failpoints, 'after-intent');
       let imageCreated = false;
       try {
@@ -215,7 +233,7 @@ export class VolumeService {
 
       let committed: boolean;
       try {
-        committed = await this.intents.commit(record);
+        committed = await this.store.commitCreate(record);
       } catch (err) {
         // The transaction may or may not have happened. Leave image and intent: if the record is
         // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
@@ -292,7 +310,7 @@ export class VolumeService {
       }
     }
     try {
-      await this.intents.delete(tenant, volume);
+      await this.store.deleteCreateIntent(tenant, volume);
     } catch (err) {
       this.log.warn({ err, tenant, volume }, 'could not delete the intent of a failed create; the janitor will');
     }
@@ -303,15 +321,14 @@ export class VolumeService {
    * it may have made (never one with watchers) and the intent. Returns true when it cleaned up.
    */
   private async clearDeadCreate(tenant: string, volume: string): Promise<boolean> {
-    const intentKey = await this.store.kv.get(this.intents.key(tenant, volume));
-    if (!intentKey) return false;
-    const intent = await this.intents.get(tenant, volume);
+    const intent = await this.store.getCreateIntent(tenant, volume);
+    if (!intent) return false;
     if (await this.store.getVolume(tenant, volume)) {
-      await this.intents.delete(tenant, volume); // the record was written: the intent is stale
+      await this.store.deleteCreateIntent(tenant, volume); // the record was written: the intent is stale
       return true;
     }
-    const image = intent?.image || imageName(tenant, volume);
-    const pool = intent?.pool;
+    const image = intent.image || imageName(tenant, volume);
+    const pool = intent.pool;
     if (pool) {
       let exists = false;
       try {
@@ -325,10 +342,10 @@ export class VolumeService {
           throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of an unfinished create is open by ${watchers[0]!.address}; close it there first`);
         }
         await this.destroyImage(pool, image);
-        this.log.warn({ tenant, volume, pool, image, owner: intent?.owner }, 'removed the image of a create that died half-way');
+        this.log.warn({ tenant, volume, pool, image, owner: intent.owner }, 'removed the image of a create that died half-way');
       }
     }
-    await this.intents.delete(tenant, volume);
+    await this.store.deleteCreateIntent(tenant, volume);
     return true;
   }
 
@@ -449,7 +466,7 @@ export class VolumeService {
    */
   async reconcile(): Promise<number> {
     let resolved = 0;
-    for (const intent of await this.intents.list()) {
+    for (const intent of await this.store.listCreateIntents()) {
       const { tenant, volume } = intent;
       if (!tenant || !volume) continue;
       try {

@@ -75,7 +75,7 @@ export class Supervisor {
       lockTtlSeconds: this.ttl,
     });
     this.scheduler = new Scheduler(options.store, service, this.clock, this.log, options.scheduler);
-    this.election = this.store.kv.election(this.store.keys.supervisorElection, this.ttl);
+    this.election = this.store.supervisorElection(this.ttl);
     this.election.onLost((err) => {
       this.log.error({ err }, 'leadership lost (lease expired or leader key deleted): stopping work and campaigning again');
       this.term?.abort(err);
