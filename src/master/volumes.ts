@@ -1,11 +1,10 @@
-// The volume operations behind the routes: create, remove, force-remove, runtime changes and the
-// clean-up of creates that died half-way. HTTP-free, so that tests and other front ends can call
-// it directly.
+// The volume operations behind the routes: create, remove, force-remove and runtime changes (the
+// clean-up of creates that died half-way is janitor.ts). HTTP-free, so that tests and other front
+// ends can call it directly.
 //
 // Create: validate -> take the volume's operation lock in etcd -> an existing record with the same
-// options is returned (different options: 409) -> clean up a create that died half-way (create
-// intents: src/state/intents.ts)
-// -> an image of that name that volplugin did not make is refused (409), one it made for this
+// options is returned (different options: 409) -> clean up a create that died half-way
+// (janitor.ts) -> an image of that name that volplugin did not make is refused (409), one it made for this
 // volume and whose record was force-removed is adopted -> write an intent -> create the image, mark
 // it, set its QoS -> write the record and delete the intent in one transaction. Any failure before
 // that transaction removes the image again; a master that dies instead leaves the intent, which the
@@ -19,13 +18,13 @@ import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeO
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
-import { LockReason, StateBusyError, type CreateIntent, type StateStore } from '../state/store.js';
-import { StateUnavailableError } from '../state/kv.js';
+import { LockReason, type StateStore } from '../state/store.js';
 import { isRbdError } from '../storage/errors.js';
 import type { ImageFeature, QosLimits, Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
 import { withTimeout } from '../common/timeout.js';
+import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
 
 /**
  * Features of the images volumes get. object-map and fast-diff let librbd remove an image by
@@ -49,18 +48,6 @@ export interface VolumeServiceOptions {
   failpoints?: Failpoints;
   /** Bound of every Ceph call (default 30 s); a call that takes longer is answered 503. */
   cephTimeoutMs?: number;
-}
-
-/**
- * The create intents, as the create path here and the snapshot copy (routes/snapshots.ts) use
- * them around an image they make; kept by StateStore (src/state/intents.ts).
- */
-export interface CreateIntents {
-  put(intent: CreateIntent): Promise<void>;
-  list(): Promise<CreateIntent[]>;
-  delete(tenant: string, volume: string): Promise<void>;
-  /** Writes the volume record and deletes its intent in one transaction (StateStore.commitCreate). */
-  commit(record: VolumeRecord): Promise<boolean>;
 }
 
 export interface CreateResult {
@@ -98,6 +85,7 @@ export function timedStorage(storage: Storage, ms: number): Storage {
 
 export class VolumeService {
   readonly intents: CreateIntents;
+  private readonly janitor: CreateJanitor;
   private readonly store: StateStore;
   private readonly storage: Storage;
   private readonly log: FastifyBaseLogger;
@@ -112,13 +100,14 @@ export class VolumeService {
     this.lockTtlSeconds = options.lockTtlSeconds ?? 10;
     this.lockWaitMs = options.lockWaitMs ?? 30_000;
     this.failpoints = options.failpoints;
-    const store = this.store;
-    this.intents = {
-      put: (intent) => store.putCreateIntent(intent),
-      list: () => store.listCreateIntents(),
-      delete: (tenant, volume) => store.deleteCreateIntent(tenant, volume),
-      commit: (record) => store.commitCreate(record),
-    };
+    this.intents = createIntents(this.store);
+    this.janitor = new CreateJanitor({
+      store: this.store,
+      storage: this.storage,
+      log: this.log,
+      lockTtlSeconds: this.lockTtlSeconds,
+      destroyImage: (pool, image) => this.destroyImage(pool, image),
+    });
   }
 
   /** Runs a Ceph call; its RbdError becomes an ApiError (503 when the cluster is unreachable). */
@@ -179,7 +168,7 @@ export class VolumeService {
       const existing = await this.store.getVolume(tenant, volume);
       if (existing) return this.same(existing, values);
 
-      await this.clearDeadCreate(tenant, volume);
+      await this.janitor.clearDeadCreate(tenant, volume);
 
       const image = imageName(tenant, volume);
       const record: VolumeRecord = {
@@ -316,39 +305,6 @@ export class VolumeService {
     }
   }
 
-  /**
-   * With the operation lock held: if an intent exists, its create died half-way. Removes the image
-   * it may have made (never one with watchers) and the intent. Returns true when it cleaned up.
-   */
-  private async clearDeadCreate(tenant: string, volume: string): Promise<boolean> {
-    const intent = await this.store.getCreateIntent(tenant, volume);
-    if (!intent) return false;
-    if (await this.store.getVolume(tenant, volume)) {
-      await this.store.deleteCreateIntent(tenant, volume); // the record was written: the intent is stale
-      return true;
-    }
-    const image = intent.image || imageName(tenant, volume);
-    const pool = intent.pool;
-    if (pool) {
-      let exists = false;
-      try {
-        exists = await this.storage.imageExists(pool, image);
-      } catch (err) {
-        if (!isRbdError(err, 'ENOENT')) throw fromStorageError(err, `looking up ${pool}/${image}`);
-      }
-      if (exists) {
-        const watchers = await this.ceph(`listing watchers of ${pool}/${image}`, () => this.storage.listWatchers(pool, image));
-        if (watchers.length > 0) {
-          throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of an unfinished create is open by ${watchers[0]!.address}; close it there first`);
-        }
-        await this.destroyImage(pool, image);
-        this.log.warn({ tenant, volume, pool, image, owner: intent.owner }, 'removed the image of a create that died half-way');
-      }
-    }
-    await this.store.deleteCreateIntent(tenant, volume);
-    return true;
-  }
-
   /** Removes an image and its snapshots; a missing image is not an error. */
   private async destroyImage(pool: string, image: string): Promise<void> {
     const where = `${pool}/${image}`;
@@ -460,26 +416,8 @@ export class VolumeService {
     });
   }
 
-  /**
-   * The janitor's pass: resolves every create that died half-way and whose volume nobody is
-   * working on now. Returns how many it resolved.
-   */
-  async reconcile(): Promise<number> {
-    let resolved = 0;
-    for (const intent of await this.store.listCreateIntents()) {
-      const { tenant, volume } = intent;
-      if (!tenant || !volume) continue;
-      try {
-        const done = await this.store.withOperationLock(tenant, volume, { reason: 'create clean-up', ttlSeconds: this.lockTtlSeconds, waitMs: 0 }, () =>
-          this.clearDeadCreate(tenant, volume),
-        );
-        if (done) resolved++;
-      } catch (err) {
-        if (err instanceof StateBusyError) continue; // a create is running: its own business
-        if (err instanceof StateUnavailableError) throw err;
-        this.log.warn({ err, tenant, volume }, 'could not resolve an unfinished create; will retry');
-      }
-    }
-    return resolved;
+  /** The janitor's pass over every create that died half-way (janitor.ts); how many it resolved. */
+  reconcile(): Promise<number> {
+    return this.janitor.reconcile();
   }
 }
