@@ -14,12 +14,10 @@ const volumeMissing = (tenant: string, volume: string) =>
 
 export class EtcdBackend implements RecordBackend {
   readonly where: string;
-  private readonly kv: EtcdKV;
   private readonly store: StateStore;
 
   constructor(endpoints: string[], prefix?: string, timeoutMs?: number) {
-    this.kv = new EtcdKV({ endpoints, timeoutMs });
-    this.store = new StateStore(this.kv, { prefix });
+    this.store = new StateStore(new EtcdKV({ endpoints, timeoutMs }), { prefix });
     this.where = `etcd at ${endpoints.join(',')}`;
   }
 
@@ -89,6 +87,6 @@ export class EtcdBackend implements RecordBackend {
     return report;
   }
   close() {
-    return this.kv.close();
+    return this.store.close();
   }
 }

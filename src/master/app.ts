@@ -120,7 +120,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
 
   for (const routes of routeGroups) await app.register(routes);
 
-  // The janitor: resolves creates that died half-way (see intents.ts) on every master.
+  // The janitor: resolves creates that died half-way (see src/state/intents.ts) on every master.
   const interval = options.janitorIntervalMs ?? 30_000;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
@@ -149,7 +149,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
     if (running) await running;
     if (options.closeDependencies) {
       await storage.close();
-      await store.kv.close();
+      await store.close();
     }
   });
 }

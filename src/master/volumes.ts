@@ -1,10 +1,10 @@
-// The volume operations behind the routes: create, remove, force-remove, runtime changes and the
-// clean-up of creates that died half-way. HTTP-free, so that tests and other front ends can call
-// it directly.
+// The volume operations behind the routes: create, remove, force-remove and runtime changes (the
+// clean-up of creates that died half-way is janitor.ts). HTTP-free, so that tests and other front
+// ends can call it directly.
 //
 // Create: validate -> take the volume's operation lock in etcd -> an existing record with the same
-// options is returned (different options: 409) -> clean up a create that died half-way (intents.ts)
-// -> an image of that name that volplugin did not make is refused (409), one it made for this
+// options is returned (different options: 409) -> clean up a create that died half-way
+// (janitor.ts) -> an image of that name that volplugin did not make is refused (409), one it made for this
 // volume and whose record was force-removed is adopted -> write an intent -> create the image, mark
 // it, set its QoS -> write the record and delete the intent in one transaction. Any failure before
 // that transaction removes the image again; a master that dies instead leaves the intent, which the
@@ -18,14 +18,13 @@ import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeO
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
-import { LockReason, StateBusyError, type StateStore } from '../state/store.js';
-import { StateUnavailableError } from '../state/kv.js';
+import { LockReason, type StateStore } from '../state/store.js';
 import { isRbdError } from '../storage/errors.js';
 import { timed } from '../storage/timed.js';
 import type { ImageFeature, QosLimits, Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
-import { CreateIntents } from './intents.js';
+import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
 
 /**
  * Features of the images volumes get. object-map and fast-diff let librbd remove an image by
@@ -68,6 +67,7 @@ function hasLimits(runtime: RuntimeOptions): boolean {
 
 export class VolumeService {
   readonly intents: CreateIntents;
+  private readonly janitor: CreateJanitor;
   private readonly store: StateStore;
   private readonly storage: Storage;
   private readonly log: FastifyBaseLogger;
@@ -82,7 +82,14 @@ export class VolumeService {
     this.lockTtlSeconds = options.lockTtlSeconds ?? 10;
     this.lockWaitMs = options.lockWaitMs ?? 30_000;
     this.failpoints = options.failpoints;
-    this.intents = new CreateIntents(this.store);
+    this.intents = createIntents(this.store);
+    this.janitor = new CreateJanitor({
+      store: this.store,
+      storage: this.storage,
+      log: this.log,
+      lockTtlSeconds: this.lockTtlSeconds,
+      destroyImage: (pool, image) => this.destroyImage(pool, image),
+    });
   }
 
   /** Runs a Ceph call; its RbdError becomes an ApiError (503 when the cluster is unreachable). */
@@ -143,7 +150,7 @@ export class VolumeService {
       const existing = await this.store.getVolume(tenant, volume);
       if (existing) return this.same(existing, values);
 
-      await this.clearDeadCreate(tenant, volume);
+      await this.janitor.clearDeadCreate(tenant, volume);
 
       const image = imageName(tenant, volume);
       const record: VolumeRecord = {
@@ -171,7 +178,7 @@ export class VolumeService {
         return { record, created: true };
       }
 
-      await this.intents.put({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt });
+      await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt });
       await failpoint(this.failpoints, 'after-intent');
       let imageCreated = false;
       try {
@@ -197,7 +204,7 @@ export class VolumeService {
 
       let committed: boolean;
       try {
-        committed = await this.intents.commit(record);
+        committed = await this.store.commitCreate(record);
       } catch (err) {
         // The transaction may or may not have happened. Leave image and intent: if the record is
         // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
@@ -274,44 +281,10 @@ export class VolumeService {
       }
     }
     try {
-      await this.intents.delete(tenant, volume);
+      await this.store.deleteCreateIntent(tenant, volume);
     } catch (err) {
       this.log.warn({ err, tenant, volume }, 'could not delete the intent of a failed create; the janitor will');
     }
-  }
-
-  /**
-   * With the operation lock held: if an intent exists, its create died half-way. Removes the image
-   * it may have made (never one with watchers) and the intent. Returns true when it cleaned up.
-   */
-  private async clearDeadCreate(tenant: string, volume: string): Promise<boolean> {
-    const intentKey = await this.store.kv.get(this.intents.key(tenant, volume));
-    if (!intentKey) return false;
-    const intent = await this.intents.get(tenant, volume);
-    if (await this.store.getVolume(tenant, volume)) {
-      await this.intents.delete(tenant, volume); // the record was written: the intent is stale
-      return true;
-    }
-    const image = intent?.image || imageName(tenant, volume);
-    const pool = intent?.pool;
-    if (pool) {
-      let exists = false;
-      try {
-        exists = await this.storage.imageExists(pool, image);
-      } catch (err) {
-        if (!isRbdError(err, 'ENOENT')) throw fromStorageError(err, `looking up ${pool}/${image}`);
-      }
-      if (exists) {
-        const watchers = await this.ceph(`listing watchers of ${pool}/${image}`, () => this.storage.listWatchers(pool, image));
-        if (watchers.length > 0) {
-          throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of an unfinished create is open by ${watchers[0]!.address}; close it there first`);
-        }
-        await this.destroyImage(pool, image);
-        this.log.warn({ tenant, volume, pool, image, owner: intent?.owner }, 'removed the image of a create that died half-way');
-      }
-    }
-    await this.intents.delete(tenant, volume);
-    return true;
   }
 
   /** Removes an image and its snapshots; a missing image is not an error. */
@@ -425,26 +398,8 @@ export class VolumeService {
     });
   }
 
-  /**
-   * The janitor's pass: resolves every create that died half-way and whose volume nobody is
-   * working on now. Returns how many it resolved.
-   */
-  async reconcile(): Promise<number> {
-    let resolved = 0;
-    for (const intent of await this.intents.list()) {
-      const { tenant, volume } = intent;
-      if (!tenant || !volume) continue;
-      try {
-        const done = await this.store.withOperationLock(tenant, volume, { reason: 'create clean-up', ttlSeconds: this.lockTtlSeconds, waitMs: 0 }, () =>
-          this.clearDeadCreate(tenant, volume),
-        );
-        if (done) resolved++;
-      } catch (err) {
-        if (err instanceof StateBusyError) continue; // a create is running: its own business
-        if (err instanceof StateUnavailableError) throw err;
-        this.log.warn({ err, tenant, volume }, 'could not resolve an unfinished create; will retry');
-      }
-    }
-    return resolved;
+  /** The janitor's pass over every create that died half-way (janitor.ts); how many it resolved. */
+  reconcile(): Promise<number> {
+    return this.janitor.reconcile();
   }
 }

@@ -331,19 +331,16 @@ export class Convergence {
   private async ensureWatches(): Promise<void> {
     if (this.watches.length > 0 || this.stopped) return;
     try {
-      const mounts = this.o.store.keys.mounts;
-      const volumes = this.o.store.keys.volumes;
+      const corrupt = (err: Error) => this.trigger(`unreadable record: ${err.message}`);
       this.watches.push(
-        await this.o.store.kv.watch(mounts, (ev) => {
-          const [tenant, volume] = split(ev.key.slice(mounts.length));
-          if (this.o.local.get(tenant, volume)) this.trigger(`mount lock ${ev.type}`);
-        }),
+        await this.o.store.watchMounts((ev) => {
+          if (this.o.local.get(ev.tenant, ev.volume)) this.trigger(`mount lock ${ev.type}`);
+        }, corrupt),
       );
       this.watches.push(
-        await this.o.store.kv.watch(volumes, (ev) => {
-          const [tenant, volume] = split(ev.key.slice(volumes.length));
-          if (this.o.local.get(tenant, volume)) this.trigger(`volume ${ev.type}`);
-        }),
+        await this.o.store.watchVolumes((ev) => {
+          if (this.o.local.get(ev.tenant, ev.volume)) this.trigger(`volume ${ev.type}`);
+        }, corrupt),
       );
     } catch (err) {
       this.o.log.debug({ err: messageOf(err) }, 'etcd watches not set up yet; retried next round');

@@ -5,10 +5,26 @@
 // and try again when it is deleted (resign, revoke or lease expiry). There is no queue: after a
 // hand-over any waiting candidate may win, which is all volsupervisor needs (one leader at a time).
 
+import { handleWhenResult, retry, timeout, TimeoutStrategy } from 'cockatiel';
 import type { Election, KV, Lease, Watch } from './kv.js';
 
 /** How often a waiting candidate re-checks even without a watch event (a safety net only). */
 const RECHECK_MS = 2_000;
+
+/**
+ * untilElected: a candidate that did not get the leader key tries again, as often as it takes,
+ * each time once recheckAfter has waited (no backoff on top: the wait is the pacing).
+ */
+const untilElected = retry(
+  handleWhenResult((elected) => elected === false),
+  {},
+);
+
+/**
+ * recheckAfter: a waiting candidate waits for the leader key's deletion (the watch wakes it), but
+ * never longer than RECHECK_MS; its timer does not keep the process alive.
+ */
+const recheckAfter = timeout(RECHECK_MS, TimeoutStrategy.Cooperative).dangerouslyUnref();
 
 export class ElectionResignedError extends Error {
   readonly code = 'ELECTION_RESIGNED';
@@ -56,7 +72,7 @@ export class KVElection implements Election {
       watch = await this.kv.watch(this.key, (event) => {
         if (event.key === this.key && event.type === 'delete') this.wake?.();
       });
-      for (;;) {
+      await untilElected.execute(async () => {
         if (cancelled()) throw new ElectionResignedError(this.name);
         if (!this.lease || this.lease.lost) this.lease = await this.kv.lease(this.ttlSeconds);
         const lease = this.lease;
@@ -67,23 +83,29 @@ export class KVElection implements Election {
             throw new ElectionResignedError(this.name);
           }
           this.becomeLeader(lease, generation);
-          return;
+          return true;
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, RECHECK_MS);
-          timer.unref?.();
-          function done() {
-            clearTimeout(timer);
-            resolve();
-          }
-          this.wake = done;
-        });
-        this.wake = null;
-      }
+        await recheckAfter.execute(({ signal }) => this.leaderKeyDeleted(signal));
+        return false;
+      });
     } finally {
       this.wake = null;
       if (watch) await watch.close().catch(() => undefined);
     }
+  }
+
+  /** Resolves at the next deletion of the leader key, at resign(), or when `signal` aborts. */
+  private leaderKeyDeleted(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        if (this.wake === done) this.wake = null;
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.wake = done;
+      if (signal.aborted) done();
+      else signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   private becomeLeader(lease: Lease, generation: number): void {

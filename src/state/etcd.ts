@@ -7,6 +7,7 @@
 // two TTLs). Transactions are plain etcd Txn requests: "absent" is createRevision == 0, "unchanged"
 // is modRevision equality.
 
+import { handleWhen, noop, retry, type IPolicy } from 'cockatiel';
 import {
   CompareResult,
   CompareTarget,
@@ -15,7 +16,7 @@ import {
   GRPCUnavailableError,
   isRecoverableError,
 } from 'etcd3';
-import type { ICompare, IKeyValue, IOptions, IRequestOp, Lease as Etcd3Lease, Watcher } from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp, Lease as Etcd3Lease, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
 import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
@@ -29,17 +30,18 @@ export interface EtcdKVOptions {
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
-type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
-
 /**
- * etcd3 puts a circuit breaker in front of each host by default: after three failures it refuses
- * every call for 5 s, even once etcd is back. Our own deadlines and StateUnavailableError replace
- * it, so each call goes straight through (only `execute` is ever called on a host policy).
+ * etcd3's own fault handling (cockatiel policies, the same library as ours), as decided here:
+ * - noHostBreaker: by default etcd3 puts a circuit breaker in front of each endpoint that, after
+ *   three failures, refuses every call for 5 s even once etcd is back. Our per-call deadline and
+ *   StateUnavailableError (`call`) replace it: each call goes straight through (cockatiel's noop).
+ * - endpointFailover: etcd3's default, written out: a call that fails with a recoverable
+ *   (connection) error is tried again at once, on the next endpoint, up to 3 more times. All of it
+ *   runs inside the call's deadline, so no caller waits longer than `timeoutMs`.
+ * Watch streams reconnect with etcd3's default backoff (cockatiel's ExponentialBackoff).
  */
-const passThrough = {
-  execute: <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> =>
-    Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
-} as unknown as HostPolicy;
+const noHostBreaker = (): IPolicy => noop;
+const endpointFailover = retry(handleWhen(isRecoverableError), { maxAttempts: 3 });
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE']);
 
@@ -163,7 +165,7 @@ export class EtcdKV extends TransactionalKV implements KV {
       hosts: [...options.endpoints],
       // Streams (watch, keep-alive) live long; every unary call gets a deadline.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
-      faultHandling: { host: () => passThrough },
+      faultHandling: { host: noHostBreaker, global: endpointFailover },
     });
   }
 

@@ -1,4 +1,5 @@
-// The state layer: everything volplugin keeps in etcd, behind one KV surface.
+// The state layer: everything volplugin keeps in etcd. StateStore is the one door; EtcdKV (and its
+// memory twin MemoryKV) is what it runs on.
 export * from './kv.js';
 export * from './keys.js';
 export type * from './records.js';

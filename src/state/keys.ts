@@ -18,7 +18,7 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     volume: (tenant: string, volume: string) => `${p}/volumes/${tenant}/${volume}`,
     mounts: `${p}/mounts/`,
     mount: (tenant: string, volume: string) => `${p}/mounts/${tenant}/${volume}`,
-    /** A create in progress: written before the image, removed with the record's write (see src/master/intents.ts). */
+    /** A create in progress: written before the image, removed with the record's write (see intents.ts). */
     intents: `${p}/intents/`,
     intent: (tenant: string, volume: string) => `${p}/intents/${tenant}/${volume}`,
     /** Short-lived operation locks (create, remove, snapshot copy) so that two masters never race. */

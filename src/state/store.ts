@@ -1,87 +1,34 @@
-// StateStore: typed repositories over a KV and the key layout in keys.ts. Every component reads and
-// writes records through this class; none builds a key or parses a record by hand.
+// StateStore: the one door to everything volplugin keeps in etcd. Every component reads and writes
+// records, takes locks, watches changes and joins elections through this class; none builds a key,
+// parses a record or touches the KV by hand (the KV is private).
+//
+// This file is the table of contents: single reads and writes are here, anything with a
+// transaction, a retry or a watch lives in the module of its concern (tenants, volumes, intents,
+// mounts, operations, schedule, watch; election.ts for elections) and is called from here.
 
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
+import type { StateCorruptError } from './errors.js';
+import * as intents from './intents.js';
+import type { CreateIntent } from './intents.js';
 import { keys as makeKeys, type Keys } from './keys.js';
-import type { Entry, KV, Lease, Watch } from './kv.js';
+import type { Election, KV, Lease, Watch } from './kv.js';
+import * as mounts from './mounts.js';
+import type { AcquireMountResult } from './mounts.js';
+import * as operations from './operations.js';
+import type { OperationLockOptions, OperationLockRecord } from './operations.js';
+import { RecordKV } from './record-kv.js';
 import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from './records.js';
+import * as schedule from './schedule.js';
+import * as tenants from './tenants.js';
+import * as volumes from './volumes.js';
+import { watchRecords, type MountEvent, type VolumeEvent } from './watch.js';
 
-/** A stored record is not valid JSON (or not an object): someone wrote the key by hand. */
-export class StateCorruptError extends Error {
-  readonly code = 'STATE_CORRUPT';
-  constructor(
-    readonly key: string,
-    detail: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`etcd key ${key} does not hold a valid volplugin record (${detail}): fix or delete that key`, options);
-    this.name = 'StateCorruptError';
-  }
-}
-
-/** An operation lock on the volume is held by someone else and was not released in time. */
-export class StateBusyError extends Error {
-  readonly code = 'BUSY';
-  constructor(
-    readonly tenant: string,
-    readonly volume: string,
-    readonly holder: OperationLockRecord | null,
-  ) {
-    super(
-      holder
-        ? `volume ${tenant}/${volume} is busy: ${holder.reason} by ${holder.owner} since ${holder.since}; try again later`
-        : `volume ${tenant}/${volume} is busy with another operation; try again later`,
-    );
-    this.name = 'StateBusyError';
-  }
-}
-
-/** Why an operation lock is taken (shown to whoever has to wait). */
-export const LockReason = {
-  Create: 'create',
-  Remove: 'remove',
-  Copy: 'snapshot copy',
-  Snapshot: 'snapshot',
-  Prune: 'snapshot prune',
-  Runtime: 'runtime update',
-  Fence: 'fence',
-} as const;
-
-export interface OperationLockRecord {
-  reason: string;
-  /** Who holds it: `<host>:<pid>` unless the store was given another owner. */
-  owner: string;
-  since: string;
-  lease: string;
-}
-
-export interface OperationLockOptions {
-  /** A LockReason (or any short text). */
-  reason: string;
-  /** TTL of the lock's lease: how long a crashed holder blocks others (default 10 s). */
-  ttlSeconds?: number;
-  /** How long to wait for a busy lock before StateBusyError (default 10 s). */
-  waitMs?: number;
-}
-
-export type AcquireMountResult = { ok: true; record: MountRecord } | { ok: false; holder: MountRecord };
-
-/** A change to one volume's record (`record` is null on delete). */
-export interface VolumeEvent {
-  type: 'put' | 'delete';
-  tenant: string;
-  volume: string;
-  record: VolumeRecord | null;
-}
-
-/** A change to one volume's mount lock (`record` is null on delete: released or lease gone). */
-export interface MountEvent {
-  type: 'put' | 'delete';
-  tenant: string;
-  volume: string;
-  record: MountRecord | null;
-}
+export { StateBusyError, StateCorruptError } from './errors.js';
+export { LockReason, type OperationLockOptions, type OperationLockRecord } from './operations.js';
+export type { AcquireMountResult } from './mounts.js';
+export type { MountEvent, VolumeEvent } from './watch.js';
+export type { CreateIntent } from './intents.js';
 
 export interface StateStoreOptions {
   /** Key prefix (default `/volplugin`). */
@@ -90,62 +37,46 @@ export interface StateStoreOptions {
   owner?: string;
 }
 
-const CAS_ATTEMPTS = 20;
-
-function jitter(ms: number): number {
-  return Math.round(ms * (0.5 + Math.random()));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 export class StateStore {
   readonly keys: Keys;
   readonly owner: string;
+  private readonly db: RecordKV;
 
   constructor(
-    readonly kv: KV,
+    private readonly kv: KV,
     options: StateStoreOptions = {},
   ) {
     this.keys = makeKeys(options.prefix);
     this.owner = options.owner ?? `${hostname()}:${process.pid}`;
+    this.db = new RecordKV(kv, this.keys);
   }
 
-  private parse<T>(entry: Entry): T {
-    let value: unknown;
-    try {
-      value = JSON.parse(entry.value);
-    } catch (err) {
-      throw new StateCorruptError(entry.key, `invalid JSON: ${(err as Error).message}`, { cause: err });
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new StateCorruptError(entry.key, 'not a JSON object');
-    }
-    return value as T;
+  // ---- the connection -----------------------------------------------------------------------
+
+  /** Throws a StateUnavailableError when etcd does not answer within `timeoutMs`. */
+  ping(timeoutMs?: number): Promise<void> {
+    return this.kv.ping(timeoutMs);
   }
 
-  private async read<T>(key: string): Promise<T | null> {
-    const entry = await this.kv.get(key);
-    return entry ? this.parse<T>(entry) : null;
+  /**
+   * A lease of `ttlSeconds`, kept alive in the background until revoked or lost: what a host binds
+   * its mount locks and report to.
+   */
+  lease(ttlSeconds: number): Promise<Lease> {
+    return this.kv.lease(ttlSeconds);
   }
 
-  /** Every record under `prefix`; with `onCorrupt`, a corrupt one is reported there and skipped instead of failing the whole list. */
-  private async readAll<T>(prefix: string, onCorrupt?: (err: StateCorruptError) => void): Promise<T[]> {
-    const records: T[] = [];
-    for (const entry of await this.kv.list(prefix)) {
-      try {
-        records.push(this.parse<T>(entry));
-      } catch (err) {
-        if (!onCorrupt || !(err instanceof StateCorruptError)) throw err;
-        onCorrupt(err);
-      }
-    }
-    return records;
+  /**
+   * Closes the connection. Leases are not revoked, only no longer kept alive: etcd drops them (and
+   * their keys) after their TTL, as if this process had died. Revoke first for a clean exit.
+   */
+  close(): Promise<void> {
+    return this.kv.close();
   }
 
-  private conflict(what: string): Error {
-    return new Error(`${what}: gave up after ${CAS_ATTEMPTS} concurrent modifications; try again`);
+  /** volsupervisor's leader election; the leader's key is bound to a lease of `ttlSeconds`. */
+  supervisorElection(ttlSeconds: number): Election {
+    return this.kv.election(this.keys.supervisorElection, ttlSeconds);
   }
 
   // ---- tenants ------------------------------------------------------------------------------
@@ -154,50 +85,26 @@ export class StateStore {
    * Stores a new revision of a tenant's policy: revision + 1 (continuing after a delete), and a
    * copy under tenant-history, in one transaction.
    */
-  async putTenant(name: string, policy: TenantPolicy): Promise<TenantRecord> {
-    const key = this.keys.tenant(name);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await this.kv.get(key);
-      let previous: number;
-      if (current) {
-        previous = this.parse<TenantRecord>(current).revision;
-      } else {
-        const history = await this.kv.list(this.keys.tenantHistory(name));
-        const last = history.at(-1);
-        previous = last ? this.parse<TenantRecord>(last).revision : 0;
-      }
-      const record: TenantRecord = { name, policy, revision: previous + 1, uploadedAt: new Date().toISOString() };
-      const value = JSON.stringify(record);
-      const historyKey = this.keys.tenantRevision(name, record.revision);
-      const ok = await this.kv.transaction({
-        absent: current ? [historyKey] : [key, historyKey],
-        unchanged: current ? [{ key, modRevision: current.modRevision }] : [],
-        put: [
-          { key, value },
-          { key: historyKey, value },
-        ],
-      });
-      if (ok) return record;
-    }
-    throw this.conflict(`upload of tenant ${name}`);
+  putTenant(name: string, policy: TenantPolicy): Promise<TenantRecord> {
+    return tenants.putTenant(this.db, name, policy);
   }
 
   getTenant(name: string): Promise<TenantRecord | null> {
-    return this.read<TenantRecord>(this.keys.tenant(name));
+    return this.db.read<TenantRecord>(this.keys.tenant(name));
   }
 
   /** One revision from the history (kept after deleteTenant). */
   getTenantRevision(name: string, revision: number): Promise<TenantRecord | null> {
-    return this.read<TenantRecord>(this.keys.tenantRevision(name, revision));
+    return this.db.read<TenantRecord>(this.keys.tenantRevision(name, revision));
   }
 
-  async listTenants(): Promise<TenantRecord[]> {
-    return this.readAll<TenantRecord>(this.keys.tenants);
+  listTenants(): Promise<TenantRecord[]> {
+    return this.db.readAll<TenantRecord>(this.keys.tenants);
   }
 
   /** Every uploaded revision, oldest first. */
   tenantHistory(name: string): Promise<TenantRecord[]> {
-    return this.readAll<TenantRecord>(this.keys.tenantHistory(name));
+    return this.db.readAll<TenantRecord>(this.keys.tenantHistory(name));
   }
 
   /** Removes the tenant's current policy; its volumes, mounts and history stay. */
@@ -209,11 +116,11 @@ export class StateStore {
 
   /** Stores a new volume only if none exists under that name; false when one did. */
   createVolume(record: VolumeRecord): Promise<boolean> {
-    return this.kv.create(this.keys.volume(record.tenant, record.volume), JSON.stringify(record));
+    return volumes.createVolume(this.db, record);
   }
 
   getVolume(tenant: string, volume: string): Promise<VolumeRecord | null> {
-    return this.read<VolumeRecord>(this.keys.volume(tenant, volume));
+    return this.db.read<VolumeRecord>(this.keys.volume(tenant, volume));
   }
 
   /**
@@ -222,53 +129,57 @@ export class StateStore {
    * stop serving every volume because of one bad record).
    */
   listVolumes(tenant?: string, options: { onCorrupt?: (err: StateCorruptError) => void } = {}): Promise<VolumeRecord[]> {
-    return this.readAll<VolumeRecord>(
+    return this.db.readAll<VolumeRecord>(
       tenant === undefined ? this.keys.volumes : this.keys.tenantVolumes(tenant),
       options.onCorrupt,
     );
   }
 
   /** Removes the volume record and its snapshot schedule; false if there was no such volume. */
-  async deleteVolume(tenant: string, volume: string): Promise<boolean> {
-    const key = this.keys.volume(tenant, volume);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await this.kv.get(key);
-      if (!current) return false;
-      // Deleting an absent key in a transaction is allowed: the schedule goes too if there is one.
-      const ok = await this.kv.transaction({
-        unchanged: [{ key, modRevision: current.modRevision }],
-        delete: [key, this.keys.snapshotSchedule(tenant, volume)],
-      });
-      if (ok) return true;
-    }
-    throw this.conflict(`removal of volume ${tenant}/${volume}`);
+  deleteVolume(tenant: string, volume: string): Promise<boolean> {
+    return volumes.deleteVolume(this.db, tenant, volume);
   }
 
   /**
    * Changes a volume record with compare-and-swap, retrying on concurrent writes. `change` gets
    * the current record and returns the new one. Null when the volume does not exist.
    */
-  async updateVolume(
-    tenant: string,
-    volume: string,
-    change: (current: VolumeRecord) => VolumeRecord,
-  ): Promise<VolumeRecord | null> {
-    const key = this.keys.volume(tenant, volume);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await this.kv.get(key);
-      if (!current) return null;
-      const next = change(this.parse<VolumeRecord>(current));
-      if (next.tenant !== tenant || next.volume !== volume) {
-        throw new Error(`updateVolume may not rename ${tenant}/${volume} to ${next.tenant}/${next.volume}`);
-      }
-      if (await this.kv.replace(key, JSON.stringify(next), current.modRevision)) return next;
-    }
-    throw this.conflict(`update of volume ${tenant}/${volume}`);
+  updateVolume(tenant: string, volume: string, change: (current: VolumeRecord) => VolumeRecord): Promise<VolumeRecord | null> {
+    return volumes.updateVolume(this.db, tenant, volume, change);
   }
 
   /** Replaces the run-time options (snapshots, rate limits) of a volume. Null if it does not exist. */
   updateRuntime(tenant: string, volume: string, runtime: RuntimeOptions): Promise<VolumeRecord | null> {
     return this.updateVolume(tenant, volume, (current) => ({ ...current, runtime }));
+  }
+
+  // ---- create intents (see intents.ts) ------------------------------------------------------
+
+  /** Records that a create of `intent.tenant/intent.volume` is about to make `intent.pool/intent.image`. */
+  putCreateIntent(intent: CreateIntent): Promise<void> {
+    return intents.putCreateIntent(this.db, intent);
+  }
+
+  /** The volume's intent, or null; an unreadable one comes back with empty pool and image. */
+  getCreateIntent(tenant: string, volume: string): Promise<CreateIntent | null> {
+    return intents.getCreateIntent(this.db, tenant, volume);
+  }
+
+  /** Every intent (creates in progress, or dead half-way), sorted by tenant then volume. */
+  listCreateIntents(): Promise<CreateIntent[]> {
+    return intents.listCreateIntents(this.db);
+  }
+
+  deleteCreateIntent(tenant: string, volume: string): Promise<void> {
+    return intents.deleteCreateIntent(this.db, tenant, volume);
+  }
+
+  /**
+   * Ends a create: writes the volume record (only if none exists) and deletes its intent, in one
+   * transaction. False when a record already existed (nothing was written or deleted).
+   */
+  commitCreate(record: VolumeRecord): Promise<boolean> {
+    return volumes.createVolume(this.db, record, record);
   }
 
   // ---- mounts -------------------------------------------------------------------------------
@@ -277,20 +188,8 @@ export class StateStore {
    * Takes the cluster-wide mount lock of a volume, bound to `lease` (the host's lease), only if no
    * one holds it. Holding it already under the same lease counts as success (idempotent).
    */
-  async acquireMount(record: MountRecord, lease: Lease): Promise<AcquireMountResult> {
-    if (record.lease !== lease.id) {
-      throw new Error(`mount record of ${record.tenant}/${record.volume} names lease ${record.lease}, not ${lease.id}`);
-    }
-    const key = this.keys.mount(record.tenant, record.volume);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      if (await this.kv.create(key, JSON.stringify(record), { lease })) return { ok: true, record };
-      const entry = await this.kv.get(key);
-      if (!entry) continue; // released meanwhile: try again
-      const holder = this.parse<MountRecord>(entry);
-      if (holder.hostId === record.hostId && holder.lease === record.lease) return { ok: true, record: holder };
-      return { ok: false, holder };
-    }
-    throw this.conflict(`mount lock of ${record.tenant}/${record.volume}`);
+  acquireMount(record: MountRecord, lease: Lease): Promise<AcquireMountResult> {
+    return mounts.acquireMount(this.db, record, lease);
   }
 
   /**
@@ -299,165 +198,65 @@ export class StateStore {
    * requires the old record to be unchanged since it was read. False when the lock is gone, is
    * held by another host, is unreadable, or changed meanwhile (the caller decides whether to retry).
    */
-  async adoptMount(record: MountRecord, lease: Lease): Promise<boolean> {
-    const key = this.keys.mount(record.tenant, record.volume);
-    const entry = await this.kv.get(key);
-    if (!entry) return false;
-    let holder: MountRecord;
-    try {
-      holder = this.parse<MountRecord>(entry);
-    } catch {
-      return false;
-    }
-    if (holder.hostId !== record.hostId) return false;
-    return this.kv.replace(key, JSON.stringify(record), entry.modRevision, { lease });
+  adoptMount(record: MountRecord, lease: Lease): Promise<boolean> {
+    return mounts.adoptMount(this.db, record, lease);
   }
 
   getMount(tenant: string, volume: string): Promise<MountRecord | null> {
-    return this.read<MountRecord>(this.keys.mount(tenant, volume));
+    return this.db.read<MountRecord>(this.keys.mount(tenant, volume));
   }
 
   listMounts(): Promise<MountRecord[]> {
-    return this.readAll<MountRecord>(this.keys.mounts);
+    return this.db.readAll<MountRecord>(this.keys.mounts);
   }
 
   /**
    * Rewrites our own mount record (e.g. to add the device or client address once mapped), keeping
    * it bound to `lease`. False if the lock is no longer ours.
    */
-  async updateMount(record: MountRecord, lease: Lease): Promise<boolean> {
-    const key = this.keys.mount(record.tenant, record.volume);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await this.kv.get(key);
-      if (!entry) return false;
-      const holder = this.parse<MountRecord>(entry);
-      if (holder.hostId !== record.hostId || holder.lease !== lease.id || record.lease !== lease.id) return false;
-      if (await this.kv.replace(key, JSON.stringify(record), entry.modRevision, { lease })) return true;
-    }
-    throw this.conflict(`mount lock of ${record.tenant}/${record.volume}`);
+  updateMount(record: MountRecord, lease: Lease): Promise<boolean> {
+    return mounts.updateMount(this.db, record, lease);
   }
 
   /** Releases the mount lock only if `owner` still holds it; false otherwise (or if absent). */
-  async releaseMount(tenant: string, volume: string, owner: { hostId: string; lease: string }): Promise<boolean> {
-    const key = this.keys.mount(tenant, volume);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await this.kv.get(key);
-      if (!entry) return false;
-      const holder = this.parse<MountRecord>(entry);
-      if (holder.hostId !== owner.hostId || holder.lease !== owner.lease) return false;
-      if (await this.kv.deleteIf(key, entry.modRevision)) return true;
-    }
-    throw this.conflict(`mount lock of ${tenant}/${volume}`);
+  releaseMount(tenant: string, volume: string, owner: { hostId: string; lease: string }): Promise<boolean> {
+    return mounts.releaseMount(this.db, tenant, volume, owner);
   }
 
   /** Removes the mount lock whoever holds it (an operator's decision); returns what was removed. */
-  async forceRemoveMount(tenant: string, volume: string): Promise<MountRecord | null> {
-    const key = this.keys.mount(tenant, volume);
-    const entry = await this.kv.get(key);
-    if (!entry) return null;
-    let holder: MountRecord | null = null;
-    try {
-      holder = this.parse<MountRecord>(entry);
-    } catch {
-      // a corrupt lock is removed all the same
-    }
-    await this.kv.delete(key);
-    return holder;
+  forceRemoveMount(tenant: string, volume: string): Promise<MountRecord | null> {
+    return mounts.forceRemoveMount(this.db, tenant, volume);
   }
+
+  // ---- watches ------------------------------------------------------------------------------
 
   /**
    * Calls `listener` for every change of a volume record (e.g. run-time options changed by the
    * master) until the watch is closed. A corrupt record goes to `onError` instead.
    */
   watchVolumes(listener: (event: VolumeEvent) => void, onError?: (err: StateCorruptError) => void): Promise<Watch> {
-    return this.watchRecords<VolumeRecord>(this.keys.volumes, listener, onError);
+    return watchRecords<VolumeRecord>(this.db, this.keys.volumes, listener, onError);
   }
 
   /** Calls `listener` for every mount lock taken, changed or gone, until the watch is closed. */
   watchMounts(listener: (event: MountEvent) => void, onError?: (err: StateCorruptError) => void): Promise<Watch> {
-    return this.watchRecords<MountRecord>(this.keys.mounts, listener, onError);
+    return watchRecords<MountRecord>(this.db, this.keys.mounts, listener, onError);
   }
 
-  private watchRecords<T>(
-    root: string,
-    listener: (event: { type: 'put' | 'delete'; tenant: string; volume: string; record: T | null }) => void,
-    onError?: (err: StateCorruptError) => void,
-  ): Promise<Watch> {
-    return this.kv.watch(root, (event) => {
-      const rest = event.key.slice(root.length);
-      const slash = rest.indexOf('/');
-      if (slash <= 0) return; // not a <tenant>/<volume> key
-      const tenant = rest.slice(0, slash);
-      const volume = rest.slice(slash + 1);
-      if (event.type === 'delete' || event.value === null) {
-        listener({ type: 'delete', tenant, volume, record: null });
-        return;
-      }
-      let record: T;
-      try {
-        record = this.parse<T>({ key: event.key, value: event.value, modRevision: '0' });
-      } catch (err) {
-        if (err instanceof StateCorruptError) onError?.(err);
-        return;
-      }
-      listener({ type: 'put', tenant, volume, record });
-    });
-  }
-
-  // ---- operation locks ----------------------------------------------------------------------
+  // ---- operation locks (see operations.ts) --------------------------------------------------
 
   /**
-   * Runs `fn` while holding the volume's operation lock (so that two masters never create, remove
-   * or copy the same volume at once). The lock is a key bound to a short lease of its own: a
-   * crashed holder blocks others for at most its TTL. etcd offers only try-locks, so a busy lock is
-   * retried with jittered backoff until `waitMs`, then StateBusyError names the holder. The lock is
-   * released (lease revoked) however `fn` ends. `signal` aborts if the lock's lease is lost.
+   * Runs `fn` while holding the volume's operation lock. A busy lock is waited for (jittered
+   * backoff) until `waitMs`, then StateBusyError names the holder. The lock is released (its lease
+   * revoked) however `fn` ends; `signal` aborts if the lock's lease is lost.
    */
-  async withOperationLock<T>(
-    tenant: string,
-    volume: string,
-    options: OperationLockOptions,
-    fn: (signal: AbortSignal) => Promise<T>,
-  ): Promise<T> {
-    const ttlSeconds = options.ttlSeconds ?? 10;
-    const waitMs = options.waitMs ?? 10_000;
-    const key = this.keys.operation(tenant, volume);
-    const deadline = Date.now() + waitMs;
-    const lease = await this.kv.lease(ttlSeconds);
-    try {
-      const record: OperationLockRecord = {
-        reason: options.reason,
-        owner: this.owner,
-        since: new Date().toISOString(),
-        lease: lease.id,
-      };
-      let delay = 25;
-      for (;;) {
-        if (await this.kv.create(key, JSON.stringify(record), { lease })) break;
-        if (Date.now() + delay > deadline) {
-          const entry = await this.kv.get(key);
-          let holder: OperationLockRecord | null = null;
-          try {
-            holder = entry ? this.parse<OperationLockRecord>(entry) : null;
-          } catch {
-            // unreadable holder: report without it
-          }
-          throw new StateBusyError(tenant, volume, holder);
-        }
-        await sleep(jitter(delay));
-        delay = Math.min(delay * 2, 500);
-      }
-      const controller = new AbortController();
-      lease.onLost((err) => controller.abort(err));
-      return await fn(controller.signal);
-    } finally {
-      await lease.revoke().catch(() => undefined);
-    }
+  withOperationLock<T>(tenant: string, volume: string, options: OperationLockOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return operations.withOperationLock(this.db, this.owner, tenant, volume, options, fn);
   }
 
   /** Who holds the volume's operation lock, if anyone. */
   getOperationLock(tenant: string, volume: string): Promise<OperationLockRecord | null> {
-    return this.read<OperationLockRecord>(this.keys.operation(tenant, volume));
+    return this.db.read<OperationLockRecord>(this.keys.operation(tenant, volume));
   }
 
   // ---- host reports -------------------------------------------------------------------------
@@ -468,28 +267,21 @@ export class StateStore {
   }
 
   getHostReport(hostId: string): Promise<HostReport | null> {
-    return this.read<HostReport>(this.keys.host(hostId));
+    return this.db.read<HostReport>(this.keys.host(hostId));
   }
 
   listHostReports(): Promise<HostReport[]> {
-    return this.readAll<HostReport>(this.keys.hosts);
+    return this.db.readAll<HostReport>(this.keys.hosts);
   }
 
   // ---- supervisor schedule ------------------------------------------------------------------
 
   /** When the supervisor last took a scheduled snapshot of the volume, or null. */
-  async getLastSnapshot(tenant: string, volume: string): Promise<Date | null> {
-    const key = this.keys.snapshotSchedule(tenant, volume);
-    const record = await this.read<{ at: string }>(key);
-    if (!record) return null;
-    const at = new Date(record.at);
-    if (typeof record.at !== 'string' || Number.isNaN(at.getTime())) {
-      throw new StateCorruptError(key, `"at" is not a date: ${JSON.stringify(record.at)}`);
-    }
-    return at;
+  getLastSnapshot(tenant: string, volume: string): Promise<Date | null> {
+    return schedule.getLastSnapshot(this.db, tenant, volume);
   }
 
   setLastSnapshot(tenant: string, volume: string, at: Date): Promise<void> {
-    return this.kv.put(this.keys.snapshotSchedule(tenant, volume), JSON.stringify({ at: at.toISOString() }));
+    return schedule.setLastSnapshot(this.db, tenant, volume, at);
   }
 }

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       await withTimeout(storage.close(), CLOSE_TIMEOUT_MS, 'closing the Ceph connection').catch((err: unknown) =>
         log.warn({ err }, 'closing the Ceph connection failed'),
       );
-      await withTimeout(kv.close(), CLOSE_TIMEOUT_MS, 'closing the etcd client').catch((err: unknown) => log.warn({ err }, 'closing the etcd client failed'));
+      await withTimeout(store.close(), CLOSE_TIMEOUT_MS, 'closing the etcd client').catch((err: unknown) => log.warn({ err }, 'closing the etcd client failed'));
       log.info('stopped');
       process.exit(0);
     })();

@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { ExponentialBackoff, handleAll, noJitterGenerator, retry, type RetryPolicy } from 'cockatiel';
 import type { Logger } from 'pino';
 import type { Election } from '../state/kv.js';
 import type { StateStore } from '../state/store.js';
@@ -52,6 +53,7 @@ export class Supervisor {
   private readonly stopTimeoutMs: number;
   private readonly scheduler: Scheduler;
   private readonly election: Election;
+  private readonly campaignRetry: RetryPolicy;
   private term: AbortController | null = null;
   private leaderSince: number | null = null;
   private stopping = false;
@@ -75,10 +77,20 @@ export class Supervisor {
       lockTtlSeconds: this.ttl,
     });
     this.scheduler = new Scheduler(options.store, service, this.clock, this.log, options.scheduler);
-    this.election = this.store.kv.election(this.store.keys.supervisorElection, this.ttl);
+    this.election = this.store.supervisorElection(this.ttl);
     this.election.onLost((err) => {
       this.log.error({ err }, 'leadership lost (lease expired or leader key deleted): stopping work and campaigning again');
       this.term?.abort(err);
+    });
+    // campaignRetry: a campaign that fails (etcd unreachable) is tried again after 500 ms,
+    // doubling up to 10 s, as long as it takes; stop() ends the wait. A won campaign starts the
+    // next one from 500 ms again.
+    this.campaignRetry = retry(handleAll, {
+      backoff: new ExponentialBackoff({ initialDelay: 500, maxDelay: 10_000, generator: noJitterGenerator }),
+    });
+    this.campaignRetry.onRetry((event) => {
+      const err = 'error' in event ? event.error : undefined;
+      this.log.warn({ err, retryInMs: event.delay }, 'campaign failed (etcd unreachable?); trying again');
     });
   }
 
@@ -93,19 +105,12 @@ export class Supervisor {
   }
 
   private async loop(): Promise<void> {
-    let backoff = 500;
     while (!this.stopping) {
       try {
-        this.log.info({ ttlSeconds: this.ttl }, 'campaigning for leadership');
-        await this.election.campaign(JSON.stringify(this.identity));
-      } catch (err) {
-        if (this.stopping) break;
-        this.log.warn({ err, retryInMs: backoff }, 'campaign failed (etcd unreachable?); trying again');
-        await this.clock.sleep(backoff, this.stopped.signal);
-        backoff = Math.min(backoff * 2, 10_000);
-        continue;
+        await this.campaign();
+      } catch {
+        break; // only stop() ends a campaign without leadership
       }
-      backoff = 500;
       if (this.stopping) break;
       const term = new AbortController();
       this.term = term;
@@ -119,6 +124,24 @@ export class Supervisor {
       }
       if (!this.stopping) this.log.info('no longer leading');
     }
+  }
+
+  /** Campaigns until elected, under campaignRetry; rejects once stop() is called. */
+  private campaign(): Promise<void> {
+    const stopped = this.stopped.signal;
+    const elected = this.campaignRetry.execute(async () => {
+      if (stopped.aborted) throw new Error('stopping');
+      this.log.info({ ttlSeconds: this.ttl }, 'campaigning for leadership');
+      await this.election.campaign(JSON.stringify(this.identity));
+    }, stopped);
+    elected.catch(() => undefined); // what settles after stop() is of no interest
+    // cockatiel's wait between attempts cannot be cut short: stop() must not wait for it.
+    return new Promise<void>((resolve, reject) => {
+      const onStop = () => reject(new Error('stopping'));
+      if (stopped.aborted) return onStop();
+      stopped.addEventListener('abort', onStop, { once: true });
+      void elected.then(resolve, reject).finally(() => stopped.removeEventListener('abort', onStop));
+    });
   }
 
   /** Resigns at once, then waits (bounded) for running jobs and the loop to end. Idempotent. */

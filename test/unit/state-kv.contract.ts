@@ -689,6 +689,115 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         expect(await s.listHostReports()).toEqual([]);
       });
 
+      it('ping, lease and close go through the store', async () => {
+        const kv = await open();
+        const s = await store(kv);
+        await expect(s.ping(2_000)).resolves.toBeUndefined();
+        const lease = await s.lease(harness.ttlSeconds);
+        expect(lease.lost).toBe(false);
+        await lease.revoke();
+        expect(lease.lost).toBe(true);
+        await s.close();
+        await expect(s.getVolume('t', 'v')).rejects.toThrow(/closed/);
+      });
+
+      it("supervisorElection elects one leader under the store's prefix", { timeout: 40_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const prefix = newPrefix();
+        const s1 = new StateStore(k1, { prefix });
+        const s2 = new StateStore(k2, { prefix });
+        const a = s1.supervisorElection(harness.ttlSeconds);
+        await a.campaign('a');
+        const b = s2.supervisorElection(harness.ttlSeconds);
+        expect(await b.leader()).toBe('a');
+        expect((await k2.get(`${s2.keys.supervisorElection}/leader`))?.value).toBe('a');
+        expect(await new StateStore(k2, { prefix: newPrefix() }).supervisorElection(harness.ttlSeconds).leader()).toBeNull();
+        const bLeads = b.campaign('b');
+        await a.resign();
+        await bLeads;
+        expect(await a.leader()).toBe('b');
+        await b.resign();
+      });
+
+      it('create intents are put, read, listed and deleted; an unreadable one still counts', async () => {
+        const kv = await open();
+        const s = await store(kv);
+        const since = new Date().toISOString();
+        const intent = (volume: string) => ({ tenant: 't', volume, pool: 'rbd', image: `t.${volume}`, owner: 'm1', since });
+        expect(await s.listCreateIntents()).toEqual([]);
+        expect(await s.getCreateIntent('t', 'a')).toBeNull();
+        await s.putCreateIntent(intent('b'));
+        await s.putCreateIntent(intent('a'));
+        expect(await s.getCreateIntent('t', 'a')).toEqual(intent('a'));
+        await kv.put(s.keys.intent('t', 'bad'), '{not json');
+        const unreadable = { tenant: 't', volume: 'bad', pool: '', image: '', owner: 'unknown', since: '' };
+        expect(await s.getCreateIntent('t', 'bad')).toEqual(unreadable);
+        expect((await s.listCreateIntents()).map((i) => i.volume)).toEqual(['a', 'b', 'bad']);
+        expect((await s.listCreateIntents())[2]).toEqual(unreadable);
+        await s.deleteCreateIntent('t', 'a');
+        await s.deleteCreateIntent('t', 'missing');
+        expect((await s.listCreateIntents()).map((i) => i.volume)).toEqual(['b', 'bad']);
+      });
+
+      it('commitCreate writes the record and deletes the intent together, never over an existing record', async () => {
+        const kv = await open();
+        const s = await store(kv);
+        const record = volumeRecord('t', 'v');
+        await s.putCreateIntent({ tenant: 't', volume: 'v', pool: 'rbd', image: 't.v', owner: 'm1', since: record.createdAt });
+        const events: WatchEvent[] = [];
+        const watch = await kv.watch(s.keys.prefix, (event) => events.push(event));
+        expect(await s.commitCreate(record)).toBe(true);
+        expect(await s.getVolume('t', 'v')).toEqual(record);
+        expect(await s.getCreateIntent('t', 'v')).toBeNull();
+        await waitFor('both events', () => events.length >= 2, 5_000);
+        expect(events.map((e) => `${e.type} ${e.key}`).sort()).toEqual([`delete ${s.keys.intent('t', 'v')}`, `put ${s.keys.volume('t', 'v')}`]);
+        await watch.close();
+
+        // A second create of the same volume: nothing is written, and its intent stays for the janitor.
+        await s.putCreateIntent({ tenant: 't', volume: 'v', pool: 'rbd', image: 't.v', owner: 'm2', since: '' });
+        expect(await s.commitCreate({ ...record, policyRevision: 9 })).toBe(false);
+        expect(await s.getVolume('t', 'v')).toEqual(record);
+        expect(await s.getCreateIntent('t', 'v')).toMatchObject({ owner: 'm2' });
+      });
+
+      it('an operation lock with waitMs 0 fails at once when busy', { timeout: 40_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const prefix = newPrefix();
+        const s1 = new StateStore(k1, { prefix, owner: 'master-1' });
+        const s2 = new StateStore(k2, { prefix, owner: 'master-2' });
+        await s1.withOperationLock('t', 'v', { reason: LockReason.Create }, async () => {
+          const started = Date.now();
+          const err = await s2.withOperationLock('t', 'v', { reason: 'create clean-up', waitMs: 0 }, async () => undefined).catch((e: unknown) => e);
+          expect(Date.now() - started).toBeLessThan(1_000);
+          expect(err).toBeInstanceOf(StateBusyError);
+          expect((err as StateBusyError).holder).toMatchObject({ reason: 'create', owner: 'master-1' });
+        });
+        expect(await s2.withOperationLock('t', 'v', { reason: LockReason.Remove, waitMs: 0 }, async () => 'free')).toBe('free');
+      });
+
+      it('a busy operation lock is taken as soon as its holder releases it, within waitMs', { timeout: 40_000 }, async () => {
+        const [k1, k2] = await Promise.all([open(), open()]);
+        const prefix = newPrefix();
+        const s1 = new StateStore(k1, { prefix, owner: 'master-1' });
+        const s2 = new StateStore(k2, { prefix, owner: 'master-2' });
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let entered!: () => void;
+        const isIn = new Promise<void>((resolve) => (entered = resolve));
+        const first = s1.withOperationLock('t', 'v', { reason: LockReason.Copy }, async () => {
+          entered();
+          await held;
+        });
+        await isIn;
+        setTimeout(release, 300);
+        const started = Date.now();
+        expect(await s2.withOperationLock('t', 'v', { reason: LockReason.Remove, waitMs: 5_000 }, async () => 'mine')).toBe('mine');
+        // Released after 300 ms; the waiter retries at most 750 ms apart (500 ms ± 50 %).
+        expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+        expect(Date.now() - started).toBeLessThan(2_000);
+        await first;
+      });
+
       it('a corrupt record fails with an error naming its key', async () => {
         const kv = await open();
         const s = await store(kv);

@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateUnavailableError } from '../../src/state/kv.js';
+import type { VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
 import { kvContract } from './state-kv.contract.js';
 
@@ -59,6 +60,22 @@ describe('MemoryKV helpers', () => {
     await expect(store.listVolumes()).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
     kv.setUnavailable(false);
     await expect(kv.ping()).resolves.toBeUndefined();
+  });
+
+  it('a compare-and-swap that loses every race gives up after 20 attempts, naming what it did', async () => {
+    const kv = root.client();
+    const store = new StateStore(kv);
+    const record = { tenant: 't', volume: 'v' } as VolumeRecord;
+    await kv.put(store.keys.volume('t', 'v'), JSON.stringify(record));
+    let attempts = 0;
+    const update = store.updateVolume('t', 'v', (current) => {
+      attempts++;
+      // Another writer changes the record between this read and the write (MemoryKV writes at once).
+      void kv.put(store.keys.volume('t', 'v'), JSON.stringify({ ...record, image: String(attempts) }));
+      return current;
+    });
+    await expect(update).rejects.toThrow('update of volume t/v: gave up after 20 concurrent modifications; try again');
+    expect(attempts).toBe(20);
   });
 
   it('leaseIds lists only the leases of that client', async () => {

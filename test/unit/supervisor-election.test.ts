@@ -73,6 +73,27 @@ describe('Supervisor leader election', () => {
     expect((await a.status()).role).toBe('stopped');
   });
 
+  it('campaigns again after a failed campaign (etcd unreachable) once etcd answers', async () => {
+    const away = new MemoryKV();
+    away.setUnavailable(true);
+    const a = supervisor(away);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.isLeader).toBe(false);
+    away.setUnavailable(false);
+    await until('a leads', () => a.isLeader, 3000);
+  });
+
+  it('stop() does not wait for the pause between failed campaigns', async () => {
+    const away = new MemoryKV();
+    away.setUnavailable(true);
+    const a = supervisor(away);
+    await new Promise((r) => setTimeout(r, 100)); // the first campaign failed; the next is 500 ms later
+    const started = Date.now();
+    await a.stop();
+    expect(Date.now() - started).toBeLessThan(300);
+    expect((await a.status()).role).toBe('stopped');
+  });
+
   it('campaigns again after losing leadership while etcd was away', async () => {
     const kvA = root.client();
     const a = supervisor(kvA);

@@ -49,7 +49,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (_request, reply) => {
       const [etcd, ceph] = await Promise.all([
-        check(() => app.store.kv.ping(CHECK_TIMEOUT_MS)),
+        check(() => app.store.ping(CHECK_TIMEOUT_MS)),
         check(() => app.storage.clusterInfo()),
       ]);
       const ready = etcd.ok && ceph.ok;

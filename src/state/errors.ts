@@ -1,0 +1,33 @@
+// The errors the state layer throws besides StateUnavailableError (kv.ts: etcd cannot be reached).
+
+import type { OperationLockRecord } from './operations.js';
+
+/** A stored record is not valid JSON (or not an object): someone wrote the key by hand. */
+export class StateCorruptError extends Error {
+  readonly code = 'STATE_CORRUPT';
+  constructor(
+    readonly key: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`etcd key ${key} does not hold a valid volplugin record (${detail}): fix or delete that key`, options);
+    this.name = 'StateCorruptError';
+  }
+}
+
+/** An operation lock on the volume is held by someone else and was not released in time. */
+export class StateBusyError extends Error {
+  readonly code = 'BUSY';
+  constructor(
+    readonly tenant: string,
+    readonly volume: string,
+    readonly holder: OperationLockRecord | null,
+  ) {
+    super(
+      holder
+        ? `volume ${tenant}/${volume} is busy: ${holder.reason} by ${holder.owner} since ${holder.since}; try again later`
+        : `volume ${tenant}/${volume} is busy with another operation; try again later`,
+    );
+    this.name = 'StateBusyError';
+  }
+}
