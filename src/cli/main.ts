@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // volcli: the command line of volplugin's control plane. See docs/cli.md or `volcli help`.
 
+import { messageOf } from '../common/errors.js';
 import { run } from './program.js';
 
 async function readStdin(): Promise<string> {
@@ -8,7 +9,6 @@ async function readStdin(): Promise<string> {
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
-
 
 run(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
@@ -21,6 +21,6 @@ run(process.argv.slice(2), {
     process.exitCode = code;
   })
   .catch((err: unknown) => {
-    process.stderr.write(`volcli: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`volcli: ${messageOf(err)}\n`);
     process.exitCode = 1;
   });

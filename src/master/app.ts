@@ -53,11 +53,6 @@ declare module 'fastify' {
 
 export type App = FastifyInstance;
 
-/** preValidation for routes whose body is optional: no body at all counts as `{}`. */
-export async function emptyBodyIsObject(request: { body: unknown }): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
-}
-
 /** The one place the route plugins are listed: a new resource group is one line here. */
 export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes];
 

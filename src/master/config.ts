@@ -1,25 +1,18 @@
-// volmaster's command line: flags, environment defaults and the checked configuration.
+// volmaster's command line: its own flags (--listen, --token-file, --janitor-seconds) beside the
+// ones every daemon shares (src/common/flags.ts), and the checked configuration.
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_PREFIX } from '../state/keys.js';
+import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import { VERSION } from './version.js';
 
-export interface MasterConfig {
+export interface MasterConfig extends DaemonConfig {
   host: string;
   port: number;
-  etcd: string[];
-  prefix: string;
-  backend: 'native' | 'cli';
-  cephConf: string | null;
-  cephKeyring: string | null;
-  cephId: string;
   tokenFile: string | null;
-  debug: boolean;
   janitorSeconds: number;
 }
 
 export const DEFAULT_LISTEN = '0.0.0.0:9005';
-export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
 
 /** "0.0.0.0:9005", "127.0.0.1:9005", "[::1]:9005", ":9005" -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -36,65 +29,36 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host) || host === '::ffff:127.0.0.1';
 }
 
-function etcdUrl(value: string, previous: string[] | undefined): string[] {
-  const urls = value.split(',').map((v) => v.trim()).filter(Boolean);
-  for (const url of urls) {
-    if (!/^https?:\/\/[^/]+/.test(url)) throw new InvalidArgumentError(`${JSON.stringify(url)} is not an etcd client URL such as http://127.0.0.1:2379`);
-  }
-  return [...(previous ?? []), ...urls];
-}
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number of seconds, got ${JSON.stringify(value)}`);
-    return n;
-  };
-}
-
 export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
-  return new Command('volmaster')
+  const command = new Command('volmaster')
     .description('volplugin control plane: tenant policies, volumes and mounts over a REST API; stateless (everything lives in etcd)')
     .version(VERSION, '--version')
     .addOption(new Option('--listen <host:port>', 'address of the REST API').default(DEFAULT_LISTEN))
-    .addOption(new Option('--etcd <url>', `etcd client URL, repeatable (default ${DEFAULT_ETCD})`).argParser(etcdUrl))
-    .addOption(new Option('--prefix <key>', 'etcd key prefix shared by every volplugin component').default(DEFAULT_PREFIX))
-    .addOption(new Option('--backend <kind>', 'storage backend: librbd addon (native) or the rbd CLI').choices(['native', 'cli']).default('native'))
-    .addOption(new Option('--ceph-conf <path>', 'ceph.conf (default: $CEPH_CONF, else librados\' default)').default(env.CEPH_CONF || undefined))
-    .addOption(new Option('--ceph-keyring <path>', 'keyring (default: what ceph.conf says)'))
-    .addOption(new Option('--ceph-id <id>', 'cephx client id, without "client."').default('admin'))
     .addOption(new Option('--token-file <path>', 'file holding the bearer token every request but /v1/health must carry'))
-    .addOption(new Option('--janitor-seconds <n>', 'period of the clean-up of creates that died half-way (0: off)').default(30).argParser(positiveInt('--janitor-seconds')))
-    .option('--debug', 'debug logging (noisy)', false);
+    .addOption(
+      new Option('--janitor-seconds <n>', 'period in seconds of the clean-up of creates that died half-way (0: off)').default(30).argParser(wholeNumber('--janitor-seconds', 0)),
+    );
+  return addDaemonOptions(command, env, 'every record lives there');
 }
 
-interface RawOptions {
+interface RawOptions extends DaemonOptions {
   listen: string;
-  etcd?: string[];
-  prefix: string;
-  backend: 'native' | 'cli';
-  cephConf?: string;
-  cephKeyring?: string;
-  cephId: string;
   tokenFile?: string;
   janitorSeconds: number;
-  debug: boolean;
 }
 
-export function configFromOptions(raw: RawOptions): MasterConfig {
+export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = process.env): MasterConfig {
   const { host, port } = parseListen(raw.listen);
-  if (!raw.prefix.startsWith('/')) throw new InvalidArgumentError(`--prefix must start with "/", got ${JSON.stringify(raw.prefix)}`);
   return {
+    ...daemonConfig(raw, env),
     host,
     port,
-    etcd: raw.etcd && raw.etcd.length > 0 ? raw.etcd : [DEFAULT_ETCD],
-    prefix: raw.prefix,
-    backend: raw.backend,
-    cephConf: raw.cephConf ?? null,
-    cephKeyring: raw.cephKeyring ?? null,
-    cephId: raw.cephId,
     tokenFile: raw.tokenFile ?? null,
-    debug: raw.debug,
     janitorSeconds: raw.janitorSeconds,
   };
+}
+
+/** Parses argv (without node and script) into a checked configuration. Throws on bad flags. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): MasterConfig {
+  return parseFlags(buildCommand, configFromOptions, argv, env);
 }

@@ -1,11 +1,9 @@
 // Runs volmaster: connects to etcd and Ceph, listens, and closes gracefully (in-flight requests
 // finish, new ones get 503, then etcd and Ceph connections close). Everything else is app.ts.
 
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { readTokenFile } from '../api/client.js';
-import { EtcdKV } from '../state/etcd.js';
-import { StateStore } from '../state/store.js';
+import { openDaemonState } from '../common/daemon.js';
 import type { Storage } from '../storage/types.js';
 import { createApp, type App } from './app.js';
 import { isLoopback, type MasterConfig } from './config.js';
@@ -31,8 +29,7 @@ export async function startMaster({ config, log, openStorage }: StartOptions): P
   if (Object.keys(failpoints).length > 0) log.warn({ failpoints }, 'VOLMASTER_FAILPOINTS is set: test-only pauses are active');
 
   const storage = await openStorage();
-  const kv = new EtcdKV({ endpoints: config.etcd });
-  const store = new StateStore(kv, { prefix: config.prefix, owner: `volmaster@${hostname()}:${process.pid}` });
+  const { store } = openDaemonState(config, 'volmaster'); // app.ts closes it (closeDependencies)
   const app = await createApp({
     store,
     storage,

@@ -32,8 +32,5 @@ export function isPluginError(err: unknown, code?: PluginErrorCode): err is Plug
   return err instanceof PluginError && (code === undefined || err.code === code);
 }
 
-/** The message of anything thrown, for an Err or a log line. */
-export function messageOf(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
-}
+/** The message of anything thrown, for an Err or a log line (defined once, in src/common/). */
+export { messageOf } from '../common/errors.js';

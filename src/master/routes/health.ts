@@ -2,25 +2,19 @@
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Health, Readiness, errorResponses } from '../../api/schemas.js';
+import { messageOf } from '../../common/errors.js';
+import { withTimeout } from '../../common/timeout.js';
 import { VERSION } from '../version.js';
 
 const CHECK_TIMEOUT_MS = 5_000;
 
 async function check(fn: () => Promise<unknown>): Promise<{ ok: boolean; ms: number; error?: string }> {
   const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
-      }),
-    ]);
+    await withTimeout(fn(), CHECK_TIMEOUT_MS, 'the check');
     return { ok: true, ms: Math.round(performance.now() - started) };
   } catch (err) {
-    return { ok: false, ms: Math.round(performance.now() - started), error: err instanceof Error ? err.message : String(err) };
-  } finally {
-    clearTimeout(timer);
+    return { ok: false, ms: Math.round(performance.now() - started), error: messageOf(err) };
   }
 }
 

@@ -16,7 +16,7 @@ import {
 import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
-import { emptyBodyIsObject } from '../app.js';
+import { emptyBodyIsObject } from './shared.js';
 import { IMAGE_OWNER_KEY, qosOf } from '../volumes.js';
 
 /** Validates a tenant/volume pair given as route parameters or in a body. */

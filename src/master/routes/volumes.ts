@@ -13,7 +13,7 @@ import {
   errorResponses,
 } from '../../api/schemas.js';
 import { assertName } from '../../policy/names.js';
-import { emptyBodyIsObject } from '../app.js';
+import { emptyBodyIsObject } from './shared.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(

@@ -1,0 +1,80 @@
+// What every volcli command gets: the process around it (CliIO), the options given (global and the
+// command's own), lazily made clients (the master's API, the record backend) and print().
+
+import { ApiClient, readTokenFile } from '../api/client.js';
+import { VERSION } from '../api/version.js';
+import { MasterBackend, type RecordBackend } from './backend.js';
+import * as out from './output.js';
+
+export interface CliIO {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Reads all of stdin (tenant upload). */
+  readStdin: () => Promise<string>;
+  /** True when stdin is a terminal (nothing piped in). */
+  stdinIsTTY: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+/** volcli's own options (program.ts declares them). */
+export interface GlobalOptions {
+  master: string;
+  etcd?: string[];
+  prefix: string;
+  tokenFile?: string;
+  json: boolean;
+  timeout: number;
+}
+
+/** Options some commands declare for themselves (commands/*.ts). */
+export interface CommandOptions {
+  opt?: string[];
+  name?: string;
+  revision?: string;
+}
+
+/** Per-invocation state: lazily created clients, closed at the end. */
+export class Context {
+  private api: ApiClient | null = null;
+  private backend: RecordBackend | null = null;
+
+  constructor(
+    readonly io: CliIO,
+    readonly opts: GlobalOptions & CommandOptions,
+  ) {}
+
+  async master(): Promise<ApiClient> {
+    if (!this.api) {
+      const token = this.opts.tokenFile ? await readTokenFile(this.opts.tokenFile) : null;
+      this.api = new ApiClient({ master: this.opts.master, token, timeoutMs: this.opts.timeout * 1000, userAgent: `volcli/${VERSION}` });
+    }
+    return this.api;
+  }
+
+  /** Record reads and record-only writes: etcd with --etcd, else the master. */
+  async records(): Promise<RecordBackend> {
+    if (!this.backend) {
+      if (this.opts.etcd?.length) {
+        const { EtcdBackend } = await import('./etcd-backend.js');
+        this.backend = new EtcdBackend(this.opts.etcd, this.opts.prefix, this.opts.timeout * 1000);
+      } else {
+        this.backend = new MasterBackend(await this.master());
+      }
+    }
+    return this.backend;
+  }
+
+  print(human: string, value: unknown): void {
+    this.io.stdout(this.opts.json ? out.json(value) : human);
+  }
+
+  async close(): Promise<void> {
+    await this.backend?.close().catch(() => undefined);
+  }
+}
+
+/** A command's work, given the context and its positional arguments. */
+export type Action = (ctx: Context, ...args: string[]) => Promise<void>;
+
+/** Turns an Action into a commander action handler (program.ts makes it: it owns the context). */
+export type Act = (fn: Action) => (...args: unknown[]) => Promise<void>;

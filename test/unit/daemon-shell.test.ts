@@ -1,0 +1,153 @@
+// The daemon shell (src/common/): the flags volmaster, volplugin and volsupervisor share are parsed,
+// defaulted and checked the same in all three, and the shutdown on SIGTERM/SIGINT runs its steps in
+// order, is bounded, and exits at once on a second signal.
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { stopOnSignals, type StopStep } from '../../src/common/daemon.js';
+import type { DaemonConfig } from '../../src/common/flags.js';
+import * as master from '../../src/master/config.js';
+import * as plugin from '../../src/plugin/config.js';
+import * as supervisor from '../../src/supervisor/config.js';
+
+const daemons = [
+  { name: 'volmaster', parse: master.parseConfig, command: master.buildCommand },
+  { name: 'volplugin', parse: plugin.parseConfig, command: plugin.buildCommand },
+  { name: 'volsupervisor', parse: supervisor.parseConfig, command: supervisor.buildCommand },
+];
+
+const shared = (c: DaemonConfig): DaemonConfig => ({
+  etcd: c.etcd,
+  prefix: c.prefix,
+  backend: c.backend,
+  cephConf: c.cephConf,
+  cephKeyring: c.cephKeyring,
+  cephId: c.cephId,
+  debug: c.debug,
+});
+
+describe('shared flags', () => {
+  it.each(daemons)('$name: defaults', ({ parse }) => {
+    expect(shared(parse([], {}))).toEqual({
+      etcd: ['http://127.0.0.1:2379'],
+      prefix: '/volplugin',
+      backend: 'native',
+      cephConf: null,
+      cephKeyring: null,
+      cephId: 'admin',
+      debug: false,
+    });
+  });
+
+  it.each(daemons)('$name: environment defaults (VOLPLUGIN_ETCD, VOLPLUGIN_PREFIX, CEPH_CONF)', ({ parse }) => {
+    const env = { VOLPLUGIN_ETCD: 'http://a:1,http://b:2', VOLPLUGIN_PREFIX: '/other', CEPH_CONF: '/c.conf' };
+    expect(shared(parse([], env))).toMatchObject({ etcd: ['http://a:1', 'http://b:2'], prefix: '/other', cephConf: '/c.conf' });
+    // Flags win over the environment; --etcd replaces the default instead of adding to it.
+    expect(shared(parse(['--etcd', 'http://x:1', '--prefix', '/p', '--ceph-conf', '/d.conf'], env))).toMatchObject({
+      etcd: ['http://x:1'],
+      prefix: '/p',
+      cephConf: '/d.conf',
+    });
+  });
+
+  it('the same command line gives the same shared config in all three', () => {
+    const argv = [
+      '--etcd', 'http://e1:2379,http://e2:2379', '--etcd', 'http://e3:2379/', '--prefix', '/t1', '--backend', 'cli',
+      '--ceph-conf', 'rel/ceph.conf', '--ceph-keyring', 'k/keyring', '--ceph-id', 'volplugin', '--debug',
+    ];
+    const configs = daemons.map(({ parse }) => shared(parse(argv, {})));
+    expect(configs[0]).toEqual({
+      etcd: ['http://e1:2379', 'http://e2:2379', 'http://e3:2379/'],
+      prefix: '/t1',
+      backend: 'cli',
+      cephConf: path.resolve('rel/ceph.conf'),
+      cephKeyring: path.resolve('k/keyring'),
+      cephId: 'volplugin',
+      debug: true,
+    });
+    expect(configs[1]).toEqual(configs[0]);
+    expect(configs[2]).toEqual(configs[0]);
+  });
+
+  it.each(daemons)('$name: refuses bad shared values with the same reason', ({ parse }) => {
+    expect(() => parse(['--etcd', '127.0.0.1:2379'], {})).toThrow(/^--etcd "127.0.0.1:2379" is not a URL like http:\/\/127.0.0.1:2379$/);
+    expect(() => parse(['--etcd', 'http://h:1/path'], {})).toThrow(/not a URL/);
+    expect(() => parse([], { VOLPLUGIN_ETCD: 'h:1' })).toThrow(/^VOLPLUGIN_ETCD "h:1" is not a URL/);
+    expect(() => parse(['--prefix', 'volplugin'], {})).toThrow(/^--prefix "volplugin" must start with "\/"$/);
+    expect(() => parse(['--backend', 'memory'], {})).toThrow(/Allowed choices are native, cli/);
+  });
+
+  it.each(daemons)('$name: --help lists every shared flag with its environment variable', ({ command }) => {
+    const help = command({}).helpInformation();
+    for (const flag of ['--etcd <url>', '--prefix <key>', '--backend <kind>', '--ceph-conf <path>', '--ceph-keyring <path>', '--ceph-id <id>', '--debug']) {
+      expect(help).toContain(flag);
+    }
+    for (const variable of ['VOLPLUGIN_ETCD', 'VOLPLUGIN_PREFIX', 'CEPH_CONF']) expect(help).toContain(variable);
+  });
+});
+
+describe('stopOnSignals', () => {
+  function harness(steps: StopStep[], timeoutMs = 1000) {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const signals = new EventEmitter();
+    const exits: number[] = [];
+    let exited: (code: number) => void = () => undefined;
+    const exit = new Promise<number>((resolve) => (exited = resolve));
+    stopOnSignals({ log, steps, timeoutMs, signals, exit: (code) => (exits.push(code), exited(code)) });
+    return { signals, exits, exit, messages: () => lines.map((l) => l.msg) };
+  }
+
+  it('runs the steps in order on SIGTERM, logs "stopped" and exits 0', async () => {
+    const order: string[] = [];
+    const step = (what: string): StopStep => ({ what, run: async () => void order.push(what) });
+    const h = harness([step('closing a'), step('closing b')]);
+    h.signals.emit('SIGTERM');
+    expect(await h.exit).toBe(0);
+    expect(order).toEqual(['closing a', 'closing b']);
+    expect(h.messages()).toEqual(['stopping: closing a, then closing b', 'stopped']);
+  });
+
+  it('a failing step is logged, the later ones still run, and the exit code is 1', async () => {
+    let closed = false;
+    const h = harness([
+      { what: 'stopping the server', run: () => Promise.reject(new Error('boom')) },
+      { what: 'closing Ceph', run: async () => void (closed = true) },
+    ]);
+    h.signals.emit('SIGINT');
+    expect(await h.exit).toBe(1);
+    expect(closed).toBe(true);
+    expect(h.messages()).toContain('stopping the server failed');
+  });
+
+  it('is bounded: a step that never ends makes it exit 1 after the bound, naming the step', async () => {
+    const started = Date.now();
+    const h = harness([{ what: 'closing etcd', run: () => new Promise(() => undefined) }], 100);
+    h.signals.emit('SIGTERM');
+    expect(await h.exit).toBe(1);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(h.messages()).toContain('closing etcd did not finish within 0.1 s: exiting anyway');
+    expect(h.exits).toEqual([1]);
+  });
+
+  it("a step's own bound fails that step only", async () => {
+    let closed = false;
+    const h = harness([
+      { what: 'closing Ceph', run: () => new Promise(() => undefined), timeoutMs: 50 },
+      { what: 'closing etcd', run: async () => void (closed = true) },
+    ]);
+    h.signals.emit('SIGTERM');
+    expect(await h.exit).toBe(1);
+    expect(closed).toBe(true);
+    expect(h.messages()).toContain('closing Ceph failed');
+  });
+
+  it('a second signal exits 1 at once', async () => {
+    const h = harness([{ what: 'finishing requests', run: () => new Promise(() => undefined) }], 2000);
+    h.signals.emit('SIGTERM');
+    h.signals.emit('SIGTERM');
+    expect(await h.exit).toBe(1);
+    expect(h.messages()).toContain('second signal: exiting now');
+  });
+});
