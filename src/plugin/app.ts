@@ -19,18 +19,18 @@ import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import type { PluginConfig } from './config.js';
 import { socketPath } from './config.js';
-import { Convergence } from './converge.js';
-import { DockerClient } from './docker.js';
-import { Driver } from './driver.js';
+import { Convergence } from './converge/loop.js';
+import { DockerClient } from './docker/client.js';
+import { Driver } from './docker/driver.js';
 import { messageOf } from './errors.js';
-import { loadHostId } from './host-id.js';
-import { KeyedMutex } from './keyed-mutex.js';
-import { LocalState } from './local-state.js';
-import { HostLease, describeHolder } from './locks.js';
-import { ApiMasterClient, type MasterClient } from './master.js';
-import { MountManager } from './mounts.js';
-import { createProtocolServer } from './protocol.js';
-import { RateLimiter } from './ratelimit.js';
+import { loadHostId } from './mounts/host-id.js';
+import { KeyedMutex } from './mounts/keyed-mutex.js';
+import { LocalState } from './mounts/local-state.js';
+import { HostLease, describeHolder } from './cluster/lease.js';
+import { ApiMasterClient, type MasterClient } from './cluster/master.js';
+import { MountManager } from './mounts/manager.js';
+import { createProtocolServer } from './docker/protocol.js';
+import { RateLimiter } from '../ratelimit/limiter.js';
 
 export const VERSION: string = (() => {
   try {

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { MapperKind } from '../mapper/types.js';
-import { defaultDockerAddress } from './docker.js';
+import { defaultDockerAddress } from './docker/client.js';
 
 export interface PluginConfig {
   master: string;

@@ -14,7 +14,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { SysfsWriter } from './krbd.js';
+import type { SysfsWriter } from '../mapper/krbd.js';
 
 export interface DeviceNumber {
   major: number;

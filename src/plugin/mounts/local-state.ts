@@ -7,8 +7,8 @@
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Mapping } from '../mapper/types.js';
-import type { RateLimit } from '../policy/types.js';
+import type { Mapping } from '../../mapper/types.js';
+import type { RateLimit } from '../../policy/types.js';
 
 export interface LocalVolume {
   tenant: string;

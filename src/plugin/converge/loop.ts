@@ -5,23 +5,23 @@
 // starting.
 
 import { rmdir } from 'node:fs/promises';
-import { readMountInfo, type MountInfo } from '../mapper/mountinfo.js';
-import type { Mapper } from '../mapper/types.js';
-import { unmountAll } from '../mapper/fs.js';
-import type { RateLimit } from '../policy/types.js';
-import type { Watch } from '../state/kv.js';
-import type { HostReport, MountRecord } from '../state/records.js';
-import type { StateStore } from '../state/store.js';
-import type { DockerClient } from './docker.js';
-import { messageOf } from './errors.js';
-import { clearHolder } from './fence.js';
-import type { KeyedMutex } from './keyed-mutex.js';
-import type { LocalState, LocalVolume } from './local-state.js';
-import { volumeKey } from './local-state.js';
-import { describeHolder, takeMountLock, type HostLease } from './locks.js';
-import type { ManagerLog, MountManager, PluginStorage } from './mounts.js';
+import { readMountInfo, type MountInfo } from '../../mapper/mountinfo.js';
+import type { Mapper } from '../../mapper/types.js';
+import { unmountAll } from '../../mapper/fs.js';
+import type { RateLimit } from '../../policy/types.js';
+import type { Watch } from '../../state/kv.js';
+import type { HostReport, MountRecord } from '../../state/records.js';
+import type { StateStore } from '../../state/store.js';
+import type { DockerClient } from '../docker/client.js';
+import { messageOf } from '../errors.js';
+import { clearHolder } from '../../fencing/index.js';
+import type { KeyedMutex } from '../mounts/keyed-mutex.js';
+import type { LocalState, LocalVolume } from '../mounts/local-state.js';
+import { volumeKey } from '../mounts/local-state.js';
+import { describeHolder, takeMountLock, type HostLease } from '../cluster/lease.js';
+import type { ManagerLog, MountManager, PluginStorage } from '../mounts/manager.js';
 import { planConvergence, volumeOfMountpoint, type Action, type Observation, type Plan } from './plan.js';
-import type { RateLimiter } from './ratelimit.js';
+import type { RateLimiter } from '../../ratelimit/limiter.js';
 
 export interface ConvergenceOptions {
   hostId: string;

@@ -12,23 +12,23 @@
 
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { deviceNumberOf } from '../mapper/blkio.js';
-import * as fs from '../mapper/fs.js';
-import type { Mapper, Mapping } from '../mapper/types.js';
-import type { RateLimit } from '../policy/types.js';
-import type { MountRecord, VolumeRecord } from '../state/records.js';
-import type { StateStore } from '../state/store.js';
-import { StateUnavailableError } from '../state/kv.js';
-import type { Storage } from '../storage/types.js';
-import { PluginError, messageOf } from './errors.js';
-import { clearHolder, fencePreviousHolder, writeHolder } from './fence.js';
+import { deviceNumberOf } from '../../ratelimit/blkio.js';
+import * as fs from '../../mapper/fs.js';
+import type { Mapper, Mapping } from '../../mapper/types.js';
+import type { RateLimit } from '../../policy/types.js';
+import type { MountRecord, VolumeRecord } from '../../state/records.js';
+import type { StateStore } from '../../state/store.js';
+import { StateUnavailableError } from '../../state/kv.js';
+import type { Storage } from '../../storage/types.js';
+import { PluginError, messageOf } from '../errors.js';
+import { clearHolder, fencePreviousHolder, writeHolder } from '../../fencing/index.js';
 import type { KeyedMutex } from './keyed-mutex.js';
 import type { LocalState, LocalVolume } from './local-state.js';
 import { addRef, dropRef, volumeKey } from './local-state.js';
-import { describeHolder, takeMountLock, type HostLease } from './locks.js';
-import type { MasterClient } from './master.js';
-import type { RateLimiter } from './ratelimit.js';
-import { UNLIMITED, sameLimits } from './ratelimit.js';
+import { describeHolder, takeMountLock, type HostLease } from '../cluster/lease.js';
+import type { MasterClient } from '../cluster/master.js';
+import type { RateLimiter } from '../../ratelimit/limiter.js';
+import { UNLIMITED, sameLimits } from '../../ratelimit/limiter.js';
 import { UndoStack } from './undo.js';
 
 export type PluginStorage = Pick<

@@ -14,8 +14,8 @@ import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RateLimit } from '../policy/types.js';
 import type { QosLimits, Storage } from '../storage/types.js';
-import { applyBlkioV1, applyIoMax, readBlkioV1, type DeviceNumber } from '../mapper/blkio.js';
-import type { DockerClient, DockerContainerSummary, DockerInfo } from './docker.js';
+import { applyBlkioV1, applyIoMax, readBlkioV1, type DeviceNumber } from './blkio.js';
+import type { DockerClient, DockerContainerSummary, DockerInfo } from '../plugin/docker/client.js';
 
 export interface RateLimitLog {
   info(obj: object, msg: string): void;

@@ -6,10 +6,10 @@
 // process lives (etcd unreachable for a TTL, or the process was paused), a new one is made and the
 // convergence loop takes the locks back where no one else did.
 
-import type { KV, Lease } from '../state/kv.js';
-import type { MountRecord } from '../state/records.js';
-import type { StateStore } from '../state/store.js';
-import { PluginError } from './errors.js';
+import type { KV, Lease } from '../../state/kv.js';
+import type { MountRecord } from '../../state/records.js';
+import type { StateStore } from '../../state/store.js';
+import { PluginError } from '../errors.js';
 
 export interface LeaseLog {
   info(obj: object, msg: string): void;
