@@ -30,7 +30,7 @@ import { HostLease, describeHolder } from './cluster/lease.js';
 import { ApiMasterClient, type MasterClient } from './cluster/master.js';
 import { MountManager } from './mounts/manager.js';
 import { createProtocolServer } from './docker/protocol.js';
-import { RateLimiter } from '../ratelimit/limiter.js';
+import { RateLimiter } from '../ratelimit/index.js';
 
 export const VERSION: string = (() => {
   try {

@@ -20,7 +20,7 @@ import { LocalState } from '../../src/plugin/mounts/local-state.js';
 import { HostLease } from '../../src/plugin/cluster/lease.js';
 import type { MasterClient } from '../../src/plugin/cluster/master.js';
 import { MountManager, type HostOps, type PluginStorage } from '../../src/plugin/mounts/manager.js';
-import { RateLimiter } from '../../src/ratelimit/limiter.js';
+import { RateLimiter } from '../../src/ratelimit/index.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };

@@ -9,7 +9,7 @@ import { decideFence, type HolderNote } from '../../src/fencing/index.js';
 import { loadHostId } from '../../src/plugin/mounts/host-id.js';
 import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
 import { LocalState, addRef, dropRef, type LocalVolume } from '../../src/plugin/mounts/local-state.js';
-import { RateLimiter, cgroupOfProcess, plannedCgroup } from '../../src/ratelimit/limiter.js';
+import { RateLimiter, cgroupOfProcess, plannedCgroup } from '../../src/ratelimit/index.js';
 import { UndoStack } from '../../src/plugin/mounts/undo.js';
 import { dockerEndpoint } from '../../src/plugin/docker/client.js';
 

@@ -21,7 +21,7 @@ import { volumeKey } from '../mounts/local-state.js';
 import { describeHolder, takeMountLock, type HostLease } from '../cluster/lease.js';
 import type { ManagerLog, MountManager, PluginStorage } from '../mounts/manager.js';
 import { planConvergence, volumeOfMountpoint, type Action, type Observation, type Plan } from './plan.js';
-import type { RateLimiter } from '../../ratelimit/limiter.js';
+import type { RateLimiter } from '../../ratelimit/index.js';
 
 export interface ConvergenceOptions {
   hostId: string;

@@ -11,7 +11,7 @@ import type { RateLimit } from '../../policy/types.js';
 import type { MountRecord } from '../../state/records.js';
 import type { LocalVolume } from '../mounts/local-state.js';
 import { volumeKey } from '../mounts/local-state.js';
-import { sameLimits } from '../../ratelimit/limiter.js';
+import { sameLimits } from '../../ratelimit/index.js';
 
 export interface Observation {
   hostId: string;

@@ -12,7 +12,7 @@
 
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { deviceNumberOf } from '../../ratelimit/blkio.js';
+import { deviceNumberOf } from '../../ratelimit/index.js';
 import * as fs from '../../mapper/fs.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
 import type { RateLimit } from '../../policy/types.js';
@@ -27,8 +27,8 @@ import type { LocalState, LocalVolume } from './local-state.js';
 import { addRef, dropRef, volumeKey } from './local-state.js';
 import { describeHolder, takeMountLock, type HostLease } from '../cluster/lease.js';
 import type { MasterClient } from '../cluster/master.js';
-import type { RateLimiter } from '../../ratelimit/limiter.js';
-import { UNLIMITED, sameLimits } from '../../ratelimit/limiter.js';
+import type { RateLimiter } from '../../ratelimit/index.js';
+import { UNLIMITED, sameLimits } from '../../ratelimit/index.js';
 import { UndoStack } from './undo.js';
 
 export type PluginStorage = Pick<
