@@ -10,7 +10,7 @@ import { Driver } from '../../src/plugin/docker/driver.js';
 import { PluginError } from '../../src/plugin/errors.js';
 import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
 import { LocalState } from '../../src/plugin/mounts/local-state.js';
-import { ApiMasterClient, type MasterClient } from '../../src/plugin/cluster/master.js';
+import { ApiMasterClient, type MasterClient } from '../../src/plugin/cluster/master-client.js';
 import { ApiClient } from '../../src/api/client.js';
 import type { MountManager } from '../../src/plugin/mounts/manager.js';
 import { CONTENT_TYPE, createProtocolServer, type DockerVolume, type VolumeDriver } from '../../src/plugin/docker/protocol.js';

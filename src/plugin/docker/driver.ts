@@ -8,7 +8,7 @@ import { PluginError, isPluginError } from '../errors.js';
 import type { KeyedMutex } from '../mounts/keyed-mutex.js';
 import type { LocalState } from '../mounts/local-state.js';
 import { volumeKey } from '../mounts/local-state.js';
-import type { MasterClient } from '../cluster/master.js';
+import type { MasterClient } from '../cluster/master-client.js';
 import type { MountManager } from '../mounts/manager.js';
 import type { DockerVolume, VolumeDriver } from './protocol.js';
 

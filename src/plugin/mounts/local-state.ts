@@ -30,6 +30,12 @@ export function volumeKey(tenant: string, volume: string): string {
   return `${tenant}/${volume}`;
 }
 
+/** tenant and volume of a volumeKey. */
+export function splitVolumeKey(key: string): [string, string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}
+
 interface StateFile {
   version: 1;
   volumes: LocalVolume[];
