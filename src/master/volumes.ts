@@ -21,21 +21,12 @@ import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.j
 import { LockReason, type StateStore } from '../state/store.js';
 import { isRbdError } from '../storage/errors.js';
 import { timed } from '../storage/timed.js';
-import type { ImageFeature, QosLimits, Storage } from '../storage/types.js';
+import type { Storage } from '../storage/types.js';
+import { IMAGE_OWNER_KEY, VOLUME_IMAGE_FEATURES } from '../storage/conventions.js';
+import { qosOf } from '../ratelimit/limits.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
 import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
-
-/**
- * Features of the images volumes get. object-map and fast-diff let librbd remove an image by
- * deleting only the objects that were written (about 30 ms instead of 300 ms for an unused 10 GiB
- * image, docs/performance.md) and make snapshots' diffs cheap; they need exclusive-lock, and krbd
- * maps them from Linux 5.3 on.
- */
-export const VOLUME_IMAGE_FEATURES: ImageFeature[] = ['layering', 'exclusive-lock', 'object-map', 'fast-diff'];
-
-/** Image metadata key naming the volume an image was created for ("tenant/volume"). */
-export const IMAGE_OWNER_KEY = 'volplugin.volume';
 
 export interface VolumeServiceOptions {
   store: StateStore;
@@ -53,11 +44,6 @@ export interface VolumeServiceOptions {
 export interface CreateResult {
   record: VolumeRecord;
   created: boolean;
-}
-
-export function qosOf(runtime: RuntimeOptions): QosLimits {
-  const r = runtime.rateLimit;
-  return { readIops: r.readIops, writeIops: r.writeIops, readBps: r.readBps, writeBps: r.writeBps };
 }
 
 function hasLimits(runtime: RuntimeOptions): boolean {
@@ -169,7 +155,7 @@ export class VolumeService {
       if (exists) {
         await this.checkAdoptable(record);
         if (hasLimits(record.runtime)) {
-          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime)));
+          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
         }
         if (!(await this.store.createVolume(record))) {
           throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
@@ -186,7 +172,7 @@ export class VolumeService {
         imageCreated = true;
         await this.ceph(`marking ${options.pool}/${image}`, () => this.storage.setMetadata(options.pool, image, IMAGE_OWNER_KEY, `${tenant}/${volume}`));
         if (hasLimits(record.runtime)) {
-          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime)));
+          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
         }
         await failpoint(this.failpoints, 'after-image-create');
         if (signal.aborted) {
@@ -390,7 +376,7 @@ export class VolumeService {
       const runtime = applyRuntimeOptions(record.runtime, values);
       const limitsChanged = JSON.stringify(runtime.rateLimit) !== JSON.stringify(record.runtime.rateLimit);
       if (limitsChanged) {
-        await this.ceph(`setting QoS on ${record.pool}/${record.image}`, () => this.storage.setQos(record.pool, record.image, qosOf(runtime)));
+        await this.ceph(`setting QoS on ${record.pool}/${record.image}`, () => this.storage.setQos(record.pool, record.image, qosOf(runtime.rateLimit)));
       }
       const updated = await this.store.updateRuntime(tenant, volume, runtime);
       if (!updated) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} was removed meanwhile`, { field: 'volume' });

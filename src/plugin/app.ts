@@ -1,6 +1,7 @@
 // volplugin assembled: host identity, etcd, Ceph, the mapper, the local mount table, the
 // convergence loop and the Docker protocol server on <socket-dir>/<plugin-name>.sock. main.ts
-// only parses flags and handles signals; tests can build the same thing in-process.
+// only parses flags and handles signals; tests can build the same thing in-process, and the unit
+// tests wire a host's parts with assembleHost as startPlugin does.
 
 import { readFileSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
@@ -9,28 +10,37 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiClient, readTokenFile } from '../api/client.js';
+import { Fencing } from '../fencing/index.js';
 import { KrbdMapper } from '../mapper/krbd.js';
+import type { MountInfo } from '../mapper/mountinfo.js';
 import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
+import { RateLimiter } from '../ratelimit/index.js';
 import { EtcdKV } from '../state/etcd.js';
 import type { KV } from '../state/kv.js';
 import { StateStore } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
+import { HostLease } from './cluster/lease.js';
+import { ApiMasterClient, type MasterClient } from './cluster/master-client.js';
+import { MountLocks, describeHolder } from './cluster/mount-lock.js';
 import type { PluginConfig } from './config.js';
 import { socketPath } from './config.js';
-import { Convergence } from './converge.js';
-import { DockerClient } from './docker.js';
-import { Driver } from './driver.js';
+import { ConvergenceActions } from './converge/actions.js';
+import { Convergence } from './converge/loop.js';
+import { HostObserver } from './converge/observe.js';
+import { HostReporter } from './converge/report.js';
+import { ConvergenceTriggers } from './converge/triggers.js';
+import { DockerClient } from './docker/client.js';
+import { Driver } from './docker/driver.js';
+import { createProtocolServer } from './docker/protocol.js';
 import { messageOf } from './errors.js';
-import { loadHostId } from './host-id.js';
-import { KeyedMutex } from './keyed-mutex.js';
-import { LocalState } from './local-state.js';
-import { HostLease, describeHolder } from './locks.js';
-import { ApiMasterClient, type MasterClient } from './master.js';
-import { MountManager } from './mounts.js';
-import { createProtocolServer } from './protocol.js';
-import { RateLimiter } from './ratelimit.js';
+import { loadHostId, type HostIdentity } from './mounts/host-id.js';
+import { realHostOps, type HostOps } from './mounts/host-ops.js';
+import { KeyedMutex } from './mounts/keyed-mutex.js';
+import { LocalState } from './mounts/local-state.js';
+import { MountManager } from './mounts/manager.js';
+import { Mounter } from './mounts/mounter.js';
 
 export const VERSION: string = (() => {
   try {
@@ -39,6 +49,9 @@ export const VERSION: string = (() => {
     return '0.0.0';
   }
 })();
+
+/** The Storage calls volplugin makes: watchers (mappers), the blocklist (fencing), QoS and image metadata. */
+export type PluginStorage = Pick<Storage, 'listWatchers' | 'blocklistAdd' | 'setQos' | 'getMetadata' | 'setMetadata' | 'removeMetadata'>;
 
 export interface PluginDeps {
   storage: Storage;
@@ -60,6 +73,69 @@ export interface RunningPlugin {
   local: LocalState;
   /** Stops serving and converging. Mounts stay (containers keep running); locks stay until the lease TTL. */
   stop(): Promise<void>;
+}
+
+/** What one host's mount manager and convergence loop are made of. */
+export interface HostSetup {
+  host: HostIdentity;
+  mountRoot: string;
+  /** Seconds a fenced client stays blocklisted (--fence-seconds). */
+  fenceSeconds: number;
+  store: StateStore;
+  lease: HostLease;
+  storage: PluginStorage;
+  mapper: Mapper;
+  master: MasterClient;
+  local: LocalState;
+  limits: RateLimiter;
+  docker: DockerClient | null;
+  log: Logger;
+  /** The loop's version string (host report) and period. */
+  convergence: { version: string; intervalMs: number };
+  /** Default: the real ones (unit tests give fakes). */
+  hostOps?: HostOps;
+  /** What is mounted on the host (default /proc/self/mountinfo). */
+  readMounts?: () => Promise<MountInfo[]>;
+}
+
+export interface AssembledHost {
+  manager: MountManager;
+  convergence: Convergence;
+  mutex: KeyedMutex;
+}
+
+/** Wires a host's parts: each gets what it needs and nothing more. */
+export function assembleHost(setup: HostSetup): AssembledHost {
+  const { host, store, lease, mapper, local, limits, log } = setup;
+  const mutex = new KeyedMutex();
+  const locks = new MountLocks(store, lease, host);
+  const hostOps = setup.hostOps ?? realHostOps;
+  const convergeLog = log.child({ part: 'converge' });
+  const mountsLog = log.child({ part: 'mounts' });
+  const fencing = new Fencing(setup.storage, mapper, setup.fenceSeconds, convergeLog);
+  const mounter = new Mounter({ host, mountRoot: setup.mountRoot, locks, fencing, limits, mapper, hostOps, local, log: mountsLog });
+  // The manager republishes the host report after each change; the loop is made right after it.
+  let convergence: Convergence | null = null;
+  const manager = new MountManager({
+    mounter,
+    master: setup.master,
+    local,
+    mutex,
+    limits,
+    deviceNumber: hostOps.deviceNumber,
+    log: mountsLog,
+    onChange: async () => convergence?.publishReport(),
+  });
+  convergence = new Convergence({
+    observer: new HostObserver({ hostId: host.id, mountRoot: setup.mountRoot, local, lease, mapper, store, mutex, log: convergeLog, readMounts: setup.readMounts }),
+    actions: new ConvergenceActions({ locks, manager, fencing, local, mutex, log: convergeLog }),
+    reporter: new HostReporter({ host, version: setup.convergence.version, store, lease, local }),
+    triggers: new ConvergenceTriggers({ store, local, lease, docker: setup.docker, limits, log: convergeLog }),
+    limits,
+    intervalMs: setup.convergence.intervalMs,
+    log: convergeLog,
+  });
+  return { manager, convergence, mutex };
 }
 
 /** Fails when another process serves `socket`; removes a stale socket file. */
@@ -85,49 +161,84 @@ async function claimSocket(socket: string): Promise<void> {
   await rm(socket, { force: true });
 }
 
+async function connectMaster(config: PluginConfig): Promise<MasterClient> {
+  const token = config.tokenFile ? await readTokenFile(config.tokenFile) : null;
+  return new ApiMasterClient(new ApiClient({ master: config.master, token, timeoutMs: 10_000, userAgent: `volplugin/${VERSION}` }));
+}
+
+/** The mapper given (tests) or the one --mapper picks on this host. */
+async function chooseMapper(config: PluginConfig, deps: PluginDeps): Promise<Mapper> {
+  const { storage, log } = deps;
+  const mapperLog = log.child({ part: 'mapper' });
+  const { mapper, why } = deps.mapper ? { mapper: deps.mapper, why: 'given' } : await selectMapper({
+    kind: config.mapper,
+    stateDir: config.stateDir,
+    ceph: { confPath: config.cephConf ?? undefined, keyring: config.cephKeyring ?? undefined, clientId: config.cephId },
+    watchers: storage,
+    log: { warn: (o, m) => mapperLog.warn(o, m), debug: (o, m) => mapperLog.debug(o, m) },
+    krbd: async (setup) => new KrbdMapper({ root: path.join(setup.stateDir, 'krbd'), ceph: setup.ceph, cluster: storage, write: writeSysfsFile }),
+  });
+  log.info({ mapper: mapper.kind, why }, 'mapper chosen');
+  return mapper;
+}
+
+async function loadMountTable(stateDir: string, log: Logger): Promise<LocalState> {
+  const local = LocalState.inDir(stateDir);
+  const loaded = await local.load();
+  if (loaded.corrupt) log.error({ problem: loaded.corrupt }, 'local mount table was corrupt; starting from what the host shows');
+  return local;
+}
+
+/** The rate limiter, with the cgroups it made ahead before a restart, and dockerd's cgroup driver learnt (the Mount path must not wait for it). */
+async function startRateLimiter(config: PluginConfig, docker: DockerClient | null, storage: Storage, log: Logger): Promise<RateLimiter> {
+  const limits = new RateLimiter({ docker, storage, log: log.child({ part: 'limits' }), aheadFile: path.join(config.stateDir, 'cgroups-ahead.json') });
+  await limits.load();
+  if (docker) {
+    await limits.dockerInfo().catch((err: unknown) => log.child({ part: 'converge' }).warn({ err: messageOf(err) }, 'Docker API not answering: rate limits wait for it'));
+  }
+  return limits;
+}
+
+/** Who has the volume mounted, for a refused Remove: the lock holder, else a host that reports it. */
+function mountedWhereIn(store: StateStore): (tenant: string, volume: string) => Promise<string | null> {
+  return async (tenant, volume) => {
+    const lock = await store.getMount(tenant, volume);
+    if (lock) return describeHolder(lock);
+    for (const report of await store.listHostReports()) {
+      if (report.mounts.some((m) => m.tenant === tenant && m.volume === volume)) return `${report.host} (host id ${report.hostId}, as it reports)`;
+    }
+    return null;
+  };
+}
+
+async function listen(server: Server, socket: string): Promise<void> {
+  await mkdir(path.dirname(socket), { recursive: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socket, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promise<RunningPlugin> {
-  const log = deps.log;
-  const hostId = await loadHostId(config.stateDir);
+  const { log, storage } = deps;
+  const host: HostIdentity = { id: await loadHostId(config.stateDir), label: config.hostLabel };
   const socket = socketPath(config);
   await claimSocket(socket);
   await mkdir(config.mountRoot, { recursive: true });
 
   const kv = deps.kv ?? new EtcdKV({ endpoints: config.etcd });
   const store = new StateStore(kv, { prefix: config.prefix, owner: `volplugin@${config.hostLabel}:${process.pid}` });
-  let master = deps.master;
-  if (!master) {
-    const token = config.tokenFile ? await readTokenFile(config.tokenFile) : null;
-    master = new ApiMasterClient(new ApiClient({ master: config.master, token, timeoutMs: 10_000, userAgent: `volplugin/${VERSION}` }));
-  }
-  const storage = deps.storage;
-  const mapperLog = log.child({ part: 'mapper' });
-  const { mapper, why } = deps.mapper
-    ? { mapper: deps.mapper, why: 'given' }
-    : await selectMapper({
-        kind: config.mapper,
-        stateDir: config.stateDir,
-        ceph: { confPath: config.cephConf ?? undefined, keyring: config.cephKeyring ?? undefined, clientId: config.cephId },
-        watchers: storage,
-        log: { warn: (o, m) => mapperLog.warn(o, m), debug: (o, m) => mapperLog.debug(o, m) },
-        krbd: async (setup) =>
-          new KrbdMapper({ root: path.join(setup.stateDir, 'krbd'), ceph: setup.ceph, cluster: storage, write: writeSysfsFile }),
-      });
-  log.info({ mapper: mapper.kind, why }, 'mapper chosen');
-
-  const local = LocalState.inDir(config.stateDir);
-  const loaded = await local.load();
-  if (loaded.corrupt) log.error({ problem: loaded.corrupt }, 'local mount table was corrupt; starting from what the host shows');
-
-  const mutex = new KeyedMutex();
-  const lease = new HostLease(kv, config.lockTtl, log.child({ part: 'lease' }));
+  const master = deps.master ?? (await connectMaster(config));
+  const mapper = await chooseMapper(config, deps);
+  const local = await loadMountTable(config.stateDir, log);
+  const lease = new HostLease(store, config.lockTtl, log.child({ part: 'lease' }));
   const docker = config.docker ? new DockerClient(config.docker) : null;
-  const limits = new RateLimiter({ docker, storage, log: log.child({ part: 'limits' }), aheadFile: path.join(config.stateDir, 'cgroups-ahead.json') });
-  await limits.load();
-  // eslint-disable-next-line prefer-const
-  let convergence: Convergence;
-  const manager = new MountManager({
-    hostId,
-    host: config.hostLabel,
+  const limits = await startRateLimiter(config, docker, storage, log);
+  const { manager, convergence, mutex } = assembleHost({
+    host,
     mountRoot: config.mountRoot,
     fenceSeconds: config.fenceSeconds,
     store,
@@ -137,52 +248,19 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     master,
     local,
     limits,
-    mutex,
-    log: log.child({ part: 'mounts' }),
-    onChange: () => convergence.publishReport(),
-  });
-  convergence = new Convergence({
-    hostId,
-    host: config.hostLabel,
-    version: VERSION,
-    mountRoot: config.mountRoot,
-    intervalMs: config.convergeSeconds * 1000,
-    fenceSeconds: config.fenceSeconds,
-    store,
-    lease,
-    manager,
-    mapper,
-    local,
-    mutex,
-    storage,
-    limits,
     docker,
-    log: log.child({ part: 'converge' }),
+    log,
+    convergence: { version: VERSION, intervalMs: config.convergeSeconds * 1000 },
   });
 
   // Adopt what survived a restart (locks, references) before Docker can send its first request.
   await convergence.start();
 
-  const mountedWhere = async (tenant: string, volume: string): Promise<string | null> => {
-    const lock = await store.getMount(tenant, volume);
-    if (lock) return describeHolder(lock);
-    for (const report of await store.listHostReports()) {
-      if (report.mounts.some((m) => m.tenant === tenant && m.volume === volume)) return `${report.host} (host id ${report.hostId}, as it reports)`;
-    }
-    return null;
-  };
-  const driver = new Driver({ master, manager, local, mutex, mountedWhere });
-  const server: Server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
-  await mkdir(config.socketDir, { recursive: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socket, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const driver = new Driver({ master, manager, local, mutex, mountedWhere: mountedWhereIn(store) });
+  const server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
+  await listen(server, socket);
   log.info(
-    { socket, hostId, host: config.hostLabel, mountRoot: config.mountRoot, master: config.master, etcd: config.etcd, lockTtl: config.lockTtl },
+    { socket, hostId: host.id, host: config.hostLabel, mountRoot: config.mountRoot, master: config.master, etcd: config.etcd, lockTtl: config.lockTtl },
     'volplugin serving Docker',
   );
 
@@ -198,11 +276,11 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
       // With nothing mounted the locks can go now; otherwise they must outlive this process for
       // a restart (within the TTL) to find them.
       await lease.close({ revoke: local.all().length === 0 });
-      if (!deps.kv) await kv.close().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'closing etcd failed'));
+      if (!deps.kv) await store.close().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'closing etcd failed'));
       log.info({ mounted: local.all().length }, 'volplugin stopped');
     })();
     return stopped;
   };
 
-  return { hostId, socket, mapper, manager, convergence, local, stop };
+  return { hostId: host.id, socket, mapper, manager, convergence, local, stop };
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import type { MapperKind } from '../mapper/types.js';
-import { defaultDockerAddress } from './docker.js';
+import { defaultDockerAddress } from './docker/client.js';
 
 export interface PluginConfig extends DaemonConfig {
   master: string;

@@ -21,7 +21,7 @@ import { Supervisor } from '../../src/supervisor/supervisor.js';
 import { ApiClient } from '../../src/api/client.js';
 import { startPlugin, type RunningPlugin } from '../../src/plugin/app.js';
 import { parseConfig } from '../../src/plugin/config.js';
-import { ApiMasterClient } from '../../src/plugin/master.js';
+import { ApiMasterClient } from '../../src/plugin/cluster/master-client.js';
 import { repoRoot, testRoot } from '../helpers/sandbox.js';
 
 const backend = existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyBlkioV1, readBlkioV1, type DeviceNumber } from '../../src/mapper/blkio.js';
+import { applyBlkioV1, readBlkioV1, type DeviceNumber } from '../../src/ratelimit/index.js';
 import { RbdError } from '../../src/storage/errors.js';
 import { writeSysfsFile } from '../../src/storage/index.js';
 

@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import { createApp, type App } from '../../src/master/app.js';
-import { IMAGE_OWNER_KEY } from '../../src/master/volumes.js';
+import { IMAGE_OWNER_KEY } from '../../src/storage/conventions.js';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
 import type { MountRecord, VolumeRecord } from '../../src/state/records.js';

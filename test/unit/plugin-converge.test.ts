@@ -1,140 +1,64 @@
-// The convergence loop's actions with fakes (host, mapper, Ceph) on MemoryKV: adopting locks after
-// a restart, fencing itself when another host took a volume, releasing stale locks, finishing a
-// half-done teardown, re-applying changed rate limits, and the host report.
+// The convergence loop's actions with fakes (host, mapper), the in-memory Ceph twin
+// (MemoryStorage) and MemoryKV: adopting locks after a restart, fencing itself when another host
+// took a volume, releasing stale locks, finishing a half-done teardown, re-applying changed rate
+// limits, and the host report.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MountInfo } from '../../src/mapper/mountinfo.js';
-import type { Mapper, Mapping, MapTarget } from '../../src/mapper/types.js';
 import type { RateLimit } from '../../src/policy/types.js';
+import { RateLimiter } from '../../src/ratelimit/index.js';
 import { MemoryKV } from '../../src/state/memory.js';
 import type { VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
-import type { QosLimits, Watcher } from '../../src/storage/types.js';
-import { Convergence } from '../../src/plugin/converge.js';
-import { PluginError } from '../../src/plugin/errors.js';
-import { KeyedMutex } from '../../src/plugin/keyed-mutex.js';
-import { LocalState } from '../../src/plugin/local-state.js';
-import { HostLease } from '../../src/plugin/locks.js';
-import type { MasterClient } from '../../src/plugin/master.js';
-import { MountManager, type HostOps, type PluginStorage } from '../../src/plugin/mounts.js';
-import { RateLimiter } from '../../src/plugin/ratelimit.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import { assembleHost } from '../../src/plugin/app.js';
+import { HostLease } from '../../src/plugin/cluster/lease.js';
+import { LocalState } from '../../src/plugin/mounts/local-state.js';
+import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume, withCallLog, type StorageCall } from '../helpers/plugin-fakes.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
 
 function record(volume: string, rateLimit = limits): VolumeRecord {
-  return {
-    tenant: 't',
-    volume,
-    pool: 'rbd',
-    image: `t.${volume}`,
-    options: { pool: 'rbd', sizeBytes: 1 << 20, snapshots: false, snapshot: { frequency: '1h', keep: 1 }, filesystem: 'ext4', ephemeral: false, rateLimit },
-    runtime: { snapshots: false, snapshot: { frequency: '1h', keep: 1 }, rateLimit },
-    policyRevision: 1,
-    formatCommand: 'mkfs.ext4 %',
-    createdAt: 'then',
-  };
-}
-
-class FakeStorage implements PluginStorage {
-  meta = new Map<string, Record<string, string>>();
-  blocklisted: string[] = [];
-  qos = new Map<string, QosLimits>();
-  async listWatchers(): Promise<Watcher[]> {
-    return [];
-  }
-  async blocklistAdd(address: string): Promise<void> {
-    this.blocklisted.push(address);
-  }
-  async setQos(pool: string, image: string, l: QosLimits): Promise<void> {
-    this.qos.set(`${pool}/${image}`, l);
-  }
-  async getMetadata(pool: string, image: string): Promise<Record<string, string>> {
-    return { ...(this.meta.get(`${pool}/${image}`) ?? {}) };
-  }
-  async setMetadata(pool: string, image: string, key: string, value: string): Promise<void> {
-    this.meta.set(`${pool}/${image}`, { ...(this.meta.get(`${pool}/${image}`) ?? {}), [key]: value });
-  }
-  async removeMetadata(pool: string, image: string, key: string): Promise<void> {
-    delete this.meta.get(`${pool}/${image}`)?.[key];
-  }
-}
-
-/** One mapper shared by both "hosts" of a test would mix their mappings: each host has its own. */
-class FakeMapper implements Mapper {
-  readonly kind = 'fuse' as const;
-  mapped = new Map<string, Mapping>();
-  stopped: string[] = [];
-  constructor(private readonly base: number) {}
-  private n = 0;
-  async map(target: MapTarget): Promise<Mapping> {
-    const n = this.base + this.n++;
-    const m: Mapping = { ...target, kind: 'fuse', device: `/dev/loop${n}`, clientAddress: `127.0.0.1:0/${n}`, fuseDir: `/state${this.base}/fuse/${target.tenant}/${target.volume}` };
-    this.mapped.set(m.device!, m);
-    return m;
-  }
-  async unmap(m: Mapping): Promise<void> {
-    if (m.device) this.mapped.delete(m.device);
-  }
-  async discover(): Promise<Mapping[]> {
-    return [...this.mapped.values()];
-  }
-  async stopIo(m: Mapping): Promise<void> {
-    this.stopped.push(m.device ?? '?');
-  }
-}
-
-class FakeHost implements HostOps {
-  mounted = new Map<string, string>();
-  async probeFilesystem(): Promise<string | null> {
-    return 'ext4';
-  }
-  async formatDevice(): Promise<void> {}
-  async mountDevice(device: string, dir: string): Promise<void> {
-    this.mounted.set(dir, device);
-  }
-  async unmountAll(dir: string): Promise<void> {
-    this.mounted.delete(dir);
-  }
-  async mountsAt(dir: string): Promise<number> {
-    return this.mounted.has(dir) ? 1 : 0;
-  }
-  async deviceNumber(): Promise<{ major: number; minor: number }> {
-    return { major: 7, minor: 0 };
-  }
-  async removeDir(): Promise<void> {}
+  return limitedVolume('t', volume, rateLimit);
 }
 
 let dir: string;
 let kv: MemoryKV;
-let storage: FakeStorage;
-const master: MasterClient = {
-  getVolume: async (tenant, volume) => {
-    if (volume === 'nope') throw new PluginError('VOLUME_NOT_FOUND', 'no');
-    return record(volume);
-  },
-  listVolumes: async () => [],
-  createVolume: async () => record('x'),
-  removeVolume: async () => undefined,
-};
+let storage: MemoryStorage;
+let calls: StorageCall[];
+const master = new FakeMaster();
+for (const v of ['a', 'b', 'x']) master.volumes.set(`t/${v}`, record(v));
 
 function host(hostId: string, base: number, reuse?: { local: LocalState; mapper: FakeMapper; ops: FakeHost }) {
   const client = kv.client();
   const store = new StateStore(client);
   const lease = new HostLease(client, 10);
   const local = reuse?.local ?? new LocalState(path.join(dir, `${hostId}.json`));
-  const mapper = reuse?.mapper ?? new FakeMapper(base);
+  const mapper = reuse?.mapper ?? new FakeMapper({ first: base, stateDir: `/state${base}` });
   const ops = reuse?.ops ?? new FakeHost();
-  const mutex = new KeyedMutex();
-  const rateLimiter = new RateLimiter({ docker: null, storage });
-  const common = { hostId, host: hostId, mountRoot: '/nonexistent/mnt', fenceSeconds: 60, store, lease, storage, mapper, local, mutex, log };
-  const manager = new MountManager({ ...common, master, limits: rateLimiter, hostOps: ops });
   const readMounts = async (): Promise<MountInfo[]> =>
     [...ops.mounted].map(([mountPoint, source]) => ({ id: 1, parentId: 0, devNumber: '7:0', major: 7, minor: 0, root: '/', mountPoint, options: 'rw', fsType: 'ext4', source, superOptions: 'rw' }));
-  const loop = new Convergence({ ...common, version: 'test', intervalMs: 60_000, manager, limits: rateLimiter, docker: null, readMounts });
+  const { manager, convergence: loop } = assembleHost({
+    host: { id: hostId, label: hostId },
+    mountRoot: '/nonexistent/mnt',
+    fenceSeconds: 60,
+    store,
+    lease,
+    storage,
+    mapper,
+    master,
+    local,
+    limits: new RateLimiter({ docker: null, storage }),
+    docker: null,
+    log,
+    convergence: { version: 'test', intervalMs: 60_000 },
+    hostOps: ops,
+    readMounts,
+  });
   return { store, lease, local, mapper, ops, manager, loop, hostId, client };
 }
 
@@ -143,8 +67,9 @@ const signal = () => new AbortController().signal;
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'volplugin-converge-'));
   kv = new MemoryKV();
-  storage = new FakeStorage();
+  ({ storage, calls } = withCallLog(new MemoryStorage()));
   const store = new StateStore(kv);
+  for (const v of ['a', 'b']) await storage.createImage('rbd', `t.${v}`, { size: 1 << 20 });
   for (const v of ['a', 'b']) await store.createVolume(record(v));
 });
 
@@ -188,7 +113,7 @@ describe('Convergence', () => {
     kv.expireLease((await a.lease.get()).id);
     await b.manager.mount('t', 'a', 'id9', signal());
     await a.loop.runNow('test');
-    expect(storage.blocklisted).toContain('127.0.0.1:0/0');
+    expect(blocklistCalls(calls).map((c) => c.address)).toContain('127.0.0.1:0/0');
     expect(a.mapper.stopped).toEqual(['/dev/loop0']);
     expect(a.local.get('t', 'a')?.lost).toMatch(/h2/);
     await a.loop.runNow('again');
@@ -245,7 +170,7 @@ describe('Convergence', () => {
     await a.store.updateRuntime('t', 'a', { ...record('a').runtime, rateLimit: fifty });
     await a.loop.runNow('volume put');
     expect(a.loop.lastPlan?.actions).toContainEqual({ kind: 'apply-limits', volume: 't/a', limits: fifty, changed: true });
-    expect(storage.qos.get('rbd/t.a')).toEqual({ writeIops: 50, readIops: 0, writeBps: 0, readBps: 0 });
+    expect(lastQos(calls, 'rbd', 't.a')).toEqual({ writeIops: 50, readIops: 0, writeBps: 0, readBps: 0 });
     expect(a.local.get('t', 'a')?.appliedLimits).toEqual(fifty);
     expect(a.loop.lastPlan?.problems).toEqual([]);
     await a.loop.stop();

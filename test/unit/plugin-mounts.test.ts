@@ -1,142 +1,28 @@
-// The mount manager with fakes for the host, the mapper, Ceph and the master, and the real
-// StateStore on MemoryKV: reference counting, the cross-host lock, fencing a previous holder,
-// and that every failure undoes what was done.
+// The mount manager with fakes for the host, the mapper and the master, the in-memory Ceph twin
+// (MemoryStorage) and the real StateStore on MemoryKV: reference counting, the cross-host lock,
+// fencing a previous holder, and that every failure undoes what was done.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Mapper, Mapping, MapTarget } from '../../src/mapper/types.js';
+import { Fencing, HOLDER_KEY } from '../../src/fencing/index.js';
 import type { RateLimit } from '../../src/policy/types.js';
+import { RateLimiter } from '../../src/ratelimit/index.js';
 import { MemoryKV } from '../../src/state/memory.js';
-import type { VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
-import type { QosLimits, Watcher } from '../../src/storage/types.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import { HostLease } from '../../src/plugin/cluster/lease.js';
+import { MountLocks } from '../../src/plugin/cluster/mount-lock.js';
 import { PluginError } from '../../src/plugin/errors.js';
-import { HOLDER_KEY } from '../../src/plugin/fence.js';
-import { KeyedMutex } from '../../src/plugin/keyed-mutex.js';
-import { LocalState } from '../../src/plugin/local-state.js';
-import { HostLease } from '../../src/plugin/locks.js';
-import type { MasterClient } from '../../src/plugin/master.js';
-import { MountManager, type HostOps, type PluginStorage } from '../../src/plugin/mounts.js';
-import { RateLimiter } from '../../src/plugin/ratelimit.js';
+import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
+import { LocalState } from '../../src/plugin/mounts/local-state.js';
+import { MountManager } from '../../src/plugin/mounts/manager.js';
+import { Mounter } from '../../src/plugin/mounts/mounter.js';
+import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume, withCallLog, type StorageCall } from '../helpers/plugin-fakes.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
-
-function volumeRecord(tenant: string, volume: string): VolumeRecord {
-  return {
-    tenant,
-    volume,
-    pool: 'rbd',
-    image: `${tenant}.${volume}`,
-    options: {
-      pool: 'rbd',
-      sizeBytes: 10 << 20,
-      snapshots: false,
-      snapshot: { frequency: '30m', keep: 1 },
-      filesystem: 'ext4',
-      ephemeral: false,
-      rateLimit: limits,
-    },
-    runtime: { snapshots: false, snapshot: { frequency: '30m', keep: 1 }, rateLimit: limits },
-    policyRevision: 1,
-    formatCommand: 'mkfs.ext4 -q %',
-    createdAt: new Date(0).toISOString(),
-  };
-}
-
-class FakeStorage implements PluginStorage {
-  meta = new Map<string, Record<string, string>>();
-  blocklisted: Array<{ address: string; seconds: number }> = [];
-  qos = new Map<string, QosLimits>();
-  watchers: Watcher[] = [];
-  async listWatchers(): Promise<Watcher[]> {
-    return this.watchers;
-  }
-  async blocklistAdd(address: string, seconds: number): Promise<void> {
-    this.blocklisted.push({ address, seconds });
-  }
-  async setQos(pool: string, image: string, l: QosLimits): Promise<void> {
-    this.qos.set(`${pool}/${image}`, l);
-  }
-  async getMetadata(pool: string, image: string): Promise<Record<string, string>> {
-    return { ...(this.meta.get(`${pool}/${image}`) ?? {}) };
-  }
-  async setMetadata(pool: string, image: string, key: string, value: string): Promise<void> {
-    const m = this.meta.get(`${pool}/${image}`) ?? {};
-    m[key] = value;
-    this.meta.set(`${pool}/${image}`, m);
-  }
-  async removeMetadata(pool: string, image: string, key: string): Promise<void> {
-    delete this.meta.get(`${pool}/${image}`)?.[key];
-  }
-}
-
-class FakeMapper implements Mapper {
-  readonly kind = 'fuse' as const;
-  mapped = new Map<string, Mapping>();
-  next = 0;
-  failMap: Error | null = null;
-  async map(target: MapTarget): Promise<Mapping> {
-    if (this.failMap) throw this.failMap;
-    const n = this.next++;
-    const m: Mapping = { ...target, kind: 'fuse', device: `/dev/loop${n}`, clientAddress: `127.0.0.1:0/${1000 + n}`, fuseDir: `/state/fuse/${target.tenant}/${target.volume}` };
-    this.mapped.set(m.device!, m);
-    return m;
-  }
-  async unmap(m: Mapping): Promise<void> {
-    if (m.device) this.mapped.delete(m.device);
-  }
-  async discover(): Promise<Mapping[]> {
-    return [...this.mapped.values()];
-  }
-}
-
-class FakeHost implements HostOps {
-  mounted = new Map<string, string>();
-  formatted = new Set<string>();
-  fail: Partial<Record<keyof HostOps, Error>> = {};
-  async probeFilesystem(device: string): Promise<string | null> {
-    if (this.fail.probeFilesystem) throw this.fail.probeFilesystem;
-    return this.formatted.has(device) ? 'ext4' : null;
-  }
-  async formatDevice(_command: string, device: string): Promise<void> {
-    if (this.fail.formatDevice) throw this.fail.formatDevice;
-    this.formatted.add(device);
-  }
-  async mountDevice(device: string, dir: string): Promise<void> {
-    if (this.fail.mountDevice) throw this.fail.mountDevice;
-    this.mounted.set(dir, device);
-  }
-  async unmountAll(dir: string): Promise<void> {
-    if (this.fail.unmountAll) throw this.fail.unmountAll;
-    this.mounted.delete(dir);
-  }
-  async mountsAt(dir: string): Promise<number> {
-    return this.mounted.has(dir) ? 1 : 0;
-  }
-  async deviceNumber(): Promise<{ major: number; minor: number }> {
-    return { major: 7, minor: 0 };
-  }
-  async removeDir(): Promise<void> {}
-}
-
-class FakeMaster implements MasterClient {
-  volumes = new Map<string, VolumeRecord>();
-  async getVolume(tenant: string, volume: string): Promise<VolumeRecord> {
-    const v = this.volumes.get(`${tenant}/${volume}`);
-    if (!v) throw new PluginError('VOLUME_NOT_FOUND', `no ${tenant}/${volume}`);
-    return v;
-  }
-  async listVolumes(): Promise<VolumeRecord[]> {
-    return [...this.volumes.values()];
-  }
-  async createVolume(): Promise<VolumeRecord> {
-    throw new Error('not used');
-  }
-  async removeVolume(): Promise<void> {}
-}
 
 interface Host {
   manager: MountManager;
@@ -150,42 +36,44 @@ interface Host {
 
 let dir: string;
 let kv: MemoryKV;
-let storage: FakeStorage;
+let storage: MemoryStorage;
+let calls: StorageCall[];
 let master: FakeMaster;
 const signal = () => new AbortController().signal;
+
+/** The holder note on the image, as Ceph keeps it. */
+const holderNote = async (image: string) => (await storage.getMetadata('rbd', image))[HOLDER_KEY];
 
 function makeHost(hostId: string, label: string, sharedMapper?: FakeMapper): Host {
   const client = kv.client();
   const store = new StateStore(client);
   const lease = new HostLease(client, 30);
   const local = new LocalState(path.join(dir, `${hostId}.json`));
-  const mapper = sharedMapper ?? new FakeMapper();
+  const mapper = sharedMapper ?? new FakeMapper({ clientBase: 1000 });
   const host = new FakeHost();
-  const manager = new MountManager({
-    hostId,
-    host: label,
+  const limiter = new RateLimiter({ docker: null, storage });
+  const mounter = new Mounter({
+    host: { id: hostId, label },
     mountRoot: '/mnt/ceph',
-    fenceSeconds: 600,
-    store,
-    lease,
-    storage,
+    locks: new MountLocks(store, lease, { id: hostId, label }),
+    fencing: new Fencing(storage, mapper, 600),
+    limits: limiter,
     mapper,
-    master,
-    local,
-    limits: new RateLimiter({ docker: null, storage }),
-    mutex: new KeyedMutex(),
-    log,
     hostOps: host,
+    local,
+    log,
   });
+  const manager = new MountManager({ mounter, master, local, mutex: new KeyedMutex(), limits: limiter, deviceNumber: host.deviceNumber, log });
   return { manager, store, lease, local, mapper, host, hostId };
 }
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'volplugin-mounts-'));
   kv = new MemoryKV();
-  storage = new FakeStorage();
+  ({ storage, calls } = withCallLog(new MemoryStorage()));
+  await storage.createImage('rbd', 'tenant1.foo', { size: 10 << 20 });
   master = new FakeMaster();
-  master.volumes.set('tenant1/foo', volumeRecord('tenant1', 'foo'));
+  master.volumes.set('tenant1/foo', limitedVolume('tenant1', 'foo', limits));
 });
 
 afterEach(async () => {
@@ -201,8 +89,8 @@ describe('MountManager', () => {
     expect(a.host.formatted.has('/dev/loop0')).toBe(true);
     const lock = await a.store.getMount('tenant1', 'foo');
     expect(lock).toMatchObject({ hostId: 'host-a', host: 'a', device: '/dev/loop0', clientAddress: '127.0.0.1:0/1000', mapper: 'fuse' });
-    expect(JSON.parse(storage.meta.get('rbd/tenant1.foo')![HOLDER_KEY]!)).toMatchObject({ hostId: 'host-a', clientAddress: '127.0.0.1:0/1000' });
-    expect(storage.qos.get('rbd/tenant1.foo')).toEqual({ writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 });
+    expect(JSON.parse((await holderNote('tenant1.foo'))!)).toMatchObject({ hostId: 'host-a', clientAddress: '127.0.0.1:0/1000' });
+    expect(lastQos(calls, 'rbd', 'tenant1.foo')).toEqual({ writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 });
     expect(a.local.get('tenant1', 'foo')?.refs).toEqual(['id1']);
   });
 
@@ -220,7 +108,7 @@ describe('MountManager', () => {
     expect(a.host.mounted.size).toBe(0);
     expect(a.mapper.mapped.size).toBe(0);
     expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
-    expect(storage.meta.get('rbd/tenant1.foo')?.[HOLDER_KEY]).toBeUndefined();
+    expect(await holderNote('tenant1.foo')).toBeUndefined();
     expect(a.local.all()).toEqual([]);
   });
 
@@ -253,7 +141,7 @@ describe('MountManager', () => {
     expect(await b.store.getMount('tenant1', 'foo')).toBeNull();
     b.mapper.next = 5;
     await b.manager.mount('tenant1', 'foo', 'id2', signal());
-    expect(storage.blocklisted).toEqual([{ address: '127.0.0.1:0/1000', seconds: 600 }]);
+    expect(blocklistCalls(calls)).toEqual([{ address: '127.0.0.1:0/1000', seconds: 600 }]);
     expect(await b.store.getMount('tenant1', 'foo')).toMatchObject({ hostId: 'host-b', clientAddress: '127.0.0.1:0/1005' });
   });
 
@@ -263,7 +151,7 @@ describe('MountManager', () => {
     await a.manager.mount('tenant1', 'foo', 'id1', signal());
     await a.manager.unmount('tenant1', 'foo', 'id1', signal());
     await b.manager.mount('tenant1', 'foo', 'id2', signal());
-    expect(storage.blocklisted).toEqual([]);
+    expect(blocklistCalls(calls)).toEqual([]);
   });
 
   it('an existing filesystem is not formatted again', async () => {
@@ -281,7 +169,7 @@ describe('MountManager', () => {
       expect(a.mapper.mapped.size).toBe(0);
       expect(a.host.mounted.size).toBe(0);
       expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
-      expect(storage.meta.get('rbd/tenant1.foo')?.[HOLDER_KEY]).toBeUndefined();
+      expect(await holderNote('tenant1.foo')).toBeUndefined();
       expect(a.local.all()).toEqual([]);
     });
   }

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig, socketPath } from '../../src/plugin/config.js';
-import { decideFence, type HolderNote } from '../../src/plugin/fence.js';
-import { loadHostId } from '../../src/plugin/host-id.js';
-import { KeyedMutex } from '../../src/plugin/keyed-mutex.js';
-import { LocalState, addRef, dropRef, type LocalVolume } from '../../src/plugin/local-state.js';
-import { RateLimiter, cgroupOfProcess, plannedCgroup } from '../../src/plugin/ratelimit.js';
-import { UndoStack } from '../../src/plugin/undo.js';
-import { dockerEndpoint } from '../../src/plugin/docker.js';
+import { decideFence, type HolderNote } from '../../src/fencing/index.js';
+import { loadHostId } from '../../src/plugin/mounts/host-id.js';
+import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
+import { LocalState, addRef, dropRef, type LocalVolume } from '../../src/plugin/mounts/local-state.js';
+import { RateLimiter, cgroupOfProcess, plannedCgroup } from '../../src/ratelimit/index.js';
+import { UndoStack } from '../../src/plugin/mounts/undo.js';
+import { dockerEndpoint } from '../../src/plugin/docker/client.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -4,8 +4,8 @@ import type { Mapping } from '../../src/mapper/types.js';
 import type { MountInfo } from '../../src/mapper/mountinfo.js';
 import type { RateLimit } from '../../src/policy/types.js';
 import type { MountRecord } from '../../src/state/records.js';
-import type { LocalVolume } from '../../src/plugin/local-state.js';
-import { planConvergence, volumeOfMountpoint, type Observation } from '../../src/plugin/plan.js';
+import type { LocalVolume } from '../../src/plugin/mounts/local-state.js';
+import { planConvergence, volumeOfMountpoint, type Observation } from '../../src/plugin/converge/plan.js';
 
 const ROOT = '/mnt/ceph';
 const ME = 'host-me';

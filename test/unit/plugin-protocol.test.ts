@@ -6,14 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Driver } from '../../src/plugin/driver.js';
+import { Driver } from '../../src/plugin/docker/driver.js';
 import { PluginError } from '../../src/plugin/errors.js';
-import { KeyedMutex } from '../../src/plugin/keyed-mutex.js';
-import { LocalState } from '../../src/plugin/local-state.js';
-import { ApiMasterClient, type MasterClient } from '../../src/plugin/master.js';
+import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
+import { LocalState } from '../../src/plugin/mounts/local-state.js';
+import { ApiMasterClient, type MasterClient } from '../../src/plugin/cluster/master-client.js';
 import { ApiClient } from '../../src/api/client.js';
-import type { MountManager } from '../../src/plugin/mounts.js';
-import { CONTENT_TYPE, createProtocolServer, type DockerVolume, type VolumeDriver } from '../../src/plugin/protocol.js';
+import type { MountManager } from '../../src/plugin/mounts/manager.js';
+import { CONTENT_TYPE, createProtocolServer, type DockerVolume, type VolumeDriver } from '../../src/plugin/docker/protocol.js';
 import type { VolumeRecord } from '../../src/state/records.js';
 
 function post(socketPath: string, url: string, body?: string): Promise<{ status: number; json: Record<string, unknown>; type: string }> {

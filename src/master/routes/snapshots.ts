@@ -17,7 +17,8 @@ import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
 import { emptyBodyIsObject } from './shared.js';
-import { IMAGE_OWNER_KEY, qosOf } from '../volumes.js';
+import { qosOf } from '../../ratelimit/limits.js';
+import { IMAGE_OWNER_KEY } from '../../storage/conventions.js';
 
 /** Validates a tenant/volume pair given as route parameters or in a body. */
 const names = (ref: { tenant: string; volume: string }) => assertVolumeRef(ref.tenant, ref.volume);
@@ -104,7 +105,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         // A clone starts with its parent's image metadata: make the owner mark and QoS the copy's own.
         afterClone: async (r) => {
           await app.storage.setMetadata(r.pool, r.image, IMAGE_OWNER_KEY, `${r.tenant}/${r.volume}`);
-          await app.storage.setQos(r.pool, r.image, qosOf(r.runtime));
+          await app.storage.setQos(r.pool, r.image, qosOf(r.runtime.rateLimit));
         },
         commit: (r) => intents.commit(r),
         abandon: (r) => intents.delete(r.tenant, r.volume),

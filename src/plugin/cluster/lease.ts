@@ -1,15 +1,12 @@
-// The host's etcd lease and the cross-host mount locks bound to it.
-//
-// One lease per volplugin process, kept alive in the background (TTL --lock-ttl). Every mount lock
+// The host's etcd lease. One lease per volplugin process, kept alive in the background (TTL --lock-ttl). Every mount lock
 // and the host report are bound to it, so a host that dies or hangs loses them all after the TTL
 // and another host may take its volumes over (fencing it first). When the lease is lost while this
 // process lives (etcd unreachable for a TTL, or the process was paused), a new one is made and the
 // convergence loop takes the locks back where no one else did.
 
-import type { KV, Lease } from '../state/kv.js';
-import type { MountRecord } from '../state/records.js';
-import type { StateStore } from '../state/store.js';
-import { PluginError } from './errors.js';
+import type { Lease } from '../../state/kv.js';
+import type { StateStore } from '../../state/store.js';
+import { PluginError } from '../errors.js';
 
 export interface LeaseLog {
   info(obj: object, msg: string): void;
@@ -23,7 +20,7 @@ export class HostLease {
   private closed = false;
 
   constructor(
-    private readonly kv: KV,
+    private readonly store: Pick<StateStore, 'lease'>,
     readonly ttlSeconds: number,
     private readonly log?: LeaseLog,
   ) {}
@@ -45,7 +42,7 @@ export class HostLease {
     if (!this.pending) {
       this.pending = (async () => {
         try {
-          const lease = await this.kv.lease(this.ttlSeconds);
+          const lease = await this.store.lease(this.ttlSeconds);
           lease.onLost((err) => {
             if (this.lease === lease) this.lease = null;
             this.log?.warn({ lease: lease.id, err: err.message }, 'host lease lost: mount locks may be gone; taking them back');
@@ -73,27 +70,4 @@ export class HostLease {
     this.lease = null;
     if (lease && options.revoke) await lease.revoke().catch(() => undefined);
   }
-}
-
-export type LockResult = { ok: true; record: MountRecord; adopted: boolean } | { ok: false; holder: MountRecord };
-
-/**
- * Takes the volume's mount lock for this host. A lock that this host (same host id) holds under
- * an older lease — the process was restarted, or its lease was lost and renewed — is taken over
- * with compare-and-swap; a lock of another host is reported as its holder.
- */
-export async function takeMountLock(store: StateStore, record: MountRecord, lease: Lease): Promise<LockResult> {
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const result = await store.acquireMount(record, lease);
-    if (result.ok) return { ok: true, record: result.record, adopted: false };
-    if (result.holder.hostId !== record.hostId) return { ok: false, holder: result.holder };
-    if (await store.adoptMount(record, lease)) return { ok: true, record, adopted: true };
-  }
-  throw new PluginError('STATE_UNAVAILABLE', `the mount lock of ${record.tenant}/${record.volume} kept changing under volplugin; try again`);
-}
-
-/** A person-readable description of who holds a lock, for errors and reports. */
-export function describeHolder(holder: MountRecord): string {
-  const where = holder.host && holder.host !== holder.hostId ? `${holder.host} (host id ${holder.hostId})` : `host id ${holder.hostId}`;
-  return `${where} since ${holder.since}`;
 }

@@ -5,7 +5,7 @@
 // answer is always ours, not dockerd's timeout.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { PluginError, messageOf } from './errors.js';
+import { PluginError, messageOf } from '../errors.js';
 
 export const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 

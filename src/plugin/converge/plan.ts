@@ -5,13 +5,13 @@
 // Desired state is the local table (volumes with Docker references). Actual state is the mounts
 // under the mount root, the mappings the mapper finds, and the mount locks in etcd.
 
-import type { Mapping } from '../mapper/types.js';
-import type { MountInfo } from '../mapper/mountinfo.js';
-import type { RateLimit } from '../policy/types.js';
-import type { MountRecord } from '../state/records.js';
-import type { LocalVolume } from './local-state.js';
-import { volumeKey } from './local-state.js';
-import { sameLimits } from './ratelimit.js';
+import type { Mapping } from '../../mapper/types.js';
+import type { MountInfo } from '../../mapper/mountinfo.js';
+import type { RateLimit } from '../../policy/types.js';
+import type { MountRecord } from '../../state/records.js';
+import type { LocalVolume } from '../mounts/local-state.js';
+import { volumeKey } from '../mounts/local-state.js';
+import { sameLimits } from '../../ratelimit/index.js';
 
 export interface Observation {
   hostId: string;

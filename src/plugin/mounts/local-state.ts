@@ -7,8 +7,8 @@
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Mapping } from '../mapper/types.js';
-import type { RateLimit } from '../policy/types.js';
+import type { Mapping } from '../../mapper/types.js';
+import type { RateLimit } from '../../policy/types.js';
 
 export interface LocalVolume {
   tenant: string;
@@ -28,6 +28,12 @@ export interface LocalVolume {
 
 export function volumeKey(tenant: string, volume: string): string {
   return `${tenant}/${volume}`;
+}
+
+/** tenant and volume of a volumeKey. */
+export function splitVolumeKey(key: string): [string, string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
 }
 
 interface StateFile {

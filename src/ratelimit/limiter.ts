@@ -1,4 +1,4 @@
-// Rate limits of a mounted volume, two ways:
+// The rate limits of a mounted volume, applied two ways:
 //
 // 1. blkio throttling of the volume's block device in the cgroup of every container that uses the
 //    volume. Docker's Mount request names no container, so the Docker API says which containers
@@ -13,9 +13,10 @@
 import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RateLimit } from '../policy/types.js';
-import type { QosLimits, Storage } from '../storage/types.js';
-import { applyBlkioV1, applyIoMax, readBlkioV1, type DeviceNumber } from '../mapper/blkio.js';
-import type { DockerClient, DockerContainerSummary, DockerInfo } from './docker.js';
+import type { Storage } from '../storage/types.js';
+import { applyBlkioV1, applyIoMax, readBlkioV1, type DeviceNumber } from './blkio.js';
+import { cgroupOfProcess, plannedCgroup, type CgroupSetup, type CgroupTarget } from './cgroups.js';
+import { qosOf } from './limits.js';
 
 export interface RateLimitLog {
   info(obj: object, msg: string): void;
@@ -23,60 +24,22 @@ export interface RateLimitLog {
   debug(obj: object, msg: string): void;
 }
 
+/** The Docker Engine API calls the limiter makes (volplugin's DockerClient). */
+export interface ContainerEngine {
+  info(): Promise<CgroupSetup>;
+  /** Every container (running or not) that mounts the named volume. */
+  containersUsingVolume(name: string): Promise<Array<{ Id: string; State?: string }>>;
+  inspect(id: string): Promise<{ State?: { Running?: boolean; Pid?: number; Status?: string }; HostConfig?: { CgroupParent?: string } }>;
+}
+
 /** cgroup files take one small write each; Node's writeFile makes exactly one write(2) for them. */
 const cgroupWrite = (file: string, data: string): Promise<void> => writeFile(file, data);
-
-export type { DeviceNumber };
-
-export const UNLIMITED: RateLimit = Object.freeze({ writeIops: 0, readIops: 0, writeBps: 0, readBps: 0 });
-
-export function sameLimits(a: RateLimit | null | undefined, b: RateLimit | null | undefined): boolean {
-  if (!a || !b) return a === b;
-  return a.writeIops === b.writeIops && a.readIops === b.readIops && a.writeBps === b.writeBps && a.readBps === b.readBps;
-}
-
-/** librbd QoS keys for a volume's limits (0 removes a limit). */
-export function qosOf(limits: RateLimit): QosLimits {
-  return { writeIops: limits.writeIops, readIops: limits.readIops, writeBps: limits.writeBps, readBps: limits.readBps };
-}
-
-export interface CgroupTarget {
-  /** Absolute directory of the container's cgroup for blkio (v1) or its unified cgroup (v2). */
-  dir: string;
-  version: 1 | 2;
-  /** The container is not running yet: its cgroup directory may have to be made. */
-  ahead: boolean;
-}
-
-/** The blkio (v1) or unified (v2) cgroup path of a process, from /proc/PID/cgroup's content. */
-export function cgroupOfProcess(content: string, root = '/sys/fs/cgroup'): CgroupTarget | null {
-  let unified: string | null = null;
-  for (const line of content.split('\n')) {
-    const [, controllers, where] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
-    if (controllers === undefined || where === undefined) continue;
-    if (controllers.split(',').includes('blkio')) return { dir: path.join(root, 'blkio', where), version: 1, ahead: false };
-    if (controllers === '') unified = where;
-  }
-  return unified === null ? null : { dir: path.join(root, unified), version: 2, ahead: false };
-}
-
-/**
- * Where dockerd's cgroupfs driver will put a container that is not running yet (cgroup v1):
- * <cgroup-parent or /docker>/<id> under the blkio hierarchy. Null with the systemd driver, whose
- * scopes systemd makes itself.
- */
-export function plannedCgroup(info: DockerInfo, id: string, cgroupParent: string | undefined, root = '/sys/fs/cgroup'): CgroupTarget | null {
-  if ((info.CgroupDriver ?? 'cgroupfs') !== 'cgroupfs') return null;
-  if (info.CgroupVersion === '2') return null;
-  const parent = cgroupParent && cgroupParent !== '' ? cgroupParent : '/docker';
-  return { dir: path.join(root, 'blkio', parent, id), version: 1, ahead: true };
-}
 
 export interface RateLimiterOptions {
   /** File that remembers the cgroups made ahead, so that a restarted volplugin still sweeps them. */
   aheadFile?: string;
   /** Null when volplugin runs without Docker access: only librbd QoS then. */
-  docker: DockerClient | null;
+  docker: ContainerEngine | null;
   storage: Pick<Storage, 'setQos'>;
   /** Root of the cgroup mounts (default /sys/fs/cgroup). */
   cgroupRoot?: string;
@@ -91,7 +54,7 @@ export interface ApplyResult {
 }
 
 export class RateLimiter {
-  private info: DockerInfo | null = null;
+  private info: CgroupSetup | null = null;
   /** Cgroup directories volplugin made ahead of a container start (removed if the container never ran). */
   private readonly madeAhead = new Map<string, string>();
   /** --cgroup-parent of containers seen being created ('' = dockerd's default). */
@@ -125,7 +88,7 @@ export class RateLimiter {
     await this.options.storage.setQos(pool, image, qosOf(limits));
   }
 
-  async dockerInfo(): Promise<DockerInfo> {
+  async dockerInfo(): Promise<CgroupSetup> {
     if (!this.info) this.info = await this.options.docker!.info();
     return this.info;
   }
@@ -140,7 +103,7 @@ export class RateLimiter {
   async targetsOf(name: string, options: { duringMount: boolean }): Promise<Array<{ id: string; target: CgroupTarget }>> {
     const docker = this.options.docker;
     if (!docker) return [];
-    const containers: DockerContainerSummary[] = await docker.containersUsingVolume(name);
+    const containers = await docker.containersUsingVolume(name);
     const out: Array<{ id: string; target: CgroupTarget }> = [];
     for (const c of containers) {
       let target: CgroupTarget | null = null;

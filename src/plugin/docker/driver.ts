@@ -1,15 +1,15 @@
 // The VolumeDriver behind the protocol server: checks names and options, asks the master about
 // volumes, and hands Mount and Unmount to the mount manager.
 
-import { PolicyError } from '../policy/errors.js';
-import { parseVolumeRef, type VolumeRef } from '../policy/names.js';
-import { parseDriverOptions } from '../policy/options.js';
-import { PluginError, isPluginError } from './errors.js';
-import type { KeyedMutex } from './keyed-mutex.js';
-import type { LocalState } from './local-state.js';
-import { volumeKey } from './local-state.js';
-import type { MasterClient } from './master.js';
-import type { MountManager } from './mounts.js';
+import { PolicyError } from '../../policy/errors.js';
+import { parseVolumeRef, type VolumeRef } from '../../policy/names.js';
+import { parseDriverOptions } from '../../policy/options.js';
+import { PluginError, isPluginError } from '../errors.js';
+import type { KeyedMutex } from '../mounts/keyed-mutex.js';
+import type { LocalState } from '../mounts/local-state.js';
+import { volumeKey } from '../mounts/local-state.js';
+import type { MasterClient } from '../cluster/master-client.js';
+import type { MountManager } from '../mounts/manager.js';
 import type { DockerVolume, VolumeDriver } from './protocol.js';
 
 /** Parses Docker's volume name; errors say how to write one. */

@@ -9,12 +9,14 @@
 //
 // v1 throttling is not hierarchical for these files as measured here (a parent's limit left a
 // child's process unthrottled): write the container's own cgroup. Every write goes through a
-// single-write writer (src/storage's writeSysfsFile); the kernel rejects a device it does not know
-// (ENODEV) or a malformed line (EINVAL).
+// writer that makes exactly one write(2) (the kernel takes one line per write); the kernel rejects
+// a device it does not know (ENODEV) or a malformed line (EINVAL).
 
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { SysfsWriter } from './krbd.js';
+
+/** Writes `data` into a cgroup file with one write(2). */
+export type CgroupWriter = (file: string, data: string) => Promise<void>;
 
 export interface DeviceNumber {
   major: number;
@@ -79,12 +81,12 @@ export function ioMaxLine(dev: DeviceNumber, limits: BlkioLimits): string | null
 }
 
 /** Writes the limits into a v1 blkio cgroup directory, one file per limit. */
-export async function applyBlkioV1(cgroupDir: string, dev: DeviceNumber, limits: BlkioLimits, write: SysfsWriter): Promise<void> {
+export async function applyBlkioV1(cgroupDir: string, dev: DeviceNumber, limits: BlkioLimits, write: CgroupWriter): Promise<void> {
   for (const { file, value } of blkioV1Writes(dev, limits)) await write(path.join(cgroupDir, file), value);
 }
 
 /** Writes the limits into a v2 cgroup directory's io.max. */
-export async function applyIoMax(cgroupDir: string, dev: DeviceNumber, limits: BlkioLimits, write: SysfsWriter): Promise<void> {
+export async function applyIoMax(cgroupDir: string, dev: DeviceNumber, limits: BlkioLimits, write: CgroupWriter): Promise<void> {
   const line = ioMaxLine(dev, limits);
   if (line !== null) await write(path.join(cgroupDir, 'io.max'), line);
 }

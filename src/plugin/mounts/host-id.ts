@@ -6,6 +6,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
+/** Who this host is: its persistent id and its --host-label (a human name). */
+export interface HostIdentity {
+  id: string;
+  label: string;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export async function loadHostId(stateDir: string): Promise<string> {

@@ -2,10 +2,10 @@
 // owns intent; volplugin only maps and mounts). Every call has a deadline; a master that does not
 // answer becomes a PluginError that tells the user what to check.
 
-import type { VolumeRecord } from '../state/records.js';
-import type { ApiClient } from '../api/client.js';
-import { ApiError, type ErrorCode } from '../api/errors.js';
-import { PluginError } from './errors.js';
+import type { VolumeRecord } from '../../state/records.js';
+import type { ApiClient } from '../../api/client.js';
+import { ApiError, type ErrorCode } from '../../api/errors.js';
+import { PluginError } from '../errors.js';
 
 export interface MasterClient {
   /** The volume's record; PluginError VOLUME_NOT_FOUND when there is none. */

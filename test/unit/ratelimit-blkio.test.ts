@@ -12,7 +12,7 @@ import {
   ioMaxLine,
   parseIoMax,
   parseV1Throttle,
-} from '../../src/mapper/blkio.js';
+} from '../../src/ratelimit/index.js';
 
 const dev = { major: 252, minor: 16 };
 

@@ -1,0 +1,143 @@
+// Fencing: making sure a client that may still write to a volume's image cannot, before or after
+// another host takes the volume over. Every rule of it lives here:
+//
+// - The holder note. Which client to fence is recorded with the image itself, in its metadata
+//   (`volplugin.holder`), right after mapping: the mount lock in etcd is bound to the holder's
+//   lease and vanishes with it, the image does not. A clean unmount clears the note, so the next
+//   mount fences no one.
+// - Fencing the previous holder. Before a host maps a volume that another client may still be
+//   writing to (a holder that was paused or cut off while its lock expired), it blocklists that
+//   client in Ceph, so the old holder's writes fail instead of interleaving with the new holder's.
+// - Fencing oneself. A host that finds its volume's lock held by another host blocklists its own
+//   client and cuts the local I/O path (the mapper's stopIo), so that its writes fail at once; it
+//   cuts the path again before it tears such a volume down, so the teardown cannot hang.
+
+import type { Mapper, MapperKind, Mapping } from '../mapper/types.js';
+import type { Storage } from '../storage/types.js';
+
+export const HOLDER_KEY = 'volplugin.holder';
+
+export interface HolderNote {
+  hostId: string;
+  host: string;
+  mapper: MapperKind;
+  clientAddress: string | null;
+  since: string;
+}
+
+export type FenceStorage = Pick<Storage, 'getMetadata' | 'setMetadata' | 'removeMetadata' | 'blocklistAdd'>;
+
+export async function readHolder(storage: FenceStorage, pool: string, image: string): Promise<HolderNote | null> {
+  const meta = await storage.getMetadata(pool, image);
+  const text = meta[HOLDER_KEY];
+  if (text === undefined) return null;
+  try {
+    const note = JSON.parse(text) as HolderNote;
+    return typeof note.hostId === 'string' ? note : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeHolder(storage: FenceStorage, pool: string, image: string, note: HolderNote): Promise<void> {
+  await storage.setMetadata(pool, image, HOLDER_KEY, JSON.stringify(note));
+}
+
+/** Removes the note if it names `clientAddress` (another holder's note stays). */
+export async function clearHolder(storage: FenceStorage, pool: string, image: string, clientAddress: string | null): Promise<void> {
+  const note = await readHolder(storage, pool, image);
+  if (!note) return;
+  if (note.clientAddress !== clientAddress) return;
+  await storage.removeMetadata(pool, image, HOLDER_KEY);
+}
+
+export interface FenceDecision {
+  fence: boolean;
+  address: string | null;
+  reason: string;
+}
+
+/**
+ * Whether the recorded holder must be fenced before this host maps the image. Addresses in `live`
+ * are this host's own working mappings (never fenced).
+ */
+export function decideFence(note: HolderNote | null, live: ReadonlySet<string>): FenceDecision {
+  if (!note) return { fence: false, address: null, reason: 'no holder recorded (last unmount was clean)' };
+  if (!note.clientAddress) return { fence: false, address: null, reason: `holder ${note.host} recorded no client address` };
+  if (live.has(note.clientAddress)) return { fence: false, address: note.clientAddress, reason: 'the recorded client is this host\'s live mapping' };
+  return { fence: true, address: note.clientAddress, reason: `holder ${note.host} (host id ${note.hostId}) did not unmount cleanly` };
+}
+
+/** Blocklists the previous holder's client when needed; returns what it did. */
+export async function fencePreviousHolder(
+  storage: FenceStorage,
+  pool: string,
+  image: string,
+  live: ReadonlySet<string>,
+  fenceSeconds: number,
+): Promise<{ note: HolderNote | null; decision: FenceDecision }> {
+  const note = await readHolder(storage, pool, image);
+  const decision = decideFence(note, live);
+  if (decision.fence && decision.address) await storage.blocklistAdd(decision.address, fenceSeconds);
+  return { note, decision };
+}
+
+export interface FencingLog {
+  error(obj: object, msg: string): void;
+}
+
+/** Fencing as one host does it: its Ceph client (storage), its mapper, and how long a fenced client stays blocklisted. */
+export class Fencing {
+  constructor(
+    private readonly storage: FenceStorage,
+    private readonly mapper: Pick<Mapper, 'stopIo'>,
+    /** Seconds a fenced client stays blocklisted (--fence-seconds). */
+    readonly seconds: number,
+    private readonly log?: FencingLog,
+  ) {}
+
+  /** Records `note` as the image's holder (right after mapping it). */
+  noteHolder(pool: string, image: string, note: HolderNote): Promise<void> {
+    return writeHolder(this.storage, pool, image, note);
+  }
+
+  /** Removes the image's holder note if it names `clientAddress`. */
+  clearHolder(pool: string, image: string, clientAddress: string | null): Promise<void> {
+    return clearHolder(this.storage, pool, image, clientAddress);
+  }
+
+  /** Blocklists the image's previous holder unless its last unmount was clean or it is one of `live` (this host's own clients). */
+  fencePreviousHolder(pool: string, image: string, live: ReadonlySet<string>): Promise<{ note: HolderNote | null; decision: FenceDecision }> {
+    return fencePreviousHolder(this.storage, pool, image, live, this.seconds);
+  }
+
+  /**
+   * Another host holds the lock of a volume this host still has mapped: it may be writing there
+   * now. Blocklists this host's own client of the mapping (the new holder did so too if it took
+   * the volume over properly) and cuts the local I/O path, because a blocklisted client can leave
+   * requests hanging rather than failing. Failures are logged, never thrown: the caller marks the
+   * volume lost either way.
+   */
+  async fenceSelf(mapping: Mapping, volume: string): Promise<void> {
+    const address = mapping.clientAddress;
+    if (address) {
+      try {
+        await this.storage.blocklistAdd(address, this.seconds);
+      } catch (err) {
+        this.log?.error({ volume, address, err: messageOf(err) }, 'could not fence this host\'s own client of a volume it lost');
+      }
+    }
+    await this.mapper.stopIo?.(mapping).catch((err: unknown) =>
+      this.log?.error({ volume, err: messageOf(err) }, 'could not cut the local I/O path of a volume this host lost'),
+    );
+  }
+
+  /** Cuts the local I/O path of a lost volume again before tearing it down, so that the teardown cannot hang (errors ignored). */
+  async cutLocalIo(mapping: Mapping): Promise<void> {
+    await this.mapper.stopIo?.(mapping).catch(() => undefined);
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

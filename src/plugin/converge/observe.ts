@@ -1,0 +1,75 @@
+// What a convergence round looks at: the host's mount table, what is mounted under the mount root,
+// the mappings the mapper finds, the host lease, and this host's mount locks and its volumes' rate
+// limits in etcd. The planner (plan.ts) turns it into actions.
+
+import { readMountInfo, type MountInfo } from '../../mapper/mountinfo.js';
+import type { Mapper } from '../../mapper/types.js';
+import type { RateLimit } from '../../policy/types.js';
+import type { MountRecord } from '../../state/records.js';
+import type { StateStore } from '../../state/store.js';
+import type { HostLease } from '../cluster/lease.js';
+import { messageOf } from '../errors.js';
+import type { KeyedMutex } from '../mounts/keyed-mutex.js';
+import { volumeKey, type LocalState, type LocalVolume } from '../mounts/local-state.js';
+import { volumeOfMountpoint, type Observation } from './plan.js';
+
+export interface ObserverLog {
+  warn(obj: object, msg: string): void;
+}
+
+export interface ObserverParts {
+  hostId: string;
+  mountRoot: string;
+  local: LocalState;
+  lease: HostLease;
+  mapper: Pick<Mapper, 'discover'>;
+  store: Pick<StateStore, 'listMounts' | 'getVolume'>;
+  /** Volumes with an operation in progress (left alone this round). */
+  mutex: KeyedMutex;
+  log: ObserverLog;
+  /** What is mounted on the host (default /proc/self/mountinfo; fakes in unit tests). */
+  readMounts?: () => Promise<MountInfo[]>;
+}
+
+export class HostObserver {
+  constructor(private readonly parts: ObserverParts) {}
+
+  async observe(): Promise<Observation> {
+    const { hostId, mountRoot, local, mapper, mutex } = this.parts;
+    const entries = local.all();
+    const leaseId = await this.liveLease();
+    const mounts = (await (this.parts.readMounts ?? readMountInfo)()).filter((m) => volumeOfMountpoint(mountRoot, m.mountPoint) !== null);
+    const mappings = await mapper.discover();
+    const { locks, locksKnown, limits } = await this.fromEtcd(entries);
+    return { hostId, leaseId, locksKnown, entries, mounts, mappings, locks, limits, busy: new Set(mutex.keys()), mountRoot };
+  }
+
+  private async liveLease(): Promise<string | null> {
+    try {
+      return (await this.parts.lease.get()).id;
+    } catch (err) {
+      this.parts.log.warn({ err: messageOf(err) }, 'no etcd lease (etcd unreachable?): lock actions wait');
+      return null;
+    }
+  }
+
+  /** The locks of this host and of the volumes in its table, and those volumes' rate limits. */
+  private async fromEtcd(entries: LocalVolume[]): Promise<{ locks: MountRecord[]; locksKnown: boolean; limits: Map<string, RateLimit> }> {
+    const { store, hostId } = this.parts;
+    let locks: MountRecord[] = [];
+    let locksKnown = false;
+    const limits = new Map<string, RateLimit>();
+    try {
+      const ours = new Set(entries.map((e) => volumeKey(e.tenant, e.volume)));
+      locks = (await store.listMounts()).filter((l) => l.hostId === hostId || ours.has(volumeKey(l.tenant, l.volume)));
+      locksKnown = true;
+      for (const e of entries) {
+        const record = await store.getVolume(e.tenant, e.volume);
+        if (record) limits.set(volumeKey(e.tenant, e.volume), record.runtime.rateLimit);
+      }
+    } catch (err) {
+      this.parts.log.warn({ err: messageOf(err) }, 'cannot read mount locks from etcd this round');
+    }
+    return { locks, locksKnown, limits };
+  }
+}

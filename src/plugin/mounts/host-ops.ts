@@ -1,0 +1,26 @@
+// The host operations a mount performs on devices and directories, behind one interface so that
+// unit tests can run the mount path with a fake host (test/helpers/plugin-fakes.ts).
+
+import { rmdir } from 'node:fs/promises';
+import * as fs from '../../mapper/fs.js';
+import { deviceNumberOf, type DeviceNumber } from '../../ratelimit/index.js';
+
+export interface HostOps {
+  probeFilesystem(device: string): Promise<string | null>;
+  formatDevice(command: string, device: string): Promise<void>;
+  mountDevice(device: string, dir: string): Promise<void>;
+  unmountAll(dir: string): Promise<void>;
+  mountsAt(dir: string): Promise<number>;
+  deviceNumber(device: string): Promise<DeviceNumber>;
+  removeDir(dir: string): Promise<void>;
+}
+
+export const realHostOps: HostOps = {
+  probeFilesystem: fs.probeFilesystem,
+  formatDevice: (command, device) => fs.formatDevice(command, device),
+  mountDevice: fs.mountDevice,
+  unmountAll: fs.unmountAll,
+  mountsAt: fs.mountsAt,
+  deviceNumber: deviceNumberOf,
+  removeDir: (dir) => rmdir(dir).catch(() => undefined),
+};

@@ -1,0 +1,146 @@
+// Fakes of what volplugin's mount path touches on the host (the mapper, devices and directories)
+// and of the master, for the plugin's unit tests; Ceph is src/storage's MemoryStorage, etcd
+// src/state's MemoryKV.
+import type { Mapper, Mapping, MapTarget } from '../../src/mapper/types.js';
+import type { RateLimit } from '../../src/policy/types.js';
+import type { VolumeRecord } from '../../src/state/records.js';
+import type { MemoryStorage } from '../../src/storage/memory.js';
+import type { QosLimits } from '../../src/storage/types.js';
+import type { MasterClient } from '../../src/plugin/cluster/master-client.js';
+import { PluginError } from '../../src/plugin/errors.js';
+import type { HostOps } from '../../src/plugin/mounts/host-ops.js';
+import { volumeRecord } from './fixtures.js';
+
+/**
+ * A mapper that hands out /dev/loopN devices (N counting from `first`) whose Ceph client is
+ * 127.0.0.1:0/(clientBase + N). Give each "host" of a test its own: a shared one would mix their
+ * mappings.
+ */
+export class FakeMapper implements Mapper {
+  readonly kind = 'fuse' as const;
+  mapped = new Map<string, Mapping>();
+  /** Devices whose I/O was cut (stopIo). */
+  stopped: string[] = [];
+  /** The number of the next device. */
+  next: number;
+  failMap: Error | null = null;
+  private readonly clientBase: number;
+  private readonly stateDir: string;
+
+  constructor(options: { first?: number; clientBase?: number; stateDir?: string } = {}) {
+    this.next = options.first ?? 0;
+    this.clientBase = options.clientBase ?? 0;
+    this.stateDir = options.stateDir ?? '/state';
+  }
+
+  async map(target: MapTarget): Promise<Mapping> {
+    if (this.failMap) throw this.failMap;
+    const n = this.next++;
+    const m: Mapping = {
+      ...target,
+      kind: 'fuse',
+      device: `/dev/loop${n}`,
+      clientAddress: `127.0.0.1:0/${this.clientBase + n}`,
+      fuseDir: `${this.stateDir}/fuse/${target.tenant}/${target.volume}`,
+    };
+    this.mapped.set(m.device!, m);
+    return m;
+  }
+
+  async unmap(m: Mapping): Promise<void> {
+    if (m.device) this.mapped.delete(m.device);
+  }
+
+  async discover(): Promise<Mapping[]> {
+    return [...this.mapped.values()];
+  }
+
+  async stopIo(m: Mapping): Promise<void> {
+    this.stopped.push(m.device ?? '?');
+  }
+}
+
+/** The host's devices and directories: mounts and filesystems kept in maps; `fail` makes a step throw. */
+export class FakeHost implements HostOps {
+  mounted = new Map<string, string>();
+  formatted = new Set<string>();
+  fail: Partial<Record<keyof HostOps, Error>> = {};
+  async probeFilesystem(device: string): Promise<string | null> {
+    if (this.fail.probeFilesystem) throw this.fail.probeFilesystem;
+    return this.formatted.has(device) ? 'ext4' : null;
+  }
+  async formatDevice(_command: string, device: string): Promise<void> {
+    if (this.fail.formatDevice) throw this.fail.formatDevice;
+    this.formatted.add(device);
+  }
+  async mountDevice(device: string, dir: string): Promise<void> {
+    if (this.fail.mountDevice) throw this.fail.mountDevice;
+    this.mounted.set(dir, device);
+  }
+  async unmountAll(dir: string): Promise<void> {
+    if (this.fail.unmountAll) throw this.fail.unmountAll;
+    this.mounted.delete(dir);
+  }
+  async mountsAt(dir: string): Promise<number> {
+    return this.mounted.has(dir) ? 1 : 0;
+  }
+  async deviceNumber(): Promise<{ major: number; minor: number }> {
+    return { major: 7, minor: 0 };
+  }
+  async removeDir(): Promise<void> {}
+}
+
+/** The master's volume records, kept in a map ("tenant/volume"); an unknown volume is VOLUME_NOT_FOUND. */
+export class FakeMaster implements MasterClient {
+  volumes = new Map<string, VolumeRecord>();
+  async getVolume(tenant: string, volume: string): Promise<VolumeRecord> {
+    const v = this.volumes.get(`${tenant}/${volume}`);
+    if (!v) throw new PluginError('VOLUME_NOT_FOUND', `no ${tenant}/${volume}`);
+    return v;
+  }
+  async listVolumes(): Promise<VolumeRecord[]> {
+    return [...this.volumes.values()];
+  }
+  async createVolume(): Promise<VolumeRecord> {
+    throw new Error('not used');
+  }
+  async removeVolume(): Promise<void> {}
+}
+
+/** A volume record (test/helpers/fixtures.ts) whose run-time and option rate limits are `rateLimit`. */
+export function limitedVolume(tenant: string, volume: string, rateLimit: RateLimit): VolumeRecord {
+  const plain = volumeRecord(tenant, volume);
+  return { ...plain, options: { ...plain.options, rateLimit }, runtime: { ...plain.runtime, rateLimit } };
+}
+
+export interface StorageCall {
+  method: string;
+  args: unknown[];
+}
+
+/** `storage` with every call it receives logged (method and arguments, oldest first) before it runs. */
+export function withCallLog(storage: MemoryStorage): { storage: MemoryStorage; calls: StorageCall[] } {
+  const calls: StorageCall[] = [];
+  const logged = new Proxy(storage, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push({ method: String(key), args });
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { storage: logged, calls };
+}
+
+/** The blocklist entries requested, in order. */
+export function blocklistCalls(calls: StorageCall[]): Array<{ address: string; seconds: number }> {
+  return calls.filter((c) => c.method === 'blocklistAdd').map((c) => ({ address: c.args[0] as string, seconds: c.args[1] as number }));
+}
+
+/** The librbd QoS last set on pool/image (as given to setQos), if any. */
+export function lastQos(calls: StorageCall[], pool: string, image: string): QosLimits | undefined {
+  const set = calls.filter((c) => c.method === 'setQos' && c.args[0] === pool && c.args[1] === image);
+  return set.at(-1)?.args[2] as QosLimits | undefined;
+}
