@@ -14,6 +14,7 @@
 
 import type { Mapper, MapperKind, Mapping } from '../mapper/types.js';
 import type { Storage } from '../storage/types.js';
+import { messageOf } from '../common/errors.js';
 
 export const HOLDER_KEY = 'volplugin.holder';
 
@@ -136,8 +137,4 @@ export class Fencing {
   async cutLocalIo(mapping: Mapping): Promise<void> {
     await this.mapper.stopIo?.(mapping).catch(() => undefined);
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -17,7 +17,7 @@ import { bounded, run } from './exec.js';
 import { attachLoop, detachLoop, listLoopDevices } from './loop.js';
 import { isBelow, readMountInfo } from './mountinfo.js';
 import type { CephClientSettings, Mapper, Mapping, MapTarget, WatcherSource } from './types.js';
-import { MapperUnavailableError, newWatchers } from './types.js';
+import { MapperUnavailableError, cephToolArgs, newWatchers } from './types.js';
 
 export interface FuseMapperOptions {
   /** <state-dir>/fuse: every rbd-fuse mount of this volplugin lives below it. */
@@ -135,11 +135,7 @@ export class FuseMapper implements Mapper {
   }
 
   private cephArgs(): string[] {
-    const { confPath, keyring, clientId } = this.options.ceph;
-    const args: string[] = [];
-    if (confPath) args.push('-c', confPath);
-    if (clientId) args.push('--id', clientId);
-    if (keyring) args.push('--keyring', keyring);
+    const args = cephToolArgs(this.options.ceph);
     // librados waits 300 s for the monitors by default; a mapping must fail well before dockerd gives up.
     args.push('--client_mount_timeout', '20');
     return args;

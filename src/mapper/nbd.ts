@@ -8,7 +8,7 @@ import path from 'node:path';
 import { run } from './exec.js';
 import { MappingNotes } from './notes.js';
 import type { CephClientSettings, Mapper, Mapping, MapTarget, WatcherSource } from './types.js';
-import { MapperUnavailableError, newWatchers } from './types.js';
+import { MapperUnavailableError, cephToolArgs, newWatchers } from './types.js';
 
 export interface NbdMapperOptions {
   /** <state-dir>/nbd: notes of this volplugin's mappings. */
@@ -57,18 +57,9 @@ export class NbdMapper implements Mapper {
     this.notes = new MappingNotes(path.resolve(options.root));
   }
 
-  private cephArgs(): string[] {
-    const { confPath, keyring, clientId } = this.options.ceph;
-    const args: string[] = [];
-    if (confPath) args.push('-c', confPath);
-    if (clientId) args.push('--id', clientId);
-    if (keyring) args.push('--keyring', keyring);
-    return args;
-  }
-
   async map(target: MapTarget): Promise<Mapping> {
     const before = await this.options.watchers.listWatchers(target.pool, target.image);
-    const { stdout } = await run('rbd-nbd', [...this.cephArgs(), 'map', `${target.pool}/${target.image}`], {
+    const { stdout } = await run('rbd-nbd', [...cephToolArgs(this.options.ceph), 'map', `${target.pool}/${target.image}`], {
       timeoutMs: this.options.timeoutMs ?? 60_000,
     });
     const device = stdout.trim().split('\n').pop() ?? '';

@@ -37,6 +37,15 @@ export interface CephClientSettings {
   clientId?: string;
 }
 
+/** The command-line flags that point a Ceph tool (rbd-fuse, rbd-nbd) at these settings. */
+export function cephToolArgs(ceph: CephClientSettings): string[] {
+  const args: string[] = [];
+  if (ceph.confPath) args.push('-c', ceph.confPath);
+  if (ceph.clientId) args.push('--id', ceph.clientId);
+  if (ceph.keyring) args.push('--keyring', ceph.keyring);
+  return args;
+}
+
 /** The part of Storage the mappers need: who has an image open. */
 export interface WatcherSource {
   listWatchers(pool: string, image: string): Promise<Watcher[]>;

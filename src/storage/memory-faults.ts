@@ -133,6 +133,8 @@ function logLine(call: StorageCall, args: readonly unknown[]): string {
 export abstract class FaultHooks {
   /** Every call made so far, in order, one line each: "call arg arg ...". Tests may empty it. */
   readonly calls: string[] = [];
+  /** The same calls with their arguments as given (for assertions on objects such as QoS limits). */
+  readonly callArgs: Array<{ call: StorageCall; args: readonly unknown[] }> = [];
   /**
    * While true, every call fails as the real backends fail when the monitors cannot be reached:
    * ETIMEDOUT, naming the librbd function.
@@ -142,6 +144,11 @@ export abstract class FaultHooks {
   private readonly failures: { call: StorageCall | null; errno: number }[] = [];
   private readonly gates: Gate[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
+
+  /** The arguments of every `call` made so far, oldest first. */
+  argsOf(call: StorageCall): Array<readonly unknown[]> {
+    return this.callArgs.filter((c) => c.call === call).map((c) => c.args);
+  }
 
   /** The next call of `call` (of any call with '*') fails with this errno (a name or a number). */
   failNext(call: StorageCall | '*', error: string | number = 'EIO'): void {
@@ -163,6 +170,7 @@ export abstract class FaultHooks {
   /** Runs one call of the twin through the hooks: logged, maybe held, maybe failed, else `body`. */
   protected call<T>(call: StorageCall, args: readonly unknown[], body: () => T | Promise<T>): Promise<T> {
     this.calls.push(logLine(call, args));
+    this.callArgs.push({ call, args });
     const run = () => {
       if (this.unreachable) throw callError(call, args, -constants.errno.ETIMEDOUT);
       const i = this.failures.findIndex((f) => f.call === null || f.call === call);

@@ -113,34 +113,12 @@ export function limitedVolume(tenant: string, volume: string, rateLimit: RateLim
   return { ...plain, options: { ...plain.options, rateLimit }, runtime: { ...plain.runtime, rateLimit } };
 }
 
-export interface StorageCall {
-  method: string;
-  args: unknown[];
-}
-
-/** `storage` with every call it receives logged (method and arguments, oldest first) before it runs. */
-export function withCallLog(storage: MemoryStorage): { storage: MemoryStorage; calls: StorageCall[] } {
-  const calls: StorageCall[] = [];
-  const logged = new Proxy(storage, {
-    get(target, key, receiver) {
-      const value = Reflect.get(target, key, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.push({ method: String(key), args });
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { storage: logged, calls };
-}
-
-/** The blocklist entries requested, in order. */
-export function blocklistCalls(calls: StorageCall[]): Array<{ address: string; seconds: number }> {
-  return calls.filter((c) => c.method === 'blocklistAdd').map((c) => ({ address: c.args[0] as string, seconds: c.args[1] as number }));
+/** The blocklist entries requested of the twin, in order. */
+export function blocklistCalls(storage: MemoryStorage): Array<{ address: string; seconds: number }> {
+  return storage.argsOf('blocklistAdd').map(([address, seconds]) => ({ address: address as string, seconds: seconds as number }));
 }
 
 /** The librbd QoS last set on pool/image (as given to setQos), if any. */
-export function lastQos(calls: StorageCall[], pool: string, image: string): QosLimits | undefined {
-  const set = calls.filter((c) => c.method === 'setQos' && c.args[0] === pool && c.args[1] === image);
-  return set.at(-1)?.args[2] as QosLimits | undefined;
+export function lastQos(storage: MemoryStorage, pool: string, image: string): QosLimits | undefined {
+  return storage.argsOf('setQos').filter(([p, i]) => p === pool && i === image).at(-1)?.[2] as QosLimits | undefined;
 }

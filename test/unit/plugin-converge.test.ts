@@ -17,7 +17,7 @@ import { MemoryStorage } from '../../src/storage/memory.js';
 import { assembleHost } from '../../src/plugin/app.js';
 import { HostLease } from '../../src/plugin/cluster/lease.js';
 import { LocalState } from '../../src/plugin/mounts/local-state.js';
-import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume, withCallLog, type StorageCall } from '../helpers/plugin-fakes.js';
+import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume } from '../helpers/plugin-fakes.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
@@ -29,7 +29,6 @@ function record(volume: string, rateLimit = limits): VolumeRecord {
 let dir: string;
 let kv: MemoryKV;
 let storage: MemoryStorage;
-let calls: StorageCall[];
 const master = new FakeMaster();
 for (const v of ['a', 'b', 'x']) master.volumes.set(`t/${v}`, record(v));
 
@@ -67,7 +66,7 @@ const signal = () => new AbortController().signal;
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'volplugin-converge-'));
   kv = new MemoryKV();
-  ({ storage, calls } = withCallLog(new MemoryStorage()));
+  storage = new MemoryStorage();
   const store = new StateStore(kv);
   for (const v of ['a', 'b']) await storage.createImage('rbd', `t.${v}`, { size: 1 << 20 });
   for (const v of ['a', 'b']) await store.createVolume(record(v));
@@ -113,7 +112,7 @@ describe('Convergence', () => {
     kv.expireLease((await a.lease.get()).id);
     await b.manager.mount('t', 'a', 'id9', signal());
     await a.loop.runNow('test');
-    expect(blocklistCalls(calls).map((c) => c.address)).toContain('127.0.0.1:0/0');
+    expect(blocklistCalls(storage).map((c) => c.address)).toContain('127.0.0.1:0/0');
     expect(a.mapper.stopped).toEqual(['/dev/loop0']);
     expect(a.local.get('t', 'a')?.lost).toMatch(/h2/);
     await a.loop.runNow('again');
@@ -170,7 +169,7 @@ describe('Convergence', () => {
     await a.store.updateRuntime('t', 'a', { ...record('a').runtime, rateLimit: fifty });
     await a.loop.runNow('volume put');
     expect(a.loop.lastPlan?.actions).toContainEqual({ kind: 'apply-limits', volume: 't/a', limits: fifty, changed: true });
-    expect(lastQos(calls, 'rbd', 't.a')).toEqual({ writeIops: 50, readIops: 0, writeBps: 0, readBps: 0 });
+    expect(lastQos(storage, 'rbd', 't.a')).toEqual({ writeIops: 50, readIops: 0, writeBps: 0, readBps: 0 });
     expect(a.local.get('t', 'a')?.appliedLimits).toEqual(fifty);
     expect(a.loop.lastPlan?.problems).toEqual([]);
     await a.loop.stop();

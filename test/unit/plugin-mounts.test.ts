@@ -19,7 +19,7 @@ import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
 import { LocalState } from '../../src/plugin/mounts/local-state.js';
 import { MountManager } from '../../src/plugin/mounts/manager.js';
 import { Mounter } from '../../src/plugin/mounts/mounter.js';
-import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume, withCallLog, type StorageCall } from '../helpers/plugin-fakes.js';
+import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume } from '../helpers/plugin-fakes.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
@@ -37,7 +37,6 @@ interface Host {
 let dir: string;
 let kv: MemoryKV;
 let storage: MemoryStorage;
-let calls: StorageCall[];
 let master: FakeMaster;
 const signal = () => new AbortController().signal;
 
@@ -70,7 +69,7 @@ function makeHost(hostId: string, label: string, sharedMapper?: FakeMapper): Hos
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'volplugin-mounts-'));
   kv = new MemoryKV();
-  ({ storage, calls } = withCallLog(new MemoryStorage()));
+  storage = new MemoryStorage();
   await storage.createImage('rbd', 'tenant1.foo', { size: 10 << 20 });
   master = new FakeMaster();
   master.volumes.set('tenant1/foo', limitedVolume('tenant1', 'foo', limits));
@@ -90,7 +89,7 @@ describe('MountManager', () => {
     const lock = await a.store.getMount('tenant1', 'foo');
     expect(lock).toMatchObject({ hostId: 'host-a', host: 'a', device: '/dev/loop0', clientAddress: '127.0.0.1:0/1000', mapper: 'fuse' });
     expect(JSON.parse((await holderNote('tenant1.foo'))!)).toMatchObject({ hostId: 'host-a', clientAddress: '127.0.0.1:0/1000' });
-    expect(lastQos(calls, 'rbd', 'tenant1.foo')).toEqual({ writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 });
+    expect(lastQos(storage, 'rbd', 'tenant1.foo')).toEqual({ writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 });
     expect(a.local.get('tenant1', 'foo')?.refs).toEqual(['id1']);
   });
 
@@ -141,7 +140,7 @@ describe('MountManager', () => {
     expect(await b.store.getMount('tenant1', 'foo')).toBeNull();
     b.mapper.next = 5;
     await b.manager.mount('tenant1', 'foo', 'id2', signal());
-    expect(blocklistCalls(calls)).toEqual([{ address: '127.0.0.1:0/1000', seconds: 600 }]);
+    expect(blocklistCalls(storage)).toEqual([{ address: '127.0.0.1:0/1000', seconds: 600 }]);
     expect(await b.store.getMount('tenant1', 'foo')).toMatchObject({ hostId: 'host-b', clientAddress: '127.0.0.1:0/1005' });
   });
 
@@ -151,7 +150,7 @@ describe('MountManager', () => {
     await a.manager.mount('tenant1', 'foo', 'id1', signal());
     await a.manager.unmount('tenant1', 'foo', 'id1', signal());
     await b.manager.mount('tenant1', 'foo', 'id2', signal());
-    expect(blocklistCalls(calls)).toEqual([]);
+    expect(blocklistCalls(storage)).toEqual([]);
   });
 
   it('an existing filesystem is not formatted again', async () => {
