@@ -1,7 +1,7 @@
 // Hand-written types of build/Release/volplugin_rbd.node (native/*.cc). The addon takes positional,
 // already-validated arguments: src/storage/native.ts checks them and is the only caller. Every
-// method that can block returns a promise and runs on the libuv thread pool; failures reject with
-// the RbdError class handed to init().
+// method that can block returns a promise and runs on the Cluster's own threads (native/pool.h, not
+// libuv's pool); failures reject with the RbdError class handed to init().
 
 export interface NativeStats {
   /** Operations queued or running. */
@@ -10,6 +10,34 @@ export interface NativeStats {
   openImages: number;
   /** Cached pool contexts (rados_ioctx_t). */
   pools: number;
+}
+
+/** The Cluster's worker threads (native/pool.h) and where its calls' time went. */
+export interface NativeThreadStats {
+  /** Threads started and not yet ended (they start when calls queue and none is idle; an idle one ends after 60 s). */
+  threads: number;
+  /** Threads running a call. */
+  busy: number;
+  /** Calls waiting for a thread (only when `threads` has reached `maxThreads`). */
+  queued: number;
+  /** The limit: ClusterOptions.threads. */
+  maxThreads: number;
+  /** Calls that have run, and the totals of their time (milliseconds) from being queued to starting on a
+   * thread, running there, and being settled on the JS thread. */
+  completed: number;
+  queueWaitMs: number;
+  runMs: number;
+  deliverWaitMs: number;
+}
+
+export interface ClusterOptions {
+  /**
+   * Most threads this connection runs librbd/librados calls on at once (1..4096, default 256). Calls that
+   * wait for a monitor commit (snapshots: about 1 s with Ceph's default paxos interval) occupy a thread
+   * each, and the monitor commits whatever is in flight together: this is the number of such calls in
+   * flight, and so the snapshot throughput. Calls beyond it queue.
+   */
+  threads?: number;
 }
 
 export interface NativeImageInfo {
@@ -44,12 +72,13 @@ export interface NativeLockers {
 }
 
 export declare class Cluster {
-  constructor();
+  constructor(options?: ClusterOptions);
   /** rados_create2, rados_conf_read_file, rados_conf_parse_env, rados_conf_set, rados_connect. */
   connect(confPath: string | null, keyring: string | null, clientId: string | null, options: Record<string, string>): Promise<void>;
   /** Idempotent; waits for pending operations, then rados_ioctx_destroy for each pool and rados_shutdown. */
   close(): Promise<void>;
   stats(): NativeStats;
+  threadStats(): NativeThreadStats;
 
   createImage(pool: string, name: string, size: number, features: number, order: number, dataPool: string | null): Promise<void>;
   /** Refuses (EBUSY) while a non-librbd (advisory) lock is held: librbd's remove would spin forever. */
