@@ -6,7 +6,9 @@
 #include <new>
 #include <string>
 
+#include "diff_ops.h"
 #include "errors.h"
+#include "group_ops.h"
 #include "image_ops.h"
 #include "lock_ops.h"
 #include "metadata_ops.h"
@@ -61,6 +63,32 @@ bool Bool(const Napi::CallbackInfo& info, size_t i, const char* field) {
     throw Napi::TypeError::New(info.Env(), std::string(field) + " must be a boolean");
   }
   return info[i].As<Napi::Boolean>().Value();
+}
+
+// A path (string) or a file descriptor (non-negative integer) the caller keeps open.
+StreamEnd Stream(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  StreamEnd end;
+  if (i < info.Length() && info[i].IsString()) {
+    end.path = info[i].As<Napi::String>().Utf8Value();
+    if (end.path.empty()) throw Napi::TypeError::New(info.Env(), std::string(field) + " must not be empty");
+    return end;
+  }
+  if (i < info.Length() && info[i].IsNumber()) {
+    double v = info[i].As<Napi::Number>().DoubleValue();
+    if (!(v >= 0) || v > 2147483647.0 || std::floor(v) != v) {
+      throw Napi::RangeError::New(info.Env(), std::string(field) + " must be a file descriptor (a non-negative integer)");
+    }
+    end.fd = static_cast<int>(v);
+    return end;
+  }
+  throw Napi::TypeError::New(info.Env(), std::string(field) + " must be a path or a file descriptor");
+}
+
+// null/undefined -> empty (no callback).
+Napi::Function OptFunction(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return Napi::Function();
+  if (!info[i].IsFunction()) throw Napi::TypeError::New(info.Env(), std::string(field) + " must be a function");
+  return info[i].As<Napi::Function>();
 }
 
 // --- batons for the connection itself ---
@@ -242,6 +270,19 @@ Napi::Function ClusterWrap::Define(Napi::Env env) {
                          InstanceMethod<&ClusterWrap::GetMetadata>("getMetadata"),
                          InstanceMethod<&ClusterWrap::SetMetadata>("setMetadata"),
                          InstanceMethod<&ClusterWrap::RemoveMetadata>("removeMetadata"),
+                         InstanceMethod<&ClusterWrap::ExportDiff>("exportDiff"),
+                         InstanceMethod<&ClusterWrap::ApplyDiff>("applyDiff"),
+                         InstanceMethod<&ClusterWrap::InspectDiff>("inspectDiff"),
+                         InstanceMethod<&ClusterWrap::CreateGroup>("createGroup"),
+                         InstanceMethod<&ClusterWrap::RemoveGroup>("removeGroup"),
+                         InstanceMethod<&ClusterWrap::ListGroups>("listGroups"),
+                         InstanceMethod<&ClusterWrap::AddGroupImage>("addGroupImage"),
+                         InstanceMethod<&ClusterWrap::RemoveGroupImage>("removeGroupImage"),
+                         InstanceMethod<&ClusterWrap::ListGroupImages>("listGroupImages"),
+                         InstanceMethod<&ClusterWrap::CreateGroupSnapshot>("createGroupSnapshot"),
+                         InstanceMethod<&ClusterWrap::RemoveGroupSnapshot>("removeGroupSnapshot"),
+                         InstanceMethod<&ClusterWrap::RollbackGroupSnapshot>("rollbackGroupSnapshot"),
+                         InstanceMethod<&ClusterWrap::ListGroupSnapshots>("listGroupSnapshots"),
                          InstanceMethod<&ClusterWrap::MonCommand>("monCommand"),
                          InstanceMethod<&ClusterWrap::Fsid>("fsid"),
                      });
@@ -522,6 +563,75 @@ Napi::Value ClusterWrap::SetMetadata(const Napi::CallbackInfo& info) {
 Napi::Value ClusterWrap::RemoveMetadata(const Napi::CallbackInfo& info) {
   return Queue(info.Env(), std::make_unique<SetMetadataBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), Str(info, 2, "key"),
                                                               std::string(), true));
+}
+
+// --- diffs (export-diff / import-diff streams) ---
+
+Napi::Value ClusterWrap::ExportDiff(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(),
+               std::make_unique<ExportDiffBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), OptStr(info, 2, "fromSnapshot"),
+                                                 OptStr(info, 3, "toSnapshot"), Stream(info, 4, "target"), Bool(info, 5, "wholeObject")),
+               OptFunction(info, 6, "onProgress"));
+}
+
+Napi::Value ClusterWrap::ApplyDiff(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ApplyDiffBaton>(Str(info, 0, "pool"), Str(info, 1, "image"), Stream(info, 2, "source")),
+               OptFunction(info, 3, "onProgress"));
+}
+
+Napi::Value ClusterWrap::InspectDiff(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<InspectDiffBaton>(Stream(info, 0, "source")));
+}
+
+// --- groups ---
+
+namespace {
+std::unique_ptr<Baton> Group(GroupBaton::Action action, const Napi::CallbackInfo& info, bool withSnapshot) {
+  return std::make_unique<GroupBaton>(action, Str(info, 0, "pool"), Str(info, 1, "group"),
+                                      withSnapshot ? Str(info, 2, "snapshot") : std::string());
+}
+}  // namespace
+
+Napi::Value ClusterWrap::CreateGroup(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Group(GroupBaton::Action::Create, info, false));
+}
+
+Napi::Value ClusterWrap::RemoveGroup(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Group(GroupBaton::Action::Remove, info, false));
+}
+
+Napi::Value ClusterWrap::ListGroups(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListGroupsBaton>(Str(info, 0, "pool")));
+}
+
+Napi::Value ClusterWrap::AddGroupImage(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<GroupImageBaton>(true, Str(info, 0, "groupPool"), Str(info, 1, "group"),
+                                                             Str(info, 2, "imagePool"), Str(info, 3, "image")));
+}
+
+Napi::Value ClusterWrap::RemoveGroupImage(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<GroupImageBaton>(false, Str(info, 0, "groupPool"), Str(info, 1, "group"),
+                                                             Str(info, 2, "imagePool"), Str(info, 3, "image")));
+}
+
+Napi::Value ClusterWrap::ListGroupImages(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListGroupImagesBaton>(Str(info, 0, "pool"), Str(info, 1, "group")));
+}
+
+Napi::Value ClusterWrap::CreateGroupSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Group(GroupBaton::Action::SnapCreate, info, true));
+}
+
+Napi::Value ClusterWrap::RemoveGroupSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Group(GroupBaton::Action::SnapRemove, info, true));
+}
+
+Napi::Value ClusterWrap::RollbackGroupSnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), Group(GroupBaton::Action::SnapRollback, info, true));
+}
+
+Napi::Value ClusterWrap::ListGroupSnapshots(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListGroupSnapshotsBaton>(Str(info, 0, "pool"), Str(info, 1, "group")));
 }
 
 // --- cluster ---

@@ -75,6 +75,21 @@ class ClusterWrap : public Napi::ObjectWrap<ClusterWrap> {
   Napi::Value SetMetadata(const Napi::CallbackInfo& info);
   Napi::Value RemoveMetadata(const Napi::CallbackInfo& info);
 
+  Napi::Value ExportDiff(const Napi::CallbackInfo& info);
+  Napi::Value ApplyDiff(const Napi::CallbackInfo& info);
+  Napi::Value InspectDiff(const Napi::CallbackInfo& info);
+
+  Napi::Value CreateGroup(const Napi::CallbackInfo& info);
+  Napi::Value RemoveGroup(const Napi::CallbackInfo& info);
+  Napi::Value ListGroups(const Napi::CallbackInfo& info);
+  Napi::Value AddGroupImage(const Napi::CallbackInfo& info);
+  Napi::Value RemoveGroupImage(const Napi::CallbackInfo& info);
+  Napi::Value ListGroupImages(const Napi::CallbackInfo& info);
+  Napi::Value CreateGroupSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value RemoveGroupSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value RollbackGroupSnapshot(const Napi::CallbackInfo& info);
+  Napi::Value ListGroupSnapshots(const Napi::CallbackInfo& info);
+
   Napi::Value MonCommand(const Napi::CallbackInfo& info);
   Napi::Value Fsid(const Napi::CallbackInfo& info);
 
