@@ -139,6 +139,14 @@ class Job : public ChannelMessage {
     } stamp{this};
     try {
       if (baton_->kind() == Baton::Kind::Operation) {
+        // Checked before taking the lock too: a shutdown that waits for it must not be kept
+        // waiting by queued operations starting one after another.
+        if (core_->stopping.load()) {
+          baton_->error.code = -ENOTCONN;
+          baton_->error.op = baton_->Name();
+          baton_->error.detail = "the cluster connection is closed";
+          return;
+        }
         std::shared_lock<std::shared_timed_mutex> lock(core_->lifecycle);
         if (!core_->connected()) {
           baton_->error.code = -ENOTCONN;
@@ -295,6 +303,7 @@ ClusterWrap::ClusterWrap(const Napi::CallbackInfo& info)
       channel_(JsChannel::Create(info.Env(), "volplugin_rbd")) {
   AddonData* data = info.Env().GetInstanceData<AddonData>();
   if (data != nullptr) data->Track(core_);
+  ClusterCore::ShutdownAtExit(core_);
 }
 
 ClusterWrap::~ClusterWrap() {

@@ -150,7 +150,28 @@ d.connect(process.env.CEPH_CONF, null, null, {}).then(() => d.listImages(POOL)).
     expect(r.stdout.trim().split('\n')).toEqual(['true 0', 'listed true']);
   });
 
-  it('6 errors from the pool threads are RbdErrors with the call, pool and image', async () => {
+  it('6 process.exit() while a long call runs: the call may finish (bounded wait), then librados is shut down and the exit is clean', async () => {
+    const name = `exit-long-${process.pid}-${Date.now()}`;
+    const r = await runScript(
+      'exit-long.mjs',
+      `
+const c = new addon.Cluster();
+await c.connect(process.env.CEPH_CONF, null, null, {});
+const name = process.env.NAME;
+await c.createImage(POOL, name, 20 * 2 ** 30, 5, 22, null);
+// Removing a 20 GiB image without an object map deletes 5,120 possible objects: still running at exit.
+c.removeImage(POOL, name).then(() => console.log('removed'), (e) => console.log('failed', e.errno));
+setTimeout(() => process.exit(0), 20);
+`,
+      { NAME: name },
+    );
+    await execa('rbd', ['rm', '--no-progress', `${POOL}/${name}`], { reject: false });
+    expect(r.signal).toBeUndefined();
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('7 errors from the pool threads are RbdErrors with the call, pool and image', async () => {
     const c = await connected({ threads: 4 });
     try {
       const errs = await Promise.all(Array.from({ length: 8 }, (_, i) => c.imageInfo(POOL, `missing-${i}`).catch((e: unknown) => e)));
