@@ -5,7 +5,7 @@
 //
 //   pnpm bench                    the full run (about 6 minutes on 2 cores)
 //   pnpm bench --quick            a short run for development (numbers are not worth keeping)
-//   pnpm bench --only snapshot,read   a subset: snapshot image read mount master paxos
+//   pnpm bench --only snapshot,read   a subset: snapshot image read mount master backup paxos
 //   pnpm bench --keep             leave the clusters running afterwards
 //   pnpm bench --out DIR          write results elsewhere (latest.json and chart.svg too)
 //   pnpm bench --docs             also put the table into docs/performance.md (between its markers)
@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Storage } from '../src/storage/types.js';
+import { backupBench } from './benchmarks/backup.js';
 import { imageBench, removeVariantsBench } from './benchmarks/image.js';
 import { masterBench } from './benchmarks/master.js';
 import { mountBench } from './benchmarks/mount.js';
@@ -39,7 +40,7 @@ import { progress } from './lib/harness.js';
 import { checkAims, compare, toRows } from './lib/report.js';
 import { aimsText, cpuTextTable, textTable } from './lib/table.js';
 
-const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'paxos'] as const;
+const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'backup', 'paxos'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values: flags } = parseArgs({
@@ -135,7 +136,7 @@ async function main(): Promise<void> {
   const prefix = `bench-${runId}-`;
   const measurements: Measurement[] = [];
 
-  const tunedBenches = (['snapshot', 'image', 'read', 'mount', 'master'] as const).filter((b) => only.has(b));
+  const tunedBenches = (['snapshot', 'image', 'read', 'mount', 'master', 'backup'] as const).filter((b) => only.has(b));
   if (tunedBenches.length) {
     await withCluster(clusterSpecs.tuned, env, async (cluster) => {
       const ctx: BenchContext = { cluster, prefix, quick, keep: flags.keep, ...(await openBackends(cluster)) };
@@ -161,6 +162,9 @@ async function main(): Promise<void> {
         }
         if (only.has('master')) {
           measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 2 }), missing)));
+        }
+        if (only.has('backup') && ctx.backends.includes('native')) {
+          measurements.push(...(await backupBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 1 }, { warmup: 0, rounds: 1, count: 1 }))));
         }
       } finally {
         await removeImagesWithPrefix(cluster, prefix, ctx.storage.native).catch((err: Error) => progress(`cleanup: ${err.message}`));
