@@ -17,11 +17,16 @@ namespace {
 
 // The name errors about the stream's contents carry as their `op`.
 constexpr const char* kFormatOp = "rbd_diff_v1";
-// Data is read and written in pieces of at most this size, this many in flight.
+// Data is read and written in pieces of at most this size; at most this many requests and bytes
+// in flight (a 1% change of an image in 4 KiB writes is thousands of small extents: their latency,
+// not their size, sets the pace).
 constexpr uint64_t kChunk = 4ull << 20;
-constexpr size_t kInFlight = 4;
-// Objects per rbd_diff_iterate2 call: bounds the extents held in memory at once.
-constexpr uint64_t kWindowObjects = 256;
+constexpr size_t kMaxInFlight = 32;
+constexpr uint64_t kMaxInFlightBytes = 32ull << 20;
+// Objects per rbd_diff_iterate2 call: bounds the extents held in memory at once, and lets the
+// reads of one window run while the next one is listed. Whole-object diffs answer from the object
+// maps, which every call loads again: one call for the whole image (one extent per object at most).
+constexpr uint64_t kWindowObjects = 64;
 // 'z' ranges are applied in pieces of at most this size.
 constexpr uint64_t kZeroPiece = 1ull << 30;
 
@@ -58,26 +63,29 @@ class Fd {
   bool owned_ = false;
 };
 
-// A librbd aio request and its buffer.
+// A librbd aio request and its buffer, or a marker: a range to be written as zeros, kept in its
+// place among the requests so that records go out in offset order.
 struct Aio {
   uint64_t offset = 0, length = 0;
   std::unique_ptr<char[]> buf;
   rbd_completion_t completion = nullptr;
+  bool marker = false;
 };
 
-// Requests in flight in the order they were issued; waited for in that order. Buffers are reused.
+// Requests in flight in the order they were issued; waited for in that order. Whole-chunk
+// buffers are reused.
 class AioQueue {
  public:
   ~AioQueue() { Drain(); }
 
-  // A buffer of kChunk bytes for the next request.
-  std::unique_ptr<char[]> Buffer() {
-    if (free_.empty()) return std::unique_ptr<char[]>(new char[kChunk]);
+  // A buffer of `length` (at most kChunk) bytes for the next request.
+  std::unique_ptr<char[]> Buffer(uint64_t length) {
+    if (length != kChunk || free_.empty()) return std::unique_ptr<char[]>(new char[length]);
     auto b = std::move(free_.back());
     free_.pop_back();
     return b;
   }
-  // rbd_aio_create_completion: a completion nobody is called back on; waited for with Wait().
+  // rbd_aio_create_completion: a completion nobody is called back on; waited for with WaitFront().
   int Push(Aio aio, const std::function<int(Aio&)>& start) {
     int r = rbd_aio_create_completion(nullptr, nullptr, &aio.completion);
     if (r < 0) return r;
@@ -86,15 +94,26 @@ class AioQueue {
       rbd_aio_release(aio.completion);
       return r;
     }
+    requests_++;
+    if (aio.buf) bytes_ += aio.length;  // buffers held; a write_zeroes holds none
     queue_.push_back(std::move(aio));
     return 0;
   }
-  bool full() const { return queue_.size() >= kInFlight; }
+  void PushMarker(uint64_t offset, uint64_t length) {
+    Aio marker;
+    marker.offset = offset;
+    marker.length = length;
+    marker.marker = true;
+    queue_.push_back(std::move(marker));
+  }
+  bool full() const { return requests_ >= kMaxInFlight || bytes_ >= kMaxInFlightBytes; }
   bool empty() const { return queue_.empty(); }
   Aio& front() { return queue_.front(); }
-  // rbd_aio_wait_for_complete, rbd_aio_get_return_value, rbd_aio_release of the oldest request.
+  // rbd_aio_wait_for_complete, rbd_aio_get_return_value, rbd_aio_release of the oldest entry (a
+  // marker is done at once and "returns" its length).
   ssize_t WaitFront() {
     Aio& a = queue_.front();
+    if (a.marker) return static_cast<ssize_t>(a.length);
     rbd_aio_wait_for_complete(a.completion);
     ssize_t r = rbd_aio_get_return_value(a.completion);
     rbd_aio_release(a.completion);
@@ -102,7 +121,12 @@ class AioQueue {
     return r;
   }
   void PopFront() {
-    if (queue_.front().buf) free_.push_back(std::move(queue_.front().buf));
+    Aio& a = queue_.front();
+    if (!a.marker) {
+      requests_--;
+      if (a.buf) bytes_ -= a.length;
+      if (a.buf && a.length == kChunk && free_.size() < 8) free_.push_back(std::move(a.buf));
+    }
     queue_.pop_front();
   }
   // Waits for every request still in flight (their buffers must outlive them); the first error.
@@ -118,6 +142,8 @@ class AioQueue {
 
  private:
   std::deque<Aio> queue_;
+  size_t requests_ = 0;
+  uint64_t bytes_ = 0;
   std::vector<std::unique_ptr<char[]>> free_;
 };
 
@@ -251,6 +277,14 @@ bool ExportDiffBaton::Export(rbd_image_t image, int fd) {
   auto retire = [&]() -> bool {
     ssize_t got = reads.WaitFront();
     Aio& a = reads.front();
+    if (a.marker) {
+      uint64_t end = a.offset + a.length;
+      int w = zero(a.offset, a.length);
+      reads.PopFront();
+      if (w < 0) return writeFailed(w);
+      progress.Report(end, size_);
+      return true;
+    }
     if (got < 0) {
       reads.PopFront();
       return Fail(static_cast<int>(got), "rbd_aio_read2");
@@ -275,7 +309,7 @@ bool ExportDiffBaton::Export(rbd_image_t image, int fd) {
     return true;
   };
 
-  const uint64_t window = objectSize * kWindowObjects;
+  const uint64_t window = wholeObject_ ? std::max<uint64_t>(size_, 1) : objectSize * kWindowObjects;
   std::vector<Extent> extents;
   progress.Report(0, size_, true);
   for (uint64_t start = 0; start < size_; start += window) {
@@ -291,12 +325,8 @@ bool ExportDiffBaton::Export(rbd_image_t image, int fd) {
     for (const Extent& e : extents) {
       if (progress.cancelled.load()) return Fail(-ECANCELED, "rbd_diff_iterate2", "cancelled by the progress callback");
       if (!e.exists) {
-        // Everything read before this range goes out first: records stay in offset order.
-        while (!reads.empty()) {
-          if (!retire()) return false;
-        }
-        if ((r = zero(e.offset, e.length)) < 0) return writeFailed(r);
-        progress.Report(e.offset + e.length, size_);
+        // In its place among the reads: records go out in offset order.
+        reads.PushMarker(e.offset, e.length);
         continue;
       }
       for (uint64_t off = e.offset, end = e.offset + e.length; off < end;) {
@@ -308,7 +338,7 @@ bool ExportDiffBaton::Export(rbd_image_t image, int fd) {
         Aio aio;
         aio.offset = off;
         aio.length = piece;
-        aio.buf = reads.Buffer();
+        aio.buf = reads.Buffer(piece);
         r = reads.Push(std::move(aio), [image](Aio& a) {
           // rbd_aio_read2: sequential, and no need to keep it in the OSD's cache.
           return rbd_aio_read2(image, a.offset, static_cast<size_t>(a.length), a.buf.get(), a.completion,
@@ -485,7 +515,7 @@ bool ApplyDiffBaton::Apply(rbd_image_t image, int fd, bool seekable, uint64_t st
     } else if (record.tag == diff::kWrite) {
       for (uint64_t off = record.offset, end = record.offset + record.length; ok && off < end;) {
         uint64_t piece = std::min(end - off, kChunk);
-        std::unique_ptr<char[]> buf = writes.Buffer();
+        std::unique_ptr<char[]> buf = writes.Buffer(piece);
         r = reader.ReadExact(buf.get(), static_cast<size_t>(piece), "the data of a 'w' record", &why);
         if (r < 0) {
           ok = streamFailed(r);
