@@ -10,7 +10,8 @@
 // tens of KiB of memory; librados itself runs dozens per connection. So the default is generous
 // (kDefaultMaxThreads = 256, the most in flight the benchmarks measure), the threads start only when
 // calls are queued and no thread is idle, and an idle thread ends after kIdleTimeout: a process that
-// makes one call at a time keeps one thread.
+// makes one call at a time keeps one thread. Threads wake (or start) each other as a burst of calls
+// comes in, so that queueing a call costs the JS thread no system call in the common case.
 //
 // Plain C++ (no Node-API): tasks are closures; what they do with their results is theirs to arrange
 // (cluster.cc posts them to the JS thread through a JsChannel).
@@ -59,6 +60,9 @@ class WorkPool {
  private:
   struct State;
   static void Loop(std::shared_ptr<State> state);
+  // Carries out State::NextWake()'s answer outside the mutex; false when no thread runs and
+  // none could be started.
+  static bool Wake(const std::shared_ptr<State>& state, int wake);
   std::shared_ptr<State> state_;
 };
 
