@@ -115,9 +115,10 @@ await c.close();
     expect(c.threadStats()).toMatchObject({ threads: 0, busy: 0, queued: 0, maxThreads: 256, completed: 0 });
     await c.connect(CONF!, null, null, {});
     expect(c.threadStats().threads).toBe(1);
-    await c.fsid();
-    await c.fsid();
-    expect(c.threadStats().threads).toBe(1); // one call at a time: the same thread
+    for (let i = 0; i < 20; i++) await c.fsid();
+    // One call at a time: one thread, or two when a call arrived while the previous call's thread
+    // had posted its result but was not yet back at the queue.
+    expect(c.threadStats().threads).toBeLessThanOrEqual(2);
     await c.close();
   });
 
