@@ -8,7 +8,8 @@
  *
  *   rbd_loop --conf PATH [--id admin] --pool POOL --mode snap|image|read
  *            [--workers N] [--count K] [--prefix NAME] [--size BYTES] [--features MASK]
- *            [--remove rbd_remove|trash] [--keep-open]
+ *            [--remove rbd_remove|trash] [--keep-open] [--pause-ms MS]
+ *   rbd_loop --conf PATH [--id admin] --pool POOL --mode serve [--size BYTES] [--features MASK]
  *   rbd_loop --version      prints {"librbd":"MAJOR.MINOR.EXTRA"}
  *
  * --mode snap   worker w uses the existing image PREFIX-w: phase snap_create makes K snapshots on
@@ -20,6 +21,15 @@
  * --mode read   worker w reads the existing image PREFIX-w: phase image_info (open read-only, stat,
  *               features, parent, snapshot count, close: what `rbd info` shows) and phase
  *               image_list (rbd_list2 of the pool, with room for 64 names on the first call).
+ * --mode serve  one operation per line of stdin, answered on stdout once it is done, so that a
+ *               driver can alternate them with its own (the benchmarks pair the addon's calls with
+ *               these one by one, so both see the same machine load): "image_create NAME",
+ *               "image_remove NAME", "snap_create IMAGE SNAP", "snap_remove IMAGE SNAP" (open,
+ *               call, close, as --mode snap does). Prints "ready" once connected; each answer is
+ *               "ok MS" (the call's wall time in ms) or "err CALL ERRNO".
+ * --pause-ms    sleep before each phase while every worker waits at the start line (not timed):
+ *               on a cluster with a long paxos interval this gives every phase, and every program
+ *               compared, the same monitor state to start from (no commit in the last MS ms).
  *
  * Output (stdout): {"librbd":"1.16.0","connect_ms":..,"phases":[{"op":..,"workers":N,"ops":..,
  * "wall_ms":..,"lat_ms":[..]}]}. Errors go to stderr with the call that failed; exit status 1.
@@ -40,7 +50,7 @@
 #define MAX_WORKERS 256
 #define MAX_PHASES 4
 
-enum mode { MODE_SNAP, MODE_IMAGE, MODE_READ };
+enum mode { MODE_SNAP, MODE_IMAGE, MODE_READ, MODE_SERVE };
 
 struct options {
   const char *conf;
@@ -54,6 +64,7 @@ struct options {
   uint64_t features;
   bool trash;
   bool keep_open;
+  int pause_ms;
 };
 
 struct phase {
@@ -103,7 +114,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: rbd_loop --conf PATH --pool POOL --mode snap|image|read [--id ID] [--workers N]\n"
           "                [--count K] [--prefix NAME] [--size BYTES] [--features MASK]\n"
-          "                [--remove rbd_remove|trash] [--keep-open]\n");
+          "                [--remove rbd_remove|trash] [--keep-open] [--pause-ms MS]\n"
+          "       rbd_loop --conf PATH --pool POOL --mode serve [--size BYTES] [--features MASK]\n");
   exit(2);
 }
 
@@ -125,6 +137,7 @@ static void parse(int argc, char **argv) {
     else if (!strcmp(a, "--count")) opt.count = atoi(v);
     else if (!strcmp(a, "--size")) opt.size = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--features")) opt.features = strtoull(v, NULL, 0);
+    else if (!strcmp(a, "--pause-ms")) opt.pause_ms = atoi(v);
     else if (!strcmp(a, "--remove")) {
       if (!strcmp(v, "trash")) opt.trash = true;
       else if (strcmp(v, "rbd_remove")) usage();
@@ -132,6 +145,7 @@ static void parse(int argc, char **argv) {
       if (!strcmp(v, "snap")) opt.mode = MODE_SNAP;
       else if (!strcmp(v, "image")) opt.mode = MODE_IMAGE;
       else if (!strcmp(v, "read")) opt.mode = MODE_READ;
+      else if (!strcmp(v, "serve")) opt.mode = MODE_SERVE;
       else usage();
     } else usage();
   }
@@ -179,6 +193,17 @@ static void *snap_worker(int w) {
   return NULL;
 }
 
+/* One image_create as the image mode does it; returns rbd_create4's result. */
+static int create_image(const char *name) {
+  rbd_image_options_t o;
+  rbd_image_options_create(&o);
+  check(rbd_image_options_set_uint64(o, RBD_IMAGE_OPTION_FEATURES, opt.features), "rbd_image_options_set_uint64", "features");
+  check(rbd_image_options_set_uint64(o, RBD_IMAGE_OPTION_ORDER, 22), "rbd_image_options_set_uint64", "order");
+  int r = rbd_create4(ioctx, name, opt.size, o);
+  rbd_image_options_destroy(o);
+  return r;
+}
+
 static void *image_worker(int w) {
   char name[256];
   int nph = opt.trash ? 3 : 2;
@@ -188,13 +213,7 @@ static void *image_worker(int w) {
       snprintf(name, sizeof name, "%s-%d-%d", opt.prefix, w, i);
       double t = now_ms();
       if (ph == 0) {
-        rbd_image_options_t o;
-        rbd_image_options_create(&o);
-        check(rbd_image_options_set_uint64(o, RBD_IMAGE_OPTION_FEATURES, opt.features), "rbd_image_options_set_uint64", "features");
-        check(rbd_image_options_set_uint64(o, RBD_IMAGE_OPTION_ORDER, 22), "rbd_image_options_set_uint64", "order");
-        int r = rbd_create4(ioctx, name, opt.size, o);
-        rbd_image_options_destroy(o);
-        check(r, "rbd_create4", name);
+        check(create_image(name), "rbd_create4", name);
       } else if (ph == 1 && !opt.trash) {
         check(rbd_remove(ioctx, name), "rbd_remove", name);
       } else if (ph == 1) {
@@ -265,12 +284,54 @@ static void *read_worker(int w) {
   return NULL;
 }
 
+/* --mode serve: one operation per stdin line (see the top of this file). */
+static void serve(void) {
+  char line[1024], op[64], a[512], b[256];
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  printf("ready\n");
+  while (fgets(line, sizeof line, stdin)) {
+    int n = sscanf(line, "%63s %511s %255s", op, a, b);
+    if (n < 2) break;
+    const char *call = op;
+    int r;
+    double t = now_ms();
+    if (!strcmp(op, "image_create")) {
+      call = "rbd_create4";
+      r = create_image(a);
+    } else if (!strcmp(op, "image_remove")) {
+      call = "rbd_remove";
+      r = rbd_remove(ioctx, a);
+    } else if (n == 3 && (!strcmp(op, "snap_create") || !strcmp(op, "snap_remove"))) {
+      rbd_image_t image;
+      call = "rbd_open";
+      r = rbd_open(ioctx, a, &image, NULL);
+      if (r >= 0) {
+        bool create = !strcmp(op, "snap_create");
+        call = create ? "rbd_snap_create" : "rbd_snap_remove";
+        r = create ? rbd_snap_create(image, b) : rbd_snap_remove(image, b);
+        int c = rbd_close(image);
+        if (r >= 0 && c < 0) {
+          call = "rbd_close";
+          r = c;
+        }
+      }
+    } else {
+      printf("err %s %d\n", op, -EINVAL);
+      continue;
+    }
+    double ms = now_ms() - t;
+    if (r < 0) printf("err %s %d\n", call, r);
+    else printf("ok %.3f\n", ms);
+  }
+}
+
 static void *worker_main(void *arg) {
   int w = ((struct worker *)arg)->index;
   switch (opt.mode) {
   case MODE_SNAP: return snap_worker(w);
   case MODE_IMAGE: return image_worker(w);
   case MODE_READ: return read_worker(w);
+  case MODE_SERVE: break;
   }
   return NULL;
 }
@@ -304,6 +365,13 @@ int main(int argc, char **argv) {
   check(rados_ioctx_create(cluster, opt.pool, &ioctx), "rados_ioctx_create", opt.pool);
   double connect_ms = now_ms() - t;
 
+  if (opt.mode == MODE_SERVE) {
+    serve();
+    rados_ioctx_destroy(ioctx);
+    rados_shutdown(cluster);
+    return 0;
+  }
+
   switch (opt.mode) {
   case MODE_SNAP:
     add_phase("snap_create");
@@ -321,6 +389,8 @@ int main(int argc, char **argv) {
     add_phase("image_info");
     add_phase("image_list");
     break;
+  case MODE_SERVE:
+    break;
   }
 
   pthread_barrier_init(&barrier, NULL, (unsigned)opt.workers + 1);
@@ -331,6 +401,10 @@ int main(int argc, char **argv) {
     if (r) fail("pthread_create", NULL, -r);
   }
   for (int p = 0; p < nphases; p++) {
+    if (opt.pause_ms > 0) {
+      struct timespec pause = {opt.pause_ms / 1000, (long)(opt.pause_ms % 1000) * 1000000L};
+      nanosleep(&pause, NULL);
+    }
     sync_phase();
     double start = now_ms();
     sync_phase();

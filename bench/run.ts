@@ -5,7 +5,7 @@
 //
 //   pnpm bench                    the full run (about 6 minutes on 2 cores)
 //   pnpm bench --quick            a short run for development (numbers are not worth keeping)
-//   pnpm bench --only snapshot,read   a subset: snapshot image read mount master paxos
+//   pnpm bench --only snapshot,read   a subset: snapshot image read mount master backup paxos
 //   pnpm bench --keep             leave the clusters running afterwards
 //   pnpm bench --out DIR          write results elsewhere (latest.json and chart.svg too)
 //   pnpm bench --docs             also put the table into docs/performance.md (between its markers)
@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Storage } from '../src/storage/types.js';
+import { backupBench } from './benchmarks/backup.js';
 import { imageBench, removeVariantsBench } from './benchmarks/image.js';
 import { masterBench } from './benchmarks/master.js';
 import { mountBench } from './benchmarks/mount.js';
@@ -39,7 +40,7 @@ import { progress } from './lib/harness.js';
 import { checkAims, compare, toRows } from './lib/report.js';
 import { aimsText, cpuTextTable, textTable } from './lib/table.js';
 
-const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'paxos'] as const;
+const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'backup', 'paxos'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values: flags } = parseArgs({
@@ -135,17 +136,17 @@ async function main(): Promise<void> {
   const prefix = `bench-${runId}-`;
   const measurements: Measurement[] = [];
 
-  const tunedBenches = (['snapshot', 'image', 'read', 'mount', 'master'] as const).filter((b) => only.has(b));
+  const tunedBenches = (['snapshot', 'image', 'read', 'mount', 'master', 'backup'] as const).filter((b) => only.has(b));
   if (tunedBenches.length) {
     await withCluster(clusterSpecs.tuned, env, async (cluster) => {
       const ctx: BenchContext = { cluster, prefix, quick, keep: flags.keep, ...(await openBackends(cluster)) };
       try {
-        if (only.has('snapshot') || only.has('read')) await createSnapImages(ctx, cluster);
+        if (only.has('snapshot') || only.has('read')) await createSnapImages(ctx, cluster, 16);
         if (only.has('snapshot')) {
           measurements.push(
             ...(await snapshotBench(ctx, [
-              { concurrency: 1, sizes: sizes(ctx, { warmup: 1, rounds: 8, count: 10 }, { warmup: 1, rounds: 2, count: 3 }) },
-              { concurrency: 16, sizes: sizes(ctx, { warmup: 1, rounds: 4, count: 4 }, { warmup: 0, rounds: 1, count: 1 }) },
+              { concurrency: 1, cli: true, sizes: sizes(ctx, { warmup: 1, rounds: 8, count: 10 }, { warmup: 1, rounds: 2, count: 3 }) },
+              { concurrency: 16, cli: true, sizes: sizes(ctx, { warmup: 1, rounds: 4, count: 4 }, { warmup: 0, rounds: 1, count: 1 }) },
             ])),
           );
         }
@@ -162,8 +163,11 @@ async function main(): Promise<void> {
         if (only.has('master')) {
           measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 2 }), missing)));
         }
+        if (only.has('backup') && ctx.backends.includes('native')) {
+          measurements.push(...(await backupBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 1 }, { warmup: 0, rounds: 1, count: 1 }))));
+        }
       } finally {
-        await removeImagesWithPrefix(cluster, prefix).catch((err: Error) => progress(`cleanup: ${err.message}`));
+        await removeImagesWithPrefix(cluster, prefix, ctx.storage.native).catch((err: Error) => progress(`cleanup: ${err.message}`));
         await closeBackends(ctx);
       }
     });
@@ -171,19 +175,24 @@ async function main(): Promise<void> {
 
   if (only.has('paxos')) {
     // Ceph's default interval, as real clusters run: every snapshot waits for a mon commit (~1 s),
-    // so what concurrency buys is the point, not per-call speed.
+    // so what concurrency buys is the point, not per-call speed. The addon against the C program
+    // at 16, 64 and 256 in flight (the CLI at 1 and 16 only: 256 `rbd` processes at once measure
+    // the machine). Counts are small: each phase costs about a second per wave plus its pause.
     await withCluster(clusterSpecs.defaultPaxos, env, async (cluster) => {
       const ctx: BenchContext = { cluster, prefix, quick, keep: flags.keep, ...(await openBackends(cluster)) };
       try {
-        await createSnapImages(ctx, cluster);
+        await createSnapImages(ctx, cluster, 256);
         measurements.push(
           ...(await snapshotBench(ctx, [
-            { concurrency: 1, sizes: sizes(ctx, { warmup: 0, rounds: 2, count: 3 }, { warmup: 0, rounds: 1, count: 1 }) },
-            { concurrency: 16, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 1 }, { warmup: 0, rounds: 1, count: 1 }) },
+            { concurrency: 1, cli: true, sizes: sizes(ctx, { warmup: 0, rounds: 2, count: 1 }, { warmup: 0, rounds: 1, count: 1 }) },
+            { concurrency: 16, cli: true, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 2 }, { warmup: 0, rounds: 1, count: 1 }) },
+            { concurrency: 64, cli: false, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 2 }, { warmup: 0, rounds: 1, count: 1 }) },
+            // Three waves: one wave of 256 mostly measures which calls catch the first proposal.
+            { concurrency: 256, cli: false, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 1 }) },
           ])),
         );
       } finally {
-        await removeImagesWithPrefix(cluster, prefix).catch((err: Error) => progress(`cleanup: ${err.message}`));
+        await removeImagesWithPrefix(cluster, prefix, ctx.storage.native).catch((err: Error) => progress(`cleanup: ${err.message}`));
         await closeBackends(ctx);
       }
     });

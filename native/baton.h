@@ -1,16 +1,48 @@
-// A baton: the plain C++ state of one operation. Run() does the blocking librbd/librados work on a
-// libuv worker thread (no Node-API there); Result() builds the JS value on the JS thread once Run()
-// succeeded. Errors are recorded in `error` and turned into an RbdError by the worker.
+// A baton: the plain C++ state of one operation. Run() does the blocking librbd/librados work on one
+// of the Cluster's threads (pool.h; no Node-API there); Result() builds the JS value on the JS
+// thread once Run() succeeded. Errors are recorded in `error` and turned into an RbdError on the JS
+// thread (cluster.cc, Job::Deliver). A long operation reports progress through `progress`.
 #pragma once
 
 #include <napi.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "core.h"
 
 namespace volplugin {
+
+// Bytes (or whatever unit the operation names) done out of a total, written by Run() and read on
+// the JS thread by the operation's onProgress callback. Report() wakes the JS thread at most every
+// kInterval, and never while an earlier report is still on its way (the callback always reads the
+// latest counters, so nothing is lost by skipping).
+struct Progress {
+  static constexpr std::chrono::milliseconds kInterval{100};
+
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> total{0};
+  std::atomic<bool> queued{false};     // a report is on its way to the JS thread
+  std::atomic<bool> cancelled{false};  // the callback returned false
+  std::function<void()> notify;        // set by the worker when there is a callback
+  std::chrono::steady_clock::time_point last{};
+
+  // On the baton's thread. `force`: report even within kInterval (the last report).
+  void Report(uint64_t doneNow, uint64_t totalNow, bool force = false) {
+    done.store(doneNow);
+    total.store(totalNow);
+    if (!notify) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last < kInterval) return;
+    if (queued.exchange(true)) return;
+    last = now;
+    notify();
+  }
+};
 
 class Baton {
  public:
@@ -27,6 +59,7 @@ class Baton {
   virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
 
   OpError error;
+  Progress progress;
 };
 
 // An operation on one image (or pool): knows what it concerns, so failures carry it.

@@ -1,6 +1,7 @@
 #include "core.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace volplugin {
@@ -80,10 +81,54 @@ void ClusterCore::ShutdownLocked() {
 }
 
 bool ClusterCore::ShutdownWithin(std::chrono::milliseconds wait) {
+  stopping.store(true);
   std::unique_lock<std::shared_timed_mutex> lock(lifecycle, std::defer_lock);
   if (!lock.try_lock_for(wait)) return false;
   ShutdownLocked();
   return true;
+}
+
+namespace {
+
+std::mutex& ExitMutex() {
+  static auto* m = new std::mutex();  // never destroyed: used by the atexit handler
+  return *m;
+}
+
+std::vector<std::weak_ptr<ClusterCore>>& ExitList() {
+  static auto* list = new std::vector<std::weak_ptr<ClusterCore>>();
+  return *list;
+}
+
+// How long exit waits for an operation still inside librbd (as the environment cleanup hook does).
+constexpr std::chrono::milliseconds kExitWait(10000);
+
+void ShutdownAllAtExit() {
+  std::vector<std::shared_ptr<ClusterCore>> live;
+  {
+    std::lock_guard<std::mutex> guard(ExitMutex());
+    for (auto& weak : ExitList()) {
+      if (auto core = weak.lock()) live.push_back(core);
+    }
+  }
+  for (auto& core : live) core->stopping.store(true);
+  for (auto& core : live) core->ShutdownWithin(kExitWait);
+}
+
+}  // namespace
+
+void ClusterCore::ShutdownAtExit(const std::shared_ptr<ClusterCore>& core) {
+  static std::once_flag once;
+  // atexit(3): runs before the destructors of libraries loaded before this point.
+  std::call_once(once, [] { std::atexit(ShutdownAllAtExit); });
+  std::lock_guard<std::mutex> guard(ExitMutex());
+  auto& list = ExitList();
+  std::vector<std::weak_ptr<ClusterCore>> kept;
+  for (auto& weak : list) {
+    if (!weak.expired()) kept.push_back(weak);
+  }
+  kept.push_back(core);
+  list.swap(kept);
 }
 
 int ClusterCore::Pool(const std::string& pool, rados_ioctx_t* io) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -62,9 +63,19 @@ class ClusterCore {
   void ShutdownLocked();
 
   // Takes `lifecycle` itself, waiting at most `wait` for running operations (process exit and
-  // garbage collection must not hang on an operation stuck in the network). Returns false when
-  // it gave up; the handles are then left to the operating system.
+  // garbage collection must not hang on an operation stuck in the network). Operations that have
+  // not started yet no longer start (ENOTCONN). Returns false when it gave up; the handles are
+  // then left to the operating system.
   bool ShutdownWithin(std::chrono::milliseconds wait);
+
+  // Set by ShutdownWithin: queued operations fail instead of starting.
+  std::atomic<bool> stopping{false};
+
+  // Every connection of the process, shut down by an atexit(3) handler: process.exit() runs no
+  // environment cleanup hooks, and librados' threads must not still be busy while exit() runs
+  // libceph-common's static destructors (they use its memory pools). The handler is registered on
+  // the first call, after libceph-common was loaded, so it runs before those destructors.
+  static void ShutdownAtExit(const std::shared_ptr<ClusterCore>& core);
 
   // Caller holds `lifecycle` (shared is enough).
   bool connected() const { return cluster_ != nullptr; }

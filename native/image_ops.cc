@@ -122,6 +122,17 @@ void ImageInfoBaton::Run(ClusterCore& core) {
   r = CountSnapshots(image.get());
   if (!Check(r, "rbd_snap_list")) return;
   snapshotCount_ = r;
+  rbd_group_info_t group{};
+  // rbd_get_group: the consistency group the image belongs to (pool -1 when none).
+  if (!Check(rbd_get_group(image.get(), &group, sizeof group), "rbd_get_group")) return;
+  if (group.pool >= 0 && group.name != nullptr && group.name[0] != '\0') {
+    char poolName[256] = {0};
+    // rados_pool_reverse_lookup: the group's pool by id.
+    int p = rados_pool_reverse_lookup(core.handle(), group.pool, poolName, sizeof poolName - 1);
+    groupPool_ = p >= 0 ? poolName : std::to_string(group.pool);
+    group_ = group.name;
+  }
+  rbd_group_info_cleanup(&group, sizeof group);
   CloseHere(image);
 }
 
@@ -141,6 +152,14 @@ Napi::Value ImageInfoBaton::Result(Napi::Env env) {
     out.Set("parent", env.Null());
   }
   out.Set("snapshotCount", Napi::Number::New(env, snapshotCount_));
+  if (group_.empty()) {
+    out.Set("group", env.Null());
+  } else {
+    Napi::Object group = Napi::Object::New(env);
+    group.Set("pool", groupPool_);
+    group.Set("name", group_);
+    out.Set("group", group);
+  }
   return out;
 }
 

@@ -66,6 +66,7 @@ class ImageInfoBaton : public ImageBaton {
   bool hasParent_ = false;
   std::string parentPool_, parentImage_, parentSnapshot_;
   int snapshotCount_ = 0;
+  std::string groupPool_, group_;
 };
 
 class ListImagesBaton : public ImageBaton {

@@ -3,11 +3,15 @@
 // phase of its own: librbd deletes every possible data object of an image without an object map,
 // so its cost grows with the image's size, not with what was written; the C program also measures
 // the two ways librbd offers around that (the trash, and the object-map feature).
+//
+// The addon and the C program are compared call by call (measurePaired: the C program in serve
+// mode, one call each in turn): a create takes about 3 ms, and on a shared machine the load moves
+// more than that between two rounds a few seconds apart. The CLI, 10× slower, runs in rounds.
 
-import { cPhases, RBD_FEATURE, runCLoop } from '../lib/c-loop.js';
+import { CServer, cPhases, RBD_FEATURE, runCLoop } from '../lib/c-loop.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
 import type { Measurement, PhaseResult } from '../lib/harness.js';
-import { type Contender, measure, measureInterleaved, runPhase } from '../lib/harness.js';
+import { measure, measurePaired, runPhase } from '../lib/harness.js';
 
 /** 10 GiB: a typical volume; thin, so creating it writes only the header objects. */
 export const IMAGE_SIZE = 10 * 2 ** 30;
@@ -15,26 +19,45 @@ export const IMAGE_SIZE = 10 * 2 ** 30;
 export async function imageBench(ctx: BenchContext, concurrency: number, sizes: Sizes): Promise<Measurement[]> {
   const { cluster } = ctx;
   const base = { bench: 'image', concurrency, cluster: cluster.name };
-  const contenders: Contender[] = ctx.backends.map((backend) => {
-    const storage = ctx.storage[backend]!;
-    return {
-      spec: { ...base, backend },
-      round: async (r) => {
-        const name = (w: number, i: number) => `${ctx.prefix}i${backend[0]}${r}-${w}-${i}`;
-        const create = await runPhase('image_create', concurrency, sizes.count, (w, i) =>
-          storage.createImage(cluster.pool, name(w, i), { size: IMAGE_SIZE }),
-        );
-        const remove = await runPhase('image_remove', concurrency, sizes.count, (w, i) => storage.removeImage(cluster.pool, name(w, i)));
+  const out: Measurement[] = [];
+  const cli = ctx.storage.cli;
+  if (cli) {
+    out.push(
+      ...(await measure({ ...base, backend: 'cli', ...sizes }, async (r) => {
+        const name = (w: number, i: number) => `${ctx.prefix}ic${r}-${w}-${i}`;
+        const create = await runPhase('image_create', concurrency, sizes.count, (w, i) => cli.createImage(cluster.pool, name(w, i), { size: IMAGE_SIZE }));
+        const remove = await runPhase('image_remove', concurrency, sizes.count, (w, i) => cli.removeImage(cluster.pool, name(w, i)));
         return [create, remove];
-      },
-    };
-  });
-  contenders.push({
-    spec: { ...base, backend: 'c' },
-    round: async (r) =>
-      cPhases(await runCLoop(cluster, { mode: 'image', prefix: `${ctx.prefix}ic${r}`, workers: concurrency, count: sizes.count, size: IMAGE_SIZE })),
-  });
-  return measureInterleaved(contenders, sizes.warmup, sizes.rounds);
+      })),
+    );
+  }
+  const native = ctx.storage.native;
+  if (!native) return out;
+  const server = await CServer.start(cluster, { size: IMAGE_SIZE });
+  try {
+    const name = (who: string, r: number, i: number) => `${ctx.prefix}ip${who}${r}-${i}`;
+    out.push(
+      ...(await measurePaired(
+        [
+          {
+            spec: { ...base, backend: 'native' },
+            run: async (op, r, i) => {
+              if (op === 'image_create') await native.createImage(cluster.pool, name('n', r, i), { size: IMAGE_SIZE });
+              else await native.removeImage(cluster.pool, name('n', r, i));
+            },
+          },
+          { spec: { ...base, backend: 'c' }, run: (op, r, i) => server.run(op, name('c', r, i)), pid: () => server.pid },
+        ],
+        ['image_create', 'image_remove'],
+        sizes.warmup,
+        sizes.rounds,
+        sizes.count,
+      )),
+    );
+  } finally {
+    await server.close();
+  }
+  return out;
 }
 
 /**

@@ -1,8 +1,10 @@
 // The C floor: bench/rbd_loop.c, compiled once per run into bench/results/ and run once per round
 // (its rados connection is set up before the timed phases, like the Node backends' is).
 
+import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import type { Cluster } from './cluster.js';
 import { repoRoot, sh } from './cluster.js';
 import type { PhaseResult } from './harness.js';
@@ -42,6 +44,8 @@ export interface CLoopArgs {
   features?: number;
   remove?: 'rbd_remove' | 'trash';
   keepOpen?: boolean;
+  /** Sleep before each phase while the workers wait at the start line (untimed). */
+  pauseMs?: number;
 }
 
 export async function runCLoop(cluster: Cluster, a: CLoopArgs): Promise<CLoopOutput> {
@@ -51,12 +55,60 @@ export async function runCLoop(cluster: Cluster, a: CLoopArgs): Promise<CLoopOut
   if (a.features !== undefined) args.push('--features', String(a.features));
   if (a.remove) args.push('--remove', a.remove);
   if (a.keepOpen) args.push('--keep-open');
+  if (a.pauseMs) args.push('--pause-ms', String(Math.round(a.pauseMs)));
   return JSON.parse(await sh(binary, args, { timeoutMs: 600_000 })) as CLoopOutput;
 }
 
 /** The C program's phases in the harness's shape. */
 export function cPhases(out: CLoopOutput, rename: Record<string, string> = {}): PhaseResult[] {
   return out.phases.map((p) => ({ op: rename[p.op] ?? p.op, latMs: p.lat_ms, wallMs: p.wall_ms }));
+}
+
+/**
+ * The C program in serve mode: one operation per call, answered when done, so that a benchmark
+ * can alternate the C program's operations with the addon's one by one (both then see the same
+ * machine load, which on a shared machine moves far more than the difference being measured).
+ */
+export class CServer {
+  private readonly lines: AsyncIterator<string>;
+  private readonly child;
+  private stderr = '';
+
+  private constructor(cluster: Cluster, options: { size?: number; features?: number }) {
+    const args = ['--conf', cluster.confPath, '--pool', cluster.pool, '--mode', 'serve'];
+    if (options.size !== undefined) args.push('--size', String(options.size));
+    if (options.features !== undefined) args.push('--features', String(options.features));
+    this.child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.lines = readline.createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+  }
+
+  static async start(cluster: Cluster, options: { size?: number; features?: number } = {}): Promise<CServer> {
+    const server = new CServer(cluster, options);
+    const first = await server.lines.next();
+    if (first.done || first.value !== 'ready') throw new Error(`rbd_loop --mode serve did not start: ${server.stderr.trim()}`);
+    return server;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Runs one operation ("image_create NAME", ...); resolves with its wall time in ms. */
+  async run(...words: string[]): Promise<number> {
+    this.child.stdin.write(`${words.join(' ')}\n`);
+    const { value, done } = await this.lines.next();
+    if (done) throw new Error(`rbd_loop --mode serve ended: ${this.stderr.trim()}`);
+    const [status, a, b] = value.split(' ');
+    if (status !== 'ok') throw new Error(`rbd_loop --mode serve: ${words.join(' ')}: ${a} failed with errno ${b}`);
+    return Number(a);
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.stdin.end();
+    await exited;
+  }
 }
 
 export async function librbdVersion(): Promise<string> {

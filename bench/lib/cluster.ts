@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { Storage } from '../../src/storage/types.js';
 
 const execFileP = promisify(execFile);
 
@@ -122,13 +123,29 @@ export function rbd(cluster: Pick<Cluster, 'confPath'>, args: readonly string[])
   return sh('rbd', ['-c', cluster.confPath, ...args]);
 }
 
-/** Removes every image (and its snapshots) whose name starts with `prefix`: leftovers of a crashed run. */
-export async function removeImagesWithPrefix(cluster: Cluster, prefix: string): Promise<number> {
-  const names = JSON.parse(await rbd(cluster, ['ls', '--format', 'json', cluster.pool])) as string[];
+/**
+ * Removes every image (and its snapshots) whose name starts with `prefix`: this run's images, or
+ * leftovers of a crashed run. With a storage backend (the addon) 16 at a time, else one `rbd`
+ * process after another (the 256 images of the default-paxos benchmark take two minutes that way).
+ */
+export async function removeImagesWithPrefix(cluster: Cluster, prefix: string, storage?: Storage): Promise<number> {
+  const names = storage
+    ? await storage.listImages(cluster.pool)
+    : (JSON.parse(await rbd(cluster, ['ls', '--format', 'json', cluster.pool])) as string[]);
   const ours = names.filter((n) => n.startsWith(prefix));
-  for (const name of ours) {
-    await rbd(cluster, ['snap', 'purge', '--no-progress', `${cluster.pool}/${name}`]).catch(() => undefined);
-    await rbd(cluster, ['rm', '--no-progress', `${cluster.pool}/${name}`]);
-  }
+  const removeOne = async (name: string) => {
+    if (!storage) {
+      await rbd(cluster, ['snap', 'purge', '--no-progress', `${cluster.pool}/${name}`]).catch(() => undefined);
+      await rbd(cluster, ['rm', '--no-progress', `${cluster.pool}/${name}`]);
+      return;
+    }
+    for (const snap of await storage.listSnapshots(cluster.pool, name)) {
+      if (snap.protected) await storage.unprotectSnapshot(cluster.pool, name, snap.name);
+      await storage.removeSnapshot(cluster.pool, name, snap.name);
+    }
+    await storage.removeImage(cluster.pool, name);
+  };
+  const width = storage ? 16 : 1;
+  for (let i = 0; i < ours.length; i += width) await Promise.all(ours.slice(i, i + width).map(removeOne));
   return ours.length;
 }

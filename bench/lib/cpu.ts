@@ -66,6 +66,11 @@ function times(pid: number | 'self' | null): { own: number; children: number } {
   }
 }
 
+/** CPU ms one process (e.g. the C program in serve mode, which runs beside the bench) has used so far. */
+export function cpuOfPid(pid: number): number {
+  return times(pid).own;
+}
+
 export function cpuSample(): CpuSample {
   const self = times('self');
   return {

@@ -18,7 +18,7 @@ export function resultsMarkdown(
   const clusters = env.clusters.map((c) => `\`${c.name}\`: paxos propose interval ${c.paxos_propose_interval_s} s`).join('; ');
   const lines = [
     `Run of ${env.date.slice(0, 16).replace('T', ' ')} UTC at commit \`${env.git_commit ?? 'unknown'}\`: ${machineLine(env)}, ` +
-      `${env.machine.memory_gib} GiB, ${env.machine.kernel}; Node ${env.node} (libuv pool: ${env.uv_threadpool_size}); ` +
+      `${env.machine.memory_gib} GiB, ${env.machine.kernel}; Node ${env.node} (libuv pool: ${env.uv_threadpool_size}; the addon runs librbd calls on threads of its own, up to 256 per connection); ` +
       `Ceph ${env.ceph.split(' ')[0]}, librbd ${env.librbd ?? '?'}; one mon + one memstore OSD on loopback (${clusters}). ` +
       `Load average ${env.load.start.join(' ')} at the start, ${env.load.end?.join(' ') ?? '?'} at the end.`,
     '',

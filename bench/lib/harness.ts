@@ -5,7 +5,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { CpuSample } from './cpu.js';
-import { cpuAdd, cpuDelta, cpuSample, cpuScale, zeroCpu } from './cpu.js';
+import { cpuAdd, cpuDelta, cpuOfPid, cpuSample, cpuScale, zeroCpu } from './cpu.js';
 import type { PhaseSample } from './stats.js';
 import { median } from './stats.js';
 
@@ -136,4 +136,79 @@ export async function measureInterleaved(contenders: readonly Contender[], warmu
 export function measure(spec: RoundSpec, round: (index: number) => Promise<PhaseResult[]>): Promise<Measurement[]> {
   const { warmup, rounds, ...rest } = spec;
   return measureInterleaved([{ spec: rest, round }], warmup, rounds);
+}
+
+/** One side of a paired measurement: runs one operation, resolving with its latency in ms. */
+export interface PairedSide {
+  spec: Omit<RoundSpec, 'warmup' | 'rounds'>;
+  /** Resolves with the latency it measured itself, or nothing (then the harness times the call). */
+  run: (op: string, round: number, i: number) => Promise<number | void>;
+  /** A process of its own that does this side's work (its CPU is this side's "child processes"). */
+  pid?: () => number;
+}
+
+/**
+ * Two configurations (the addon and the C program in serve mode) measured operation by operation
+ * in turns, the first of each pair alternating, so that both see the same machine load at the same
+ * moment: on a shared machine the load moves more between rounds than the difference being
+ * measured. A round runs each of `ops` in turn (e.g. create then remove), `count` times each. The
+ * phase's wall time is the sum of its own operations' latencies (one at a time: ops/s = 1000 /
+ * mean latency). CPU per operation: the bench process for a side without a process of its own, the
+ * side's process otherwise; ceph-mon and ceph-osd as they moved during that side's operations.
+ */
+export async function measurePaired(
+  sides: readonly [PairedSide, PairedSide],
+  ops: readonly string[],
+  warmup: number,
+  rounds: number,
+  count: number,
+): Promise<Measurement[]> {
+  const out = sides.map(() => new Map<string, Measurement>());
+  const cpu = sides.map(() => zeroCpu());
+  const opsDone = sides.map(() => 0);
+  for (let r = 0; r < warmup + rounds; r++) {
+    const warm = r < warmup;
+    const lat = sides.map(() => new Map<string, number[]>(ops.map((op) => [op, []])));
+    for (const op of ops) {
+      for (let i = 0; i < count; i++) {
+        const order = (r * count + i) % 2 === 0 ? [0, 1] : [1, 0];
+        for (const n of order) {
+          const side = sides[n]!;
+          const before = cpuSample();
+          const ownBefore = side.pid ? cpuOfPid(side.pid()) : 0;
+          const t = performance.now();
+          const measured = await side.run(op, r, i);
+          const ms = typeof measured === 'number' ? measured : performance.now() - t;
+          const used = cpuDelta(before, cpuSample());
+          if (side.pid) {
+            used.children = cpuOfPid(side.pid()) - ownBefore;
+            used.self = 0; // the bench only drove it through a pipe
+          } else {
+            used.children = 0;
+          }
+          lat[n]!.get(op)!.push(ms);
+          if (!warm) {
+            cpu[n] = cpuAdd(cpu[n]!, used);
+            opsDone[n]!++;
+          }
+        }
+      }
+    }
+    const label = (n: number) => `${sides[n]!.spec.bench} ${sides[n]!.spec.backend} c=${sides[n]!.spec.concurrency} (paired)`;
+    for (const [n, side] of sides.entries()) {
+      const phases = ops.map((op) => ({ op, latMs: lat[n]!.get(op)!, wallMs: lat[n]!.get(op)!.reduce((a, b) => a + b, 0) }));
+      progress(`${label(n)} ${warm ? `warm-up ${r + 1}/${warmup}` : `round ${r - warmup + 1}/${rounds}`}: ${describe(phases)}`);
+      if (warm) continue;
+      for (const p of phases) {
+        let m = out[n]!.get(p.op);
+        if (!m) {
+          const { spec } = side;
+          m = { bench: spec.bench, op: p.op, backend: spec.backend, concurrency: spec.concurrency, cluster: spec.cluster, rounds: [], notes: { paired: true, ...spec.notes } };
+          out[n]!.set(p.op, m);
+        }
+        m.rounds.push({ latMs: p.latMs, wallMs: p.wallMs });
+      }
+    }
+  }
+  return out.flatMap((byOp, n) => [...byOp.values()].map((m) => ({ ...m, ...(opsDone[n]! > 0 ? { cpuMsPerOp: cpuScale(cpu[n]!, 1 / opsDone[n]!) } : {}) })));
 }
