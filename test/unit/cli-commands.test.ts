@@ -1,7 +1,7 @@
 // volcli's commands in-process (run(argv, io)) against a real volmaster app listening on a random
 // port, on MemoryKV and the memory Storage twin. The binary itself is exercised by
 // test/integration/cli-binary.test.ts.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ beforeAll(async () => {
   closedMaster = `127.0.0.1:${(closedApp.server.address() as { port: number }).port}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'volcli-'));
   tokenFile = path.join(dir, 'token');
-  writeFileSync(tokenFile, 'tok-123\n');
+  writeFileSync(tokenFile, 'tok-123\n', { mode: 0o600 });
 });
 
 afterAll(async () => {
@@ -359,9 +359,14 @@ describe('reaching the master', () => {
   });
 
   it('sends the bearer token from --token-file or VOLPLUGIN_TOKEN_FILE', async () => {
-    failed(await volcli(['tenant', 'list'], { master: closedMaster }), 1, /requires a bearer token; pass --token-file/);
+    failed(await volcli(['tenant', 'list'], { master: closedMaster }), 1, /requires a bearer token: give volcli or volplugin --token-file/);
     ok(await volcli(['--token-file', tokenFile, 'tenant', 'list'], { master: closedMaster }));
     ok(await volcli(['tenant', 'list'], { master: closedMaster, env: { VOLPLUGIN_TOKEN_FILE: tokenFile } }));
     failed(await volcli(['--token-file', '/nonexistent/token', 'tenant', 'list'], { master: closedMaster }), 1, /cannot read the token file \/nonexistent\/token \(ENOENT\)/);
+    // A token file others can read is refused before anything is sent, naming the fix.
+    const open = path.join(path.dirname(tokenFile), 'open-token');
+    writeFileSync(open, 'tok-123\n', { mode: 0o644 });
+    chmodSync(open, 0o644);
+    failed(await volcli(['--token-file', open, 'tenant', 'list'], { master: closedMaster }), 1, new RegExp(`token file ${open} can be read by its group or others \\(mode 0644\\).*chmod 600 ${open}`));
   });
 });
