@@ -289,7 +289,7 @@ describe('tenant limits', () => {
     expect(await store.getUsage('t1')).toEqual({ tenant: 't1', volumes: 2, bytes: 34 * MiB });
   });
 
-  it('parallel creates never overshoot the quota (MemoryKV; the real etcd: integration)', async () => {
+  it('parallel creates stop at the quota (the race on the real etcd, where it can interleave: test/integration/security.test.ts)', async () => {
     await upload('t1', { ...limited, limits: { volumes: 3 } });
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => call('PUT', `/v1/volumes/t1/p${i}`, ADMIN, {})));
     expect(results.filter((r) => r.statusCode === 201)).toHaveLength(3);
