@@ -14,9 +14,9 @@ import { ApiClient } from '../../src/api/client.js';
 import { ApiError } from '../../src/api/errors.js';
 import { repoRoot, testBackend as backend } from '../helpers/sandbox.js';
 import { freePort, rbdLs } from '../helpers/net.js';
+import { waitFor } from '../helpers/plugin-harness.js';
 
 const exec = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const etcdUrl = process.env.VOLPLUGIN_TEST_ETCD!;
 const cephConf = process.env.CEPH_CONF!;
 const pool = process.env.VOLPLUGIN_TEST_POOL ?? 'rbd';
@@ -30,15 +30,6 @@ const caFile = path.join(dir, 'ca.pem');
 const certFile = path.join(dir, 'master.pem');
 const keyFile = path.join(dir, 'master.key');
 const adminFile = path.join(dir, 'admin-token');
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 /** A CA and a certificate for 127.0.0.1 and localhost that it signed: what an operator makes with openssl. */
 async function makeCertificates(): Promise<void> {
