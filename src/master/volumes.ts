@@ -15,7 +15,7 @@ import { ApiError } from '../api/errors.js';
 import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
 import { assertName, assertVolumeRef, imageName } from '../policy/names.js';
 import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeOf } from '../policy/options.js';
-import { limitsOf, quotaOf, type TenantLimits } from '../policy/limits.js';
+import { limitsOf, quotaOf } from '../policy/limits.js';
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
@@ -374,16 +374,10 @@ export class VolumeService {
     return (await this.get(tenant, volume)).runtime;
   }
 
-  /** The limits a volume lives under: its tenant's current policy, else the revision it was made from. */
-  private async limitsFor(record: VolumeRecord): Promise<TenantLimits> {
-    const tenant = (await this.store.getTenant(record.tenant)) ?? (await this.store.getTenantRevision(record.tenant, record.policyRevision));
-    return limitsOf(tenant?.policy ?? { 'default-options': { pool: record.pool }, filesystems: {} });
-  }
-
   /** Changes snapshot and rate-limit settings, within the tenant's limits; QoS is applied to the image at once. */
   async setRuntime(tenant: string, volume: string, values: Record<string, unknown>): Promise<RuntimeOptions> {
     const current = await this.get(tenant, volume);
-    const limits = await this.limitsFor(current);
+    const limits = await this.store.volumeLimits(current);
     applyRuntimeOptions(current.runtime, values, limits); // 400 or 422 before taking any lock
     return this.lock(tenant, volume, LockReason.Runtime, async () => {
       const record = await this.get(tenant, volume);

@@ -18,7 +18,7 @@ import type { AcquireMountResult } from './mounts.js';
 import * as operations from './operations.js';
 import type { OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
-import { limitsOf, type Quota } from '../policy/limits.js';
+import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
 import type { HostReport, MountRecord, Role, TenantRecord, TenantUsage, TokenRecord, UsageReport, VolumeRecord } from './records.js';
 import * as schedule from './schedule.js';
 import * as tenants from './tenants.js';
@@ -188,6 +188,12 @@ export class StateStore {
   /** The tenant's volumes (creates in progress included) and their sizes added up. */
   async getUsage(tenant: string): Promise<TenantUsage> {
     return (await usage.readUsage(this.db, tenant)).usage;
+  }
+
+  /** The limits a volume lives under: its tenant's current policy, else the revision it was made from. */
+  async volumeLimits(record: VolumeRecord): Promise<TenantLimits> {
+    const tenant = (await this.getTenant(record.tenant)) ?? (await this.getTenantRevision(record.tenant, record.policyRevision));
+    return limitsOf(tenant?.policy ?? { 'default-options': { pool: record.pool }, filesystems: {} });
   }
 
   /** The tenant's usage beside its limits (null: none); null when the tenant neither exists nor has volumes. */
