@@ -9,10 +9,12 @@ ROOT=$REPO/.sandbox
 SANDBOX=$REPO/scripts/sandbox.sh
 mkdir -p "$ROOT"/{run,logs,bin,mnt,volplugin}
 
-MASTER=127.0.0.1:9005
+MASTER=https://127.0.0.1:9005
 ETCD=http://127.0.0.1:2379
 CONF=$ROOT/ceph/ceph.conf
-TOKEN=$ROOT/token
+TOKEN=$ROOT/token            # the bootstrap admin token: volmaster --token-file, and volcli's
+HOST_TOKEN=$ROOT/host-token  # this host's token (role host): volplugin's
+TLS=$ROOT/tls                # a CA and the certificate volmaster serves HTTPS with
 DOCKER_SOCK=/var/run/docker.sock
 
 "$SANDBOX" ceph-up "$ROOT" 3300 6789
@@ -24,9 +26,25 @@ else
 fi
 "$SANDBOX" busybox-image "$DOCKER_SOCK"
 
-# The API can delete data: close it with a bearer token that volcli and volplugin read too.
+# ---- volmaster: TLS and tokens (issue 13) ----------------------------------------------------
+# The API can delete data: it serves HTTPS only, with a certificate of a sandbox CA, and every
+# request needs a token. The bootstrap admin token (volcli's) is made here; volplugin gets a host
+# token of its own from volcli token create once volmaster runs (below).
 if [[ ! -s $TOKEN ]]; then
-  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN")
+  (umask 077 && echo "vpt_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" >"$TOKEN")
+fi
+chmod 600 "$TOKEN"
+if [[ ! -s $TLS/master.pem || ! -s $TLS/ca.pem ]]; then
+  mkdir -p "$TLS"
+  (
+    cd "$TLS" && umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 -subj '/CN=volplugin sandbox CA' 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout master.key -out master.csr -subj '/CN=volmaster' 2>/dev/null
+    echo 'subjectAltName=IP:127.0.0.1,DNS:localhost' >san.ext
+    openssl x509 -req -in master.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out master.pem -days 3650 -extfile san.ext 2>/dev/null
+    chmod 644 ca.pem master.pem
+  )
+  echo "sandbox: made a CA and volmaster's TLS certificate in $TLS" >&2
 fi
 
 # The four CLIs, on PATH once .sandbox/env is sourced: package.json's bin entries.
@@ -39,6 +57,7 @@ cat >"$ROOT/env" <<ENV
 export CEPH_CONF=$CONF
 export VOLPLUGIN_ETCD=$ETCD
 export VOLPLUGIN_MASTER=$MASTER
+export VOLPLUGIN_TLS_CA=$TLS/ca.pem
 export VOLPLUGIN_TOKEN_FILE=$TOKEN
 export PATH=$ROOT/bin:\$PATH
 ENV
@@ -71,12 +90,21 @@ start_daemon() {
 }
 
 CEPH_FLAGS=(--ceph-conf "$CONF" --ceph-id admin)
-start_daemon volmaster "curl -sf http://$MASTER/v1/health" \
-  --listen "$MASTER" --etcd "$ETCD" --token-file "$TOKEN" "${CEPH_FLAGS[@]}"
+start_daemon volmaster "curl -sf --cacert $TLS/ca.pem $MASTER/v1/health" \
+  --listen "${MASTER#https://}" --etcd "$ETCD" --token-file "$TOKEN" --tls-cert "$TLS/master.pem" --tls-key "$TLS/master.key" "${CEPH_FLAGS[@]}"
+
+# This host's token for volplugin (role host: what Docker's protocol needs, nothing that deletes data
+# of other volumes). Made again when etcd no longer knows it (a new sandbox etcd).
+volcli_admin() { node "$REPO/dist/cli/main.js" --master "$MASTER" --tls-ca "$TLS/ca.pem" --token-file "$TOKEN" "$@"; }
+if [[ -e $REPO/dist/cli/main.js ]] && ! volcli_admin --token-file "$HOST_TOKEN" token whoami >/dev/null 2>&1; then
+  rm -f "$HOST_TOKEN"
+  volcli_admin token revoke "$(hostname)" >/dev/null 2>&1 || true
+  volcli_admin token create --role host --name "$(hostname)" --file "$HOST_TOKEN" >&2
+fi
 start_daemon volsupervisor "true" \
   --etcd "$ETCD" "${CEPH_FLAGS[@]}"
 start_daemon volplugin "test -S /run/docker/plugins/volplugin.sock" \
-  --master "$MASTER" --etcd "$ETCD" --token-file "$TOKEN" "${CEPH_FLAGS[@]}" \
+  --master "$MASTER" --tls-ca "$TLS/ca.pem" --etcd "$ETCD" --token-file "$HOST_TOKEN" "${CEPH_FLAGS[@]}" \
   --mount-root "$ROOT/mnt" --state-dir "$ROOT/volplugin"
 
 cat <<EOT

@@ -1,13 +1,17 @@
 // ApiClient: the one HTTP client of the volmaster API, used by volcli, volplugin and volsupervisor.
 // Node's global fetch, a timeout on every call, the bearer token when one is configured, and errors
-// that carry the server's stable code (ApiError). Addresses may be `host:port` or a URL.
+// that carry the server's stable code (ApiError). Addresses may be `host:port` or a URL. With a CA
+// (--tls-ca), requests go over HTTPS through undici (the library Node's fetch is made of), whose
+// Agent takes a CA of its own: global fetch has no per-client CA.
 
 import { readFile } from 'node:fs/promises';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { readSecretFile } from '../common/secret-file.js';
 import type { Static } from '@sinclair/typebox';
 import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { ApiError, isErrorCode } from './errors.js';
-import type { HealthBody, ReadinessBody, SnapshotEntry, TenantSummary } from './schemas.js';
+import type { CallerBody, CreatedTokenBody, HealthBody, ReadinessBody, SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from './schemas.js';
 import { API_PREFIX, type TenantHistory } from './schemas.js';
 
 export const DEFAULT_MASTER = '127.0.0.1:9005';
@@ -15,11 +19,14 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Creating, removing and copying wait for the volume's operation lock and for Ceph: give them longer. */
 export const LONG_TIMEOUT_MS = 120_000;
 
-/** `127.0.0.1:9005`, `http://host:9005/`, `[::1]:9005` -> a base URL without trailing slash. */
-export function masterUrl(address: string): string {
+/**
+ * `127.0.0.1:9005`, `http://host:9005/`, `[::1]:9005` -> a base URL without trailing slash; an
+ * address without a scheme gets `scheme` (https when a CA is given).
+ */
+export function masterUrl(address: string, scheme: 'http' | 'https' = 'http'): string {
   const trimmed = address.trim();
   if (trimmed === '') throw new TypeError('the master address is empty; give it as host:port, e.g. 127.0.0.1:9005');
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `${scheme}://${trimmed}`;
   let url: URL;
   try {
     url = new URL(withScheme);
@@ -32,15 +39,12 @@ export function masterUrl(address: string): string {
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
 }
 
-/** Reads a bearer token file (whitespace around the token is ignored). */
+/**
+ * Reads a bearer token file (whitespace around the token is ignored); refused when its group or
+ * others can read it (the message says `chmod 600`).
+ */
 export async function readTokenFile(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new Error(`cannot read the token file ${path} (${code}); check --token-file`, { cause: err });
-  }
+  const text = await readSecretFile(path, { what: 'the token file', flag: '--token-file' });
   const token = text.trim();
   if (token === '') throw new Error(`the token file ${path} is empty; write the token into it or drop --token-file`);
   if (/\s/.test(token)) throw new Error(`the token file ${path} holds more than one word; it must hold only the token`);
@@ -58,6 +62,21 @@ export interface ApiClientOptions {
   fetch?: typeof fetch;
   /** Sent as User-Agent, e.g. "volcli/0.1.0". */
   userAgent?: string;
+  /** PEM of the CA that signed the master's TLS certificate (--tls-ca); the address then defaults to https. */
+  ca?: string | null;
+}
+
+/** Reads the CA file a client trusts for the master's certificate (--tls-ca). */
+export async function readCaFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`cannot read the CA file ${path} (${code}); check --tls-ca`, { cause: err });
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`the CA file ${path} holds no PEM certificate; give the CA that signed volmaster's --tls-cert`);
+  return text;
 }
 
 export interface CreateVolumeResult {
@@ -78,25 +97,46 @@ interface RequestOptions {
 
 const seg = encodeURIComponent;
 
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+}
+
 export class ApiClient {
   readonly baseUrl: string;
   private readonly token: string | null;
   private readonly timeoutMs: number;
   private readonly fetchImpl: typeof fetch;
   private readonly userAgent: string | undefined;
+  private readonly agent: Agent | null = null;
 
   constructor(options: ApiClientOptions = {}) {
-    this.baseUrl = masterUrl(options.master ?? DEFAULT_MASTER);
+    this.baseUrl = masterUrl(options.master ?? DEFAULT_MASTER, options.ca ? 'https' : 'http');
     this.token = options.token ?? null;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.fetchImpl = options.fetch ?? fetch;
     this.userAgent = options.userAgent;
+    if (options.ca && !options.fetch) {
+      const agent = new Agent({ connect: { ca: options.ca } });
+      this.agent = agent;
+      this.fetchImpl = ((url: URL, init: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch;
+    } else {
+      this.fetchImpl = options.fetch ?? fetch;
+    }
+    if (this.token && this.baseUrl.startsWith('http://') && !isLoopbackUrl(this.baseUrl)) {
+      process.emitWarning(`the token for ${this.baseUrl} goes over plain HTTP; use https (volmaster --tls-cert, clients --tls-ca)`, { code: 'VOLPLUGIN_CLEARTEXT_TOKEN' });
+    }
   }
 
-  /** An ApiClient whose token is read from `tokenFile` (when given). */
-  static async fromOptions(options: ApiClientOptions & { tokenFile?: string | null }): Promise<ApiClient> {
+  /** An ApiClient whose token is read from `tokenFile` and CA from `caFile` (when given). */
+  static async fromOptions(options: ApiClientOptions & { tokenFile?: string | null; caFile?: string | null }): Promise<ApiClient> {
     const token = options.tokenFile ? await readTokenFile(options.tokenFile) : options.token;
-    return new ApiClient({ ...options, token });
+    const ca = options.caFile ? await readCaFile(options.caFile) : options.ca;
+    return new ApiClient({ ...options, token, ca });
+  }
+
+  /** Closes the TLS connections kept open (nothing to do without a CA). */
+  async close(): Promise<void> {
+    await this.agent?.close();
   }
 
   /** Sends one request; returns the status and parsed JSON body (null for 204). */
@@ -124,6 +164,12 @@ export class ApiClient {
         throw new ApiError('MASTER_TIMEOUT', `volmaster at ${this.baseUrl} did not answer ${where} within ${timeoutMs / 1000} s; check that it is running and can reach etcd and Ceph`, { cause: err });
       }
       const reason = e.cause?.code ?? e.cause?.message ?? e.message;
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|SSL/i.test(String(reason))) {
+        throw new ApiError('MASTER_UNREACHABLE', `cannot trust volmaster at ${this.baseUrl} (${reason}): give the CA that signed its certificate with --tls-ca (env VOLPLUGIN_TLS_CA)`, { cause: err });
+      }
+      if (reason === 'ECONNRESET' && this.baseUrl.startsWith('http://')) {
+        throw new ApiError('MASTER_UNREACHABLE', `volmaster at ${this.baseUrl} closed the connection (ECONNRESET); if it serves TLS, use https:// and --tls-ca`, { cause: err });
+      }
       throw new ApiError('MASTER_UNREACHABLE', `cannot reach volmaster at ${this.baseUrl} (${reason}); is it running? (set the address with --master)`, { cause: err });
     }
 
@@ -192,6 +238,31 @@ export class ApiClient {
 
   getTenantRevision(tenant: string, revision: number): Promise<TenantRecord> {
     return this.get(`${API_PREFIX}/tenants/${seg(tenant)}/history/${revision}`);
+  }
+
+  /** A tenant's usage (volumes, bytes) beside its counting limits. */
+  getUsage(tenant: string): Promise<TenantUsageBody> {
+    return this.get(`${API_PREFIX}/tenants/${seg(tenant)}/usage`);
+  }
+
+  // ---- tokens ---------------------------------------------------------------------------------
+
+  /** Who the master takes this client for. */
+  whoami(): Promise<CallerBody> {
+    return this.get(`${API_PREFIX}/whoami`);
+  }
+
+  async listTokens(): Promise<TokenSummaryBody[]> {
+    return (await this.get<{ tokens: TokenSummaryBody[] }>(`${API_PREFIX}/tokens`)).tokens;
+  }
+
+  /** Creates a token; the answer holds the secret, which is never shown again. */
+  async createToken(name: string, role: string): Promise<CreatedTokenBody> {
+    return (await this.request<CreatedTokenBody>('POST', `${API_PREFIX}/tokens`, { body: { name, role } })).body;
+  }
+
+  async revokeToken(name: string): Promise<TokenSummaryBody> {
+    return (await this.request<TokenSummaryBody>('DELETE', `${API_PREFIX}/tokens/${seg(name)}`)).body;
   }
 
   // ---- volumes --------------------------------------------------------------------------------

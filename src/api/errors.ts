@@ -10,8 +10,9 @@ export const ERROR_CATALOGUE = {
   INVALID_OPTION: { status: 400, description: 'A driver or runtime option is unknown or has a value of the wrong type; `field` is the key.' },
   INVALID_REQUEST: { status: 400, description: 'The request does not match the route schema (body, query or parameters).' },
   POOL_NOT_FOUND: { status: 400, description: 'The volume\'s pool does not exist in the Ceph cluster.' },
-  // 401
-  UNAUTHORIZED: { status: 401, description: 'The master requires a bearer token (--token-file) and the request had none or a wrong one.' },
+  // 401, 403
+  UNAUTHORIZED: { status: 401, description: 'The master requires a bearer token and the request had none, or one it does not know (wrong, or revoked).' },
+  FORBIDDEN: { status: 403, description: "The token's role may not do this (host and read-only tokens can do less than admin); the message says what it may do." },
   // 404
   NOT_FOUND: { status: 404, description: 'No such route.' },
   TENANT_NOT_FOUND: { status: 404, description: 'No such tenant (upload its policy first).' },
@@ -20,6 +21,7 @@ export const ERROR_CATALOGUE = {
   MOUNT_NOT_FOUND: { status: 404, description: 'The volume is not mounted anywhere.' },
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No such snapshot of the volume.' },
   HOST_NOT_FOUND: { status: 404, description: 'No volplugin with that host id reports (it is not running, or its lease expired).' },
+  TOKEN_NOT_FOUND: { status: 404, description: 'No token has that name.' },
   // 409: the request is fine but the cluster's state does not allow it now.
   VOLUME_EXISTS: { status: 409, description: 'The volume exists with other options; `field` names the first option that differs.' },
   IMAGE_EXISTS: { status: 409, description: 'An RBD image with the volume\'s name exists but does not belong to it; remove or rename it.' },
@@ -28,9 +30,13 @@ export const ERROR_CATALOGUE = {
   VOLUME_HAS_CLONES: { status: 409, description: 'A snapshot of the volume has clones that depend on it.' },
   SNAPSHOT_EXISTS: { status: 409, description: 'A snapshot of that name exists.' },
   BUSY: { status: 409, description: 'Another operation holds the volume\'s lock and did not finish in time; try again.' },
-  // 413, 415
+  QUOTA_EXCEEDED: { status: 409, description: "The tenant has as many volumes, or as many bytes, as its limits allow (limits.volumes, limits.total-size); `field` names the limit." },
+  SNAPSHOT_LIMIT: { status: 409, description: 'The volume has as many snapshots as its tenant allows (limits.snapshots); remove one first.' },
+  TOKEN_EXISTS: { status: 409, description: 'A token of that name exists; revoke it first or choose another name.' },
+  // 413, 415, 422
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The body is larger than the master accepts (1 MiB).' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The body must be application/json.' },
+  LIMIT_EXCEEDED: { status: 422, description: "An option is beyond the tenant's limits (largest volume, pools, snapshot keep, rate-limit ceilings); `field` is the option." },
   // 5xx
   INTERNAL: { status: 500, description: 'A bug; the volmaster log has the details.' },
   STATE_CORRUPT: { status: 500, description: 'An etcd key holds something that is not a volplugin record (the message names the key).' },

@@ -1,10 +1,33 @@
-// TypeBox schemas of everything on the wire, shared by the master's routes (validation, response
-// serialisation, the OpenAPI document) and by ApiClient (types). The records are stored in etcd in
-// the same shape (src/state/records.ts); the type checks at the bottom keep both in step.
+// TypeBox schemas of everything on the wire, shared by the master's routes (the validators of every
+// request, without coercion; response serialisation; the OpenAPI document) and by ApiClient
+// (types). Policies and options are src/policy/schema.ts's and records src/state/schemas.ts's
+// (the same schemas check what users upload and what is read back from etcd); they are re-exported
+// here so that the wire has one table of contents.
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
-import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from '../policy/schema.js';
+import { HostReportSchema, MountRecordSchema, RoleSchema, TenantRecordSchema, TenantUsageReport, VolumeRecordSchema } from '../state/schemas.js';
+
+export {
+  DriverOptionValuesSchema,
+  LimitsSchema,
+  RateLimitSchema,
+  RuntimeOptionValuesSchema,
+  RuntimeOptionsSchema,
+  SnapshotScheduleSchema,
+  TenantPolicySchema,
+  VolumeOptionsSchema,
+} from '../policy/schema.js';
+export {
+  HostMountSchema,
+  HostReportSchema,
+  MountRecordSchema,
+  RoleSchema,
+  TenantRecordSchema,
+  TenantUsageReport,
+  TenantUsageSchema,
+  VolumeRecordSchema,
+} from '../state/schemas.js';
 
 export const API_VERSION = 'v1';
 export const API_PREFIX = `/${API_VERSION}`;
@@ -27,7 +50,11 @@ const name = (what: string) =>
   Type.String({ description: `${what} name: 1-64 ASCII letters, digits, "_", "-", "."`, maxLength: 256 });
 
 export const TenantParams = Type.Object({ tenant: name('Tenant') });
-export const RevisionParams = Type.Object({ tenant: name('Tenant'), revision: Type.Integer({ minimum: 1 }) });
+export const RevisionParams = Type.Object({
+  tenant: name('Tenant'),
+  // Path parameters are text; no coercion: the handler reads the digits.
+  revision: Type.String({ pattern: '^[1-9][0-9]{0,9}$', 'x-expected': 'a revision number (1, 2, ...)' }),
+});
 export const VolumeParams = Type.Object({ tenant: name('Tenant'), volume: name('Volume') });
 export const SnapshotParams = Type.Object({
   tenant: name('Tenant'),
@@ -35,159 +62,13 @@ export const SnapshotParams = Type.Object({
   snapshot: Type.String({ description: 'Snapshot name', maxLength: 256 }),
 });
 
-// ---- policies and options -----------------------------------------------------------------
-
-export const RateLimitSchema = Type.Object(
-  {
-    writeIops: Type.Integer({ minimum: 0 }),
-    readIops: Type.Integer({ minimum: 0 }),
-    writeBps: Type.Integer({ minimum: 0 }),
-    readBps: Type.Integer({ minimum: 0 }),
-  },
-  { description: 'Operations or bytes per second; 0 is unlimited.' },
-);
-
-export const SnapshotScheduleSchema = Type.Object({
-  frequency: Type.String({ description: 'Go duration, e.g. "30m"' }),
-  keep: Type.Integer({ minimum: 1 }),
-});
-
-export const VolumeOptionsSchema = Type.Object({
-  pool: Type.String(),
-  sizeBytes: Type.Integer({ minimum: 1 }),
-  snapshots: Type.Boolean(),
-  snapshot: SnapshotScheduleSchema,
-  filesystem: Type.String(),
-  ephemeral: Type.Boolean(),
-  rateLimit: RateLimitSchema,
-});
-
-export const RuntimeOptionsSchema = Type.Object(
-  { snapshots: Type.Boolean(), snapshot: SnapshotScheduleSchema, rateLimit: RateLimitSchema },
-  { title: 'RuntimeOptions' },
-);
-
-/** The policy format, for the OpenAPI document. The master validates with src/policy (better messages). */
-export const TenantPolicySchema = Type.Object(
-  {
-    'default-options': Type.Object(
-      {
-        pool: Type.String({ description: 'Ceph pool (required)' }),
-        size: Type.Optional(Type.String({ description: 'With a unit: KB, MB, GB, TB (binary: 1 MB = 1024 KB)', examples: ['10GB'] })),
-        snapshots: Type.Optional(Type.Boolean()),
-        snapshot: Type.Optional(
-          Type.Object(
-            {
-              frequency: Type.Optional(Type.String({ description: 'Go duration, at least 1s', examples: ['30m'] })),
-              keep: Type.Optional(Type.Integer({ minimum: 1 })),
-            },
-            { additionalProperties: false },
-          ),
-        ),
-        filesystem: Type.Optional(Type.String({ description: 'A key of `filesystems` (default ext4)' })),
-        ephemeral: Type.Optional(Type.Boolean()),
-        'rate-limit': Type.Optional(
-          Type.Object(
-            {
-              'write-iops': Type.Optional(Type.Integer({ minimum: 0 })),
-              'read-iops': Type.Optional(Type.Integer({ minimum: 0 })),
-              'write-bps': Type.Optional(Type.Integer({ minimum: 0 })),
-              'read-bps': Type.Optional(Type.Integer({ minimum: 0 })),
-            },
-            { additionalProperties: false },
-          ),
-        ),
-      },
-      { additionalProperties: false },
-    ),
-    filesystems: Type.Optional(
-      Type.Record(Type.String(), Type.String({ description: 'POSIX shell command; `%` is the device, `%%` a literal %' }), {
-        description: 'Default: {"ext4": "mkfs.ext4 -m0 %"}',
-      }),
-    ),
-  },
-  { title: 'TenantPolicy', additionalProperties: false },
-);
-
-/** Driver or runtime options as `key: value` (values are strings; numbers and booleans are accepted). */
-export const OptionValuesSchema = Type.Record(Type.String(), Type.Unknown(), {
-  description: 'Option keys as for `docker volume create --opt`, e.g. {"size": "10GB", "snapshots.keep": "5"}',
-});
-
-// ---- records ------------------------------------------------------------------------------
-
-export const TenantRecordSchema = Type.Object(
-  {
-    name: Type.String(),
-    policy: Type.Object({
-      'default-options': Type.Record(Type.String(), Type.Unknown()),
-      filesystems: Type.Record(Type.String(), Type.String()),
-    }),
-    revision: Type.Integer({ minimum: 1 }),
-    uploadedAt: Type.String({ format: 'date-time' }),
-  },
-  { title: 'Tenant' },
-);
+// ---- records only the API has -------------------------------------------------------------
 
 export const TenantSummarySchema = Type.Object({
   name: Type.String(),
   revision: Type.Integer(),
   uploadedAt: Type.String(),
 });
-
-export const VolumeRecordSchema = Type.Object(
-  {
-    tenant: Type.String(),
-    volume: Type.String(),
-    pool: Type.String(),
-    image: Type.String({ description: 'RBD image name in `pool`: `<tenant>.<volume>`' }),
-    options: VolumeOptionsSchema,
-    runtime: RuntimeOptionsSchema,
-    policyRevision: Type.Integer(),
-    formatCommand: Type.String(),
-    source: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String(), snapshot: Type.String() })),
-    createdAt: Type.String(),
-  },
-  { title: 'Volume' },
-);
-
-export const MountRecordSchema = Type.Object(
-  {
-    tenant: Type.String(),
-    volume: Type.String(),
-    host: Type.String(),
-    hostId: Type.String(),
-    lease: Type.String(),
-    device: Type.String(),
-    mountpoint: Type.String(),
-    mapper: Type.Union([Type.Literal('krbd'), Type.Literal('nbd'), Type.Literal('fuse')]),
-    clientAddress: Type.Union([Type.String(), Type.Null()]),
-    since: Type.String(),
-  },
-  { title: 'Mount' },
-);
-
-export const HostMountSchema = Type.Object({
-  tenant: Type.String(),
-  volume: Type.String(),
-  device: Type.String(),
-  mountpoint: Type.String(),
-  mapper: Type.Union([Type.Literal('krbd'), Type.Literal('nbd'), Type.Literal('fuse')]),
-  references: Type.Integer({ description: 'Docker Mount IDs holding a reference' }),
-});
-
-export const HostReportSchema = Type.Object(
-  {
-    hostId: Type.String({ description: "The host's persistent id" }),
-    host: Type.String({ description: 'Its --host-label' }),
-    pid: Type.Integer(),
-    version: Type.String(),
-    reportedAt: Type.String(),
-    mounts: Type.Array(HostMountSchema, { description: 'What the host has mounted, as its volplugin sees it' }),
-    problems: Type.Array(Type.String(), { description: 'What its convergence loop saw and could not fix' }),
-  },
-  { title: 'HostReport', description: "A volplugin's report about itself; bound to its lease, gone when the host is." },
-);
 
 export const HostParams = Type.Object({ hostId: Type.String({ description: 'Host id', maxLength: 256 }) });
 
@@ -206,34 +87,66 @@ export const SnapshotSchema = Type.Object(
   { title: 'Snapshot' },
 );
 
+export const TokenName = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+  'x-expected': 'a token name: 1-64 letters, digits, "_", "-", "." starting with a letter or digit',
+  description: 'Token name, e.g. the host it is for',
+});
+export const TokenParams = Type.Object({ name: Type.String({ maxLength: 256 }) });
+export const CreateTokenBody = Type.Object(
+  { name: TokenName, role: RoleSchema },
+  { additionalProperties: false, 'x-hint': 'send {"name": "host1", "role": "host"}' },
+);
+export const TokenSummary = Type.Object(
+  { name: Type.String(), role: RoleSchema, createdAt: Type.String(), createdBy: Type.String() },
+  { title: 'TokenSummary' },
+);
+export const CreatedToken = Type.Object(
+  { ...TokenSummary.properties, token: Type.String({ description: 'The secret: shown once, never stored (only its SHA-256 is)' }) },
+  { title: 'CreatedToken' },
+);
+export const TokenList = Type.Object({ tokens: Type.Array(TokenSummary) });
+export const Caller = Type.Object(
+  {
+    name: Type.String({ description: 'The token name ("bootstrap" for --token-file, "anonymous" on an open API)' }),
+    role: RoleSchema,
+  },
+  { title: 'Caller' },
+);
+
 // ---- requests and responses ---------------------------------------------------------------
 
+/** A query flag: the text "true" or "false" (query strings are text; nothing is coerced). */
+const flag = (description: string) => Type.Union([Type.Literal('true'), Type.Literal('false')], { description, 'x-expected': '"true" or "false"' });
+
 export const CreateVolumeBody = Type.Object(
-  { options: Type.Optional(OptionValuesSchema) },
+  { options: Type.Optional(DriverOptionValuesSchema) },
   { additionalProperties: false },
 );
-export const RuntimeBody = Type.Object({ options: OptionValuesSchema }, { additionalProperties: false });
-export const RemoveVolumeQuery = Type.Object({
+export const RuntimeBody = Type.Object({ options: RuntimeOptionValuesSchema }, { additionalProperties: false });
+export const RemoveVolumeQuery = Type.Object(
+  {
   force: Type.Optional(
-    Type.Boolean({ description: 'Delete only the records (volume and mount), never the image, with no checks: the seed\'s force-remove.' }),
+    flag('Delete only the records (volume and mount), never the image, with no checks: the seed\'s force-remove.'),
   ),
   'keep-image': Type.Optional(
-    Type.Boolean({
-      description:
+    flag(
         'Delete only the volume record and leave the image (a later create adopts it); unlike force, refused (409) while the ' +
         'volume is mounted or its image open, checked under the operation lock. What `docker volume rm` does for a non-ephemeral volume.',
-    }),
+    ),
   ),
-});
+  },
+  { additionalProperties: false },
+);
 export const SnapshotTakeBody = Type.Object(
   { name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })) },
   { additionalProperties: false },
 );
 export const SnapshotCopyBody = Type.Object(
   {
-    tenant: Type.String(),
-    volume: Type.String(),
-    options: Type.Optional(OptionValuesSchema),
+    tenant: Type.String({ 'x-hint': 'the tenant of the new volume' }),
+    volume: Type.String({ 'x-hint': 'the name of the new volume' }),
+    options: Type.Optional(DriverOptionValuesSchema),
   },
   { additionalProperties: false },
 );
@@ -252,6 +165,10 @@ export const Readiness = Type.Object({
 });
 
 export type TenantSummary = Static<typeof TenantSummarySchema>;
+export type TenantUsageBody = Static<typeof TenantUsageReport>;
+export type TokenSummaryBody = Static<typeof TokenSummary>;
+export type CreatedTokenBody = Static<typeof CreatedToken>;
+export type CallerBody = Static<typeof Caller>;
 export type SnapshotEntry = Static<typeof SnapshotSchema>;
 export type HealthBody = Static<typeof Health>;
 export type ReadinessBody = Static<typeof Readiness>;
@@ -260,14 +177,3 @@ export type ReadinessBody = Static<typeof Readiness>;
 export function errorResponses(...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
 }
-
-// ---- the schemas and the hand-written record types must agree -----------------------------
-
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const agree = <T extends true>(_: T): void => undefined;
-agree<Same<Static<typeof VolumeOptionsSchema>, VolumeOptions>>(true);
-agree<Same<Static<typeof RuntimeOptionsSchema>, RuntimeOptions>>(true);
-agree<Same<Static<typeof VolumeRecordSchema>, VolumeRecord>>(true);
-agree<Same<Static<typeof MountRecordSchema>, MountRecord>>(true);
-agree<Same<Static<typeof HostReportSchema>, HostReport>>(true);
-agree<Same<Static<typeof TenantRecordSchema>, TenantRecord>>(true);

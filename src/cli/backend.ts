@@ -5,7 +5,7 @@
 // gRPC client takes most of a second to load.
 
 import type { ApiClient } from '../api/client.js';
-import type { TenantSummary } from '../api/schemas.js';
+import type { CreatedTokenBody, TenantSummary, TenantUsageBody, TokenSummaryBody } from '../api/schemas.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 
@@ -31,6 +31,11 @@ export interface RecordBackend {
   listHosts(): Promise<HostReport[]>;
   /** One volplugin's report; HOST_NOT_FOUND when none has that id. */
   getHost(hostId: string): Promise<HostReport>;
+  /** A tenant's usage beside its limits. */
+  getUsage(tenant: string): Promise<TenantUsageBody>;
+  listTokens(): Promise<TokenSummaryBody[]>;
+  createToken(name: string, role: string): Promise<CreatedTokenBody>;
+  revokeToken(name: string): Promise<TokenSummaryBody>;
   close(): Promise<void>;
 }
 
@@ -84,5 +89,19 @@ export class MasterBackend implements RecordBackend {
   getHost(hostId: string) {
     return this.api.getHost(hostId);
   }
-  async close() {}
+  getUsage(tenant: string) {
+    return this.api.getUsage(tenant);
+  }
+  listTokens() {
+    return this.api.listTokens();
+  }
+  createToken(name: string, role: string) {
+    return this.api.createToken(name, role);
+  }
+  revokeToken(name: string) {
+    return this.api.revokeToken(name);
+  }
+  close() {
+    return this.api.close();
+  }
 }

@@ -1,7 +1,7 @@
 // What every volcli command gets: the process around it (CliIO), the options given (global and the
 // command's own), lazily made clients (the master's API, the record backend) and print().
 
-import { ApiClient, readTokenFile } from '../api/client.js';
+import { ApiClient } from '../api/client.js';
 import { VERSION } from '../api/version.js';
 import { MasterBackend, type RecordBackend } from './backend.js';
 import * as out from './output.js';
@@ -22,6 +22,7 @@ export interface GlobalOptions {
   etcd?: string[];
   prefix: string;
   tokenFile?: string;
+  tlsCa?: string;
   json: boolean;
   timeout: number;
 }
@@ -31,6 +32,8 @@ export interface CommandOptions {
   opt?: string[];
   name?: string;
   revision?: string;
+  role?: string;
+  file?: string;
 }
 
 /** Per-invocation state: lazily created clients, closed at the end. */
@@ -45,8 +48,13 @@ export class Context {
 
   async master(): Promise<ApiClient> {
     if (!this.api) {
-      const token = this.opts.tokenFile ? await readTokenFile(this.opts.tokenFile) : null;
-      this.api = new ApiClient({ master: this.opts.master, token, timeoutMs: this.opts.timeout * 1000, userAgent: `volcli/${VERSION}` });
+      this.api = await ApiClient.fromOptions({
+        master: this.opts.master,
+        tokenFile: this.opts.tokenFile,
+        caFile: this.opts.tlsCa,
+        timeoutMs: this.opts.timeout * 1000,
+        userAgent: `volcli/${VERSION}`,
+      });
     }
     return this.api;
   }
@@ -70,6 +78,7 @@ export class Context {
 
   async close(): Promise<void> {
     await this.backend?.close().catch(() => undefined);
+    await this.api?.close().catch(() => undefined);
   }
 }
 

@@ -5,10 +5,14 @@ import { ApiError } from '../api/errors.js';
 import { parsePolicy } from '../policy/validate.js';
 import { EtcdKV } from '../state/etcd.js';
 import { StateStore } from '../state/store.js';
+import { newToken } from '../state/tokens.js';
+import type { Role, TokenRecord } from '../state/records.js';
 import type { RecordBackend } from './backend.js';
 
 const tenantMissing = (tenant: string) =>
   new ApiError('TENANT_NOT_FOUND', `tenant ${tenant} does not exist; upload it with volcli tenant upload ${tenant} < policy.json`, { field: 'tenant' });
+const summary = (t: TokenRecord) => ({ name: t.name, role: t.role, createdAt: t.createdAt, createdBy: t.createdBy });
+
 const volumeMissing = (tenant: string, volume: string) =>
   new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`, { field: 'volume' });
 
@@ -85,6 +89,26 @@ export class EtcdBackend implements RecordBackend {
     const report = hostId === '' || hostId.includes('/') ? null : await this.store.getHostReport(hostId);
     if (!report) throw new ApiError('HOST_NOT_FOUND', `no volplugin with host id ${hostId} reports (not running, or its lease expired); see volcli host list`, { field: 'hostId' });
     return report;
+  }
+  async getUsage(tenant: string) {
+    const report = await this.store.usageReport(tenant);
+    if (!report) throw tenantMissing(tenant);
+    return report;
+  }
+  async listTokens() {
+    return (await this.store.listTokens()).map(summary);
+  }
+  /** The caller is whoever can write etcd: recorded as "etcd". */
+  async createToken(name: string, role: string) {
+    const token = newToken();
+    const record = await this.store.createToken(token, { name, role: role as Role, createdBy: 'etcd' });
+    if (!record) throw new ApiError('TOKEN_EXISTS', `a token named ${name} exists; revoke it first (volcli token revoke ${name}) or choose another name`, { field: 'name' });
+    return { ...summary(record), token };
+  }
+  async revokeToken(name: string) {
+    const removed = await this.store.revokeToken(name);
+    if (!removed) throw new ApiError('TOKEN_NOT_FOUND', `no token is named ${name}; see volcli token list`, { field: 'name' });
+    return summary(removed);
   }
   close() {
     return this.store.close();

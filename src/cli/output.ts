@@ -5,7 +5,7 @@ import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../sta
 import { mountWarnings, type MountListing } from './mounts.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { runtimeAsOptions } from '../policy/options.js';
-import type { SnapshotEntry, TenantSummary } from '../api/schemas.js';
+import type { SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from '../api/schemas.js';
 
 export function table(headers: string[], rows: string[][]): string {
   if (rows.length === 0) return '';
@@ -131,6 +131,23 @@ export function formatSnapshots(snapshots: SnapshotEntry[]): string {
     ['NAME', 'ORIGIN', 'CREATED', 'SIZE', 'PROTECTED', 'CLONES'],
     snapshots.map((s) => [s.name, s.origin, s.createdAt ?? '-', formatSize(s.sizeBytes), s.protected ? 'yes' : 'no', s.clones.join(',') || '-']),
   );
+}
+
+export function formatTokens(tokens: TokenSummaryBody[]): string {
+  return table(['NAME', 'ROLE', 'CREATED', 'BY'], tokens.map((t) => [t.name, t.role, t.createdAt, t.createdBy]));
+}
+
+export function formatUsage(u: TenantUsageBody): string {
+  const of = (used: string, limit: string | null) => (limit === null ? `${used} (no limit)` : `${used} of ${limit}`);
+  const { limits } = u;
+  return keyValues([
+    ['tenant', u.tenant],
+    ['volumes', of(String(u.volumes), limits.volumes === null ? null : String(limits.volumes))],
+    ['total size', of(formatSize(u.bytes), limits.bytes === null ? null : formatSize(limits.bytes))],
+    ['largest volume', limits.sizeBytes === null ? 'no limit' : formatSize(limits.sizeBytes)],
+    ['snapshots per volume', limits.snapshots === null ? 'no limit' : String(limits.snapshots)],
+    ['pools', limits.pools === null ? 'any' : limits.pools.join(', ')],
+  ]);
 }
 
 export function json(value: unknown): string {

@@ -1,5 +1,5 @@
 // volcli's root: the global options, the command tree put together from one file per noun
-// (commands/: tenant, volume, runtime, snapshot, mount, host), error reporting and the runner.
+// (commands/: tenant, volume, runtime, snapshot, mount, host, token), error reporting and the runner.
 // `run(argv, io)` returns the exit code instead of exiting, so that tests can drive it in-process;
 // main.ts wires it to the process. What every command gets is context.ts; argument checks args.ts.
 //
@@ -20,6 +20,7 @@ import { mountCommands } from './commands/mount.js';
 import { runtimeCommands } from './commands/runtime.js';
 import { snapshotCommands } from './commands/snapshot.js';
 import { tenantCommands } from './commands/tenant.js';
+import { tokenCommands } from './commands/token.js';
 import { volumeCommands } from './commands/volume.js';
 import { Context, type Act, type CliIO, type GlobalOptions } from './context.js';
 
@@ -50,7 +51,8 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
     .addOption(new Option('--master <host:port>', 'volmaster address (env VOLPLUGIN_MASTER)').default(io.env.VOLPLUGIN_MASTER || DEFAULT_MASTER))
     .addOption(new Option('--etcd <url>', 'read and write records in etcd directly, not through volmaster (repeatable)').argParser(collect))
     .addOption(new Option('--prefix <key>', 'etcd key prefix (with --etcd)').default(DEFAULT_PREFIX))
-    .addOption(new Option('--token-file <path>', "file holding volmaster's bearer token (env VOLPLUGIN_TOKEN_FILE)").default(io.env.VOLPLUGIN_TOKEN_FILE || undefined))
+    .addOption(new Option('--token-file <path>', 'file (mode 600) holding your token for volmaster (env VOLPLUGIN_TOKEN_FILE)').default(io.env.VOLPLUGIN_TOKEN_FILE || undefined))
+    .addOption(new Option('--tls-ca <path>', "CA that signed volmaster's TLS certificate; the address then defaults to https (env VOLPLUGIN_TLS_CA)").default(io.env.VOLPLUGIN_TLS_CA || undefined))
     .addOption(new Option('--timeout <seconds>', 'give up on volmaster or etcd after this long').default(30).argParser(seconds))
     .option('--json', 'machine-readable output (errors too, on stderr)', false)
     .addHelpText('after', '\nRun "volcli help COMMAND" or "volcli COMMAND help SUBCOMMAND" for details. Exit codes: 0 ok, 1 error, 2 usage.');
@@ -62,6 +64,7 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
   snapshotCommands(volume, act);
   mountCommands(program, act);
   hostCommands(program, act);
+  tokenCommands(program, act);
 
   // Every command: errors through our exit codes, one-line messages, output through `io`.
   const configure = (cmd: Command, path: string) => {

@@ -1,7 +1,8 @@
 // volmaster as a Fastify plugin: decorates its dependencies (the etcd StateStore, the Ceph Storage,
-// the VolumeService built on both), installs the JSON body parser, the bearer-token check, the error
-// catalogue and the OpenAPI document, then registers one route file per resource group. server.ts
-// only listens; tests register this plugin on an instance made by createApp() and use inject().
+// the VolumeService built on both), installs the JSON body parser, the request validator (TypeBox,
+// no coercion: validation.ts), who is calling (auth.ts) and what they may do (access.ts), the
+// error catalogue and the OpenAPI document, then registers one route file per resource group.
+// server.ts only listens; tests register this plugin on an instance made by createApp() and use inject().
 
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
@@ -12,9 +13,11 @@ import { parseJson } from '../policy/json.js';
 import type { StateStore } from '../state/store.js';
 import type { Storage } from '../storage/types.js';
 import { SnapshotService } from '../snapshots/service.js';
-import { installAuth } from './auth.js';
+import { installAccess } from './access.js';
+import { installAuth, TokenCache } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import type { Failpoints } from './failpoints.js';
+import { validatorCompiler } from './validation.js';
 import { VolumeService } from './volumes.js';
 import { VERSION } from './version.js';
 import healthRoutes from './routes/health.js';
@@ -24,12 +27,21 @@ import runtimeRoutes from './routes/runtime.js';
 import mountRoutes from './routes/mounts.js';
 import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
+import tokenRoutes from './routes/tokens.js';
 
 export interface VolmasterOptions {
   store: StateStore;
   storage: Storage;
-  /** Bearer token every request but /v1/health must carry; null or absent: the API is open. */
+  /** The bootstrap admin token (--token-file); null or absent: none. */
   token?: string | null;
+  /**
+   * Whether every request but /v1/health needs a token (the bootstrap one or one from etcd). Default:
+   * when `token` is set. False: an open API, every caller is admin (server.ts allows it only on
+   * loopback or with --insecure).
+   */
+  requireAuth?: boolean;
+  /** How long a token read from etcd is trusted before it is read again (default 5 s). */
+  tokenCacheMs?: number;
   /** How often the janitor resolves creates that died half-way (default 30 s; 0 disables it). */
   janitorIntervalMs?: number;
   /** Operation-lock lease TTL and wait, passed to VolumeService. */
@@ -48,13 +60,15 @@ declare module 'fastify' {
     storage: Storage;
     volumes: VolumeService;
     snapshots: SnapshotService;
+    /** Tokens read from etcd (null on an open API); the token routes drop what they revoke. */
+    tokens: TokenCache | null;
   }
 }
 
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, tokenRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -87,9 +101,14 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
     }
   });
 
+  app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  installAuth(app, options.token);
+  const required = options.requireAuth ?? Boolean(options.token);
+  const tokens = required ? new TokenCache(store, options.tokenCacheMs) : null;
+  app.decorate('tokens', tokens);
+  installAuth(app, { bootstrapToken: options.token ?? null, required, tokens });
+  installAccess(app);
 
   await app.register(swagger, {
     openapi: {
@@ -109,6 +128,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
         { name: 'mounts', description: 'Which host has which volume mounted' },
         { name: 'hosts', description: 'What each volplugin reports about itself' },
         { name: 'snapshots', description: 'Snapshots of a volume' },
+        { name: 'tokens', description: 'API tokens and their roles (admin only)' },
       ],
     },
   });
@@ -154,21 +174,25 @@ export const volmasterApp = fp(volmaster, { name: 'volmaster', fastify: '5.x' })
 
 export interface CreateAppOptions extends VolmasterOptions {
   logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  https?: { key: string; cert: string } | null;
 }
 
 /** A Fastify instance with volmaster registered: what server.ts listens with and tests inject into. */
 export async function createApp(options: CreateAppOptions): Promise<App> {
-  const { logger, ...rest } = options;
+  const { logger, https, ...rest } = options;
   const loggerOptions =
     logger && typeof logger === 'object' && 'child' in logger && typeof logger.child === 'function'
       ? { loggerInstance: logger as FastifyBaseLogger }
       : { logger: (logger as FastifyServerOptions['logger']) ?? false };
   const app = Fastify({
     ...loggerOptions,
+    ...(https ? { https } : {}),
     bodyLimit: 1 << 20,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // Requests are validated by TypeBox (validation.ts); ajv is set never to coerce or fill in either.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(volmasterApp, rest);
   return app as unknown as App;

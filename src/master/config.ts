@@ -1,6 +1,8 @@
-// volmaster's command line: its own flags (--listen, --token-file, --janitor-seconds) beside the
-// ones every daemon shares (src/common/flags.ts), and the checked configuration.
+// volmaster's command line: its own flags (--listen, --token-file, --insecure, --tls-cert,
+// --tls-key, --janitor-seconds) beside the ones every daemon shares (src/common/flags.ts), and the
+// checked configuration.
 
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import { VERSION } from './version.js';
@@ -9,17 +11,26 @@ export interface MasterConfig extends DaemonConfig {
   host: string;
   port: number;
   tokenFile: string | null;
+  /** Run an open API (no token) even beyond loopback. */
+  insecure: boolean;
+  /** TLS certificate and key (PEM files); both or neither. */
+  tlsCert: string | null;
+  tlsKey: string | null;
   janitorSeconds: number;
 }
 
-export const DEFAULT_LISTEN = '0.0.0.0:9005';
+/**
+ * Loopback: only this machine can reach the API unless --listen says otherwise (the seed listened
+ * on 0.0.0.0; an API that can delete data is not opened to the network by default).
+ */
+export const DEFAULT_LISTEN = '127.0.0.1:9005';
 
 /** "0.0.0.0:9005", "127.0.0.1:9005", "[::1]:9005", ":9005" -> host and port. */
 export function parseListen(value: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
   const port = m ? Number(m[3]) : NaN;
   if (!m || port < 1 || port > 65535) {
-    throw new InvalidArgumentError(`${JSON.stringify(value)} is not HOST:PORT (e.g. 0.0.0.0:9005, 127.0.0.1:9005, [::1]:9005)`);
+    throw new InvalidArgumentError(`--listen ${JSON.stringify(value)} is not HOST:PORT (e.g. 127.0.0.1:9005, 0.0.0.0:9005, [::1]:9005)`);
   }
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
@@ -33,8 +44,13 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
   const command = new Command('volmaster')
     .description('volplugin control plane: tenant policies, volumes and mounts over a REST API; stateless (everything lives in etcd)')
     .version(VERSION, '--version')
-    .addOption(new Option('--listen <host:port>', 'address of the REST API').default(DEFAULT_LISTEN))
-    .addOption(new Option('--token-file <path>', 'file holding the bearer token every request but /v1/health must carry'))
+    .addOption(new Option('--listen <host:port>', 'address of the REST API; beyond loopback it needs --token-file (or --insecure)').default(DEFAULT_LISTEN))
+    .addOption(
+      new Option('--token-file <path>', 'file (mode 600) holding the bootstrap admin token; with it every request but /v1/health needs a token (this one or one from volcli token create)'),
+    )
+    .addOption(new Option('--insecure', 'allow an open API (no token: anyone who can connect is admin) beyond loopback; warns at every start').default(false))
+    .addOption(new Option('--tls-cert <path>', 'serve HTTPS with this certificate (PEM; give --tls-key too)'))
+    .addOption(new Option('--tls-key <path>', 'private key of --tls-cert (PEM, not readable by others)'))
     .addOption(
       new Option('--janitor-seconds <n>', 'period in seconds of the clean-up of creates that died half-way (0: off)').default(30).argParser(wholeNumber('--janitor-seconds', 0)),
     );
@@ -44,16 +60,32 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
 interface RawOptions extends DaemonOptions {
   listen: string;
   tokenFile?: string;
+  insecure: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
   janitorSeconds: number;
 }
 
 export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = process.env): MasterConfig {
   const { host, port } = parseListen(raw.listen);
+  if (Boolean(raw.tlsCert) !== Boolean(raw.tlsKey)) {
+    throw new InvalidArgumentError(`give both --tls-cert and --tls-key (only ${raw.tlsCert ? '--tls-cert' : '--tls-key'} was given)`);
+  }
+  if (raw.insecure && raw.tokenFile) throw new InvalidArgumentError('--insecure and --token-file exclude each other: --insecure opens the API, --token-file closes it');
+  if (!raw.insecure && !raw.tokenFile && !isLoopback(host)) {
+    throw new InvalidArgumentError(
+      `--listen ${raw.listen} reaches beyond this machine and no --token-file is given: anyone who could connect could delete every volume. ` +
+        'Give --token-file FILE (the bootstrap admin token; create host tokens with volcli token create), or --insecure to run an open API anyway',
+    );
+  }
   return {
     ...daemonConfig(raw, env),
     host,
     port,
-    tokenFile: raw.tokenFile ?? null,
+    tokenFile: raw.tokenFile ? path.resolve(raw.tokenFile) : null,
+    insecure: raw.insecure,
+    tlsCert: raw.tlsCert ? path.resolve(raw.tlsCert) : null,
+    tlsKey: raw.tlsKey ? path.resolve(raw.tlsKey) : null,
     janitorSeconds: raw.janitorSeconds,
   };
 }

@@ -6,7 +6,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ApiError, ERROR_CATALOGUE, type ErrorBody, type ErrorCode } from '../api/index.js';
 import { isPolicyError } from '../policy/errors.js';
 import { StateUnavailableError } from '../state/kv.js';
-import { StateBusyError, StateCorruptError } from '../state/store.js';
+import { QuotaExceededError, StateBusyError, StateCorruptError } from '../state/store.js';
 import { RbdError } from '../storage/errors.js';
 import { TimeoutError } from '../common/timeout.js';
 
@@ -39,6 +39,7 @@ export function fromStorageError(err: unknown, what: string): unknown {
   return new ApiError('STORAGE_ERROR', `Ceph refused ${what}: ${err.code} (${err.op}); see the volmaster log`, { cause: err });
 }
 
+/** Errors from Fastify's own (ajv) validation, should a schema ever bypass validation.ts. */
 function fieldOfValidation(err: FastifyError): string | undefined {
   const first = err.validation?.[0];
   if (!first) return undefined;
@@ -62,6 +63,7 @@ export function toErrorBody(err: unknown): { status: number; body: ErrorBody; in
     return make('STATE_UNAVAILABLE', `etcd cannot be reached (${err.message}); check etcd and the volmaster's --etcd`);
   }
   if (err instanceof StateBusyError) return make('BUSY', err.message);
+  if (err instanceof QuotaExceededError) return make('QUOTA_EXCEEDED', err.message, err.field);
   if (err instanceof StateCorruptError) return make('STATE_CORRUPT', err.message);
   if (err instanceof TimeoutError) {
     return make('STORAGE_UNAVAILABLE', `the Ceph cluster did not answer in time (${err.message}); check ceph -s`);

@@ -7,6 +7,7 @@
 
 import type { FastifyBaseLogger } from 'fastify';
 import { ApiError } from '../api/errors.js';
+import type { Quota } from '../policy/limits.js';
 import { imageName } from '../policy/names.js';
 import { StateUnavailableError } from '../state/kv.js';
 import type { VolumeRecord } from '../state/records.js';
@@ -20,7 +21,8 @@ import { fromStorageError } from './errors.js';
  * around an image they make; kept by StateStore.
  */
 export interface CreateIntents {
-  put(intent: CreateIntent): Promise<void>;
+  /** Writes the intent, reserving its share of the tenant's usage within `quota` (409 QUOTA_EXCEEDED beyond it). */
+  put(intent: CreateIntent, quota?: Quota): Promise<void>;
   list(): Promise<CreateIntent[]>;
   delete(tenant: string, volume: string): Promise<void>;
   /** Writes the volume record and deletes its intent in one transaction (StateStore.commitCreate). */
@@ -29,7 +31,7 @@ export interface CreateIntents {
 
 export function createIntents(store: StateStore): CreateIntents {
   return {
-    put: (intent) => store.putCreateIntent(intent),
+    put: (intent, quota) => store.putCreateIntent(intent, quota),
     list: () => store.listCreateIntents(),
     delete: (tenant, volume) => store.deleteCreateIntent(tenant, volume),
     commit: (record) => store.commitCreate(record),

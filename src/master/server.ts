@@ -1,8 +1,10 @@
 // Runs volmaster: connects to etcd and Ceph, listens, and closes gracefully (in-flight requests
 // finish, new ones get 503, then etcd and Ceph connections close). Everything else is app.ts.
 
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { readTokenFile } from '../api/client.js';
+import { readSecretFile } from '../common/secret-file.js';
 import { openDaemonState } from '../common/daemon.js';
 import type { Storage } from '../storage/types.js';
 import { createApp, type App } from './app.js';
@@ -23,8 +25,24 @@ export interface StartOptions {
   openStorage: () => Promise<Storage>;
 }
 
+/** The TLS key and certificate of --tls-key/--tls-cert; the key may not be readable by others. */
+async function readTls(config: MasterConfig): Promise<{ key: string; cert: string } | null> {
+  if (!config.tlsCert || !config.tlsKey) return null;
+  const key = await readSecretFile(config.tlsKey, { what: 'the TLS key', flag: '--tls-key', groupMayRead: true });
+  let cert: string;
+  try {
+    cert = await readFile(config.tlsCert, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the TLS certificate ${config.tlsCert} (${(err as NodeJS.ErrnoException).code ?? 'error'}); check --tls-cert`, { cause: err });
+  }
+  if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--tls-cert ${config.tlsCert} holds no PEM certificate`);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) throw new Error(`--tls-key ${config.tlsKey} holds no PEM private key`);
+  return { key, cert };
+}
+
 export async function startMaster({ config, log, openStorage }: StartOptions): Promise<RunningMaster> {
   const token = config.tokenFile ? await readTokenFile(config.tokenFile) : null;
+  const https = await readTls(config);
   const failpoints = parseFailpoints(process.env.VOLMASTER_FAILPOINTS);
   if (Object.keys(failpoints).length > 0) log.warn({ failpoints }, 'VOLMASTER_FAILPOINTS is set: test-only pauses are active');
 
@@ -34,26 +52,33 @@ export async function startMaster({ config, log, openStorage }: StartOptions): P
     store,
     storage,
     token,
+    https,
     janitorIntervalMs: config.janitorSeconds * 1000,
     failpoints,
     closeDependencies: true,
     logger: log,
   });
 
-  if (!token && !isLoopback(config.host)) {
+  const listen = `${config.host}:${config.port}`;
+  if (config.insecure) {
     log.warn(
-      { listen: `${config.host}:${config.port}` },
-      'the API is open: anyone who can reach this port can create and DELETE volumes and their data; start volmaster with --token-file (see README, Security)',
+      { listen },
+      '--insecure: the API is open, anyone who can reach this port is admin and can create and DELETE volumes and their data; use --token-file instead (see docs/security.md)',
     );
+  } else if (!token) {
+    log.info({ listen }, 'the API is open to this machine only (loopback, no --token-file)');
+  }
+  if (token && !https && !isLoopback(config.host)) {
+    log.warn({ listen }, 'tokens cross the network in clear: give --tls-cert and --tls-key (see docs/security.md)');
   }
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const url =
     address && typeof address === 'object'
-      ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
-      : `http://${config.host}:${config.port}`;
-  log.info({ url, etcd: config.etcd, prefix: config.prefix, backend: config.backend, auth: token ? 'bearer token' : 'open' }, 'volmaster listening');
+      ? `${https ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+      : `${https ? 'https' : 'http'}://${config.host}:${config.port}`;
+  log.info({ url, etcd: config.etcd, prefix: config.prefix, backend: config.backend, auth: token ? 'tokens' : 'open', tls: Boolean(https) }, 'volmaster listening');
 
   let closing: Promise<void> | null = null;
   return {

@@ -15,6 +15,7 @@ import { ApiError } from '../api/errors.js';
 import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
 import { assertName, assertVolumeRef, imageName } from '../policy/names.js';
 import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeOf } from '../policy/options.js';
+import { limitsOf, quotaOf } from '../policy/limits.js';
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
@@ -125,7 +126,8 @@ export class VolumeService {
   async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined): Promise<CreateResult> {
     assertVolumeRef(tenant, volume);
     const tenantRecord = await this.requireTenant(tenant);
-    const options = resolveVolumeOptions(tenantRecord.policy, values);
+    const options = resolveVolumeOptions(tenantRecord.policy, values); // within the tenant's limits, or 422
+    const quota = quotaOf(limitsOf(tenantRecord.policy));
     const formatCommand = formatCommandFor(tenantRecord.policy, options.filesystem);
 
     // Docker asks to create a volume on every host that uses it: answer those without the lock.
@@ -157,14 +159,15 @@ export class VolumeService {
         if (hasLimits(record.runtime)) {
           await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
         }
-        if (!(await this.store.createVolume(record))) {
+        if (!(await this.store.createVolume(record, quota))) {
           throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
         }
         this.log.warn({ tenant, volume, pool: options.pool, image }, 'adopted an existing volplugin image with no record');
         return { record, created: true };
       }
 
-      await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt });
+      // Reserves the volume's share of the tenant's usage, atomically within its limits (409 QUOTA_EXCEEDED).
+      await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes }, quota);
       await failpoint(this.failpoints, 'after-intent');
       let imageCreated = false;
       try {
@@ -326,11 +329,15 @@ export class VolumeService {
     }
   }
 
-  /** Removes the image (and its snapshots) and then the record. Refused while mounted or open. */
-  async remove(tenant: string, volume: string): Promise<VolumeRecord> {
+  /**
+   * Removes the image (and its snapshots) and then the record. Refused while mounted or open, and
+   * when `authorize` (given the record, under the lock) throws: the caller's role may not.
+   */
+  async remove(tenant: string, volume: string, authorize?: (record: VolumeRecord) => void): Promise<VolumeRecord> {
     await this.get(tenant, volume);
     return this.lock(tenant, volume, LockReason.Remove, async () => {
       const record = await this.get(tenant, volume);
+      authorize?.(record);
       await this.assertNotInUse(record);
       await this.destroyImage(record.pool, record.image);
       await this.store.deleteVolume(tenant, volume);
@@ -367,13 +374,14 @@ export class VolumeService {
     return (await this.get(tenant, volume)).runtime;
   }
 
-  /** Changes snapshot and rate-limit settings; QoS is applied to the image at once. */
+  /** Changes snapshot and rate-limit settings, within the tenant's limits; QoS is applied to the image at once. */
   async setRuntime(tenant: string, volume: string, values: Record<string, unknown>): Promise<RuntimeOptions> {
     const current = await this.get(tenant, volume);
-    applyRuntimeOptions(current.runtime, values); // 400 before taking any lock
+    const limits = await this.store.volumeLimits(current);
+    applyRuntimeOptions(current.runtime, values, limits); // 400 or 422 before taking any lock
     return this.lock(tenant, volume, LockReason.Runtime, async () => {
       const record = await this.get(tenant, volume);
-      const runtime = applyRuntimeOptions(record.runtime, values);
+      const runtime = applyRuntimeOptions(record.runtime, values, limits);
       const limitsChanged = JSON.stringify(runtime.rateLimit) !== JSON.stringify(record.runtime.rateLimit);
       if (limitsChanged) {
         await this.ceph(`setting QoS on ${record.pool}/${record.image}`, () => this.storage.setQos(record.pool, record.image, qosOf(runtime.rateLimit)));

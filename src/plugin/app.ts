@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { ApiClient, readTokenFile } from '../api/client.js';
+import { ApiClient } from '../api/client.js';
 import { Fencing } from '../fencing/index.js';
 import { KrbdMapper } from '../mapper/krbd.js';
 import type { MountInfo } from '../mapper/mountinfo.js';
@@ -162,8 +162,8 @@ async function claimSocket(socket: string): Promise<void> {
 }
 
 async function connectMaster(config: PluginConfig): Promise<MasterClient> {
-  const token = config.tokenFile ? await readTokenFile(config.tokenFile) : null;
-  return new ApiMasterClient(new ApiClient({ master: config.master, token, timeoutMs: 10_000, userAgent: `volplugin/${VERSION}` }));
+  const api = await ApiClient.fromOptions({ master: config.master, tokenFile: config.tokenFile, caFile: config.tlsCa, timeoutMs: 10_000, userAgent: `volplugin/${VERSION}` });
+  return new ApiMasterClient(api);
 }
 
 /** The mapper given (tests) or the one --mapper picks on this host. */

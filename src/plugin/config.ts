@@ -11,6 +11,8 @@ import { defaultDockerAddress } from './docker/client.js';
 export interface PluginConfig extends DaemonConfig {
   master: string;
   tokenFile: string | null;
+  /** CA of the master's TLS certificate (then the master address defaults to https). */
+  tlsCa: string | null;
   hostLabel: string;
   mountRoot: string;
   stateDir: string;
@@ -34,7 +36,8 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
   const command = new Command('volplugin')
     .description('Docker volume plugin for Ceph RBD: maps, formats and mounts volumes on this host, one host at a time per volume')
     .addOption(new Option('--master <host:port>', 'volmaster address [env VOLPLUGIN_MASTER]').default(env.VOLPLUGIN_MASTER || '127.0.0.1:9005'))
-    .addOption(new Option('--token-file <path>', "file holding the master's bearer token [env VOLPLUGIN_TOKEN_FILE]").default(env.VOLPLUGIN_TOKEN_FILE || undefined))
+    .addOption(new Option('--token-file <path>', "file (mode 600) holding this host's token for the master (volcli token create --role host) [env VOLPLUGIN_TOKEN_FILE]").default(env.VOLPLUGIN_TOKEN_FILE || undefined))
+    .addOption(new Option('--tls-ca <path>', "CA that signed the master's TLS certificate; the master address defaults to https [env VOLPLUGIN_TLS_CA]").default(env.VOLPLUGIN_TLS_CA || undefined))
     .addOption(new Option('--host-label <name>', 'this host\'s name in locks and reports').default(hostname()))
     .addOption(new Option('--mount-root <dir>', 'volumes are mounted at <dir>/<tenant>/<volume>').default('/mnt/ceph'))
     .addOption(new Option('--state-dir <dir>', 'host identity, mount table and rbd-fuse mountpoints').default('/var/lib/volplugin'))
@@ -51,6 +54,7 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
 export interface RawOptions extends DaemonOptions {
   master: string;
   tokenFile?: string;
+  tlsCa?: string;
   hostLabel: string;
   mountRoot: string;
   stateDir: string;
@@ -74,6 +78,7 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     ...daemonConfig(o, env),
     master: o.master,
     tokenFile: o.tokenFile ?? null,
+    tlsCa: o.tlsCa ? path.resolve(o.tlsCa) : null,
     hostLabel: o.hostLabel,
     mountRoot: path.resolve(o.mountRoot),
     stateDir: path.resolve(o.stateDir),

@@ -2,6 +2,8 @@
 // as `default-options.snapshot.keep`, or a driver option key such as `snapshots.keep`) and carries a
 // stable code that the master maps to HTTP 400 and volcli prints as is.
 
+import { describeValue, type SchemaProblem } from '../common/schema.js';
+
 export type PolicyErrorCode =
   /** The text is not JSON (message has line and column). */
   | 'INVALID_JSON'
@@ -10,7 +12,9 @@ export type PolicyErrorCode =
   /** A tenant or volume name is not allowed. */
   | 'INVALID_NAME'
   /** A driver or runtime option: unknown key or a value of the wrong type. */
-  | 'INVALID_OPTION';
+  | 'INVALID_OPTION'
+  /** A driver or runtime option (or a policy default) beyond one of the tenant's limits. */
+  | 'LIMIT_EXCEEDED';
 
 export class PolicyError extends Error {
   readonly code: PolicyErrorCode;
@@ -30,19 +34,10 @@ export function isPolicyError(err: unknown): err is PolicyError {
 }
 
 /** Describes a JSON value's type the way users think of it, for "got ..." in messages. */
-export function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'string':
-      return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
-    case 'number':
-      return `the number ${value}`;
-    case 'boolean':
-      return `${value}`;
-    case 'object':
-      return 'an object';
-    default:
-      return typeof value;
-  }
+export const describeType = describeValue;
+
+/** A schema problem (src/common/schema.ts) as a PolicyError: "field: what is wrong". */
+export function schemaError(code: PolicyErrorCode, problem: SchemaProblem, whole: string): PolicyError {
+  const message = problem.field === '' ? `${whole} ${problem.message}` : `${problem.field}: ${problem.message}`;
+  return new PolicyError(code, message, problem.field === '' ? undefined : problem.field);
 }

@@ -1,39 +1,23 @@
 // Driver options (`docker volume create --opt k=v`, `volcli volume create --opt k=v`) and runtime
-// options, merged over a tenant's default-options into the VolumeOptions a volume is made of.
+// options, merged over a tenant's default-options into the VolumeOptions a volume is made of, within
+// the tenant's limits (limits.ts). Keys and JSON types are checked by the schemas (schema.ts) first.
 
+import { compileSchema } from '../common/schema.js';
 import type { RateLimit, RuntimeOptions, TenantPolicy, VolumeOptions } from './types.js';
-import { PolicyError, describeType } from './errors.js';
+import { PolicyError, describeType, schemaError } from './errors.js';
+import { checkRuntimeLimits, checkVolumeLimits, limitsOf, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
+import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from './schema.js';
 import { parseBoolOption, parseFrequency, parseGoDuration, parseIntegerOption, parseSize } from './units.js';
 import { policyDefaults } from './validate.js';
 
-/** Every driver option key, as users know them. */
-export const DRIVER_OPTION_KEYS = [
-  'pool',
-  'size',
-  'snapshots',
-  'snapshots.frequency',
-  'snapshots.keep',
-  'filesystem',
-  'ephemeral',
-  'rate-limit.write.iops',
-  'rate-limit.read.iops',
-  'rate-limit.read.bps',
-  'rate-limit.write.bps',
-] as const;
-export type DriverOptionKey = (typeof DRIVER_OPTION_KEYS)[number];
+/** Every driver option key, as users know them (the schema's keys). */
+export const DRIVER_OPTION_KEYS = Object.keys(DriverOptionValuesSchema.properties) as DriverOptionKey[];
+export type DriverOptionKey = keyof typeof DriverOptionValuesSchema.properties;
 
 /** The subset that may change while a volume is in use. */
-export const RUNTIME_OPTION_KEYS = [
-  'snapshots',
-  'snapshots.frequency',
-  'snapshots.keep',
-  'rate-limit.write.iops',
-  'rate-limit.read.iops',
-  'rate-limit.read.bps',
-  'rate-limit.write.bps',
-] as const satisfies readonly DriverOptionKey[];
-export type RuntimeOptionKey = (typeof RUNTIME_OPTION_KEYS)[number];
+export const RUNTIME_OPTION_KEYS = Object.keys(RuntimeOptionValuesSchema.properties) as RuntimeOptionKey[];
+export type RuntimeOptionKey = keyof typeof RuntimeOptionValuesSchema.properties;
 
 /** Option values as they arrive: strings from Docker and volcli, scalars from JSON clients. */
 export type OptionValues = Record<string, string | number | boolean>;
@@ -45,58 +29,12 @@ const rateLimitField: Record<string, keyof RateLimit> = {
   'rate-limit.write.bps': 'writeBps',
 };
 
-/** Spellings users borrow from the policy file, mapped to the option key they meant. */
-const aliases: Record<string, string> = {
-  'snapshot.frequency': 'snapshots.frequency',
-  'snapshot.keep': 'snapshots.keep',
-  'rate-limit.write-iops': 'rate-limit.write.iops',
-  'rate-limit.read-iops': 'rate-limit.read.iops',
-  'rate-limit.write-bps': 'rate-limit.write.bps',
-  'rate-limit.read-bps': 'rate-limit.read.bps',
-  snapshot: 'snapshots',
-};
+const driverShape = compileSchema(DriverOptionValuesSchema);
+const runtimeShape = compileSchema(RuntimeOptionValuesSchema);
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
-function suggest(key: string, allowed: readonly string[]): string | null {
-  const alias = aliases[key];
-  if (alias && allowed.includes(alias)) return alias;
-  let best: string | null = null;
-  // Close enough to be a typo: at most 2 edits, or a third of the key's length for long keys.
-  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
-  for (const candidate of allowed) {
-    const d = editDistance(key.toLowerCase(), candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function unknownOption(key: string, allowed: readonly string[], what: string): PolicyError {
-  const guess = suggest(key, allowed);
-  const hint = guess ? `did you mean "${guess}"? ` : '';
-  return new PolicyError('INVALID_OPTION', `unknown ${what} ${JSON.stringify(key)}; ${hint}known: ${allowed.join(', ')}`, key);
-}
-
-function textOf(key: string, value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  if (typeof value === 'boolean') return String(value);
-  throw new PolicyError('INVALID_OPTION', `${key}: must be a string, number or boolean, got ${describeType(value)}`, key);
+/** A value the schema accepted (a string, a boolean or a whole number) as the text Docker would send. */
+function textOf(value: unknown): string {
+  return typeof value === 'string' ? value : String(value);
 }
 
 /** Driver options after checking keys and value types; absent keys were not given. */
@@ -111,11 +49,15 @@ export interface ParsedOptions {
   rateLimit: Partial<RateLimit>;
 }
 
-function parseOptions(values: Record<string, unknown> | null | undefined, allowed: readonly string[], what: string): ParsedOptions {
+function parseOptions(values: Record<string, unknown> | null | undefined, shape: typeof driverShape | typeof runtimeShape): ParsedOptions {
   const out: ParsedOptions = { rateLimit: {} };
+  const problem = shape.problem(values ?? {});
+  if (problem) {
+    if (problem.field === '') throw new PolicyError('INVALID_OPTION', `options must be an object of KEY: VALUE, got ${describeType(values)}`);
+    throw schemaError('INVALID_OPTION', problem, 'options');
+  }
   for (const [key, raw] of Object.entries(values ?? {})) {
-    if (!allowed.includes(key)) throw unknownOption(key, allowed, what);
-    const text = textOf(key, raw);
+    const text = textOf(raw);
     switch (key as DriverOptionKey) {
       case 'pool': {
         const problem = poolProblem(text);
@@ -152,18 +94,19 @@ function parseOptions(values: Record<string, unknown> | null | undefined, allowe
 
 /** Checks driver option keys and values (no policy needed). Throws INVALID_OPTION. */
 export function parseDriverOptions(values: Record<string, unknown> | null | undefined): ParsedOptions {
-  return parseOptions(values, DRIVER_OPTION_KEYS, 'option');
+  return parseOptions(values, driverShape);
 }
 
 /** Checks runtime option keys and values. Throws INVALID_OPTION (e.g. for `size`). */
 export function parseRuntimeOptions(values: Record<string, unknown> | null | undefined): ParsedOptions {
-  return parseOptions(values, RUNTIME_OPTION_KEYS, 'runtime option');
+  return parseOptions(values, runtimeShape);
 }
 
 /**
  * The options of a new volume: the tenant's default-options, overridden by the driver options.
  * Throws a PolicyError (INVALID_OPTION) naming the key for an unknown key, a value of the wrong
- * type, a filesystem the tenant does not define, or a size set nowhere.
+ * type, a filesystem the tenant does not define, or a size set nowhere; LIMIT_EXCEEDED naming the
+ * key when the result is beyond the tenant's limits (its size, pool, snapshot keep or rate limits).
  */
 export function resolveVolumeOptions(policy: TenantPolicy, values: Record<string, unknown> | null | undefined): VolumeOptions {
   const defaults = policyDefaults(policy);
@@ -180,7 +123,7 @@ export function resolveVolumeOptions(policy: TenantPolicy, values: Record<string
   if (sizeBytes === null) {
     throw new PolicyError('INVALID_OPTION', 'size: the tenant policy sets no size; pass one, e.g. --opt size=10GB (a bare number is MB)', 'size');
   }
-  return {
+  const options: VolumeOptions = {
     pool: given.pool ?? defaults.pool,
     sizeBytes,
     snapshots: given.snapshots ?? defaults.snapshots,
@@ -192,6 +135,8 @@ export function resolveVolumeOptions(policy: TenantPolicy, values: Record<string
     ephemeral: given.ephemeral ?? defaults.ephemeral,
     rateLimit: { ...defaults.rateLimit, ...given.rateLimit },
   };
+  checkVolumeLimits(options, limitsOf(policy));
+  return options;
 }
 
 function sameDuration(a: string, b: string): boolean {
@@ -228,10 +173,13 @@ export function runtimeOf(options: VolumeOptions): RuntimeOptions {
   };
 }
 
-/** Applies runtime option changes (`snapshots.keep=5`, ...) to a volume's current runtime options. */
-export function applyRuntimeOptions(current: RuntimeOptions, values: Record<string, unknown> | null | undefined): RuntimeOptions {
+/**
+ * Applies runtime option changes (`snapshots.keep=5`, ...) to a volume's current runtime options;
+ * with `limits`, LIMIT_EXCEEDED when the result is beyond them.
+ */
+export function applyRuntimeOptions(current: RuntimeOptions, values: Record<string, unknown> | null | undefined, limits?: TenantLimits): RuntimeOptions {
   const given = parseRuntimeOptions(values);
-  return {
+  const next: RuntimeOptions = {
     snapshots: given.snapshots ?? current.snapshots,
     snapshot: {
       frequency: given.frequency ?? current.snapshot.frequency,
@@ -239,6 +187,8 @@ export function applyRuntimeOptions(current: RuntimeOptions, values: Record<stri
     },
     rateLimit: { ...current.rateLimit, ...given.rateLimit },
   };
+  if (limits) checkRuntimeLimits(next, limits);
+  return next;
 }
 
 /** RuntimeOptions spelled as runtime option keys (what `volcli volume runtime get` prints). */

@@ -7,14 +7,22 @@
 //                                          "write-bps": 100000000, "read-bps": 100000000 } },
 //     "filesystems": { "btrfs": "mkfs.btrfs %", "ext4": "mkfs.ext4 -m0 %" } }
 //
-// Every error names the field by its dotted path (`default-options.snapshot.keep`). Unknown keys
-// are errors, so a typo never silently falls back to a default.
+// Every error names the field by its dotted path (`default-options.snapshot.keep`). The shape
+// (types, required and unknown keys) is checked by the TypeBox schema (schema.ts), without any
+// coercion; what follows here are the rules a schema cannot say well (units, durations, a
+// filesystem that exists, defaults within the tenant's limits: limits.ts). Unknown keys are errors,
+// so a typo never silently falls back to a default.
 
+import { compileSchema } from '../common/schema.js';
 import type { RateLimit, SnapshotSchedule, TenantPolicy } from './types.js';
-import { PolicyError, describeType } from './errors.js';
+import { PolicyError, describeType, schemaError } from './errors.js';
 import { parseJson } from './json.js';
+import { checkDefaultsWithinLimits, parseLimits, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
+import { TenantPolicySchema } from './schema.js';
 import { parseFrequency, parseSize } from './units.js';
+
+const policyShape = compileSchema(TenantPolicySchema);
 
 /** Used when a policy has no `filesystems` block. */
 export const DEFAULT_FILESYSTEMS: Readonly<Record<string, string>> = Object.freeze({ ext4: 'mkfs.ext4 -m0 %' });
@@ -34,11 +42,6 @@ export interface PolicyDefaults {
   rateLimit: RateLimit;
 }
 
-const topKeys = ['default-options', 'filesystems'];
-const optionKeys = ['pool', 'size', 'snapshots', 'snapshot', 'filesystem', 'ephemeral', 'rate-limit'];
-const snapshotKeys = ['frequency', 'keep'];
-const rateLimitKeys = ['write-iops', 'read-iops', 'write-bps', 'read-bps'];
-
 const fail = (field: string, message: string): never => {
   throw new PolicyError('INVALID_POLICY', `${field}: ${message}`, field);
 };
@@ -50,28 +53,6 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function objectAt(value: unknown, field: string): Record<string, unknown> {
   if (!isObject(value)) fail(field, `must be an object, got ${describeType(value)}`);
   return value as Record<string, unknown>;
-}
-
-function checkKeys(obj: Record<string, unknown>, allowed: string[], path: string): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) {
-      const field = path ? `${path}.${key}` : key;
-      fail(field, `unknown key; allowed here: ${allowed.join(', ')}`);
-    }
-  }
-}
-
-function boolAt(value: unknown, field: string): boolean {
-  if (typeof value !== 'boolean') fail(field, `must be true or false, got ${describeType(value)}`);
-  return value as boolean;
-}
-
-function countAt(value: unknown, field: string, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
-    fail(field, `must be a whole number, got ${describeType(value)}`);
-  }
-  if ((value as number) < min) fail(field, `must be at least ${min}, got ${value as number}`);
-  return value as number;
 }
 
 function stringAt(value: unknown, field: string): string {
@@ -107,39 +88,28 @@ function checkFilesystems(value: unknown): Record<string, string> {
   return out;
 }
 
-function checkDefaults(raw: Record<string, unknown>, filesystems: Record<string, string>): PolicyDefaults {
+/**
+ * The typed defaults of `raw` (already of the schema's shape): the semantic checks of each value.
+ * What the policy leaves out comes from the tenant's limits where it has some: rate limits are the
+ * ceilings (limits.rate-limit), else unlimited; snapshot keep at most limits.snapshots.
+ */
+function checkDefaults(raw: TenantPolicy['default-options'], filesystems: Record<string, string>, limits: TenantLimits): PolicyDefaults {
+  const ceilings = limits.rateLimit;
   const p = 'default-options';
-  checkKeys(raw, optionKeys, p);
-
-  if (raw.pool === undefined) fail(`${p}.pool`, 'is required: name the Ceph pool for this tenant\'s volumes, e.g. "pool": "rbd"');
-  const pool = stringAt(raw.pool, `${p}.pool`);
-  const poolError = poolProblem(pool);
+  const poolError = poolProblem(raw.pool);
   if (poolError) fail(`${p}.pool`, poolError);
 
-  let sizeBytes: number | null = null;
-  if (raw.size !== undefined) {
-    if (typeof raw.size === 'number') {
-      fail(`${p}.size`, `${raw.size} has no unit; write a string with one of KB, MB, GB, TB, e.g. "${raw.size}MB"`);
-    }
-    sizeBytes = parseSize(stringAt(raw.size, `${p}.size`), { field: `${p}.size`, code: 'INVALID_POLICY' });
-  }
+  const sizeBytes = raw.size === undefined ? null : parseSize(raw.size, { field: `${p}.size`, code: 'INVALID_POLICY' });
 
-  const snapshots = raw.snapshots === undefined ? false : boolAt(raw.snapshots, `${p}.snapshots`);
-  const snapshot: SnapshotSchedule = { ...DEFAULT_SNAPSHOT };
-  if (raw.snapshot !== undefined) {
-    const s = objectAt(raw.snapshot, `${p}.snapshot`);
-    checkKeys(s, snapshotKeys, `${p}.snapshot`);
-    if (s.frequency !== undefined) {
-      const field = `${p}.snapshot.frequency`;
-      const frequency = stringAt(s.frequency, field);
-      parseFrequency(frequency, { field, code: 'INVALID_POLICY' });
-      snapshot.frequency = frequency.trim();
-    }
-    if (s.keep !== undefined) snapshot.keep = countAt(s.keep, `${p}.snapshot.keep`, 1);
+  const snapshot: SnapshotSchedule = { ...DEFAULT_SNAPSHOT, keep: Math.min(DEFAULT_SNAPSHOT.keep, limits.maxSnapshots ?? Infinity) };
+  if (raw.snapshot?.frequency !== undefined) {
+    const field = `${p}.snapshot.frequency`;
+    parseFrequency(raw.snapshot.frequency, { field, code: 'INVALID_POLICY' });
+    snapshot.frequency = raw.snapshot.frequency.trim();
   }
+  if (raw.snapshot?.keep !== undefined) snapshot.keep = raw.snapshot.keep;
 
-  let filesystem = DEFAULT_FILESYSTEM;
-  if (raw.filesystem !== undefined) filesystem = stringAt(raw.filesystem, `${p}.filesystem`);
+  const filesystem = raw.filesystem ?? DEFAULT_FILESYSTEM;
   if (filesystems[filesystem] === undefined) {
     const known = Object.keys(filesystems).join(', ');
     if (raw.filesystem === undefined) {
@@ -148,20 +118,23 @@ function checkDefaults(raw: Record<string, unknown>, filesystems: Record<string,
     fail(`${p}.filesystem`, `${JSON.stringify(filesystem)} is not in filesystems; use one of: ${known}`);
   }
 
-  const ephemeral = raw.ephemeral === undefined ? false : boolAt(raw.ephemeral, `${p}.ephemeral`);
+  const r = raw['rate-limit'] ?? {};
+  const rateLimit: RateLimit = {
+    writeIops: r['write-iops'] ?? ceilings.writeIops ?? 0,
+    readIops: r['read-iops'] ?? ceilings.readIops ?? 0,
+    writeBps: r['write-bps'] ?? ceilings.writeBps ?? 0,
+    readBps: r['read-bps'] ?? ceilings.readBps ?? 0,
+  };
 
-  const rateLimit: RateLimit = { writeIops: 0, readIops: 0, writeBps: 0, readBps: 0 };
-  if (raw['rate-limit'] !== undefined) {
-    const r = objectAt(raw['rate-limit'], `${p}.rate-limit`);
-    checkKeys(r, rateLimitKeys, `${p}.rate-limit`);
-    const field = (k: string) => `${p}.rate-limit.${k}`;
-    if (r['write-iops'] !== undefined) rateLimit.writeIops = countAt(r['write-iops'], field('write-iops'), 0);
-    if (r['read-iops'] !== undefined) rateLimit.readIops = countAt(r['read-iops'], field('read-iops'), 0);
-    if (r['write-bps'] !== undefined) rateLimit.writeBps = countAt(r['write-bps'], field('write-bps'), 0);
-    if (r['read-bps'] !== undefined) rateLimit.readBps = countAt(r['read-bps'], field('read-bps'), 0);
-  }
+  return { pool: raw.pool, sizeBytes, snapshots: raw.snapshots ?? false, snapshot, filesystem, ephemeral: raw.ephemeral ?? false, rateLimit };
+}
 
-  return { pool, sizeBytes, snapshots, snapshot, filesystem, ephemeral, rateLimit };
+/** The schema check alone: the PolicyError of the first problem of shape, or nothing. */
+function checkShape(value: unknown): asserts value is TenantPolicy {
+  const problem = policyShape.problem(value);
+  if (!problem) return;
+  if (problem.field === '') throw new PolicyError('INVALID_POLICY', `a tenant policy must be a JSON object, got ${describeType(value)}`);
+  throw schemaError('INVALID_POLICY', problem, 'the policy');
 }
 
 /**
@@ -169,23 +142,21 @@ function checkDefaults(raw: Record<string, unknown>, filesystems: Record<string,
  * (`ext4: mkfs.ext4 -m0 %`) when omitted; everything else is kept as written.
  */
 export function validatePolicy(value: unknown): TenantPolicy {
-  if (!isObject(value)) {
-    throw new PolicyError('INVALID_POLICY', `a tenant policy must be a JSON object, got ${describeType(value)}`);
-  }
-  checkKeys(value, topKeys, '');
-  if (value['default-options'] === undefined) {
-    fail('default-options', 'is required and must contain at least "pool", e.g. {"default-options": {"pool": "rbd"}}');
-  }
+  checkShape(value);
   const filesystems = checkFilesystems(value.filesystems);
-  const defaults = objectAt(value['default-options'], 'default-options');
-  checkDefaults(defaults, filesystems);
-  return { 'default-options': structuredClone(defaults), filesystems };
+  const limits = parseLimits(value.limits);
+  const defaults = checkDefaults(value['default-options'], filesystems, limits);
+  checkDefaultsWithinLimits(defaults, limits);
+  const policy: TenantPolicy = { 'default-options': structuredClone(value['default-options']), filesystems };
+  if (value.limits !== undefined) policy.limits = structuredClone(value.limits);
+  return policy;
 }
 
 /** The typed default-options of a (validated) policy. */
 export function policyDefaults(policy: TenantPolicy): PolicyDefaults {
+  checkShape(policy);
   const filesystems = checkFilesystems(policy.filesystems);
-  return checkDefaults(objectAt(policy['default-options'], 'default-options'), filesystems);
+  return checkDefaults(policy['default-options'], filesystems, parseLimits(policy.limits));
 }
 
 /** Parses and validates policy text (JSON); `what` names the source in JSON errors. */

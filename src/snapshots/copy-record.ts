@@ -4,6 +4,7 @@
 // because the copy already holds that filesystem at that size.
 
 import { resolveVolumeOptions, runtimeOf, imageName, formatSize, type OptionValues } from '../policy/index.js';
+import { checkVolumeLimits, limitsOf } from '../policy/limits.js';
 import type { StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import type { Clock } from './clock.js';
@@ -41,6 +42,7 @@ export function policyCopyRecord(store: StateStore, options: OptionValues = {}, 
       formatCommand: sourceRecord.formatCommand,
       createdAt: new Date(clock.now()).toISOString(),
     };
+    checkVolumeLimits(record.options, limitsOf(tenant.policy)); // the snapshot's size too (422)
     return record;
   };
 }

@@ -141,7 +141,8 @@ export class SnapshotService {
    * Takes an on-demand snapshot now, named `manual-<time>` unless `name` is given. Names starting
    * with "vs-" are volsupervisor's (it prunes them) and refused here.
    */
-  async take(tenant: string, volume: string, name?: string): Promise<SnapshotView> {
+  /** Takes a snapshot now; with `limit`, refused (409 SNAPSHOT_LIMIT) when the volume already has that many. */
+  async take(tenant: string, volume: string, name?: string, limit?: number): Promise<SnapshotView> {
     if (name !== undefined) {
       const problem = snapshotNameProblem(name);
       if (problem) throw new ApiError('INVALID_NAME', problem, { field: 'snapshot' });
@@ -154,6 +155,9 @@ export class SnapshotService {
     return this.withLock(tenant, volume, LockReason.Snapshot, async () => {
       const record = await this.volume(tenant, volume);
       const existing = new Set((await this.rawSnapshots(record)).map((s) => s.name));
+      if (limit !== undefined && existing.size >= limit) {
+        throw new ApiError('SNAPSHOT_LIMIT', `volume ${tenant}/${volume} has ${existing.size} snapshots, its tenant's limit (limits.snapshots); remove one first`, { field: 'limits.snapshots' });
+      }
       const at = this.clock.now();
       const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
       for (const candidate of candidates) {

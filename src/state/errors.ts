@@ -31,3 +31,15 @@ export class StateBusyError extends Error {
     this.name = 'StateBusyError';
   }
 }
+
+/** A create would take a tenant beyond a counting limit (usage.ts); `field` names the limit. */
+export class QuotaExceededError extends Error {
+  readonly code = 'QUOTA_EXCEEDED';
+  constructor(
+    readonly field: 'limits.volumes' | 'limits.total-size',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'QuotaExceededError';
+  }
+}

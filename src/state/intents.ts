@@ -8,19 +8,18 @@
 // the image, if any, was made by that create (it did not exist when the intent was written) and no
 // record points to it. The next create of that volume, or the master's janitor
 // (VolumeService.reconcile in src/master/volumes.ts), removes such an image and the intent.
+//
+// An intent also reserves the create's share of the tenant's usage (usage.ts): it is written, and
+// deleted, in one transaction with the tenant's usage, so parallel creates cannot overshoot the
+// tenant's limits; the record that replaces it keeps the share.
 
+import type { Quota } from '../policy/limits.js';
 import type { Entry } from './kv.js';
 import type { RecordKV } from './record-kv.js';
+import type { CreateIntent } from './records.js';
+import { changeUsage } from './usage.js';
 
-export interface CreateIntent {
-  tenant: string;
-  volume: string;
-  pool: string;
-  image: string;
-  /** The master that wrote it (`host:pid`). */
-  owner: string;
-  since: string;
-}
+export type { CreateIntent } from './records.js';
 
 /**
  * An intent as stored. An unreadable one still says "a create died here": it comes back naming
@@ -33,8 +32,24 @@ function intentOf(db: RecordKV, entry: Entry): CreateIntent {
   return { tenant, volume, pool: '', image: '', owner: 'unknown', since: '' };
 }
 
-export function putCreateIntent(db: RecordKV, intent: CreateIntent): Promise<void> {
-  return db.kv.put(db.keys.intent(intent.tenant, intent.volume), JSON.stringify(intent));
+/** Writes the intent and reserves its share (one volume, `sizeBytes`) within `quota`; QuotaExceededError beyond it. */
+export function putCreateIntent(db: RecordKV, intent: CreateIntent, quota?: Quota): Promise<void> {
+  const key = db.keys.intent(intent.tenant, intent.volume);
+  return changeUsage<void>(db, intent.tenant, `intent of volume ${intent.tenant}/${intent.volume}`, async () => {
+    const existing = await db.kv.get(key);
+    // An intent left for this volume (cleared under the lock before a create, so rare) is replaced: its share with it.
+    const previous = existing ? (db.parseOrNull<CreateIntent>(existing)?.sizeBytes ?? 0) : 0;
+    return {
+      ops: {
+        absent: existing ? [] : [key],
+        unchanged: existing ? [{ key, modRevision: existing.modRevision }] : [],
+        put: [{ key, value: JSON.stringify(intent) }],
+      },
+      delta: { volumes: existing ? 0 : 1, bytes: (intent.sizeBytes ?? 0) - previous },
+      quota,
+      result: undefined,
+    };
+  });
 }
 
 export async function getCreateIntent(db: RecordKV, tenant: string, volume: string): Promise<CreateIntent | null> {
@@ -46,6 +61,16 @@ export async function listCreateIntents(db: RecordKV): Promise<CreateIntent[]> {
   return (await db.kv.list(db.keys.intents)).map((entry) => intentOf(db, entry));
 }
 
-export async function deleteCreateIntent(db: RecordKV, tenant: string, volume: string): Promise<void> {
-  await db.kv.delete(db.keys.intent(tenant, volume));
+/** Deletes the intent and gives its share of the tenant's usage back. */
+export function deleteCreateIntent(db: RecordKV, tenant: string, volume: string): Promise<void> {
+  const key = db.keys.intent(tenant, volume);
+  return changeUsage<void>(db, tenant, `removal of the intent of ${tenant}/${volume}`, async () => {
+    const existing = await db.kv.get(key);
+    if (!existing) return { skip: undefined };
+    return {
+      ops: { unchanged: [{ key, modRevision: existing.modRevision }], delete: [key] },
+      delta: { volumes: -1, bytes: -(db.parseOrNull<CreateIntent>(existing)?.sizeBytes ?? 0) },
+      result: undefined,
+    };
+  });
 }

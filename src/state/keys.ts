@@ -23,6 +23,15 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     intent: (tenant: string, volume: string) => `${p}/intents/${tenant}/${volume}`,
     /** Short-lived operation locks (create, remove, snapshot copy) so that two masters never race. */
     operation: (tenant: string, volume: string) => `${p}/operations/${tenant}/${volume}`,
+    /** Per tenant: its volumes and their sizes added up, changed in the transaction of every create and delete (usage.ts). */
+    usage: `${p}/usage/`,
+    tenantUsage: (tenant: string) => `${p}/usage/${tenant}`,
+    /** API tokens by the SHA-256 of the token (tokens.ts); the token itself is never stored. */
+    tokens: `${p}/tokens/`,
+    token: (hash: string) => `${p}/tokens/${hash}`,
+    /** Token name -> hash, so that names are unique and a token is revoked by name. */
+    tokenNames: `${p}/token-names/`,
+    tokenName: (name: string) => `${p}/token-names/${name}`,
     hosts: `${p}/hosts/`,
     host: (hostId: string) => `${p}/hosts/${hostId}`,
     /** volsupervisor's leader election. */

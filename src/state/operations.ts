@@ -7,6 +7,7 @@
 import { ExponentialBackoff, handleWhenResult, noJitterGenerator, retry, type GeneratorFn } from 'cockatiel';
 import { StateBusyError } from './errors.js';
 import type { RecordKV } from './record-kv.js';
+import type { OperationLockRecord } from './records.js';
 
 /** Why an operation lock is taken (shown to whoever has to wait). */
 export const LockReason = {
@@ -19,13 +20,8 @@ export const LockReason = {
   Fence: 'fence',
 } as const;
 
-export interface OperationLockRecord {
-  reason: string;
-  /** Who holds it: `<host>:<pid>` unless the store was given another owner. */
-  owner: string;
-  since: string;
-  lease: string;
-}
+/** `owner`: who holds it, `<host>:<pid>` unless the store was given another owner. */
+export type { OperationLockRecord } from './records.js';
 
 export interface OperationLockOptions {
   /** A LockReason (or any short text). */

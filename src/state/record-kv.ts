@@ -1,11 +1,13 @@
 // JSON records over the KV, as every module of the store reads and changes them: one record per
-// key, a corrupt one reported as StateCorruptError naming its key, and compare-and-swap writes
-// retried by one named policy (casRetry) when another writer got there first.
+// key, checked against the schema of its key (schemas.ts) as it is read, a corrupt one reported as
+// StateCorruptError naming its key and field, and compare-and-swap writes retried by one named
+// policy (casRetry) when another writer got there first.
 
-import { handleWhenResult, retry } from 'cockatiel';
+import { handleWhenResult, retry, type RetryPolicy } from 'cockatiel';
 import { StateCorruptError } from './errors.js';
 import type { Keys } from './keys.js';
 import type { Entry, KV } from './kv.js';
+import { recordSpecs } from './schemas.js';
 
 /** How many times a compare-and-swap is tried before it gives up. */
 export const CAS_ATTEMPTS = 20;
@@ -24,11 +26,16 @@ const casRetry = retry(
 );
 
 export class RecordKV {
+  private readonly specs: ReturnType<typeof recordSpecs>;
+
   constructor(
     readonly kv: KV,
     readonly keys: Keys,
-  ) {}
+  ) {
+    this.specs = recordSpecs(keys);
+  }
 
+  /** The record in `entry`, checked against the schema of its key; StateCorruptError when it does not match. */
   parse<T>(entry: Entry): T {
     let value: unknown;
     try {
@@ -39,6 +46,10 @@ export class RecordKV {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new StateCorruptError(entry.key, 'not a JSON object');
     }
+    const spec = this.specs.find(([root]) => entry.key.startsWith(root))?.[1];
+    if (!spec) throw new StateCorruptError(entry.key, 'no record kind has this key (add its schema to src/state/schemas.ts)');
+    const problem = spec.problem(value);
+    if (problem) throw new StateCorruptError(entry.key, `not ${spec.what}: ${problem.field === '' ? problem.message : `${problem.field}: ${problem.message}`}`);
     return value as T;
   }
 
@@ -71,13 +82,13 @@ export class RecordKV {
   }
 
   /**
-   * Runs a compare-and-swap `attempt` under casRetry. `attempt` returns its result, or CONFLICT
-   * when its conditional write found the key changed. After CAS_ATTEMPTS conflicts: an error
-   * naming `what`.
+   * Runs a compare-and-swap `attempt` under casRetry (or `policy`). `attempt` returns its result,
+   * or CONFLICT when its conditional write found the key changed. When the policy gives up: an
+   * error naming `what`.
    */
-  async cas<T>(what: string, attempt: () => Promise<T | typeof CONFLICT>): Promise<T> {
-    const result = await casRetry.execute(attempt);
-    if (result === CONFLICT) throw new Error(`${what}: gave up after ${CAS_ATTEMPTS} concurrent modifications; try again`);
+  async cas<T>(what: string, attempt: () => Promise<T | typeof CONFLICT>, policy: RetryPolicy = casRetry): Promise<T> {
+    const result = await policy.execute(attempt);
+    if (result === CONFLICT) throw new Error(`${what}: gave up after too many concurrent modifications; try again`);
     return result;
   }
 }

@@ -1,74 +1,55 @@
 // The records volplugin keeps in etcd, one JSON document per key (see keys.ts for where). Every
-// component reads and writes them through src/state/, never by hand.
+// component reads and writes them through src/state/, never by hand. The types derive from the
+// schemas (schemas.ts) that every record read back is checked against.
 
-import type { RuntimeOptions, TenantPolicy, VolumeOptions } from '../policy/types.js';
+import type { Static } from '@sinclair/typebox';
+import type {
+  CreateIntentSchema,
+  HostReportSchema,
+  MountRecordSchema,
+  OperationLockRecordSchema,
+  TenantRecordSchema,
+  TenantUsageReport,
+  TenantUsageSchema,
+  TokenRecordSchema,
+  VolumeRecordSchema,
+} from './schemas.js';
+import type { TenantPolicy } from '../policy/types.js';
 
-export interface TenantRecord {
-  name: string;
-  policy: TenantPolicy;
-  /** 1 for the first upload, +1 for each later one; every revision is kept under tenant-history. */
-  revision: number;
-  uploadedAt: string;
-}
+export type { Role } from './schemas.js';
 
-export interface VolumeRecord {
-  tenant: string;
-  volume: string;
-  /** Where the data lives; the image name is unique per tenant/volume pair (see src/policy/names.ts). */
-  pool: string;
-  image: string;
-  options: VolumeOptions;
-  /** Snapshot and rate-limit settings; changed at run time without remount. */
-  runtime: RuntimeOptions;
-  /** The tenant policy revision the volume was created from. */
-  policyRevision: number;
-  /**
-   * The tenant's command for this volume's filesystem at creation time (`%` is the device). volplugin
-   * runs it on first mount, which it recognises by blkid finding no filesystem on the device.
-   */
-  formatCommand: string;
-  /** Set for a volume cloned from a snapshot. */
-  source?: { tenant: string; volume: string; snapshot: string };
-  createdAt: string;
-}
+/** A tenant's policy revision: `revision` is 1 for the first upload, +1 for each later one; every revision is kept under tenant-history. */
+export type TenantRecord = Omit<Static<typeof TenantRecordSchema>, 'policy'> & { policy: TenantPolicy };
+
+/**
+ * A volume. `pool`/`image` say where the data lives (the image name is unique per tenant/volume
+ * pair, see src/policy/names.ts); `runtime` (snapshots, rate limits) changes at run time without
+ * remount; `policyRevision` is the tenant policy revision it was created from; `formatCommand` is
+ * the tenant's command for its filesystem at creation time (`%` is the device), which volplugin
+ * runs on first mount, when blkid finds no filesystem on the device; `source` is set for a volume
+ * cloned from a snapshot.
+ */
+export type VolumeRecord = Static<typeof VolumeRecordSchema>;
 
 /**
  * The cross-host mount lock of one volume. It exists only while a host has it mounted and is bound
  * to that host's etcd lease: a host that dies loses it after the lease TTL.
  */
-export interface MountRecord {
-  tenant: string;
-  volume: string;
-  /** --host-label of the holder (human name). */
-  host: string;
-  /** The holder's persistent UUID. */
-  hostId: string;
-  /** etcd lease id (hex) holding the key. */
-  lease: string;
-  device: string;
-  mountpoint: string;
-  mapper: 'krbd' | 'nbd' | 'fuse';
-  /** The Ceph client address that has the image open: what fencing blocklists. */
-  clientAddress: string | null;
-  since: string;
-}
+export type MountRecord = Static<typeof MountRecordSchema>;
 
 /** What a volplugin reports about itself, refreshed by its convergence loop; bound to its lease. */
-export interface HostReport {
-  hostId: string;
-  host: string;
-  pid: number;
-  version: string;
-  reportedAt: string;
-  mounts: Array<{
-    tenant: string;
-    volume: string;
-    device: string;
-    mountpoint: string;
-    mapper: 'krbd' | 'nbd' | 'fuse';
-    /** Docker Mount IDs holding a reference. */
-    references: number;
-  }>;
-  /** Problems the loop saw and could not fix (e.g. a mount whose lock belongs to another host). */
-  problems: string[];
-}
+export type HostReport = Static<typeof HostReportSchema>;
+
+/** A create in progress (intents.ts). */
+export type CreateIntent = Static<typeof CreateIntentSchema>;
+
+export type OperationLockRecord = Static<typeof OperationLockRecordSchema>;
+
+/** A tenant's volumes (creates in progress included) and their sizes added up (usage.ts). */
+export type TenantUsage = Static<typeof TenantUsageSchema>;
+
+/** A tenant's usage beside its limits (`volcli tenant usage`). */
+export type UsageReport = Static<typeof TenantUsageReport>;
+
+/** An API token as stored: its name, role and SHA-256 (tokens.ts). */
+export type TokenRecord = Static<typeof TokenRecordSchema>;

@@ -18,13 +18,16 @@ import type { AcquireMountResult } from './mounts.js';
 import * as operations from './operations.js';
 import type { OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
-import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from './records.js';
+import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
+import type { HostReport, MountRecord, Role, TenantRecord, TenantUsage, TokenRecord, UsageReport, VolumeRecord } from './records.js';
 import * as schedule from './schedule.js';
 import * as tenants from './tenants.js';
+import * as tokens from './tokens.js';
+import * as usage from './usage.js';
 import * as volumes from './volumes.js';
 import { watchRecords, type MountEvent, type VolumeEvent } from './watch.js';
 
-export { StateBusyError, StateCorruptError } from './errors.js';
+export { QuotaExceededError, StateBusyError, StateCorruptError } from './errors.js';
 export { LockReason, type OperationLockOptions, type OperationLockRecord } from './operations.js';
 export type { AcquireMountResult } from './mounts.js';
 export type { MountEvent, VolumeEvent } from './watch.js';
@@ -114,9 +117,12 @@ export class StateStore {
 
   // ---- volumes ------------------------------------------------------------------------------
 
-  /** Stores a new volume only if none exists under that name; false when one did. */
-  createVolume(record: VolumeRecord): Promise<boolean> {
-    return volumes.createVolume(this.db, record);
+  /**
+   * Stores a new volume only if none exists under that name; false when one did. It counts in the
+   * tenant's usage, within `quota` (QuotaExceededError beyond it).
+   */
+  createVolume(record: VolumeRecord, quota?: Quota): Promise<boolean> {
+    return volumes.createVolume(this.db, record, undefined, quota);
   }
 
   getVolume(tenant: string, volume: string): Promise<VolumeRecord | null> {
@@ -135,7 +141,7 @@ export class StateStore {
     );
   }
 
-  /** Removes the volume record and its snapshot schedule; false if there was no such volume. */
+  /** Removes the volume record and its snapshot schedule (and its share of the tenant's usage); false if there was no such volume. */
   deleteVolume(tenant: string, volume: string): Promise<boolean> {
     return volumes.deleteVolume(this.db, tenant, volume);
   }
@@ -155,9 +161,13 @@ export class StateStore {
 
   // ---- create intents (see intents.ts) ------------------------------------------------------
 
-  /** Records that a create of `intent.tenant/intent.volume` is about to make `intent.pool/intent.image`. */
-  putCreateIntent(intent: CreateIntent): Promise<void> {
-    return intents.putCreateIntent(this.db, intent);
+  /**
+   * Records that a create of `intent.tenant/intent.volume` is about to make `intent.pool/intent.image`,
+   * reserving one volume and `intent.sizeBytes` of the tenant's usage within `quota`
+   * (QuotaExceededError, and nothing written, beyond it).
+   */
+  putCreateIntent(intent: CreateIntent, quota?: Quota): Promise<void> {
+    return intents.putCreateIntent(this.db, intent, quota);
   }
 
   /** The volume's intent, or null; an unreadable one comes back with empty pool and image. */
@@ -170,8 +180,37 @@ export class StateStore {
     return intents.listCreateIntents(this.db);
   }
 
+  /** Deletes the intent and gives its reservation back to the tenant's usage. */
   deleteCreateIntent(tenant: string, volume: string): Promise<void> {
     return intents.deleteCreateIntent(this.db, tenant, volume);
+  }
+
+  /** The tenant's volumes (creates in progress included) and their sizes added up. */
+  async getUsage(tenant: string): Promise<TenantUsage> {
+    return (await usage.readUsage(this.db, tenant)).usage;
+  }
+
+  /** The limits a volume lives under: its tenant's current policy, else the revision it was made from. */
+  async volumeLimits(record: VolumeRecord): Promise<TenantLimits> {
+    const tenant = (await this.getTenant(record.tenant)) ?? (await this.getTenantRevision(record.tenant, record.policyRevision));
+    return limitsOf(tenant?.policy ?? { 'default-options': { pool: record.pool }, filesystems: {} });
+  }
+
+  /** The tenant's usage beside its limits (null: none); null when the tenant neither exists nor has volumes. */
+  async usageReport(tenant: string): Promise<UsageReport | null> {
+    const [record, current] = await Promise.all([this.getTenant(tenant), this.getUsage(tenant)]);
+    if (!record && current.volumes === 0) return null;
+    const limits = record ? limitsOf(record.policy) : null;
+    return {
+      ...current,
+      limits: {
+        volumes: limits?.maxVolumes ?? null,
+        bytes: limits?.maxTotalBytes ?? null,
+        sizeBytes: limits?.maxSizeBytes ?? null,
+        snapshots: limits?.maxSnapshots ?? null,
+        pools: limits?.pools ?? null,
+      },
+    };
   }
 
   /**
@@ -272,6 +311,27 @@ export class StateStore {
 
   listHostReports(): Promise<HostReport[]> {
     return this.db.readAll<HostReport>(this.keys.hosts);
+  }
+
+  // ---- API tokens (see tokens.ts) -----------------------------------------------------------
+
+  /** Stores `token` (its hash) under `name`; null when that name is taken. */
+  createToken(token: string, fields: { name: string; role: Role; createdBy: string }): Promise<TokenRecord | null> {
+    return tokens.createToken(this.db, token, fields);
+  }
+
+  /** The token whose SHA-256 is `hash`, or null. */
+  findToken(hash: string): Promise<TokenRecord | null> {
+    return tokens.findToken(this.db, hash);
+  }
+
+  listTokens(): Promise<TokenRecord[]> {
+    return tokens.listTokens(this.db);
+  }
+
+  /** Deletes the token named `name`; what was deleted, or null. */
+  revokeToken(name: string): Promise<TokenRecord | null> {
+    return tokens.revokeToken(this.db, name);
   }
 
   // ---- supervisor schedule ------------------------------------------------------------------

@@ -8,7 +8,7 @@
 // /var/cache/volplugin and dockerd keeps the layer cache, so a run rebuilds only changed layers
 // (the file then takes about a minute). A cold build (new test dockerd after `make clean`) installs
 // every package again: 2-4 minutes, plus one debootstrap per machine; the hook allows 10.
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,8 +104,10 @@ beforeAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(mountRoot, { recursive: true });
   mkdirSync(stateDir, { recursive: true });
-  // volmaster and volcli run as uid 10001: the token is readable for them (it is a test token).
-  writeFileSync(tokenFile, `image-e2e-${suffix}-${Date.now()}\n`, { mode: 0o644 });
+  // volmaster and volcli run as uid 10001: the token file is theirs, mode 600 (a token file others
+  // can read is refused); volplugin runs as root and reads it all the same.
+  writeFileSync(tokenFile, `image-e2e-${suffix}-${Date.now()}\n`, { mode: 0o600 });
+  chownSync(tokenFile, 10001, 10001);
 }, 600_000);
 
 afterAll(async () => {

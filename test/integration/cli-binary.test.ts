@@ -184,7 +184,7 @@ describe(`volcli binary against a volmaster binary (${backend} backend)`, () => 
   it('says what to do without the token and when the master is down', async () => {
     const noToken = await volcli(['tenant', 'list'], { env: { VOLPLUGIN_TOKEN_FILE: '' } });
     expect(noToken.code).toBe(1);
-    expect(noToken.stderr).toMatch(/requires a bearer token; pass --token-file/);
+    expect(noToken.stderr).toMatch(/requires a bearer token: give volcli or volplugin --token-file/);
     const down = await volcli(['--master', '127.0.0.1:1', 'tenant', 'list']);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/cannot reach volmaster at http:\/\/127.0.0.1:1/);

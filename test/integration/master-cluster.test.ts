@@ -169,13 +169,14 @@ describe(`volmaster binaries on real etcd and Ceph (${backend} backend)`, () => 
     await expect(new ApiClient({ master: closed.address, token: 'wrong' }).listTenants()).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
     expect((await closed.api().listTenants()).map((t) => t.name)).toContain(tenant);
     expect(closed.logs()).not.toMatch(/the API is open/);
+    expect(closed.logs()).toMatch(/tokens cross the network in clear: give --tls-cert and --tls-key/);
   });
 
-  it('warns that the API is open when it listens beyond loopback without a token', async () => {
-    const open = await startMaster({ prefix, listenHost: '0.0.0.0' });
-    expect(open.logs()).toMatch(/the API is open/);
+  it('with --insecure beyond loopback, warns at start that the API is open (without it, it refuses: security.test.ts)', async () => {
+    const open = await startMaster({ prefix, listenHost: '0.0.0.0', args: ['--insecure'] });
+    expect(open.logs()).toMatch(/"level":40.*--insecure: the API is open/);
     const local = await startMaster({ prefix });
-    expect(local.logs()).not.toMatch(/the API is open/);
+    expect(local.logs()).not.toMatch(/"level":40.*the API is open/);
   });
 
   it('stops gracefully on SIGTERM', async () => {

@@ -1,7 +1,7 @@
 // volcli's commands in-process (run(argv, io)) against a real volmaster app listening on a random
 // port, on MemoryKV and the memory Storage twin. The binary itself is exercised by
 // test/integration/cli-binary.test.ts.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ beforeAll(async () => {
   closedMaster = `127.0.0.1:${(closedApp.server.address() as { port: number }).port}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'volcli-'));
   tokenFile = path.join(dir, 'token');
-  writeFileSync(tokenFile, 'tok-123\n');
+  writeFileSync(tokenFile, 'tok-123\n', { mode: 0o600 });
 });
 
 afterAll(async () => {
@@ -359,9 +359,68 @@ describe('reaching the master', () => {
   });
 
   it('sends the bearer token from --token-file or VOLPLUGIN_TOKEN_FILE', async () => {
-    failed(await volcli(['tenant', 'list'], { master: closedMaster }), 1, /requires a bearer token; pass --token-file/);
+    failed(await volcli(['tenant', 'list'], { master: closedMaster }), 1, /requires a bearer token: give volcli or volplugin --token-file/);
     ok(await volcli(['--token-file', tokenFile, 'tenant', 'list'], { master: closedMaster }));
     ok(await volcli(['tenant', 'list'], { master: closedMaster, env: { VOLPLUGIN_TOKEN_FILE: tokenFile } }));
     failed(await volcli(['--token-file', '/nonexistent/token', 'tenant', 'list'], { master: closedMaster }), 1, /cannot read the token file \/nonexistent\/token \(ENOENT\)/);
+    // A token file others can read is refused before anything is sent, naming the fix.
+    const open = path.join(path.dirname(tokenFile), 'open-token');
+    writeFileSync(open, 'tok-123\n', { mode: 0o644 });
+    chmodSync(open, 0o644);
+    failed(await volcli(['--token-file', open, 'tenant', 'list'], { master: closedMaster }), 1, new RegExp(`token file ${open} can be read by its group or others \\(mode 0644\\).*chmod 600 ${open}`));
+  });
+});
+
+describe('tokens and tenant usage', () => {
+  const withAdmin = (args: string[]) => volcli(['--token-file', tokenFile, ...args], { master: closedMaster });
+
+  it('creates a host token into a new mode-600 file, lists it, and revokes it', async () => {
+    const file = path.join(path.dirname(tokenFile), `host-${Date.now()}`);
+    const created = await withAdmin(['token', 'create', '--role', 'host', '--name', 'node3', '--file', file]);
+    ok(created);
+    expect(created.stdout).toBe(`created token node3 (role host) in ${file} (mode 600)\n`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const token = readFileSync(file, 'utf8').trim();
+    expect(token).toMatch(/^vpt_/);
+    const who = await volcli(['--token-file', file, '--json', 'token', 'whoami'], { master: closedMaster });
+    expect(JSON.parse(who.stdout)).toEqual({ name: 'node3', role: 'host' });
+    // the file is never overwritten, and nothing is created when it exists
+    failed(await withAdmin(['token', 'create', '--role', 'host', '--name', 'node4', '--file', file]), 2, /--file .* exists; remove it or choose another path/);
+    expect((await store.listTokens()).map((t) => t.name)).toEqual(['node3']);
+    const list = await withAdmin(['token', 'list']);
+    expect(list.stdout).toMatch(/^NAME\s+ROLE\s+CREATED\s+BY\nnode3\s+host\s+\S+\s+bootstrap\n$/);
+    ok(await withAdmin(['token', 'revoke', 'node3']));
+    failed(await volcli(['--token-file', file, 'volume', 'list-all'], { master: closedMaster }), 1, /not known to this volmaster \(wrong, or revoked\)/);
+    failed(await withAdmin(['token', 'revoke', 'node3']), 1, /no token is named node3/);
+  });
+
+  it('prints a new token once without --file, and refuses bad roles and names before sending anything', async () => {
+    const r = await withAdmin(['token', 'create', '--role', 'read-only', '--name', 'grafana']);
+    ok(r);
+    expect(r.stdout).toMatch(/^created token grafana \(role read-only\); it is shown only this once:\nvpt_[A-Za-z0-9_-]{43}\n$/);
+    failed(await withAdmin(['token', 'create', '--role', 'root', '--name', 'x']), 2, /Allowed choices are admin, host, read-only/);
+    failed(await withAdmin(['token', 'create', '--role', 'host', '--name', 'a b']), 2, /--name: must be a token name/);
+    failed(await withAdmin(['token', 'create', '--role', 'host']), 2, /required option '--name <name>'/);
+  });
+
+  it('a host token cannot upload a tenant: 403 naming its role, exit 1', async () => {
+    const created = JSON.parse((await withAdmin(['--json', 'token', 'create', '--role', 'host', '--name', 'h1'])).stdout) as { token: string };
+    const file = path.join(path.dirname(tokenFile), `h1-${Date.now()}`);
+    writeFileSync(file, `${created.token}\n`, { mode: 0o600 });
+    failed(await volcli(['--token-file', file, 'tenant', 'upload', 't1'], { master: closedMaster, stdin: policy }), 1, /token h1 \(role host\) may not PUT \/v1\/tenants\/:tenant/);
+    expect(await store.getTenant('t1')).toBeNull();
+  });
+
+  it('shows a tenant usage beside its limits', async () => {
+    const limited = JSON.stringify({ 'default-options': { pool: 'rbd', size: '10MB' }, limits: { volumes: 5, 'total-size': '1GB', pools: ['rbd'] } });
+    ok(await volcli(['--token-file', tokenFile, 'tenant', 'upload', 't1'], { master: closedMaster, stdin: limited }));
+    ok(await withAdmin(['volume', 'create', 't1/a']));
+    const r = await withAdmin(['tenant', 'usage', 't1']);
+    ok(r);
+    expect(r.stdout).toBe(
+      ['tenant:               t1', 'volumes:              1 of 5', 'total size:           10MB of 1GB', 'largest volume:       no limit', 'snapshots per volume: no limit', 'pools:                rbd', ''].join('\n'),
+    );
+    failed(await withAdmin(['volume', 'create', 't1/b', '--opt', 'pool=ssd']), 1, /pool: "ssd" is not one of the tenant's pools/);
+    failed(await withAdmin(['tenant', 'usage', 'nobody']), 1, /tenant nobody does not exist/);
   });
 });

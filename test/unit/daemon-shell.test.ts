@@ -151,3 +151,23 @@ describe('stopOnSignals', () => {
     expect(h.messages()).toContain('second signal: exiting now');
   });
 });
+
+describe('volmaster: no open API beyond loopback', () => {
+  it('listens on loopback by default, open to this machine only', () => {
+    expect(master.parseConfig([], {})).toMatchObject({ host: '127.0.0.1', port: 9005, tokenFile: null, insecure: false, tlsCert: null });
+  });
+
+  it('refuses to listen beyond loopback without --token-file, naming both ways out', () => {
+    expect(() => master.parseConfig(['--listen', '0.0.0.0:9005'], {})).toThrow(/--listen 0.0.0.0:9005 reaches beyond this machine and no --token-file is given.*--token-file FILE.*--insecure/);
+    expect(() => master.parseConfig(['--listen', ':9005'], {})).toThrow(/no --token-file/);
+    expect(master.parseConfig(['--listen', '0.0.0.0:9005', '--token-file', 'tok'], {})).toMatchObject({ host: '0.0.0.0', tokenFile: expect.stringMatching(/\/tok$/) });
+    expect(master.parseConfig(['--listen', '0.0.0.0:9005', '--insecure'], {})).toMatchObject({ host: '0.0.0.0', insecure: true });
+    expect(() => master.parseConfig(['--insecure', '--token-file', 'tok'], {})).toThrow(/exclude each other/);
+  });
+
+  it('takes a TLS certificate and key together, or neither', () => {
+    expect(() => master.parseConfig(['--tls-cert', 'c.pem'], {})).toThrow(/give both --tls-cert and --tls-key \(only --tls-cert was given\)/);
+    expect(() => master.parseConfig(['--tls-key', 'k.pem'], {})).toThrow(/only --tls-key/);
+    expect(master.parseConfig(['--tls-cert', 'c.pem', '--tls-key', 'k.pem'], {})).toMatchObject({ tlsCert: expect.stringMatching(/\/c\.pem$/), tlsKey: expect.stringMatching(/\/k\.pem$/) });
+  });
+});

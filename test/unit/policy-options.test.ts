@@ -77,7 +77,7 @@ describe('merging default-options with driver options', () => {
     [{ sise: '10' }, 'sise', /unknown option "sise"; did you mean "size"\?/],
     [{ 'snapshot.keep': '5' }, 'snapshot.keep', /did you mean "snapshots.keep"/],
     [{ 'rate-limit.write-iops': '5' }, 'rate-limit.write-iops', /did you mean "rate-limit.write.iops"/],
-    [{ color: 'red' }, 'color', /unknown option "color"; known: pool, size/],
+    [{ color: 'red' }, 'color', /unknown option "color"; allowed: pool, size/],
     [{ size: 'big' }, 'size', /not a size/],
     [{ size: '10XB' }, 'size', /unknown size unit/],
     [{ size: '-5' }, 'size', /not a size/],
@@ -90,7 +90,13 @@ describe('merging default-options with driver options', () => {
     [{ filesystem: 'xfs' }, 'filesystem', /"xfs" is not one of the tenant's filesystems \(btrfs, ext4\)/],
     [{ filesystem: '' }, 'filesystem', /empty/],
     [{ pool: 'a/b' }, 'pool', /may contain only/],
-    [{ size: { n: 1 } }, 'size', /must be a string, number or boolean, got an object/],
+    [{ size: { n: 1 } }, 'size', /must be a string: a size such as "10GB".*got an object/],
+    // No coercion: a JSON value of another type than the option's is refused, naming the option.
+    [{ pool: 5 }, 'pool', /pool: must be a string: a Ceph pool name, got the number 5/],
+    [{ size: 10 }, 'size', /must be a string.*got the number 10/],
+    [{ 'rate-limit.write.iops': true }, 'rate-limit.write.iops', /must be a whole number.*got true/],
+    [{ snapshots: 1 }, 'snapshots', /must be true or false.*got the number 1/],
+    [{ 'snapshots.keep': 2.5 }, 'snapshots.keep', /whole number.*got the number 2.5/],
     [{ size: null }, 'size', /got null/],
   ])('rejects %j', (values, field, reason) => {
     const err = optionError(() => resolveVolumeOptions(policy, values));

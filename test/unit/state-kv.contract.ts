@@ -427,15 +427,15 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
 
       it('tenant uploads count revisions and keep every one in the history', async () => {
         const s = await store();
-        const policy = { 'default-options': { size: '1G' }, filesystems: { ext4: 'mkfs.ext4 %' } };
+        const policy = { 'default-options': { pool: 'rbd', size: '1GB' }, filesystems: { ext4: 'mkfs.ext4 %' } };
         const first = await s.putTenant('t1', policy);
         expect(first.revision).toBe(1);
-        const second = await s.putTenant('t1', { ...policy, 'default-options': { size: '2G' } });
+        const second = await s.putTenant('t1', { ...policy, 'default-options': { pool: 'rbd', size: '2GB' } });
         expect(second.revision).toBe(2);
         expect((await s.getTenant('t1'))?.revision).toBe(2);
         expect((await s.tenantHistory('t1')).map((r) => [r.revision, r.policy['default-options']])).toEqual([
-          [1, { size: '1G' }],
-          [2, { size: '2G' }],
+          [1, { pool: 'rbd', size: '1GB' }],
+          [2, { pool: 'rbd', size: '2GB' }],
         ]);
         expect((await s.getTenantRevision('t1', 1))?.policy).toEqual(policy);
         await s.putTenant('t0', policy);
@@ -444,7 +444,7 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
 
       it('concurrent tenant uploads get distinct revisions', async () => {
         const s = await store();
-        const policy = { 'default-options': {}, filesystems: {} };
+        const policy = { 'default-options': { pool: 'rbd' }, filesystems: { ext4: 'mkfs.ext4 %' } };
         const records = await Promise.all(Array.from({ length: 5 }, () => s.putTenant('t', policy)));
         expect(records.map((r) => r.revision).sort()).toEqual([1, 2, 3, 4, 5]);
         expect(await s.tenantHistory('t')).toHaveLength(5);
@@ -452,7 +452,7 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
 
       it('deleting a tenant keeps its volumes and history; a new upload continues the revisions', async () => {
         const s = await store();
-        const policy = { 'default-options': {}, filesystems: {} };
+        const policy = { 'default-options': { pool: 'rbd' }, filesystems: { ext4: 'mkfs.ext4 %' } };
         await s.putTenant('t', policy);
         await s.putTenant('t', policy);
         expect(await s.createVolume(volumeRecord('t', 'v'))).toBe(true);
@@ -749,8 +749,13 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         expect(await s.commitCreate(record)).toBe(true);
         expect(await s.getVolume('t', 'v')).toEqual(record);
         expect(await s.getCreateIntent('t', 'v')).toBeNull();
-        await waitFor('both events', () => events.length >= 2, 5_000);
-        expect(events.map((e) => `${e.type} ${e.key}`).sort()).toEqual([`delete ${s.keys.intent('t', 'v')}`, `put ${s.keys.volume('t', 'v')}`]);
+        await waitFor('the three events', () => events.length >= 3, 5_000);
+        // The tenant's usage is written in the same transaction (its share moves from the intent to the record).
+        expect(events.map((e) => `${e.type} ${e.key}`).sort()).toEqual([
+          `delete ${s.keys.intent('t', 'v')}`,
+          `put ${s.keys.tenantUsage('t')}`,
+          `put ${s.keys.volume('t', 'v')}`,
+        ]);
         await watch.close();
 
         // A second create of the same volume: nothing is written, and its intent stays for the janitor.

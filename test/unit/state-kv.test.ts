@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateUnavailableError } from '../../src/state/kv.js';
-import type { VolumeRecord } from '../../src/state/records.js';
+import { volumeRecord } from '../helpers/fixtures.js';
 import { StateStore } from '../../src/state/store.js';
 import { kvContract } from './state-kv.contract.js';
 
@@ -65,7 +65,7 @@ describe('MemoryKV helpers', () => {
   it('a compare-and-swap that loses every race gives up after 20 attempts, naming what it did', async () => {
     const kv = root.client();
     const store = new StateStore(kv);
-    const record = { tenant: 't', volume: 'v' } as VolumeRecord;
+    const record = volumeRecord('t', 'v');
     await kv.put(store.keys.volume('t', 'v'), JSON.stringify(record));
     let attempts = 0;
     const update = store.updateVolume('t', 'v', (current) => {
@@ -74,7 +74,7 @@ describe('MemoryKV helpers', () => {
       void kv.put(store.keys.volume('t', 'v'), JSON.stringify({ ...record, image: String(attempts) }));
       return current;
     });
-    await expect(update).rejects.toThrow('update of volume t/v: gave up after 20 concurrent modifications; try again');
+    await expect(update).rejects.toThrow('update of volume t/v: gave up after too many concurrent modifications; try again');
     expect(attempts).toBe(20);
   });
 

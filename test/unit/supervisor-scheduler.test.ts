@@ -136,10 +136,18 @@ describe('Scheduler (injected clock)', () => {
   });
 
   it('does not schedule volumes with invalid settings written behind its back', async () => {
-    await addVolume(record('t1', 'bad', '500ms', 0));
+    await addVolume(record('t1', 'bad', '500ms', 1));
     await runFor(4000);
     expect(vsNames('t1.bad')).toEqual([]);
     expect(scheduler.status().volumes.find((v) => v.volume === 't1/bad')?.schedule).toMatch(/^invalid/);
+  });
+
+  it('does not schedule a volume whose record breaks its schema (read back from etcd: corrupt)', async () => {
+    await addVolume(record('t1', 'bad', '30m', 0)); // keep 0: the schema wants at least 1
+    await runFor(4000);
+    expect(vsNames('t1.bad')).toEqual([]);
+    expect(scheduler.status().volumes.map((v) => v.volume)).not.toContain('t1/bad');
+    await expect(store.getVolume('t1', 'bad')).rejects.toThrow(/snapshot.keep: must be at least 1, got 0/);
   });
 
   it('keeps snapshotting the other volumes when one volume record is corrupt', async () => {

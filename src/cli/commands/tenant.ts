@@ -77,4 +77,15 @@ export function tenantCommands(program: Command, act: Act): void {
         ctx.print(out.formatHistory(revisions), revisions);
       }),
     );
+
+  tenant
+    .command('usage')
+    .description("a tenant's usage (volumes, creates in progress included, and their sizes) beside its limits")
+    .argument('<tenant>', 'tenant name')
+    .action(
+      act(async (ctx, name) => {
+        const usage = await (await ctx.records()).getUsage(tenantName(name!));
+        ctx.print(out.formatUsage(usage), usage);
+      }),
+    );
 }

@@ -24,11 +24,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['volumes'],
         summary: 'Change runtime options (snapshots, snapshots.frequency, snapshots.keep, rate-limit.*)',
         description:
-          'Keys not given keep their value. Rate limits are applied to the image (librbd QoS) at once and by volplugin to ' +
+          'Keys not given keep their value; the tenant\'s limits bound them (422). Rate limits are applied to the image (librbd QoS) at once and by volplugin to ' +
           'the containers using it; the snapshot schedule is read by volsupervisor. No remount.',
         params: VolumeParams,
         body: RuntimeBody,
-        response: { 200: RuntimeOptionsSchema, ...errorResponses(400, 401, 404, 409, 503) },
+        response: { 200: RuntimeOptionsSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
       },
     },
     async (request) => {

@@ -13,6 +13,7 @@ import {
   VolumeRecordSchema,
   errorResponses,
 } from '../../api/schemas.js';
+import { limitsOf, quotaOf } from '../../policy/limits.js';
 import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
@@ -51,13 +52,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Take a snapshot now (named manual-<time> unless a name is given)',
         params: VolumeParams,
         body: SnapshotTakeBody,
-        response: { 201: SnapshotSchema, ...errorResponses(400, 401, 404, 409, 503) },
+        response: { 201: SnapshotSchema, ...errorResponses(400, 401, 403, 404, 409, 503) },
       },
     },
     async (request, reply) => {
       names(request.params);
       const { tenant, volume } = request.params;
-      const snapshot = await app.snapshots.take(tenant, volume, request.body?.name);
+      const policy = (await app.store.getTenant(tenant))?.policy;
+      const limit = policy ? (limitsOf(policy).maxSnapshots ?? undefined) : undefined;
+      const snapshot = await app.snapshots.take(tenant, volume, request.body?.name, limit);
       return reply.code(201).send(snapshot);
     },
   );
@@ -88,7 +91,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Copy a snapshot into a new volume {tenant, volume} (a clone, flattened later by volsupervisor)',
         params: SnapshotParams,
         body: SnapshotCopyBody,
-        response: { 201: VolumeRecordSchema, ...errorResponses(400, 401, 404, 409, 503) },
+        response: { 201: VolumeRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
       },
     },
     async (request, reply) => {
@@ -101,7 +104,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const intents = app.volumes.intents;
       const record = await app.snapshots.copy({ tenant, volume, snapshot }, target, {
         build: policyCopyRecord(app.store, options),
-        prepare: (r) => intents.put({ tenant: r.tenant, volume: r.volume, pool: r.pool, image: r.image, owner: app.store.owner, since: r.createdAt }),
+        // Reserves the copy's share of its tenant's usage, within its limits (409 QUOTA_EXCEEDED).
+        prepare: async (r) => {
+          const policy = (await app.store.getTenant(r.tenant))?.policy;
+          const intent = { tenant: r.tenant, volume: r.volume, pool: r.pool, image: r.image, owner: app.store.owner, since: r.createdAt, sizeBytes: r.options.sizeBytes };
+          await intents.put(intent, policy ? quotaOf(limitsOf(policy)) : undefined);
+        },
         // A clone starts with its parent's image metadata: make the owner mark and QoS the copy's own.
         afterClone: async (r) => {
           await app.storage.setMetadata(r.pool, r.image, IMAGE_OWNER_KEY, `${r.tenant}/${r.volume}`);

@@ -9,6 +9,7 @@ import {
   TenantParams,
   TenantPolicySchema,
   TenantRecordSchema,
+  TenantUsageReport,
   errorResponses,
 } from '../../api/schemas.js';
 import { assertName } from '../../policy/names.js';
@@ -30,26 +31,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/v1/tenants/:tenant',
     {
-      // The body schema documents the format; the policy module validates it (messages name the field).
-      attachValidation: true,
+      // The body schema checks the shape (no coercion); validatePolicy then the values (units, durations, limits).
       schema: {
         tags: ['tenants'],
         summary: 'Upload a tenant policy (a new revision; earlier ones stay in the history)',
         params: TenantParams,
         body: TenantPolicySchema,
-        response: { 200: TenantRecordSchema, 201: TenantRecordSchema, ...errorResponses(400, 401, 415, 503) },
+        response: { 200: TenantRecordSchema, 201: TenantRecordSchema, ...errorResponses(400, 401, 403, 413, 415, 503) },
       },
     },
     async (request, reply) => {
       const { tenant } = request.params;
       assertName('tenant', tenant);
-      if (request.body === undefined) {
-        throw new ApiError('INVALID_JSON', 'the body is empty; send the tenant policy as JSON');
-      }
       const policy = validatePolicy(request.body);
       const existed = (await app.store.getTenant(tenant)) !== null;
       const record = await app.store.putTenant(tenant, policy);
-      request.log.info({ tenant, revision: record.revision }, 'tenant policy uploaded');
+      request.log.info({ tenant, revision: record.revision, by: request.caller.name }, 'tenant policy uploaded');
       return reply.code(existed ? 200 : 201).send(record);
     },
   );
@@ -87,7 +84,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const { tenant } = request.params;
       assertName('tenant', tenant);
       if (!(await app.store.deleteTenant(tenant))) throw notFound(tenant);
-      request.log.info({ tenant }, 'tenant deleted');
+      request.log.info({ tenant, by: request.caller.name }, 'tenant deleted');
       return reply.code(204).send();
     },
   );
@@ -122,13 +119,33 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { tenant, revision } = request.params;
+      const { tenant } = request.params;
+      const revision = Number(request.params.revision);
       assertName('tenant', tenant);
       const record = await app.store.getTenantRevision(tenant, revision);
       if (!record) {
         throw new ApiError('REVISION_NOT_FOUND', `tenant ${tenant} has no revision ${revision}; see volcli tenant history ${tenant}`, { field: 'revision' });
       }
       return record;
+    },
+  );
+
+  app.get(
+    '/v1/tenants/:tenant/usage',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: "A tenant's usage (volumes, creates in progress included, and their sizes) beside its limits",
+        params: TenantParams,
+        response: { 200: TenantUsageReport, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request) => {
+      const { tenant } = request.params;
+      assertName('tenant', tenant);
+      const report = await app.store.usageReport(tenant);
+      if (!report) throw notFound(tenant);
+      return report;
     },
   );
 };

@@ -13,6 +13,7 @@ import {
   errorResponses,
 } from '../../api/schemas.js';
 import { assertName } from '../../policy/names.js';
+import { authorizeDestroy, checkRemoval, type Removal } from '../access.js';
 import { emptyBodyIsObject } from './shared.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -55,13 +56,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           '`<tenant>.<volume>` in the pool. Only options given count when comparing with an existing volume.',
         params: VolumeParams,
         body: CreateVolumeBody,
-        response: { 200: VolumeRecordSchema, 201: VolumeRecordSchema, ...errorResponses(400, 401, 404, 409, 503) },
+        response: { 200: VolumeRecordSchema, 201: VolumeRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
       },
     },
     async (request, reply) => {
       const { tenant, volume } = request.params;
       const { record, created } = await app.volumes.create(tenant, volume, request.body?.options ?? {});
-      if (created) request.log.info({ tenant, volume, pool: record.pool, image: record.image }, 'volume created');
+      if (created) request.log.info({ tenant, volume, pool: record.pool, image: record.image, by: request.caller.name }, 'volume created');
       return reply.code(created ? 201 : 200).send(record);
     },
   );
@@ -90,27 +91,32 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Refused (409) while the volume is mounted (VOLUME_MOUNTED names the host) or its image is open (VOLUME_IN_USE names ' +
           'the client address). keep-image=true makes the same checks under the same lock but deletes only the volume record: the ' +
           'image stays and a later create of the volume adopts it (what `docker volume rm` does). With force=true the volume and ' +
-          'mount records are deleted and nothing else, without any check: the image stays. force and keep-image exclude each other.',
+          'mount records are deleted and nothing else, without any check: the image stays. force and keep-image exclude each other. ' +
+          'A host token may use keep-image=true, and remove only ephemeral volumes with their data; force needs an admin.',
         params: VolumeParams,
         querystring: RemoveVolumeQuery,
-        response: { 204: { type: 'null' }, ...errorResponses(400, 401, 404, 409, 503) },
+        response: { 204: { type: 'null' }, ...errorResponses(400, 401, 403, 404, 409, 503) },
       },
     },
     async (request, reply) => {
       const { tenant, volume } = request.params;
-      const keepImage = request.query['keep-image'] === true;
-      if (request.query.force && keepImage) {
-        throw new ApiError('INVALID_REQUEST', 'querystring: give force=true or keep-image=true, not both', { field: 'keep-image' });
+      const keepImage = request.query['keep-image'] === 'true';
+      const force = request.query.force === 'true';
+      if (force && keepImage) {
+        throw new ApiError('INVALID_REQUEST', 'query: give force=true or keep-image=true, not both', { field: 'keep-image' });
       }
-      if (request.query.force) {
+      const removal: Removal = force ? 'force' : keepImage ? 'keep-image' : 'destroy';
+      checkRemoval(request.caller, removal);
+      const by = request.caller.name;
+      if (removal === 'force') {
         const removed = await app.volumes.forceRemove(tenant, volume);
-        request.log.warn({ tenant, volume, mount: removed.mount?.host ?? null }, 'volume records force-removed; the image is left alone');
-      } else if (keepImage) {
+        request.log.warn({ tenant, volume, mount: removed.mount?.host ?? null, by }, 'volume records force-removed; the image is left alone');
+      } else if (removal === 'keep-image') {
         const record = await app.volumes.removeRecords(tenant, volume);
-        request.log.info({ tenant, volume, pool: record.pool, image: record.image }, 'volume record removed; the image is kept');
+        request.log.info({ tenant, volume, pool: record.pool, image: record.image, by }, 'volume record removed; the image is kept');
       } else {
-        const record = await app.volumes.remove(tenant, volume);
-        request.log.info({ tenant, volume, pool: record.pool, image: record.image }, 'volume removed');
+        const record = await app.volumes.remove(tenant, volume, (r) => authorizeDestroy(request.caller, r));
+        request.log.info({ tenant, volume, pool: record.pool, image: record.image, by }, 'volume removed');
       }
       return reply.code(204).send();
     },

@@ -27,6 +27,8 @@ export function pluginCodeOf(code: ErrorCode): PluginError['code'] {
     case 'INVALID_NAME':
       return 'INVALID_NAME';
     case 'INVALID_OPTION':
+    case 'LIMIT_EXCEEDED':
+    case 'QUOTA_EXCEEDED':
     case 'POOL_NOT_FOUND':
     case 'VOLUME_EXISTS':
     case 'IMAGE_EXISTS':
@@ -45,6 +47,7 @@ export function pluginCodeOf(code: ErrorCode): PluginError['code'] {
     case 'MASTER_UNREACHABLE':
     case 'BAD_RESPONSE':
     case 'UNAUTHORIZED':
+    case 'FORBIDDEN':
     case 'STORAGE_UNAVAILABLE':
       return 'MASTER_UNAVAILABLE';
     default:
@@ -54,7 +57,12 @@ export function pluginCodeOf(code: ErrorCode): PluginError['code'] {
 
 function translate(err: unknown, what: string): Error {
   if (err instanceof ApiError) {
-    const hint = err.code === 'UNAUTHORIZED' ? ' (give volplugin the master\'s token with --token-file)' : '';
+    const hint =
+      err.code === 'UNAUTHORIZED'
+        ? " (give volplugin a host token with --token-file: volcli token create --role host --name HOST --file FILE)"
+        : err.code === 'FORBIDDEN'
+          ? ' (an admin can do it with volcli)'
+          : '';
     return new PluginError(pluginCodeOf(err.code), `${err.message}${hint}`, { cause: err });
   }
   if (err instanceof PluginError) return err;

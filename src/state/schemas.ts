@@ -1,0 +1,194 @@
+// The TypeBox schema of every record volplugin keeps in etcd, and which key holds which. Every
+// record read back (RecordKV.parse) is checked against the schema of its key, strictly (unknown
+// keys and wrong types are errors), so that whoever can write etcd by hand cannot slip a record in
+// that the code would misread: it is refused as STATE_CORRUPT naming the key and the field. The
+// record types (records.ts) derive from these schemas; the master's API sends the same shapes.
+
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { compileSchema, type SchemaProblem } from '../common/schema.js';
+import { isPolicyError } from '../policy/errors.js';
+import { RuntimeOptionsSchema, TenantPolicySchema, VolumeOptionsSchema } from '../policy/schema.js';
+import { validatePolicy } from '../policy/validate.js';
+import type { Keys } from './keys.js';
+
+const strict = { additionalProperties: false } as const;
+
+export const TenantRecordSchema = Type.Object(
+  {
+    name: Type.String(),
+    policy: TenantPolicySchema,
+    revision: Type.Integer({ minimum: 1 }),
+    uploadedAt: Type.String({ format: 'date-time' }),
+  },
+  { title: 'Tenant', ...strict },
+);
+
+export const VolumeRecordSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    pool: Type.String(),
+    image: Type.String({ description: 'RBD image name in `pool`: `<tenant>.<volume>`' }),
+    options: VolumeOptionsSchema,
+    runtime: RuntimeOptionsSchema,
+    policyRevision: Type.Integer(),
+    formatCommand: Type.String(),
+    source: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String(), snapshot: Type.String() }, strict)),
+    createdAt: Type.String(),
+  },
+  { title: 'Volume', ...strict },
+);
+
+const MapperSchema = Type.Union([Type.Literal('krbd'), Type.Literal('nbd'), Type.Literal('fuse')]);
+
+export const MountRecordSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    host: Type.String({ description: '--host-label of the holder' }),
+    hostId: Type.String({ description: "The holder's persistent id" }),
+    lease: Type.String({ description: 'etcd lease id (hex) holding the key' }),
+    device: Type.String(),
+    mountpoint: Type.String(),
+    mapper: MapperSchema,
+    clientAddress: Type.Union([Type.String(), Type.Null()], { description: 'The Ceph client address that has the image open: what fencing blocklists' }),
+    since: Type.String(),
+  },
+  { title: 'Mount', ...strict },
+);
+
+export const HostMountSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    device: Type.String(),
+    mountpoint: Type.String(),
+    mapper: MapperSchema,
+    references: Type.Integer({ description: 'Docker Mount IDs holding a reference' }),
+  },
+  strict,
+);
+
+export const HostReportSchema = Type.Object(
+  {
+    hostId: Type.String({ description: "The host's persistent id" }),
+    host: Type.String({ description: 'Its --host-label' }),
+    pid: Type.Integer(),
+    version: Type.String(),
+    reportedAt: Type.String(),
+    mounts: Type.Array(HostMountSchema, { description: 'What the host has mounted, as its volplugin sees it' }),
+    problems: Type.Array(Type.String(), { description: 'What its convergence loop saw and could not fix' }),
+  },
+  { title: 'HostReport', description: "A volplugin's report about itself; bound to its lease, gone when the host is.", ...strict },
+);
+
+export const CreateIntentSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    pool: Type.String(),
+    image: Type.String(),
+    /** The master that wrote it (`host:pid`). */
+    owner: Type.String(),
+    since: Type.String(),
+    /** The size it reserved in the tenant's usage (absent in intents written before usage was counted). */
+    sizeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  strict,
+);
+
+export const OperationLockRecordSchema = Type.Object(
+  { reason: Type.String(), owner: Type.String(), since: Type.String(), lease: Type.String() },
+  strict,
+);
+
+export const ScheduleRecordSchema = Type.Object({ at: Type.String({ format: 'date-time' }) }, strict);
+
+export const TenantUsageSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volumes: Type.Integer({ minimum: 0, description: 'Volume records and creates in progress' }),
+    bytes: Type.Integer({ minimum: 0, description: 'Their sizes added up' }),
+  },
+  { title: 'TenantUsage', ...strict },
+);
+
+/** A tenant's usage beside its limits (null: none), as `volcli tenant usage` shows it. */
+export const TenantUsageReport = Type.Object(
+  {
+    ...TenantUsageSchema.properties,
+    limits: Type.Object({
+      volumes: Type.Union([Type.Integer(), Type.Null()]),
+      bytes: Type.Union([Type.Integer(), Type.Null()], { description: 'limits.total-size' }),
+      sizeBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'The largest volume (limits.size)' }),
+      snapshots: Type.Union([Type.Integer(), Type.Null()], { description: 'Snapshots per volume' }),
+      pools: Type.Union([Type.Array(Type.String()), Type.Null()]),
+    }),
+  },
+  { title: 'TenantUsageReport' },
+);
+
+export const ROLES = ['admin', 'host', 'read-only'] as const;
+export const RoleSchema = Type.Union(ROLES.map((r) => Type.Literal(r)), { 'x-expected': `one of ${ROLES.join(', ')}` });
+
+export const TokenRecordSchema = Type.Object(
+  {
+    name: Type.String(),
+    role: RoleSchema,
+    /** SHA-256 of the token (hex); the token itself is never stored. */
+    hash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    createdAt: Type.String(),
+    /** The caller that created it (a token name, or `etcd` for volcli --etcd). */
+    createdBy: Type.String(),
+  },
+  { title: 'Token', ...strict },
+);
+
+/** The name index of the tokens: which hash a token name has (names are unique). */
+export const TokenNameSchema = Type.Object({ hash: Type.String({ pattern: '^[0-9a-f]{64}$' }) }, strict);
+
+export type Role = (typeof ROLES)[number];
+
+/** Checks one kind of record; extra rules beyond the schema (a tenant's policy) may follow. */
+interface RecordSpec {
+  what: string;
+  problem(value: unknown): SchemaProblem | null;
+}
+
+function spec(what: string, schema: TSchema, extra?: (value: never) => SchemaProblem | null): RecordSpec {
+  const checker = compileSchema(schema);
+  return { what, problem: (value) => checker.problem(value) ?? (extra ? extra(value as never) : null) };
+}
+
+/** A stored policy must pass the same rules as an upload: a hand-written key gets no further. */
+function policyRules(record: Static<typeof TenantRecordSchema>): SchemaProblem | null {
+  try {
+    validatePolicy(record.policy);
+    return null;
+  } catch (err) {
+    if (!isPolicyError(err)) throw err;
+    const field = `policy${err.field ? `.${err.field}` : ''}`;
+    const message = err.field && err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
+    return { path: field.split('.'), field, message };
+  }
+}
+
+const tenant = spec('a tenant record', TenantRecordSchema, policyRules);
+
+/** The record spec of every key root, longest root first; a key under none of them is refused. */
+export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
+  const roots: Array<[string, RecordSpec]> = [
+    [`${keys.prefix}/tenants/`, tenant],
+    [`${keys.prefix}/tenant-history/`, tenant],
+    [keys.volumes, spec('a volume record', VolumeRecordSchema)],
+    [keys.mounts, spec('a mount record', MountRecordSchema)],
+    [keys.hosts, spec('a host report', HostReportSchema)],
+    [keys.intents, spec('a create intent', CreateIntentSchema)],
+    [`${keys.prefix}/operations/`, spec('an operation lock', OperationLockRecordSchema)],
+    [`${keys.prefix}/supervisor/last/`, spec('a snapshot schedule', ScheduleRecordSchema)],
+    [keys.usage, spec('a tenant usage record', TenantUsageSchema)],
+    [keys.tokens, spec('a token record', TokenRecordSchema)],
+    [keys.tokenNames, spec('a token name', TokenNameSchema)],
+  ];
+  return roots.sort((a, b) => b[0].length - a[0].length);
+}
