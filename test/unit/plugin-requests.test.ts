@@ -6,7 +6,6 @@ import pino from 'pino';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
 import { HostRequestInbox } from '../../src/plugin/cluster/requests.js';
-import { waitFor } from './state-kv.contract.js';
 
 const log = pino({ level: 'silent' });
 let inboxes: HostRequestInbox[] = [];
