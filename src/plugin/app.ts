@@ -22,6 +22,7 @@ import { StateStore } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import { HostLease } from './cluster/lease.js';
+import { HostRequestInbox } from './cluster/requests.js';
 import { ApiMasterClient, type MasterClient } from './cluster/master-client.js';
 import { MountLocks, describeHolder } from './cluster/mount-lock.js';
 import type { PluginConfig } from './config.js';
@@ -67,6 +68,8 @@ export interface PluginDeps {
 export interface RunningPlugin {
   hostId: string;
   socket: string;
+  /** Requests from masters and the supervisor to this host (a handler per kind). */
+  requests: HostRequestInbox;
   mapper: Mapper;
   manager: MountManager;
   convergence: Convergence;
@@ -222,6 +225,15 @@ async function listen(server: Server, socket: string): Promise<void> {
   });
 }
 
+/** The host's request inbox with the handlers every volplugin has; the others are registered where their concern lives. */
+function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, log: Logger): HostRequestInbox {
+  const inbox = new HostRequestInbox({ store, hostId: host.id, log: log.child({ part: 'requests' }) });
+  // ping: is this host's volplugin there and answering (volcli host ping, and the tests)?
+  inbox.handle('ping', async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  void inbox.start();
+  return inbox;
+}
+
 export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promise<RunningPlugin> {
   const { log, storage } = deps;
   const host: HostIdentity = { id: await loadHostId(config.stateDir), label: config.hostLabel };
@@ -255,6 +267,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
 
   // Adopt what survived a restart (locks, references) before Docker can send its first request.
   await convergence.start();
+  const requests = startRequestInbox(store, host, local, log);
 
   const driver = new Driver({ master, manager, local, mutex, mountedWhere: mountedWhereIn(store) });
   const server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
@@ -272,6 +285,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
         server.closeAllConnections();
       });
       await rm(socket, { force: true });
+      await requests.stop();
       await convergence.stop();
       // With nothing mounted the locks can go now; otherwise they must outlive this process for
       // a restart (within the TTL) to find them.
@@ -282,5 +296,5 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     return stopped;
   };
 
-  return { hostId: host.id, socket, mapper, manager, convergence, local, stop };
+  return { hostId: host.id, socket, mapper, manager, convergence, local, requests, stop };
 }

@@ -246,8 +246,8 @@ export class EtcdKV extends TransactionalKV implements KV {
     ];
     const success: IRequestOp[] = [
       ...(ops.delete ?? []).map((key) => ({ request_delete_range: { key: Buffer.from(key) } })),
-      ...(ops.put ?? []).map(({ key, value, lease }) => ({
-        request_put: { key: Buffer.from(key), value: Buffer.from(value), ...this.leaseField(lease) },
+      ...(ops.put ?? []).map(({ key, value, lease, keepLease }) => ({
+        request_put: { key: Buffer.from(key), value: Buffer.from(value), ...(keepLease ? { ignore_lease: true } : this.leaseField(lease)) },
       })),
     ];
     const what = `transaction on ${[...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])].join(', ')}`;

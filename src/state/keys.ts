@@ -34,6 +34,12 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     tokenName: (name: string) => `${p}/token-names/${name}`,
     hosts: `${p}/hosts/`,
     host: (hostId: string) => `${p}/hosts/${hostId}`,
+    /**
+     * Requests to one host (host-requests.ts): `<hostId>/<id>`, bound to the requester's lease, so
+     * that a request whose requester died vanishes; the host writes its answer into the same key.
+     */
+    hostRequests: (hostId: string) => `${p}/host-requests/${hostId}/`,
+    hostRequest: (hostId: string, id: string) => `${p}/host-requests/${hostId}/${id}`,
     /** volsupervisor's leader election. */
     supervisorElection: `${p}/supervisor/election`,
     /** Last scheduled snapshot time per volume, so that a new leader neither repeats nor skips one. */

@@ -44,7 +44,11 @@ export interface Election {
 export interface TransactionOps {
   absent?: string[];
   unchanged?: Array<{ key: string; modRevision: string }>;
-  put?: Array<{ key: string; value: string; lease?: Lease }>;
+  /**
+   * `keepLease`: the key keeps the lease it is bound to now (etcd's ignore_lease), e.g. when a host
+   * answers a request bound to its requester's lease. The key must exist (else etcd refuses).
+   */
+  put?: Array<{ key: string; value: string; lease?: Lease; keepLease?: boolean }>;
   delete?: string[];
 }
 

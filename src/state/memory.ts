@@ -217,7 +217,15 @@ export class MemoryKV extends TransactionalKV implements KV {
     for (const { key, modRevision } of ops.unchanged ?? []) {
       if (String(data.get(key)?.modRevision ?? 0) !== modRevision) return false;
     }
-    const puts = (ops.put ?? []).map((p) => ({ key: p.key, value: p.value, lease: this.leaseId(p.lease) }));
+    for (const p of ops.put ?? []) {
+      // etcd: "etcdserver: key not found" for ignore_lease on a missing key.
+      if (p.keepLease && !data.has(p.key)) throw new Error(`etcdserver: key not found (${p.key}: keepLease on a key that does not exist)`);
+    }
+    const puts = (ops.put ?? []).map((p) => ({
+      key: p.key,
+      value: p.value,
+      lease: p.keepLease ? (data.get(p.key)?.lease ?? null) : this.leaseId(p.lease),
+    }));
     this.backend.apply(puts, ops.delete ?? []);
     return true;
   }

@@ -5,6 +5,8 @@
 import type { Static } from '@sinclair/typebox';
 import type {
   CreateIntentSchema,
+  HostAnswerSchema,
+  HostRequestSchema,
   HostReportSchema,
   MountRecordSchema,
   OperationLockRecordSchema,
@@ -53,3 +55,7 @@ export type UsageReport = Static<typeof TenantUsageReport>;
 
 /** An API token as stored: its name, role and SHA-256 (tokens.ts). */
 export type TokenRecord = Static<typeof TokenRecordSchema>;
+
+/** A request to one host and, once it acted, its answer (host-requests.ts). */
+export type HostRequest = Static<typeof HostRequestSchema>;
+export type HostAnswer = Static<typeof HostAnswerSchema>;

@@ -149,6 +149,40 @@ export const TokenNameSchema = Type.Object({ hash: Type.String({ pattern: '^[0-9
 
 export type Role = (typeof ROLES)[number];
 
+/** What a host made of a request (host-requests.ts). */
+export const HostAnswerSchema = Type.Object(
+  {
+    ok: Type.Boolean(),
+    /** What went wrong, for a person (set when `ok` is false). */
+    error: Type.Optional(Type.String()),
+    /** A stable code for programs (e.g. NOT_MOUNTED, UNKNOWN_KIND, FAILED). */
+    code: Type.Optional(Type.String()),
+    result: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    at: Type.String(),
+  },
+  strict,
+);
+
+/** A request to one host, answered by it in place (host-requests.ts). */
+export const HostRequestSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[0-9a-f]{16,64}$' }),
+    hostId: Type.String(),
+    /** What to do: a kind the host has a handler for (see src/plugin/cluster/requests.ts). */
+    kind: Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' }),
+    tenant: Type.Optional(Type.String()),
+    volume: Type.Optional(Type.String()),
+    params: Type.Record(Type.String(), Type.Unknown()),
+    /** Who asked (owner of the requesting store, e.g. volmaster@host:pid). */
+    from: Type.String(),
+    at: Type.String(),
+    /** The requester stops waiting then (ISO time); a host does not start a request past it. */
+    deadline: Type.String(),
+    answer: Type.Optional(HostAnswerSchema),
+  },
+  { title: 'HostRequest', ...strict },
+);
+
 /** Checks one kind of record; extra rules beyond the schema (a tenant's policy) may follow. */
 interface RecordSpec {
   what: string;
@@ -189,6 +223,7 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [keys.usage, spec('a tenant usage record', TenantUsageSchema)],
     [keys.tokens, spec('a token record', TokenRecordSchema)],
     [keys.tokenNames, spec('a token name', TokenNameSchema)],
+    [`${keys.prefix}/host-requests/`, spec('a host request', HostRequestSchema)],
   ];
   return roots.sort((a, b) => b[0].length - a[0].length);
 }

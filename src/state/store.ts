@@ -9,6 +9,8 @@
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
 import type { StateCorruptError } from './errors.js';
+import * as hostRequests from './host-requests.js';
+import type { HostRequestInput, PendingHostRequest } from './host-requests.js';
 import * as intents from './intents.js';
 import type { CreateIntent } from './intents.js';
 import { keys as makeKeys, type Keys } from './keys.js';
@@ -19,7 +21,7 @@ import * as operations from './operations.js';
 import type { OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
 import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
-import type { HostReport, MountRecord, Role, TenantRecord, TenantUsage, TokenRecord, UsageReport, VolumeRecord } from './records.js';
+import type { HostAnswer, HostReport, MountRecord, Role, TenantRecord, TenantUsage, TokenRecord, UsageReport, VolumeRecord } from './records.js';
 import * as schedule from './schedule.js';
 import * as tenants from './tenants.js';
 import * as tokens from './tokens.js';
@@ -32,6 +34,7 @@ export { LockReason, type OperationLockOptions, type OperationLockRecord } from 
 export type { AcquireMountResult } from './mounts.js';
 export type { MountEvent, VolumeEvent } from './watch.js';
 export type { CreateIntent } from './intents.js';
+export { HostRequestTimeoutError, type HostRequestInput, type PendingHostRequest } from './host-requests.js';
 
 export interface StateStoreOptions {
   /** Key prefix (default `/volplugin`). */
@@ -343,5 +346,31 @@ export class StateStore {
 
   setLastSnapshot(tenant: string, volume: string, at: Date): Promise<void> {
     return schedule.setLastSnapshot(this.db, tenant, volume, at);
+  }
+
+  // ---- requests to a host -------------------------------------------------------------------
+
+  /**
+   * Asks host `hostId` to do something only it can (see host-requests.ts) and waits up to
+   * `timeoutMs` for its answer; HostRequestTimeoutError when none came. The request is withdrawn
+   * however this ends.
+   */
+  askHost(hostId: string, request: HostRequestInput, timeoutMs: number): Promise<HostAnswer> {
+    return hostRequests.ask(this.db, this.keys, this.owner, hostId, request, timeoutMs);
+  }
+
+  /** The requests to `hostId` not answered yet, oldest first. */
+  pendingHostRequests(hostId: string): Promise<PendingHostRequest[]> {
+    return hostRequests.pending(this.db, this.keys, hostId);
+  }
+
+  /** Calls `onRequest` when a request to `hostId` arrives. */
+  watchHostRequests(hostId: string, onRequest: () => void): Promise<Watch> {
+    return hostRequests.watchRequests(this.db, this.keys, hostId, onRequest);
+  }
+
+  /** The host's answer to a pending request; false when the requester withdrew it meanwhile. */
+  answerHostRequest(request: PendingHostRequest, result: Omit<HostAnswer, 'at'>): Promise<boolean> {
+    return hostRequests.answer(this.db, this.keys, request, result);
   }
 }

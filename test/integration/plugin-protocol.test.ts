@@ -49,6 +49,12 @@ describe('volplugin protocol (real binary, master, etcd, Ceph)', () => {
     expect(await plugin.call('VolumeDriver.Capabilities', {})).toEqual({ Capabilities: { Scope: 'global' } });
   });
 
+  it('a master asking the host (host request ping) gets the running volplugin\'s answer', async () => {
+    const answer = await store.askHost(await plugin.hostId(), { kind: 'ping' }, 10_000);
+    expect(answer).toMatchObject({ ok: true, result: { hostId: await plugin.hostId(), host: 'a' } });
+    expect(await store.pendingHostRequests(await plugin.hostId())).toEqual([]);
+  });
+
   it('Get of a volume that does not exist says how to create it', async () => {
     const answer = await plugin.call('VolumeDriver.Get', { Name: name() });
     expect(answer.Err).toMatch(/does not exist: create it with docker volume create -d volplugin/);

@@ -803,6 +803,51 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         await first;
       });
 
+      it('a put that keeps its lease stays bound to it: the key goes when the lease does', async () => {
+        const kv = await open();
+        const lease = await kv.lease(harness.ttlSeconds + 5);
+        const key = `${newPrefix()}/kept`;
+        await kv.put(key, 'first', { lease });
+        const entry = await kv.get(key);
+        expect(await kv.transaction({ unchanged: [{ key, modRevision: entry!.modRevision }], put: [{ key, value: 'second', keepLease: true }] })).toBe(true);
+        expect((await kv.get(key))?.value).toBe('second');
+        await lease.revoke();
+        expect(await kv.get(key)).toBeNull();
+      });
+
+      it('a host request is answered in place and withdrawn afterwards; nothing is left', async () => {
+        const s = await store();
+        const host = new StateStore(await open(), { prefix: s.keys.prefix, owner: 'volplugin@h1' });
+        // The host side: answer every pending request with its kind and params echoed.
+        const answered: string[] = [];
+        const watch = await host.watchHostRequests('h1', () => undefined);
+        const responder = (async () => {
+          await waitFor('a request to h1', async () => (await host.pendingHostRequests('h1')).length > 0, 5_000);
+          const [pending] = await host.pendingHostRequests('h1');
+          answered.push(pending!.request.kind);
+          expect(await host.answerHostRequest(pending!, { ok: true, result: { echo: pending!.request.params } })).toBe(true);
+        })();
+        const answer = await s.askHost('h1', { kind: 'ping', tenant: 't', volume: 'v', params: { n: 1 } }, 10_000);
+        await responder;
+        await watch.close();
+        expect(answered).toEqual(['ping']);
+        expect(answer).toMatchObject({ ok: true, result: { echo: { n: 1 } } });
+        expect(await host.pendingHostRequests('h1')).toEqual([]);
+      });
+
+      it('a request nobody answers times out, and is withdrawn: a late answer is dropped', async () => {
+        const s = await store();
+        const host = new StateStore(await open(), { prefix: s.keys.prefix, owner: 'volplugin@h2' });
+        const asking = s.askHost('h2', { kind: 'resize' }, 1_500);
+        asking.catch(() => undefined); // asserted below; not unhandled meanwhile
+        await waitFor('the request to appear', async () => (await host.pendingHostRequests('h2')).length === 1, 5_000);
+        const [pending] = await host.pendingHostRequests('h2');
+        await expect(asking).rejects.toMatchObject({ code: 'HOST_TIMEOUT' });
+        expect(await host.pendingHostRequests('h2')).toEqual([]);
+        expect(await host.answerHostRequest(pending!, { ok: true })).toBe(false);
+        expect(await host.pendingHostRequests('h2')).toEqual([]);
+      });
+
       it('a corrupt record fails with an error naming its key', async () => {
         const kv = await open();
         const s = await store(kv);
