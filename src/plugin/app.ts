@@ -4,7 +4,7 @@
 // tests wire a host's parts with assembleHost as startPlugin does.
 
 import { readFileSync } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -94,6 +94,8 @@ export interface HostSetup {
   convergence: { version: string; intervalMs: number };
   /** Default: the real ones (unit tests give fakes). */
   hostOps?: HostOps;
+  /** The programs a filesystem command may run on the real host (--mkfs-allow; default DEFAULT_MKFS_ALLOW). */
+  mkfsAllow?: readonly string[];
   /** What is mounted on the host (default /proc/self/mountinfo). */
   readMounts?: () => Promise<MountInfo[]>;
 }
@@ -109,7 +111,7 @@ export function assembleHost(setup: HostSetup): AssembledHost {
   const { host, store, lease, mapper, local, limits, log } = setup;
   const mutex = new KeyedMutex();
   const locks = new MountLocks(store, lease, host);
-  const hostOps = setup.hostOps ?? realHostOps;
+  const hostOps = setup.hostOps ?? realHostOps({ mkfsAllow: setup.mkfsAllow });
   const convergeLog = log.child({ part: 'converge' });
   const mountsLog = log.child({ part: 'mounts' });
   const fencing = new Fencing(setup.storage, mapper, setup.fenceSeconds, convergeLog);
@@ -211,15 +213,29 @@ function mountedWhereIn(store: StateStore): (tenant: string, volume: string) => 
   };
 }
 
+/**
+ * Who may connect to the plugin socket: whoever can reach it can mount, format and remove any
+ * volume, so only its owner (root, as dockerd runs) may.
+ */
+export const SOCKET_MODE = 0o600;
+
 async function listen(server: Server, socket: string): Promise<void> {
   await mkdir(path.dirname(socket), { recursive: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socket, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    // bind() gives the new socket file the mode the umask leaves: narrowed for that call, the
+    // socket is never open to others, not even for a moment; chmod below makes it exact.
+    const umask = process.umask(0o777 & ~SOCKET_MODE);
+    try {
+      server.listen(socket, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
+  await chmod(socket, SOCKET_MODE);
 }
 
 export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promise<RunningPlugin> {
@@ -250,6 +266,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     limits,
     docker,
     log,
+    mkfsAllow: config.mkfsAllow,
     convergence: { version: VERSION, intervalMs: config.convergeSeconds * 1000 },
   });
 

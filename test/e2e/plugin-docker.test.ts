@@ -60,7 +60,7 @@ beforeAll(async () => {
     'default-options': Record<string, unknown>;
     filesystems: Record<string, string>;
   };
-  policy.filesystems.ext2 = 'mkfs.ext2 -q %';
+  policy.filesystems.ext2 = 'mkfs.ext4 -q -t ext2 %';
   await master.api.uploadTenant(tenant, policy);
   plugin = await TestPlugin.start({ label: 'e2e', root, master, docker: dockerHost(), convergeSeconds: 2 });
 });

@@ -23,7 +23,7 @@ let store: StateStore;
 beforeAll(async () => {
   master = await startMaster(root, `/volplugin-test-${run}`);
   await master.api.uploadTenant(tenant, testPolicy({ writeIops: 100 }));
-  await master.api.uploadTenant(`${tenant}b`, testPolicy({ filesystems: { ext4: 'false %', broken: 'false %' } }));
+  await master.api.uploadTenant(`${tenant}b`, testPolicy({ filesystems: { ext4: 'mkfs.ext4 -q -b 3 %', broken: 'mkfs.ext4 -q -b 3 %' } }));
   plugin = await TestPlugin.start({ label: 'a', root, master });
   kv = new EtcdKV({ endpoints: [process.env.VOLPLUGIN_TEST_ETCD!] });
   store = new StateStore(kv, { prefix: master.prefix });
@@ -140,7 +140,7 @@ describe('volplugin protocol (real binary, master, etcd, Ceph)', () => {
     const bad = `${tenant}b/vol`;
     await createVolume(plugin, bad, null);
     const answer = await plugin.mount(bad, 'b1');
-    expect(answer.Err).toMatch(/false .*failed with exit status 1/);
+    expect(answer.Err).toMatch(/mkfs.ext4 -q -b 3 .*failed with exit status 1: mkfs.ext4: invalid block size - 3/);
     expect(await leftoversBelow(root)).toEqual([]);
     expect(await store.getMount(`${tenant}b`, 'vol')).toBeNull();
     expect(await watchers(pool, `${tenant}b.vol`)).toEqual([]);
