@@ -10,13 +10,13 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiClient, readTokenFile } from '../api/client.js';
+import { openEtcd } from '../common/etcd.js';
 import { Fencing } from '../fencing/index.js';
 import { KrbdMapper } from '../mapper/krbd.js';
 import type { MountInfo } from '../mapper/mountinfo.js';
 import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
 import { RateLimiter } from '../ratelimit/index.js';
-import { EtcdKV } from '../state/etcd.js';
 import type { KV } from '../state/kv.js';
 import { StateStore } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
@@ -245,7 +245,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   await claimSocket(socket);
   await mkdir(config.mountRoot, { recursive: true });
 
-  const kv = deps.kv ?? new EtcdKV({ endpoints: config.etcd });
+  const kv = deps.kv ?? (await openEtcd(config));
   const store = new StateStore(kv, { prefix: config.prefix, owner: `volplugin@${config.hostLabel}:${process.pid}` });
   const master = deps.master ?? (await connectMaster(config));
   const mapper = await chooseMapper(config, deps);

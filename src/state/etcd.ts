@@ -12,7 +12,11 @@ import {
   CompareResult,
   CompareTarget,
   Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
   GRPCDeadlineExceededError,
+  GRPCUnauthenticatedError,
   GRPCUnavailableError,
   isRecoverableError,
 } from 'etcd3';
@@ -22,13 +26,29 @@ import { StateUnavailableError, TransactionalKV } from './kv.js';
 import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
 
 export interface EtcdKVOptions {
-  /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
+  /** etcd client URLs, e.g. `http://127.0.0.1:2379`; `https://` ones with `tls`. */
   endpoints: string[];
   /** Deadline of every call, in milliseconds (default 5000). */
   timeoutMs?: number;
+  /** TLS: the CA that signed etcd's certificate (absent: the system's CAs), and a client certificate and its key. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** An etcd user and its password (etcd with authentication enabled). */
+  auth?: { user: string; password: string };
 }
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
+
+/**
+ * etcd refused who we are (user, password) or what we asked (the user's role): a configuration
+ * error, not an outage, so waiting will not help. Still a StateUnavailableError for callers that
+ * only tell "etcd can not be used" (the master's 503).
+ */
+export class EtcdRefusedError extends StateUnavailableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EtcdRefusedError';
+  }
+}
 
 /**
  * etcd3's own fault handling (cockatiel policies, the same library as ours), as decided here:
@@ -145,6 +165,9 @@ class EtcdLease implements Lease {
 export class EtcdKV extends TransactionalKV implements KV {
   readonly endpoints: readonly string[];
   readonly timeoutMs: number;
+  /** The etcd user, or null without authentication (for messages). */
+  readonly user: string | null;
+  private readonly tls: boolean;
   private readonly client: Etcd3;
   private readonly leases = new Set<EtcdLease>();
   private readonly watchers = new Set<Watcher>();
@@ -161,8 +184,15 @@ export class EtcdKV extends TransactionalKV implements KV {
     }
     this.endpoints = [...options.endpoints];
     this.timeoutMs = timeoutMs;
+    this.user = options.auth?.user ?? null;
+    const { tls, auth } = options;
+    this.tls = tls !== undefined || this.endpoints.some((url) => url.startsWith('https://'));
     this.client = new Etcd3({
       hosts: [...options.endpoints],
+      // grpc-js takes a missing CA (null) for the system's CAs; etcd3's type insists on a Buffer.
+      ...(tls ? { credentials: { rootCertificate: (tls.ca ?? null) as Buffer, certChain: tls.cert, privateKey: tls.key } } : {}),
+      // The password is traded for a token on first use, and again when etcd says the token expired.
+      ...(auth ? { auth: { username: auth.user, password: auth.password } } : {}),
       // Streams (watch, keep-alive) live long; every unary call gets a deadline.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
       faultHandling: { host: noHostBreaker, global: endpointFailover },
@@ -170,10 +200,32 @@ export class EtcdKV extends TransactionalKV implements KV {
   }
 
   private unavailable(what: string, detail: string, cause?: unknown): StateUnavailableError {
+    // A TLS mismatch looks like an unreachable etcd from here (gRPC says only UNAVAILABLE).
+    const hint = this.tls
+      ? ', and that --etcd-ca, --etcd-cert and --etcd-key match its certificates'
+      : '; if etcd serves TLS, use https:// URLs with --etcd-ca';
     return new StateUnavailableError(
-      `etcd at ${this.endpoints.join(', ')} ${detail} (${what}): check that etcd is running and reachable`,
+      `etcd at ${this.endpoints.join(', ')} ${detail} (${what}): check that etcd is running and reachable${hint}`,
       { cause },
     );
+  }
+
+  /** An authentication or permission error as what to do about it (it is no outage: retrying will not help). */
+  private refused(what: string, err: unknown): EtcdRefusedError | null {
+    const where = `etcd at ${this.endpoints.join(', ')}`;
+    if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdUserNotFoundError) {
+      return new EtcdRefusedError(
+        `${where} refused the user ${this.user ?? '(none)'}: wrong user name or password (${what}); check --etcd-user and --etcd-password-file`,
+        { cause: err },
+      );
+    }
+    if (err instanceof EtcdPermissionDeniedError || err instanceof GRPCUnauthenticatedError) {
+      const fix = this.user
+        ? `the user ${this.user} may not do this: grant its role read and write under the key prefix (docs/security.md)`
+        : 'etcd has authentication enabled: give --etcd-user and --etcd-password-file';
+      return new EtcdRefusedError(`${where} denied ${what}: ${fix}`, { cause: err });
+    }
+    return null;
   }
 
   /** Runs one etcd call with the deadline and error mapping every call gets. */
@@ -189,6 +241,8 @@ export class EtcdKV extends TransactionalKV implements KV {
       return await Promise.race([work, deadline]);
     } catch (err) {
       if (err instanceof StateUnavailableError) throw err;
+      const refused = this.refused(what, err);
+      if (refused) throw refused;
       if (isConnectionError(err)) {
         throw this.unavailable(what, `is unavailable: ${(err as Error).message}`, err);
       }
