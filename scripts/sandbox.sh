@@ -394,8 +394,9 @@ down() { # DIR
   stop_pid "$root/ceph/run/osd.0.pid" ceph-osd
   stop_pid "$root/ceph/run/mon.a.pid" ceph-mon
   local etcd_pid
+  # The plain etcd and any other beside it (the tests' secure one under DIR/secure/).
   for etcd_pid in "$root"/etcd/etcd.pid "$root"/*/etcd/etcd.pid; do
-    [[ -f $etcd_pid ]] && stop_pid "$etcd_pid" etcd
+    if [[ -f $etcd_pid ]]; then stop_pid "$etcd_pid" etcd; fi
   done
 }
 

@@ -96,6 +96,15 @@ describe('volplugin with the real dockerd', () => {
     expect(await leftoversBelow(root)).toEqual([]);
   });
 
+  it('the volume is mounted nosuid,nodev in the container: a device node made on it does not open', async () => {
+    // The container may mknod (Docker's default capabilities) and use c 1:3 (/dev/null): only nodev stops it.
+    const out = await runWith(foo(), 'mount | grep " /mnt "; mknod /mnt/null c 1 3 && { (echo x > /mnt/null) 2>/dev/null && echo opened || echo refused; }; rm -f /mnt/null');
+    const [mount, verdict] = out.trim().split('\n');
+    expect(mount).toMatch(/ on \/mnt type ext4 \(/);
+    expect(mount!.replace(/.*\((.*)\)$/, '$1').split(',')).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+    expect(verdict).toBe('refused');
+  });
+
   it('while a container runs, the lock and volcli mount list name this host', async () => {
     const id = (await docker('run', '-d', '--network', 'none', '-v', `${foo()}:/mnt`, 'busybox', 'sleep', '60')).trim();
     try {
