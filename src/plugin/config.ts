@@ -101,7 +101,7 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
 
 /** --mkfs-allow, else VOLPLUGIN_MKFS_ALLOW, else the default list; each a bare program name. */
 function mkfsAllowFrom(given: string[] | undefined, env: NodeJS.ProcessEnv): string[] {
-  const fromFlag = given !== undefined && given.length > 0;
+  const fromFlag = given !== undefined;
   const list = fromFlag ? given : env.VOLPLUGIN_MKFS_ALLOW ? collectList(env.VOLPLUGIN_MKFS_ALLOW, []) : [...DEFAULT_MKFS_ALLOW];
   if (list.length === 0) throw new InvalidArgumentError(`${fromFlag ? '--mkfs-allow' : 'VOLPLUGIN_MKFS_ALLOW'} names no program; e.g. ${DEFAULT_MKFS_ALLOW.join(',')}`);
   for (const name of list) {

@@ -185,3 +185,21 @@ describe('stopOnSignals', () => {
     expect(h.messages()).toContain('second signal: exiting now');
   });
 });
+
+describe('volplugin --mkfs-allow', () => {
+  it('defaults to the three mkfs programs; the flag, else VOLPLUGIN_MKFS_ALLOW, replaces them', () => {
+    expect(plugin.parseConfig([], {}).mkfsAllow).toEqual(['mkfs.ext4', 'mkfs.xfs', 'mkfs.btrfs']);
+    expect(plugin.parseConfig([], { VOLPLUGIN_MKFS_ALLOW: 'mkfs.ext4' }).mkfsAllow).toEqual(['mkfs.ext4']);
+    expect(plugin.parseConfig(['--mkfs-allow', 'mkfs.xfs,mkfs.f2fs', '--mkfs-allow', 'mkfs.ext4'], { VOLPLUGIN_MKFS_ALLOW: 'x' }).mkfsAllow).toEqual([
+      'mkfs.xfs',
+      'mkfs.f2fs',
+      'mkfs.ext4',
+    ]);
+  });
+
+  it('takes program names only, never paths', () => {
+    expect(() => plugin.parseConfig(['--mkfs-allow', '/sbin/mkfs.ext4'], {})).toThrow(/^--mkfs-allow: "\/sbin\/mkfs.ext4" is not a program name/);
+    expect(() => plugin.parseConfig([], { VOLPLUGIN_MKFS_ALLOW: 'sh -c' })).toThrow(/^VOLPLUGIN_MKFS_ALLOW: "sh -c" is not a program name/);
+    expect(() => plugin.parseConfig(['--mkfs-allow', ','], {})).toThrow(/^--mkfs-allow names no program/);
+  });
+});
