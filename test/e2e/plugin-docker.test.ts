@@ -3,11 +3,11 @@
 // sees the block device in `mount`, --opt size and --opt filesystem are honoured, the write-iops
 // limit holds a 4k O_DIRECT write loop near the limit, and `docker volume rm` removes the volume.
 import { execFile } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leftoversBelow, rbd, removeImage, testPool } from '../helpers/plugin-ceph.js';
+import { cleanUpPluginTest, leftoversBelow, rbd, testPool } from '../helpers/plugin-ceph.js';
 import { startMaster, TestPlugin, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
 import { repoRoot } from '../helpers/sandbox.js';
 
@@ -69,11 +69,7 @@ afterAll(async () => {
   for (const name of live) await docker('volume', 'rm', '-f', name).catch(() => undefined);
   await plugin?.stop();
   await master?.stop();
-  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
-  for (const image of images) await removeImage(pool, image);
-  const left = await leftoversBelow(root);
-  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
-  expect(left).toEqual([]);
+  expect(await cleanUpPluginTest(tenant, root)).toEqual([]);
 });
 
 describe('volplugin with the real dockerd', () => {

@@ -3,14 +3,14 @@
 // directly, before running anything), only the programs of the host's --mkfs-allow run, volumes
 // are mounted nosuid,nodev, and the plugin socket is root's only.
 import { existsSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/api/errors.js';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { keys } from '../../src/state/keys.js';
 import { StateStore } from '../../src/state/store.js';
-import { imageMeta, leftoversBelow, removeImage, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
+import { cleanUpPluginTest, imageMeta, leftoversBelow, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
 import { createVolume, startMaster, TestPlugin, testPolicy, uniq, type TestMaster } from '../helpers/plugin-harness.js';
 
 const run = uniq();
@@ -38,11 +38,7 @@ afterAll(async () => {
   await plugin?.stop();
   await master?.stop();
   await kv?.close();
-  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
-  for (const image of images) await removeImage(pool, image);
-  const left = await leftoversBelow(root);
-  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
-  expect(left).toEqual([]);
+  expect(await cleanUpPluginTest(tenant, root)).toEqual([]);
 });
 
 /** What a refused mount must leave: nothing locked, mapped, noted or mounted, and nothing run. */
