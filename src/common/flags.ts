@@ -125,7 +125,8 @@ export function etcdSecurity(o: EtcdSecurityOptions, urls: readonly string[]): E
   }
   const plain = urls.filter((url) => url.startsWith('http://'));
   if (plain.length > 0 && (sec.ca || sec.cert)) {
-    throw new InvalidArgumentError(`${sec.ca ? '--etcd-ca' : '--etcd-cert'} is for TLS, but ${plain[0]} is plain http: write https://`);
+    const flag = sec.ca ? '--etcd-ca' : '--etcd-cert';
+    throw new InvalidArgumentError(`${flag} (or its VOLPLUGIN_ETCD_* variable) is for TLS, but ${plain[0]} is plain http: write https://`);
   }
   const remote = plain.filter((url) => !LOOPBACK_URL.test(url));
   if (sec.user && remote.length > 0) {

@@ -5,7 +5,9 @@
 // StateUnavailableError naming the endpoints. Leases are kept alive in the background by etcd3; a
 // watchdog declares a lease lost once etcd has not confirmed it for a whole TTL (etcd3 alone waits
 // two TTLs). Transactions are plain etcd Txn requests: "absent" is createRevision == 0, "unchanged"
-// is modRevision equality.
+// is modRevision equality. With TLS files and a user (options `tls`, `auth`; src/common/etcd.ts
+// reads them from the flags) etcd3 logs in with the password and again when etcd says the token
+// expired; refused credentials or permissions become EtcdRefusedError, which says what to fix.
 
 import { handleWhen, noop, retry, type IPolicy } from 'cockatiel';
 import {
@@ -38,11 +40,7 @@ export interface EtcdKVOptions {
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
-/**
- * etcd refused who we are (user, password) or what we asked (the user's role): a configuration
- * error, not an outage, so waiting will not help. Still a StateUnavailableError for callers that
- * only tell "etcd can not be used" (the master's 503).
- */
+/** etcd refused our user or its role's rights: configuration, not an outage (still a StateUnavailableError: 503). */
 export class EtcdRefusedError extends StateUnavailableError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -184,8 +182,8 @@ export class EtcdKV extends TransactionalKV implements KV {
     }
     this.endpoints = [...options.endpoints];
     this.timeoutMs = timeoutMs;
-    this.user = options.auth?.user ?? null;
     const { tls, auth } = options;
+    this.user = auth?.user ?? null;
     this.tls = tls !== undefined || this.endpoints.some((url) => url.startsWith('https://'));
     this.client = new Etcd3({
       hosts: [...options.endpoints],
@@ -210,18 +208,16 @@ export class EtcdKV extends TransactionalKV implements KV {
     );
   }
 
-  /** An authentication or permission error as what to do about it (it is no outage: retrying will not help). */
+  /** An authentication or permission error as what to do about it. */
   private refused(what: string, err: unknown): EtcdRefusedError | null {
     const where = `etcd at ${this.endpoints.join(', ')}`;
     if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdUserNotFoundError) {
-      return new EtcdRefusedError(
-        `${where} refused the user ${this.user ?? '(none)'}: wrong user name or password (${what}); check --etcd-user and --etcd-password-file`,
-        { cause: err },
-      );
+      const fix = 'check --etcd-user and --etcd-password-file';
+      return new EtcdRefusedError(`${where} refused the user ${this.user ?? '(none)'}: wrong user name or password (${what}); ${fix}`, { cause: err });
     }
     if (err instanceof EtcdPermissionDeniedError || err instanceof GRPCUnauthenticatedError) {
       const fix = this.user
-        ? `the user ${this.user} may not do this: grant its role read and write under the key prefix (docs/security.md)`
+        ? `the user ${this.user} may not do this: its role lacks the key (docs/security.md lists what each component's user needs)`
         : 'etcd has authentication enabled: give --etcd-user and --etcd-password-file';
       return new EtcdRefusedError(`${where} denied ${what}: ${fix}`, { cause: err });
     }

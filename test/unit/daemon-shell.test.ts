@@ -104,7 +104,7 @@ describe('shared flags', () => {
     expect(() => parse([...https, '--etcd-key', '/k.pem'], {})).toThrow(/^--etcd-key needs --etcd-cert/);
     expect(() => parse([...https, '--etcd-user', 'u'], {})).toThrow(/^--etcd-user needs --etcd-password-file \(the password is read from a file, never given on the command line\)/);
     expect(() => parse([...https, '--etcd-password-file', '/pw'], {})).toThrow(/^--etcd-password-file needs --etcd-user/);
-    expect(() => parse(['--etcd', 'http://e:2379', '--etcd-ca', '/ca.pem'], {})).toThrow(/^--etcd-ca is for TLS, but http:\/\/e:2379 is plain http: write https:\/\//);
+    expect(() => parse(['--etcd', 'http://e:2379', '--etcd-ca', '/ca.pem'], {})).toThrow(/^--etcd-ca \(or its VOLPLUGIN_ETCD_\* variable\) is for TLS, but http:\/\/e:2379 is plain http: write https:\/\//);
     expect(() => parse(['--etcd', 'http://e:2379', '--etcd-user', 'u', '--etcd-password-file', '/pw'], {})).toThrow(/password would cross the network in clear to http:\/\/e:2379/);
     // On loopback a password over plain http stays on this machine.
     expect(parse(['--etcd', 'http://127.0.0.1:2379', '--etcd-user', 'u', '--etcd-password-file', '/pw'], {}).etcdSecurity.user).toBe('u');
