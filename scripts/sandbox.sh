@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Throw-away local services for volplugin: a one-node Ceph cluster (mon + memstore OSD, cephx, an
-# `rbd` pool), an etcd and a Docker engine, all bound to loopback, all state under one directory.
-# `make up` uses it with .sandbox/ and the default ports; the test setup uses .sandbox-test/ and
-# other ports, so both can run on one machine at once.
+# `rbd` pool, a least-privilege key per component), an etcd (plain, or with TLS and users) and a
+# Docker engine, all bound to loopback, all state under one directory. `make up` uses it with
+# .sandbox/ and the default ports; the test setup uses .sandbox-test/ and other ports, so both can
+# run on one machine at once.
 #
 #   scripts/sandbox.sh ceph-up   DIR MON_V2_PORT MON_V1_PORT
-#   scripts/sandbox.sh etcd-up   DIR CLIENT_PORT PEER_PORT
+#   scripts/sandbox.sh etcd-up   DIR CLIENT_PORT PEER_PORT [--secure]
 #   scripts/sandbox.sh docker-up DIR SOCKET EXEC_ROOT
 #   scripts/sandbox.sh busybox-image DOCKER_SOCKET
 #   scripts/sandbox.sh stop-pid  PIDFILE [NAME]
@@ -132,10 +133,30 @@ EOF
 
 ceph_healthy() { timeout 10 ceph -c "$1" --connect-timeout 5 health 2>/dev/null | grep -q HEALTH_OK; }
 
+# The cephx key of each volplugin component, with the least caps it works with (found by trying,
+# docs/security.md lists them): every component `profile rbd` on the pools it serves (here `rbd`);
+# on the monitors volplugin needs `profile rbd`, which includes `osd blocklist add` of a client
+# address with its nonce (fencing) and nothing else that writes; volmaster and volsupervisor only
+# read the maps. Neither can create or delete pools, change caps or read other pools.
+CEPH_POOLS=rbd
+ceph_component_caps() { # COMPONENT -> ceph-authtool --cap arguments
+  local osd="profile rbd pool=$CEPH_POOLS"
+  case $1 in
+  volplugin) printf '%s\0' --cap mon 'profile rbd' --cap osd "$osd" ;;
+  volmaster | volsupervisor) printf '%s\0' --cap mon 'allow r' --cap osd "$osd" ;;
+  esac
+}
+CEPH_COMPONENTS=(volplugin volmaster volsupervisor)
+
+ceph_keys_present() { # DIR
+  local c
+  for c in "${CEPH_COMPONENTS[@]}"; do [[ -s $1/ceph.client.$c.keyring ]] || return 1; done
+}
+
 ceph_up() { # DIR V2 V1
   local root=$1 v2=$2 v1=$3
   local dir=$root/ceph conf=$root/ceph/ceph.conf
-  if pidfile_alive "$dir/run/mon.a.pid" && pidfile_alive "$dir/run/osd.0.pid" && ceph_healthy "$conf"; then
+  if pidfile_alive "$dir/run/mon.a.pid" && pidfile_alive "$dir/run/osd.0.pid" && ceph_keys_present "$dir" && ceph_healthy "$conf"; then
     say "ceph already running ($conf)"
     return 0
   fi
@@ -160,7 +181,17 @@ ceph_up() { # DIR V2 V1
     --cap mon 'allow profile osd' --cap mgr 'allow profile osd' --cap osd 'allow *' >/dev/null
   ceph-authtool "$dir/mon.keyring" --import-keyring "$dir/ceph.client.admin.keyring" >/dev/null
   ceph-authtool "$dir/mon.keyring" --import-keyring "$dir/osd/keyring" >/dev/null
-  chmod 0644 "$dir/ceph.client.admin.keyring"
+  local component caps
+  for component in "${CEPH_COMPONENTS[@]}"; do
+    mapfile -d '' caps < <(ceph_component_caps "$component")
+    ceph-authtool --create-keyring "$dir/ceph.client.$component.keyring" --gen-key -n "client.$component" "${caps[@]}" >/dev/null
+    ceph-authtool "$dir/mon.keyring" --import-keyring "$dir/ceph.client.$component.keyring" >/dev/null
+  done
+  # Keyrings are secrets: the admin's and volplugin's (root) only for their owner. volmaster and
+  # volsupervisor run as uid/gid 10001 in the image: their keyrings are readable by that group.
+  chmod 0600 "$dir/ceph.client.admin.keyring" "$dir/ceph.client.volplugin.keyring"
+  chgrp 10001 "$dir/ceph.client.volmaster.keyring" "$dir/ceph.client.volsupervisor.keyring"
+  chmod 0640 "$dir/ceph.client.volmaster.keyring" "$dir/ceph.client.volsupervisor.keyring"
   monmaptool --create --addv a "[v2:127.0.0.1:$v2,v1:127.0.0.1:$v1]" --fsid "$fsid" "$dir/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/mon.keyring" \
     >"$dir/log/mon-mkfs.log" 2>&1 || die_with_log ceph-mon "$dir/log/mon-mkfs.log" "mkfs failed"
@@ -187,26 +218,99 @@ ceph_up() { # DIR V2 V1
 # ---------------------------------------------------------------------------------------------
 # etcd
 
-etcd_up() { # DIR CLIENT_PORT PEER_PORT
-  local root=$1 port=$2 peer=$3
-  local dir=$root/etcd url=http://127.0.0.1:$2
+# With --secure: TLS and users. A CA, etcd's server certificate (127.0.0.1 and localhost), one
+# client certificate with the CN volplugin-client, which names no etcd user (etcd takes a
+# certificate's CN as the user only when no password is given, so the certificate alone gets
+# nothing), and three users with random passwords: root (etcd's own admin), volplugin (volmaster,
+# volsupervisor, volcli --etcd: read and write under /volplugin/) and volplugin-host (volplugin on
+# the Docker hosts: its mount locks, host reports and answers to host requests, and reading volume
+# records; it cannot change
+# a volume, a tenant or a token). Everything under DIR/etcd/pki/; keys and passwords mode 0600.
+ETCD_PREFIX=/volplugin
+ETCD_USERS=(root volplugin volplugin-host)
+
+etcd_pki() { # PKI_DIR: made once, kept across restarts
+  local pki=$1 user
+  [[ -s $pki/client-key.pem && -s $pki/volplugin-host.password ]] && return 0
+  mkdir -p "$pki"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$pki/ca-key.pem" -out "$pki/ca.pem" -days 3650 -subj "/CN=volplugin sandbox etcd CA" 2>/dev/null
+  issue() { # NAME CN EXTENSIONS
+    openssl req "${ec[@]}" -keyout "$pki/$1-key.pem" -subj "/CN=$2" 2>/dev/null |
+      openssl x509 -req -CA "$pki/ca.pem" -CAkey "$pki/ca-key.pem" -CAcreateserial -days 3650 -out "$pki/$1.pem" -extfile <(printf '%b\n' "$3") 2>/dev/null
+  }
+  issue server etcd 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
+  issue client volplugin-client 'extendedKeyUsage=clientAuth'
+  # etcdctl reads a password from stdin up to the first blank: letters and digits only.
+  for user in "${ETCD_USERS[@]}"; do
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$pki/$user.password")
+  done
+  chmod 0600 "$pki"/*-key.pem
+}
+
+# etcd_users URL PKI_DIR LOG: roles, users and auth enable on a fresh etcd. Every step is checked
+# (errexit does not apply in a function called with ||).
+etcd_users() {
+  local url=$1 pki=$2 log=$3 user
+  local e=(etcdctl --endpoints "$url" --cacert "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client-key.pem" --dial-timeout 5s)
+  : >"$log"
+  step() { "${e[@]}" "$@" >>"$log" 2>&1; }
+  step user add root --interactive=false <"$pki/root.password" || return 1
+  step user grant-role root root || return 1
+  step role add volplugin || return 1
+  step role grant-permission volplugin readwrite "$ETCD_PREFIX/" --prefix=true || return 1
+  step role add volplugin-host || return 1
+  step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/mounts/" --prefix=true || return 1
+  step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/hosts/" --prefix=true || return 1
+  step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/host-requests/" --prefix=true || return 1
+  step role grant-permission volplugin-host read "$ETCD_PREFIX/volumes/" --prefix=true || return 1
+  for user in volplugin volplugin-host; do
+    step user add "$user" --interactive=false <"$pki/$user.password" || return 1
+    step user grant-role "$user" "$user" || return 1
+  done
+  step auth enable || return 1
+}
+
+etcd_up() { # DIR CLIENT_PORT PEER_PORT [--secure]
+  local root=$1 port=$2 peer=$3 secure=${4:-}
+  local dir=$root/etcd
+  local pki=$dir/pki scheme=http tls=() health
+  if [[ $secure == --secure ]]; then
+    scheme=https
+    tls=(--cacert "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client-key.pem")
+  elif [[ -n $secure ]]; then
+    say "ERROR: etcd-up: unknown option $secure (only --secure)"
+    exit 2
+  fi
+  local url=$scheme://127.0.0.1:$port
+  health=(etcdctl --endpoints "$url" "${tls[@]}" --dial-timeout 2s endpoint health)
   mkdir -p "$dir"
-  if pidfile_alive "$dir/etcd.pid" && etcdctl --endpoints "$url" --dial-timeout 2s endpoint health >/dev/null 2>&1; then
+  # A secure etcd counts as running only once its users were made (users.done).
+  if pidfile_alive "$dir/etcd.pid" && { [[ -z $secure ]] || [[ -f $dir/users.done ]]; } && "${health[@]}" >/dev/null 2>&1; then
     say "etcd already running ($url)"
     return 0
   fi
   stop_pid "$dir/etcd.pid" etcd
-  rm -rf "$dir/data"
+  rm -rf "$dir/data" "$dir/users.done"
   port_free "$port" etcd
   port_free "$peer" etcd
-  say "starting etcd on $url"
+  local server_tls=()
+  if [[ -n $secure ]]; then
+    etcd_pki "$pki"
+    server_tls=(--cert-file "$pki/server.pem" --key-file "$pki/server-key.pem" --trusted-ca-file "$pki/ca.pem" --client-cert-auth)
+  fi
+  say "starting etcd on $url${secure:+ (TLS, client certificates, users)}"
   setsid etcd --name sandbox --data-dir "$dir/data" \
     --listen-client-urls "$url" --advertise-client-urls "$url" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "sandbox=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 </dev/null &
+    --initial-cluster "sandbox=http://127.0.0.1:$peer" "${server_tls[@]}" >"$dir/etcd.log" 2>&1 </dev/null &
   echo $! >"$dir/etcd.pid"
-  wait_for 20 etcd etcdctl --endpoints "$url" --dial-timeout 1s endpoint health ||
+  wait_for 20 etcd "${health[@]}" ||
     die_with_log etcd "$dir/etcd.log" "did not become healthy within 20 s"
+  if [[ -n $secure ]]; then
+    etcd_users "$url" "$pki" "$dir/users.log" || die_with_log etcd "$dir/users.log" "could not set up its users and roles"
+    touch "$dir/users.done"
+  fi
   say "etcd is healthy ($url)"
 }
 
@@ -291,12 +395,16 @@ down() { # DIR
   cleanup_mounts_under "$root"
   stop_pid "$root/ceph/run/osd.0.pid" ceph-osd
   stop_pid "$root/ceph/run/mon.a.pid" ceph-mon
-  stop_pid "$root/etcd/etcd.pid" etcd
+  local etcd_pid
+  # The plain etcd and any other beside it (the tests' secure one under DIR/secure/).
+  for etcd_pid in "$root"/etcd/etcd.pid "$root"/*/etcd/etcd.pid; do
+    if [[ -f $etcd_pid ]]; then stop_pid "$etcd_pid" etcd; fi
+  done
 }
 
 case ${1:-} in
 ceph-up) ceph_up "$2" "$3" "$4" ;;
-etcd-up) etcd_up "$2" "$3" "$4" ;;
+etcd-up) etcd_up "$2" "$3" "$4" "${5:-}" ;;
 docker-up) docker_up "$2" "$3" "$4" ;;
 busybox-image) busybox_image "$2" ;;
 stop-pid) stop_pid "$2" "${3:-}" ;;

@@ -10,7 +10,10 @@ SANDBOX=$REPO/scripts/sandbox.sh
 mkdir -p "$ROOT"/{run,logs,bin,mnt,volplugin}
 
 MASTER=https://127.0.0.1:9005
-ETCD=http://127.0.0.1:2379
+# etcd with TLS, client certificates and users (sandbox.sh etcd-up --secure). A host name, not
+# 127.0.0.1: Node warns when a TLS server name is an IP address.
+ETCD=https://localhost:2379
+ETCD_PKI=$ROOT/etcd/pki
 CONF=$ROOT/ceph/ceph.conf
 TOKEN=$ROOT/token            # the bootstrap admin token: volmaster --token-file, and volcli's
 HOST_TOKEN=$ROOT/host-token  # this host's token (role host): volplugin's
@@ -18,7 +21,7 @@ TLS=$ROOT/tls                # a CA and the certificate volmaster serves HTTPS w
 DOCKER_SOCK=/var/run/docker.sock
 
 "$SANDBOX" ceph-up "$ROOT" 3300 6789
-"$SANDBOX" etcd-up "$ROOT" 2379 2380
+"$SANDBOX" etcd-up "$ROOT" 2379 2380 --secure
 if timeout 5 docker -H "unix://$DOCKER_SOCK" info >/dev/null 2>&1 && [[ ! -f $ROOT/docker/dockerd.pid ]]; then
   echo "sandbox: using the Docker engine already running on $DOCKER_SOCK" >&2
 else
@@ -56,27 +59,36 @@ cat >"$ROOT/env" <<ENV
 # source this file: the sandbox's addresses and the volplugin CLIs on PATH
 export CEPH_CONF=$CONF
 export VOLPLUGIN_ETCD=$ETCD
+# etcd's TLS and the volplugin user (volcli --etcd \$VOLPLUGIN_ETCD ...); etcdctl needs --user too
+export VOLPLUGIN_ETCD_CA=$ETCD_PKI/ca.pem VOLPLUGIN_ETCD_CERT=$ETCD_PKI/client.pem VOLPLUGIN_ETCD_KEY=$ETCD_PKI/client-key.pem
+export VOLPLUGIN_ETCD_USER=volplugin VOLPLUGIN_ETCD_PASSWORD_FILE=$ETCD_PKI/volplugin.password
+export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=$ETCD ETCDCTL_CACERT=$ETCD_PKI/ca.pem ETCDCTL_CERT=$ETCD_PKI/client.pem ETCDCTL_KEY=$ETCD_PKI/client-key.pem
 export VOLPLUGIN_MASTER=$MASTER
 export VOLPLUGIN_TLS_CA=$TLS/ca.pem
 export VOLPLUGIN_TOKEN_FILE=$TOKEN
 export PATH=$ROOT/bin:\$PATH
 ENV
 
-# start_daemon NAME READY-CHECK ARGS...: runs the NAME bin in the background unless its pid is alive.
+# start_daemon NAME READY-CHECK ARGS...: runs the NAME bin in the background unless it runs already
+# with the same arguments (one started by an older `make up` with other flags is restarted).
 start_daemon() {
   local name=$1 ready=$2
   shift 2
-  local main=$ROOT/bin/$name pidfile=$ROOT/run/$name.pid log=$ROOT/logs/$name.log
+  local main=$ROOT/bin/$name pidfile=$ROOT/run/$name.pid log=$ROOT/logs/$name.log argsfile=$ROOT/run/$name.args
   if [[ ! -e $REPO/dist/${name#vol}/main.js ]]; then
     echo "sandbox: $name is not built yet: skipped" >&2
     return 0
   fi
   if "$SANDBOX" pid-alive "$pidfile"; then
-    echo "sandbox: $name already running (pid $(cat "$pidfile"))" >&2
-    return 0
+    if [[ -f $argsfile && $(cat "$argsfile") == "$*" ]]; then
+      echo "sandbox: $name already running (pid $(cat "$pidfile"))" >&2
+      return 0
+    fi
+    "$SANDBOX" stop-pid "$pidfile" "$name"
   fi
   CEPH_CONF=$CONF setsid node "$main" "$@" >>"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
+  printf '%s' "$*" >"$argsfile"
   local deadline=$((SECONDS + 20))
   until eval "$ready" >/dev/null 2>&1; do
     if ! "$SANDBOX" pid-alive "$pidfile" || ((SECONDS >= deadline)); then
@@ -89,9 +101,16 @@ start_daemon() {
   echo "sandbox: $name is running (pid $(cat "$pidfile"), log $log)" >&2
 }
 
-CEPH_FLAGS=(--ceph-conf "$CONF" --ceph-id admin)
+# Each daemon with its own Ceph key (least caps: docs/security.md) and etcd user: volplugin's
+# (volplugin-host) may only write its mount locks, host reports and answers to host requests.
+ceph_key() { CEPH_ARGS=(--ceph-conf "$CONF" --ceph-id "$1" --ceph-keyring "$ROOT/ceph/ceph.client.$1.keyring"); }
+etcd_user() {
+  ETCD_ARGS=(--etcd "$ETCD" --etcd-ca "$ETCD_PKI/ca.pem" --etcd-cert "$ETCD_PKI/client.pem" --etcd-key "$ETCD_PKI/client-key.pem"
+    --etcd-user "$1" --etcd-password-file "$ETCD_PKI/$1.password")
+}
+etcd_user volplugin && ceph_key volmaster
 start_daemon volmaster "curl -sf --cacert $TLS/ca.pem $MASTER/v1/health" \
-  --listen "${MASTER#https://}" --etcd "$ETCD" --token-file "$TOKEN" --tls-cert "$TLS/master.pem" --tls-key "$TLS/master.key" "${CEPH_FLAGS[@]}"
+  --listen "${MASTER#https://}" "${ETCD_ARGS[@]}" --token-file "$TOKEN" --tls-cert "$TLS/master.pem" --tls-key "$TLS/master.key" "${CEPH_ARGS[@]}"
 
 # This host's token for volplugin (role host: what Docker's protocol needs, nothing that deletes data
 # of other volumes). Made again when etcd no longer knows it (a new sandbox etcd).
@@ -101,10 +120,12 @@ if [[ -e $REPO/dist/cli/main.js ]] && ! volcli_admin --token-file "$HOST_TOKEN" 
   volcli_admin token revoke "$(hostname)" >/dev/null 2>&1 || true
   volcli_admin token create --role host --name "$(hostname)" --file "$HOST_TOKEN" >&2
 fi
+ceph_key volsupervisor
 start_daemon volsupervisor "true" \
-  --etcd "$ETCD" "${CEPH_FLAGS[@]}"
+  "${ETCD_ARGS[@]}" "${CEPH_ARGS[@]}"
+etcd_user volplugin-host && ceph_key volplugin
 start_daemon volplugin "test -S /run/docker/plugins/volplugin.sock" \
-  --master "$MASTER" --tls-ca "$TLS/ca.pem" --etcd "$ETCD" --token-file "$HOST_TOKEN" "${CEPH_FLAGS[@]}" \
+  --master "$MASTER" --tls-ca "$TLS/ca.pem" "${ETCD_ARGS[@]}" --token-file "$HOST_TOKEN" "${CEPH_ARGS[@]}" \
   --mount-root "$ROOT/mnt" --state-dir "$ROOT/volplugin"
 
 cat <<EOT
@@ -120,5 +141,5 @@ volplugin sandbox is up. Next:
   volcli volume list-all
   make down                                 # stop everything
 
-Logs: .sandbox/logs/   Ceph: .sandbox/ceph/log/   etcd: .sandbox/etcd/etcd.log
+Logs: .sandbox/logs/   Ceph: .sandbox/ceph/log/   etcd: .sandbox/etcd/etcd.log (TLS and users: .sandbox/etcd/pki/)
 EOT

@@ -1,8 +1,11 @@
 // What every volcli command gets: the process around it (CliIO), the options given (global and the
 // command's own), lazily made clients (the master's API, the record backend) and print().
 
+import { InvalidArgumentError } from 'commander';
 import { ApiClient } from '../api/client.js';
 import { VERSION } from '../api/version.js';
+import { etcdSecurity, type EtcdSecurityOptions } from '../common/flags.js';
+import { UsageError } from './args.js';
 import { MasterBackend, type RecordBackend } from './backend.js';
 import * as out from './output.js';
 
@@ -16,8 +19,8 @@ export interface CliIO {
   env: NodeJS.ProcessEnv;
 }
 
-/** volcli's own options (program.ts declares them). */
-export interface GlobalOptions {
+/** volcli's own options (program.ts declares them; the etcd security flags come from common/flags.ts). */
+export interface GlobalOptions extends EtcdSecurityOptions {
   master: string;
   etcd?: string[];
   prefix: string;
@@ -63,8 +66,9 @@ export class Context {
   async records(): Promise<RecordBackend> {
     if (!this.backend) {
       if (this.opts.etcd?.length) {
-        const { EtcdBackend } = await import('./etcd-backend.js');
-        this.backend = new EtcdBackend(this.opts.etcd, this.opts.prefix, this.opts.timeout * 1000);
+        const security = usage(() => etcdSecurity(this.opts, this.opts.etcd!));
+        const [{ EtcdBackend }, { openEtcd }] = await Promise.all([import('./etcd-backend.js'), import('../common/etcd.js')]);
+        this.backend = new EtcdBackend(await openEtcd({ etcd: this.opts.etcd, etcdSecurity: security }, this.opts.timeout * 1000), this.opts.prefix);
       } else {
         this.backend = new MasterBackend(await this.master());
       }
@@ -79,6 +83,16 @@ export class Context {
   async close(): Promise<void> {
     await this.backend?.close().catch(() => undefined);
     await this.api?.close().catch(() => undefined);
+  }
+}
+
+/** A flag check's InvalidArgumentError as volcli's usage error (exit code 2, the message printed). */
+function usage<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new UsageError(err.message);
+    throw err;
   }
 }
 

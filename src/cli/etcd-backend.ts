@@ -3,7 +3,7 @@
 
 import { ApiError } from '../api/errors.js';
 import { parsePolicy } from '../policy/validate.js';
-import { EtcdKV } from '../state/etcd.js';
+import type { EtcdKV } from '../state/etcd.js';
 import { StateStore } from '../state/store.js';
 import { newToken } from '../state/tokens.js';
 import type { Role, TokenRecord } from '../state/records.js';
@@ -20,9 +20,10 @@ export class EtcdBackend implements RecordBackend {
   readonly where: string;
   private readonly store: StateStore;
 
-  constructor(endpoints: string[], prefix?: string, timeoutMs?: number) {
-    this.store = new StateStore(new EtcdKV({ endpoints, timeoutMs }), { prefix });
-    this.where = `etcd at ${endpoints.join(',')}`;
+  /** `kv`: opened with volcli's etcd flags (common/etcd.ts openEtcd). */
+  constructor(kv: EtcdKV, prefix?: string) {
+    this.store = new StateStore(kv, { prefix });
+    this.where = `etcd at ${kv.endpoints.join(',')}${kv.user ? ` as ${kv.user}` : ''}`;
   }
 
   async listTenants() {

@@ -11,6 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_MASTER } from '../api/client.js';
 import { ApiError } from '../api/errors.js';
 import { VERSION } from '../api/version.js';
+import { addEtcdSecurityOptions } from '../common/flags.js';
 import { PolicyError } from '../policy/errors.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { DEFAULT_PREFIX } from '../state/keys.js';
@@ -56,6 +57,7 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
     .addOption(new Option('--timeout <seconds>', 'give up on volmaster or etcd after this long').default(30).argParser(seconds))
     .option('--json', 'machine-readable output (errors too, on stderr)', false)
     .addHelpText('after', '\nRun "volcli help COMMAND" or "volcli COMMAND help SUBCOMMAND" for details. Exit codes: 0 ok, 1 error, 2 usage.');
+  addEtcdSecurityOptions(program, io.env); // TLS and user for --etcd
 
   // In this order in `volcli help`.
   tenantCommands(program, act);

@@ -5,10 +5,10 @@
 
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { EtcdKV } from '../state/etcd.js';
 import { StateStore } from '../state/store.js';
 import { connectStorage } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
+import { openEtcd } from './etcd.js';
 import { messageOf } from './errors.js';
 import type { DaemonConfig } from './flags.js';
 import { withTimeout } from './timeout.js';
@@ -36,9 +36,9 @@ export interface DaemonState {
   close(): Promise<void>;
 }
 
-/** The state store on the configured etcd, its writes marked `<role>@<hostname>:<pid>`. */
-export function openDaemonState(config: Pick<DaemonConfig, 'etcd' | 'prefix'>, role: string): DaemonState {
-  const kv = new EtcdKV({ endpoints: config.etcd });
+/** The state store on the configured etcd (with its TLS and user), its writes marked `<role>@<hostname>:<pid>`. */
+export async function openDaemonState(config: Pick<DaemonConfig, 'etcd' | 'etcdSecurity' | 'prefix'>, role: string): Promise<DaemonState> {
+  const kv = await openEtcd(config);
   const store = new StateStore(kv, { prefix: config.prefix, owner: `${role}@${hostname()}:${process.pid}` });
   return { store, close: () => store.close() };
 }

@@ -1,5 +1,5 @@
-// Running the host tools the mappers need (rbd-fuse, losetup, blkid, mount, umount, mkfs through
-// `sh -c`): no shell unless asked for, argv as given, a deadline on every call, and errors that
+// Running the host tools the mappers need (rbd-fuse, losetup, blkid, mount, umount, mkfs): never
+// through a shell, argv as given, a deadline on every call, and errors that
 // quote the command line, the exit status and the end of stderr.
 
 import { execa } from 'execa';
@@ -11,6 +11,8 @@ export interface RunOptions {
   okCodes?: number[];
   input?: string;
   env?: Record<string, string>;
+  /** Working directory (default: this process's). */
+  cwd?: string;
   signal?: AbortSignal;
 }
 
@@ -56,6 +58,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     input: options.input,
     stdin: options.input === undefined ? 'ignore' : 'pipe',
     env: options.env,
+    cwd: options.cwd,
     cancelSignal: options.signal,
     forceKillAfterDelay: 2_000,
     stripFinalNewline: false,

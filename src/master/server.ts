@@ -47,7 +47,7 @@ export async function startMaster({ config, log, openStorage }: StartOptions): P
   if (Object.keys(failpoints).length > 0) log.warn({ failpoints }, 'VOLMASTER_FAILPOINTS is set: test-only pauses are active');
 
   const storage = await openStorage();
-  const { store } = openDaemonState(config, 'volmaster'); // app.ts closes it (closeDependencies)
+  const { store } = await openDaemonState(config, 'volmaster'); // app.ts closes it (closeDependencies)
   const app = await createApp({
     store,
     storage,

@@ -4,19 +4,19 @@
 // tests wire a host's parts with assembleHost as startPlugin does.
 
 import { readFileSync } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiClient } from '../api/client.js';
+import { openEtcd } from '../common/etcd.js';
 import { Fencing } from '../fencing/index.js';
 import { KrbdMapper } from '../mapper/krbd.js';
 import type { MountInfo } from '../mapper/mountinfo.js';
 import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
 import { RateLimiter } from '../ratelimit/index.js';
-import { EtcdKV } from '../state/etcd.js';
 import type { KV } from '../state/kv.js';
 import { StateStore } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
@@ -97,6 +97,8 @@ export interface HostSetup {
   convergence: { version: string; intervalMs: number };
   /** Default: the real ones (unit tests give fakes). */
   hostOps?: HostOps;
+  /** The programs a filesystem command may run on the real host (--mkfs-allow; default DEFAULT_MKFS_ALLOW). */
+  mkfsAllow?: readonly string[];
   /** What is mounted on the host (default /proc/self/mountinfo). */
   readMounts?: () => Promise<MountInfo[]>;
 }
@@ -112,7 +114,7 @@ export function assembleHost(setup: HostSetup): AssembledHost {
   const { host, store, lease, mapper, local, limits, log } = setup;
   const mutex = new KeyedMutex();
   const locks = new MountLocks(store, lease, host);
-  const hostOps = setup.hostOps ?? realHostOps;
+  const hostOps = setup.hostOps ?? realHostOps({ mkfsAllow: setup.mkfsAllow });
   const convergeLog = log.child({ part: 'converge' });
   const mountsLog = log.child({ part: 'mounts' });
   const fencing = new Fencing(setup.storage, mapper, setup.fenceSeconds, convergeLog);
@@ -214,15 +216,29 @@ function mountedWhereIn(store: StateStore): (tenant: string, volume: string) => 
   };
 }
 
+/**
+ * Who may connect to the plugin socket: whoever can reach it can mount, format and remove any
+ * volume, so only its owner (root, as dockerd runs) may.
+ */
+export const SOCKET_MODE = 0o600;
+
 async function listen(server: Server, socket: string): Promise<void> {
   await mkdir(path.dirname(socket), { recursive: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socket, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    // bind() gives the new socket file the mode the umask leaves: narrowed for that call, the
+    // socket is never open to others, not even for a moment; chmod below makes it exact.
+    const umask = process.umask(0o777 & ~SOCKET_MODE);
+    try {
+      server.listen(socket, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
+  await chmod(socket, SOCKET_MODE);
 }
 
 /** The host's request inbox with the handlers every volplugin has; the others are registered where their concern lives. */
@@ -241,7 +257,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   await claimSocket(socket);
   await mkdir(config.mountRoot, { recursive: true });
 
-  const kv = deps.kv ?? new EtcdKV({ endpoints: config.etcd });
+  const kv = deps.kv ?? (await openEtcd(config));
   const store = new StateStore(kv, { prefix: config.prefix, owner: `volplugin@${config.hostLabel}:${process.pid}` });
   const master = deps.master ?? (await connectMaster(config));
   const mapper = await chooseMapper(config, deps);
@@ -262,6 +278,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     limits,
     docker,
     log,
+    mkfsAllow: config.mkfsAllow,
     convergence: { version: VERSION, intervalMs: config.convergeSeconds * 1000 },
   });
 

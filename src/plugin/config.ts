@@ -4,8 +4,9 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
+import { addDaemonOptions, collectList, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import type { MapperKind } from '../mapper/types.js';
+import { DEFAULT_MKFS_ALLOW, mkfsProgramProblem } from '../policy/filesystem.js';
 import { defaultDockerAddress } from './docker/client.js';
 
 export interface PluginConfig extends DaemonConfig {
@@ -23,6 +24,8 @@ export interface PluginConfig extends DaemonConfig {
   fenceSeconds: number;
   docker: string | null;
   convergeSeconds: number;
+  /** The programs a tenant's filesystem command may run on this host. */
+  mkfsAllow: string[];
 }
 
 function pluginName(value: string): string {
@@ -47,7 +50,14 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--lock-ttl <seconds>', 'TTL of the host lease that holds the mount locks').default(30).argParser(wholeNumber('--lock-ttl', 2)))
     .addOption(new Option('--fence-seconds <seconds>', 'how long a fenced Ceph client stays blocklisted').default(3600).argParser(wholeNumber('--fence-seconds', 1)))
     .addOption(new Option('--docker <address>', 'Docker API (unix:///path or tcp://host:port) for rate limits; "none" disables [env DOCKER_HOST]').default(defaultDockerAddress(env)))
-    .addOption(new Option('--converge-seconds <seconds>', 'period of the convergence loop').default(10).argParser(wholeNumber('--converge-seconds', 1)));
+    .addOption(new Option('--converge-seconds <seconds>', 'period of the convergence loop').default(10).argParser(wholeNumber('--converge-seconds', 1)))
+    .addOption(
+      new Option(
+        '--mkfs-allow <programs>',
+        `programs a tenant's filesystem command may run here, comma-separated or repeated; ` +
+          `commands run without a shell [env VOLPLUGIN_MKFS_ALLOW, else ${DEFAULT_MKFS_ALLOW.join(',')}]`,
+      ).argParser(collectList),
+    );
   return addDaemonOptions(command, env, 'mount locks and host reports live there');
 }
 
@@ -65,6 +75,7 @@ export interface RawOptions extends DaemonOptions {
   fenceSeconds: number;
   docker: string;
   convergeSeconds: number;
+  mkfsAllow?: string[];
 }
 
 /** Parses argv (without node and script) into a checked configuration. Throws on bad flags. */
@@ -89,7 +100,20 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     fenceSeconds: o.fenceSeconds,
     docker: o.docker === 'none' || o.docker === '' ? null : o.docker,
     convergeSeconds: o.convergeSeconds,
+    mkfsAllow: mkfsAllowFrom(o.mkfsAllow, env),
   };
+}
+
+/** --mkfs-allow, else VOLPLUGIN_MKFS_ALLOW, else the default list; each a bare program name. */
+function mkfsAllowFrom(given: string[] | undefined, env: NodeJS.ProcessEnv): string[] {
+  const fromFlag = given !== undefined;
+  const list = fromFlag ? given : env.VOLPLUGIN_MKFS_ALLOW ? collectList(env.VOLPLUGIN_MKFS_ALLOW, []) : [...DEFAULT_MKFS_ALLOW];
+  if (list.length === 0) throw new InvalidArgumentError(`${fromFlag ? '--mkfs-allow' : 'VOLPLUGIN_MKFS_ALLOW'} names no program; e.g. ${DEFAULT_MKFS_ALLOW.join(',')}`);
+  for (const name of list) {
+    const problem = mkfsProgramProblem(name);
+    if (problem) throw new InvalidArgumentError(`${fromFlag ? '--mkfs-allow' : 'VOLPLUGIN_MKFS_ALLOW'}: ${problem}`);
+  }
+  return list;
 }
 
 export function socketPath(config: Pick<PluginConfig, 'socketDir' | 'pluginName'>): string {

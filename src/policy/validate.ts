@@ -16,6 +16,7 @@
 import { compileSchema } from '../common/schema.js';
 import type { RateLimit, SnapshotSchedule, TenantPolicy } from './types.js';
 import { PolicyError, describeType, schemaError } from './errors.js';
+import { DEFAULT_FILESYSTEMS, formatCommandProblem } from './filesystem.js';
 import { parseJson } from './json.js';
 import { checkDefaultsWithinLimits, parseLimits, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
@@ -24,8 +25,6 @@ import { parseFrequency, parseSize } from './units.js';
 
 const policyShape = compileSchema(TenantPolicySchema);
 
-/** Used when a policy has no `filesystems` block. */
-export const DEFAULT_FILESYSTEMS: Readonly<Record<string, string>> = Object.freeze({ ext4: 'mkfs.ext4 -m0 %' });
 /** Used when `default-options.filesystem` is absent. */
 export const DEFAULT_FILESYSTEM = 'ext4';
 /** Used when `default-options.snapshot` (or one of its keys) is absent. */
@@ -58,15 +57,6 @@ function objectAt(value: unknown, field: string): Record<string, unknown> {
 function stringAt(value: unknown, field: string): string {
   if (typeof value !== 'string') fail(field, `must be a string, got ${describeType(value)}`);
   return value as string;
-}
-
-/** Returns why a filesystem command is unusable, or null. `%%` is a literal %, `%` the device. */
-export function formatCommandProblem(command: string): string | null {
-  if (command.trim() === '') return 'command is empty';
-  if (!command.replace(/%%/g, '').includes('%')) {
-    return `command ${JSON.stringify(command)} has no "%" where the device goes, e.g. "mkfs.ext4 -m0 %" ("%%" is a literal %)`;
-  }
-  return null;
 }
 
 function checkFilesystems(value: unknown): Record<string, string> {

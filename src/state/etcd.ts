@@ -5,14 +5,20 @@
 // StateUnavailableError naming the endpoints. Leases are kept alive in the background by etcd3; a
 // watchdog declares a lease lost once etcd has not confirmed it for a whole TTL (etcd3 alone waits
 // two TTLs). Transactions are plain etcd Txn requests: "absent" is createRevision == 0, "unchanged"
-// is modRevision equality.
+// is modRevision equality. With TLS files and a user (options `tls`, `auth`; src/common/etcd.ts
+// reads them from the flags) etcd3 logs in with the password and again when etcd says the token
+// expired; refused credentials or permissions become EtcdRefusedError, which says what to fix.
 
 import { handleWhen, noop, retry, type IPolicy } from 'cockatiel';
 import {
   CompareResult,
   CompareTarget,
   Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
   GRPCDeadlineExceededError,
+  GRPCUnauthenticatedError,
   GRPCUnavailableError,
   isRecoverableError,
 } from 'etcd3';
@@ -22,13 +28,25 @@ import { StateUnavailableError, TransactionalKV } from './kv.js';
 import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
 
 export interface EtcdKVOptions {
-  /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
+  /** etcd client URLs, e.g. `http://127.0.0.1:2379`; `https://` ones with `tls`. */
   endpoints: string[];
   /** Deadline of every call, in milliseconds (default 5000). */
   timeoutMs?: number;
+  /** TLS: the CA that signed etcd's certificate (absent: the system's CAs), and a client certificate and its key. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** An etcd user and its password (etcd with authentication enabled). */
+  auth?: { user: string; password: string };
 }
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
+
+/** etcd refused our user or its role's rights: configuration, not an outage (still a StateUnavailableError: 503). */
+export class EtcdRefusedError extends StateUnavailableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EtcdRefusedError';
+  }
+}
 
 /**
  * etcd3's own fault handling (cockatiel policies, the same library as ours), as decided here:
@@ -145,6 +163,9 @@ class EtcdLease implements Lease {
 export class EtcdKV extends TransactionalKV implements KV {
   readonly endpoints: readonly string[];
   readonly timeoutMs: number;
+  /** The etcd user, or null without authentication (for messages). */
+  readonly user: string | null;
+  private readonly tls: boolean;
   private readonly client: Etcd3;
   private readonly leases = new Set<EtcdLease>();
   private readonly watchers = new Set<Watcher>();
@@ -161,8 +182,15 @@ export class EtcdKV extends TransactionalKV implements KV {
     }
     this.endpoints = [...options.endpoints];
     this.timeoutMs = timeoutMs;
+    const { tls, auth } = options;
+    this.user = auth?.user ?? null;
+    this.tls = tls !== undefined || this.endpoints.some((url) => url.startsWith('https://'));
     this.client = new Etcd3({
       hosts: [...options.endpoints],
+      // grpc-js takes a missing CA (null) for the system's CAs; etcd3's type insists on a Buffer.
+      ...(tls ? { credentials: { rootCertificate: (tls.ca ?? null) as Buffer, certChain: tls.cert, privateKey: tls.key } } : {}),
+      // The password is traded for a token on first use, and again when etcd says the token expired.
+      ...(auth ? { auth: { username: auth.user, password: auth.password } } : {}),
       // Streams (watch, keep-alive) live long; every unary call gets a deadline.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
       faultHandling: { host: noHostBreaker, global: endpointFailover },
@@ -170,10 +198,30 @@ export class EtcdKV extends TransactionalKV implements KV {
   }
 
   private unavailable(what: string, detail: string, cause?: unknown): StateUnavailableError {
+    // A TLS mismatch looks like an unreachable etcd from here (gRPC says only UNAVAILABLE).
+    const hint = this.tls
+      ? ', and that --etcd-ca, --etcd-cert and --etcd-key match its certificates'
+      : '; if etcd serves TLS, use https:// URLs with --etcd-ca';
     return new StateUnavailableError(
-      `etcd at ${this.endpoints.join(', ')} ${detail} (${what}): check that etcd is running and reachable`,
+      `etcd at ${this.endpoints.join(', ')} ${detail} (${what}): check that etcd is running and reachable${hint}`,
       { cause },
     );
+  }
+
+  /** An authentication or permission error as what to do about it. */
+  private refused(what: string, err: unknown): EtcdRefusedError | null {
+    const where = `etcd at ${this.endpoints.join(', ')}`;
+    if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdUserNotFoundError) {
+      const fix = 'check --etcd-user and --etcd-password-file';
+      return new EtcdRefusedError(`${where} refused the user ${this.user ?? '(none)'}: wrong user name or password (${what}); ${fix}`, { cause: err });
+    }
+    if (err instanceof EtcdPermissionDeniedError || err instanceof GRPCUnauthenticatedError) {
+      const fix = this.user
+        ? `the user ${this.user} may not do this: its role lacks the key (docs/security.md lists what each component's user needs)`
+        : 'etcd has authentication enabled: give --etcd-user and --etcd-password-file';
+      return new EtcdRefusedError(`${where} denied ${what}: ${fix}`, { cause: err });
+    }
+    return null;
   }
 
   /** Runs one etcd call with the deadline and error mapping every call gets. */
@@ -189,6 +237,8 @@ export class EtcdKV extends TransactionalKV implements KV {
       return await Promise.race([work, deadline]);
     } catch (err) {
       if (err instanceof StateUnavailableError) throw err;
+      const refused = this.refused(what, err);
+      if (refused) throw refused;
       if (isConnectionError(err)) {
         throw this.unavailable(what, `is unavailable: ${(err as Error).message}`, err);
       }

@@ -20,7 +20,7 @@ runDaemon('volsupervisor', async () => {
   );
 
   const storage = await openDaemonStorage(config);
-  const state = openDaemonState(config, 'volsupervisor');
+  const state = await openDaemonState(config, 'volsupervisor');
   const supervisor = new Supervisor({
     store: state.store,
     storage,

@@ -80,6 +80,12 @@ let sharedMountMade = false;
 
 /** Ceph's directory read-only at the same path: ceph.conf names the keyring by its path. */
 const cephMount = () => ['-v', `${cephDir()}:${cephDir()}:ro`];
+/**
+ * A component's own cephx key (scripts/sandbox.sh makes them): the admin keyring is root's only,
+ * volmaster's is readable by the image's group 10001.
+ */
+const cephKeyring = (id: 'volmaster' | 'volplugin') => path.join(cephDir(), `ceph.client.${id}.keyring`);
+const cephFlags = (id: 'volmaster' | 'volplugin') => ['--ceph-conf', cephConf(), '--ceph-id', id, '--ceph-keyring', cephKeyring(id)];
 const volcli = (args: string[], input?: string) =>
   docker(
     ['run', '--rm', ...(input === undefined ? [] : ['-i']), '--network', 'host', '-v', `${work}:${work}:ro`, IMAGE,
@@ -175,7 +181,7 @@ describe('the volplugin image', () => {
   it('loads the librbd addon (native backend) and reaches the test Ceph through it', async () => {
     const script = `
       const { openStorage } = await import('/opt/volplugin/dist/storage/index.js');
-      const storage = await openStorage('native', { confPath: ${JSON.stringify(cephConf())} });
+      const storage = await openStorage('native', { confPath: ${JSON.stringify(cephConf())}, clientId: 'volmaster', keyring: ${JSON.stringify(cephKeyring('volmaster'))} });
       const info = await storage.clusterInfo();
       const images = await storage.listImages(${JSON.stringify(pool())});
       console.log(JSON.stringify({ kind: storage.kind, fsid: info.fsid, images: Array.isArray(images) }));
@@ -190,7 +196,7 @@ describe('the volplugin image', () => {
     masterPort = await freePort();
     await docker([
       'run', '-d', '--name', masterName, '--network', 'host', ...cephMount(), '-v', `${work}:${work}:ro`, IMAGE,
-      'volmaster', '--listen', `127.0.0.1:${masterPort}`, '--etcd', etcdUrl(), '--prefix', PREFIX, '--ceph-conf', cephConf(), '--token-file', tokenFile,
+      'volmaster', '--listen', `127.0.0.1:${masterPort}`, '--etcd', etcdUrl(), '--prefix', PREFIX, ...cephFlags('volmaster'), '--token-file', tokenFile,
     ]);
     const base = `http://127.0.0.1:${masterPort}`;
     await waitFor('volmaster did not answer /v1/health', async () => (await fetch(`${base}/v1/health`)).ok, 60_000, () => logsOf(masterName));
@@ -245,7 +251,7 @@ describe('the volplugin image', () => {
       ...cephMount(), '-v', `${tokenFile}:${tokenFile}:ro`,
       IMAGE, 'volplugin',
       '--plugin-name', PLUGIN, '--master', `127.0.0.1:${masterPort}`, '--etcd', etcdUrl(), '--prefix', PREFIX, '--token-file', tokenFile,
-      '--ceph-conf', cephConf(), '--mount-root', mountRoot, '--state-dir', stateDir,
+      ...cephFlags('volplugin'), '--mount-root', mountRoot, '--state-dir', stateDir,
     ]);
     const socket = path.join(SOCKET_DIR, `${PLUGIN}.sock`);
     await waitFor(`volplugin did not create ${socket}`, async () => existsSync(socket), 60_000, () => logsOf(pluginName));

@@ -3,11 +3,11 @@
 // sees the block device in `mount`, --opt size and --opt filesystem are honoured, the write-iops
 // limit holds a 4k O_DIRECT write loop near the limit, and `docker volume rm` removes the volume.
 import { execFile } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leftoversBelow, rbd, removeImage, testPool } from '../helpers/plugin-ceph.js';
+import { cleanUpPluginTest, leftoversBelow, rbd, testPool } from '../helpers/plugin-ceph.js';
 import { startMaster, TestPlugin, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
 import { repoRoot } from '../helpers/sandbox.js';
 
@@ -60,7 +60,7 @@ beforeAll(async () => {
     'default-options': Record<string, unknown>;
     filesystems: Record<string, string>;
   };
-  policy.filesystems.ext2 = 'mkfs.ext2 -q %';
+  policy.filesystems.ext2 = 'mkfs.ext4 -q -t ext2 %';
   await master.api.uploadTenant(tenant, policy);
   plugin = await TestPlugin.start({ label: 'e2e', root, master, docker: dockerHost(), convergeSeconds: 2 });
 });
@@ -69,11 +69,7 @@ afterAll(async () => {
   for (const name of live) await docker('volume', 'rm', '-f', name).catch(() => undefined);
   await plugin?.stop();
   await master?.stop();
-  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
-  for (const image of images) await removeImage(pool, image);
-  const left = await leftoversBelow(root);
-  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
-  expect(left).toEqual([]);
+  expect(await cleanUpPluginTest(tenant, root)).toEqual([]);
 });
 
 describe('volplugin with the real dockerd', () => {
@@ -94,6 +90,15 @@ describe('volplugin with the real dockerd', () => {
     expect(line2).toMatch(/^\/dev\/loop\d+ on \/mnt type ext4 /);
     // After the containers are gone nothing stays mounted or locked.
     expect(await leftoversBelow(root)).toEqual([]);
+  });
+
+  it('the volume is mounted nosuid,nodev in the container: a device node made on it does not open', async () => {
+    // The container may mknod (Docker's default capabilities) and use c 1:3 (/dev/null): only nodev stops it.
+    const out = await runWith(foo(), 'mount | grep " /mnt "; mknod /mnt/null c 1 3 && { (echo x > /mnt/null) 2>/dev/null && echo opened || echo refused; }; rm -f /mnt/null');
+    const [mount, verdict] = out.trim().split('\n');
+    expect(mount).toMatch(/ on \/mnt type ext4 \(/);
+    expect(mount!.replace(/.*\((.*)\)$/, '$1').split(',')).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+    expect(verdict).toBe('refused');
   });
 
   it('while a container runs, the lock and volcli mount list name this host', async () => {

@@ -1,7 +1,7 @@
 // Ceph helpers for the plugin and mapper tests: images made and removed with the rbd CLI, and what
 // the tests check from outside (watchers, blocklist, metadata, leftovers on the host).
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
@@ -61,4 +61,17 @@ export async function leftoversBelow(dir: string): Promise<string[]> {
   const loops = stdout.trim() ? (JSON.parse(stdout) as { loopdevices: Array<{ name: string; 'back-file': string }> }).loopdevices : [];
   for (const l of loops) if (l['back-file'].startsWith(`${dir}/`)) out.push(`loop ${l.name} on ${l['back-file']}`);
   return out;
+}
+
+/**
+ * The end of a plugin test: the images of `tenant` (and of tenants whose names start with it) are
+ * removed, and `root` too when nothing is left mounted or mapped below it (never rm -r through a
+ * mount; with leftovers the logs stay for a look). Returns the leftovers: the test expects none.
+ */
+export async function cleanUpPluginTest(tenant: string, root: string): Promise<string[]> {
+  const images = (await rbd('ls', testPool())).split('\n').filter((i) => i.startsWith(tenant));
+  for (const image of images) await removeImage(testPool(), image);
+  const left = await leftoversBelow(root);
+  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  return left;
 }

@@ -39,6 +39,15 @@ export async function waitFor(what: string, check: () => Promise<boolean>, ms: n
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
+/**
+ * Each daemon's own cephx key, with the least caps it works with (scripts/sandbox.sh makes them):
+ * the tests run volmaster and volplugin as they should run in production.
+ */
+export function cephArgs(component: 'volmaster' | 'volplugin'): string[] {
+  const conf = env('CEPH_CONF');
+  return ['--ceph-conf', conf, '--ceph-id', component, '--ceph-keyring', path.join(path.dirname(conf), `ceph.client.${component}.keyring`)];
+}
+
 /** A short random id for names (tenant, plugin, prefix). */
 export function uniq(): string {
   return randomBytes(4).toString('hex');
@@ -107,8 +116,13 @@ export interface TestMaster {
   restart(): Promise<void>;
 }
 
+export interface MasterOptions {
+  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin'). */
+  etcd?: string[];
+}
+
 /** A volmaster on a free port with its own etcd prefix and token. */
-export async function startMaster(root: string, prefix: string): Promise<TestMaster> {
+export async function startMaster(root: string, prefix: string, options: MasterOptions = {}): Promise<TestMaster> {
   const port = await freePort();
   const token = randomBytes(16).toString('hex');
   const tokenFile = path.join(root, 'token');
@@ -131,10 +145,10 @@ export async function startMaster(root: string, prefix: string): Promise<TestMas
       await proc.spawn([
         bin('master'),
         '--listen', address,
-        '--etcd', env('VOLPLUGIN_TEST_ETCD'),
+        ...(options.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
         '--prefix', prefix,
         '--backend', backend,
-        '--ceph-conf', env('CEPH_CONF'),
+        ...cephArgs('volmaster'),
         '--token-file', tokenFile,
       ]);
       await waitFor('volmaster to answer', async () => (await api.health()).status === 'ok', 20_000).catch(async (err: Error) => {
@@ -156,6 +170,8 @@ export interface PluginOptions {
   convergeSeconds?: number;
   /** Docker API for rate limits (default none). */
   docker?: string;
+  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin-host'). */
+  etcd?: string[];
   extraArgs?: string[];
 }
 
@@ -196,10 +212,10 @@ export class TestPlugin {
       bin('plugin'),
       '--master', o.master.address,
       '--token-file', o.master.tokenFile,
-      '--etcd', env('VOLPLUGIN_TEST_ETCD'),
+      ...(o.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
       '--prefix', o.master.prefix,
       '--backend', backend,
-      '--ceph-conf', env('CEPH_CONF'),
+      ...cephArgs('volplugin'),
       '--host-label', o.label,
       '--mount-root', this.mountRoot,
       '--state-dir', this.stateDir,

@@ -22,6 +22,9 @@ export const testPorts = {
   monV1: 26789 + offset,
   etcd: 23379 + offset,
   etcdPeer: 23380 + offset,
+  /** The second etcd, with TLS and users (started by the tests that use it: secureEtcd()). */
+  etcdSecure: 23384 + offset,
+  etcdSecurePeer: 23385 + offset,
 } as const;
 export const testEtcdUrl = `http://127.0.0.1:${testPorts.etcd}`;
 export const testCephConf = path.join(testRoot, 'ceph', 'ceph.conf');
@@ -44,6 +47,43 @@ export async function sandbox(...args: string[]): Promise<void> {
 }
 
 export const startEtcd = () => sandbox('etcd-up', testRoot, String(testPorts.etcd), String(testPorts.etcdPeer));
+
+/** Where the secure etcd keeps its certificates and passwords (scripts/sandbox.sh etcd-up --secure). */
+const securePki = path.join(testRoot, 'secure', 'etcd', 'pki');
+
+/** An etcd user of the secure etcd: root, volplugin (master, supervisor, volcli) or volplugin-host (volplugin). */
+export type SecureEtcdUser = 'root' | 'volplugin' | 'volplugin-host';
+
+export interface SecureEtcd {
+  /** https://localhost:PORT (a name, not an IP: Node warns about TLS server names that are IPs). */
+  url: string;
+  ca: string;
+  cert: string;
+  key: string;
+  passwordFile(user: SecureEtcdUser): string;
+  /** The daemon flags for `user`: --etcd and the TLS and user flags. */
+  flags(user: SecureEtcdUser): string[];
+}
+
+/**
+ * Starts (or finds running) the etcd with TLS, client certificates and users that the security
+ * tests use, beside the plain one; the global teardown stops it with the rest.
+ */
+export async function secureEtcd(): Promise<SecureEtcd> {
+  await sandbox('etcd-up', path.join(testRoot, 'secure'), String(testPorts.etcdSecure), String(testPorts.etcdSecurePeer), '--secure');
+  const etcd: SecureEtcd = {
+    url: `https://localhost:${testPorts.etcdSecure}`,
+    ca: path.join(securePki, 'ca.pem'),
+    cert: path.join(securePki, 'client.pem'),
+    key: path.join(securePki, 'client-key.pem'),
+    passwordFile: (user) => path.join(securePki, `${user}.password`),
+    flags: (user) => [
+      '--etcd', etcd.url, '--etcd-ca', etcd.ca, '--etcd-cert', etcd.cert, '--etcd-key', etcd.key,
+      '--etcd-user', user, '--etcd-password-file', etcd.passwordFile(user),
+    ],
+  };
+  return etcd;
+}
 export const stopEtcd = () => sandbox('stop-pid', path.join(testRoot, 'etcd', 'etcd.pid'), 'etcd');
 
 async function pidAlive(pidfile: string): Promise<boolean> {

@@ -168,7 +168,7 @@ describe('tenants', () => {
     ['a size with a unit that does not exist', '{"default-options": {"pool": "rbd", "size": "10ZB"}}', /unknown size unit "ZB"/],
     ['a negative keep', '{"default-options": {"pool": "rbd", "snapshot": {"keep": -1}}}', /snapshot.keep: must be at least 1, got -1/],
     ['a frequency that does not parse', '{"default-options": {"pool": "rbd", "snapshot": {"frequency": "1 hour"}}}', /not a duration/],
-    ['a filesystem command without %', '{"default-options": {"pool": "rbd"}, "filesystems": {"ext4": "mkfs.ext4"}}', /filesystems.ext4: command "mkfs.ext4" has no "%"/],
+    ['a filesystem command without %', '{"default-options": {"pool": "rbd"}, "filesystems": {"ext4": "mkfs.ext4"}}', /filesystems.ext4: the command "mkfs.ext4" has no "%"/],
     ['a filesystem not in the map', '{"default-options": {"pool": "rbd", "filesystem": "zfs"}}', /"zfs" is not in filesystems/],
   ])('refuses a policy with %s (exit 1), uploading nothing', async (_what, text, message) => {
     failed(await volcli(['tenant', 'upload', 'tenant1'], { stdin: text }), 1, message);

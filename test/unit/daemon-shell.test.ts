@@ -19,6 +19,7 @@ const daemons = [
 
 const shared = (c: DaemonConfig): DaemonConfig => ({
   etcd: c.etcd,
+  etcdSecurity: c.etcdSecurity,
   prefix: c.prefix,
   backend: c.backend,
   cephConf: c.cephConf,
@@ -31,6 +32,7 @@ describe('shared flags', () => {
   it.each(daemons)('$name: defaults', ({ parse }) => {
     expect(shared(parse([], {}))).toEqual({
       etcd: ['http://127.0.0.1:2379'],
+      etcdSecurity: { ca: null, cert: null, key: null, user: null, passwordFile: null },
       prefix: '/volplugin',
       backend: 'native',
       cephConf: null,
@@ -55,10 +57,18 @@ describe('shared flags', () => {
     const argv = [
       '--etcd', 'http://e1:2379,http://e2:2379', '--etcd', 'http://e3:2379/', '--prefix', '/t1', '--backend', 'cli',
       '--ceph-conf', 'rel/ceph.conf', '--ceph-keyring', 'k/keyring', '--ceph-id', 'volplugin', '--debug',
-    ];
+    ].map((a) => a.replaceAll('http://', 'https://'));
+    argv.push('--etcd-ca', 'pki/ca.pem', '--etcd-cert', 'pki/client.pem', '--etcd-key', 'pki/client-key.pem', '--etcd-user', 'volplugin', '--etcd-password-file', 'pki/pw');
     const configs = daemons.map(({ parse }) => shared(parse(argv, {})));
     expect(configs[0]).toEqual({
-      etcd: ['http://e1:2379', 'http://e2:2379', 'http://e3:2379/'],
+      etcd: ['https://e1:2379', 'https://e2:2379', 'https://e3:2379/'],
+      etcdSecurity: {
+        ca: path.resolve('pki/ca.pem'),
+        cert: path.resolve('pki/client.pem'),
+        key: path.resolve('pki/client-key.pem'),
+        user: 'volplugin',
+        passwordFile: path.resolve('pki/pw'),
+      },
       prefix: '/t1',
       backend: 'cli',
       cephConf: path.resolve('rel/ceph.conf'),
@@ -78,12 +88,36 @@ describe('shared flags', () => {
     expect(() => parse(['--backend', 'memory'], {})).toThrow(/Allowed choices are native, cli/);
   });
 
+  it.each(daemons)('$name: etcd TLS and user come from flags or the environment, and go together', ({ parse }) => {
+    const env = {
+      VOLPLUGIN_ETCD: 'https://e:2379',
+      VOLPLUGIN_ETCD_CA: '/p/ca.pem',
+      VOLPLUGIN_ETCD_CERT: '/p/c.pem',
+      VOLPLUGIN_ETCD_KEY: '/p/k.pem',
+      VOLPLUGIN_ETCD_USER: 'u',
+      VOLPLUGIN_ETCD_PASSWORD_FILE: '/p/pw',
+    };
+    expect(parse([], env).etcdSecurity).toEqual({ ca: '/p/ca.pem', cert: '/p/c.pem', key: '/p/k.pem', user: 'u', passwordFile: '/p/pw' });
+    expect(parse(['--etcd-user', 'v', '--etcd-password-file', '/q'], env).etcdSecurity).toMatchObject({ user: 'v', passwordFile: '/q' });
+    const https = ['--etcd', 'https://e:2379'];
+    expect(() => parse([...https, '--etcd-cert', '/c.pem'], {})).toThrow(/^--etcd-cert needs --etcd-key/);
+    expect(() => parse([...https, '--etcd-key', '/k.pem'], {})).toThrow(/^--etcd-key needs --etcd-cert/);
+    expect(() => parse([...https, '--etcd-user', 'u'], {})).toThrow(/^--etcd-user needs --etcd-password-file \(the password is read from a file, never given on the command line\)/);
+    expect(() => parse([...https, '--etcd-password-file', '/pw'], {})).toThrow(/^--etcd-password-file needs --etcd-user/);
+    expect(() => parse(['--etcd', 'http://e:2379', '--etcd-ca', '/ca.pem'], {})).toThrow(/^--etcd-ca \(or its VOLPLUGIN_ETCD_\* variable\) is for TLS, but http:\/\/e:2379 is plain http: write https:\/\//);
+    expect(() => parse(['--etcd', 'http://e:2379', '--etcd-user', 'u', '--etcd-password-file', '/pw'], {})).toThrow(/password would cross the network in clear to http:\/\/e:2379/);
+    // On loopback a password over plain http stays on this machine.
+    expect(parse(['--etcd', 'http://127.0.0.1:2379', '--etcd-user', 'u', '--etcd-password-file', '/pw'], {}).etcdSecurity.user).toBe('u');
+  });
+
   it.each(daemons)('$name: --help lists every shared flag with its environment variable', ({ command }) => {
     const help = command({}).helpInformation();
-    for (const flag of ['--etcd <url>', '--prefix <key>', '--backend <kind>', '--ceph-conf <path>', '--ceph-keyring <path>', '--ceph-id <id>', '--debug']) {
+    const flags = ['--etcd <url>', '--etcd-ca <path>', '--etcd-cert <path>', '--etcd-key <path>', '--etcd-user <name>', '--etcd-password-file <path>'];
+    for (const flag of [...flags, '--prefix <key>', '--backend <kind>', '--ceph-conf <path>', '--ceph-keyring <path>', '--ceph-id <id>', '--debug']) {
       expect(help).toContain(flag);
     }
-    for (const variable of ['VOLPLUGIN_ETCD', 'VOLPLUGIN_PREFIX', 'CEPH_CONF']) expect(help).toContain(variable);
+    const variables = ['VOLPLUGIN_ETCD', 'VOLPLUGIN_ETCD_CA', 'VOLPLUGIN_ETCD_CERT', 'VOLPLUGIN_ETCD_KEY', 'VOLPLUGIN_ETCD_USER', 'VOLPLUGIN_ETCD_PASSWORD_FILE'];
+    for (const variable of [...variables, 'VOLPLUGIN_PREFIX', 'CEPH_CONF']) expect(help).toContain(variable);
   });
 });
 
@@ -169,5 +203,23 @@ describe('volmaster: no open API beyond loopback', () => {
     expect(() => master.parseConfig(['--tls-cert', 'c.pem'], {})).toThrow(/give both --tls-cert and --tls-key \(only --tls-cert was given\)/);
     expect(() => master.parseConfig(['--tls-key', 'k.pem'], {})).toThrow(/only --tls-key/);
     expect(master.parseConfig(['--tls-cert', 'c.pem', '--tls-key', 'k.pem'], {})).toMatchObject({ tlsCert: expect.stringMatching(/\/c\.pem$/), tlsKey: expect.stringMatching(/\/k\.pem$/) });
+  });
+});
+
+describe('volplugin --mkfs-allow', () => {
+  it('defaults to the three mkfs programs; the flag, else VOLPLUGIN_MKFS_ALLOW, replaces them', () => {
+    expect(plugin.parseConfig([], {}).mkfsAllow).toEqual(['mkfs.ext4', 'mkfs.xfs', 'mkfs.btrfs']);
+    expect(plugin.parseConfig([], { VOLPLUGIN_MKFS_ALLOW: 'mkfs.ext4' }).mkfsAllow).toEqual(['mkfs.ext4']);
+    expect(plugin.parseConfig(['--mkfs-allow', 'mkfs.xfs,mkfs.f2fs', '--mkfs-allow', 'mkfs.ext4'], { VOLPLUGIN_MKFS_ALLOW: 'x' }).mkfsAllow).toEqual([
+      'mkfs.xfs',
+      'mkfs.f2fs',
+      'mkfs.ext4',
+    ]);
+  });
+
+  it('takes program names only, never paths', () => {
+    expect(() => plugin.parseConfig(['--mkfs-allow', '/sbin/mkfs.ext4'], {})).toThrow(/^--mkfs-allow: "\/sbin\/mkfs.ext4" is not a program name/);
+    expect(() => plugin.parseConfig([], { VOLPLUGIN_MKFS_ALLOW: 'sh -c' })).toThrow(/^VOLPLUGIN_MKFS_ALLOW: "sh -c" is not a program name/);
+    expect(() => plugin.parseConfig(['--mkfs-allow', ','], {})).toThrow(/^--mkfs-allow names no program/);
   });
 });

@@ -22,6 +22,8 @@ export interface KVHarness {
   expiryMs: number;
   /** An upper bound for the holder to notice that its lease ended from outside, in milliseconds. */
   noticeMs: number;
+  /** Where the tests' keys go (default "/test"): an etcd user may write only under its prefix. */
+  keyPrefix?: string;
 }
 
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -81,7 +83,7 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
       opened.push(kv);
       return kv;
     };
-    const newPrefix = () => `/test-${randomUUID()}`;
+    const newPrefix = () => `${harness.keyPrefix ?? '/test'}-${randomUUID()}`;
 
     afterEach(async () => {
       await Promise.all(opened.splice(0).map((kv) => kv.close().catch(() => undefined)));

@@ -15,12 +15,15 @@ export interface HostOps {
   removeDir(dir: string): Promise<void>;
 }
 
-export const realHostOps: HostOps = {
-  probeFilesystem: fs.probeFilesystem,
-  formatDevice: (command, device) => fs.formatDevice(command, device),
-  mountDevice: fs.mountDevice,
-  unmountAll: fs.unmountAll,
-  mountsAt: fs.mountsAt,
-  deviceNumber: deviceNumberOf,
-  removeDir: (dir) => rmdir(dir).catch(() => undefined),
-};
+/** The real host; `mkfsAllow` is the programs a filesystem command may run here (--mkfs-allow). */
+export function realHostOps(options: { mkfsAllow?: readonly string[] } = {}): HostOps {
+  return {
+    probeFilesystem: fs.probeFilesystem,
+    formatDevice: (command, device) => fs.formatDevice(command, device, { allowed: options.mkfsAllow }),
+    mountDevice: fs.mountDevice,
+    unmountAll: fs.unmountAll,
+    mountsAt: fs.mountsAt,
+    deviceNumber: deviceNumberOf,
+    removeDir: (dir) => rmdir(dir).catch(() => undefined),
+  };
+}
