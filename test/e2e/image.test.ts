@@ -8,7 +8,7 @@
 // /var/cache/volplugin and dockerd keeps the layer cache, so a run rebuilds only changed layers
 // (the file then takes about a minute). A cold build (new test dockerd after `make clean`) installs
 // every package again: 2-4 minutes, plus one debootstrap per machine; the hook allows 10.
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,7 @@ beforeAll(async () => {
   // volmaster and volcli run as uid 10001: the token file is theirs, mode 600 (a token file others
   // can read is refused); volplugin runs as root and reads it all the same.
   writeFileSync(tokenFile, `image-e2e-${suffix}-${Date.now()}\n`, { mode: 0o600 });
+  chmodSync(tokenFile, 0o600); // the mode above applies only to a new file, not one an earlier run left
   chownSync(tokenFile, 10001, 10001);
 }, 600_000);
 
