@@ -260,7 +260,7 @@ describe('the volplugin image', () => {
     const volume = `${TENANT}/seed`;
     try {
       await docker(['volume', 'create', '-d', PLUGIN, '--name', volume]);
-      await docker(['run', '--rm', '--network', 'none', '-v', `${volume}:/mnt`, 'busybox', 'sh', '-c', 'echo hello from the image > /mnt/hello && sync']);
+      await docker(['run', '--rm', '--network', 'none', '-v', `${volume}:/mnt`, 'busybox', 'sh', '-c', 'echo hello from the image > /mnt/hello && sync /mnt/hello']);
       const read = await docker(['run', '--rm', '--network', 'none', '-v', `${volume}:/mnt`, 'busybox', 'cat', '/mnt/hello']);
       expect(read.stdout.trim()).toBe('hello from the image');
       const ls = await execa('rbd', ['-c', cephConf(), 'ls', pool()]);
