@@ -145,6 +145,8 @@ export const VolumeRecordSchema = Type.Object(
     runtime: RuntimeOptionsSchema,
     policyRevision: Type.Integer(),
     formatCommand: Type.String(),
+    formatStarted: Type.Optional(Type.String({ description: 'when the first format began (set before mkfs runs)' })),
+    formatted: Type.Optional(Type.String({ description: 'when the volume got its filesystem; never formatted again once set' })),
     source: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String(), snapshot: Type.String() })),
     createdAt: Type.String(),
   },
@@ -163,6 +165,7 @@ export const MountRecordSchema = Type.Object(
     mapper: Type.Union([Type.Literal('krbd'), Type.Literal('nbd'), Type.Literal('fuse')]),
     clientAddress: Type.Union([Type.String(), Type.Null()]),
     since: Type.String(),
+    generation: Type.Optional(Type.Integer({ description: 'which acquisition of the lock this is' })),
   },
   { title: 'Mount' },
 );

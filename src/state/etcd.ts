@@ -2,10 +2,11 @@
 //
 // Every unary call carries a gRPC deadline and is also raced against a timer, so that no caller
 // waits longer than `timeoutMs` (the client's own retries included). Connection failures become
-// StateUnavailableError naming the endpoints. Leases are kept alive in the background by etcd3; a
-// watchdog declares a lease lost once etcd has not confirmed it for a whole TTL (etcd3 alone waits
-// two TTLs). Transactions are plain etcd Txn requests: "absent" is createRevision == 0, "unchanged"
-// is modRevision equality.
+// StateUnavailableError naming the endpoints. Leases are kept alive in the background by etcd3;
+// the holder counts each lease from when the keep-alive request that etcd answered was SENT (etcd
+// renewed it no earlier), and declares it lost `leaseMarginMs` before it can have expired at etcd
+// (see holderDeadlineMs; etcd3 alone waits two TTLs). Transactions are plain etcd Txn requests:
+// "absent" is createRevision == 0, "present" createRevision > 0, "unchanged" modRevision equality.
 
 import { handleWhen, noop, retry, type IPolicy } from 'cockatiel';
 import {
@@ -19,7 +20,7 @@ import {
 import type { ICompare, IKeyValue, IRequestOp, Lease as Etcd3Lease, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
+import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
 
 export interface EtcdKVOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379`. */
@@ -76,20 +77,57 @@ function leaseToDecimal(hexId: string): string {
   return BigInt(`0x${hexId}`).toString(10);
 }
 
+/**
+ * How long before a lease can have expired at etcd its holder gives it up: a quarter of the TTL,
+ * at most 5 s. It covers what the holder does when it lets go (volplugin cuts the I/O of its
+ * volumes: tens of milliseconds) and a late timer on a busy host. The rest of the TTL after the
+ * last keep-alive (keep-alives go out every TTL/3) is the room a slow etcd answer has before the
+ * lease is given up for nothing.
+ */
+export function leaseMarginMs(ttlSeconds: number): number {
+  return Math.min(5_000, ttlSeconds * 250);
+}
+
+/**
+ * Milliseconds after sending a keep-alive request that etcd then answered (or the grant request)
+ * until the holder must consider the lease lost: TTL minus the margin. etcd renewed the lease when
+ * it received the request, no earlier than it was sent, so the lease lives at etcd at least a
+ * whole TTL from the send: the holder lets go `leaseMarginMs` before anyone else can take its keys.
+ */
+export function holderDeadlineMs(ttlSeconds: number): number {
+  return ttlSeconds * 1000 - leaseMarginMs(ttlSeconds);
+}
+
 class EtcdLease implements Lease {
   private isLost = false;
   private readonly listeners: Array<(err: Error) => void> = [];
-  private watchdog: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** performance.now() by which the holder gives the lease up, unless etcd confirms it again. */
+  private deadline = 0;
+  /** When each keep-alive request of the current stream was sent, oldest first (etcd answers in order). */
+  private unanswered: number[] = [];
 
   constructor(
     private readonly kv: EtcdKV,
     private readonly inner: Etcd3Lease,
     readonly id: string,
     readonly ttlSeconds: number,
+    grantSentAt: number,
   ) {
     inner.on('lost', (err) => this.markLost(err));
-    inner.on('keepaliveSucceeded', () => this.armWatchdog());
-    this.armWatchdog();
+    // A new stream (after a broken one): requests sent on the old one are never answered.
+    inner.on('keepaliveEstablished', () => {
+      this.unanswered = [];
+    });
+    inner.on('keepaliveFired', () => this.unanswered.push(performance.now()));
+    inner.on('keepaliveSucceeded', (res: { TTL?: string }) => {
+      const sentAt = this.unanswered.shift();
+      if (sentAt === undefined) return;
+      // etcd may grant more than asked (never less than its minimum); count only what was asked.
+      const granted = Number(res.TTL);
+      this.confirmed(sentAt, Number.isFinite(granted) && granted > 0 ? Math.min(granted, this.ttlSeconds) : this.ttlSeconds);
+    });
+    this.confirmed(grantSentAt, ttlSeconds);
   }
 
   get lost(): boolean {
@@ -100,24 +138,35 @@ class EtcdLease implements Lease {
     this.listeners.push(listener);
   }
 
-  private armWatchdog(): void {
+  /** etcd renewed the lease for `ttl` seconds on a request sent at `sentAt`: move the deadline. */
+  private confirmed(sentAt: number, ttl: number): void {
     if (this.isLost) return;
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(() => {
-      this.markLost(
-        new StateUnavailableError(
-          `etcd lease ${this.id} was not renewed for ${this.ttlSeconds}s (etcd at ${this.kv.endpoints.join(', ')} ` +
-            'unreachable?): it may have expired and every key bound to it may be gone',
-        ),
-      );
-    }, this.ttlSeconds * 1000);
-    this.watchdog.unref?.();
+    this.deadline = Math.max(this.deadline, sentAt + holderDeadlineMs(ttl));
+    const left = this.deadline - performance.now();
+    if (left <= 0) {
+      // The answer came too late (a paused process, a slow etcd): the lease may be gone already.
+      this.giveUp();
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.giveUp(), left);
+    this.timer.unref?.();
+  }
+
+  private giveUp(): void {
+    this.markLost(
+      new StateUnavailableError(
+        `etcd lease ${this.id} (TTL ${this.ttlSeconds} s) was not confirmed in time (etcd at ${this.kv.endpoints.join(', ')} ` +
+          `unreachable or slow?): it may expire at etcd within ${leaseMarginMs(this.ttlSeconds)} ms, so it is given up now ` +
+          'and every key bound to it must be taken as gone',
+      ),
+    );
   }
 
   private stop(): void {
     this.isLost = true;
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   private markLost(err: Error): void {
@@ -237,6 +286,12 @@ export class EtcdKV extends TransactionalKV implements KV {
         result: CompareResult.Equal,
         create_revision: 0,
       })),
+      ...(ops.present ?? []).map((key) => ({
+        key: Buffer.from(key),
+        target: CompareTarget.Create,
+        result: CompareResult.Greater,
+        create_revision: 0,
+      })),
       ...(ops.unchanged ?? []).map(({ key, modRevision }) => ({
         key: Buffer.from(key),
         target: CompareTarget.Mod,
@@ -265,6 +320,8 @@ export class EtcdKV extends TransactionalKV implements KV {
       throw new RangeError(`an etcd lease TTL must be a whole number of seconds >= 1, got ${ttlSeconds}`);
     }
     if (this.closed) throw new Error('EtcdKV is closed (grant lease)');
+    // etcd starts the lease when it receives the grant, no earlier than now.
+    const grantSentAt = performance.now();
     const inner = this.client.lease(ttlSeconds);
     let decimalId: string;
     try {
@@ -273,7 +330,7 @@ export class EtcdKV extends TransactionalKV implements KV {
       inner.release();
       throw err;
     }
-    const lease = new EtcdLease(this, inner, BigInt(decimalId).toString(16), ttlSeconds);
+    const lease = new EtcdLease(this, inner, BigInt(decimalId).toString(16), ttlSeconds, grantSentAt);
     this.leases.add(lease);
     lease.onLost(() => this.leases.delete(lease));
     return lease;
@@ -289,14 +346,32 @@ export class EtcdKV extends TransactionalKV implements KV {
     this.leases.delete(lease);
   }
 
-  async watch(prefix: string, listener: (event: WatchEvent) => void): Promise<Watch> {
+  async watch(prefix: string, listener: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<Watch> {
     if (this.closed) throw new Error(`EtcdKV is closed (watch ${prefix})`);
     const watcher = this.client.watch().prefix(prefix).watcher();
     watcher.on('put', (kv) => listener({ type: 'put', key: kv.key.toString('utf8'), value: kv.value.toString('utf8') }));
     watcher.on('delete', (kv) => listener({ type: 'delete', key: kv.key.toString('utf8'), value: null }));
-    // A non-recoverable watch error: nothing to deliver; the watcher is dead. Listening keeps
-    // EventEmitter from throwing it.
-    watcher.on('error', () => undefined);
+    // etcd3 reconnects a watch whose stream broke by itself ('disconnected', then 'connected' from
+    // the next revision). One that etcd cancels ('error', e.g. its revision was compacted meanwhile)
+    // or that ends without close() is dead: its owner hears it (onDead) and must watch again.
+    // Only a watch in this.watchers can die: one not yet established, or closed (by close() or
+    // EtcdKV.close()), is not reported.
+    let gap = false;
+    const die = (err: Error) => {
+      if (!this.watchers.delete(watcher)) return;
+      void watcher.cancel().catch(() => undefined);
+      options.onDead?.(err);
+    };
+    watcher.on('error', (err: Error) => die(err));
+    watcher.on('end', () => die(new Error(`the etcd watch of ${prefix} ended`)));
+    watcher.on('disconnected', () => {
+      gap = true;
+    });
+    watcher.on('connected', () => {
+      if (!gap) return;
+      gap = false;
+      options.onResumed?.();
+    });
     try {
       await this.call(
         `watch ${prefix}`,

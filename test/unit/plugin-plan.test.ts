@@ -26,6 +26,7 @@ function entry(volume: string, refs: string[], extra: Partial<LocalVolume> = {})
     since: 'then',
     appliedLimits: null,
     lost: null,
+    lockGeneration: 1,
     ...extra,
   };
 }
@@ -109,7 +110,16 @@ describe('planConvergence', () => {
     h.locks = [lock('a', 'host-other', 'L9')];
     const plan = planConvergence(observe(h));
     expect(plan.actions).toEqual([]);
-    expect(plan.problems[0]).toMatch(/taken over by another host/);
+    expect(plan.problems[0]).toMatch(/^t\/a: lost to this host \(host-other\)/);
+  });
+
+  it('a lost volume whose lock this host still holds gets it released, never retaken', () => {
+    const h = healthy('a');
+    h.entries[0]!.lost = 'lease not renewed';
+    h.locks = [lock('a', ME, 'L-old')];
+    expect(planConvergence(observe(h)).actions).toEqual([{ kind: 'release-lock', volume: 't/a', lease: 'L-old' }]);
+    h.locks = [];
+    expect(planConvergence(observe(h)).actions).toEqual([]);
   });
 
   it('an entry without references is torn down', () => {
