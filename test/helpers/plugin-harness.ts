@@ -52,9 +52,9 @@ class Proc {
     readonly logFile: string,
   ) {}
 
-  async spawn(args: string[]): Promise<void> {
+  async spawn(args: string[], env: Record<string, string> = {}): Promise<void> {
     await mkdir(path.dirname(this.logFile), { recursive: true });
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.proc = proc;
     const chunks: Buffer[] = [];
     const append = (d: Buffer) => {
@@ -156,6 +156,10 @@ export interface PluginOptions {
   convergeSeconds?: number;
   /** Docker API for rate limits (default none). */
   docker?: string;
+  /** etcd endpoint (default the test etcd; e.g. a proxy in front of it). */
+  etcd?: string;
+  /** Extra environment (VOLPLUGIN_FAILPOINTS, VOLPLUGIN_BOOT_ID_FILE). */
+  env?: Record<string, string>;
   extraArgs?: string[];
 }
 
@@ -196,7 +200,7 @@ export class TestPlugin {
       bin('plugin'),
       '--master', o.master.address,
       '--token-file', o.master.tokenFile,
-      '--etcd', env('VOLPLUGIN_TEST_ETCD'),
+      '--etcd', o.etcd ?? env('VOLPLUGIN_TEST_ETCD'),
       '--prefix', o.master.prefix,
       '--backend', backend,
       '--ceph-conf', env('CEPH_CONF'),
@@ -211,15 +215,16 @@ export class TestPlugin {
       '--docker', o.docker ?? 'none',
       '--debug',
       ...(o.extraArgs ?? []),
-    ]);
-    await waitFor(
-      `volplugin ${this.pluginName} to serve ${this.socket}`,
-      async () => {
-        if (this.proc.proc?.exitCode !== null) throw new Error('exited');
-        return (await this.call('Plugin.Activate', {})).Implements !== undefined;
-      },
-      30_000,
-    ).catch(async (err: Error) => {
+    ], o.env);
+    // A process that exits while starting fails at once (it will not start serving).
+    const exitedEarly = this.proc.exited.then((code) => {
+      throw new Error(`volplugin ${this.pluginName} exited with code ${code} while starting`);
+    });
+    exitedEarly.catch(() => undefined);
+    await Promise.race([
+      waitFor(`volplugin ${this.pluginName} to serve ${this.socket}`, async () => (await this.call('Plugin.Activate', {})).Implements !== undefined, 30_000),
+      exitedEarly,
+    ]).catch(async (err: Error) => {
       throw new Error(`${err.message}; log:\n${(await this.proc.logs()).slice(-2000)}`);
     });
   }

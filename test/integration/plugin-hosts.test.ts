@@ -143,7 +143,7 @@ describe('two hosts, one volume', () => {
     await a.start();
     await waitFor('hosta to report the volume as taken over', async () => {
       const report = await store.getHostReport(await a.hostId());
-      return (report?.problems ?? []).some((p) => p.includes('taken over by another host'));
+      return (report?.problems ?? []).some((p) => p.includes(`${tenant}/killed: lost to this host`));
     }, 20_000);
     expect((await a.unmount(name, 'k1')).Err).toBe('');
     expect(await mountsOf(a, name)).toBe(0);
@@ -180,9 +180,9 @@ describe('two hosts, one volume', () => {
     // Resumed, hosta finds its lease gone and the lock taken: it reports the volume as lost.
     await waitFor('hosta to notice it lost the volume', async () => {
       const report = await store.getHostReport(await a.hostId());
-      return (report?.problems ?? []).some((p) => p.includes(`${tenant}/paused: taken over`));
+      return (report?.problems ?? []).some((p) => p.includes(`${tenant}/paused: lost to this host`));
     }, 30_000);
-    expect((await a.mount(name, 'p3')).Err).toMatch(/taken over by another host/);
+    expect((await a.mount(name, 'p3')).Err).toMatch(/is lost to this host/);
     expect(await directWrite(a.mountpointOf(name))).toBe(false);
     expect((await a.unmount(name, 'p1')).Err).toBe('');
     expect(await mountsOf(a, name)).toBe(0);
