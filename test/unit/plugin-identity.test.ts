@@ -46,6 +46,13 @@ describe('one live process per host id (issue 12, rule 5)', () => {
     expect(clone.client.leaseIds()).toEqual([]); // its lease was revoked: nothing of it stays
   });
 
+  it('a second live process on the same machine and boot (two volplugins on one state dir) refuses too', async () => {
+    const first = process_(100, 'boot-1', 'machine1', [100, 200]);
+    await first.lease.get();
+    const second = process_(200, 'boot-1', 'machine1', [100, 200], 500);
+    await expect(second.lease.get()).rejects.toBeInstanceOf(IdentityConflictError);
+  });
+
   it("takes over at once from its own dead predecessor (same boot, same machine, that pid gone)", async () => {
     const dead = process_(100, 'boot-1');
     await dead.lease.get();
