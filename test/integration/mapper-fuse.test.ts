@@ -115,6 +115,23 @@ describe('rbd-fuse + loop mapper', () => {
     expect(await mapper.discover()).toEqual([]);
   }, 60_000);
 
+  it('a mapping whose Ceph client cannot be told is undone: no loop device, no rbd-fuse left (issue 12, rule 3)', async () => {
+    // The image's watchers as listed before rbd-fuse started: its own watcher never shows as new.
+    let frozen: Awaited<ReturnType<WatcherSource['listWatchers']>> | null = null;
+    const blind: WatcherSource = {
+      listWatchers: async (p, image) => (frozen ??= await cliWatchers.listWatchers(p, image)),
+    };
+    const m = new FuseMapper({ root: path.join(root, 'fuse'), ceph: { confPath: cephConf(), clientId: 'admin' }, watchers: blind });
+    await expect(m.map({ tenant, volume: `b-${run}`, pool, image: images.b })).rejects.toThrow(
+      /fuse: cannot tell which Ceph client opened .* \(no new watcher appeared\); without its address no other host could fence this mapping, so it was undone/,
+    );
+    expect(await leftoversBelow(root)).toEqual([]);
+    expect(await mapper.discover()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 200));
+    const { stdout } = await exec('pgrep', ['-f', `rbd-fuse.*b-${run}`]).catch(() => ({ stdout: '' }));
+    expect(stdout.trim()).toBe('');
+  });
+
   it('mapping again where a crashed volplugin left a mapping replaces the leftover', async () => {
     const first = await mapper.map({ tenant, volume: `b-${run}`, pool, image: images.b });
     const second = await mapper.map({ tenant, volume: `b-${run}`, pool, image: images.b });

@@ -165,6 +165,14 @@ describe('planConvergence', () => {
     expect(plan.problems[1]).toMatch(/no longer mapped/);
   });
 
+  it('a volume whose mapping broke (its client died) is reported with what to do', () => {
+    const h = healthy('a');
+    const plan = planConvergence(observe({ ...h, broken: new Set(['t/a']) }));
+    expect(plan.problems).toEqual([
+      't/a: its device /dev/loop-a is no longer mapped (fuse; its client died?): the containers using it get I/O errors; stop them so that volplugin can clean up',
+    ]);
+  });
+
   it('etcd unreadable: no lock actions, local cleanup still happens', () => {
     const h = healthy('a');
     h.locks = [];

@@ -50,7 +50,7 @@ export class HostIdentityClaim {
     this.hostname = parts.hostname ?? hostname();
   }
 
-  private record(lease: Lease): HostAliveRecord {
+  private record(): HostAliveRecord {
     const { host, bootId } = this.parts;
     return { hostId: host.id, host: host.label, bootId, pid: this.pid, hostname: this.hostname, since: new Date().toISOString() };
   }
@@ -65,7 +65,7 @@ export class HostIdentityClaim {
   /** Claims the host id under `lease`, waiting up to `waitMs` for another holder's record to lapse. */
   async claim(lease: Lease, waitMs: number): Promise<void> {
     const { store } = this.parts;
-    const record = this.record(lease);
+    const record = this.record();
     let last: HostAliveRecord | null = null;
     let warned = false;
     // untilLapsed: a claim held by a live process is tried again every RECHECK_MS until waitMs is over.

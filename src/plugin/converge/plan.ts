@@ -27,6 +27,8 @@ export interface Observation {
   locks: MountRecord[];
   /** Each volume's current rate limits (runtime options), when known. */
   limits: Map<string, RateLimit>;
+  /** Volumes of the table whose device no longer maps their image (Mapper.isMapped), e.g. rbd-fuse died. */
+  broken?: ReadonlySet<string>;
   /** Volumes with a Mount/Unmount/Remove in progress: the loop leaves them alone this round. */
   busy: ReadonlySet<string>;
   mountRoot: string;
@@ -105,8 +107,11 @@ export function planConvergence(o: Observation): Plan {
       problems.push(`${key}: no longer mounted at ${entry.mountpoint} although ${entry.refs.length} container mount(s) hold it`);
     }
     const mapping = o.mappings.find((m) => volumeKey(m.tenant, m.volume) === key);
-    if (!mapping || mapping.device !== entry.mapping.device) {
-      problems.push(`${key}: its device ${entry.mapping.device ?? '?'} is no longer mapped (${entry.mapping.kind})`);
+    if (!mapping || mapping.device !== entry.mapping.device || o.broken?.has(key)) {
+      problems.push(
+        `${key}: its device ${entry.mapping.device ?? '?'} is no longer mapped (${entry.mapping.kind}; its client died?): ` +
+          'the containers using it get I/O errors; stop them so that volplugin can clean up',
+      );
     }
     const limits = o.limits.get(key);
     if (limits && mounted) {
