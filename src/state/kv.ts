@@ -16,7 +16,7 @@ export interface Lease {
   /**
    * True once the lease expired, was revoked, or was not confirmed in time: its holder must act as
    * if every key bound to it were gone. EtcdKV declares it before it can have expired at etcd (see
-   * holderDeadlineMs in etcd.ts), so that the holder stops in time.
+   * holderDeadlineMs in etcd-lease.ts), so that the holder stops in time.
    */
   readonly lost: boolean;
   /** Called once when the lease becomes lost (see `lost`). */

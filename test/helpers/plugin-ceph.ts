@@ -1,7 +1,8 @@
 // Ceph helpers for the plugin and mapper tests: images made and removed with the rbd CLI, and what
 // the tests check from outside (watchers, blocklist, metadata, leftovers on the host).
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
@@ -61,4 +62,39 @@ export async function leftoversBelow(dir: string): Promise<string[]> {
   const loops = stdout.trim() ? (JSON.parse(stdout) as { loopdevices: Array<{ name: string; 'back-file': string }> }).loopdevices : [];
   for (const l of loops) if (l['back-file'].startsWith(`${dir}/`)) out.push(`loop ${l.name} on ${l['back-file']}`);
   return out;
+}
+
+/** How many mounts are stacked at exactly `dir` on this host. */
+export async function mountsAt(dir: string): Promise<number> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').filter((l) => l.split(' ')[4] === dir).length;
+}
+
+/** One O_DIRECT 4k write of `file` in `dir`, in its own process (a hung one is killed after 20 s): true when it was written. */
+export function directWrite(dir: string, file = 'probe'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn('dd', ['if=/dev/zero', `of=${path.join(dir, file)}`, 'bs=4k', 'count=1', 'oflag=direct', 'conv=notrunc'], { stdio: 'ignore' });
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      resolve(false);
+    }, 20_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
+}
+
+/**
+ * The end of a plugin test file: lifts the blocklist entries it made, removes the images of its
+ * tenant and its directory (never through a mount: with leftovers it stays, logs included) and
+ * returns the leftovers (mounts, loop devices) below it, which must be none.
+ */
+export async function cleanUpRun(run: { tenant: string; root: string; pool: string; fenced?: string[] }): Promise<string[]> {
+  for (const address of run.fenced ?? []) await ceph('osd', 'blocklist', 'rm', address).catch(() => undefined);
+  const images = (await rbd('ls', run.pool)).split('\n').filter((i) => i.startsWith(run.tenant));
+  for (const image of images) await removeImage(run.pool, image);
+  const left = await leftoversBelow(run.root);
+  if (left.length === 0) await rm(run.root, { recursive: true, force: true }).catch(() => undefined);
+  return left;
 }

@@ -302,3 +302,14 @@ export async function createVolume(plugin: TestPlugin, name: string, opts: Recor
   const answer = await plugin.call('VolumeDriver.Create', { Name: name, Opts: opts });
   if (answer.Err) throw new Error(`Create ${name}: ${answer.Err}`);
 }
+
+/** The names a plugin test file works under: a random run id, its tenant (`<prefix><run>`), its directory and the pool. */
+export function testRun(prefix: string, file: string): { run: string; tenant: string; root: string; pool: string } {
+  const run = uniq();
+  return {
+    run,
+    tenant: `${prefix}${run}`,
+    root: path.join(process.env.VOLPLUGIN_TEST_ROOT ?? '/tmp', `${file}-${run}`),
+    pool: process.env.VOLPLUGIN_TEST_POOL ?? 'rbd',
+  };
+}

@@ -2,22 +2,19 @@
 // etcd and Ceph. A volplugin reaches etcd through a TCP proxy that a test can cut: a holder cut off
 // stops writing before its lease can expire at etcd; a host never takes back a lock another host
 // held meanwhile; a watch that etcd cancels (its revision compacted) is set up again.
-import { execFile, spawn } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { StateStore } from '../../src/state/store.js';
-import { ceph, leftoversBelow, rbd, removeImage, testPool } from '../helpers/plugin-ceph.js';
-import { createVolume, startMaster, TestPlugin, testPolicy, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
+import { cleanUpRun, directWrite, leftoversBelow } from '../helpers/plugin-ceph.js';
+import { createVolume, startMaster, TestPlugin, testPolicy, testRun, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const exec = promisify(execFile);
-const run = uniq();
-const tenant = `pl${run}`;
-const root = path.join(process.env.VOLPLUGIN_TEST_ROOT ?? '/tmp', `plugin-leases-${run}`);
-const pool = testPool();
+const { run, tenant, root, pool } = testRun('pl', 'plugin-leases');
 const etcdUrl = () => process.env.VOLPLUGIN_TEST_ETCD!;
 
 let master: TestMaster;
@@ -37,21 +34,6 @@ async function proxy(): Promise<TcpProxy> {
   const p = await startTcpProxy(etcdUrl());
   proxies.push(p);
   return p;
-}
-
-/** One O_DIRECT 4k write into `dir`, in its own process: true when it was written. */
-function directWrite(dir: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const p = spawn('dd', ['if=/dev/zero', `of=${path.join(dir, 'probe')}`, 'bs=4k', 'count=1', 'oflag=direct', 'conv=notrunc'], { stdio: 'ignore' });
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve(false);
-    }, 20_000);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0);
-    });
-  });
 }
 
 async function problemsOf(p: TestPlugin): Promise<string[]> {
@@ -74,11 +56,7 @@ afterAll(async () => {
   for (const p of proxies) await p.close();
   await master?.stop();
   await kv?.close();
-  for (const address of fenced) await ceph('osd', 'blocklist', 'rm', address).catch(() => undefined);
-  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
-  for (const image of images) await removeImage(pool, image);
-  const left = await leftoversBelow(root);
-  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  const left = await cleanUpRun({ tenant, root, pool, fenced });
   expect(left).toEqual([]);
 });
 

@@ -4,20 +4,17 @@
 // image, a cloned host id does not start, and remove/rollback and mounts exclude each other. The
 // fault-injection suite (make chaos) drives the same rules many times over.
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { StateStore } from '../../src/state/store.js';
-import { leftoversBelow, rbd, removeImage, testPool } from '../helpers/plugin-ceph.js';
-import { createVolume, startMaster, TestPlugin, testPolicy, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
+import { cleanUpRun, leftoversBelow, mountsAt, rbd } from '../helpers/plugin-ceph.js';
+import { createVolume, startMaster, TestPlugin, testPolicy, testRun, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
 
 const exec = promisify(execFile);
-const run = uniq();
-const tenant = `ps${run}`;
-const root = path.join(process.env.VOLPLUGIN_TEST_ROOT ?? '/tmp', `plugin-safety-${run}`);
-const pool = testPool();
+const { run, tenant, root, pool } = testRun('ps', 'plugin-safety');
 const TTL = 4;
 
 let master: TestMaster;
@@ -27,11 +24,6 @@ let kv: EtcdKV;
 let store: StateStore;
 /** Loop devices this file attached itself (detached in afterAll). */
 const ownLoops: string[] = [];
-
-async function mountsAt(dir: string): Promise<number> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').filter((l) => l.split(' ')[4] === dir).length;
-}
 
 /** The loop device in front of `plugin`'s rbd-fuse mapping of `volume`. */
 async function loopOf(plugin: TestPlugin, volume: string): Promise<string> {
@@ -68,10 +60,7 @@ afterAll(async () => {
   await master?.stop();
   await kv?.close();
   for (const loop of ownLoops) await exec('losetup', ['--detach', loop]).catch(() => undefined);
-  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
-  for (const image of images) await removeImage(pool, image);
-  const left = await leftoversBelow(root);
-  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  const left = await cleanUpRun({ tenant, root, pool });
   expect(left).toEqual([]);
 });
 
