@@ -189,6 +189,8 @@ describe(`snapshot copy and rollback on real Ceph and etcd (${backend} backend)`
     const pluginKv = new EtcdKV({ endpoints: [process.env.VOLPLUGIN_TEST_ETCD!] });
     const config = parseConfig([
       '--etcd', process.env.VOLPLUGIN_TEST_ETCD!,
+      // The master's prefix: a mount lock is only taken for a volume whose record is there.
+      '--prefix', prefix,
       '--master', `127.0.0.1:${address.port}`,
       '--mount-root', path.join(dir, 'plugin-mnt'),
       '--state-dir', path.join(dir, 'plugin-state'),
