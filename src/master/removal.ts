@@ -57,17 +57,24 @@ export class VolumeRemoval {
   }
 
   /**
-   * Runs `fn` (under the volume's operation lock) while no host may mount the volume: refused with
+   * Runs `fn` (under the volume's operation lock) while no host may mount the volume (`fn` calls
+   * `stillExcluded` before each deletion: it throws once the exclusion is lost): refused with
    * VOLUME_MOUNTED while a host holds its mount lock, atomically in etcd (see StateStore
    * withMountsExcluded); then also refused while a host reports it mounted or a client has its
    * image open. Every refusal comes before `fn` changed anything.
    */
-  async withMountsExcluded<T>(record: VolumeRecord, reason: string, fn: () => Promise<T>): Promise<T> {
+  async withMountsExcluded<T>(record: VolumeRecord, reason: string, fn: (stillExcluded: () => void) => Promise<T>): Promise<T> {
     const { tenant, volume } = record;
     try {
-      return await this.store.withMountsExcluded(tenant, volume, { reason, ttlSeconds: this.parts.lockTtlSeconds }, async () => {
+      return await this.store.withMountsExcluded(tenant, volume, { reason, ttlSeconds: this.parts.lockTtlSeconds }, async (signal) => {
         await this.assertNotInUse(record);
-        return fn();
+        // Called before each step that deletes: once the exclusion's lease is lost a mount may start.
+        const stillExcluded = () => {
+          if (signal.aborted) {
+            throw new ApiError('BUSY', `lost the mount exclusion of ${tenant}/${volume} (etcd lease not renewed in time) while removing it; try again`);
+          }
+        };
+        return fn(stillExcluded);
       });
     } catch (err) {
       if (err instanceof StateMountedError) {

@@ -284,8 +284,10 @@ export class VolumeService {
     await this.get(tenant, volume);
     return this.lock(tenant, volume, LockReason.Remove, async () => {
       const record = await this.get(tenant, volume);
-      return this.removal.withMountsExcluded(record, LockReason.Remove, async () => {
+      return this.removal.withMountsExcluded(record, LockReason.Remove, async (stillExcluded) => {
+        stillExcluded();
         await this.removal.destroyImage(record.pool, record.image);
+        stillExcluded();
         await this.store.deleteVolume(tenant, volume);
         return record;
       });
@@ -300,7 +302,8 @@ export class VolumeService {
     await this.get(tenant, volume);
     return this.lock(tenant, volume, LockReason.Remove, async () => {
       const record = await this.get(tenant, volume);
-      return this.removal.withMountsExcluded(record, LockReason.Remove, async () => {
+      return this.removal.withMountsExcluded(record, LockReason.Remove, async (stillExcluded) => {
+        stillExcluded();
         await this.store.deleteVolume(tenant, volume);
         return record;
       });
