@@ -4,7 +4,7 @@
 // image, a cloned host id does not start, and remove/rollback and mounts exclude each other. The
 // fault-injection suite (make chaos) drives the same rules many times over.
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,8 +170,11 @@ describe('remove and rollback exclude a mount (rule 6)', () => {
     const name = `${tenant}/busy`;
     await createVolume(a, name, null);
     expect((await a.mount(name, 'm1')).Err).toBe('');
-    await writeFile(path.join(a.mountpointOf(name), 'data'), 'data\n');
-    await exec('sync');
+    // Written and fsync'd (never a global sync: one hung FUSE mount elsewhere on the machine blocks it).
+    const file = await open(path.join(a.mountpointOf(name), 'data'), 'w');
+    await file.writeFile('data\n');
+    await file.sync();
+    await file.close();
     await master.api.takeSnapshot(tenant, 'busy', 'before');
     await expect(master.api.removeVolume(tenant, 'busy')).rejects.toMatchObject({ code: 'VOLUME_MOUNTED' });
     await expect(master.api.rollbackSnapshot(tenant, 'busy', 'before')).rejects.toMatchObject({ code: 'VOLUME_MOUNTED' });
