@@ -223,8 +223,9 @@ ceph_up() { # DIR V2 V1
 # certificate's CN as the user only when no password is given, so the certificate alone gets
 # nothing), and three users with random passwords: root (etcd's own admin), volplugin (volmaster,
 # volsupervisor, volcli --etcd: read and write under /volplugin/) and volplugin-host (volplugin on
-# the Docker hosts: its mount locks, host reports and answers to host requests, and reading volume
-# records; it cannot change
+# the Docker hosts: its mount locks and their acquisition records, the format marks, its host report
+# and host-alive record, answers to host requests, and reading volume records and mount exclusions;
+# it cannot change
 # a volume, a tenant or a token). Everything under DIR/etcd/pki/; keys and passwords mode 0600.
 ETCD_PREFIX=/volplugin
 ETCD_USERS=(root volplugin volplugin-host)
@@ -263,6 +264,10 @@ etcd_users() {
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/mounts/" --prefix=true || return 1
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/hosts/" --prefix=true || return 1
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/host-requests/" --prefix=true || return 1
+  step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/acquired/" --prefix=true || return 1
+  step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/formats/" --prefix=true || return 1
+  step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/host-alive/" --prefix=true || return 1
+  step role grant-permission volplugin-host read "$ETCD_PREFIX/exclusive/" --prefix=true || return 1
   step role grant-permission volplugin-host read "$ETCD_PREFIX/volumes/" --prefix=true || return 1
   for user in volplugin volplugin-host; do
     step user add "$user" --interactive=false <"$pki/$user.password" || return 1

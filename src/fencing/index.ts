@@ -8,9 +8,10 @@
 // - Fencing the previous holder. Before a host maps a volume that another client may still be
 //   writing to (a holder that was paused or cut off while its lock expired), it blocklists that
 //   client in Ceph, so the old holder's writes fail instead of interleaving with the new holder's.
-// - Fencing oneself. A host that finds its volume's lock held by another host blocklists its own
-//   client and cuts the local I/O path (the mapper's stopIo), so that its writes fail at once; it
-//   cuts the path again before it tears such a volume down, so the teardown cannot hang.
+// - Fencing oneself. A host that lost a volume (another host holds its lock, or its lease was not
+//   renewed in time) cuts the local I/O path (the mapper's stopIo) and blocklists its own client,
+//   so that its writes fail at once; it cuts the path again before it tears such a volume down, so
+//   the teardown cannot hang.
 
 import type { Mapper, MapperKind, Mapping } from '../mapper/types.js';
 import type { Storage } from '../storage/types.js';
@@ -113,28 +114,42 @@ export class Fencing {
   }
 
   /**
-   * Another host holds the lock of a volume this host still has mapped: it may be writing there
-   * now. Blocklists this host's own client of the mapping (the new holder did so too if it took
-   * the volume over properly) and cuts the local I/O path, because a blocklisted client can leave
-   * requests hanging rather than failing. Failures are logged, never thrown: the caller marks the
-   * volume lost either way.
+   * Cuts the local I/O path of a mapping (the mapper's stopIo): every further request fails at
+   * once, without the cluster. Failures are logged, never thrown.
    */
-  async fenceSelf(mapping: Mapping, volume: string): Promise<void> {
-    const address = mapping.clientAddress;
-    if (address) {
-      try {
-        await this.storage.blocklistAdd(address, this.seconds);
-      } catch (err) {
-        this.log?.error({ volume, address, err: messageOf(err) }, 'could not fence this host\'s own client of a volume it lost');
-      }
-    }
-    await this.mapper.stopIo?.(mapping).catch((err: unknown) =>
+  async stopIo(mapping: Mapping, volume: string): Promise<void> {
+    await this.mapper.stopIo(mapping).catch((err: unknown) =>
       this.log?.error({ volume, err: messageOf(err) }, 'could not cut the local I/O path of a volume this host lost'),
     );
   }
 
+  /**
+   * Blocklists this host's own client of a mapping it lost (the new holder did so too if it took
+   * the volume over properly). Failures are logged, never thrown.
+   */
+  async blocklistOwn(mapping: Mapping, volume: string): Promise<void> {
+    const address = mapping.clientAddress;
+    if (!address) return;
+    try {
+      await this.storage.blocklistAdd(address, this.seconds);
+    } catch (err) {
+      this.log?.error({ volume, address, err: messageOf(err) }, 'could not fence this host\'s own client of a volume it lost');
+    }
+  }
+
+  /**
+   * This host lost a volume it still has mapped (another host holds its lock, or may): it may be
+   * writing there now. Cuts the local I/O path first (immediate, needs no cluster), then
+   * blocklists this host's own client. Failures are logged, never thrown: the caller marks the
+   * volume lost either way.
+   */
+  async fenceSelf(mapping: Mapping, volume: string): Promise<void> {
+    await this.stopIo(mapping, volume);
+    await this.blocklistOwn(mapping, volume);
+  }
+
   /** Cuts the local I/O path of a lost volume again before tearing it down, so that the teardown cannot hang (errors ignored). */
   async cutLocalIo(mapping: Mapping): Promise<void> {
-    await this.mapper.stopIo?.(mapping).catch(() => undefined);
+    await this.mapper.stopIo(mapping).catch(() => undefined);
   }
 }

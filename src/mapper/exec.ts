@@ -14,10 +14,14 @@ export interface RunOptions {
   /** Working directory (default: this process's). */
   cwd?: string;
   signal?: AbortSignal;
+  /** Keep stdout as bytes (RunResult.stdoutBytes; `stdout` is then empty), e.g. data read from a device. */
+  binary?: boolean;
 }
 
 export interface RunResult {
   stdout: string;
+  /** stdout as bytes, with RunOptions.binary. */
+  stdoutBytes?: Uint8Array;
   stderr: string;
   exitCode: number;
 }
@@ -63,9 +67,12 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     forceKillAfterDelay: 2_000,
     stripFinalNewline: false,
     maxBuffer: 16 << 20,
+    ...(options.binary ? { encoding: 'buffer' as const } : {}),
   });
   const stdout = typeof result.stdout === 'string' ? result.stdout : '';
-  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+  const stdoutBytes = result.stdout instanceof Uint8Array ? result.stdout : undefined;
+  const stderrText = result.stderr instanceof Uint8Array ? Buffer.from(result.stderr).toString('utf8') : undefined;
+  const stderr = typeof result.stderr === 'string' ? result.stderr : (stderrText ?? '');
   if (result.timedOut) {
     throw new CommandError(line, null, stderr, true, `${line}: did not finish within ${timeoutMs} ms and was killed`);
   }
@@ -85,7 +92,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     const tail = lastLines(stderr) || lastLines(stdout) || 'no output';
     throw new CommandError(line, exitCode, stderr, false, `${line} failed with exit status ${exitCode}: ${tail}`);
   }
-  return { stdout, stderr, exitCode };
+  return { stdout, stderr, exitCode, ...(stdoutBytes ? { stdoutBytes } : {}) };
 }
 
 /**

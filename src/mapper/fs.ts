@@ -1,5 +1,5 @@
-// Filesystems on mapped devices: probe (blkid), format (the tenant's command), mount, unmount,
-// and the device number the blkio cgroup wants.
+// Filesystems on mapped devices: probe what a device holds (its first and last bytes, and blkid),
+// format (the tenant's command), mount, unmount, and the device number the blkio cgroup wants.
 
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,15 +9,121 @@ import { run } from './exec.js';
 import { readMountInfo } from './mountinfo.js';
 
 /**
- * The filesystem type blkid finds on `device`, or null when the device carries no signature at all
- * (a fresh image: "first use"). Low-level probing (-p) reads the device itself, not blkid's cache.
+ * What a device holds, as far as formatting is concerned: a filesystem blkid knows; nothing (it
+ * reads as zeros where every signature lives); or data blkid does not recognise.
  */
-export async function probeFilesystem(device: string): Promise<string | null> {
-  // blkid exits 2 when it finds nothing to report.
-  const { stdout, exitCode } = await run('blkid', ['-p', '-o', 'export', device], { okCodes: [2], timeoutMs: 30_000 });
-  if (exitCode === 2) return null;
-  const fields = parseBlkidExport(stdout);
-  return fields.TYPE ?? fields.PTTYPE ?? 'unknown';
+export type DeviceContents = { kind: 'filesystem'; type: string } | { kind: 'empty' } | { kind: 'data'; detail: string };
+
+/** The device could not be read (an I/O error, a hung client, a short read): nothing can be decided about it. */
+export class DeviceReadError extends Error {
+  readonly code = 'DEVICE_UNREADABLE';
+  constructor(
+    readonly device: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${device} cannot be read: ${detail}`, options);
+    this.name = 'DeviceReadError';
+  }
+}
+
+/**
+ * How much of each end of a device must read as zeros for it to count as empty: 1 MiB. Every
+ * signature blkid looks for lies there: at the start partition tables (MBR, GPT), the ext2/3/4,
+ * XFS, btrfs (64 KiB), LUKS, LVM and swap headers and ZFS's front labels (first 512 KiB); at the
+ * end GPT's backup header, MD RAID 0.90/1.0 superblocks (last 64-128 KiB) and ZFS's back labels
+ * (last 512 KiB). A fresh thin RBD image reads as zeros everywhere, and reading 2 MiB of it costs
+ * a few unallocated objects, which Ceph answers without touching a disk.
+ */
+export const EDGE_BYTES = 1 << 20;
+
+/** Alignment of the reads (direct I/O needs whole logical blocks). */
+const BLOCK = 4096;
+
+/** The size of a block device in bytes (`blockdev --getsize64`, an ioctl: no I/O to the device). */
+async function deviceSize(device: string): Promise<number> {
+  try {
+    const { stdout } = await run('blockdev', ['--getsize64', device], { timeoutMs: 10_000 });
+    const size = Number(stdout.trim());
+    if (!Number.isSafeInteger(size) || size <= 0) throw new Error(`blockdev printed ${JSON.stringify(stdout.trim())}`);
+    return size;
+  } catch (err) {
+    throw new DeviceReadError(device, `its size is unknown (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/**
+ * Reads `length` bytes at `offset` with direct I/O (no stale page cache), in a child process with a
+ * deadline: a device whose client hangs must not block this process. A failed or short read is a
+ * DeviceReadError.
+ */
+async function readRange(device: string, offset: number, length: number): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    const { stdoutBytes } = await run(
+      'dd',
+      [`if=${device}`, 'iflag=direct,skip_bytes,count_bytes', `bs=${64 * 1024}`, `skip=${offset}`, `count=${length}`, 'status=none'],
+      { timeoutMs: 60_000, binary: true },
+    );
+    bytes = Buffer.from(stdoutBytes ?? new Uint8Array());
+  } catch (err) {
+    throw new DeviceReadError(device, (err as Error).message, { cause: err });
+  }
+  if (bytes.length !== length) throw new DeviceReadError(device, `read ${bytes.length} of ${length} bytes at offset ${offset}`);
+  return bytes;
+}
+
+function allZero(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * True when the first and the last EDGE_BYTES of the device read as zeros; false when they hold
+ * anything else. Throws DeviceReadError when either cannot be read.
+ */
+export async function readsAsZeros(device: string): Promise<boolean> {
+  const size = await deviceSize(device);
+  const head = Math.min(size, EDGE_BYTES);
+  if (!allZero(await readRange(device, 0, head))) return false;
+  if (size <= head) return true;
+  const tailStart = Math.max(head, Math.floor((size - EDGE_BYTES) / BLOCK) * BLOCK);
+  return allZero(await readRange(device, tailStart, size - tailStart));
+}
+
+/**
+ * What the device holds. It is read first (both ends, see readsAsZeros), so an unreadable device
+ * throws DeviceReadError instead of looking empty; blkid's low-level probe (-p, the device itself,
+ * not its cache) then names a filesystem. blkid exits 2 both for "no signature" and for a device
+ * it cannot open: its exit status never decides alone.
+ */
+export async function probeDevice(device: string): Promise<DeviceContents> {
+  const zeros = await readsAsZeros(device);
+  let result: Awaited<ReturnType<typeof run>>;
+  try {
+    // 2: nothing found (or not opened: the reads above say it can be read); 8: ambivalent (several signatures).
+    result = await run('blkid', ['-p', '-o', 'export', device], { okCodes: [2, 8], timeoutMs: 30_000 });
+  } catch (err) {
+    throw new DeviceReadError(device, `blkid failed: ${(err as Error).message}`, { cause: err });
+  }
+  if (result.exitCode === 0) {
+    const fields = parseBlkidExport(result.stdout);
+    const type = fields.TYPE ?? fields.PTTYPE;
+    if (type) return { kind: 'filesystem', type };
+    return { kind: 'data', detail: `blkid finds a signature without a type (${result.stdout.trim().replace(/\n/g, ' ')})` };
+  }
+  if (result.exitCode === 8) return { kind: 'data', detail: 'blkid finds several conflicting signatures' };
+  if (zeros) return { kind: 'empty' };
+  return { kind: 'data', detail: `its first or last ${EDGE_BYTES >> 20} MiB are not zeros and blkid finds no filesystem` };
+}
+
+/**
+ * Removes every signature blkid knows from the device (`wipefs -a`): before formatting again after
+ * a first format that did not finish, so that mkfs (mkfs.xfs without -f) does not refuse its own
+ * half-written filesystem.
+ */
+export async function wipeSignatures(device: string): Promise<void> {
+  await run('wipefs', ['-a', '-q', device], { timeoutMs: 60_000 });
 }
 
 /** `blkid -o export` output (KEY=value lines) as an object. */

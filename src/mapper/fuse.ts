@@ -12,12 +12,12 @@
 
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Watcher } from '../storage/types.js';
+import { processAlive } from '../common/process.js';
 import { bounded, run } from './exec.js';
 import { attachLoop, detachLoop, listLoopDevices } from './loop.js';
 import { isBelow, readMountInfo } from './mountinfo.js';
 import type { CephClientSettings, Mapper, Mapping, MapTarget, WatcherSource } from './types.js';
-import { MapperUnavailableError, cephToolArgs, newWatchers } from './types.js';
+import { MapperUnavailableError, cephToolArgs, findNewClient, noClientError } from './types.js';
 
 export interface FuseMapperOptions {
   /** <state-dir>/fuse: every rbd-fuse mount of this volplugin lives below it. */
@@ -75,20 +75,13 @@ export async function rbdFusePids(dir: string): Promise<number[]> {
   return out;
 }
 
-function alive(pid: number): Promise<boolean> {
-  // A zombie is gone for our purposes (PID 1 reaps it late).
-  return readFile(`/proc/${pid}/status`, 'utf8').then(
-    (text) => !/^State:\s*Z/m.test(text),
-    () => false,
-  );
-}
 
 /** Waits up to `ms` for the processes to exit, then kills what is left. */
 async function reapProcesses(pids: number[], ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (const pid of pids) {
-    while ((await alive(pid)) && Date.now() < deadline) await sleep(50);
-    if (await alive(pid)) {
+    while ((await processAlive(pid)) && Date.now() < deadline) await sleep(50);
+    if (await processAlive(pid)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -162,7 +155,9 @@ export class FuseMapper implements Mapper {
       const file = path.join(dir, target.image);
       await this.waitForImageFile(file, target);
       device = await attachLoop(file);
-      note.clientAddress = await this.findClientAddress(target, before);
+      const client = await findNewClient(this.options.watchers, target, before);
+      if (!client.address) throw noClientError('fuse', target, client.candidates);
+      note.clientAddress = client.address;
       await this.writeNote(dir, note);
       return { ...target, kind: 'fuse', device, clientAddress: note.clientAddress, fuseDir: dir };
     } catch (err) {
@@ -194,31 +189,11 @@ export class FuseMapper implements Mapper {
     }
   }
 
-  /**
-   * The watcher rbd-fuse added when it opened the image (see newWatchers). Someone else opening the
-   * image at the same moment (a snapshot) adds a second, short-lived watcher: keep listing until
-   * exactly one new watcher remains.
-   */
-  private async findClientAddress(target: MapTarget, before: Watcher[]): Promise<string | null> {
-    let candidates: Watcher[] = [];
-    for (let attempt = 0; attempt < 30; attempt++) {
-      const now = newWatchers(before, await this.options.watchers.listWatchers(target.pool, target.image));
-      const still = candidates.filter((c) => now.some((w) => w.address === c.address));
-      candidates = still.length > 0 ? still : now;
-      if (candidates.length === 1) return candidates[0]!.address;
-      await sleep(100);
-    }
-    this.options.log?.warn(
-      { pool: target.pool, image: target.image, candidates: candidates.map((c) => c.address) },
-      'could not tell which watcher is the new rbd-fuse client: another host taking this volume over cannot fence it',
-    );
-    return null;
-  }
-
   async unmap(mapping: Mapping): Promise<void> {
     const dir = mapping.fuseDir ?? this.dirOf(mapping);
     this.options.log?.debug({ dir, device: mapping.device }, 'unmapping: detaching the loop device');
-    if (mapping.device) await this.detachBounded(mapping.device, dir);
+    // Only while the device is still this mapping's: a loop device number can belong to another image by now.
+    if (mapping.device && (await this.backs(mapping.device, dir))) await this.detachBounded(mapping.device, dir);
     await this.unmapDir(dir);
     this.options.log?.debug({ dir }, 'unmapped');
   }
@@ -350,12 +325,17 @@ export class FuseMapper implements Mapper {
     return out;
   }
 
-  /** True when the mapping's rbd-fuse is mounted and its loop device attached. */
-  async isComplete(mapping: Mapping): Promise<boolean> {
+  /** True when the loop device `device` is attached to a file in `dir`. */
+  private async backs(device: string, dir: string): Promise<boolean> {
+    return (await listLoopDevices()).some((l) => l.device === device && path.dirname(l.backingFile) === dir);
+  }
+
+  /** True when the mapping's rbd-fuse is mounted and its loop device attached to that image's file there. */
+  async isMapped(mapping: Mapping): Promise<boolean> {
     const dir = mapping.fuseDir ?? this.dirOf(mapping);
     if (!mapping.device) return false;
     const mounted = (await readMountInfo()).some((m) => m.mountPoint === dir && m.fsType === FUSE_TYPE);
     const loops = await listLoopDevices();
-    return mounted && loops.some((l) => l.device === mapping.device && path.dirname(l.backingFile) === dir && !l.deleted);
+    return mounted && loops.some((l) => l.device === mapping.device && l.backingFile === path.join(dir, mapping.image) && !l.deleted);
   }
 }

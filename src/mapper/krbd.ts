@@ -260,6 +260,14 @@ export class KrbdMapper implements Mapper {
     if (!device) throw new Error(`the kernel mapped ${target.pool}/${target.image} but no new device shows it under ${this.sysfs}/devices`);
     const mapping: Mapping = { ...target, kind: 'krbd', device: device.device, clientAddress: device.clientAddress, krbdId: device.id };
     try {
+      // The kernel client's address (client_addr, Linux 5.3 and later with noshare): what fencing
+      // blocklists. Without it no other host could fence this device.
+      if (!device.clientAddress) {
+        throw new Error(
+          `krbd: the kernel shows no client_addr for ${device.device} (${this.sysfs}/devices/${device.id}; Linux before 5.3?), ` +
+            'so no other host could fence it: unmapped it. Use a newer kernel or --mapper nbd|fuse',
+        );
+      }
       await this.notes.write(mapping);
     } catch (err) {
       await this.options.write(path.join(this.sysfs, 'remove_single_major'), krbdRemoveString(device.id)).catch(() => undefined);
@@ -272,6 +280,21 @@ export class KrbdMapper implements Mapper {
     const live = await this.live(mapping);
     if (live) await this.options.write(path.join(this.sysfs, 'remove_single_major'), krbdRemoveString(live.id));
     await this.notes.remove(mapping.tenant, mapping.volume);
+  }
+
+  /**
+   * Cuts the device off at once: a forced remove (`<id> force`) fails every request in flight and
+   * every later one, without the cluster. The filesystem on it then only gets I/O errors until it
+   * is unmounted; unmap() afterwards finds the device gone and only drops the note.
+   */
+  async stopIo(mapping: Mapping): Promise<void> {
+    const live = await this.live(mapping);
+    if (live) await this.options.write(path.join(this.sysfs, 'remove_single_major'), krbdRemoveString(live.id, { force: true }));
+  }
+
+  async isMapped(mapping: Mapping): Promise<boolean> {
+    const live = await this.live(mapping);
+    return live !== null && live.device === mapping.device;
   }
 
   async discover(): Promise<Mapping[]> {

@@ -63,12 +63,17 @@ export interface Mapper {
   /** The mappings that exist now and belong to this volplugin (its state dir, its mount root). */
   discover(): Promise<Mapping[]>;
   /**
-   * Makes every further I/O through the mapping fail at once, on this host, without Ceph: for a
-   * volume another host has taken over (its Ceph client is blocklisted too, but a fenced client
-   * can leave requests hanging instead of failing). Optional: krbd and rbd-nbd rely on the
-   * blocklist alone.
+   * True when the mapping's device still maps its image (a device number is given to another image
+   * once its mapping is gone): check before using a stored device again.
    */
-  stopIo?(mapping: Mapping): Promise<void>;
+  isMapped(mapping: Mapping): Promise<boolean>;
+  /**
+   * Makes every further I/O through the mapping fail at once, on this host, without Ceph: for a
+   * volume this host lost (another host took it over, or the host lease was not renewed in time).
+   * Its Ceph client is blocklisted too, but that needs the cluster, and a fenced client can leave
+   * requests hanging instead of failing. Irreversible: the mapping only waits to be unmapped.
+   */
+  stopIo(mapping: Mapping): Promise<void>;
 }
 
 /** A mapper kind cannot work on this host; the message says why and what to do. */
@@ -90,4 +95,45 @@ export class MapperUnavailableError extends Error {
 export function newWatchers(before: readonly Watcher[], after: readonly Watcher[]): Watcher[] {
   const seen = new Set(before.map((w) => w.address));
   return after.filter((w) => !seen.has(w.address));
+}
+
+export interface ClientSearch {
+  /** The new client's address; null when it cannot be told. */
+  address: string | null;
+  /** The new watchers seen last (for the error when there is no single one). */
+  candidates: string[];
+}
+
+/**
+ * The address of the Ceph client a mapper just started: the watcher of the image that was not
+ * there `before`. Someone else opening the image at the same moment (a snapshot) adds a second,
+ * short-lived watcher: keep listing, `everyMs` apart and up to `attempts` times, until exactly one
+ * new watcher remains. Every mapper needs it: without the address no other host could fence the
+ * mapping, so a mapping whose client cannot be told is undone.
+ */
+export async function findNewClient(
+  source: WatcherSource,
+  target: Pick<MapTarget, 'pool' | 'image'>,
+  before: readonly Watcher[],
+  options: { attempts?: number; everyMs?: number } = {},
+): Promise<ClientSearch> {
+  const attempts = options.attempts ?? 30;
+  let candidates: Watcher[] = [];
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const now = newWatchers(before, await source.listWatchers(target.pool, target.image));
+    const still = candidates.filter((c) => now.some((w) => w.address === c.address));
+    candidates = still.length > 0 ? still : now;
+    if (candidates.length === 1) return { address: candidates[0]!.address, candidates: [candidates[0]!.address] };
+    await new Promise((resolve) => setTimeout(resolve, options.everyMs ?? 100));
+  }
+  return { address: null, candidates: candidates.map((c) => c.address) };
+}
+
+/** The error of a mapping whose Ceph client could not be told (see findNewClient). */
+export function noClientError(kind: MapperKind, target: Pick<MapTarget, 'pool' | 'image'>, candidates: readonly string[]): Error {
+  const seen = candidates.length === 0 ? 'no new watcher appeared' : `new watchers: ${candidates.join(', ')}`;
+  return new Error(
+    `${kind}: cannot tell which Ceph client opened ${target.pool}/${target.image} (${seen}); without its address no other host ` +
+      'could fence this mapping, so it was undone: try again, and check rbd status if it keeps failing',
+  );
 }

@@ -28,6 +28,7 @@ import { qosOf } from '../ratelimit/limits.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
 import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
+import { VolumeRemoval } from './removal.js';
 
 export interface VolumeServiceOptions {
   store: StateStore;
@@ -55,6 +56,7 @@ function hasLimits(runtime: RuntimeOptions): boolean {
 export class VolumeService {
   readonly intents: CreateIntents;
   private readonly janitor: CreateJanitor;
+  private readonly removal: VolumeRemoval;
   private readonly store: StateStore;
   private readonly storage: Storage;
   private readonly log: FastifyBaseLogger;
@@ -70,12 +72,13 @@ export class VolumeService {
     this.lockWaitMs = options.lockWaitMs ?? 30_000;
     this.failpoints = options.failpoints;
     this.intents = createIntents(this.store);
+    this.removal = new VolumeRemoval({ store: this.store, storage: this.storage, lockTtlSeconds: this.lockTtlSeconds });
     this.janitor = new CreateJanitor({
       store: this.store,
       storage: this.storage,
       log: this.log,
       lockTtlSeconds: this.lockTtlSeconds,
-      destroyImage: (pool, image) => this.destroyImage(pool, image),
+      destroyImage: (pool, image) => this.removal.destroyImage(pool, image),
     });
   }
 
@@ -276,87 +279,39 @@ export class VolumeService {
     }
   }
 
-  /** Removes an image and its snapshots; a missing image is not an error. */
-  private async destroyImage(pool: string, image: string): Promise<void> {
-    const where = `${pool}/${image}`;
-    try {
-      const snapshots = await this.storage.listSnapshots(pool, image);
-      for (const snap of snapshots) {
-        if (snap.protected) {
-          const children = await this.storage.listChildren({ pool, image, snapshot: snap.name });
-          if (children.length > 0) {
-            throw new ApiError('VOLUME_HAS_CLONES', `snapshot ${where}@${snap.name} has clones (${children.join(', ')}); remove those volumes first`);
-          }
-          await this.storage.unprotectSnapshot(pool, image, snap.name);
-        }
-        await this.storage.removeSnapshot(pool, image, snap.name);
-      }
-      await this.storage.removeImage(pool, image);
-    } catch (err) {
-      if (isRbdError(err, 'ENOENT')) return;
-      if (isRbdError(err, 'EBUSY')) {
-        throw new ApiError('VOLUME_IN_USE', `image ${where} is open by a client; unmount it there first`);
-      }
-      throw fromStorageError(err, `removing ${where}`);
-    }
-  }
-
-  /** 409 when a host has the volume mounted or a client has its image open. */
-  private async assertNotInUse(record: VolumeRecord): Promise<void> {
-    const { tenant, volume, pool, image } = record;
-    const mount = await this.store.getMount(tenant, volume);
-    if (mount) {
-      throw new ApiError(
-        'VOLUME_MOUNTED',
-        `volume ${tenant}/${volume} is mounted on host ${mount.host} at ${mount.mountpoint} since ${mount.since}; ` +
-          `stop the containers using it there, or if that host is gone: volcli mount force-remove ${tenant}/${volume}`,
-      );
-    }
-    for (const report of await this.store.listHostReports()) {
-      if (report.mounts.some((m) => m.tenant === tenant && m.volume === volume)) {
-        throw new ApiError('VOLUME_MOUNTED', `volume ${tenant}/${volume} is still mounted on host ${report.host} (its volplugin reports it); stop the containers using it there`);
-      }
-    }
-    let watchers: Awaited<ReturnType<Storage['listWatchers']>> = [];
-    try {
-      watchers = await this.storage.listWatchers(pool, image);
-    } catch (err) {
-      if (!isRbdError(err, 'ENOENT')) throw fromStorageError(err, `listing watchers of ${pool}/${image}`);
-    }
-    if (watchers.length > 0) {
-      const addresses = watchers.map((w) => w.address).join(', ');
-      throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of ${tenant}/${volume} is open by ${addresses}; unmap it on that host first`);
-    }
-  }
-
   /**
-   * Removes the image (and its snapshots) and then the record. Refused while mounted or open, and
-   * when `authorize` (given the record, under the lock) throws: the caller's role may not.
+   * Removes the image (and its snapshots) and then the record. Refused, with nothing changed, while
+   * mounted or open, and when `authorize` (given the record, under the lock) throws: the caller's
+   * role may not. No host can mount it meanwhile.
    */
   async remove(tenant: string, volume: string, authorize?: (record: VolumeRecord) => void): Promise<VolumeRecord> {
     await this.get(tenant, volume);
     return this.lock(tenant, volume, LockReason.Remove, async () => {
       const record = await this.get(tenant, volume);
       authorize?.(record);
-      await this.assertNotInUse(record);
-      await this.destroyImage(record.pool, record.image);
-      await this.store.deleteVolume(tenant, volume);
-      return record;
+      return this.removal.withMountsExcluded(record, LockReason.Remove, async (stillExcluded) => {
+        stillExcluded();
+        await this.removal.destroyImage(record.pool, record.image);
+        stillExcluded();
+        await this.store.deleteVolume(tenant, volume);
+        return record;
+      });
     });
   }
 
   /**
    * Deletes the volume record and leaves the image (with its data and snapshots), so that creating
-   * the volume again adopts it. The same checks as remove(), under the same operation lock: refused
-   * while a mount record exists, a host reports the volume mounted, or a client has the image open.
+   * the volume again adopts it. The same checks as remove(), with mounts excluded the same way.
    */
   async removeRecords(tenant: string, volume: string): Promise<VolumeRecord> {
     await this.get(tenant, volume);
     return this.lock(tenant, volume, LockReason.Remove, async () => {
       const record = await this.get(tenant, volume);
-      await this.assertNotInUse(record);
-      await this.store.deleteVolume(tenant, volume);
-      return record;
+      return this.removal.withMountsExcluded(record, LockReason.Remove, async (stillExcluded) => {
+        stillExcluded();
+        await this.store.deleteVolume(tenant, volume);
+        return record;
+      });
     });
   }
 

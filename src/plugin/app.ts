@@ -27,6 +27,7 @@ import { ApiMasterClient, type MasterClient } from './cluster/master-client.js';
 import { MountLocks, describeHolder } from './cluster/mount-lock.js';
 import type { PluginConfig } from './config.js';
 import { socketPath } from './config.js';
+import { HostIdentityClaim, IdentityConflictError } from './cluster/identity.js';
 import { ConvergenceActions } from './converge/actions.js';
 import { Convergence } from './converge/loop.js';
 import { HostObserver } from './converge/observe.js';
@@ -36,10 +37,12 @@ import { DockerClient } from './docker/client.js';
 import { Driver } from './docker/driver.js';
 import { createProtocolServer } from './docker/protocol.js';
 import { messageOf } from './errors.js';
+import { hostOpsWithFailpoints, type PluginFailpoints } from './failpoints.js';
+import { forgetOtherBoot, readBootId } from './mounts/boot.js';
 import { loadHostId, type HostIdentity } from './mounts/host-id.js';
 import { realHostOps, type HostOps } from './mounts/host-ops.js';
 import { KeyedMutex } from './mounts/keyed-mutex.js';
-import { LocalState } from './mounts/local-state.js';
+import { LocalState, type LocalVolume } from './mounts/local-state.js';
 import { MountManager } from './mounts/manager.js';
 import { Mounter } from './mounts/mounter.js';
 
@@ -63,6 +66,15 @@ export interface PluginDeps {
   /** Default: chosen by selectMapper from config.mapper. */
   mapper?: Mapper;
   log: Logger;
+  /** Test-only faults (VOLPLUGIN_FAILPOINTS). */
+  failpoints?: PluginFailpoints;
+  /** Where to read the boot id (default /proc/sys/kernel/random/boot_id; VOLPLUGIN_BOOT_ID_FILE in tests). */
+  bootIdFile?: string;
+  /**
+   * Called when volplugin must not go on (another live process took this host id while this one
+   * had lost its lease); main.ts stops and exits. Mounts stay, as after any stop.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export interface RunningPlugin {
@@ -101,6 +113,8 @@ export interface HostSetup {
   mkfsAllow?: readonly string[];
   /** What is mounted on the host (default /proc/self/mountinfo). */
   readMounts?: () => Promise<MountInfo[]>;
+  /** Test-only pauses of the mount (VOLPLUGIN_FAILPOINTS). */
+  failpoints?: PluginFailpoints;
 }
 
 export interface AssembledHost {
@@ -118,7 +132,7 @@ export function assembleHost(setup: HostSetup): AssembledHost {
   const convergeLog = log.child({ part: 'converge' });
   const mountsLog = log.child({ part: 'mounts' });
   const fencing = new Fencing(setup.storage, mapper, setup.fenceSeconds, convergeLog);
-  const mounter = new Mounter({ host, mountRoot: setup.mountRoot, locks, fencing, limits, mapper, hostOps, local, log: mountsLog });
+  const mounter = new Mounter({ host, mountRoot: setup.mountRoot, locks, fencing, limits, mapper, hostOps, local, log: mountsLog, failpoints: setup.failpoints });
   // The manager republishes the host report after each change; the loop is made right after it.
   let convergence: Convergence | null = null;
   const manager = new MountManager({
@@ -131,9 +145,14 @@ export function assembleHost(setup: HostSetup): AssembledHost {
     log: mountsLog,
     onChange: async () => convergence?.publishReport(),
   });
+  const actions = new ConvergenceActions({ locks, manager, fencing, local, mutex, inFlight: () => mounter.mappingsInFlight(), log: convergeLog });
+  // A lost lease stops every volume's I/O at once (rule: stop writing before the lease can have expired at etcd).
+  lease.onLost((err) => {
+    actions.leaseLost(err).catch((e: unknown) => convergeLog.error({ err: messageOf(e) }, 'stopping I/O after the lease was lost failed'));
+  });
   convergence = new Convergence({
     observer: new HostObserver({ hostId: host.id, mountRoot: setup.mountRoot, local, lease, mapper, store, mutex, log: convergeLog, readMounts: setup.readMounts }),
-    actions: new ConvergenceActions({ locks, manager, fencing, local, mutex, log: convergeLog }),
+    actions,
     reporter: new HostReporter({ host, version: setup.convergence.version, store, lease, local }),
     triggers: new ConvergenceTriggers({ store, local, lease, docker: setup.docker, limits, log: convergeLog }),
     limits,
@@ -187,11 +206,30 @@ async function chooseMapper(config: PluginConfig, deps: PluginDeps): Promise<Map
   return mapper;
 }
 
-async function loadMountTable(stateDir: string, log: Logger): Promise<LocalState> {
+/**
+ * The host's mount table, forgotten if it describes another boot (what a reboot destroyed); the
+ * forgotten entries come back too, so that their locks can be released.
+ */
+async function loadMountTable(stateDir: string, bootId: string, log: Logger): Promise<{ local: LocalState; forgotten: LocalVolume[] }> {
   const local = LocalState.inDir(stateDir);
   const loaded = await local.load();
   if (loaded.corrupt) log.error({ problem: loaded.corrupt }, 'local mount table was corrupt; starting from what the host shows');
-  return local;
+  const previousBoot = local.bootId;
+  const forgotten = await forgetOtherBoot(local, bootId);
+  if (forgotten.length > 0) {
+    log.warn(
+      { previousBoot, bootId, volumes: forgotten.map((e) => `${e.tenant}/${e.volume}`) },
+      'the host was rebooted: its mounts, mappings and references are gone; forgot them (their locks are released, never adopted)',
+    );
+  }
+  return { local, forgotten };
+}
+
+/** The locks the entries of a previous boot held, released where this host still holds them (best effort: the loop releases the rest). */
+async function releaseForgotten(locks: MountLocks, forgotten: LocalVolume[], log: Logger): Promise<void> {
+  for (const e of forgotten) {
+    await locks.releaseIfOurs(e.tenant, e.volume).catch((err: unknown) => log.warn({ volume: `${e.tenant}/${e.volume}`, err: messageOf(err) }, 'could not release a lock of the previous boot yet'));
+  }
 }
 
 /** The rate limiter, with the cgroups it made ahead before a restart, and dockerd's cgroup driver learnt (the Mount path must not wait for it). */
@@ -221,6 +259,27 @@ function mountedWhereIn(store: StateStore): (tenant: string, volume: string) => 
  * volume, so only its owner (root, as dockerd runs) may.
  */
 export const SOCKET_MODE = 0o600;
+
+/**
+ * The host lease, each of whose leases first claims the host id (cluster/identity.ts): the first
+ * waits up to one TTL for another holder to lapse; a later one (after a lost lease) that finds
+ * another live process holding the id ends this one (deps.onFatal).
+ */
+function hostLease(config: PluginConfig, store: StateStore, host: HostIdentity, bootId: string, deps: PluginDeps): HostLease {
+  const log = deps.log.child({ part: 'lease' });
+  const identity = new HostIdentityClaim({ store, host, bootId, stateDir: config.stateDir, log });
+  return new HostLease(store, config.lockTtl, log, async (lease, first) => {
+    try {
+      await identity.claim(lease, first ? (config.lockTtl + 1) * 1000 : 0);
+    } catch (err) {
+      if (!first && err instanceof IdentityConflictError) {
+        log.fatal({ err: err.message }, 'another process took this host id while this one had lost its lease: stopping');
+        deps.onFatal?.(err);
+      }
+      throw err;
+    }
+  });
+}
 
 async function listen(server: Server, socket: string): Promise<void> {
   await mkdir(path.dirname(socket), { recursive: true });
@@ -253,6 +312,7 @@ function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalSt
 export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promise<RunningPlugin> {
   const { log, storage } = deps;
   const host: HostIdentity = { id: await loadHostId(config.stateDir), label: config.hostLabel };
+  const bootId = await readBootId(deps.bootIdFile);
   const socket = socketPath(config);
   await claimSocket(socket);
   await mkdir(config.mountRoot, { recursive: true });
@@ -261,8 +321,10 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   const store = new StateStore(kv, { prefix: config.prefix, owner: `volplugin@${config.hostLabel}:${process.pid}` });
   const master = deps.master ?? (await connectMaster(config));
   const mapper = await chooseMapper(config, deps);
-  const local = await loadMountTable(config.stateDir, log);
-  const lease = new HostLease(store, config.lockTtl, log.child({ part: 'lease' }));
+  const { local, forgotten } = await loadMountTable(config.stateDir, bootId, log);
+  const lease = hostLease(config, store, host, bootId, deps);
+  // One live process per host id: the first lease claims it (waiting one TTL for another holder to lapse).
+  await lease.get();
   const docker = config.docker ? new DockerClient(config.docker) : null;
   const limits = await startRateLimiter(config, docker, storage, log);
   const { manager, convergence, mutex } = assembleHost({
@@ -278,11 +340,14 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     limits,
     docker,
     log,
-    mkfsAllow: config.mkfsAllow,
     convergence: { version: VERSION, intervalMs: config.convergeSeconds * 1000 },
+    hostOps: hostOpsWithFailpoints(realHostOps({ mkfsAllow: config.mkfsAllow }), deps.failpoints),
+    failpoints: deps.failpoints,
   });
 
-  // Adopt what survived a restart (locks, references) before Docker can send its first request.
+  // Adopt what survived a restart (locks, references) before Docker can send its first request;
+  // release what a reboot destroyed.
+  await releaseForgotten(new MountLocks(store, lease, host), forgotten, log);
   await convergence.start();
   const requests = startRequestInbox(store, host, local, log);
 

@@ -12,6 +12,10 @@ export type PluginErrorCode =
   | 'LOCKED'
   /** The volume is mounted on this host (remove refused). */
   | 'IN_USE'
+  /** The device cannot be read, or holds what volplugin must not format or cannot mount. */
+  | 'UNSAFE_DEVICE'
+  /** This host lost the volume (another host took it, or its lease was not renewed in time). */
+  | 'LOST'
   | 'MASTER_UNAVAILABLE'
   | 'STATE_UNAVAILABLE'
   /** The request took longer than volplugin allows itself (dockerd waits on it). */

@@ -4,11 +4,14 @@
 // SIGTERM/SIGINT: stop serving and exit (bounded: see src/common/daemon.ts); mounted volumes stay
 // mounted for their containers, and a volplugin started again within --lock-ttl seconds takes their
 // locks and references back.
+// Test-only environment (production never sets them): VOLPLUGIN_FAILPOINTS (src/plugin/failpoints.ts)
+// and VOLPLUGIN_BOOT_ID_FILE (read the boot id from that file, to simulate a reboot).
 
 import { daemonLogger, openDaemonStorage, runDaemon, stopOnSignals } from '../common/daemon.js';
 import { readFlags } from '../common/flags.js';
-import { startPlugin, VERSION } from './app.js';
+import { startPlugin, VERSION, type RunningPlugin } from './app.js';
 import { buildCommand, configFromOptions } from './config.js';
+import { parsePluginFailpoints } from './failpoints.js';
 
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -16,13 +19,24 @@ runDaemon('volplugin', async () => {
   const config = readFlags('volplugin', buildCommand().version(VERSION), configFromOptions);
   const log = daemonLogger('volplugin', config, { pid: process.pid, host: config.hostLabel });
   log.info({ version: VERSION, config: { ...config } }, 'volplugin starting');
+  const failpoints = parsePluginFailpoints(process.env.VOLPLUGIN_FAILPOINTS);
+  const bootIdFile = process.env.VOLPLUGIN_BOOT_ID_FILE || undefined;
+  if (Object.keys(failpoints).length > 0 || bootIdFile) {
+    log.warn({ failpoints, bootIdFile }, 'VOLPLUGIN_FAILPOINTS or VOLPLUGIN_BOOT_ID_FILE is set: test-only faults are active');
+  }
 
   const storage = await openDaemonStorage(config);
-  const plugin = await startPlugin(config, { storage, log });
+  let plugin: RunningPlugin | null = null;
+  const onFatal = () => {
+    // Another process has this host id now: stop serving (mounts stay) and exit non-zero.
+    void (plugin?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
+  };
+  plugin = await startPlugin(config, { storage, log, failpoints, bootIdFile, onFatal });
+  const running = plugin;
   stopOnSignals({
     log,
     steps: [
-      { what: 'stopping the Docker socket and the convergence loop', run: () => plugin.stop() },
+      { what: 'stopping the Docker socket and the convergence loop', run: () => running.stop() },
       { what: 'closing the Ceph connection', run: () => storage.close(), timeoutMs: CLOSE_TIMEOUT_MS },
     ],
   });

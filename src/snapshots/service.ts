@@ -9,8 +9,8 @@ import pino, { type Logger } from 'pino';
 import { imageName } from '../policy/names.js';
 import type { Storage, SnapshotInfo, ParentRef } from '../storage/types.js';
 import { isRbdError } from '../storage/errors.js';
-import { LockReason, type StateStore } from '../state/store.js';
-import type { VolumeRecord } from '../state/records.js';
+import { LockReason, StateMountedError, type StateStore } from '../state/store.js';
+import type { VolumeFormat, VolumeRecord } from '../state/records.js';
 import { systemClock, type Clock } from './clock.js';
 import { withTimeout } from '../common/timeout.js';
 import { ApiError } from './errors.js';
@@ -37,6 +37,17 @@ import type {
 export type * from './types.js';
 
 const MANUAL_NAME_ATTEMPTS = 50;
+
+/**
+ * A copy holds its source's filesystem when the snapshot was taken after the source was formatted:
+ * then it is recorded as formatted (never formatted again). Otherwise (an older snapshot, a source
+ * from before the record kept it, no snapshot time) it is left unset and its first mount decides
+ * from what the device holds.
+ */
+function formattedCopy(source: VolumeFormat, snapshot: SnapshotInfo): string | null {
+  if (!source.formatted || !snapshot.createdAt) return null;
+  return snapshot.createdAt.getTime() >= Date.parse(source.formatted) ? source.formatted : null;
+}
 
 export class SnapshotService {
   private readonly clock: Clock;
@@ -206,35 +217,45 @@ export class SnapshotService {
     await this.call(`removing ${where}`, () => this.storage.removeSnapshot(record.pool, record.image, info.name));
   }
 
-  /** Rolls the volume's image back to a snapshot; refused while the volume is mounted or open. */
+  /**
+   * Rolls the volume's image back to a snapshot; refused, with nothing changed, while the volume is
+   * mounted or open. No host can take the mount lock while it runs (StateStore.withMountsExcluded).
+   */
   async rollback(tenant: string, volume: string, snapshot: string): Promise<void> {
-    await this.withLock(tenant, volume, 'snapshot rollback', async (signal) => {
+    await this.withLock(tenant, volume, 'snapshot rollback', async () => {
       const record = await this.volume(tenant, volume);
       await this.findSnapshot(record, snapshot);
-      const mount = await this.store.getMount(tenant, volume);
-      if (mount) {
-        throw new ApiError(
-          'VOLUME_MOUNTED',
-          `volume ${tenant}/${volume} is mounted on ${mount.host} (since ${mount.since}); stop its containers before a rollback`,
+      await this.excludingMounts(record, 'snapshot rollback', async (signal) => {
+        const watchers = await this.call(`listing watchers of ${record.pool}/${record.image}`, () =>
+          this.storage.listWatchers(record.pool, record.image),
         );
-      }
-      const watchers = await this.call(`listing watchers of ${record.pool}/${record.image}`, () =>
-        this.storage.listWatchers(record.pool, record.image),
-      );
-      if (watchers.length > 0) {
-        throw new ApiError(
-          'VOLUME_IN_USE',
-          `image ${record.pool}/${record.image} of ${tenant}/${volume} is open by ${watchers.map((w) => w.address).join(', ')}; unmap it before a rollback`,
+        if (watchers.length > 0) {
+          throw new ApiError(
+            'VOLUME_IN_USE',
+            `image ${record.pool}/${record.image} of ${tenant}/${volume} is open by ${watchers.map((w) => w.address).join(', ')}; unmap it before a rollback`,
+          );
+        }
+        if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('mount exclusion lost');
+        await this.call(
+          `rolling ${record.pool}/${record.image} back to ${snapshot}`,
+          () => this.storage.rollbackSnapshot(record.pool, record.image, snapshot),
+          this.longMs,
         );
-      }
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('operation lock lost');
-      await this.call(
-        `rolling ${record.pool}/${record.image} back to ${snapshot}`,
-        () => this.storage.rollbackSnapshot(record.pool, record.image, snapshot),
-        this.longMs,
-      );
+      });
       this.log.info({ tenant, volume, snapshot }, 'volume rolled back');
     });
+  }
+
+  /** Runs `fn` while no host may mount the volume; VOLUME_MOUNTED (nothing done) while one has it mounted. */
+  private async excludingMounts(record: VolumeRecord, reason: string, fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const { tenant, volume } = record;
+    try {
+      await this.store.withMountsExcluded(tenant, volume, { reason, ttlSeconds: this.lockTtlSeconds }, fn);
+    } catch (err) {
+      if (!(err instanceof StateMountedError)) throw err;
+      const where = err.holder ? `${err.holder.host} (since ${err.holder.since})` : 'a host';
+      throw new ApiError('VOLUME_MOUNTED', `volume ${tenant}/${volume} is mounted on ${where}; stop its containers before a rollback`);
+    }
   }
 
   /**
@@ -263,6 +284,7 @@ export class SnapshotService {
           image: built.image || imageName(target.tenant, target.volume),
           source: { tenant, volume, snapshot },
         };
+        const formatted = formattedCopy(await this.store.getVolumeFormat(tenant, volume), info);
         const exists = await this.call(`checking for image ${record.pool}/${record.image}`, () =>
           this.storage.imageExists(record.pool, record.image),
         );
@@ -309,6 +331,12 @@ export class SnapshotService {
           }
           if (protectedHere) await this.unprotectIfUnused(parent).catch(() => undefined);
           throw err;
+        }
+        if (formatted) {
+          // Best effort: without the mark the copy's first mount finds the filesystem and records it.
+          await this.store.markCopyFormatted(record.tenant, record.volume, formatted).catch((err: unknown) =>
+            this.log.warn({ err, volume: `${record.tenant}/${record.volume}` }, 'could not record the copy as formatted; its first mount will'),
+          );
         }
         this.log.info({ source: where, target: `${target.tenant}/${target.volume}`, image: `${record.pool}/${record.image}` }, 'volume copied from snapshot');
         return record;

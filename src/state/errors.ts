@@ -1,6 +1,7 @@
 // The errors the state layer throws besides StateUnavailableError (kv.ts: etcd cannot be reached).
 
 import type { OperationLockRecord } from './operations.js';
+import type { MountRecord } from './records.js';
 
 /** A stored record is not valid JSON (or not an object): someone wrote the key by hand. */
 export class StateCorruptError extends Error {
@@ -21,7 +22,7 @@ export class StateBusyError extends Error {
   constructor(
     readonly tenant: string,
     readonly volume: string,
-    readonly holder: OperationLockRecord | null,
+    readonly holder: Pick<OperationLockRecord, 'reason' | 'owner' | 'since'> | null,
   ) {
     super(
       holder
@@ -41,5 +42,23 @@ export class QuotaExceededError extends Error {
   ) {
     super(message);
     this.name = 'QuotaExceededError';
+  }
+}
+
+/** A host holds the volume's mount lock: a remove or rollback was refused before it changed anything. */
+export class StateMountedError extends Error {
+  readonly code = 'MOUNTED';
+  constructor(
+    readonly tenant: string,
+    readonly volume: string,
+    /** Null when the lock record is unreadable. */
+    readonly holder: MountRecord | null,
+  ) {
+    super(
+      holder
+        ? `volume ${tenant}/${volume} is mounted on host ${holder.host} at ${holder.mountpoint} since ${holder.since}`
+        : `volume ${tenant}/${volume} is mounted (its mount lock is unreadable)`,
+    );
+    this.name = 'StateMountedError';
   }
 }

@@ -2,12 +2,12 @@
 //
 // Every unary call carries a gRPC deadline and is also raced against a timer, so that no caller
 // waits longer than `timeoutMs` (the client's own retries included). Connection failures become
-// StateUnavailableError naming the endpoints. Leases are kept alive in the background by etcd3; a
-// watchdog declares a lease lost once etcd has not confirmed it for a whole TTL (etcd3 alone waits
-// two TTLs). Transactions are plain etcd Txn requests: "absent" is createRevision == 0, "unchanged"
-// is modRevision equality. With TLS files and a user (options `tls`, `auth`; src/common/etcd.ts
-// reads them from the flags) etcd3 logs in with the password and again when etcd says the token
-// expired; refused credentials or permissions become EtcdRefusedError, which says what to fix.
+// StateUnavailableError naming the endpoints. Leases are kept alive in the background by etcd3 and
+// given up before they can have expired at etcd (etcd-lease.ts). Transactions are plain etcd Txn
+// requests: "absent" is createRevision == 0, "present" createRevision > 0, "unchanged" modRevision
+// equality. With TLS files and a user (options `tls`, `auth`; src/common/etcd.ts reads them from the
+// flags) etcd3 logs in with the password and again when etcd says the token expired; refused
+// credentials or permissions become EtcdRefusedError, which says what to fix.
 
 import { handleWhen, noop, retry, type IPolicy } from 'cockatiel';
 import {
@@ -22,10 +22,11 @@ import {
   GRPCUnavailableError,
   isRecoverableError,
 } from 'etcd3';
-import type { ICompare, IKeyValue, IRequestOp, Lease as Etcd3Lease, Watcher } from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
+import { EtcdLease } from './etcd-lease.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
+import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
 
 export interface EtcdKVOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379`; `https://` ones with `tls`. */
@@ -92,72 +93,6 @@ function toEntry(kv: IKeyValue): Entry {
 /** Hex lease id (our form) to etcd's decimal form, and back. */
 function leaseToDecimal(hexId: string): string {
   return BigInt(`0x${hexId}`).toString(10);
-}
-
-class EtcdLease implements Lease {
-  private isLost = false;
-  private readonly listeners: Array<(err: Error) => void> = [];
-  private watchdog: NodeJS.Timeout | null = null;
-
-  constructor(
-    private readonly kv: EtcdKV,
-    private readonly inner: Etcd3Lease,
-    readonly id: string,
-    readonly ttlSeconds: number,
-  ) {
-    inner.on('lost', (err) => this.markLost(err));
-    inner.on('keepaliveSucceeded', () => this.armWatchdog());
-    this.armWatchdog();
-  }
-
-  get lost(): boolean {
-    return this.isLost;
-  }
-
-  onLost(listener: (err: Error) => void): void {
-    this.listeners.push(listener);
-  }
-
-  private armWatchdog(): void {
-    if (this.isLost) return;
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(() => {
-      this.markLost(
-        new StateUnavailableError(
-          `etcd lease ${this.id} was not renewed for ${this.ttlSeconds}s (etcd at ${this.kv.endpoints.join(', ')} ` +
-            'unreachable?): it may have expired and every key bound to it may be gone',
-        ),
-      );
-    }, this.ttlSeconds * 1000);
-    this.watchdog.unref?.();
-  }
-
-  private stop(): void {
-    this.isLost = true;
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = null;
-  }
-
-  private markLost(err: Error): void {
-    if (this.isLost) return;
-    this.stop();
-    this.inner.release();
-    for (const listener of this.listeners) listener(err);
-  }
-
-  async revoke(): Promise<void> {
-    if (this.isLost) return;
-    this.stop();
-    this.kv.forgetLease(this);
-    await this.kv.call(`revoke lease ${this.id}`, () => this.inner.revoke());
-  }
-
-  /** Stops keep-alive without revoking: etcd lets the lease expire after its TTL. */
-  release(): void {
-    if (this.isLost) return;
-    this.stop();
-    this.inner.release();
-  }
 }
 
 export class EtcdKV extends TransactionalKV implements KV {
@@ -287,6 +222,12 @@ export class EtcdKV extends TransactionalKV implements KV {
         result: CompareResult.Equal,
         create_revision: 0,
       })),
+      ...(ops.present ?? []).map((key) => ({
+        key: Buffer.from(key),
+        target: CompareTarget.Create,
+        result: CompareResult.Greater,
+        create_revision: 0,
+      })),
       ...(ops.unchanged ?? []).map(({ key, modRevision }) => ({
         key: Buffer.from(key),
         target: CompareTarget.Mod,
@@ -315,6 +256,8 @@ export class EtcdKV extends TransactionalKV implements KV {
       throw new RangeError(`an etcd lease TTL must be a whole number of seconds >= 1, got ${ttlSeconds}`);
     }
     if (this.closed) throw new Error('EtcdKV is closed (grant lease)');
+    // etcd starts the lease when it receives the grant, no earlier than now.
+    const grantSentAt = performance.now();
     const inner = this.client.lease(ttlSeconds);
     let decimalId: string;
     try {
@@ -323,7 +266,7 @@ export class EtcdKV extends TransactionalKV implements KV {
       inner.release();
       throw err;
     }
-    const lease = new EtcdLease(this, inner, BigInt(decimalId).toString(16), ttlSeconds);
+    const lease = new EtcdLease(this, inner, BigInt(decimalId).toString(16), ttlSeconds, grantSentAt);
     this.leases.add(lease);
     lease.onLost(() => this.leases.delete(lease));
     return lease;
@@ -334,19 +277,37 @@ export class EtcdKV extends TransactionalKV implements KV {
     return [...this.leases].map((l) => l.id);
   }
 
-  /** @internal */
+  /** @internal (etcd-lease.ts) */
   forgetLease(lease: EtcdLease): void {
     this.leases.delete(lease);
   }
 
-  async watch(prefix: string, listener: (event: WatchEvent) => void): Promise<Watch> {
+  async watch(prefix: string, listener: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<Watch> {
     if (this.closed) throw new Error(`EtcdKV is closed (watch ${prefix})`);
     const watcher = this.client.watch().prefix(prefix).watcher();
     watcher.on('put', (kv) => listener({ type: 'put', key: kv.key.toString('utf8'), value: kv.value.toString('utf8') }));
     watcher.on('delete', (kv) => listener({ type: 'delete', key: kv.key.toString('utf8'), value: null }));
-    // A non-recoverable watch error: nothing to deliver; the watcher is dead. Listening keeps
-    // EventEmitter from throwing it.
-    watcher.on('error', () => undefined);
+    // etcd3 reconnects a watch whose stream broke by itself ('disconnected', then 'connected' from
+    // the next revision). One that etcd cancels ('error', e.g. its revision was compacted meanwhile)
+    // or that ends without close() is dead: its owner hears it (onDead) and must watch again.
+    // Only a watch in this.watchers can die: one not yet established, or closed (by close() or
+    // EtcdKV.close()), is not reported.
+    let gap = false;
+    const die = (err: Error) => {
+      if (!this.watchers.delete(watcher)) return;
+      void watcher.cancel().catch(() => undefined);
+      options.onDead?.(err);
+    };
+    watcher.on('error', (err: Error) => die(err));
+    watcher.on('end', () => die(new Error(`the etcd watch of ${prefix} ended`)));
+    watcher.on('disconnected', () => {
+      gap = true;
+    });
+    watcher.on('connected', () => {
+      if (!gap) return;
+      gap = false;
+      options.onResumed?.();
+    });
     try {
       await this.call(
         `watch ${prefix}`,

@@ -18,6 +18,18 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     volume: (tenant: string, volume: string) => `${p}/volumes/${tenant}/${volume}`,
     mounts: `${p}/mounts/`,
     mount: (tenant: string, volume: string) => `${p}/mounts/${tenant}/${volume}`,
+    /**
+     * The last acquisition of a volume's mount lock (who, under which lease, which generation):
+     * persistent, not lease-bound, written in the transaction that takes the lock (see mounts.ts).
+     */
+    acquired: (tenant: string, volume: string) => `${p}/acquired/${tenant}/${volume}`,
+    /**
+     * The format marks of a volume (formatStarted, formatted): written only by the host holding its
+     * mount lock, in a key of its own so that a host never writes the volume record (volumes.ts).
+     */
+    format: (tenant: string, volume: string) => `${p}/formats/${tenant}/${volume}`,
+    /** A remove or rollback in progress: no mount lock may be taken while it exists (see exclusion.ts). */
+    exclusive: (tenant: string, volume: string) => `${p}/exclusive/${tenant}/${volume}`,
     /** A create in progress: written before the image, removed with the record's write (see intents.ts). */
     intents: `${p}/intents/`,
     intent: (tenant: string, volume: string) => `${p}/intents/${tenant}/${volume}`,
@@ -40,6 +52,8 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
      */
     hostRequests: (hostId: string) => `${p}/host-requests/${hostId}/`,
     hostRequest: (hostId: string, id: string) => `${p}/host-requests/${hostId}/${id}`,
+    /** The one live volplugin process of a host id, bound to its lease (see hosts.ts). */
+    hostAlive: (hostId: string) => `${p}/host-alive/${hostId}`,
     /** volsupervisor's leader election. */
     supervisorElection: `${p}/supervisor/election`,
     /** Last scheduled snapshot time per volume, so that a new leader neither repeats nor skips one. */

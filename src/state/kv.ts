@@ -13,9 +13,13 @@ export interface Lease {
   /** Hex lease id. */
   readonly id: string;
   readonly ttlSeconds: number;
-  /** True once the lease expired or was revoked: every key bound to it is gone. */
+  /**
+   * True once the lease expired, was revoked, or was not confirmed in time: its holder must act as
+   * if every key bound to it were gone. EtcdKV declares it before it can have expired at etcd (see
+   * holderDeadlineMs in etcd-lease.ts), so that the holder stops in time.
+   */
   readonly lost: boolean;
-  /** Called once when keep-alive fails and the lease is gone (or may be). */
+  /** Called once when the lease becomes lost (see `lost`). */
   onLost(listener: (err: Error) => void): void;
   revoke(): Promise<void>;
 }
@@ -28,6 +32,18 @@ export interface WatchEvent {
 
 export interface Watch {
   close(): Promise<void>;
+}
+
+/** What a watcher hears about its watch besides events. */
+export interface WatchOptions {
+  /**
+   * The watch ended without close() (etcd cancelled it, e.g. because the revision it had to resume
+   * from was compacted): no further event comes. The owner must watch again and re-read what it
+   * watches, since events may have been missed.
+   */
+  onDead?: (err: Error) => void;
+  /** The watch resumed after a broken connection; events of the gap are replayed when etcd still has them. */
+  onResumed?: () => void;
 }
 
 export interface Election {
@@ -43,6 +59,8 @@ export interface Election {
 
 export interface TransactionOps {
   absent?: string[];
+  /** Keys that must exist. */
+  present?: string[];
   unchanged?: Array<{ key: string; modRevision: string }>;
   /**
    * `keepLease`: the key keeps the lease it is bound to now (etcd's ignore_lease), e.g. when a host
@@ -61,13 +79,13 @@ export interface KV {
   create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean>;
   /** Writes only if `key` still has `modRevision`; false when it changed. */
   replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean>;
-  /** Several creates/puts/deletes at once, all or nothing, guarded by "key absent" conditions. */
+  /** Several creates/puts/deletes at once, all or nothing, guarded by conditions (absent, present, unchanged). */
   transaction(ops: TransactionOps): Promise<boolean>;
   delete(key: string): Promise<boolean>;
   deleteIf(key: string, modRevision: string): Promise<boolean>;
   /** A lease kept alive in the background until revoked or lost. */
   lease(ttlSeconds: number): Promise<Lease>;
-  watch(prefix: string, listener: (event: WatchEvent) => void): Promise<Watch>;
+  watch(prefix: string, listener: (event: WatchEvent) => void, options?: WatchOptions): Promise<Watch>;
   election(name: string, ttlSeconds: number): Election;
   /** Throws a StateUnavailableError when etcd does not answer within `timeoutMs`. */
   ping(timeoutMs?: number): Promise<void>;

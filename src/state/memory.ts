@@ -7,7 +7,7 @@
 
 import { KVElection } from './election.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent } from './kv.js';
+import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
 
 interface Stored {
   value: string;
@@ -19,6 +19,7 @@ interface Stored {
 interface Watcher {
   prefix: string;
   listener: (event: WatchEvent) => void;
+  options: WatchOptions;
 }
 
 class MemoryBackend {
@@ -153,6 +154,19 @@ export class MemoryKV extends TransactionalKV implements KV {
     this.backend.unavailable = unavailable;
   }
 
+  /** Every watch on the store dies (as when etcd cancels them): no more events, onDead is called. */
+  killWatches(): void {
+    for (const watcher of [...this.backend.watchers]) {
+      this.backend.watchers.delete(watcher);
+      watcher.options.onDead?.(new Error(`watch of ${watcher.prefix} cancelled (test)`));
+    }
+  }
+
+  /** How many watches are open on the store. */
+  get watchCount(): number {
+    return this.backend.watchers.size;
+  }
+
   /** Ids of the live leases this client granted. */
   leaseIds(): string[] {
     return [...this.backend.leases.values()].filter((l) => l.owner === this).map((l) => l.id);
@@ -214,6 +228,7 @@ export class MemoryKV extends TransactionalKV implements KV {
     }
     const data = this.backend.data;
     for (const key of ops.absent ?? []) if (data.has(key)) return false;
+    for (const key of ops.present ?? []) if (!data.has(key)) return false;
     for (const { key, modRevision } of ops.unchanged ?? []) {
       if (String(data.get(key)?.modRevision ?? 0) !== modRevision) return false;
     }
@@ -246,9 +261,9 @@ export class MemoryKV extends TransactionalKV implements KV {
     return lease;
   }
 
-  async watch(prefix: string, listener: (event: WatchEvent) => void): Promise<Watch> {
+  async watch(prefix: string, listener: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<Watch> {
     this.check();
-    const watcher: Watcher = { prefix, listener };
+    const watcher: Watcher = { prefix, listener, options };
     this.backend.watchers.add(watcher);
     this.myWatchers.add(watcher);
     return {

@@ -4,7 +4,11 @@
 
 import type { Static } from '@sinclair/typebox';
 import type {
+  AcquisitionRecordSchema,
   CreateIntentSchema,
+  ExclusionRecordSchema,
+  HostAliveRecordSchema,
+  VolumeFormatSchema,
   HostAnswerSchema,
   HostRequestSchema,
   HostReportSchema,
@@ -59,3 +63,15 @@ export type TokenRecord = Static<typeof TokenRecordSchema>;
 /** A request to one host and, once it acted, its answer (host-requests.ts). */
 export type HostRequest = Static<typeof HostRequestSchema>;
 export type HostAnswer = Static<typeof HostAnswerSchema>;
+
+/** The last acquisition of a volume's mount lock (mounts.ts: who may take a vanished lock back). */
+export type AcquisitionRecord = Static<typeof AcquisitionRecordSchema>;
+
+/** A remove or rollback in progress: no mount lock may be taken while it exists (exclusion.ts). */
+export type ExclusionRecord = Static<typeof ExclusionRecordSchema>;
+
+/** The one live volplugin process of a host id (hosts.ts). */
+export type HostAliveRecord = Static<typeof HostAliveRecordSchema>;
+
+/** A volume's format marks (volumes.ts markFormat). */
+export type VolumeFormat = Static<typeof VolumeFormatSchema>;

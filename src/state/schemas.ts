@@ -53,8 +53,63 @@ export const MountRecordSchema = Type.Object(
     mapper: MapperSchema,
     clientAddress: Type.Union([Type.String(), Type.Null()], { description: 'The Ceph client address that has the image open: what fencing blocklists' }),
     since: Type.String(),
+    generation: Type.Optional(Type.Integer({ minimum: 1, description: 'Which acquisition of the lock this is (see the acquisition record)' })),
   },
   { title: 'Mount', ...strict },
+);
+
+/**
+ * The last acquisition of a volume's mount lock, kept after the lock is gone (not lease-bound) and
+ * rewritten in the same transaction as every acquisition: a host whose lock vanished may take it
+ * back only while this still names its own acquisition (then provably nobody held it in between).
+ */
+export const AcquisitionRecordSchema = Type.Object(
+  {
+    hostId: Type.String(),
+    host: Type.String(),
+    lease: Type.String(),
+    generation: Type.Integer({ minimum: 1, description: '1 for the first acquisition of the volume, +1 for each later one' }),
+    at: Type.String(),
+  },
+  strict,
+);
+
+/** A remove or rollback in progress on a volume: while it exists no host may take the mount lock. */
+export const ExclusionRecordSchema = Type.Object(
+  {
+    reason: Type.String({ description: '"remove", "snapshot rollback"' }),
+    owner: Type.String({ description: 'Who: `<role>@<host>:<pid>`' }),
+    since: Type.String(),
+    lease: Type.String(),
+  },
+  strict,
+);
+
+/** The one live volplugin process of a host id, bound to its host lease. */
+export const HostAliveRecordSchema = Type.Object(
+  {
+    hostId: Type.String(),
+    host: Type.String({ description: '--host-label' }),
+    bootId: Type.String({ description: "The kernel's boot id (a reboot changes it)" }),
+    pid: Type.Integer(),
+    hostname: Type.String({ description: 'os.hostname() of the machine it runs on' }),
+    since: Type.String(),
+  },
+  strict,
+);
+
+/**
+ * A volume's format marks, written only by the host holding its mount lock: `formatStarted` before
+ * mkfs runs on a device that read as zeros, `formatted` after it succeeded (never formatted again).
+ */
+export const VolumeFormatSchema = Type.Object(
+  {
+    formatStarted: Type.Optional(Type.String()),
+    formatted: Type.Optional(Type.String()),
+    /** The host that wrote the last mark. */
+    by: Type.Optional(Type.String()),
+  },
+  strict,
 );
 
 export const HostMountSchema = Type.Object(
@@ -224,6 +279,10 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [keys.tokens, spec('a token record', TokenRecordSchema)],
     [keys.tokenNames, spec('a token name', TokenNameSchema)],
     [`${keys.prefix}/host-requests/`, spec('a host request', HostRequestSchema)],
+    [`${keys.prefix}/acquired/`, spec('a lock acquisition record', AcquisitionRecordSchema)],
+    [`${keys.prefix}/exclusive/`, spec('a mount exclusion', ExclusionRecordSchema)],
+    [`${keys.prefix}/host-alive/`, spec('a host-alive record', HostAliveRecordSchema)],
+    [`${keys.prefix}/formats/`, spec('the format marks of a volume', VolumeFormatSchema)],
   ];
   return roots.sort((a, b) => b[0].length - a[0].length);
 }

@@ -14,14 +14,32 @@ import type { HostRequestInput, PendingHostRequest } from './host-requests.js';
 import * as intents from './intents.js';
 import type { CreateIntent } from './intents.js';
 import { keys as makeKeys, type Keys } from './keys.js';
-import type { Election, KV, Lease, Watch } from './kv.js';
+import type { Election, KV, Lease, Watch, WatchOptions } from './kv.js';
+import * as exclusion from './exclusion.js';
+import type { ExclusionOptions } from './exclusion.js';
+import * as hosts from './hosts.js';
+import type { HostAliveClaim } from './hosts.js';
 import * as mounts from './mounts.js';
-import type { AcquireMountResult } from './mounts.js';
+import type { AcquireMountResult, RetakeMountResult } from './mounts.js';
 import * as operations from './operations.js';
 import type { OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
 import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
-import type { HostAnswer, HostReport, MountRecord, Role, TenantRecord, TenantUsage, TokenRecord, UsageReport, VolumeRecord } from './records.js';
+import type {
+  AcquisitionRecord,
+  ExclusionRecord,
+  HostAliveRecord,
+  HostAnswer,
+  HostReport,
+  MountRecord,
+  Role,
+  TenantRecord,
+  TenantUsage,
+  TokenRecord,
+  UsageReport,
+  VolumeFormat,
+  VolumeRecord,
+} from './records.js';
 import * as schedule from './schedule.js';
 import * as tenants from './tenants.js';
 import * as tokens from './tokens.js';
@@ -29,9 +47,12 @@ import * as usage from './usage.js';
 import * as volumes from './volumes.js';
 import { watchRecords, type MountEvent, type VolumeEvent } from './watch.js';
 
-export { QuotaExceededError, StateBusyError, StateCorruptError } from './errors.js';
+export { QuotaExceededError, StateBusyError, StateCorruptError, StateMountedError } from './errors.js';
 export { LockReason, type OperationLockOptions, type OperationLockRecord } from './operations.js';
-export type { AcquireMountResult } from './mounts.js';
+export type { AcquireMountResult, MountRefusal, RetakeMountResult } from './mounts.js';
+export type { MarkFormattedResult } from './volumes.js';
+export type { ExclusionOptions } from './exclusion.js';
+export type { HostAliveClaim } from './hosts.js';
 export type { MountEvent, VolumeEvent } from './watch.js';
 export type { CreateIntent } from './intents.js';
 export { HostRequestTimeoutError, type HostRequestInput, type PendingHostRequest } from './host-requests.js';
@@ -162,6 +183,26 @@ export class StateStore {
     return this.updateVolume(tenant, volume, (current) => ({ ...current, runtime }));
   }
 
+  /**
+   * Records that the volume's first format begins now (formatStarted) or succeeded (formatted),
+   * only if `holder` still holds its mount lock under that lease, in one transaction (see
+   * volumes.ts markFormat). The only writer of the format marks besides a copy's creation; never
+   * cleared while the volume exists.
+   */
+  markFormat(tenant: string, volume: string, holder: { hostId: string; lease: Lease }, stage: 'started' | 'done', at: string = new Date().toISOString()): Promise<volumes.MarkFormattedResult> {
+    return volumes.markFormat(this.db, tenant, volume, holder, stage, at);
+  }
+
+  /** The volume's format marks; {} when it has none. */
+  getVolumeFormat(tenant: string, volume: string): Promise<VolumeFormat> {
+    return volumes.getFormat(this.db, tenant, volume);
+  }
+
+  /** Records a new copy of a snapshot as formatted (its source's filesystem); false when it has marks already or is gone. */
+  markCopyFormatted(tenant: string, volume: string, formatted: string): Promise<boolean> {
+    return volumes.markCopyFormatted(this.db, tenant, volume, formatted);
+  }
+
   // ---- create intents (see intents.ts) ------------------------------------------------------
 
   /**
@@ -228,20 +269,36 @@ export class StateStore {
 
   /**
    * Takes the cluster-wide mount lock of a volume, bound to `lease` (the host's lease), only if no
-   * one holds it. Holding it already under the same lease counts as success (idempotent).
+   * one holds it, no remove or rollback excludes mounts and the volume record exists; records the
+   * acquisition (next generation) in the same transaction. Holding it already under the same lease
+   * counts as success (idempotent).
    */
   acquireMount(record: MountRecord, lease: Lease): Promise<AcquireMountResult> {
     return mounts.acquireMount(this.db, record, lease);
   }
 
   /**
-   * Takes over a mount lock that the same host (same hostId) holds under another lease, e.g. after
-   * a volplugin restart: replaces it with `record`, bound to `lease`, in one transaction that
-   * requires the old record to be unchanged since it was read. False when the lock is gone, is
-   * held by another host, is unreadable, or changed meanwhile (the caller decides whether to retry).
+   * Takes back a lock this host lost (lease expired, or removed by an operator) only if nobody
+   * acquired it since this host's acquisition `expected` (host id and generation), atomically.
    */
-  adoptMount(record: MountRecord, lease: Lease): Promise<boolean> {
-    return mounts.adoptMount(this.db, record, lease);
+  retakeMount(record: MountRecord, lease: Lease, expected: { hostId: string; generation: number }): Promise<RetakeMountResult> {
+    return mounts.retakeMount(this.db, record, lease, expected);
+  }
+
+  /**
+   * Takes over a mount lock that the same host (same hostId) holds under another lease, e.g. after
+   * a volplugin restart: replaces it with `record`, bound to `lease`, as a new acquisition, in one
+   * transaction that requires the old record to be unchanged since it was read (and, with
+   * `expectedGeneration`, to be that acquisition). The stored record, or null when the lock is
+   * gone, is another host's or acquisition's, or is unreadable.
+   */
+  adoptMount(record: MountRecord, lease: Lease, expectedGeneration?: number): Promise<MountRecord | null> {
+    return mounts.adoptMount(this.db, record, lease, expectedGeneration);
+  }
+
+  /** The last acquisition of the volume's mount lock (kept after the lock is gone), or null. */
+  getAcquisition(tenant: string, volume: string): Promise<AcquisitionRecord | null> {
+    return this.db.read<AcquisitionRecord>(this.keys.acquired(tenant, volume));
   }
 
   getMount(tenant: string, volume: string): Promise<MountRecord | null> {
@@ -270,19 +327,34 @@ export class StateStore {
     return mounts.forceRemoveMount(this.db, tenant, volume);
   }
 
+  /**
+   * Runs `fn` while no host may take the volume's mount lock (a remove or rollback): created only
+   * if no host holds the lock now (else StateMountedError, nothing done), and released however
+   * `fn` ends. See exclusion.ts.
+   */
+  withMountsExcluded<T>(tenant: string, volume: string, options: ExclusionOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return exclusion.withMountsExcluded(this.db, this.owner, tenant, volume, options, fn);
+  }
+
+  /** The remove or rollback that excludes mounts of the volume now, if any. */
+  getExclusion(tenant: string, volume: string): Promise<ExclusionRecord | null> {
+    return this.db.read<ExclusionRecord>(this.keys.exclusive(tenant, volume));
+  }
+
   // ---- watches ------------------------------------------------------------------------------
 
   /**
    * Calls `listener` for every change of a volume record (e.g. run-time options changed by the
-   * master) until the watch is closed. A corrupt record goes to `onError` instead.
+   * master) until the watch is closed. A corrupt record goes to `onError` instead; a watch that
+   * dies or resumes after a gap is told through `options` (see WatchOptions).
    */
-  watchVolumes(listener: (event: VolumeEvent) => void, onError?: (err: StateCorruptError) => void): Promise<Watch> {
-    return watchRecords<VolumeRecord>(this.db, this.keys.volumes, listener, onError);
+  watchVolumes(listener: (event: VolumeEvent) => void, onError?: (err: StateCorruptError) => void, options?: WatchOptions): Promise<Watch> {
+    return watchRecords<VolumeRecord>(this.db, this.keys.volumes, listener, onError, options);
   }
 
   /** Calls `listener` for every mount lock taken, changed or gone, until the watch is closed. */
-  watchMounts(listener: (event: MountEvent) => void, onError?: (err: StateCorruptError) => void): Promise<Watch> {
-    return watchRecords<MountRecord>(this.db, this.keys.mounts, listener, onError);
+  watchMounts(listener: (event: MountEvent) => void, onError?: (err: StateCorruptError) => void, options?: WatchOptions): Promise<Watch> {
+    return watchRecords<MountRecord>(this.db, this.keys.mounts, listener, onError, options);
   }
 
   // ---- operation locks (see operations.ts) --------------------------------------------------
@@ -306,6 +378,19 @@ export class StateStore {
   /** Stores a volplugin's report, bound to its lease (gone when the host is). */
   putHostReport(report: HostReport, lease: Lease): Promise<void> {
     return this.kv.put(this.keys.host(report.hostId), JSON.stringify(report), { lease });
+  }
+
+  /**
+   * Claims the host id for this process (create-if-absent, bound to `lease`): held by another
+   * process, the answer names it. See hosts.ts.
+   */
+  claimHostAlive(record: HostAliveRecord, lease: Lease): Promise<HostAliveClaim> {
+    return hosts.claimHostAlive(this.db, record, lease);
+  }
+
+  /** Replaces a dead predecessor's host-alive record (found at `modRevision`) with ours; false if it changed. */
+  takeOverHostAlive(record: HostAliveRecord, lease: Lease, modRevision: string): Promise<boolean> {
+    return hosts.takeOverHostAlive(this.db, record, lease, modRevision);
   }
 
   getHostReport(hostId: string): Promise<HostReport | null> {

@@ -1,12 +1,15 @@
 // Volume records: the only code that writes them. A new record is written only where none exists
 // (optionally deleting the create intent in the same transaction); changes are compare-and-swap;
-// a delete takes the volume's snapshot schedule along. Creates and deletes change the tenant's
-// usage in the same transaction (usage.ts).
+// a delete takes the volume's snapshot schedule, lock acquisition record and format marks along.
+// Creates and deletes change the tenant's usage in the same transaction (usage.ts). The format
+// marks (formatStarted, formatted) live in a key of their own, written only by the host holding the
+// mount lock (markFormat): volplugin's etcd user may write them, never the volume record.
 
 import type { Quota } from '../policy/limits.js';
 import type { CreateIntent } from './intents.js';
+import type { Lease } from './kv.js';
 import { CONFLICT, type RecordKV } from './record-kv.js';
-import type { VolumeRecord } from './records.js';
+import type { MountRecord, VolumeFormat, VolumeRecord } from './records.js';
 import { changeUsage } from './usage.js';
 
 /**
@@ -44,7 +47,10 @@ export function deleteVolume(db: RecordKV, tenant: string, volume: string): Prom
     if (!current) return { skip: false };
     // Deleting an absent key in a transaction is allowed: the schedule goes too if there is one.
     return {
-      ops: { unchanged: [{ key, modRevision: current.modRevision }], delete: [key, db.keys.snapshotSchedule(tenant, volume)] },
+      ops: {
+        unchanged: [{ key, modRevision: current.modRevision }],
+        delete: [key, db.keys.snapshotSchedule(tenant, volume), db.keys.acquired(tenant, volume), db.keys.format(tenant, volume)],
+      },
       delta: { volumes: -1, bytes: -(db.parseOrNull<VolumeRecord>(current)?.options.sizeBytes ?? 0) },
       result: true,
     };
@@ -67,5 +73,65 @@ export function updateVolume(
       throw new Error(`updateVolume may not rename ${tenant}/${volume} to ${next.tenant}/${next.volume}`);
     }
     return (await db.kv.replace(key, JSON.stringify(next), current.modRevision)) ? next : CONFLICT;
+  });
+}
+
+/** What markFormat did: the marks as stored, or why it did not. */
+export type MarkFormattedResult = { ok: true; format: VolumeFormat } | { ok: false; reason: 'not-holder' | 'no-volume' };
+
+/** The volume's format marks ({} when it has none: never formatted by volplugin, or from before marks). */
+export async function getFormat(db: RecordKV, tenant: string, volume: string): Promise<VolumeFormat> {
+  return (await db.read<VolumeFormat>(db.keys.format(tenant, volume))) ?? {};
+}
+
+/**
+ * Records a step of the volume's one format at `at`: 'started' (formatStarted, before mkfs runs)
+ * or 'done' (formatted, after mkfs succeeded), in the volume's format key. One transaction,
+ * conditioned on the volume existing, on the caller (`holder`: host id, under `lease`) still
+ * holding its mount lock, and on the marks being unchanged since read. Marks of a volume already
+ * formatted stay as they are.
+ */
+export function markFormat(
+  db: RecordKV,
+  tenant: string,
+  volume: string,
+  holder: { hostId: string; lease: Lease },
+  stage: 'started' | 'done',
+  at: string,
+): Promise<MarkFormattedResult> {
+  const key = db.keys.volume(tenant, volume);
+  const formatKey = db.keys.format(tenant, volume);
+  const mountKey = db.keys.mount(tenant, volume);
+  return db.cas(`format mark of ${tenant}/${volume}`, async () => {
+    if (!(await db.kv.get(key))) return { ok: false as const, reason: 'no-volume' as const };
+    const mount = await db.kv.get(mountKey);
+    const lock = mount && db.parseOrNull<MountRecord>(mount);
+    if (!mount || !lock || lock.hostId !== holder.hostId || lock.lease !== holder.lease.id || holder.lease.lost) {
+      return { ok: false as const, reason: 'not-holder' as const };
+    }
+    const marks = await db.kv.get(formatKey);
+    const format = marks ? db.parse<VolumeFormat>(marks) : {};
+    if (format.formatted) return { ok: true as const, format };
+    const next: VolumeFormat = { ...format, [stage === 'done' ? 'formatted' : 'formatStarted']: at, by: holder.hostId };
+    const ok = await db.kv.transaction({
+      present: [key],
+      absent: marks ? [] : [formatKey],
+      unchanged: [{ key: mountKey, modRevision: mount.modRevision }, ...(marks ? [{ key: formatKey, modRevision: marks.modRevision }] : [])],
+      put: [{ key: formatKey, value: JSON.stringify(next) }],
+    });
+    return ok ? { ok: true as const, format: next } : CONFLICT;
+  });
+}
+
+/**
+ * A new copy of a snapshot holds its source's filesystem: records it as formatted at `formatted`
+ * (the source's time), only while the volume exists and has no marks yet. False when it did not.
+ */
+export function markCopyFormatted(db: RecordKV, tenant: string, volume: string, formatted: string): Promise<boolean> {
+  const formatKey = db.keys.format(tenant, volume);
+  return db.kv.transaction({
+    present: [db.keys.volume(tenant, volume)],
+    absent: [formatKey],
+    put: [{ key: formatKey, value: JSON.stringify({ formatted, by: 'copy' } satisfies VolumeFormat) }],
   });
 }

@@ -2,7 +2,7 @@
 // and the parsed record, instead of raw keys.
 
 import { StateCorruptError } from './errors.js';
-import type { Watch } from './kv.js';
+import type { Watch, WatchOptions } from './kv.js';
 import type { RecordKV } from './record-kv.js';
 import type { MountRecord, VolumeRecord } from './records.js';
 
@@ -28,6 +28,7 @@ export function watchRecords<T>(
   root: string,
   listener: (event: { type: 'put' | 'delete'; tenant: string; volume: string; record: T | null }) => void,
   onError?: (err: StateCorruptError) => void,
+  options?: WatchOptions,
 ): Promise<Watch> {
   return db.kv.watch(root, (event) => {
     const rest = event.key.slice(root.length);
@@ -47,5 +48,5 @@ export function watchRecords<T>(
       return;
     }
     listener({ type: 'put', tenant, volume, record });
-  });
+  }, options);
 }

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanUpPluginTest, leftoversBelow, rbd, testPool } from '../helpers/plugin-ceph.js';
+import { cleanUpRun, leftoversBelow, rbd, testPool } from '../helpers/plugin-ceph.js';
 import { startMaster, TestPlugin, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
 import { repoRoot } from '../helpers/sandbox.js';
 
@@ -69,7 +69,7 @@ afterAll(async () => {
   for (const name of live) await docker('volume', 'rm', '-f', name).catch(() => undefined);
   await plugin?.stop();
   await master?.stop();
-  expect(await cleanUpPluginTest(tenant, root)).toEqual([]);
+  expect(await cleanUpRun({ tenant, root, pool: testPool() })).toEqual([]);
 });
 
 describe('volplugin with the real dockerd', () => {

@@ -1,7 +1,8 @@
 // Ceph helpers for the plugin and mapper tests: images made and removed with the rbd CLI, and what
 // the tests check from outside (watchers, blocklist, metadata, leftovers on the host).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
@@ -63,15 +64,37 @@ export async function leftoversBelow(dir: string): Promise<string[]> {
   return out;
 }
 
+/** How many mounts are stacked at exactly `dir` on this host. */
+export async function mountsAt(dir: string): Promise<number> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').filter((l) => l.split(' ')[4] === dir).length;
+}
+
+/** One O_DIRECT 4k write of `file` in `dir`, in its own process (a hung one is killed after 20 s): true when it was written. */
+export function directWrite(dir: string, file = 'probe'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn('dd', ['if=/dev/zero', `of=${path.join(dir, file)}`, 'bs=4k', 'count=1', 'oflag=direct', 'conv=notrunc'], { stdio: 'ignore' });
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      resolve(false);
+    }, 20_000);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
+}
+
 /**
- * The end of a plugin test: the images of `tenant` (and of tenants whose names start with it) are
- * removed, and `root` too when nothing is left mounted or mapped below it (never rm -r through a
- * mount; with leftovers the logs stay for a look). Returns the leftovers: the test expects none.
+ * The end of a plugin test file: lifts the blocklist entries it made, removes the images of its
+ * tenant and its directory (never through a mount: with leftovers it stays, logs included) and
+ * returns the leftovers (mounts, loop devices) below it, which must be none.
  */
-export async function cleanUpPluginTest(tenant: string, root: string): Promise<string[]> {
-  const images = (await rbd('ls', testPool())).split('\n').filter((i) => i.startsWith(tenant));
-  for (const image of images) await removeImage(testPool(), image);
-  const left = await leftoversBelow(root);
-  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+export async function cleanUpRun(run: { tenant: string; root: string; pool: string; fenced?: string[] }): Promise<string[]> {
+  for (const address of run.fenced ?? []) await ceph('osd', 'blocklist', 'rm', address).catch(() => undefined);
+  const images = (await rbd('ls', run.pool)).split('\n').filter((i) => i.startsWith(run.tenant));
+  for (const image of images) await removeImage(run.pool, image);
+  const left = await leftoversBelow(run.root);
+  if (left.length === 0) await rm(run.root, { recursive: true, force: true }).catch(() => undefined);
   return left;
 }

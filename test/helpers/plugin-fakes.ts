@@ -1,6 +1,7 @@
 // Fakes of what volplugin's mount path touches on the host (the mapper, devices and directories)
 // and of the master, for the plugin's unit tests; Ceph is src/storage's MemoryStorage, etcd
 // src/state's MemoryKV.
+import { DeviceReadError, type DeviceContents } from '../../src/mapper/fs.js';
 import type { Mapper, Mapping, MapTarget } from '../../src/mapper/types.js';
 import type { RateLimit } from '../../src/policy/types.js';
 import type { VolumeRecord } from '../../src/state/records.js';
@@ -24,6 +25,8 @@ export class FakeMapper implements Mapper {
   /** The number of the next device. */
   next: number;
   failMap: Error | null = null;
+  /** Map without learning the client's address (as when the new watcher cannot be told). */
+  noClient = false;
   private readonly clientBase: number;
   private readonly stateDir: string;
 
@@ -40,7 +43,7 @@ export class FakeMapper implements Mapper {
       ...target,
       kind: 'fuse',
       device: `/dev/loop${n}`,
-      clientAddress: `127.0.0.1:0/${this.clientBase + n}`,
+      clientAddress: this.noClient ? null : `127.0.0.1:0/${this.clientBase + n}`,
       fuseDir: `${this.stateDir}/fuse/${target.tenant}/${target.volume}`,
     };
     this.mapped.set(m.device!, m);
@@ -58,20 +61,52 @@ export class FakeMapper implements Mapper {
   async stopIo(m: Mapping): Promise<void> {
     this.stopped.push(m.device ?? '?');
   }
+
+  async isMapped(m: Mapping): Promise<boolean> {
+    return !!m.device && this.mapped.get(m.device)?.image === m.image;
+  }
+
+  /** The image a device maps now (for FakeHost). */
+  imageOf = (device: string): string => this.mapped.get(device)?.image ?? device;
 }
 
-/** The host's devices and directories: mounts and filesystems kept in maps; `fail` makes a step throw. */
+/**
+ * The host's devices and directories: mounts kept in a map, what each image holds in `images`
+ * (shared between the fake hosts of a test, like Ceph; an image not in it reads as zeros), images
+ * whose device cannot be read in `unreadable`; `fail` makes a step throw. `imageOf` tells which
+ * image a device maps (give each host its mapper's: FakeMapper.imageOf).
+ */
 export class FakeHost implements HostOps {
   mounted = new Map<string, string>();
-  formatted = new Set<string>();
+  readonly images: Map<string, DeviceContents>;
+  unreadable = new Set<string>();
+  /** Devices formatted, in order. */
+  formats: string[] = [];
+  /** Devices whose signatures were wiped, in order. */
+  wipes: string[] = [];
   fail: Partial<Record<keyof HostOps, Error>> = {};
-  async probeFilesystem(device: string): Promise<string | null> {
-    if (this.fail.probeFilesystem) throw this.fail.probeFilesystem;
-    return this.formatted.has(device) ? 'ext4' : null;
+  private readonly imageOf: (device: string) => string;
+
+  constructor(options: { imageOf?: (device: string) => string; images?: Map<string, DeviceContents> } = {}) {
+    this.imageOf = options.imageOf ?? ((device) => device);
+    this.images = options.images ?? new Map();
+  }
+
+  async probeDevice(device: string): Promise<DeviceContents> {
+    if (this.fail.probeDevice) throw this.fail.probeDevice;
+    const image = this.imageOf(device);
+    if (this.unreadable.has(image)) throw new DeviceReadError(device, 'Input/output error');
+    return this.images.get(image) ?? { kind: 'empty' };
   }
   async formatDevice(_command: string, device: string): Promise<void> {
     if (this.fail.formatDevice) throw this.fail.formatDevice;
-    this.formatted.add(device);
+    this.formats.push(device);
+    this.images.set(this.imageOf(device), { kind: 'filesystem', type: 'ext4' });
+  }
+  async wipeSignatures(device: string): Promise<void> {
+    if (this.fail.wipeSignatures) throw this.fail.wipeSignatures;
+    this.wipes.push(device);
+    this.images.delete(this.imageOf(device));
   }
   async mountDevice(device: string, dir: string): Promise<void> {
     if (this.fail.mountDevice) throw this.fail.mountDevice;

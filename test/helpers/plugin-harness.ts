@@ -61,9 +61,9 @@ class Proc {
     readonly logFile: string,
   ) {}
 
-  async spawn(args: string[]): Promise<void> {
+  async spawn(args: string[], env: Record<string, string> = {}): Promise<void> {
     await mkdir(path.dirname(this.logFile), { recursive: true });
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.proc = proc;
     const chunks: Buffer[] = [];
     const append = (d: Buffer) => {
@@ -170,8 +170,10 @@ export interface PluginOptions {
   convergeSeconds?: number;
   /** Docker API for rate limits (default none). */
   docker?: string;
-  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin-host'). */
+  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin-host'), or ['--etcd', proxy.url]. */
   etcd?: string[];
+  /** Extra environment (VOLPLUGIN_FAILPOINTS, VOLPLUGIN_BOOT_ID_FILE). */
+  env?: Record<string, string>;
   extraArgs?: string[];
 }
 
@@ -227,15 +229,16 @@ export class TestPlugin {
       '--docker', o.docker ?? 'none',
       '--debug',
       ...(o.extraArgs ?? []),
-    ]);
-    await waitFor(
-      `volplugin ${this.pluginName} to serve ${this.socket}`,
-      async () => {
-        if (this.proc.proc?.exitCode !== null) throw new Error('exited');
-        return (await this.call('Plugin.Activate', {})).Implements !== undefined;
-      },
-      30_000,
-    ).catch(async (err: Error) => {
+    ], o.env);
+    // A process that exits while starting fails at once (it will not start serving).
+    const exitedEarly = this.proc.exited.then((code) => {
+      throw new Error(`volplugin ${this.pluginName} exited with code ${code} while starting`);
+    });
+    exitedEarly.catch(() => undefined);
+    await Promise.race([
+      waitFor(`volplugin ${this.pluginName} to serve ${this.socket}`, async () => (await this.call('Plugin.Activate', {})).Implements !== undefined, 30_000),
+      exitedEarly,
+    ]).catch(async (err: Error) => {
       throw new Error(`${err.message}; log:\n${(await this.proc.logs()).slice(-2000)}`);
     });
   }
@@ -312,4 +315,15 @@ export function testPolicy(options: { size?: string; writeIops?: number; filesys
 export async function createVolume(plugin: TestPlugin, name: string, opts: Record<string, string> | null = null): Promise<void> {
   const answer = await plugin.call('VolumeDriver.Create', { Name: name, Opts: opts });
   if (answer.Err) throw new Error(`Create ${name}: ${answer.Err}`);
+}
+
+/** The names a plugin test file works under: a random run id, its tenant (`<prefix><run>`), its directory and the pool. */
+export function testRun(prefix: string, file: string): { run: string; tenant: string; root: string; pool: string } {
+  const run = uniq();
+  return {
+    run,
+    tenant: `${prefix}${run}`,
+    root: path.join(process.env.VOLPLUGIN_TEST_ROOT ?? '/tmp', `${file}-${run}`),
+    pool: process.env.VOLPLUGIN_TEST_POOL ?? 'rbd',
+  };
 }

@@ -6,7 +6,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatDevice, mountDevice, probeFilesystem, unmountAll } from '../../src/mapper/fs.js';
+import { DeviceReadError, EDGE_BYTES, formatDevice, mountDevice, probeDevice, unmountAll } from '../../src/mapper/fs.js';
 import { FuseMapper } from '../../src/mapper/fuse.js';
 import type { Mapping, WatcherSource } from '../../src/mapper/types.js';
 import { blocklisted, ceph, cephConf, createImage, leftoversBelow, removeImage, testPool, watchers } from '../helpers/plugin-ceph.js';
@@ -61,14 +61,14 @@ describe('rbd-fuse + loop mapper', () => {
     const found = await fresh.discover();
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ tenant, volume: `a-${run}`, pool, image: images.a, device: mapped[0]!.device, clientAddress: mapped[0]!.clientAddress, kind: 'fuse' });
-    expect(await fresh.isComplete(found[0]!)).toBe(true);
+    expect(await fresh.isMapped(found[0]!)).toBe(true);
   });
 
   it('the device takes a filesystem, mounts and holds data', async () => {
     const device = mapped[0]!.device!;
-    expect(await probeFilesystem(device)).toBeNull();
+    expect(await probeDevice(device)).toEqual({ kind: 'empty' });
     await formatDevice('mkfs.ext4 -q -m0 %', device);
-    expect(await probeFilesystem(device)).toBe('ext4');
+    expect(await probeDevice(device)).toEqual({ kind: 'filesystem', type: 'ext4' });
     const mnt = path.join(root, 'mnt');
     await mountDevice(device, mnt);
     await writeFile(path.join(mnt, 'hello'), 'hello\n');
@@ -115,6 +115,23 @@ describe('rbd-fuse + loop mapper', () => {
     expect(await mapper.discover()).toEqual([]);
   }, 60_000);
 
+  it('a mapping whose Ceph client cannot be told is undone: no loop device, no rbd-fuse left (issue 12, rule 3)', async () => {
+    // The image's watchers as listed before rbd-fuse started: its own watcher never shows as new.
+    let frozen: Awaited<ReturnType<WatcherSource['listWatchers']>> | null = null;
+    const blind: WatcherSource = {
+      listWatchers: async (p, image) => (frozen ??= await cliWatchers.listWatchers(p, image)),
+    };
+    const m = new FuseMapper({ root: path.join(root, 'fuse'), ceph: { confPath: cephConf(), clientId: 'admin' }, watchers: blind });
+    await expect(m.map({ tenant, volume: `b-${run}`, pool, image: images.b })).rejects.toThrow(
+      /fuse: cannot tell which Ceph client opened .* \(no new watcher appeared\); without its address no other host could fence this mapping, so it was undone/,
+    );
+    expect(await leftoversBelow(root)).toEqual([]);
+    expect(await mapper.discover()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 200));
+    const { stdout } = await exec('pgrep', ['-f', `rbd-fuse.*b-${run}`]).catch(() => ({ stdout: '' }));
+    expect(stdout.trim()).toBe('');
+  });
+
   it('mapping again where a crashed volplugin left a mapping replaces the leftover', async () => {
     const first = await mapper.map({ tenant, volume: `b-${run}`, pool, image: images.b });
     const second = await mapper.map({ tenant, volume: `b-${run}`, pool, image: images.b });
@@ -124,6 +141,54 @@ describe('rbd-fuse + loop mapper', () => {
     expect(loops).toHaveLength(1);
     await mapper.unmap(mapped.pop()!);
     expect(await leftoversBelow(root)).toEqual([]);
+  });
+});
+
+describe('what a device holds, before a first format (issue 12, rule 1)', () => {
+  const volume = `d-${run}`;
+  const image = `${tenant}.${volume}`;
+  let m: Mapping;
+  const write = (offset: number) =>
+    exec('dd', ['if=/dev/urandom', `of=${m.device!}`, 'bs=4096', 'count=1', `seek=${offset / 4096}`, 'oflag=direct', 'conv=notrunc'], { timeout: 30_000 });
+  const zero = (offset: number) =>
+    exec('dd', ['if=/dev/zero', `of=${m.device!}`, 'bs=4096', 'count=1', `seek=${offset / 4096}`, 'oflag=direct', 'conv=notrunc'], { timeout: 30_000 });
+
+  beforeAll(async () => {
+    await createImage(pool, image, 64);
+    m = await mapper.map({ tenant, volume, pool, image });
+  });
+
+  afterAll(async () => {
+    if (m) await mapper.unmap(m).catch(() => undefined);
+    await removeImage(pool, image);
+  });
+
+  it('a fresh thin image reads as zeros at its start and end: empty', async () => {
+    expect(await probeDevice(m.device!)).toEqual({ kind: 'empty' });
+  });
+
+  it('bytes that are no filesystem at the start, or only at the end, are data (blkid finding nothing does not make it empty)', async () => {
+    await write(4096);
+    expect(await probeDevice(m.device!)).toMatchObject({ kind: 'data' });
+    await zero(4096);
+    const last = 64 * 1024 * 1024 - 4096;
+    await write(last);
+    expect(await probeDevice(m.device!)).toMatchObject({ kind: 'data' });
+    await zero(last);
+    // Beyond the edges nothing is read: data in the middle does not count.
+    await write(EDGE_BYTES * 8);
+    expect(await probeDevice(m.device!)).toEqual({ kind: 'empty' });
+  });
+
+  it('a device whose client is fenced cannot be read: DeviceReadError, never "empty"', async () => {
+    await ceph('osd', 'blocklist', 'add', m.clientAddress!, '600');
+    try {
+      const err = await probeDevice(m.device!).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DeviceReadError);
+      expect((err as Error).message).toMatch(new RegExp(`^${m.device!} cannot be read`));
+    } finally {
+      await ceph('osd', 'blocklist', 'rm', m.clientAddress!);
+    }
   });
 });
 

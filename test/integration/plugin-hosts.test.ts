@@ -2,21 +2,17 @@
 // etcd and one Ceph cluster: they race for a volume and never both get it; a holder killed with
 // -9 loses it after the lock TTL and the taker fences its Ceph client; a paused holder is fenced
 // and its writes fail after it resumes; a restarted volplugin keeps its mounts and references.
-import { spawn } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatDevice, mountDevice } from '../../src/mapper/fs.js';
 import { FuseMapper } from '../../src/mapper/fuse.js';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { StateStore } from '../../src/state/store.js';
-import { blocklisted, ceph, leftoversBelow, removeImage, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
-import { createVolume, sleep, startMaster, TestPlugin, testPolicy, uniq, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
+import { blocklisted, cleanUpRun, directWrite, leftoversBelow, mountsAt, watchers } from '../helpers/plugin-ceph.js';
+import { createVolume, sleep, startMaster, TestPlugin, testPolicy, testRun, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
 
-const run = uniq();
-const tenant = `ph${run}`;
-const root = path.join(process.env.VOLPLUGIN_TEST_ROOT ?? '/tmp', `plugin-hosts-${run}`);
-const pool = testPool();
+const { run, tenant, root, pool } = testRun('ph', 'plugin-hosts');
 const TTL = 4;
 
 let master: TestMaster;
@@ -26,25 +22,7 @@ let kv: EtcdKV;
 let store: StateStore;
 const fenced: string[] = [];
 
-async function mountsOf(plugin: TestPlugin, name: string): Promise<number> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').filter((l) => l.split(' ')[4] === plugin.mountpointOf(name)).length;
-}
-
-/** One O_DIRECT 4k write through `dir`, in its own process: true when it was written. */
-function directWrite(dir: string, file = 'probe'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const p = spawn('dd', ['if=/dev/zero', `of=${path.join(dir, file)}`, 'bs=4k', 'count=1', 'oflag=direct', 'conv=notrunc'], { stdio: 'ignore' });
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve(false);
-    }, 20_000);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0);
-    });
-  });
-}
+const mountsOf = (plugin: TestPlugin, name: string) => mountsAt(plugin.mountpointOf(name));
 
 beforeAll(async () => {
   master = await startMaster(root, `/volplugin-test-${run}`);
@@ -62,12 +40,7 @@ afterAll(async () => {
   // Whatever a killed instance left behind is cleaned by starting it once more with nothing to keep.
   await master?.stop();
   await kv?.close();
-  for (const address of fenced) await ceph('osd', 'blocklist', 'rm', address).catch(() => undefined);
-  const images = (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant));
-  for (const image of images) await removeImage(pool, image);
-  const left = await leftoversBelow(root);
-  // Never rm -r through a mount; with leftovers the logs stay for a look too.
-  if (left.length === 0) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  const left = await cleanUpRun({ tenant, root, pool, fenced });
   expect(left).toEqual([]);
 });
 
@@ -143,7 +116,7 @@ describe('two hosts, one volume', () => {
     await a.start();
     await waitFor('hosta to report the volume as taken over', async () => {
       const report = await store.getHostReport(await a.hostId());
-      return (report?.problems ?? []).some((p) => p.includes('taken over by another host'));
+      return (report?.problems ?? []).some((p) => p.includes(`${tenant}/killed: lost to this host`));
     }, 20_000);
     expect((await a.unmount(name, 'k1')).Err).toBe('');
     expect(await mountsOf(a, name)).toBe(0);
@@ -180,9 +153,9 @@ describe('two hosts, one volume', () => {
     // Resumed, hosta finds its lease gone and the lock taken: it reports the volume as lost.
     await waitFor('hosta to notice it lost the volume', async () => {
       const report = await store.getHostReport(await a.hostId());
-      return (report?.problems ?? []).some((p) => p.includes(`${tenant}/paused: taken over`));
+      return (report?.problems ?? []).some((p) => p.includes(`${tenant}/paused: lost to this host`));
     }, 30_000);
-    expect((await a.mount(name, 'p3')).Err).toMatch(/taken over by another host/);
+    expect((await a.mount(name, 'p3')).Err).toMatch(/is lost to this host/);
     expect(await directWrite(a.mountpointOf(name))).toBe(false);
     expect((await a.unmount(name, 'p1')).Err).toBe('');
     expect(await mountsOf(a, name)).toBe(0);

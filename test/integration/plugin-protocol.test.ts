@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { StateStore } from '../../src/state/store.js';
-import { cleanUpPluginTest, imageMeta, leftoversBelow, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
+import { cleanUpRun, imageMeta, leftoversBelow, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
 import { createVolume, startMaster, TestPlugin, testPolicy, uniq, type TestMaster } from '../helpers/plugin-harness.js';
 
 const run = uniq();
@@ -33,7 +33,7 @@ afterAll(async () => {
   await plugin?.stop();
   await master?.stop();
   await kv?.close();
-  expect(await cleanUpPluginTest(tenant, root)).toEqual([]);
+  expect(await cleanUpRun({ tenant, root, pool: testPool() })).toEqual([]);
 });
 
 describe('volplugin protocol (real binary, master, etcd, Ceph)', () => {

@@ -10,7 +10,7 @@ import { ApiError } from '../../src/api/errors.js';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { keys } from '../../src/state/keys.js';
 import { StateStore } from '../../src/state/store.js';
-import { cleanUpPluginTest, imageMeta, leftoversBelow, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
+import { cleanUpRun, imageMeta, leftoversBelow, rbd, testPool, watchers } from '../helpers/plugin-ceph.js';
 import { createVolume, startMaster, TestPlugin, testPolicy, uniq, type TestMaster } from '../helpers/plugin-harness.js';
 
 const run = uniq();
@@ -38,7 +38,7 @@ afterAll(async () => {
   await plugin?.stop();
   await master?.stop();
   await kv?.close();
-  expect(await cleanUpPluginTest(tenant, root)).toEqual([]);
+  expect(await cleanUpRun({ tenant, root, pool: testPool() })).toEqual([]);
 });
 
 /** What a refused mount must leave: nothing locked, mapped, noted or mounted, and nothing run. */

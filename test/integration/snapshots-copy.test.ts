@@ -10,7 +10,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/master/app.js';
 import { FuseMapper } from '../../src/mapper/fuse.js';
-import { mountDevice, probeFilesystem, formatDevice, unmountAll } from '../../src/mapper/fs.js';
+import { mountDevice, probeDevice, formatDevice, unmountAll } from '../../src/mapper/fs.js';
 import type { Mapping } from '../../src/mapper/types.js';
 import { EtcdKV } from '../../src/state/etcd.js';
 import { StateStore } from '../../src/state/store.js';
@@ -74,12 +74,12 @@ describe(`snapshot copy and rollback on real Ceph and etcd (${backend} backend)`
     const mapping = await mapper.map({ tenant: record.tenant, volume: record.volume, pool: record.pool, image: record.image });
     const mountpoint = path.join(dir, 'mnt', record.tenant, record.volume);
     mapped.set(record.image, { mapping, mountpoint: null });
-    const fs = await probeFilesystem(mapping.device!);
+    const contents = await probeDevice(mapping.device!);
     if (format) {
-      expect(fs).toBeNull();
+      expect(contents).toEqual({ kind: 'empty' });
       await formatDevice('mkfs.ext4 -q -m0 %', mapping.device!);
     } else {
-      expect(fs).toBe('ext4');
+      expect(contents).toEqual({ kind: 'filesystem', type: 'ext4' });
     }
     await mountDevice(mapping.device!, mountpoint);
     mapped.set(record.image, { mapping, mountpoint });
@@ -189,6 +189,8 @@ describe(`snapshot copy and rollback on real Ceph and etcd (${backend} backend)`
     const pluginKv = new EtcdKV({ endpoints: [process.env.VOLPLUGIN_TEST_ETCD!] });
     const config = parseConfig([
       '--etcd', process.env.VOLPLUGIN_TEST_ETCD!,
+      // The master's prefix: a mount lock is only taken for a volume whose record is there.
+      '--prefix', prefix,
       '--master', `127.0.0.1:${address.port}`,
       '--mount-root', path.join(dir, 'plugin-mnt'),
       '--state-dir', path.join(dir, 'plugin-state'),

@@ -78,7 +78,7 @@ describe('blkid -o export', () => {
 describe('rbd-nbd list-mapped', () => {
   it('parses the JSON list', () => {
     const text = JSON.stringify([{ id: 1, pid: 4242, pool: 'rbd', namespace: '', image: 't.v', snap: '-', device: '/dev/nbd0' }]);
-    expect(parseNbdList(text)).toEqual([{ pool: 'rbd', image: 't.v', device: '/dev/nbd0', snap: '-' }]);
+    expect(parseNbdList(text)).toEqual([{ pid: 4242, pool: 'rbd', image: 't.v', device: '/dev/nbd0', snap: '-' }]);
     expect(parseNbdList('')).toEqual([]);
   });
 });

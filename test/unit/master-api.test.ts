@@ -78,8 +78,8 @@ async function mount(tenant: string, volume: string, host = 'host-a'): Promise<M
     since: new Date().toISOString(),
   });
   const result = await store.acquireMount(record, lease);
-  expect(result.ok).toBe(true);
-  return record;
+  if (!result.ok) throw new Error(`mount lock not taken: ${result.reason}`);
+  return result.record;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,6 +562,28 @@ describe('volumes: get, list, remove, force-remove', () => {
     await storage.protectSnapshot('rbd', 'tenant1.a', 's1');
     await storage.cloneSnapshot({ pool: 'rbd', image: 'tenant1.a', snapshot: 's1' }, 'rbd', 'other');
     expectError(await del('/v1/volumes/tenant1/a'), 409, 'VOLUME_HAS_CLONES', /rbd\/other/);
+  });
+
+  it('a refused remove changes nothing: every snapshot is still there (mounted, open, or a later snapshot with clones)', async () => {
+    const snapshots = async (image: string) => (await storage.listSnapshots('rbd', image)).map((x) => x.name);
+    for (const image of ['tenant1.a', 'tenant1.b']) {
+      await storage.createSnapshot('rbd', image, 's0');
+      await storage.createSnapshot('rbd', image, 's1');
+    }
+    await mount('tenant1', 'a', 'node7');
+    expectError(await del('/v1/volumes/tenant1/a'), 409, 'VOLUME_MOUNTED');
+    expect(await snapshots('tenant1.a')).toEqual(['s0', 's1']);
+    storage.addWatcher('rbd', 'tenant1.b', { address: '10.0.0.5:0/123', clientId: 4100, cookie: 1 });
+    expectError(await del('/v1/volumes/tenant1/b'), 409, 'VOLUME_IN_USE');
+    expect(await snapshots('tenant1.b')).toEqual(['s0', 's1']);
+    // s1 has a clone: s0 (listed first) must not be removed before the refusal.
+    await storage.createSnapshot('rbd', 'tenant2.c', 's0');
+    await storage.createSnapshot('rbd', 'tenant2.c', 's1');
+    await storage.protectSnapshot('rbd', 'tenant2.c', 's1');
+    await storage.cloneSnapshot({ pool: 'rbd', image: 'tenant2.c', snapshot: 's1' }, 'rbd', 'other');
+    expectError(await del('/v1/volumes/tenant2/c'), 409, 'VOLUME_HAS_CLONES');
+    expect(await snapshots('tenant2.c')).toEqual(['s0', 's1']);
+    expect(await store.getExclusion('tenant1', 'a')).toBeNull();
   });
 
   it('force-remove deletes the records only', async () => {

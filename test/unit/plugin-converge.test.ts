@@ -6,7 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { DeviceContents } from '../../src/mapper/fs.js';
 import type { MountInfo } from '../../src/mapper/mountinfo.js';
 import type { RateLimit } from '../../src/policy/types.js';
 import { RateLimiter } from '../../src/ratelimit/index.js';
@@ -29,6 +30,8 @@ function record(volume: string, rateLimit = limits): VolumeRecord {
 let dir: string;
 let kv: MemoryKV;
 let storage: MemoryStorage;
+/** What each image holds (shared by the hosts, like Ceph). */
+let images: Map<string, DeviceContents>;
 const master = new FakeMaster();
 for (const v of ['a', 'b', 'x']) master.volumes.set(`t/${v}`, record(v));
 
@@ -38,7 +41,7 @@ function host(hostId: string, base: number, reuse?: { local: LocalState; mapper:
   const lease = new HostLease(client, 10);
   const local = reuse?.local ?? new LocalState(path.join(dir, `${hostId}.json`));
   const mapper = reuse?.mapper ?? new FakeMapper({ first: base, stateDir: `/state${base}` });
-  const ops = reuse?.ops ?? new FakeHost();
+  const ops = reuse?.ops ?? new FakeHost({ imageOf: mapper.imageOf, images });
   const readMounts = async (): Promise<MountInfo[]> =>
     [...ops.mounted].map(([mountPoint, source]) => ({ id: 1, parentId: 0, devNumber: '7:0', major: 7, minor: 0, root: '/', mountPoint, options: 'rw', fsType: 'ext4', source, superOptions: 'rw' }));
   const { manager, convergence: loop } = assembleHost({
@@ -67,6 +70,7 @@ beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'volplugin-converge-'));
   kv = new MemoryKV();
   storage = new MemoryStorage();
+  images = new Map();
   const store = new StateStore(kv);
   for (const v of ['a', 'b']) await storage.createImage('rbd', `t.${v}`, { size: 1 << 20 });
   for (const v of ['a', 'b']) await store.createVolume(record(v));
@@ -109,14 +113,14 @@ describe('Convergence', () => {
     const a = host('h1', 0);
     const b = host('h2', 10);
     await a.manager.mount('t', 'a', 'id1', signal());
-    kv.expireLease((await a.lease.get()).id);
+    await a.store.forceRemoveMount('t', 'a'); // an operator's force-remove; a's lease lives on
     await b.manager.mount('t', 'a', 'id9', signal());
     await a.loop.runNow('test');
     expect(blocklistCalls(storage).map((c) => c.address)).toContain('127.0.0.1:0/0');
     expect(a.mapper.stopped).toEqual(['/dev/loop0']);
     expect(a.local.get('t', 'a')?.lost).toMatch(/h2/);
     await a.loop.runNow('again');
-    expect((await a.store.getHostReport('h1'))?.problems.join()).toMatch(/taken over by another host/);
+    expect((await a.store.getHostReport('h1'))?.problems.join()).toMatch(/t\/a: lost to this host/);
     expect((await a.store.getMount('t', 'a'))?.hostId).toBe('h2');
     // Docker's Unmount then only cleans this host up; the lock stays with h2.
     await a.manager.unmount('t', 'a', 'id1', signal());
@@ -126,14 +130,65 @@ describe('Convergence', () => {
     await b.loop.stop();
   });
 
-  it('a lock lost without a new holder (lease expired) is taken back', async () => {
+  it('a lock that vanished while nobody acquired it (force-removed) is taken back', async () => {
     const a = host('h1', 0);
     await a.manager.mount('t', 'a', 'id1', signal());
-    kv.expireLease((await a.lease.get()).id);
-    expect(await a.store.getMount('t', 'a')).toBeNull();
-    await a.loop.runNow('lease lost');
+    await a.store.forceRemoveMount('t', 'a');
+    await a.loop.runNow('lock gone');
     expect((await a.store.getMount('t', 'a'))?.hostId).toBe('h1');
     expect(a.local.get('t', 'a')?.lost).toBeNull();
+    expect(a.mapper.stopped).toEqual([]);
+    await a.loop.stop();
+  });
+
+  it('a lock another host acquired and released meanwhile is never taken back: the volume is lost here and no host is blocked (rule 2)', async () => {
+    const a = host('h1', 0);
+    const c = host('h3', 20);
+    await a.manager.mount('t', 'a', 'id1', signal());
+    await a.store.forceRemoveMount('t', 'a');
+    // h3 takes the volume over (fencing h1's client) and lets go again, all before h1 looks.
+    await c.manager.mount('t', 'a', 'c1', signal());
+    await c.manager.unmount('t', 'a', 'c1', signal());
+    await a.loop.runNow('lock gone');
+    expect(await a.store.getMount('t', 'a')).toBeNull();
+    expect(a.local.get('t', 'a')?.lost).toMatch(/h3 \(host id h3\) took it at .* \(acquisition 2\)/);
+    expect(a.mapper.stopped).toEqual(['/dev/loop0']);
+    await expect(a.manager.mount('t', 'a', 'id2', signal())).rejects.toMatchObject({ code: 'LOST' });
+    // Another host is not refused because of h1.
+    await c.manager.mount('t', 'a', 'c2', signal());
+    expect((await c.store.getMount('t', 'a'))?.hostId).toBe('h3');
+    await a.loop.stop();
+    await c.loop.stop();
+  });
+
+  it('a lost host lease stops the I/O of every volume at once and marks them lost; the locks are released, never retaken (rule 7)', async () => {
+    const a = host('h1', 0);
+    await a.manager.mount('t', 'a', 'id1', signal());
+    await a.manager.mount('t', 'b', 'id2', signal());
+    kv.expireLease((await a.lease.get()).id);
+    await vi.waitFor(() => expect(a.mapper.stopped.sort()).toEqual(['/dev/loop0', '/dev/loop1']));
+    expect(a.local.get('t', 'a')?.lost).toMatch(/host lease was not renewed in time/);
+    await a.loop.runNow('lease lost');
+    expect(await a.store.getMount('t', 'a')).toBeNull();
+    expect(await a.store.getMount('t', 'b')).toBeNull();
+    expect((await a.store.getHostReport('h1'))?.problems).toHaveLength(2);
+    await a.loop.stop();
+  });
+
+  it('an etcd watch that dies is set up again, and a round runs (rule 8)', async () => {
+    const a = host('h1', 0);
+    await a.manager.mount('t', 'a', 'id1', signal());
+    await a.loop.runNow('start');
+    expect(kv.watchCount).toBe(2);
+    const rounds = a.loop.rounds;
+    kv.killWatches();
+    expect(kv.watchCount).toBe(0);
+    await vi.waitFor(() => expect(kv.watchCount).toBe(2), { timeout: 5_000 });
+    expect(a.loop.rounds).toBeGreaterThan(rounds);
+    // And the new watch delivers: a runtime change is applied without waiting for the interval.
+    const fifty = { ...limits, writeIops: 50 };
+    await a.store.updateRuntime('t', 'a', { ...record('a').runtime, rateLimit: fifty });
+    await vi.waitFor(() => expect(a.local.get('t', 'a')?.appliedLimits).toEqual(fifty), { timeout: 5_000 });
     await a.loop.stop();
   });
 

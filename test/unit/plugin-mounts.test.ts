@@ -12,6 +12,7 @@ import { RateLimiter } from '../../src/ratelimit/index.js';
 import { MemoryKV } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
+import type { DeviceContents } from '../../src/mapper/fs.js';
 import { HostLease } from '../../src/plugin/cluster/lease.js';
 import { MountLocks } from '../../src/plugin/cluster/mount-lock.js';
 import { PluginError } from '../../src/plugin/errors.js';
@@ -38,6 +39,8 @@ let dir: string;
 let kv: MemoryKV;
 let storage: MemoryStorage;
 let master: FakeMaster;
+/** What each image holds (shared by the hosts of a test, like Ceph). */
+let images: Map<string, DeviceContents>;
 const signal = () => new AbortController().signal;
 
 /** The holder note on the image, as Ceph keeps it. */
@@ -49,7 +52,7 @@ function makeHost(hostId: string, label: string, sharedMapper?: FakeMapper): Hos
   const lease = new HostLease(client, 30);
   const local = new LocalState(path.join(dir, `${hostId}.json`));
   const mapper = sharedMapper ?? new FakeMapper({ clientBase: 1000 });
-  const host = new FakeHost();
+  const host = new FakeHost({ imageOf: mapper.imageOf, images });
   const limiter = new RateLimiter({ docker: null, storage });
   const mounter = new Mounter({
     host: { id: hostId, label },
@@ -73,6 +76,8 @@ beforeEach(async () => {
   await storage.createImage('rbd', 'tenant1.foo', { size: 10 << 20 });
   master = new FakeMaster();
   master.volumes.set('tenant1/foo', limitedVolume('tenant1', 'foo', limits));
+  await new StateStore(kv).createVolume(limitedVolume('tenant1', 'foo', limits));
+  images = new Map();
 });
 
 afterEach(async () => {
@@ -85,7 +90,7 @@ describe('MountManager', () => {
     const mountpoint = await a.manager.mount('tenant1', 'foo', 'id1', signal());
     expect(mountpoint).toBe('/mnt/ceph/tenant1/foo');
     expect(a.host.mounted.get(mountpoint)).toBe('/dev/loop0');
-    expect(a.host.formatted.has('/dev/loop0')).toBe(true);
+    expect(a.host.formats).toEqual(['/dev/loop0']);
     const lock = await a.store.getMount('tenant1', 'foo');
     expect(lock).toMatchObject({ hostId: 'host-a', host: 'a', device: '/dev/loop0', clientAddress: '127.0.0.1:0/1000', mapper: 'fuse' });
     expect(JSON.parse((await holderNote('tenant1.foo'))!)).toMatchObject({ hostId: 'host-a', clientAddress: '127.0.0.1:0/1000' });
@@ -153,14 +158,7 @@ describe('MountManager', () => {
     expect(blocklistCalls(storage)).toEqual([]);
   });
 
-  it('an existing filesystem is not formatted again', async () => {
-    const a = makeHost('host-a', 'a');
-    a.host.formatted.add('/dev/loop0');
-    await a.manager.mount('tenant1', 'foo', 'id1', signal());
-    expect(a.host.formatted.size).toBe(1);
-  });
-
-  for (const step of ['formatDevice', 'mountDevice', 'probeFilesystem'] as const) {
+  for (const step of ['formatDevice', 'mountDevice', 'probeDevice'] as const) {
     it(`a failure in ${step} unmaps, clears the holder note and releases the lock`, async () => {
       const a = makeHost('host-a', 'a');
       a.host.fail[step] = new Error(`${step} broke`);
@@ -228,5 +226,136 @@ describe('MountManager', () => {
     const reloaded = new LocalState(a.local.file);
     await reloaded.load();
     expect(reloaded.get('tenant1', 'foo')).toMatchObject({ refs: ['id1', 'id2'], mountpoint: '/mnt/ceph/tenant1/foo' });
+  });
+});
+
+describe('formatting at most once (issue 12, rule 1)', () => {
+  /** The volume record as etcd has it. */
+  /** The volume's format marks as etcd has them. */
+  const recordNow = () => new StateStore(kv).getVolumeFormat('tenant1', 'foo');
+
+  it('a first mount formats once and records when; later mounts never format again', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    await a.manager.mount('tenant1', 'foo', 'id2', signal());
+    expect(a.host.formats).toEqual(['/dev/loop0']);
+    const record = await recordNow();
+    expect(record.formatted).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(record.formatStarted).toBeDefined();
+  });
+
+  it('a volume recorded as formatted whose device shows no filesystem is never formatted again: the mount fails, naming it', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    images.set('tenant1.foo', { kind: 'empty' }); // e.g. a read that came back as zeros
+    const err = await a.manager.mount('tenant1', 'foo', 'id2', signal()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'UNSAFE_DEVICE' });
+    expect((err as Error).message).toMatch(/^tenant1\/foo was formatted at .* never formats a volume twice/);
+    expect(a.host.formats).toEqual(['/dev/loop0']);
+    expect(a.mapper.mapped.size).toBe(0);
+    expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+  });
+
+  it('a device that cannot be read is neither formatted nor mounted', async () => {
+    const a = makeHost('host-a', 'a');
+    a.host.unreadable.add('tenant1.foo');
+    const err = await a.manager.mount('tenant1', 'foo', 'id1', signal()).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^refusing to format tenant1\/foo: the device cannot be read \(\/dev\/loop0 cannot be read: Input\/output error\)/);
+    expect(a.host.formats).toEqual([]);
+    expect(a.host.mounted.size).toBe(0);
+    expect(a.mapper.mapped.size).toBe(0);
+    expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+    expect((await recordNow()).formatStarted).toBeUndefined();
+  });
+
+  it('a device holding data blkid does not know is not formatted (a record from before `formatted`)', async () => {
+    const a = makeHost('host-a', 'a');
+    images.set('tenant1.foo', { kind: 'data', detail: 'its first or last 1 MiB are not zeros and blkid finds no filesystem' });
+    const err = await a.manager.mount('tenant1', 'foo', 'id1', signal()).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^refusing to format tenant1\/foo: the device holds data/);
+    expect(a.host.formats).toEqual([]);
+    expect(a.mapper.mapped.size).toBe(0);
+  });
+
+  it('a record from before `formatted` whose device has a filesystem is mounted and recorded as formatted', async () => {
+    const a = makeHost('host-a', 'a');
+    images.set('tenant1.foo', { kind: 'filesystem', type: 'ext4' });
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.formats).toEqual([]);
+    expect((await recordNow()).formatted).toBeDefined();
+  });
+
+  it('a first format that began and did not finish is done again, after wiping what it wrote', async () => {
+    const a = makeHost('host-a', 'a');
+    // A format that began (its mark is written by the lock holder) and never finished.
+    await kv.put(new StateStore(kv).keys.format('tenant1', 'foo'), JSON.stringify({ formatStarted: '2026-11-22T12:00:00.000Z', by: 'host-a' }));
+    images.set('tenant1.foo', { kind: 'data', detail: 'half an ext4' });
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.wipes).toEqual(['/dev/loop0']);
+    expect(a.host.formats).toEqual(['/dev/loop0']);
+    expect((await recordNow()).formatted).toBeDefined();
+  });
+
+  it('only the lock holder records a format', async () => {
+    const a = makeHost('host-a', 'a');
+    const lease = await a.lease.get();
+    expect(await a.store.markFormat('tenant1', 'foo', { hostId: 'host-a', lease }, 'done')).toEqual({ ok: false, reason: 'not-holder' });
+    expect((await recordNow()).formatted).toBeUndefined();
+  });
+});
+
+describe('a fenceable client for every mount (issue 12, rule 3)', () => {
+  it('a mapping whose Ceph client is unknown is undone and the mount fails: nothing mapped, locked or noted', async () => {
+    const a = makeHost('host-a', 'a');
+    a.mapper.noClient = true;
+    const err = await a.manager.mount('tenant1', 'foo', 'id1', signal()).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/could not learn its Ceph client's address, so another host could not fence this mount/);
+    expect(a.mapper.mapped.size).toBe(0);
+    expect(a.host.formats).toEqual([]);
+    expect(await a.store.getMount('tenant1', 'foo')).toBeNull();
+    expect(await holderNote('tenant1.foo')).toBeUndefined();
+  });
+});
+
+describe('remove and rollback exclude a mount (issue 12, rule 6)', () => {
+  it('no mount while a remove or rollback excludes the volume; the error says what runs', async () => {
+    const a = makeHost('host-a', 'a');
+    const store = new StateStore(kv, { owner: 'volmaster@m1:1' });
+    let refused: unknown;
+    await store.withMountsExcluded('tenant1', 'foo', { reason: 'remove' }, async () => {
+      refused = await a.manager.mount('tenant1', 'foo', 'id1', signal()).catch((e: unknown) => e);
+    });
+    expect((refused as Error).message).toMatch(/^tenant1\/foo cannot be mounted while remove by volmaster@m1:1 since .* runs on it/);
+    expect(a.mapper.next).toBe(0);
+    await a.manager.mount('tenant1', 'foo', 'id2', signal());
+  });
+
+  it('a mounted volume cannot be excluded: the remove is refused before it starts', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    let ran = false;
+    const err = await new StateStore(kv)
+      .withMountsExcluded('tenant1', 'foo', { reason: 'remove' }, async () => {
+        ran = true;
+      })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'StateMountedError' });
+    expect((err as Error).message).toMatch(/mounted on host a at \/mnt\/ceph\/tenant1\/foo/);
+    expect(ran).toBe(false);
+  });
+});
+
+describe('reboots and reused devices (issue 12, rule 4)', () => {
+  it('a volume unmounted by hand whose device now maps another image is not mounted from that device', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    // Someone unmounted it and unmapped its device, which then went to another image.
+    a.host.mounted.clear();
+    a.mapper.mapped.set('/dev/loop0', { ...a.mapper.mapped.get('/dev/loop0')!, image: 'other.image' });
+    const err = await a.manager.mount('tenant1', 'foo', 'id2', signal()).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/its device \/dev\/loop0 no longer maps rbd\/tenant1\.foo/);
+    expect(a.host.mounted.size).toBe(0);
   });
 });

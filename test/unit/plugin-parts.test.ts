@@ -146,6 +146,7 @@ describe('references and the local table', () => {
     since: 'now',
     appliedLimits: null,
     lost: null,
+    lockGeneration: 1,
   });
 
   it('one reference per ID', () => {

@@ -26,6 +26,7 @@ function entry(volume: string, refs: string[], extra: Partial<LocalVolume> = {})
     since: 'then',
     appliedLimits: null,
     lost: null,
+    lockGeneration: 1,
     ...extra,
   };
 }
@@ -109,7 +110,16 @@ describe('planConvergence', () => {
     h.locks = [lock('a', 'host-other', 'L9')];
     const plan = planConvergence(observe(h));
     expect(plan.actions).toEqual([]);
-    expect(plan.problems[0]).toMatch(/taken over by another host/);
+    expect(plan.problems[0]).toMatch(/^t\/a: lost to this host \(host-other\)/);
+  });
+
+  it('a lost volume whose lock this host still holds gets it released, never retaken', () => {
+    const h = healthy('a');
+    h.entries[0]!.lost = 'lease not renewed';
+    h.locks = [lock('a', ME, 'L-old')];
+    expect(planConvergence(observe(h)).actions).toEqual([{ kind: 'release-lock', volume: 't/a', lease: 'L-old' }]);
+    h.locks = [];
+    expect(planConvergence(observe(h)).actions).toEqual([]);
   });
 
   it('an entry without references is torn down', () => {
@@ -153,6 +163,14 @@ describe('planConvergence', () => {
     expect(plan.problems).toHaveLength(2);
     expect(plan.problems[0]).toMatch(/no longer mounted/);
     expect(plan.problems[1]).toMatch(/no longer mapped/);
+  });
+
+  it('a volume whose mapping broke (its client died) is reported with what to do', () => {
+    const h = healthy('a');
+    const plan = planConvergence(observe({ ...h, broken: new Set(['t/a']) }));
+    expect(plan.problems).toEqual([
+      't/a: its device /dev/loop-a is no longer mapped (fuse; its client died?): the containers using it get I/O errors; stop them so that volplugin can clean up',
+    ]);
   });
 
   it('etcd unreadable: no lock actions, local cleanup still happens', () => {

@@ -131,6 +131,18 @@ describe('SnapshotService', () => {
       expect(storage.calls.some((c) => c.startsWith('rollbackSnapshot'))).toBe(false);
     });
 
+    it('no host can take the mount lock while it rolls back (issue 12, rule 6)', async () => {
+      const lease = await kv.lease(10);
+      const hang = storage.hang('rollbackSnapshot');
+      const rolling = service.rollback('t1', 'data', 'good');
+      await hang.reached;
+      const during = await store.acquireMount(mountRecord('t1', 'data', { lease: lease.id }), lease);
+      await hang.release();
+      await rolling;
+      expect(during).toMatchObject({ ok: false, reason: 'excluded', by: { reason: 'snapshot rollback' } });
+      expect((await store.acquireMount(mountRecord('t1', 'data', { lease: lease.id }), lease)).ok).toBe(true);
+    });
+
     it('refuses an unknown volume or snapshot', async () => {
       await expectCode(service.rollback('t1', 'nope', 'good'), 'VOLUME_NOT_FOUND');
       await expectCode(service.rollback('t1', 'data', 'bad'), 'SNAPSHOT_NOT_FOUND');
@@ -164,6 +176,16 @@ describe('SnapshotService', () => {
       expect(await store.getVolume('t2', 'restored')).toEqual(record);
       expect(storage.images.get('fast/t2.restored')?.parent).toEqual({ pool: 'rbd', image: 't1.data', snapshot: 'snap1' });
       expect((await service.list('t1', 'data'))[0]).toMatchObject({ protected: true, clones: ['fast/t2.restored'] });
+    });
+
+    it('a copy of a snapshot taken after its source was formatted is recorded as formatted; of an older one, not (issue 12, rule 1)', async () => {
+      const marks = store.keys.format('t1', 'data');
+      await kv.put(marks, JSON.stringify({ formatted: '2000-01-01T00:00:00.000Z', by: 'host-a' }));
+      await service.copy({ tenant: 't1', volume: 'data', snapshot: 'snap1' }, { tenant: 't2', volume: 'later' }, { build: build() });
+      expect((await store.getVolumeFormat('t2', 'later')).formatted).toBe('2000-01-01T00:00:00.000Z');
+      await kv.put(marks, JSON.stringify({ formatted: '2999-01-01T00:00:00.000Z', by: 'host-a' }));
+      await service.copy({ tenant: 't1', volume: 'data', snapshot: 'snap1' }, { tenant: 't2', volume: 'older' }, { build: build() });
+      expect((await store.getVolumeFormat('t2', 'older')).formatted).toBeUndefined();
     });
 
     it('then flattens the copy and unprotects the snapshot', async () => {

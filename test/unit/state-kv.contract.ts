@@ -506,55 +506,93 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         expect((await s.getVolume('t', 'v'))?.policyRevision).toBe(6);
       });
 
-      it('a second host cannot take a held mount lock and learns who holds it', async () => {
+      /** Two hosts' stores on one prefix, with a volume t/v recorded and a lease each. */
+      const twoHosts = async () => {
         const [k1, k2] = await Promise.all([open(), open()]);
         const prefix = newPrefix();
-        const s1 = new StateStore(k1, { prefix });
-        const s2 = new StateStore(k2, { prefix });
+        const s1 = new StateStore(k1, { prefix, owner: 'volplugin@host1:1' });
+        const s2 = new StateStore(k2, { prefix, owner: 'volplugin@host2:2' });
+        await s1.createVolume(volumeRecord('t', 'v'));
         const l1 = await k1.lease(harness.ttlSeconds);
         const l2 = await k2.lease(harness.ttlSeconds);
+        return { k1, k2, s1, s2, l1, l2, prefix };
+      };
+
+      it('a second host cannot take a held mount lock and learns who holds it', async () => {
+        const { s1, s2, l1, l2 } = await twoHosts();
         const r1 = mountRecord('t', 'v', 'host1', l1);
-        expect(await s1.acquireMount(r1, l1)).toEqual({ ok: true, record: r1 });
+        expect(await s1.acquireMount(r1, l1)).toEqual({ ok: true, record: { ...r1, generation: 1 } });
         expect(await s1.acquireMount(r1, l1)).toMatchObject({ ok: true }); // idempotent
         const result = await s2.acquireMount(mountRecord('t', 'v', 'host2', l2), l2);
-        expect(result).toEqual({ ok: false, holder: r1 });
+        expect(result).toEqual({ ok: false, reason: 'held', holder: { ...r1, generation: 1 } });
         // Only the holder may release it.
         expect(await s2.releaseMount('t', 'v', { hostId: 'host2-id', lease: l2.id })).toBe(false);
         expect(await s1.releaseMount('t', 'v', { hostId: 'host1-id', lease: l1.id })).toBe(true);
-        expect(await s2.acquireMount(mountRecord('t', 'v', 'host2', l2), l2)).toMatchObject({ ok: true });
+        expect(await s2.acquireMount(mountRecord('t', 'v', 'host2', l2), l2)).toMatchObject({ ok: true, record: { generation: 2 } });
         expect((await s1.listMounts()).map((m) => m.host)).toEqual(['host2']);
+        expect(await s1.getAcquisition('t', 'v')).toMatchObject({ hostId: 'host2-id', lease: l2.id, generation: 2 });
         await l1.revoke();
         await l2.revoke();
       });
 
-      it('adoptMount moves a lock of the same host to a new lease, atomically; never one of another host', async () => {
+      it('no mount lock for a volume without a record', async () => {
+        const { s1, l1 } = await twoHosts();
+        expect(await s1.acquireMount(mountRecord('t', 'nope', 'host1', l1), l1)).toEqual({ ok: false, reason: 'no-volume' });
+        expect(await s1.getMount('t', 'nope')).toBeNull();
+        await l1.revoke();
+      });
+
+      it('a lock is taken back only while nobody acquired it since (the acquisition record outlives the lock)', async () => {
+        const { s1, s2, l1, l2 } = await twoHosts();
+        const r1 = mountRecord('t', 'v', 'host1', l1);
+        await s1.acquireMount(r1, l1);
+        await s1.forceRemoveMount('t', 'v');
+        expect(await s1.retakeMount(r1, l1, { hostId: 'host1-id', generation: 1 })).toEqual({ ok: true, record: { ...r1, generation: 2 } });
+        await s1.forceRemoveMount('t', 'v');
+        // host2 takes it and lets go: host1's acquisition (2) is no longer the last one.
+        await s2.acquireMount(mountRecord('t', 'v', 'host2', l2), l2);
+        await s2.releaseMount('t', 'v', { hostId: 'host2-id', lease: l2.id });
+        const refused = await s1.retakeMount(r1, l1, { hostId: 'host1-id', generation: 2 });
+        expect(refused).toMatchObject({ ok: false, reason: 'acquired-meanwhile', last: { hostId: 'host2-id', generation: 3 } });
+        expect(await s1.getMount('t', 'v')).toBeNull();
+        await l1.revoke();
+        await l2.revoke();
+      });
+
+      it('adoptMount moves a lock of the same host to a new lease as a new acquisition; never one of another host or acquisition', async () => {
         const [k1, k2, k3] = await Promise.all([open(), open(), open()]);
         const prefix = newPrefix();
         const before = new StateStore(k1, { prefix }); // volplugin before its restart
         const after = new StateStore(k2, { prefix }); // the same host after it
         const other = new StateStore(k3, { prefix });
+        await before.createVolume(volumeRecord('t', 'v'));
         const l1 = await k1.lease(harness.ttlSeconds);
         const l2 = await k2.lease(harness.ttlSeconds);
         const l3 = await k3.lease(harness.ttlSeconds);
         const r1 = mountRecord('t', 'v', 'host1', l1);
         expect(await before.acquireMount(r1, l1)).toMatchObject({ ok: true });
         const r2 = { ...mountRecord('t', 'v', 'host1', l2), device: '/dev/rbd5' };
-        expect(await after.acquireMount(r2, l2)).toEqual({ ok: false, holder: r1 });
+        expect(await after.acquireMount(r2, l2)).toEqual({ ok: false, reason: 'held', holder: { ...r1, generation: 1 } });
 
-        // Another host may not adopt it.
-        expect(await other.adoptMount(mountRecord('t', 'v', 'host3', l3), l3)).toBe(false);
-        expect(await other.getMount('t', 'v')).toEqual(r1);
+        // Another host may not adopt it, nor another acquisition of this host.
+        expect(await other.adoptMount(mountRecord('t', 'v', 'host3', l3), l3)).toBeNull();
+        expect(await after.adoptMount(r2, l2, 7)).toBeNull();
+        expect(await other.getMount('t', 'v')).toEqual({ ...r1, generation: 1 });
         // Nothing to adopt.
-        expect(await after.adoptMount(mountRecord('t', 'other', 'host1', l2), l2)).toBe(false);
+        expect(await after.adoptMount(mountRecord('t', 'other', 'host1', l2), l2)).toBeNull();
         expect(await after.getMount('t', 'other')).toBeNull();
 
         // The record changes between the read and the swap: no adoption, the change stays.
+        let raced = false;
         const racy = new Proxy(k2, {
           get(target, key) {
             if (key === 'get') {
               return async (k: string) => {
                 const entry = await target.get(k);
-                expect(await before.updateMount({ ...r1, device: '/dev/rbd9' }, l1)).toBe(true);
+                if (!raced && k.endsWith('/mounts/t/v')) {
+                  raced = true;
+                  expect(await before.updateMount({ ...r1, device: '/dev/rbd9' }, l1)).toBe(true);
+                }
                 return entry;
               };
             }
@@ -562,25 +600,22 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
             return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
           },
         });
-        expect(await new StateStore(racy, { prefix }).adoptMount(r2, l2)).toBe(false);
-        expect(await after.getMount('t', 'v')).toMatchObject({ lease: l1.id, device: '/dev/rbd9' });
+        // (compare-and-swap retries: the second attempt sees the change and adopts the changed record's acquisition)
+        expect(await new StateStore(racy, { prefix }).adoptMount(r2, l2, 1)).toEqual({ ...r2, generation: 2 });
+        expect(raced).toBe(true);
 
-        // The same host adopts it: the record is replaced and bound to the new lease.
-        expect(await after.adoptMount(r2, l2)).toBe(true);
-        expect(await other.getMount('t', 'v')).toEqual(r2);
+        // The same host adopted it: the record is replaced and bound to the new lease.
+        expect(await other.getMount('t', 'v')).toEqual({ ...r2, generation: 2 });
         await l1.revoke();
-        expect(await other.getMount('t', 'v')).toEqual(r2);
+        expect(await other.getMount('t', 'v')).toEqual({ ...r2, generation: 2 });
+        expect(await other.getAcquisition('t', 'v')).toMatchObject({ hostId: 'host1-id', lease: l2.id, generation: 2 });
         expect(await after.releaseMount('t', 'v', { hostId: 'host1-id', lease: l2.id })).toBe(true);
         await l2.revoke();
         await l3.revoke();
       });
 
       it('a mount lock is freed when its holder loses its lease; forceRemoveMount removes any', { timeout: 40_000 }, async () => {
-        const [k1, k2] = await Promise.all([open(), open()]);
-        const prefix = newPrefix();
-        const s1 = new StateStore(k1, { prefix });
-        const s2 = new StateStore(k2, { prefix });
-        const l1 = await k1.lease(harness.ttlSeconds);
+        const { k2, s1, s2, l1 } = await twoHosts();
         await s1.acquireMount(mountRecord('t', 'v', 'host1', l1), l1);
         await harness.expire(k2, l1.id);
         expect(await s2.getMount('t', 'v')).toBeNull();
@@ -593,6 +628,85 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         expect(await s1.forceRemoveMount('t', 'v')).toBeNull();
         expect(await s2.updateMount(r2, l2)).toBe(false);
         await l2.revoke();
+      });
+
+      it('a remove or rollback and a mount exclude each other atomically', async () => {
+        const { s1, s2, l1 } = await twoHosts();
+        let mountDuring: unknown;
+        await s2.withMountsExcluded('t', 'v', { reason: 'remove', ttlSeconds: harness.ttlSeconds }, async () => {
+          expect(await s1.getExclusion('t', 'v')).toMatchObject({ reason: 'remove', owner: 'volplugin@host2:2' });
+          mountDuring = await s1.acquireMount(mountRecord('t', 'v', 'host1', l1), l1);
+        });
+        expect(mountDuring).toMatchObject({ ok: false, reason: 'excluded', by: { reason: 'remove' } });
+        expect(await s1.getExclusion('t', 'v')).toBeNull();
+        expect(await s1.acquireMount(mountRecord('t', 'v', 'host1', l1), l1)).toMatchObject({ ok: true });
+        let ran = false;
+        const refused = await s2
+          .withMountsExcluded('t', 'v', { reason: 'snapshot rollback', ttlSeconds: harness.ttlSeconds }, async () => {
+            ran = true;
+          })
+          .catch((e: unknown) => e);
+        expect(refused).toMatchObject({ name: 'StateMountedError', holder: { host: 'host1' } });
+        expect(ran).toBe(false);
+        expect(await s1.getExclusion('t', 'v')).toBeNull();
+        await l1.revoke();
+      });
+
+      it('of concurrent mounts and removes of one volume, a remove never runs while a lock exists', { timeout: 40_000 }, async () => {
+        const { k1, s1, s2 } = await twoHosts();
+        const seen: Array<MountRecord | null> = [];
+        for (let round = 0; round < 10; round++) {
+          const lease = await k1.lease(harness.ttlSeconds);
+          await Promise.all([
+            s1.acquireMount(mountRecord('t', 'v', 'host1', lease), lease),
+            s2
+              .withMountsExcluded('t', 'v', { reason: 'remove', ttlSeconds: harness.ttlSeconds }, async () => {
+                seen.push(await s2.getMount('t', 'v'));
+                await new Promise((resolve) => setTimeout(resolve, 5));
+                seen.push(await s2.getMount('t', 'v'));
+              })
+              .catch(() => undefined),
+          ]);
+          await lease.revoke();
+        }
+        expect(seen.filter((m) => m !== null)).toEqual([]);
+      });
+
+      it('the format marks are written only by the lock holder, and formatted is never cleared', async () => {
+        const { s1, s2, l1, l2 } = await twoHosts();
+        expect(await s1.markFormat('t', 'v', { hostId: 'host1-id', lease: l1 }, 'started')).toEqual({ ok: false, reason: 'not-holder' });
+        await s1.acquireMount(mountRecord('t', 'v', 'host1', l1), l1);
+        expect(await s2.markFormat('t', 'v', { hostId: 'host2-id', lease: l2 }, 'done')).toEqual({ ok: false, reason: 'not-holder' });
+        expect(await s1.markFormat('t', 'v', { hostId: 'host1-id', lease: l1 }, 'started', '2026-01-01T00:00:00.000Z')).toMatchObject({
+          ok: true,
+          format: { formatStarted: '2026-01-01T00:00:00.000Z', by: 'host1-id' },
+        });
+        await s1.markFormat('t', 'v', { hostId: 'host1-id', lease: l1 }, 'done', '2026-01-01T00:00:01.000Z');
+        await s1.markFormat('t', 'v', { hostId: 'host1-id', lease: l1 }, 'done', '2026-02-02T00:00:00.000Z');
+        await s1.updateRuntime('t', 'v', { ...volumeRecord('t', 'v').runtime, snapshots: true });
+        expect(await s2.getVolumeFormat('t', 'v')).toMatchObject({ formatted: '2026-01-01T00:00:01.000Z' });
+        expect(await s2.getVolume('t', 'v')).toMatchObject({ runtime: { snapshots: true } });
+        // The marks go with the volume.
+        await s1.releaseMount('t', 'v', { hostId: 'host1-id', lease: l1.id });
+        expect(await s1.deleteVolume('t', 'v')).toBe(true);
+        expect(await s2.getVolumeFormat('t', 'v')).toEqual({});
+        expect(await s1.markFormat('t', 'nope', { hostId: 'host1-id', lease: l1 }, 'done')).toEqual({ ok: false, reason: 'no-volume' });
+        await l1.revoke();
+        await l2.revoke();
+      });
+
+      it('one host-alive record per host id, bound to the lease; taken over only at its revision', async () => {
+        const { s1, s2, l1, l2 } = await twoHosts();
+        const alive = (pid: number) => ({ hostId: 'h', host: 'host1', bootId: 'b1', pid, hostname: 'm1', since: new Date().toISOString() });
+        expect(await s1.claimHostAlive(alive(1), l1)).toEqual({ ok: true });
+        const held = await s2.claimHostAlive(alive(2), l2);
+        expect(held).toMatchObject({ ok: false, holder: { pid: 1 } });
+        if (held.ok) throw new Error('unreachable');
+        expect(await s2.takeOverHostAlive(alive(2), l2, '1')).toBe(false);
+        expect(await s2.takeOverHostAlive(alive(2), l2, held.modRevision)).toBe(true);
+        await l2.revoke();
+        expect(await s1.claimHostAlive(alive(3), l1)).toEqual({ ok: true });
+        await l1.revoke();
       });
 
       it('operation locks serialise concurrent holders and are released when fn throws', { timeout: 40_000 }, async () => {
@@ -659,10 +773,10 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         await s.createVolume(volumeRecord('t', 'v'));
         await s.updateRuntime('t', 'v', { ...volumeRecord('t', 'v').runtime, snapshots: true });
         await kv.put(s.keys.volume('t', 'bad'), 'nope');
-        await s.deleteVolume('t', 'v');
         const lease = await kv.lease(harness.ttlSeconds);
         await s.acquireMount(mountRecord('t', 'v', 'h1', lease), lease);
         await lease.revoke();
+        await s.deleteVolume('t', 'v');
         await waitFor('events', () => volumeEvents.length >= 3 && mountEvents.length >= 2 && corrupt.length >= 1, 5_000);
         expect(volumeEvents).toEqual(['put t/v false', 'put t/v true', 'delete t/v -']);
         expect(corrupt).toEqual([s.keys.volume('t', 'bad')]);

@@ -5,6 +5,7 @@ import { StateUnavailableError } from '../../src/state/kv.js';
 import { volumeRecord } from '../helpers/fixtures.js';
 import { StateStore } from '../../src/state/store.js';
 import { kvContract } from './state-kv.contract.js';
+import { holderDeadlineMs, leaseMarginMs } from '../../src/state/etcd-lease.js';
 
 let root = new MemoryKV();
 
@@ -16,6 +17,16 @@ kvContract('MemoryKV', () => ({
   expiryMs: 200,
   noticeMs: 200,
 }));
+
+describe('the lease deadline (issue 12, rule 7; the numbers in the README)', () => {
+  it('the holder gives a lease up TTL/4 (at most 5 s) before it can expire at etcd, counted from the keep-alive it sent', () => {
+    expect([leaseMarginMs(30), holderDeadlineMs(30)]).toEqual([5_000, 25_000]);
+    expect([leaseMarginMs(4), holderDeadlineMs(4)]).toEqual([1_000, 3_000]);
+    expect([leaseMarginMs(60), holderDeadlineMs(60)]).toEqual([5_000, 55_000]);
+    // Never before the next keep-alive (every TTL/3) could have been answered.
+    for (const ttl of [1, 2, 3, 4, 10, 30, 60]) expect(holderDeadlineMs(ttl)).toBeGreaterThan((ttl * 1000) / 3);
+  });
+});
 
 describe('MemoryKV helpers', () => {
   afterEach(() => {

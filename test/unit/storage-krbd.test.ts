@@ -103,6 +103,8 @@ class FakeRbdBus {
   readonly lines: { file: string; data: string }[] = [];
   private next = 0;
   failAdd: Error | null = null;
+  /** Like a kernel before 5.3: no client_addr attribute. */
+  noClientAddr = false;
 
   constructor(readonly root: string) {}
 
@@ -121,7 +123,7 @@ class FakeRbdBus {
       await mkdir(dir);
       const ns = /_pool_ns=([^,]+)/.exec(options)?.[1] ?? '';
       const attrs = { pool, name: image, current_snap: snap, pool_ns: ns, major: '252', minor: String(Number(id) * 16), client_addr: `127.0.0.1:0/${1000 + Number(id)}` };
-      for (const [k, v] of Object.entries(attrs)) await writeFile(path.join(dir, k), `${v}\n`);
+      for (const [k, v] of Object.entries(attrs)) if (!(k === 'client_addr' && this.noClientAddr)) await writeFile(path.join(dir, k), `${v}\n`);
     } else if (file === path.join(this.root, 'remove_single_major')) {
       const [id] = data.split(' ');
       await rm(path.join(this.root, 'devices', id!), { recursive: true });
@@ -200,6 +202,31 @@ describe('KrbdMapper on a fake /sys/bus/rbd', () => {
     bus.failAdd = Object.assign(new Error('write: No such file or directory (ENOENT)'), { code: 'ENOENT' });
     await expect(mapper.map(target)).rejects.toThrow(/ENOENT/);
     expect(await mapper.discover()).toEqual([]);
+  });
+
+  it('refuses a device whose client address the kernel does not show: unmapped, no note (issue 12, rule 3)', async () => {
+    bus.noClientAddr = true;
+    await expect(mapper.map(target)).rejects.toThrow(/no client_addr for \/dev\/rbd0 .* no other host could fence it: unmapped it/);
+    expect(bus.lines.at(-1)).toEqual({ file: 'remove_single_major', data: '0' });
+    expect(await readdir(path.join(bus.root, 'devices'))).toEqual([]);
+    expect(await mapper.discover()).toEqual([]);
+  });
+
+  it('stopIo removes the device by force; unmap then only drops the note', async () => {
+    const mapping = await mapper.map(target);
+    expect(await mapper.isMapped(mapping)).toBe(true);
+    await mapper.stopIo(mapping);
+    expect(bus.lines.at(-1)).toEqual({ file: 'remove_single_major', data: '0 force' });
+    expect(await mapper.isMapped(mapping)).toBe(false);
+    await mapper.unmap(mapping);
+    expect(bus.lines.filter((l) => l.file === 'remove_single_major')).toHaveLength(1);
+    expect(await mapper.discover()).toEqual([]);
+  });
+
+  it('isMapped is false once the id maps another image (a device is never reused blindly)', async () => {
+    const mapping = await mapper.map(target);
+    await writeFile(path.join(bus.root, 'devices', '0', 'name'), 'someone-else\n');
+    expect(await mapper.isMapped(mapping)).toBe(false);
   });
 
   it('reads the secret from the keyring that ceph.conf names', async () => {

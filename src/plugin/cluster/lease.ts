@@ -1,8 +1,9 @@
-// The host's etcd lease. One lease per volplugin process, kept alive in the background (TTL --lock-ttl). Every mount lock
-// and the host report are bound to it, so a host that dies or hangs loses them all after the TTL
-// and another host may take its volumes over (fencing it first). When the lease is lost while this
-// process lives (etcd unreachable for a TTL, or the process was paused), a new one is made and the
-// convergence loop takes the locks back where no one else did.
+// The host's etcd lease. One lease per volplugin process, kept alive in the background (TTL
+// --lock-ttl). Every mount lock, the host report and the host-alive record are bound to it, so a
+// host that dies or hangs loses them all after the TTL and another host may take its volumes over
+// (fencing it first). The lease is declared lost before it can have expired at etcd (src/state/
+// etcd.ts): the listeners (converge/actions.ts leaseLost) stop the volumes' I/O then. A new lease
+// is made on the next get(), after `prepare` (the host-alive claim) succeeded under it.
 
 import type { Lease } from '../../state/kv.js';
 import type { StateStore } from '../../state/store.js';
@@ -23,7 +24,11 @@ export class HostLease {
     private readonly store: Pick<StateStore, 'lease'>,
     readonly ttlSeconds: number,
     private readonly log?: LeaseLog,
+    /** Runs under each new lease before it is used (the host-alive claim); when it throws the lease is revoked. */
+    private readonly prepare?: (lease: Lease, first: boolean) => Promise<void>,
   ) {}
+
+  private granted = 0;
 
   /** Called whenever the current lease is lost (its locks are gone or may be). */
   onLost(listener: (err: Error) => void): void {
@@ -43,9 +48,17 @@ export class HostLease {
       this.pending = (async () => {
         try {
           const lease = await this.store.lease(this.ttlSeconds);
+          try {
+            await this.prepare?.(lease, this.granted === 0);
+            if (lease.lost) throw new PluginError('STATE_UNAVAILABLE', `etcd lease ${lease.id} was lost while it was being set up; try again`);
+          } catch (err) {
+            await lease.revoke().catch(() => undefined);
+            throw err;
+          }
+          this.granted++;
           lease.onLost((err) => {
             if (this.lease === lease) this.lease = null;
-            this.log?.warn({ lease: lease.id, err: err.message }, 'host lease lost: mount locks may be gone; taking them back');
+            this.log?.warn({ lease: lease.id, err: err.message }, 'host lease lost: its mount locks may be gone or about to be');
             for (const listener of this.lostListeners) listener(err);
           });
           this.lease = lease;

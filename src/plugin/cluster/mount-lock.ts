@@ -1,30 +1,15 @@
 // The cross-host mount lock of a volume: a record in etcd bound to the host lease (lease.ts). The
 // host that holds it may map and mount the volume; any other host gets LOCKED until it is released
-// or its holder's lease expires (the taker then fences the old holder first: src/fencing).
+// or its holder's lease expires (the taker then fences the old holder first: src/fencing). Every
+// acquisition is numbered (src/state/mounts.ts): a host that lost its lock takes it back only when
+// no other acquisition came in between.
 
 import type { Lease } from '../../state/kv.js';
-import type { MountRecord } from '../../state/records.js';
-import type { StateStore } from '../../state/store.js';
+import type { MountRecord, VolumeFormat, VolumeRecord } from '../../state/records.js';
+import type { MountRefusal, StateStore } from '../../state/store.js';
 import { PluginError } from '../errors.js';
 import type { HostIdentity } from '../mounts/host-id.js';
 import type { HostLease } from './lease.js';
-
-export type LockResult = { ok: true; record: MountRecord; adopted: boolean } | { ok: false; holder: MountRecord };
-
-/**
- * Takes the volume's mount lock for this host. A lock that this host (same host id) holds under
- * an older lease — the process was restarted, or its lease was lost and renewed — is taken over
- * with compare-and-swap; a lock of another host is reported as its holder.
- */
-export async function takeMountLock(store: StateStore, record: MountRecord, lease: Lease): Promise<LockResult> {
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const result = await store.acquireMount(record, lease);
-    if (result.ok) return { ok: true, record: result.record, adopted: false };
-    if (result.holder.hostId !== record.hostId) return { ok: false, holder: result.holder };
-    if (await store.adoptMount(record, lease)) return { ok: true, record, adopted: true };
-  }
-  throw new PluginError('STATE_UNAVAILABLE', `the mount lock of ${record.tenant}/${record.volume} kept changing under volplugin; try again`);
-}
 
 /** A person-readable description of who holds a lock, for errors and reports. */
 export function describeHolder(holder: MountRecord): string {
@@ -32,11 +17,32 @@ export function describeHolder(holder: MountRecord): string {
   return `${where} since ${holder.since}`;
 }
 
+/** The error a mount gets when the lock is not free (`ttlSeconds`: the lock TTL, for the hint). */
+export function refusalError(name: string, refusal: MountRefusal, ttlSeconds: number): PluginError {
+  switch (refusal.reason) {
+    case 'held':
+      return new PluginError(
+        'LOCKED',
+        `${name} is mounted on ${describeHolder(refusal.holder)}: unmount it there (stop its containers) first. ` +
+          `If that host is down, its lock expires within ${ttlSeconds} s and this host may mount it then`,
+      );
+    case 'excluded': {
+      const by = refusal.by ? `${refusal.by.reason} by ${refusal.by.owner} since ${refusal.by.since}` : 'a remove or rollback';
+      return new PluginError('LOCKED', `${name} cannot be mounted while ${by} runs on it; try again when it is done`);
+    }
+    case 'no-volume':
+      return new PluginError('VOLUME_NOT_FOUND', `volume ${name} does not exist (removed meanwhile?)`);
+  }
+}
+
 /** What a lock says about the volume's mount on the holder (the rest: who and under which lease). */
 export type LockClaim = Pick<MountRecord, 'tenant' | 'volume' | 'device' | 'mountpoint' | 'mapper' | 'clientAddress' | 'since'>;
 
-/** A lock taken: the record as this host wrote it and the lease it is bound to; or who holds it. */
-export type TakenLock = { ok: true; record: MountRecord; adopted: boolean; lease: Lease } | { ok: false; holder: MountRecord };
+/** A lock taken: the record as stored (with its generation) and the lease it is bound to; or why not. */
+export type TakenLock = { ok: true; record: MountRecord; lease: Lease } | MountRefusal;
+
+/** A lock taken back, or why not (`acquired-meanwhile`: another host held it since: the volume is lost here). */
+export type RetakenLock = TakenLock | { ok: false; reason: 'acquired-meanwhile'; by: string };
 
 /** This host's mount locks: taken under its live lease, with its identity. */
 export class MountLocks {
@@ -46,12 +52,52 @@ export class MountLocks {
     private readonly host: HostIdentity,
   ) {}
 
-  /** Takes (or adopts, see takeMountLock) the volume's lock under the live lease. */
-  async take(claim: LockClaim): Promise<TakenLock> {
+  private async recordOf(claim: LockClaim): Promise<{ record: MountRecord; lease: Lease }> {
     const lease = await this.lease.get();
-    const record: MountRecord = { ...claim, host: this.host.label, hostId: this.host.id, lease: lease.id };
-    const result = await takeMountLock(this.store, record, lease);
-    return result.ok ? { ok: true, record, adopted: result.adopted, lease } : result;
+    return { record: { ...claim, host: this.host.label, hostId: this.host.id, lease: lease.id }, lease };
+  }
+
+  /**
+   * Takes the volume's lock for a first mount. A lock this host holds under another lease (a
+   * process of it died in the middle of a mount) is taken over as a new acquisition: the holder
+   * note then makes the mount fence whatever that process left.
+   */
+  async take(claim: LockClaim): Promise<TakenLock> {
+    const { record, lease } = await this.recordOf(claim);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const result = await this.store.acquireMount(record, lease);
+      if (result.ok) return { ok: true, record: result.record, lease };
+      if (result.reason !== 'held' || result.holder.hostId !== this.host.id) return result;
+      const adopted = await this.store.adoptMount(record, lease);
+      if (adopted) return { ok: true, record: adopted, lease };
+    }
+    throw new PluginError('STATE_UNAVAILABLE', `the mount lock of ${claim.tenant}/${claim.volume} kept changing under volplugin; try again`);
+  }
+
+  /**
+   * Takes back the lock of a volume this host has mounted (acquisition `generation`) that vanished,
+   * only if nobody acquired it since (see StateStore.retakeMount).
+   */
+  async retake(claim: LockClaim, generation: number): Promise<RetakenLock> {
+    const { record, lease } = await this.recordOf(claim);
+    const result = await this.store.retakeMount(record, lease, { hostId: this.host.id, generation });
+    if (result.ok) return { ok: true, record: result.record, lease };
+    if (result.reason === 'acquired-meanwhile') {
+      const last = result.last;
+      const by = last ? `${last.host} (host id ${last.hostId}) took it at ${last.at} (acquisition ${last.generation})` : 'its acquisition record is gone';
+      return { ok: false, reason: 'acquired-meanwhile', by };
+    }
+    return result;
+  }
+
+  /**
+   * Moves the lock of a volume this host has mounted (acquisition `generation`) from an older lease
+   * of this host (a restart) to the live one. Null when it is no longer that acquisition.
+   */
+  async adopt(claim: LockClaim, generation?: number): Promise<{ record: MountRecord; lease: Lease } | null> {
+    const { record, lease } = await this.recordOf(claim);
+    const adopted = await this.store.adoptMount(record, lease, generation);
+    return adopted ? { record: adopted, lease } : null;
   }
 
   /** Rewrites a lock this host holds under `lease` (device and client known after mapping); false when it is no longer held. */
@@ -69,5 +115,19 @@ export class MountLocks {
     const holder = await this.store.getMount(tenant, volume);
     if (!holder || holder.hostId !== this.host.id) return false;
     return this.store.releaseMount(tenant, volume, { hostId: holder.hostId, lease: holder.lease });
+  }
+
+  /** The volume's record and format marks as etcd has them now (read under the lock, for the format decision). */
+  async volume(tenant: string, volume: string): Promise<(VolumeRecord & VolumeFormat) | null> {
+    const record = await this.store.getVolume(tenant, volume);
+    return record && { ...record, ...(await this.store.getVolumeFormat(tenant, volume)) };
+  }
+
+  /** Records a step of the volume's one format, only while this host holds its lock under `lease`. */
+  async markFormat(tenant: string, volume: string, lease: Lease, stage: 'started' | 'done'): Promise<VolumeFormat> {
+    const result = await this.store.markFormat(tenant, volume, { hostId: this.host.id, lease }, stage);
+    if (result.ok) return result.format;
+    if (result.reason === 'no-volume') throw new PluginError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} was removed while mounting it`);
+    throw new PluginError('LOCKED', `lost the mount lock of ${tenant}/${volume} while formatting it (etcd lease expired?); try again`);
   }
 }

@@ -22,7 +22,7 @@ export interface ObserverParts {
   mountRoot: string;
   local: LocalState;
   lease: HostLease;
-  mapper: Pick<Mapper, 'discover'>;
+  mapper: Pick<Mapper, 'discover' | 'isMapped'>;
   store: Pick<StateStore, 'listMounts' | 'getVolume'>;
   /** Volumes with an operation in progress (left alone this round). */
   mutex: KeyedMutex;
@@ -40,8 +40,12 @@ export class HostObserver {
     const leaseId = await this.liveLease();
     const mounts = (await (this.parts.readMounts ?? readMountInfo)()).filter((m) => volumeOfMountpoint(mountRoot, m.mountPoint) !== null);
     const mappings = await mapper.discover();
+    const broken = new Set<string>();
+    for (const e of entries) {
+      if (!e.lost && !(await mapper.isMapped(e.mapping).catch(() => true))) broken.add(volumeKey(e.tenant, e.volume));
+    }
     const { locks, locksKnown, limits } = await this.fromEtcd(entries);
-    return { hostId, leaseId, locksKnown, entries, mounts, mappings, locks, limits, busy: new Set(mutex.keys()), mountRoot };
+    return { hostId, leaseId, locksKnown, entries, mounts, mappings, locks, limits, broken, busy: new Set(mutex.keys()), mountRoot };
   }
 
   private async liveLease(): Promise<string | null> {

@@ -27,23 +27,28 @@ export interface Observation {
   locks: MountRecord[];
   /** Each volume's current rate limits (runtime options), when known. */
   limits: Map<string, RateLimit>;
+  /** Volumes of the table whose device no longer maps their image (Mapper.isMapped), e.g. rbd-fuse died. */
+  broken?: ReadonlySet<string>;
   /** Volumes with a Mount/Unmount/Remove in progress: the loop leaves them alone this round. */
   busy: ReadonlySet<string>;
   mountRoot: string;
 }
 
 export type Action =
-  /** Our volume has no lock (lease expired meanwhile, or the key was removed): take it again. */
+  /**
+   * Our volume has no lock (lease expired meanwhile, or the key was removed): take it back if nobody
+   * acquired it since this host did, else the volume is lost here.
+   */
   | { kind: 'take-lock'; volume: string }
   /** Our volume's lock is held by this host under an older lease (restart): rebind it to the live lease. */
   | { kind: 'adopt-lock'; volume: string }
-  /** Another host holds our volume's lock: stop writing (fence ourselves) and wait for Unmounts. */
+  /** Another host holds our volume's lock: the volume is lost here (stop I/O, fence ourselves) until Docker unmounts it. */
   | { kind: 'lost-lock'; volume: string; holder: MountRecord }
   /** No references left (an Unmount that failed half-way): finish the teardown. */
   | { kind: 'teardown'; volume: string }
   /** The volume's rate limits differ from what was applied, or containers may need them. */
   | { kind: 'apply-limits'; volume: string; limits: RateLimit; changed: boolean }
-  /** A lock of this host for a volume it no longer has. */
+  /** A lock of this host for a volume it no longer has, or has lost. */
   | { kind: 'release-lock'; volume: string; lease: string }
   /** Something is mounted under the mount root that no entry explains (left by a crash). */
   | { kind: 'cleanup-mount'; volume: string; mountpoint: string }
@@ -80,7 +85,10 @@ export function planConvergence(o: Observation): Plan {
       continue;
     }
     if (entry.lost) {
-      problems.push(`${key}: taken over by another host (${entry.lost}); fenced here, waiting for its containers to stop`);
+      problems.push(`${key}: lost to this host (${entry.lost}); I/O stopped here, waiting for its containers to stop`);
+      // A lost volume never keeps its lock here: one still under this host id goes, so that another host can take it.
+      const lock = locks.get(key);
+      if (o.locksKnown && lock && lock.hostId === o.hostId) actions.push({ kind: 'release-lock', volume: key, lease: lock.lease });
       continue;
     }
     if (o.locksKnown) {
@@ -99,8 +107,11 @@ export function planConvergence(o: Observation): Plan {
       problems.push(`${key}: no longer mounted at ${entry.mountpoint} although ${entry.refs.length} container mount(s) hold it`);
     }
     const mapping = o.mappings.find((m) => volumeKey(m.tenant, m.volume) === key);
-    if (!mapping || mapping.device !== entry.mapping.device) {
-      problems.push(`${key}: its device ${entry.mapping.device ?? '?'} is no longer mapped (${entry.mapping.kind})`);
+    if (!mapping || mapping.device !== entry.mapping.device || o.broken?.has(key)) {
+      problems.push(
+        `${key}: its device ${entry.mapping.device ?? '?'} is no longer mapped (${entry.mapping.kind}; its client died?): ` +
+          'the containers using it get I/O errors; stop them so that volplugin can clean up',
+      );
     }
     const limits = o.limits.get(key);
     if (limits && mounted) {

@@ -1,7 +1,8 @@
 // What wakes the convergence loop between its regular rounds: an etcd event on the mount lock or
-// the record of a volume this host has mounted, the host lease being lost, and a container
-// starting (its rate limits go into its cgroup). Docker's create and destroy events also tell the
-// rate limiter each container's cgroup parent.
+// the record of a volume this host has mounted, the host lease being lost, a container starting
+// (its rate limits go into its cgroup), and an etcd watch that died or resumed after a gap (events
+// may have been missed: a round re-reads everything; one that died is set up again by that round).
+// Docker's create and destroy events also tell the rate limiter each container's cgroup parent.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExponentialBackoff, handleAll, noJitterGenerator, retry } from 'cockatiel';
@@ -15,6 +16,7 @@ import type { LocalState } from '../mounts/local-state.js';
 
 export interface TriggerLog {
   debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
 }
 
 export interface TriggerParts {
@@ -62,13 +64,25 @@ export class ConvergenceTriggers {
       if (local.get(event.tenant, event.volume)) this.wake(`${what} ${event.type}`);
     };
     const corrupt = (what: string) => () => this.wake(`${what} record unreadable`);
+    const options = (what: string) => ({
+      onDead: (err: Error) => void this.watchDied(what, err),
+      onResumed: () => this.wake(`etcd watch of ${what} resumed after a gap`),
+    });
     try {
-      this.watches.push(await store.watchMounts(ifOurs('mount lock'), corrupt('mount lock')));
-      this.watches.push(await store.watchVolumes(ifOurs('volume'), corrupt('volume')));
+      this.watches.push(await store.watchMounts(ifOurs('mount lock'), corrupt('mount lock'), options('mount locks')));
+      this.watches.push(await store.watchVolumes(ifOurs('volume'), corrupt('volume'), options('volumes')));
     } catch (err) {
       log.debug({ err: messageOf(err) }, 'etcd watches not set up yet; retried next round');
       await this.closeWatches();
     }
+  }
+
+  /** A watch died: drop every watch and wake a round, which re-reads etcd and watches again (ensureWatches). */
+  private async watchDied(what: string, err: Error): Promise<void> {
+    if (this.stopped.signal.aborted) return;
+    this.parts.log.warn({ watch: what, err: messageOf(err) }, 'etcd watch died: watching again and converging (events may have been missed)');
+    await this.closeWatches();
+    this.wake(`etcd watch of ${what} died`);
   }
 
   /** Follows Docker's container events until stop(), in the background. */

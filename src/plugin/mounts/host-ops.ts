@@ -3,11 +3,15 @@
 
 import { rmdir } from 'node:fs/promises';
 import * as fs from '../../mapper/fs.js';
+import type { DeviceContents } from '../../mapper/fs.js';
 import { deviceNumberOf, type DeviceNumber } from '../../ratelimit/index.js';
 
 export interface HostOps {
-  probeFilesystem(device: string): Promise<string | null>;
+  /** What the device holds (see mapper/fs.ts probeDevice); DeviceReadError when it cannot be read. */
+  probeDevice(device: string): Promise<DeviceContents>;
   formatDevice(command: string, device: string): Promise<void>;
+  /** Removes every filesystem signature (before formatting again after an unfinished first format). */
+  wipeSignatures(device: string): Promise<void>;
   mountDevice(device: string, dir: string): Promise<void>;
   unmountAll(dir: string): Promise<void>;
   mountsAt(dir: string): Promise<number>;
@@ -18,8 +22,9 @@ export interface HostOps {
 /** The real host; `mkfsAllow` is the programs a filesystem command may run here (--mkfs-allow). */
 export function realHostOps(options: { mkfsAllow?: readonly string[] } = {}): HostOps {
   return {
-    probeFilesystem: fs.probeFilesystem,
+    probeDevice: fs.probeDevice,
     formatDevice: (command, device) => fs.formatDevice(command, device, { allowed: options.mkfsAllow }),
+    wipeSignatures: fs.wipeSignatures,
     mountDevice: fs.mountDevice,
     unmountAll: fs.unmountAll,
     mountsAt: fs.mountsAt,

@@ -1,6 +1,8 @@
 // What this host has mounted for Docker and who holds references, kept in <state-dir>/mounts.json
 // so that a volplugin that is killed and restarted knows which Mount IDs are still outstanding.
 // Written atomically (temporary file + rename) after every change, before Docker gets its answer.
+// The file names the kernel boot it describes (boot.ts): after a reboot its mounts, mappings and
+// references are gone and it is forgotten.
 //
 // Reference counting is Docker's contract: every Mount carries a fresh random ID, its Unmount the
 // same ID. A volume stays mounted while at least one ID holds it.
@@ -22,8 +24,14 @@ export interface LocalVolume {
   since: string;
   /** The rate limits last applied (null before the first application). */
   appliedLimits: RateLimit | null;
-  /** Set when another host took the lock: this host fenced itself and only waits for Unmounts. */
+  /**
+   * Set (why, and when noticed) when this host lost the volume: another host took its lock, or its
+   * lease was not renewed in time. Its I/O was stopped; it only waits for Unmounts and never takes
+   * the lock again.
+   */
   lost: string | null;
+  /** Which acquisition of the mount lock this mount holds (null in tables from before it existed). */
+  lockGeneration: number | null;
 }
 
 export function volumeKey(tenant: string, volume: string): string {
@@ -38,6 +46,8 @@ export function splitVolumeKey(key: string): [string, string] {
 
 interface StateFile {
   version: 1;
+  /** The kernel boot the table describes (absent in files from before it existed). */
+  bootId?: string;
   volumes: LocalVolume[];
 }
 
@@ -59,6 +69,8 @@ export function dropRef(entry: LocalVolume, id: string): boolean {
 export class LocalState {
   private readonly volumes = new Map<string, LocalVolume>();
   private writing: Promise<void> = Promise.resolve();
+  /** The boot the table describes; null when unknown (a new or old file). */
+  bootId: string | null = null;
 
   constructor(readonly file: string) {}
 
@@ -79,8 +91,15 @@ export class LocalState {
       const parsed = JSON.parse(text) as StateFile;
       if (parsed.version !== 1 || !Array.isArray(parsed.volumes)) throw new Error('not a version 1 state file');
       this.volumes.clear();
+      this.bootId = typeof parsed.bootId === 'string' ? parsed.bootId : null;
       for (const v of parsed.volumes) {
-        this.volumes.set(volumeKey(v.tenant, v.volume), { ...v, refs: [...v.refs], lost: v.lost ?? null, appliedLimits: v.appliedLimits ?? null });
+        this.volumes.set(volumeKey(v.tenant, v.volume), {
+          ...v,
+          refs: [...v.refs],
+          lost: v.lost ?? null,
+          appliedLimits: v.appliedLimits ?? null,
+          lockGeneration: v.lockGeneration ?? null,
+        });
       }
       return { corrupt: null };
     } catch (err) {
@@ -106,9 +125,16 @@ export class LocalState {
     this.volumes.delete(volumeKey(tenant, volume));
   }
 
+  /** Empties the table (not yet saved); returns what it held. */
+  forgetAll(): LocalVolume[] {
+    const all = this.all();
+    this.volumes.clear();
+    return all;
+  }
+
   /** Writes the table to disk (serialised: the last save wins, none interleave). */
   save(): Promise<void> {
-    const snapshot: StateFile = { version: 1, volumes: this.all() };
+    const snapshot: StateFile = { version: 1, ...(this.bootId ? { bootId: this.bootId } : {}), volumes: this.all() };
     const text = `${JSON.stringify(snapshot, null, 2)}\n`;
     const next = this.writing.then(async () => {
       await mkdir(path.dirname(this.file), { recursive: true });

@@ -53,9 +53,9 @@ export class MountManager {
     const name = volumeKey(entry.tenant, entry.volume);
     if (entry.lost) {
       throw new PluginError(
-        'LOCKED',
-        `${name} was taken over by another host (${entry.lost}); this host fenced itself and only lets go of it: ` +
-          'stop the containers that use it here, then mount it again',
+        'LOST',
+        `${name} is lost to this host (${entry.lost}): its I/O was stopped here and this host only lets go of it. ` +
+          'Stop the containers that use it here, then mount it again (here or on another host)',
       );
     }
     await this.parts.mounter.remountIfGone(entry);

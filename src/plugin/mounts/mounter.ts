@@ -2,22 +2,26 @@
 //
 // The first mount is a sequence of named steps: take the volume's cross-host lock in etcd (bound
 // to the host lease), fence the previous holder if it did not let go cleanly, set librbd QoS, map
-// the image, note which Ceph client holds it (image metadata and the lock record), format it on
-// first use (blkid finds no signature), mount it at MOUNT-ROOT/tenant/volume, and remember it in
-// the host's mount table. Each step that changes the host or the cluster pushes its undo: a
-// failure anywhere reverses everything done so far, so nothing stays locked, mapped or mounted.
+// the image (refused without a Ceph client address another host could fence), note which Ceph
+// client holds it (image metadata and the lock record), format it at most once in its life
+// (format.ts), mount it at MOUNT-ROOT/tenant/volume, and remember it in the host's mount table.
+// Each step that changes the host or the cluster pushes its undo: a failure anywhere reverses
+// everything done so far, so nothing stays locked, mapped or mounted.
 //
 // The teardown goes the other way: unmount, unmap, clear the holder note, forget, release the lock.
 
 import path from 'node:path';
 import type { Fencing } from '../../fencing/index.js';
+import { DeviceReadError } from '../../mapper/fs.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
 import { UNLIMITED, type RateLimiter } from '../../ratelimit/index.js';
 import { StateUnavailableError } from '../../state/kv.js';
 import type { VolumeRecord } from '../../state/records.js';
 import type { MountLocks, TakenLock } from '../cluster/mount-lock.js';
-import { describeHolder } from '../cluster/mount-lock.js';
+import { refusalError } from '../cluster/mount-lock.js';
 import { PluginError, messageOf } from '../errors.js';
+import { pauseAt, type PluginFailpoints } from '../failpoints.js';
+import { decideFormat, unreadableMessage } from './format.js';
 import type { HostIdentity } from './host-id.js';
 import type { HostOps } from './host-ops.js';
 import type { LocalState, LocalVolume } from './local-state.js';
@@ -55,6 +59,8 @@ export interface MounterParts {
   hostOps: HostOps;
   local: LocalState;
   log: MountLog;
+  /** Test-only pauses (VOLPLUGIN_FAILPOINTS). */
+  failpoints?: PluginFailpoints;
 }
 
 function wrapState(err: unknown): unknown {
@@ -67,7 +73,15 @@ function wrapState(err: unknown): unknown {
 }
 
 export class Mounter {
+  /** Mappings made by first mounts still in progress (not yet in the mount table), by volume. */
+  private readonly inFlight = new Map<string, Mapping>();
+
   constructor(private readonly parts: MounterParts) {}
+
+  /** The mappings of first mounts in progress: what must stop too when the host lease is lost. */
+  mappingsInFlight(): Mapping[] {
+    return [...this.inFlight.values()];
+  }
 
   mountpointOf(tenant: string, volume: string): string {
     return path.join(this.parts.mountRoot, tenant, volume);
@@ -87,15 +101,18 @@ export class Mounter {
     const started = Date.now();
     try {
       const lock = await this.takeLock(job);
+      await pauseAt(this.parts.failpoints, 'after-lock');
       await this.fencePreviousHolder(job);
       await this.setQos(job);
       const mapping = await this.map(job);
       await this.noteHolder(job, lock, mapping);
-      await this.formatIfNew(job, mapping.device);
+      await this.prepareFilesystem(job, lock, mapping.device);
       await this.mountFilesystem(job, mapping.device);
-      const entry = await this.remember(job, mapping, id);
-      // The commit point: past it, Docker is told the mount worked.
+      const entry = await this.remember(job, mapping, lock, id);
+      // The commit point: past it, Docker is told the mount worked. A lease lost meanwhile means the
+      // lock may be gone: the mount is undone (the lease-loss handler cannot see it yet).
       signal.throwIfAborted();
+      if (lock.lease.lost) throw new PluginError('LOCKED', `lost the mount lock of ${job.name} while mounting it (etcd lease not renewed in time); try again`);
       job.undo.commit();
       this.parts.log.info({ volume: job.name, id, device: mapping.device, mountpoint: job.mountpoint, ms: Date.now() - started }, 'volume mounted');
       return entry;
@@ -104,6 +121,8 @@ export class Mounter {
       const wrapped = wrapState(err);
       this.parts.log.warn({ volume: job.name, err: messageOf(wrapped), leftovers: failed.map((f) => f.what) }, 'mount failed and was undone');
       throw wrapped;
+    } finally {
+      this.inFlight.delete(job.name);
     }
   }
 
@@ -121,13 +140,7 @@ export class Mounter {
       clientAddress: null,
       since: job.since,
     });
-    if (!lock.ok) {
-      throw new PluginError(
-        'LOCKED',
-        `${job.name} is mounted on ${describeHolder(lock.holder)}: unmount it there (stop its containers) first. ` +
-          `If that host is down, its lock expires within ${this.parts.locks.lease.ttlSeconds} s and this host may mount it then`,
-      );
-    }
+    if (!lock.ok) throw refusalError(job.name, lock, this.parts.locks.lease.ttlSeconds);
     job.undo.push('release the mount lock', async () => {
       await this.parts.locks.release(tenant, volume, lock.lease.id);
     });
@@ -159,11 +172,20 @@ export class Mounter {
     }
   }
 
+  /** Maps the image; refused (and unmapped) when its Ceph client cannot be told, since no other host could fence it then. */
   private async map(job: MountJob): Promise<MappedDevice> {
     const { tenant, volume, pool, image } = job.record;
     const mapping = await this.parts.mapper.map({ tenant, volume, pool, image });
+    this.inFlight.set(job.name, mapping);
     job.undo.push(`unmap ${mapping.device ?? ''}`, () => this.parts.mapper.unmap(mapping));
     if (!mapping.device) throw new PluginError('INTERNAL', `mapping ${pool}/${image} gave no device`);
+    if (!mapping.clientAddress) {
+      throw new PluginError(
+        'INTERNAL',
+        `mapped ${pool}/${image} (${mapping.kind}) but could not learn its Ceph client's address, so another host could not fence ` +
+          `this mount if this host stopped answering: unmapped it. Check rbd status ${pool}/${image} and try again`,
+      );
+    }
     this.parts.log.info({ volume: job.name, mapper: mapping.kind, device: mapping.device, client: mapping.clientAddress }, 'image mapped');
     job.signal.throwIfAborted();
     return mapping as MappedDevice;
@@ -184,14 +206,46 @@ export class Mounter {
     if (!updated) throw new PluginError('LOCKED', `lost the mount lock of ${job.name} while mapping it (etcd lease expired?); try again`);
   }
 
-  /** Formats the device with the tenant's command when blkid finds no signature on it (first use). */
-  private async formatIfNew(job: MountJob, device: string): Promise<void> {
-    const fs = await this.parts.hostOps.probeFilesystem(device);
-    if (fs === null) {
-      this.parts.log.info({ volume: job.name, device, filesystem: job.record.options.filesystem }, 'first use: formatting');
-      await this.parts.hostOps.formatDevice(job.record.formatCommand, device);
-    } else {
-      this.parts.log.debug({ volume: job.name, device, filesystem: fs }, 'filesystem found');
+  /**
+   * Formats the device if this is the volume's first use, at most once in its life (format.ts): the
+   * decision is made under the lock, from the record as etcd has it now and what the device holds;
+   * formatStarted is recorded before mkfs runs and formatted after it succeeded, both only while
+   * this host holds the lock.
+   */
+  private async prepareFilesystem(job: MountJob, lock: HeldLock, device: string): Promise<void> {
+    const { tenant, volume } = job.record;
+    const { locks, hostOps, log } = this.parts;
+    const current = await locks.volume(tenant, volume);
+    if (!current) throw new PluginError('VOLUME_NOT_FOUND', `volume ${job.name} was removed while mounting it`);
+    let contents;
+    try {
+      contents = await hostOps.probeDevice(device);
+    } catch (err) {
+      if (!(err instanceof DeviceReadError)) throw err;
+      throw new PluginError('UNSAFE_DEVICE', unreadableMessage(job.name, !!current.formatted, err.message), { cause: err });
+    }
+    const decision = decideFormat(job.name, device, current, contents);
+    switch (decision.action) {
+      case 'refuse':
+        throw new PluginError('UNSAFE_DEVICE', decision.message);
+      case 'mount':
+        if (decision.record) {
+          log.info({ volume: job.name, device, found: contents }, 'filesystem found on a volume not yet recorded as formatted: recording it');
+          await locks.markFormat(tenant, volume, lock.lease, 'done');
+        }
+        break;
+      case 'format':
+        await locks.markFormat(tenant, volume, lock.lease, 'started');
+        if (decision.again) {
+          log.warn({ volume: job.name, device, began: current.formatStarted }, 'the first format of this volume did not finish: formatting it again');
+          await hostOps.wipeSignatures(device);
+        } else {
+          log.info({ volume: job.name, device, filesystem: job.record.options.filesystem }, 'first use: formatting');
+        }
+        await hostOps.formatDevice(current.formatCommand, device);
+        await pauseAt(this.parts.failpoints, 'after-format');
+        await locks.markFormat(tenant, volume, lock.lease, 'done');
+        break;
     }
     job.signal.throwIfAborted();
   }
@@ -205,7 +259,7 @@ export class Mounter {
   }
 
   /** Adds the volume to the host's mount table (on disk before Docker gets its answer). */
-  private async remember(job: MountJob, mapping: Mapping, id: string): Promise<LocalVolume> {
+  private async remember(job: MountJob, mapping: Mapping, lock: HeldLock, id: string): Promise<LocalVolume> {
     const { tenant, volume, pool, image } = job.record;
     const entry: LocalVolume = {
       tenant,
@@ -218,6 +272,7 @@ export class Mounter {
       since: job.since,
       appliedLimits: null,
       lost: null,
+      lockGeneration: lock.record.generation ?? null,
     };
     this.parts.local.set(entry);
     job.undo.push('forget the mount', async () => {
@@ -230,11 +285,22 @@ export class Mounter {
 
   // ---- later mounts and the teardown ---------------------------------------------------------
 
-  /** Mounts the device again when someone unmounted it by hand while containers may still hold it. */
+  /**
+   * Mounts the device again when someone unmounted it by hand while containers may still hold it,
+   * after checking that the device still maps the volume's image (a device number can have been
+   * given to another image meanwhile).
+   */
   async remountIfGone(entry: LocalVolume): Promise<void> {
     if ((await this.parts.hostOps.mountsAt(entry.mountpoint)) > 0) return;
     const name = volumeKey(entry.tenant, entry.volume);
     if (!entry.mapping.device) throw new PluginError('INTERNAL', `${name} is in volplugin's table but has no device; restart volplugin to clean up`);
+    if (!(await this.parts.mapper.isMapped(entry.mapping))) {
+      throw new PluginError(
+        'INTERNAL',
+        `${name} is no longer mounted and its device ${entry.mapping.device} no longer maps ${entry.pool}/${entry.image} ` +
+          '(unmapped by hand?): stop the containers that use it here so that volplugin can clean up, then mount it again',
+      );
+    }
     this.parts.log.warn({ volume: name, mountpoint: entry.mountpoint }, 'volume was no longer mounted: mounting its device again');
     await this.parts.hostOps.mountDevice(entry.mapping.device, entry.mountpoint);
   }
