@@ -116,9 +116,10 @@ await c.close();
     await c.connect(CONF!, null, null, {});
     expect(c.threadStats().threads).toBe(1);
     for (let i = 0; i < 20; i++) await c.fsid();
-    // One call at a time: one thread, or two when a call arrived while the previous call's thread
-    // had posted its result but was not yet back at the queue.
-    expect(c.threadStats().threads).toBeLessThanOrEqual(2);
+    // One call at a time: one thread, or a few more when a call arrived while the previous call's
+    // thread had posted its result but was not yet back at the queue (on a loaded machine that
+    // thread may wait for a core a while); never a thread per call, let alone the 256 allowed.
+    expect(c.threadStats().threads).toBeLessThanOrEqual(5);
     await c.close();
   });
 
