@@ -36,14 +36,26 @@ export interface Cluster extends ClusterSpec {
   startedHere: boolean;
 }
 
+/**
+ * VOLPLUGIN_BENCH_PORT_OFFSET shifts every bench port (0 to 99), so that benchmarks of two
+ * checkouts can run on one machine at once (each checkout has its own .sandbox-bench/).
+ */
+const offset = (() => {
+  const value = Number(process.env.VOLPLUGIN_BENCH_PORT_OFFSET ?? 0);
+  if (!Number.isInteger(value) || value < 0 || value > 99) {
+    throw new RangeError(`VOLPLUGIN_BENCH_PORT_OFFSET must be a whole number from 0 to 99, got ${JSON.stringify(process.env.VOLPLUGIN_BENCH_PORT_OFFSET)}`);
+  }
+  return value;
+})();
+
 export const clusterSpecs = {
-  tuned: { name: 'tuned', dir: benchRoot, monV2: 31300, monV1: 31789, paxos: 0.01 },
-  defaultPaxos: { name: 'default-paxos', dir: path.join(benchRoot, 'paxos1'), monV2: 32300, monV1: 32700, paxos: 1 },
+  tuned: { name: 'tuned', dir: benchRoot, monV2: 31300 + offset, monV1: 31789 + offset, paxos: 0.01 },
+  defaultPaxos: { name: 'default-paxos', dir: path.join(benchRoot, 'paxos1'), monV2: 32300 + offset, monV1: 32500 + offset, paxos: 1 },
 } satisfies Record<string, ClusterSpec>;
 
 // Every port here is below Linux's ephemeral range (32768-60999), where an outgoing connection
-// could hold it.
-export const etcdPorts = { client: 31379, peer: 31380 } as const;
+// could hold it, and no two ranges overlap, whatever the offsets.
+export const etcdPorts = { client: 31500 + offset, peer: 31600 + offset } as const;
 
 /** Runs a command, returning stdout; the error names the command and carries its stderr. */
 export async function sh(
