@@ -52,9 +52,9 @@ class Proc {
     readonly logFile: string,
   ) {}
 
-  async spawn(args: string[]): Promise<void> {
+  async spawn(args: string[], extraEnv: Record<string, string> = {}): Promise<void> {
     await mkdir(path.dirname(this.logFile), { recursive: true });
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...extraEnv } });
     this.proc = proc;
     const chunks: Buffer[] = [];
     const append = (d: Buffer) => {
@@ -107,8 +107,17 @@ export interface TestMaster {
   restart(): Promise<void>;
 }
 
+/** Where a test daemon finds etcd and Ceph, and what else it is started with (default: the test services). */
+export interface DaemonPlacement {
+  etcd?: string;
+  cephConf?: string;
+  /** Extra environment (test hooks such as VOLMASTER_FAILPOINTS). */
+  env?: Record<string, string>;
+  extraArgs?: string[];
+}
+
 /** A volmaster on a free port with its own etcd prefix and token. */
-export async function startMaster(root: string, prefix: string): Promise<TestMaster> {
+export async function startMaster(root: string, prefix: string, placement: DaemonPlacement = {}): Promise<TestMaster> {
   const port = await freePort();
   const token = randomBytes(16).toString('hex');
   const tokenFile = path.join(root, 'token');
@@ -128,15 +137,19 @@ export async function startMaster(root: string, prefix: string): Promise<TestMas
     restart: async () => {
       const proc = new Proc('volmaster', path.join(root, `volmaster.${starts++}.log`));
       master.proc = proc;
-      await proc.spawn([
-        bin('master'),
-        '--listen', address,
-        '--etcd', env('VOLPLUGIN_TEST_ETCD'),
-        '--prefix', prefix,
-        '--backend', backend,
-        '--ceph-conf', env('CEPH_CONF'),
-        '--token-file', tokenFile,
-      ]);
+      await proc.spawn(
+        [
+          bin('master'),
+          '--listen', address,
+          '--etcd', placement.etcd ?? env('VOLPLUGIN_TEST_ETCD'),
+          '--prefix', prefix,
+          '--backend', backend,
+          '--ceph-conf', placement.cephConf ?? env('CEPH_CONF'),
+          '--token-file', tokenFile,
+          ...(placement.extraArgs ?? []),
+        ],
+        placement.env,
+      );
       await waitFor('volmaster to answer', async () => (await api.health()).status === 'ok', 20_000).catch(async (err: Error) => {
         throw new Error(`${err.message}; log:\n${(await proc.logs()).slice(-1500)}`);
       });
@@ -157,6 +170,8 @@ export interface PluginOptions {
   /** Docker API for rate limits (default none). */
   docker?: string;
   extraArgs?: string[];
+  /** etcd, Ceph and extra environment (default: the test services). */
+  placement?: DaemonPlacement;
 }
 
 export interface DockerAnswer {
@@ -196,10 +211,10 @@ export class TestPlugin {
       bin('plugin'),
       '--master', o.master.address,
       '--token-file', o.master.tokenFile,
-      '--etcd', env('VOLPLUGIN_TEST_ETCD'),
+      '--etcd', o.placement?.etcd ?? env('VOLPLUGIN_TEST_ETCD'),
       '--prefix', o.master.prefix,
       '--backend', backend,
-      '--ceph-conf', env('CEPH_CONF'),
+      '--ceph-conf', o.placement?.cephConf ?? env('CEPH_CONF'),
       '--host-label', o.label,
       '--mount-root', this.mountRoot,
       '--state-dir', this.stateDir,
@@ -211,7 +226,8 @@ export class TestPlugin {
       '--docker', o.docker ?? 'none',
       '--debug',
       ...(o.extraArgs ?? []),
-    ]);
+      ...(o.placement?.extraArgs ?? []),
+    ], o.placement?.env);
     await waitFor(
       `volplugin ${this.pluginName} to serve ${this.socket}`,
       async () => {

@@ -1,0 +1,88 @@
+// A whole chaos run, as `make chaos` and the short run inside `make test` start it: its own
+// services (env.ts), the chosen scenarios one after another, the results. Leftovers of an earlier
+// run in the same directory (a runner that was killed) are cleaned first: only below that
+// directory, never anything else on the machine.
+
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { run } from '../../src/mapper/exec.js';
+import { sandboxScript } from '../helpers/sandbox.js';
+import { ChaosServices, chaosPorts, chaosRoot } from './env.js';
+import { killAll, processesBelow } from './proc.js';
+import { runScenarios, type ScenarioResult } from './runner.js';
+import type { ChaosSettings, Scenario } from './scenario.js';
+
+export interface ChaosOptions {
+  seed: number;
+  scale: number;
+  scenarios: readonly Scenario[];
+  /** 'run': make chaos (.sandbox-chaos[-N]); 'test': inside make test (.sandbox-test[-N]/chaos). */
+  slot: 'run' | 'test';
+  /** VOLPLUGIN_TEST_PORT_OFFSET. */
+  offset: number;
+  /** Leave Ceph and etcd running afterwards. */
+  keep?: boolean;
+  settings?: Partial<ChaosSettings>;
+  progress?: (line: string) => void;
+}
+
+export const DEFAULT_SETTINGS: ChaosSettings = { lockTtl: 3, takeoverSlackMs: 20_000 };
+
+/** Stops what an earlier run below `runs` left (processes, mounts, loop devices) and removes it. */
+async function clearEarlierRuns(runs: string): Promise<void> {
+  for (const name of ['volplugin', 'volmaster', 'journal-io']) killAll(await processesBelow(name, runs));
+  await run(sandboxScript, ['cleanup-mounts', runs], { timeoutMs: 120_000 }).catch(() => undefined);
+  killAll(await processesBelow('rbd-fuse', runs));
+  for (const entry of await readdir(runs).catch(() => [] as string[])) {
+    await rm(path.join(runs, entry), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The run's services and directory, open for scenarios to be played on (the vitest file plays one per test). */
+export class ChaosSession {
+  readonly started = Date.now();
+
+  private constructor(
+    readonly options: Omit<ChaosOptions, 'scenarios'>,
+    readonly services: ChaosServices,
+    readonly runDir: string,
+  ) {}
+
+  static async open(options: Omit<ChaosOptions, 'scenarios'>): Promise<ChaosSession> {
+    const root = chaosRoot(options.offset, options.slot);
+    const services = new ChaosServices(root, chaosPorts(options.offset, options.slot));
+    const runs = path.join(root, 'runs');
+    await clearEarlierRuns(runs);
+    const runDir = path.join(runs, `${new Date().toISOString().replace(/[:.]/g, '')}-seed${options.seed}`);
+    options.progress?.(`services under ${root} (mon ${services.ports.monV2}, etcd ${services.ports.etcd})`);
+    await services.up();
+    return new ChaosSession(options, services, runDir);
+  }
+
+  play(scenarios: readonly Scenario[], countOf?: (scenario: Scenario) => number): Promise<ScenarioResult[]> {
+    return runScenarios(scenarios, {
+      countOf,
+      seed: this.options.seed,
+      scale: this.options.scale,
+      services: this.services,
+      runDir: this.runDir,
+      settings: { ...DEFAULT_SETTINGS, ...this.options.settings },
+      progress: this.options.progress,
+    });
+  }
+
+  /** Stops the services (unless `keep`); the run's logs stay in runDir until the next run. */
+  async close(): Promise<void> {
+    if (!this.options.keep) await this.services.down().catch((err: Error) => this.options.progress?.(`stopping the services: ${err.message}`));
+  }
+}
+
+export async function runChaos(options: ChaosOptions): Promise<{ results: ScenarioResult[]; seconds: number; runDir: string }> {
+  const session = await ChaosSession.open(options);
+  try {
+    const results = await session.play(options.scenarios);
+    return { results, seconds: (Date.now() - session.started) / 1000, runDir: session.runDir };
+  } finally {
+    await session.close();
+  }
+}
