@@ -38,6 +38,19 @@ async function clearEarlierRuns(runs: string): Promise<void> {
   }
 }
 
+/**
+ * For a runner that is interrupted (Ctrl-C): stops every daemon and mount of the runs below the
+ * chaos directory, then its Ceph and etcd. Bounded: each step has its own deadline.
+ */
+export async function emergencyStop(offset: number, slot: 'run' | 'test'): Promise<void> {
+  const root = chaosRoot(offset, slot);
+  const runs = path.join(root, 'runs');
+  for (const name of ['volplugin', 'volmaster', 'journal-io']) killAll(await processesBelow(name, runs));
+  await run(sandboxScript, ['cleanup-mounts', runs], { timeoutMs: 60_000 }).catch(() => undefined);
+  killAll(await processesBelow('rbd-fuse', runs));
+  await new ChaosServices(root, chaosPorts(offset, slot)).down().catch(() => undefined);
+}
+
 /** The run's services and directory, open for scenarios to be played on (the vitest file plays one per test). */
 export class ChaosSession {
   readonly started = Date.now();

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { SessionClaim } from './invariants/durability.js';
 import { pidAlive, sleep, waitUntil } from './wait.js';
 
 const script = fileURLToPath(new URL('./journal-io.mjs', import.meta.url));
@@ -126,7 +127,7 @@ export class JournalWriter {
 
 /** What a volume's writers acknowledged, per session, and what the next holders found. */
 export class VolumeJournal {
-  private readonly sessions = new Map<string, { host: string; acked: number; verified: boolean }>();
+  private readonly sessions = new Map<string, { host: string; acked: number; verified: boolean; lastAckAt: number | null; error: string | null }>();
   private counter = 0;
 
   constructor(readonly name: string) {}
@@ -140,23 +141,26 @@ export class VolumeJournal {
   start(host: string, round: number, mountpoint: string, options: { intervalMs?: number; max?: number } = {}): JournalWriter {
     const session = this.nextSession(host, round);
     const writer = new JournalWriter(session, host, mountpoint, options);
-    this.sessions.set(session, { host, acked: 0, verified: false });
+    this.sessions.set(session, { host, acked: 0, verified: false, lastAckAt: null, error: null });
     return writer;
   }
 
   /** Records the writer's final count of acknowledged records (after it stopped). */
   settle(writer: JournalWriter): void {
     const entry = this.sessions.get(writer.session);
-    if (entry) entry.acked = Math.max(entry.acked, writer.acked);
+    if (!entry) return;
+    entry.acked = Math.max(entry.acked, writer.acked);
+    entry.lastAckAt = writer.ackTimes.at(-1) ?? null;
+    entry.error = writer.error;
   }
 
   /** Sessions whose records no other holder has read back yet, with their acknowledged counts. */
-  unverified(): Array<{ session: string; host: string; acked: number }> {
-    return [...this.sessions].filter(([, s]) => !s.verified).map(([session, s]) => ({ session, host: s.host, acked: s.acked }));
+  unverified(): SessionClaim[] {
+    return this.all().filter((c) => !this.sessions.get(c.session)!.verified);
   }
 
-  all(): Array<{ session: string; host: string; acked: number }> {
-    return [...this.sessions].map(([session, s]) => ({ session, host: s.host, acked: s.acked }));
+  all(): SessionClaim[] {
+    return [...this.sessions].map(([session, s]) => ({ session, host: s.host, acked: s.acked, lastAckAt: s.lastAckAt, writerError: s.error }));
   }
 
   markVerified(sessions: string[]): void {

@@ -7,7 +7,7 @@
 // Exit status 0 when no scenario found a violation or an error, 1 otherwise, 2 for bad flags.
 
 import { parseArgs } from 'node:util';
-import { runChaos, DEFAULT_SETTINGS } from './chaos.js';
+import { emergencyStop, runChaos, DEFAULT_SETTINGS } from './chaos.js';
 import { INVARIANTS } from './invariants/types.js';
 import { targetCount } from './runner.js';
 import { SCENARIOS, selectScenarios } from './scenarios/index.js';
@@ -71,6 +71,15 @@ if (flags.list) {
 }
 
 const offset = Number(process.env.VOLPLUGIN_TEST_PORT_OFFSET ?? 0);
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`chaos: ${signal}: stopping every daemon of the run and its services...\n`);
+    void emergencyStop(offset, 'run').finally(() => process.exit(130));
+  });
+}
 const stamp = () => new Date().toISOString().slice(11, 19);
 process.stderr.write(`chaos: seed ${seed}, scale ${scale}, ${scenarios.length} scenario(s); repeat with make chaos SEED=${seed} SCALE=${scale}\n`);
 const { results, seconds, runDir } = await runChaos({

@@ -72,6 +72,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       masterEnv: scenario.masterEnv,
     });
     await scenario.setup?.(world, options.settings);
+    say(`${scenario.name}: world up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (err) {
     result.errors.push({ round: null, message: `setup: ${(err as Error).message}` });
     result.seconds = (Date.now() - started) / 1000;
@@ -125,6 +126,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
   };
   await Promise.all(Array.from({ length: scenario.lanes }, (_, i) => lane(i)));
 
+  say(`${scenario.name}: rounds done at ${((Date.now() - started) / 1000).toFixed(1)} s`);
   if (aborted) {
     await world.shutdown();
   } else {
@@ -135,6 +137,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
       await world.shutdown().catch(() => undefined);
     }
   }
+  say(`${scenario.name}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   result.notes = [...notes].map(([text, n]) => (n > 1 ? `${text} (×${n})` : text));
   result.seconds = (Date.now() - started) / 1000;
   return result;

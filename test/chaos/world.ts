@@ -60,7 +60,9 @@ export class World {
     await mkdir(world.dir, { recursive: true });
     const master = await world.startMaster(options.masterEnv);
     await master.api.uploadTenant(world.tenant, testPolicy({ size: '32MB' }));
-    for (let i = 0; i < options.hosts; i++) await world.addHost();
+    await Promise.all(Array.from({ length: options.hosts }, () => world.addHost()));
+    // Started in parallel, kept in label order: seeded choices among hosts must not depend on timing.
+    world.hosts.sort((a, b) => a.label.localeCompare(b.label));
     return world;
   }
 
@@ -151,8 +153,8 @@ export class World {
 
   /** Stops every daemon of this world and removes what they left below its directory (never elsewhere). */
   async shutdown(): Promise<void> {
-    for (const host of this.hosts) await host.stop().catch(() => undefined);
-    for (const master of this.masters) await master.stop().catch(() => undefined);
+    await Promise.all(this.hosts.map((host) => host.stop().catch(() => undefined)));
+    await Promise.all(this.masters.map((master) => master.stop().catch(() => undefined)));
     killAll([...(await processesBelow('journal-io', this.dir)), ...(await processesBelow('volplugin', this.dir)), ...(await processesBelow('volmaster', this.dir))]);
     await run(sandboxScript, ['cleanup-mounts', this.dir], { timeoutMs: 120_000 }).catch(() => undefined);
     killAll(await processesBelow('rbd-fuse', this.dir));

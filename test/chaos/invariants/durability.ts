@@ -9,6 +9,9 @@ export interface SessionClaim {
   /** Host the writer ran on. */
   host: string;
   acked: number;
+  /** When the last acknowledgement arrived (ms since epoch), and how the writer ended. */
+  lastAckAt?: number | null;
+  writerError?: string | null;
 }
 
 /** The acknowledged seqs of `claim` that `read` does not hold (at most `limit` listed). */
@@ -35,6 +38,8 @@ export function checkDurability(name: string, reader: string, claims: readonly S
           writer: claim.host,
           reader,
           acked: claim.acked,
+          lastAckAt: claim.lastAckAt ? new Date(claim.lastAckAt).toISOString() : null,
+          writerError: claim.writerError ?? null,
           found: read.sessions[claim.session] ?? null,
           missingSeqs: first,
         }),

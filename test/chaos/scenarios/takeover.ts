@@ -11,7 +11,7 @@ import { pauseVolplugin, resumeVolplugin } from '../faults/pause.js';
 import type { ChaosHost } from '../hosts.js';
 import { violation } from '../invariants/types.js';
 import type { Round, Scenario } from '../scenario.js';
-import { checkWriters, mountFresh, must, readBack, release, startWriting, stopWriting, takeOver, type Holding } from '../steps.js';
+import { checkWriters, mountFresh, must, readBack, release, settleAll, startWriting, stopWriting, takeOver, type Holding } from '../steps.js';
 import { sleep } from '../wait.js';
 import type { World } from '../world.js';
 
@@ -23,7 +23,7 @@ async function createVolumes(world: World, n: number): Promise<void> {
 
 /** The victim mounts every volume (reading back what the last holder wrote) and writes to each. */
 async function holdAll(r: Round, victim: ChaosHost, volumes: number): Promise<Holding[]> {
-  return Promise.all(
+  return settleAll(
     Array.from({ length: volumes }, async (_, i) => {
       const name = r.world.volumeName(i);
       const m = await mountFresh(r, victim, name);
