@@ -2,18 +2,21 @@
 // I/O on a fenced or frozen mount can block in the kernel, and it must block this child (which the
 // runner abandons at its deadline), never the runner. Plain JavaScript so that it starts fast.
 //
-//   node journal-io.mjs write DIR SESSION INTERVAL_MS MAX   append records to DIR/journal/SESSION.log,
-//                                                        fsync each, print "ack SEQ" after each fsync
-//   node journal-io.mjs read DIR                          check every DIR/journal/*.log, print JSON
-//   node journal-io.mjs mark FILE TEXT                    write FILE (fsync'd)
-//   node journal-io.mjs cat FILE                          print FILE, or "<missing>"
+//   node journal-io.mjs write DIR SESSION INTERVAL_MS MAX [any-dir]
+//                                        append records to DIR/journal/SESSION.log, fsync each, print
+//                                        "ack SEQ" after each fsync; DIR must be a mount point (a
+//                                        volume that is not mounted must not be written on the host's
+//                                        disk) unless "any-dir" is given (unit tests)
+//   node journal-io.mjs read DIR [any-dir]   check every DIR/journal/*.log, print JSON
+//   node journal-io.mjs mark FILE TEXT [any-dir]    write FILE (fsync'd) in a mounted directory
+//   node journal-io.mjs cat FILE [any-dir]          print FILE of a mounted directory, or "<missing>"
 //
 // A record is one 128-byte line: "VPJ1 <session> <seq> <payload> <crc32>\n". The payload is
 // derived from session and seq, and the CRC covers everything before it, so a record that is torn,
 // stale or from another place is told from a good one.
 
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout } from 'node:timers';
 import { crc32 } from 'node:zlib';
@@ -46,9 +49,19 @@ function parse(slot, session) {
   return seq;
 }
 
-function write(dir, session, intervalMs, max) {
+/** Throws unless `dir` is a mount point: a different device than its parent's. */
+function assertMounted(dir) {
+  if (statSync(dir).dev === statSync(path.dirname(dir)).dev) throw Object.assign(new Error(`${dir} is not a mount point`), { code: 'ENOTMOUNTED' });
+}
+
+function write(dir, session, intervalMs, max, anyDir) {
   if (session.length > SESSION_WIDTH) throw new Error(`session name longer than ${SESSION_WIDTH}`);
-  mkdirSync(path.join(dir, 'journal'), { recursive: true });
+  if (!anyDir) assertMounted(dir);
+  try {
+    mkdirSync(path.join(dir, 'journal'));
+  } catch (err) {
+    if (err.code !== 'EEXIST') throw err;
+  }
   const fd = openSync(path.join(dir, 'journal', `${session}.log`), 'a');
   let seq = 0;
   const step = () => {
@@ -71,7 +84,8 @@ function write(dir, session, intervalMs, max) {
   step();
 }
 
-function read(dir) {
+function read(dir, anyDir) {
+  if (!anyDir) assertMounted(dir);
   const out = {};
   let files = [];
   try {
@@ -99,7 +113,8 @@ function read(dir) {
   process.stdout.write(JSON.stringify(out));
 }
 
-function mark(file, text) {
+function mark(file, text, anyDir) {
+  if (!anyDir) assertMounted(path.dirname(file));
   const fd = openSync(file, 'w');
   writeSync(fd, text);
   fsyncSync(fd);
@@ -109,7 +124,8 @@ function mark(file, text) {
   closeSync(dirFd);
 }
 
-function cat(file) {
+function cat(file, anyDir) {
+  if (!anyDir) assertMounted(path.dirname(file));
   try {
     process.stdout.write(readFileSync(file, 'utf8'));
   } catch (err) {
@@ -120,10 +136,10 @@ function cat(file) {
 
 const [command, ...args] = process.argv.slice(2);
 try {
-  if (command === 'write') write(args[0], args[1], Number(args[2]), Number(args[3]));
-  else if (command === 'read') read(args[0]);
-  else if (command === 'mark') mark(args[0], args[1]);
-  else if (command === 'cat') cat(args[0]);
+  if (command === 'write') write(args[0], args[1], Number(args[2]), Number(args[3]), args[4] === 'any-dir');
+  else if (command === 'read') read(args[0], args[1] === 'any-dir');
+  else if (command === 'mark') mark(args[0], args[1], args[2] === 'any-dir');
+  else if (command === 'cat') cat(args[0], args[1] === 'any-dir');
   else throw new Error(`unknown command ${command}; see the comment at the top of journal-io.mjs`);
 } catch (err) {
   process.stderr.write(`journal-io ${command}: ${err.code ?? ''} ${err.message}\n`);

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SessionClaim } from './invariants/durability.js';
+import { runBounded, type BoundedResult } from './proc.js';
 import { pidAlive, sleep, waitUntil } from './wait.js';
 
 const script = fileURLToPath(new URL('./journal-io.mjs', import.meta.url));
@@ -24,27 +25,13 @@ export interface SessionRead {
 export type JournalRead = { ok: true; sessions: Record<string, SessionRead> } | { ok: false; error: string };
 
 /** Runs journal-io.mjs with a deadline; a child stuck in the kernel is abandoned, not awaited. */
-export function journalIo(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve({ code: null, stdout, stderr, timedOut: true });
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut: false });
-    });
-  });
+export function journalIo(args: string[], timeoutMs: number): Promise<BoundedResult> {
+  return runBounded(process.execPath, [script, ...args], timeoutMs);
 }
 
 /** Reads every session's records below `mountpoint`. */
-export async function readJournal(mountpoint: string, timeoutMs = 30_000): Promise<JournalRead> {
-  const result = await journalIo(['read', mountpoint], timeoutMs);
+export async function readJournal(mountpoint: string, timeoutMs = 30_000, anyDir = false): Promise<JournalRead> {
+  const result = await journalIo(['read', mountpoint, ...(anyDir ? ['any-dir'] : [])], timeoutMs);
   if (result.timedOut) return { ok: false, error: `reading the journal below ${mountpoint} hung for ${timeoutMs} ms` };
   if (result.code !== 0) return { ok: false, error: `reading the journal below ${mountpoint} failed: ${result.stderr.trim()}` };
   return { ok: true, sessions: JSON.parse(result.stdout) as Record<string, SessionRead> };
@@ -64,9 +51,10 @@ export class JournalWriter {
     readonly session: string,
     readonly host: string,
     readonly mountpoint: string,
-    options: { intervalMs?: number; max?: number } = {},
+    options: { intervalMs?: number; max?: number; anyDir?: boolean } = {},
   ) {
-    this.child = spawn(process.execPath, [script, 'write', mountpoint, session, String(options.intervalMs ?? 25), String(options.max ?? 1_000_000)], {
+    const args = [script, 'write', mountpoint, session, String(options.intervalMs ?? 25), String(options.max ?? 1_000_000), ...(options.anyDir ? ['any-dir'] : [])];
+    this.child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let buffer = '';

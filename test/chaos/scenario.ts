@@ -5,6 +5,9 @@ import type { InvariantName, Violation } from './invariants/types.js';
 import type { Rng } from './rng.js';
 import type { World } from './world.js';
 
+/** What every scenario that moves a volume between holders checks (its data, its holders, what is left). */
+export const HOLDER_INVARIANTS: InvariantName[] = ['single-writer', 'durability', 'not-stuck', 'no-orphans', 'acked-creates', 'bounded'];
+
 export interface ChaosSettings {
   /** --lock-ttl of every host, seconds. */
   lockTtl: number;

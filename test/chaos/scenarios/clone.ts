@@ -6,7 +6,7 @@
 import { cloneStateOf } from '../faults/clone.js';
 import type { ChaosHost } from '../hosts.js';
 import { violation } from '../invariants/types.js';
-import type { Round, Scenario } from '../scenario.js';
+import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
 import { checkWriters, mountFresh, must, readBack, release, startWriting, takeOver } from '../steps.js';
 import { sleep } from '../wait.js';
 import { createLaneVolumes } from './race.js';
@@ -60,7 +60,7 @@ export const clonedHostId: Scenario = {
   name: 'cloned-host-id',
   fault: 'a copy of a live host\'s state dir starts',
   count: 5,
-  invariants: ['single-writer', 'durability', 'clean-failure', 'not-stuck', 'no-orphans', 'acked-creates', 'bounded'],
+  invariants: [...HOLDER_INVARIANTS, 'clean-failure'],
   hosts: 2,
   lanes: 1,
   roundTimeoutMs: 240_000,

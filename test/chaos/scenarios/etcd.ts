@@ -6,7 +6,7 @@
 import { etcdCrash } from '../faults/etcd.js';
 import { violation } from '../invariants/types.js';
 import { checkAckedCreates } from '../invariants/acked-creates.js';
-import type { Round, Scenario } from '../scenario.js';
+import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
 import { checkWriters, mountFresh, must, pickPair, readBack, release, startWriting, takeOver } from '../steps.js';
 import { eventually, sleep } from '../wait.js';
 import { createLaneVolumes } from './race.js';
@@ -74,7 +74,7 @@ export const etcdMount: Scenario = {
   name: 'etcd-mid-mount',
   fault: 'etcd killed and restarted during a Mount',
   count: 10,
-  invariants: ['single-writer', 'durability', 'not-stuck', 'no-orphans', 'clean-failure', 'acked-creates', 'bounded'],
+  invariants: [...HOLDER_INVARIANTS, 'clean-failure'],
   hosts: 2,
   lanes: 1,
   roundTimeoutMs: 240_000,

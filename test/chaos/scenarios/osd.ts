@@ -2,7 +2,7 @@
 // wait and carry on, and another host then reads back every record that had been fsync'd.
 
 import { restartOsd } from '../faults/osd.js';
-import type { Round, Scenario } from '../scenario.js';
+import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
 import { checkWriters, mountFresh, must, pickPair, readBack, release, startWriting, takeOver, type Holding } from '../steps.js';
 import { createLaneVolumes } from './race.js';
 
@@ -37,7 +37,7 @@ export const osdRestartScenario: Scenario = {
   name: 'osd-restart',
   fault: 'the OSD stopped and started during writes',
   count: 5,
-  invariants: ['single-writer', 'durability', 'not-stuck', 'no-orphans', 'acked-creates', 'bounded'],
+  invariants: HOLDER_INVARIANTS,
   hosts: 2,
   lanes: 1,
   roundTimeoutMs: 300_000,

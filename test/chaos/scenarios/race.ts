@@ -3,7 +3,7 @@
 // writes its own records and lets go.
 
 import { violation } from '../invariants/types.js';
-import type { Round, Scenario } from '../scenario.js';
+import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
 import { checkWriters, mountFresh, pickPair, readBack, release, startWriting, type Holding } from '../steps.js';
 import type { World } from '../world.js';
 
@@ -41,7 +41,7 @@ export const mountRace: Scenario = {
   fault: 'two hosts Mount one volume at once',
   count: 1000,
   shortCount: 8,
-  invariants: ['single-writer', 'durability', 'not-stuck', 'no-orphans', 'acked-creates', 'bounded'],
+  invariants: HOLDER_INVARIANTS,
   hosts: 2,
   lanes: 4,
   roundTimeoutMs: 240_000,

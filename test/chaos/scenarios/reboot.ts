@@ -7,7 +7,7 @@
 // can use its volumes again once they are free.
 
 import { powerOff, powerOn } from '../faults/reboot.js';
-import type { Round, Scenario } from '../scenario.js';
+import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
 import { checkWriters, mountFresh, must, readBack, release, startWriting, takeOver, type Holding } from '../steps.js';
 import type { World } from '../world.js';
 
@@ -74,7 +74,7 @@ export const rebootScenario: Scenario = {
   name: 'reboot',
   fault: 'simulated reboot of the holder (new boot id)',
   count: 5,
-  invariants: ['single-writer', 'durability', 'not-stuck', 'no-orphans', 'acked-creates', 'bounded'],
+  invariants: HOLDER_INVARIANTS,
   hosts: 3,
   lanes: 1,
   roundTimeoutMs: 300_000,

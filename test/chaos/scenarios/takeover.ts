@@ -10,12 +10,10 @@ import { killVolplugin } from '../faults/kill.js';
 import { pauseVolplugin, resumeVolplugin } from '../faults/pause.js';
 import type { ChaosHost } from '../hosts.js';
 import { violation } from '../invariants/types.js';
-import type { Round, Scenario } from '../scenario.js';
+import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
 import { checkWriters, mountFresh, must, readBack, release, settleAll, startWriting, stopWriting, takeOver, type Holding } from '../steps.js';
 import { sleep } from '../wait.js';
 import type { World } from '../world.js';
-
-const INVARIANTS: Scenario['invariants'] = ['single-writer', 'durability', 'not-stuck', 'no-orphans', 'acked-creates', 'bounded'];
 
 async function createVolumes(world: World, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await world.createVolume(world.volumeName(i));
@@ -151,35 +149,28 @@ async function pauseWithinTtl(r: Round): Promise<void> {
   r.units(1);
 }
 
-export const killHolder: Scenario = {
-  name: 'kill-holder',
-  fault: 'kill -9 of the holder, restarted after the takeover',
-  count: 100,
-  invariants: INVARIANTS,
-  hosts: 3,
-  lanes: 1,
-  roundTimeoutMs: 300_000,
-  setup: (world) => createVolumes(world, 5),
-  round: takeoverRound('kill', 5),
-};
+function takeoverScenario(kind: 'kill' | 'pause', name: string, fault: string): Scenario {
+  return {
+    name,
+    fault,
+    count: 100,
+    invariants: HOLDER_INVARIANTS,
+    hosts: 3,
+    lanes: 1,
+    roundTimeoutMs: 300_000,
+    setup: (world) => createVolumes(world, 5),
+    round: takeoverRound(kind, 5),
+  };
+}
 
-export const pausePastTtl: Scenario = {
-  name: 'pause-past-ttl',
-  fault: 'SIGSTOP of the holder past its lease, SIGCONT after the takeover',
-  count: 100,
-  invariants: INVARIANTS,
-  hosts: 3,
-  lanes: 1,
-  roundTimeoutMs: 300_000,
-  setup: (world) => createVolumes(world, 5),
-  round: takeoverRound('pause', 5),
-};
+export const killHolder = takeoverScenario('kill', 'kill-holder', 'kill -9 of the holder, restarted after the takeover');
+export const pausePastTtl = takeoverScenario('pause', 'pause-past-ttl', 'SIGSTOP of the holder past its lease, SIGCONT after the takeover');
 
 export const pauseWithin: Scenario = {
   name: 'pause-within-ttl',
   fault: 'SIGSTOP of the holder for a third of its lease',
   count: 10,
-  invariants: INVARIANTS,
+  invariants: HOLDER_INVARIANTS,
   hosts: 2,
   lanes: 1,
   roundTimeoutMs: 180_000,
