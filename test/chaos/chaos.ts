@@ -5,10 +5,8 @@
 
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { run } from '../../src/mapper/exec.js';
-import { sandboxScript } from '../helpers/sandbox.js';
 import { ChaosServices, chaosPorts, chaosRoot } from './env.js';
-import { killAll, processesBelow } from './proc.js';
+import { cleanupBelow, killAll, processesBelow } from './proc.js';
 import { runScenarios, type ScenarioResult } from './runner.js';
 import type { ChaosSettings, Scenario } from './scenario.js';
 
@@ -28,12 +26,16 @@ export interface ChaosOptions {
 
 export const DEFAULT_SETTINGS: ChaosSettings = { lockTtl: 3, takeoverSlackMs: 20_000 };
 
-/** Stops what an earlier run below `runs` left (processes, mounts, loop devices) and removes it. */
+/** Runs whose directories (daemon logs) are kept for a look; older ones are removed. */
+const KEEP_RUNS = 3;
+
+/** Stops what earlier runs below `runs` left (processes, mounts, loop devices); keeps the newest logs. */
 async function clearEarlierRuns(runs: string): Promise<void> {
   for (const name of ['volplugin', 'volmaster', 'journal-io']) killAll(await processesBelow(name, runs));
-  await run(sandboxScript, ['cleanup-mounts', runs], { timeoutMs: 120_000 }).catch(() => undefined);
-  killAll(await processesBelow('rbd-fuse', runs));
-  for (const entry of await readdir(runs).catch(() => [] as string[])) {
+  await cleanupBelow(runs);
+  // Directory names start with the run's UTC time: sorted, the newest are last.
+  const entries = (await readdir(runs).catch(() => [] as string[])).sort();
+  for (const entry of entries.slice(0, Math.max(0, entries.length - (KEEP_RUNS - 1)))) {
     await rm(path.join(runs, entry), { recursive: true, force: true }).catch(() => undefined);
   }
 }
@@ -46,8 +48,7 @@ export async function emergencyStop(offset: number, slot: 'run' | 'test'): Promi
   const root = chaosRoot(offset, slot);
   const runs = path.join(root, 'runs');
   for (const name of ['volplugin', 'volmaster', 'journal-io']) killAll(await processesBelow(name, runs));
-  await run(sandboxScript, ['cleanup-mounts', runs], { timeoutMs: 60_000 }).catch(() => undefined);
-  killAll(await processesBelow('rbd-fuse', runs));
+  await cleanupBelow(runs, 60_000);
   await new ChaosServices(root, chaosPorts(offset, slot)).down().catch(() => undefined);
 }
 
@@ -84,7 +85,7 @@ export class ChaosSession {
     });
   }
 
-  /** Stops the services (unless `keep`); the run's logs stay in runDir until the next run. */
+  /** Stops the services (unless `keep`); the run's logs stay in runDir (the newest three runs are kept). */
   async close(): Promise<void> {
     if (!this.options.keep) await this.services.down().catch((err: Error) => this.options.progress?.(`stopping the services: ${err.message}`));
   }

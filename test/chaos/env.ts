@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../src/mapper/exec.js';
 import { repoRoot, sandboxScript } from '../helpers/sandbox.js';
+import { runBounded } from './proc.js';
 import { pidAlive, sleep, waitUntil } from './wait.js';
 
 export interface ChaosPorts {
@@ -38,10 +39,11 @@ export function chaosRoot(offset: number, slot: 'run' | 'test'): string {
 }
 
 async function sandbox(...args: string[]): Promise<void> {
-  const result = await run(sandboxScript, args, { timeoutMs: 180_000 }).catch((err: Error) => {
-    throw new Error(`scripts/sandbox.sh ${args.join(' ')} failed: ${err.message}`);
-  });
+  const result = await runBounded(sandboxScript, args, 180_000);
   if (process.env.VOLPLUGIN_TEST_VERBOSE) process.stderr.write(result.stderr);
+  if (result.code !== 0) {
+    throw new Error(`scripts/sandbox.sh ${args.join(' ')} ${result.timedOut ? 'did not finish within 180 s' : `failed (exit ${result.code})`}: ${result.stderr.trim().slice(-1500)}`);
+  }
 }
 
 export class ChaosServices {

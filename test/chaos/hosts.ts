@@ -174,13 +174,14 @@ export class ChaosHost {
   }
 
   /**
-   * One 4k O_DIRECT write with fsync through the mountpoint, as a container would write: 'ok' when
-   * it reached the device, 'failed' (EIO after fencing, read-only...), 'hung' (blocked, e.g. a
-   * frozen client: abandoned after `timeoutMs`).
+   * One 4k O_DIRECT write through the mountpoint, as a container would write: 'ok' when it reached
+   * the device, 'failed' (EIO after fencing, read-only...), 'hung' (blocked: abandoned after
+   * `timeoutMs`). No fsync: a flush to a fenced rbd-fuse can block for good, and the probe would
+   * then keep the mount busy.
    */
   async probeWrite(name: string, timeoutMs = 8_000): Promise<'ok' | 'failed' | 'hung'> {
     const file = path.join(this.mountpoint(name), `.probe-${this.label}`);
-    const result = await runBounded('dd', ['if=/dev/zero', `of=${file}`, 'bs=4k', 'count=1', 'oflag=direct', 'conv=notrunc,fsync'], timeoutMs);
+    const result = await runBounded('dd', ['if=/dev/zero', `of=${file}`, 'bs=4k', 'count=1', 'oflag=direct', 'conv=notrunc'], timeoutMs);
     if (result.timedOut) return 'hung';
     return result.code === 0 ? 'ok' : 'failed';
   }

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { sandboxScript } from '../helpers/sandbox.js';
 
 export interface BoundedResult {
   code: number | null;
@@ -59,4 +60,15 @@ export function killAll(pids: number[]): void {
       // gone already
     }
   }
+}
+
+/**
+ * Removes what is mounted or attached below `dir` (scripts/sandbox.sh cleanup-mounts), first killing
+ * the rbd-fuse clients there: I/O stuck in a fenced client then fails instead of blocking the
+ * unmounts. Never waits past `timeoutMs`, also when an orphaned umount keeps the script's output open.
+ */
+export async function cleanupBelow(dir: string, timeoutMs = 120_000): Promise<void> {
+  killAll(await processesBelow('rbd-fuse', dir));
+  await runBounded(sandboxScript, ['cleanup-mounts', dir], timeoutMs);
+  killAll(await processesBelow('rbd-fuse', dir));
 }

@@ -6,8 +6,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EtcdKV } from '../../src/state/etcd.js';
-import { run } from '../../src/mapper/exec.js';
-import { sandboxScript } from '../helpers/sandbox.js';
 import { startMaster, testPolicy, uniq, type DaemonPlacement, type TestMaster } from '../helpers/plugin-harness.js';
 import type { ChaosServices } from './env.js';
 import { ChaosHost, type HostOptions } from './hosts.js';
@@ -16,7 +14,7 @@ import { checkAckedCreates } from './invariants/acked-creates.js';
 import { checkNoOrphans } from './invariants/orphans.js';
 import type { Violation } from './invariants/types.js';
 import { VolumeJournal } from './journal.js';
-import { killAll, processesBelow } from './proc.js';
+import { cleanupBelow, killAll, processesBelow } from './proc.js';
 
 export interface WorldOptions {
   scenario: string;
@@ -156,8 +154,7 @@ export class World {
     await Promise.all(this.hosts.map((host) => host.stop().catch(() => undefined)));
     await Promise.all(this.masters.map((master) => master.stop().catch(() => undefined)));
     killAll([...(await processesBelow('journal-io', this.dir)), ...(await processesBelow('volplugin', this.dir)), ...(await processesBelow('volmaster', this.dir))]);
-    await run(sandboxScript, ['cleanup-mounts', this.dir], { timeoutMs: 120_000 }).catch(() => undefined);
-    killAll(await processesBelow('rbd-fuse', this.dir));
+    await cleanupBelow(this.dir);
     await this.removeImages();
     await this.kv.close().catch(() => undefined);
   }

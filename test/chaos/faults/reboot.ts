@@ -3,18 +3,16 @@
 // changes (VOLPLUGIN_BOOT_ID_FILE, a test hook read instead of /proc/sys/kernel/random/boot_id),
 // and volplugin starts again on the same state dir: what survives a reboot on disk.
 
-import { run } from '../../../src/mapper/exec.js';
-import { sandboxScript } from '../../helpers/sandbox.js';
 import type { ChaosHost } from '../hosts.js';
-import { killAll, processesBelow } from '../proc.js';
+import { cleanupBelow, killAll, processesBelow } from '../proc.js';
 
 /** Power off: processes killed, mounts and loop devices of the host gone. Returns when it happened. */
 export async function powerOff(host: ChaosHost): Promise<number> {
   await host.kill9();
   const at = Date.now();
-  killAll([...(await host.rbdFusePids()), ...(await processesBelow('journal-io', host.dir))]);
-  // Only this host's directory: the loop devices on its rbd-fuse files, then its mounts.
-  await run(sandboxScript, ['cleanup-mounts', host.dir], { timeoutMs: 120_000 });
+  killAll(await processesBelow('journal-io', host.dir));
+  // Only this host's directory: its rbd-fuse clients, the loop devices on their files, its mounts.
+  await cleanupBelow(host.dir);
   host.dropRefs();
   return at;
 }
