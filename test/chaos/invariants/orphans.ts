@@ -19,7 +19,14 @@ export async function findOrphans(cluster: Cluster, dir: string): Promise<string
   const images = await cluster.images();
   for (const image of images) {
     const name = image.slice(cluster.tenant.length + 1);
-    if (!records.has(name)) out.push(`image ${cluster.pool}/${image} has no volume record`);
+    if (!records.has(name)) {
+      // What is left of it tells a half-removed image (no header) from a whole one.
+      const info = await cluster.rbd('info', '--format', 'json', `${cluster.pool}/${image}`).then(
+        (text) => `size ${(JSON.parse(text) as { size?: number }).size ?? '?'}`,
+        (err: Error) => `rbd info fails: ${err.message.split('\n').pop()?.slice(0, 160)}`,
+      );
+      out.push(`image ${cluster.pool}/${image} has no volume record (${info})`);
+    }
     const watchers = await cluster.watchers(image);
     if (watchers.length > 0) out.push(`image ${cluster.pool}/${image} is still open by ${watchers.join(', ')}`);
   }

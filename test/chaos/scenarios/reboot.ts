@@ -8,7 +8,7 @@
 
 import { powerOff, powerOn } from '../faults/reboot.js';
 import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
-import { checkWriters, mountFresh, must, readBack, release, startWriting, takeOver, type Holding } from '../steps.js';
+import { checkWriters, mountFresh, must, readBack, release, settleAll, startWriting, takeOver, type Holding } from '../steps.js';
 import type { World } from '../world.js';
 
 const OWN = 3;
@@ -60,14 +60,17 @@ async function reboot(r: Round): Promise<void> {
   for (const t of taken) if (t) await release(r, t);
   for (const e of elsewhere) await release(r, e);
   // Free again: the rebooted host can use its volumes.
-  for (const h of held) {
-    const again = await takeOver(r, h.name, [victim], Date.now());
-    if (again) {
-      await checkWriters(r, h.name);
-      await readBack(r, victim, h.name);
-      await release(r, { ...again, writer: await startWriting(r, victim, h.name, 3) });
-    }
-  }
+  const freedAt = Date.now();
+  await settleAll(
+    held.map(async (h) => {
+      const again = await takeOver(r, h.name, [victim], freedAt);
+      if (again) {
+        await checkWriters(r, h.name);
+        await readBack(r, victim, h.name);
+        await release(r, { ...again, writer: await startWriting(r, victim, h.name, 3) });
+      }
+    }),
+  );
 }
 
 export const rebootScenario: Scenario = {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { violation } from '../invariants/types.js';
 import { journalIo } from '../journal.js';
 import type { Round, Scenario } from '../scenario.js';
-import { checkWriters, mountFresh, pickPair, release } from '../steps.js';
+import { checkWriters, mountFresh, pickPair, release, settleAll } from '../steps.js';
 import { eventually, sleep } from '../wait.js';
 import { createLaneVolumes } from './race.js';
 
@@ -49,7 +49,7 @@ async function storm(r: Round): Promise<void> {
       }
     }
   };
-  await Promise.all([...Array.from({ length: containers }, (_, n) => container(n)), intruder()]);
+  await settleAll([...Array.from({ length: containers }, (_, n) => container(n)), intruder()]);
   const clean = await eventually(async () => !(await host.view(name)).mounted && (await r.world.cluster.mountLock(name)) === null, 15_000);
   if (!clean) {
     await r.check('clean-failure', async () => [

@@ -92,7 +92,7 @@ async function playTakeover(r: Round, kind: 'kill' | 'pause', volumes: number, v
 
   // Nobody is stuck: another host mounts each volume (before the old holder's containers let go).
   const nextHolders = held.map(() => r.rng.pick(takers));
-  await Promise.all(
+  await settleAll(
     held.map(async (h, i) => {
       const again = await takeOver(r, h.name, [nextHolders[i]!], releasedAt);
       if (again) {
