@@ -61,20 +61,21 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     say(`${scenario.name} round ${round ?? '-'}: VIOLATION ${v.invariant}: ${v.message}`);
   };
 
-  let world: World;
+  const world = new World({
+    scenario: scenario.name,
+    runDir: options.runDir,
+    services: options.services,
+    hosts: scenario.hosts,
+    lockTtl: options.settings.lockTtl,
+    masterEnv: scenario.masterEnv,
+  });
   try {
-    world = await World.open({
-      scenario: scenario.name,
-      runDir: options.runDir,
-      services: options.services,
-      hosts: scenario.hosts,
-      lockTtl: options.settings.lockTtl,
-      masterEnv: scenario.masterEnv,
-    });
+    await world.open();
     await scenario.setup?.(world, options.settings);
     say(`${scenario.name}: world up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (err) {
     result.errors.push({ round: null, message: `setup: ${(err as Error).message}` });
+    await world.shutdown().catch(() => undefined);
     result.seconds = (Date.now() - started) / 1000;
     return result;
   }
@@ -131,7 +132,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     await world.shutdown();
   } else {
     try {
-      for (const v of await world.close(scenario.orphanWaitMs ?? 30_000)) if (scenario.invariants.includes(v.invariant)) found(null, v);
+      const end = await withDeadline(world.close(scenario.orphanWaitMs ?? 30_000), 600_000, `${scenario.name}: the end of the scenario`);
+      for (const v of end) if (scenario.invariants.includes(v.invariant)) found(null, v);
     } catch (err) {
       result.errors.push({ round: null, message: `end of scenario: ${(err as Error).message}` });
       await world.shutdown().catch(() => undefined);

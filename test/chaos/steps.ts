@@ -32,17 +32,6 @@ export function pickPair(r: Round, from: readonly ChaosHost[] = r.world.hosts): 
   return [a!, b!];
 }
 
-/**
- * Like Promise.all, but waits for every step to finish before it throws the first failure: a step
- * still running after the round ended would register its clean-up too late.
- */
-export async function settleAll<T>(steps: Array<Promise<T>>): Promise<T[]> {
-  const results = await Promise.allSettled(steps);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
-}
-
 /** Fails the round (an error, not a violation) when a step that must work does not. */
 export function must(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);

@@ -50,3 +50,14 @@ export async function withDeadline<T>(work: Promise<T>, ms: number, what: string
     clearTimeout(timer);
   }
 }
+
+/**
+ * Like Promise.all, but waits for every step to finish before it throws the first failure: a step
+ * still running after the round ended would register its clean-up too late.
+ */
+export async function settleAll<T>(steps: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}

@@ -14,6 +14,7 @@ import { checkAckedCreates } from './invariants/acked-creates.js';
 import { checkNoOrphans } from './invariants/orphans.js';
 import type { Violation } from './invariants/types.js';
 import { VolumeJournal } from './journal.js';
+import { settleAll } from './wait.js';
 import { cleanupBelow, killAll, processesBelow } from './proc.js';
 
 export interface WorldOptions {
@@ -43,7 +44,7 @@ export class World {
   readonly cluster: Cluster;
   private hostCounter = 0;
 
-  private constructor(readonly options: WorldOptions) {
+  constructor(readonly options: WorldOptions) {
     this.dir = path.join(options.runDir, options.scenario);
     const run = uniq();
     this.tenant = `c${run}`;
@@ -53,15 +54,14 @@ export class World {
     this.cluster = new Cluster(this.kv, this.prefix, this.tenant, POOL, options.services.cephConf);
   }
 
-  static async open(options: WorldOptions): Promise<World> {
-    const world = new World(options);
-    await mkdir(world.dir, { recursive: true });
-    const master = await world.startMaster(options.masterEnv);
-    await master.api.uploadTenant(world.tenant, testPolicy({ size: '32MB' }));
-    await Promise.all(Array.from({ length: options.hosts }, () => world.addHost()));
+  /** Starts the master, uploads the tenant, starts the hosts. On failure, shutdown() stops what started. */
+  async open(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const master = await this.startMaster(this.options.masterEnv);
+    await master.api.uploadTenant(this.tenant, testPolicy({ size: '32MB' }));
+    await settleAll(Array.from({ length: this.options.hosts }, () => this.addHost()));
     // Started in parallel, kept in label order: seeded choices among hosts must not depend on timing.
-    world.hosts.sort((a, b) => a.label.localeCompare(b.label));
-    return world;
+    this.hosts.sort((a, b) => a.label.localeCompare(b.label));
   }
 
   get master(): TestMaster {

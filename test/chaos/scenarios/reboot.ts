@@ -8,7 +8,8 @@
 
 import { powerOff, powerOn } from '../faults/reboot.js';
 import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
-import { checkWriters, mountFresh, must, readBack, release, settleAll, startWriting, takeOver, type Holding } from '../steps.js';
+import { checkWriters, mountFresh, must, readBack, release, startWriting, takeOver, type Holding } from '../steps.js';
+import { settleAll } from '../wait.js';
 import type { World } from '../world.js';
 
 const OWN = 3;

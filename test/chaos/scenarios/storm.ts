@@ -8,8 +8,8 @@ import path from 'node:path';
 import { violation } from '../invariants/types.js';
 import { journalIo } from '../journal.js';
 import type { Round, Scenario } from '../scenario.js';
-import { checkWriters, mountFresh, pickPair, release, settleAll } from '../steps.js';
-import { eventually, sleep } from '../wait.js';
+import { checkWriters, mountFresh, pickPair, release } from '../steps.js';
+import { eventually, settleAll, sleep } from '../wait.js';
 import { createLaneVolumes } from './race.js';
 
 async function storm(r: Round): Promise<void> {

@@ -11,8 +11,8 @@ import { pauseVolplugin, resumeVolplugin } from '../faults/pause.js';
 import type { ChaosHost } from '../hosts.js';
 import { violation } from '../invariants/types.js';
 import { HOLDER_INVARIANTS, type Round, type Scenario } from '../scenario.js';
-import { checkWriters, mountFresh, must, readBack, release, settleAll, startWriting, stopWriting, takeOver, type Holding } from '../steps.js';
-import { sleep } from '../wait.js';
+import { checkWriters, mountFresh, must, readBack, release, startWriting, stopWriting, takeOver, type Holding } from '../steps.js';
+import { settleAll, sleep } from '../wait.js';
 import type { World } from '../world.js';
 
 async function createVolumes(world: World, n: number): Promise<void> {
