@@ -40,7 +40,7 @@ export const mountRace: Scenario = {
   name: 'mount-race',
   fault: 'two hosts Mount one volume at once',
   count: 1000,
-  shortCount: 8,
+  shortCount: 6,
   invariants: HOLDER_INVARIANTS,
   hosts: 2,
   lanes: 4,
