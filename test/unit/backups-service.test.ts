@@ -203,7 +203,7 @@ describe('BackupService', () => {
       expect((await verifyBackups(service, 't1', 'data')).ok).toBe(true);
       const file = path.join(root, 'dir', 't1', 'data', `${first.name}.diff`);
       const bytes = await readFile(file);
-      bytes[bytes.length - 20] ^= 0xff;
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 20) ^ 0xff, bytes.length - 20);
       await writeFile(file, bytes);
       const report = await verifyBackups(service, 't1', 'data');
       expect(report.ok).toBe(false);
