@@ -24,6 +24,7 @@ import { StateStore } from '../../src/state/store.js';
 import { openStorage } from '../../src/storage/index.js';
 import type { Storage } from '../../src/storage/types.js';
 import { diffStream, imageDigest, random, rbd, rbdImportDiff } from '../helpers/rbd-diff.js';
+import { waitFor } from '../helpers/plugin-harness.js';
 import { repoRoot } from '../helpers/sandbox.js';
 
 const backend = existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli';
@@ -33,14 +34,6 @@ const SIZE = 32 * MiB;
 const log = pino({ level: process.env.VOLPLUGIN_TEST_VERBOSE ? 'debug' : 'silent' });
 
 const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
   const id = randomUUID().slice(0, 8);
