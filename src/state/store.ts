@@ -1,3 +1,4 @@
+// Over 400 lines: the one door to etcd has a method per record operation; each delegates to its module.
 // StateStore: the one door to everything volplugin keeps in etcd. Every component reads and writes
 // records, takes locks, watches changes and joins elections through this class; none builds a key,
 // parses a record or touches the KV by hand (the KV is private).

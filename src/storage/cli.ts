@@ -1,3 +1,4 @@
+// Over 400 lines: one class that implements every Storage call with the rbd/ceph CLIs; the process handling is cli-run.ts.
 // The CLI backend: every operation is one or two `rbd` (or `ceph`, `rados`) processes (cli-run.ts
 // runs them and reads their failures back into RbdErrors) with `--format=json` output.
 //

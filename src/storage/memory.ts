@@ -1,3 +1,4 @@
+// Over 400 lines: one class that implements every Storage call in memory; the faults are memory-faults.ts, the diffs memory-diff.ts.
 // An in-memory Storage for the unit tests of the layers above (master, plugin, supervisor, CLI). It
 // keeps the contract's rules (the same RbdError codes for the same situations; argument checks are
 // checked.ts's, in front of it as in front of every backend: openStorage('memory') or
