@@ -1,7 +1,7 @@
 // Reading a volume's backups back and checking them (volcli volume backup verify): the manifest's
 // chains are whole (every diff's parent is there, before it), and the target's data matches the
 // manifest (a directory: each file's size, checksum and stream, as applyDiff would check it; a
-// replica: its snapshots and their sizes). Nothing is changed.
+// replica: its snapshots, their sizes, and their data read back). Nothing is changed.
 
 import type { BackupService } from './service.js';
 import type { OnBackupProgress } from './target.js';

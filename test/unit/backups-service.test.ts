@@ -314,6 +314,11 @@ describe('BackupService', () => {
       expect(atFirst.subarray(4096, 8192)).toEqual(Buffer.alloc(4096, 0));
       expect(same(replica.readData('backups', 't1.data', second.name), storage.readData('rbd', record.image, second.name))).toBe(true);
       expect((await verifyBackups(service, 't1', 'data')).ok).toBe(true);
+      // verify reads the replica's data back: an unreadable snapshot is found.
+      replica.failNext('exportDiff', 'EIO');
+      const damaged = await verifyBackups(service, 't1', 'data');
+      expect(damaged.ok).toBe(false);
+      expect(damaged.backups[0]!.problems.join()).toMatch(/cannot be read back/);
       // A whole pool lost: the volume comes back from the replica alone.
       await storage.removeSnapshot('rbd', record.image, second.name);
       await storage.removeImage('rbd', record.image);
