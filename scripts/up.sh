@@ -66,6 +66,8 @@ export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=$ETCD ETCDCTL_CACERT=$ETCD_PKI/ca.pem ETC
 export VOLPLUGIN_MASTER=$MASTER
 export VOLPLUGIN_TLS_CA=$TLS/ca.pem
 export VOLPLUGIN_TOKEN_FILE=$TOKEN
+# the directory the sandbox's volmaster and volsupervisor allow backup targets in (README "Backups")
+export VOLPLUGIN_SANDBOX_BACKUPS=$ROOT/backups
 export PATH=$ROOT/bin:\$PATH
 ENV
 
@@ -108,9 +110,12 @@ etcd_user() {
   ETCD_ARGS=(--etcd "$ETCD" --etcd-ca "$ETCD_PKI/ca.pem" --etcd-cert "$ETCD_PKI/client.pem" --etcd-key "$ETCD_PKI/client-key.pem"
     --etcd-user "$1" --etcd-password-file "$ETCD_PKI/$1.password")
 }
+# Backups (docs/backups.md): targets may only lie under --backup-allow; the sandbox's is .sandbox/backups.
+mkdir -p "$ROOT/backups"
+BACKUP_ARGS=(--backup-allow "$ROOT/backups" --backup-staging "$ROOT/backup-staging")
 etcd_user volplugin && ceph_key volmaster
 start_daemon volmaster "curl -sf --cacert $TLS/ca.pem $MASTER/v1/health" \
-  --listen "${MASTER#https://}" "${ETCD_ARGS[@]}" --token-file "$TOKEN" --tls-cert "$TLS/master.pem" --tls-key "$TLS/master.key" "${CEPH_ARGS[@]}"
+  --listen "${MASTER#https://}" "${ETCD_ARGS[@]}" --token-file "$TOKEN" --tls-cert "$TLS/master.pem" --tls-key "$TLS/master.key" "${CEPH_ARGS[@]}" "${BACKUP_ARGS[@]}"
 
 # This host's token for volplugin (role host: what Docker's protocol needs, nothing that deletes data
 # of other volumes). Made again when etcd no longer knows it (a new sandbox etcd).
@@ -122,7 +127,7 @@ if [[ -e $REPO/dist/cli/main.js ]] && ! volcli_admin --token-file "$HOST_TOKEN" 
 fi
 ceph_key volsupervisor
 start_daemon volsupervisor "true" \
-  "${ETCD_ARGS[@]}" "${CEPH_ARGS[@]}"
+  "${ETCD_ARGS[@]}" "${CEPH_ARGS[@]}" "${BACKUP_ARGS[@]}"
 etcd_user volplugin-host && ceph_key volplugin
 start_daemon volplugin "test -S /run/docker/plugins/volplugin.sock" \
   --master "$MASTER" --tls-ca "$TLS/ca.pem" "${ETCD_ARGS[@]}" --token-file "$HOST_TOKEN" "${CEPH_ARGS[@]}" \

@@ -85,6 +85,8 @@ const opNames: Record<string, string> = {
   backup_incremental: 'backup: export-diff, 1 GiB, 1% changed',
   backup_full: 'backup: full export-diff, 1 GiB',
   backup_incremental_whole_object: 'backup: export-diff, 1% changed, whole objects',
+  backup_service_incremental: 'backup: volplugin backup take, 1% changed (directory target)',
+  backup_service_full: 'backup: volplugin backup take, full (directory target)',
   cli_process_start: 'rbd process start only (rbd --version)',
   api_volume_create: 'API: volume create',
   api_volume_get: 'API: volume get',

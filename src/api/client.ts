@@ -11,6 +11,7 @@ import type { Static } from '@sinclair/typebox';
 import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { ApiError, isErrorCode } from './errors.js';
+import type { BackupEntryBody, BackupListBody, BackupRestoreBodyIn, BackupRestoreResultBody, BackupVerifyBody } from './backups.js';
 import type { CallerBody, CreatedTokenBody, HealthBody, ReadinessBody, SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from './schemas.js';
 import { API_PREFIX, type TenantHistory } from './schemas.js';
 
@@ -18,6 +19,11 @@ export const DEFAULT_MASTER = '127.0.0.1:9005';
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Creating, removing and copying wait for the volume's operation lock and for Ceph: give them longer. */
 export const LONG_TIMEOUT_MS = 120_000;
+/**
+ * How long volcli waits for a backup, restore or verify, which read or write a whole volume (the
+ * fetch under it gives up on a master silent for 5 minutes: longer ones await the operations API).
+ */
+export const BACKUP_TIMEOUT_MS = 3_600_000;
 
 /**
  * `127.0.0.1:9005`, `http://host:9005/`, `[::1]:9005` -> a base URL without trailing slash; an
@@ -367,5 +373,24 @@ export class ApiClient {
     await this.request('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}/rollback`, {
       timeoutMs: LONG_TIMEOUT_MS,
     });
+  }
+
+  // ---- backups --------------------------------------------------------------------------------
+
+  listBackups(tenant: string, volume: string): Promise<BackupListBody> {
+    return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups`);
+  }
+
+  async takeBackup(tenant: string, volume: string): Promise<BackupEntryBody> {
+    return (await this.request<BackupEntryBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups`, { timeoutMs: BACKUP_TIMEOUT_MS })).body;
+  }
+
+  /** Restores a backup into the volume, or with `into` into a new volume. */
+  async restoreBackup(tenant: string, volume: string, body: BackupRestoreBodyIn = {}): Promise<BackupRestoreResultBody> {
+    return (await this.request<BackupRestoreResultBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups/restore`, { body, timeoutMs: BACKUP_TIMEOUT_MS })).body;
+  }
+
+  async verifyBackups(tenant: string, volume: string): Promise<BackupVerifyBody> {
+    return (await this.request<BackupVerifyBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups/verify`, { timeoutMs: BACKUP_TIMEOUT_MS })).body;
   }
 }

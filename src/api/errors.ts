@@ -22,6 +22,7 @@ export const ERROR_CATALOGUE = {
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No such snapshot of the volume.' },
   HOST_NOT_FOUND: { status: 404, description: 'No volplugin with that host id reports (it is not running, or its lease expired).' },
   TOKEN_NOT_FOUND: { status: 404, description: 'No token has that name.' },
+  BACKUP_NOT_FOUND: { status: 404, description: 'No such backup of the volume (or none at or before the time asked for).' },
   // 409: the request is fine but the cluster's state does not allow it now.
   VOLUME_EXISTS: { status: 409, description: 'The volume exists with other options; `field` names the first option that differs.' },
   IMAGE_EXISTS: { status: 409, description: 'An RBD image with the volume\'s name exists but does not belong to it; remove or rename it.' },
@@ -33,6 +34,8 @@ export const ERROR_CATALOGUE = {
   QUOTA_EXCEEDED: { status: 409, description: "The tenant has as many volumes, or as many bytes, as its limits allow (limits.volumes, limits.total-size); `field` names the limit." },
   SNAPSHOT_LIMIT: { status: 409, description: 'The volume has as many snapshots as its tenant allows (limits.snapshots); remove one first.' },
   TOKEN_EXISTS: { status: 409, description: 'A token of that name exists; revoke it first or choose another name.' },
+  BACKUPS_NOT_CONFIGURED: { status: 409, description: "The volume's tenant policy names no backup target (default-options.backup.target)." },
+  BACKUP_CHAIN_BROKEN: { status: 409, description: 'A backup the restore needs is missing or damaged in the target (the message names it); restore another backup.' },
   // 413, 415, 422
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The body is larger than the master accepts (1 MiB).' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The body must be application/json.' },
@@ -43,6 +46,8 @@ export const ERROR_CATALOGUE = {
   STORAGE_ERROR: { status: 500, description: 'Ceph refused an operation for a reason other than the ones above (the message has the errno).' },
   STATE_UNAVAILABLE: { status: 503, description: 'etcd cannot be reached.' },
   STORAGE_UNAVAILABLE: { status: 503, description: 'The Ceph cluster cannot be reached.' },
+  BACKUP_TARGET_UNAVAILABLE: { status: 503, description: 'The backup target cannot be used: its directory is missing (an NFS share not mounted?) or not allowed, or its cluster is unreachable (the message says which).' },
+  BACKUP_TARGET_FULL: { status: 507, description: 'The backup target has no room left (ENOSPC or a quota); nothing was counted as a backup.' },
   // Made by the client.
   MASTER_UNREACHABLE: { status: 0, description: 'ApiClient could not connect to the master.' },
   MASTER_TIMEOUT: { status: 0, description: 'The master did not answer in time.' },

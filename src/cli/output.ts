@@ -6,6 +6,7 @@ import { mountWarnings, type MountListing } from './mounts.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { runtimeAsOptions } from '../policy/options.js';
 import type { SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from '../api/schemas.js';
+import type { BackupListBody, BackupVerifyBody } from '../api/backups.js';
 
 export function table(headers: string[], rows: string[][]): string {
   if (rows.length === 0) return '';
@@ -29,6 +30,7 @@ export function formatRuntime(runtime: RuntimeOptions): Array<[string, string]> 
   return [
     ['snapshots', runtime.snapshots ? `every ${runtime.snapshot.frequency}, keep ${runtime.snapshot.keep}` : 'off'],
     ['rate limits', `read ${rate(runtime.rateLimit.readIops, 'IOPS')}, ${rate(runtime.rateLimit.readBps, 'B/s')}; write ${rate(runtime.rateLimit.writeIops, 'IOPS')}, ${rate(runtime.rateLimit.writeBps, 'B/s')}`],
+    ...(runtime.backups === undefined ? [] : [['backups', runtime.backups && runtime.backup ? `every ${runtime.backup.frequency}, keep ${runtime.backup.keep}` : 'off'] as [string, string]]),
   ];
 }
 
@@ -131,6 +133,37 @@ export function formatSnapshots(snapshots: SnapshotEntry[]): string {
     ['NAME', 'ORIGIN', 'CREATED', 'SIZE', 'PROTECTED', 'CLONES'],
     snapshots.map((s) => [s.name, s.origin, s.createdAt ?? '-', formatSize(s.sizeBytes), s.protected ? 'yes' : 'no', s.clones.join(',') || '-']),
   );
+}
+
+export function formatBackups(list: BackupListBody): string {
+  const rows = table(
+    ['NAME', 'KIND', 'PARENT', 'AT', 'SIZE', 'STORED', 'TOOK'],
+    list.backups.map((b) => [b.name, b.kind, b.parent ?? '-', b.at, formatSize(b.sizeBytes), formatBytes(b.bytes), `${(b.ms / 1000).toFixed(1)}s`]),
+  );
+  const lines = [`target: ${list.target}`];
+  if (list.lastError) lines.push(`last error (${list.lastError.at}): ${list.lastError.message}`);
+  if (list.lastHook && !list.lastHook.ok) lines.push(`last hook failed (${list.lastHook.at}, after ${list.lastHook.backup}): ${list.lastHook.message ?? ''}`);
+  return `${lines.join('\n')}\n${list.backups.length > 0 ? rows : 'no backups yet\n'}`;
+}
+
+export function formatVerify(report: BackupVerifyBody): string {
+  const lines = [`target: ${report.target}`];
+  for (const b of report.backups) lines.push(`${b.ok ? 'ok     ' : 'BROKEN '} ${b.name}${b.problems.length > 0 ? `: ${b.problems.join('; ')}` : ''}`);
+  for (const p of report.problems) lines.push(`PROBLEM ${p}`);
+  lines.push(report.ok ? `all ${report.backups.length} backups are good` : 'some backups cannot be restored (see above)');
+  return `${lines.join('\n')}\n`;
+}
+
+/** Bytes in the largest unit that keeps a whole number before the point ("10.2 MiB"). */
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 export function formatTokens(tokens: TokenSummaryBody[]): string {

@@ -52,6 +52,11 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'DELETE /v1/volumes/:tenant/:volume/snapshots/:snapshot': 'admin',
   'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/copy': 'admin',
   'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/rollback': 'admin',
+  'GET /v1/volumes/:tenant/:volume/backups': 'read-only',
+  'POST /v1/volumes/:tenant/:volume/backups': 'admin',
+  'POST /v1/volumes/:tenant/:volume/backups/restore': 'admin',
+  // Reads every backup back: heavy on the target, so not for monitoring tokens.
+  'POST /v1/volumes/:tenant/:volume/backups/verify': 'admin',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:name': 'admin',

@@ -13,6 +13,8 @@ import { parseJson } from '../policy/json.js';
 import type { StateStore } from '../state/store.js';
 import type { Storage } from '../storage/types.js';
 import { SnapshotService } from '../snapshots/service.js';
+import { BackupService } from '../backups/service.js';
+import { backupConfig, type BackupConfig } from '../backups/config.js';
 import { installAccess } from './access.js';
 import { installAuth, TokenCache } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
@@ -28,6 +30,7 @@ import mountRoutes from './routes/mounts.js';
 import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
 import tokenRoutes from './routes/tokens.js';
+import backupRoutes from './routes/backups.js';
 
 export interface VolmasterOptions {
   store: StateStore;
@@ -50,6 +53,10 @@ export interface VolmasterOptions {
   failpoints?: Failpoints;
   /** Bound of every Ceph call made for a request (default 30 s). */
   cephTimeoutMs?: number;
+  /** Where backup targets may be and which hooks may run (volmaster --backup-*; default: the flags' defaults). */
+  backups?: BackupConfig;
+  /** Opens a Ceph backup target's connection (tests with the memory twin; default: the storage's backend). */
+  openBackupTarget?: ConstructorParameters<typeof BackupService>[2]['openTargetStorage'];
   /** Close store and storage when the app closes (server.ts: yes; tests sharing them: no). */
   closeDependencies?: boolean;
 }
@@ -60,6 +67,7 @@ declare module 'fastify' {
     storage: Storage;
     volumes: VolumeService;
     snapshots: SnapshotService;
+    backups: BackupService;
     /** Tokens read from etcd (null on an open API); the token routes drop what they revoke. */
     tokens: TokenCache | null;
   }
@@ -68,7 +76,7 @@ declare module 'fastify' {
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, tokenRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, backupRoutes, tokenRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -87,6 +95,15 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
     }),
   );
   app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000, callTimeoutMs: options.cephTimeoutMs }));
+  const backups = new BackupService(storage, store, {
+    config: options.backups ?? backupConfig({ backupHookTimeout: 600 }, {}),
+    logger: app.log as unknown as Logger,
+    lockWaitMs: options.lockWaitMs ?? 30_000,
+    lockTtlSeconds: options.lockTtlSeconds,
+    callTimeoutMs: options.cephTimeoutMs,
+    openTargetStorage: options.openBackupTarget,
+  });
+  app.decorate('backups', backups);
 
   // JSON bodies with errors that name line and column (Fastify's own parser gives an offset at best).
   // Only JSON is accepted: other types (text/plain included) are answered 415.
@@ -128,6 +145,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
         { name: 'mounts', description: 'Which host has which volume mounted' },
         { name: 'hosts', description: 'What each volplugin reports about itself' },
         { name: 'snapshots', description: 'Snapshots of a volume' },
+        { name: 'backups', description: "Backups of a volume to its tenant's target (docs/backups.md)" },
         { name: 'tokens', description: 'API tokens and their roles (admin only)' },
       ],
     },
@@ -162,6 +180,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
     if (running) await running;
+    await backups.close();
     if (options.closeDependencies) {
       await storage.close();
       await store.close();

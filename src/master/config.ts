@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import { VERSION } from './version.js';
+import { addBackupOptions, backupConfig, type BackupConfig, type BackupOptions } from '../backups/config.js';
 
 export interface MasterConfig extends DaemonConfig {
   host: string;
@@ -17,6 +18,7 @@ export interface MasterConfig extends DaemonConfig {
   tlsCert: string | null;
   tlsKey: string | null;
   janitorSeconds: number;
+  backups: BackupConfig;
 }
 
 /**
@@ -54,10 +56,11 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(
       new Option('--janitor-seconds <n>', 'period in seconds of the clean-up of creates that died half-way (0: off)').default(30).argParser(wholeNumber('--janitor-seconds', 0)),
     );
+  addBackupOptions(command, env);
   return addDaemonOptions(command, env, 'every record lives there');
 }
 
-interface RawOptions extends DaemonOptions {
+interface RawOptions extends DaemonOptions, BackupOptions {
   listen: string;
   tokenFile?: string;
   insecure: boolean;
@@ -87,6 +90,7 @@ export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = proc
     tlsCert: raw.tlsCert ? path.resolve(raw.tlsCert) : null,
     tlsKey: raw.tlsKey ? path.resolve(raw.tlsKey) : null,
     janitorSeconds: raw.janitorSeconds,
+    backups: backupConfig(raw, env),
   };
 }
 

@@ -4,6 +4,7 @@
 
 import { compileSchema } from '../common/schema.js';
 import type { RateLimit, RuntimeOptions, TenantPolicy, VolumeOptions } from './types.js';
+import { DEFAULT_BACKUP } from './backup.js';
 import { PolicyError, describeType, schemaError } from './errors.js';
 import { checkRuntimeLimits, checkVolumeLimits, limitsOf, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
@@ -47,6 +48,9 @@ export interface ParsedOptions {
   filesystem?: string;
   ephemeral?: boolean;
   rateLimit: Partial<RateLimit>;
+  backups?: boolean;
+  backupFrequency?: string;
+  backupKeep?: number;
 }
 
 function parseOptions(values: Record<string, unknown> | null | undefined, shape: typeof driverShape | typeof runtimeShape): ParsedOptions {
@@ -84,6 +88,16 @@ function parseOptions(values: Record<string, unknown> | null | undefined, shape:
         break;
       case 'ephemeral':
         out.ephemeral = parseBoolOption(text, key);
+        break;
+      case 'backups':
+        out.backups = parseBoolOption(text, key);
+        break;
+      case 'backups.frequency':
+        parseFrequency(text, { field: key });
+        out.backupFrequency = text.trim();
+        break;
+      case 'backups.keep':
+        out.backupKeep = parseIntegerOption(text, key, 1);
         break;
       default:
         out.rateLimit[rateLimitField[key]!] = parseIntegerOption(text, key, 0);
@@ -135,6 +149,16 @@ export function resolveVolumeOptions(policy: TenantPolicy, values: Record<string
     ephemeral: given.ephemeral ?? defaults.ephemeral,
     rateLimit: { ...defaults.rateLimit, ...given.rateLimit },
   };
+  // Backup settings only for a tenant whose policy speaks of backups, or a volume that asks.
+  const asked = given.backups !== undefined || given.backupFrequency !== undefined || given.backupKeep !== undefined;
+  if (defaults.backup || asked) {
+    const d = defaults.backup ?? { backups: false, ...DEFAULT_BACKUP, target: false };
+    options.backups = given.backups ?? d.backups;
+    options.backup = { frequency: given.backupFrequency ?? d.frequency, keep: given.backupKeep ?? d.keep };
+    if (options.backups && !d.target) {
+      throw new PolicyError('INVALID_OPTION', 'backups: the tenant policy names no backup target (default-options.backup.target); an admin sets one with volcli tenant upload', 'backups');
+    }
+  }
   checkVolumeLimits(options, limitsOf(policy));
   return options;
 }
@@ -157,6 +181,9 @@ export function conflictingOptions(existing: VolumeOptions, values: Record<strin
   if (given.keep !== undefined && given.keep !== existing.snapshot.keep) out.push('snapshots.keep');
   if (given.filesystem !== undefined && given.filesystem !== existing.filesystem) out.push('filesystem');
   if (given.ephemeral !== undefined && given.ephemeral !== existing.ephemeral) out.push('ephemeral');
+  if (given.backups !== undefined && given.backups !== (existing.backups ?? false)) out.push('backups');
+  if (given.backupFrequency !== undefined && !sameDuration(given.backupFrequency, existing.backup?.frequency ?? '')) out.push('backups.frequency');
+  if (given.backupKeep !== undefined && given.backupKeep !== existing.backup?.keep) out.push('backups.keep');
   for (const [key, field] of Object.entries(rateLimitField)) {
     const v = given.rateLimit[field];
     if (v !== undefined && v !== existing.rateLimit[field]) out.push(key);
@@ -166,11 +193,14 @@ export function conflictingOptions(existing: VolumeOptions, values: Record<strin
 
 /** The runtime part of a volume's options (what it starts with). */
 export function runtimeOf(options: VolumeOptions): RuntimeOptions {
-  return {
+  const runtime: RuntimeOptions = {
     snapshots: options.snapshots,
     snapshot: { ...options.snapshot },
     rateLimit: { ...options.rateLimit },
   };
+  if (options.backups !== undefined) runtime.backups = options.backups;
+  if (options.backup !== undefined) runtime.backup = { ...options.backup };
+  return runtime;
 }
 
 /**
@@ -187,13 +217,20 @@ export function applyRuntimeOptions(current: RuntimeOptions, values: Record<stri
     },
     rateLimit: { ...current.rateLimit, ...given.rateLimit },
   };
+  const backups = given.backups ?? current.backups;
+  if (backups !== undefined) next.backups = backups;
+  if (current.backup || given.backupFrequency !== undefined || given.backupKeep !== undefined) {
+    next.backup = { frequency: given.backupFrequency ?? current.backup?.frequency ?? DEFAULT_BACKUP.frequency, keep: given.backupKeep ?? current.backup?.keep ?? DEFAULT_BACKUP.keep };
+  }
   if (limits) checkRuntimeLimits(next, limits);
   return next;
 }
 
-/** RuntimeOptions spelled as runtime option keys (what `volcli volume runtime get` prints). */
-export function runtimeAsOptions(runtime: RuntimeOptions): Record<RuntimeOptionKey, string> {
-  return {
+type BackupKey = 'backups' | 'backups.frequency' | 'backups.keep';
+
+/** RuntimeOptions spelled as runtime option keys (what `volcli volume runtime get` prints; backup keys when the volume has backup settings). */
+export function runtimeAsOptions(runtime: RuntimeOptions): Record<Exclude<RuntimeOptionKey, BackupKey>, string> & Partial<Record<BackupKey, string>> {
+  const base = {
     snapshots: String(runtime.snapshots),
     'snapshots.frequency': runtime.snapshot.frequency,
     'snapshots.keep': String(runtime.snapshot.keep),
@@ -201,6 +238,13 @@ export function runtimeAsOptions(runtime: RuntimeOptions): Record<RuntimeOptionK
     'rate-limit.read.iops': String(runtime.rateLimit.readIops),
     'rate-limit.read.bps': String(runtime.rateLimit.readBps),
     'rate-limit.write.bps': String(runtime.rateLimit.writeBps),
+  };
+  if (runtime.backups === undefined && runtime.backup === undefined) return base;
+  return {
+    ...base,
+    backups: String(runtime.backups ?? false),
+    'backups.frequency': runtime.backup?.frequency ?? DEFAULT_BACKUP.frequency,
+    'backups.keep': String(runtime.backup?.keep ?? DEFAULT_BACKUP.keep),
   };
 }
 

@@ -30,6 +30,47 @@ const rateLimitText = (minimum: number, description: string) =>
     { additionalProperties: false, description },
   );
 
+// Backups (src/backups, docs/backups.md): where they go and how often. The target and the hook are
+// the tenant's (admin's) alone: no driver option can name a directory or a program.
+const pathText = (description: string) => Type.String({ description, 'x-expected': 'a string: an absolute path' });
+
+export const BackupTargetSchema = Type.Union(
+  [
+    Type.Object({ directory: pathText('A local directory or a mounted NFS share (under one of the daemons\' --backup-allow directories)') }, { additionalProperties: false }),
+    Type.Object(
+      {
+        ceph: Type.Object(
+          {
+            conf: pathText("The second cluster's ceph.conf (the same cluster's, with another pool, also works)"),
+            keyring: optional(pathText('Its keyring; else what the conf names')),
+            client: optional(Type.String({ description: 'The cephx id without "client." (default admin)' })),
+            pool: Type.String({ description: 'The pool the replica images go to' }),
+          },
+          { additionalProperties: false },
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { 'x-expected': 'an object: {"directory": "/backups"} or {"ceph": {"conf": "/etc/ceph/backup.conf", "pool": "backups"}}' },
+);
+
+export const BackupBlockSchema = Type.Object(
+  {
+    frequency: optional(Type.String({ description: 'Go duration, at least 1s (default 24h)', examples: ['24h'] })),
+    keep: optional(Type.Integer({ minimum: 1, description: 'Backups kept at least (default 7); a chain starts with a full backup every `keep` backups' })),
+    target: optional(BackupTargetSchema),
+    hook: optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        maxItems: 32,
+        description: 'A program and its arguments, run without a shell after each backup with TENANT/VOLUME, SNAPSHOT and FILE appended (the program must be on the daemons\' --backup-hook-allow)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const DefaultOptionsSchema = Type.Object(
   {
     pool: Type.String({ description: 'Ceph pool (required)', 'x-hint': 'name the Ceph pool for this tenant\'s volumes, e.g. "pool": "rbd"' }),
@@ -47,6 +88,8 @@ export const DefaultOptionsSchema = Type.Object(
     filesystem: optional(Type.String({ description: 'A key of `filesystems` (default ext4)' })),
     ephemeral: optional(Type.Boolean()),
     'rate-limit': optional(rateLimitText(0, 'Operations or bytes per second; 0 is unlimited.')),
+    backups: optional(Type.Boolean({ description: 'Back volumes up on schedule (needs backup.target)' })),
+    backup: optional(BackupBlockSchema),
   },
   { additionalProperties: false, 'x-hint': 'it must contain at least "pool", e.g. {"default-options": {"pool": "rbd"}}' },
 );
@@ -101,6 +144,9 @@ const DRIVER_OPTIONS = {
   'rate-limit.read.iops': optional(countOption),
   'rate-limit.read.bps': optional(countOption),
   'rate-limit.write.bps': optional(countOption),
+  backups: optional(boolOption),
+  'backups.frequency': optional(Type.String({ 'x-expected': 'a string: a Go duration such as "24h"' })),
+  'backups.keep': optional(countOption),
 };
 
 /** Spellings users borrow from the policy file, mapped to the option key they meant (for "did you mean"). */
@@ -112,6 +158,9 @@ export const OPTION_ALIASES: Readonly<Record<string, string>> = {
   'rate-limit.write-bps': 'rate-limit.write.bps',
   'rate-limit.read-bps': 'rate-limit.read.bps',
   snapshot: 'snapshots',
+  backup: 'backups',
+  'backup.frequency': 'backups.frequency',
+  'backup.keep': 'backups.keep',
 };
 
 const optionObject = { additionalProperties: false, 'x-key-noun': 'option', 'x-aliases': OPTION_ALIASES, ...code('INVALID_OPTION') };
@@ -129,6 +178,9 @@ const RUNTIME_OPTIONS = {
   'rate-limit.read.iops': DRIVER_OPTIONS['rate-limit.read.iops'],
   'rate-limit.read.bps': DRIVER_OPTIONS['rate-limit.read.bps'],
   'rate-limit.write.bps': DRIVER_OPTIONS['rate-limit.write.bps'],
+  backups: DRIVER_OPTIONS.backups,
+  'backups.frequency': DRIVER_OPTIONS['backups.frequency'],
+  'backups.keep': DRIVER_OPTIONS['backups.keep'],
 };
 
 export const RuntimeOptionValuesSchema = Type.Object(RUNTIME_OPTIONS, {
@@ -157,6 +209,15 @@ export const SnapshotScheduleSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** A volume's backup schedule; the target and hook come from its tenant's policy when a backup runs. */
+export const BackupScheduleSchema = Type.Object(
+  {
+    frequency: Type.String({ description: 'Go duration, e.g. "24h"' }),
+    keep: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+
 export const VolumeOptionsSchema = Type.Object(
   {
     pool: Type.String(),
@@ -166,11 +227,20 @@ export const VolumeOptionsSchema = Type.Object(
     filesystem: Type.String(),
     ephemeral: Type.Boolean(),
     rateLimit: RateLimitSchema,
+    // Optional: records written before backups existed have neither (no backups).
+    backups: optional(Type.Boolean()),
+    backup: optional(BackupScheduleSchema),
   },
   { additionalProperties: false },
 );
 
 export const RuntimeOptionsSchema = Type.Object(
-  { snapshots: Type.Boolean(), snapshot: SnapshotScheduleSchema, rateLimit: RateLimitSchema },
+  {
+    snapshots: Type.Boolean(),
+    snapshot: SnapshotScheduleSchema,
+    rateLimit: RateLimitSchema,
+    backups: optional(Type.Boolean()),
+    backup: optional(BackupScheduleSchema),
+  },
   { title: 'RuntimeOptions', additionalProperties: false },
 );

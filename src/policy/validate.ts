@@ -16,6 +16,7 @@
 import { compileSchema } from '../common/schema.js';
 import type { RateLimit, SnapshotSchedule, TenantPolicy } from './types.js';
 import { PolicyError, describeType, schemaError } from './errors.js';
+import { checkBackupDefaults } from './backup.js';
 import { DEFAULT_FILESYSTEMS, formatCommandProblem } from './filesystem.js';
 import { parseJson } from './json.js';
 import { checkDefaultsWithinLimits, parseLimits, type TenantLimits } from './limits.js';
@@ -39,6 +40,16 @@ export interface PolicyDefaults {
   filesystem: string;
   ephemeral: boolean;
   rateLimit: RateLimit;
+  /** Set when the policy says anything about backups (volumes of other tenants have no backup settings). */
+  backup?: PolicyBackupDefaults;
+}
+
+export interface PolicyBackupDefaults {
+  backups: boolean;
+  frequency: string;
+  keep: number;
+  /** Whether the policy names a target (driver options may turn backups on only then). */
+  target: boolean;
 }
 
 const fail = (field: string, message: string): never => {
@@ -116,7 +127,12 @@ function checkDefaults(raw: TenantPolicy['default-options'], filesystems: Record
     readBps: r['read-bps'] ?? ceilings.readBps ?? 0,
   };
 
-  return { pool: raw.pool, sizeBytes, snapshots: raw.snapshots ?? false, snapshot, filesystem, ephemeral: raw.ephemeral ?? false, rateLimit };
+  const defaults: PolicyDefaults = { pool: raw.pool, sizeBytes, snapshots: raw.snapshots ?? false, snapshot, filesystem, ephemeral: raw.ephemeral ?? false, rateLimit };
+  if (raw.backups !== undefined || raw.backup !== undefined) {
+    const { backups, backup } = checkBackupDefaults(raw, p, fail);
+    defaults.backup = { backups, ...backup, target: raw.backup?.target !== undefined };
+  }
+  return defaults;
 }
 
 /** The schema check alone: the PolicyError of the first problem of shape, or nothing. */

@@ -56,6 +56,9 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     hostAlive: (hostId: string) => `${p}/host-alive/${hostId}`,
     /** volsupervisor's leader election. */
     supervisorElection: `${p}/supervisor/election`,
+    /** Per volume: its backups (those kept, with bytes and time), the last scheduled slot and error (src/backups). */
+    backups: `${p}/backups/`,
+    backup: (tenant: string, volume: string) => `${p}/backups/${tenant}/${volume}`,
     /** Last scheduled snapshot time per volume, so that a new leader neither repeats nor skips one. */
     snapshotSchedule: (tenant: string, volume: string) => `${p}/supervisor/last/${tenant}/${volume}`,
   };

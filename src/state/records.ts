@@ -5,6 +5,8 @@
 import type { Static } from '@sinclair/typebox';
 import type {
   AcquisitionRecordSchema,
+  BackupEntrySchema,
+  BackupRecordSchema,
   CreateIntentSchema,
   ExclusionRecordSchema,
   HostAliveRecordSchema,
@@ -75,3 +77,7 @@ export type HostAliveRecord = Static<typeof HostAliveRecordSchema>;
 
 /** A volume's format marks (volumes.ts markFormat). */
 export type VolumeFormat = Static<typeof VolumeFormatSchema>;
+
+/** A volume's backups as etcd keeps them (src/backups; the target's manifest is the truth for restores). */
+export type BackupRecord = Static<typeof BackupRecordSchema>;
+export type BackupEntry = Static<typeof BackupEntrySchema>;

@@ -159,6 +159,37 @@ export const OperationLockRecordSchema = Type.Object(
 
 export const ScheduleRecordSchema = Type.Object({ at: Type.String({ format: 'date-time' }) }, strict);
 
+/** One backup as the etcd record keeps it (the target's manifest has the file and its checksum too). */
+export const BackupEntrySchema = Type.Object(
+  {
+    name: Type.String({ description: 'The backup: the name of the snapshot it was taken from' }),
+    parent: Type.Union([Type.String(), Type.Null()], { description: 'The backup it is a diff from; null: a full backup' }),
+    bytes: Type.Integer({ minimum: 0, description: 'Bytes written to the target (the stream)' }),
+    dataBytes: Type.Integer({ minimum: 0, description: 'Image data in it' }),
+    sizeBytes: Type.Integer({ minimum: 0, description: 'The volume size it restores to' }),
+    ms: Type.Integer({ minimum: 0, description: 'How long it took' }),
+    at: Type.String({ format: 'date-time', description: 'When it was complete' }),
+  },
+  { title: 'Backup', ...strict },
+);
+
+/** A volume's backups (src/backups): what the target holds, by whom, the schedule and the last error. */
+export const BackupRecordSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    target: Type.String({ description: 'Where they are, e.g. "directory /backups" or "ceph backups (conf /etc/ceph/b.conf)"' }),
+    backups: Type.Array(BackupEntrySchema, { description: 'Kept backups, oldest first' }),
+    lastSlot: Type.Optional(Type.String({ format: 'date-time', description: 'The last schedule slot backed up' })),
+    lastError: Type.Optional(Type.Object({ at: Type.String(), message: Type.String() }, strict)),
+    lastHook: Type.Optional(
+      Type.Object({ at: Type.String(), backup: Type.String(), ok: Type.Boolean(), message: Type.Optional(Type.String()) }, { ...strict, description: 'The backup hook after the last backup' }),
+    ),
+    updatedAt: Type.String(),
+  },
+  { title: 'VolumeBackups', ...strict },
+);
+
 export const TenantUsageSchema = Type.Object(
   {
     tenant: Type.String(),
@@ -275,6 +306,7 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [keys.intents, spec('a create intent', CreateIntentSchema)],
     [`${keys.prefix}/operations/`, spec('an operation lock', OperationLockRecordSchema)],
     [`${keys.prefix}/supervisor/last/`, spec('a snapshot schedule', ScheduleRecordSchema)],
+    [keys.backups, spec('a backup record', BackupRecordSchema)],
     [keys.usage, spec('a tenant usage record', TenantUsageSchema)],
     [keys.tokens, spec('a token record', TokenRecordSchema)],
     [keys.tokenNames, spec('a token name', TokenNameSchema)],

@@ -1,3 +1,4 @@
+// Over 400 lines: the one door to etcd has a method per record operation; each delegates to its module.
 // StateStore: the one door to everything volplugin keeps in etcd. Every component reads and writes
 // records, takes locks, watches changes and joins elections through this class; none builds a key,
 // parses a record or touches the KV by hand (the KV is private).
@@ -27,6 +28,7 @@ import { RecordKV } from './record-kv.js';
 import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
 import type {
   AcquisitionRecord,
+  BackupRecord,
   ExclusionRecord,
   HostAliveRecord,
   HostAnswer,
@@ -431,6 +433,18 @@ export class StateStore {
 
   setLastSnapshot(tenant: string, volume: string, at: Date): Promise<void> {
     return schedule.setLastSnapshot(this.db, tenant, volume, at);
+  }
+
+  // ---- backups (src/backups) ----------------------------------------------------------------
+
+  /** A volume's backup record, or null (none taken yet). */
+  getBackupRecord(tenant: string, volume: string): Promise<BackupRecord | null> {
+    return this.db.read<BackupRecord>(this.keys.backup(tenant, volume));
+  }
+
+  /** Replaces it: written only under the volume's operation lock, so one writer at a time. */
+  putBackupRecord(record: BackupRecord): Promise<void> {
+    return this.kv.put(this.keys.backup(record.tenant, record.volume), JSON.stringify(record));
   }
 
   // ---- requests to a host -------------------------------------------------------------------

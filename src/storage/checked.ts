@@ -17,10 +17,12 @@ import {
   checkBoolean,
   checkCloneOptions,
   checkCreateOptions,
+  checkDiffOptions,
   checkLock,
   checkName,
   checkObject,
   checkParent,
+  checkPath,
   checkQos,
   checkSize,
   checkText,
@@ -100,6 +102,21 @@ const CHECKS: Checks = {
   },
 
   clusterInfo: () => undefined,
+
+  exportDiff: (pool, image, range, file, options) => {
+    names({ pool, image });
+    checkObject('range', range);
+    if (range.from !== null) checkName('range.from', range.from);
+    checkName('range.to', range.to);
+    checkPath('file', file);
+    checkDiffOptions(options, true);
+  },
+  applyDiff: (pool, image, file, options) => {
+    names({ pool, image });
+    checkPath('file', file);
+    checkDiffOptions(options, false);
+  },
+  inspectDiff: (file) => void checkPath('file', file),
 };
 
 /** How to reach the cluster: each field optional, each a string without NUL when given. */

@@ -1,15 +1,22 @@
+// Over 400 lines: one class that implements every Storage call with the rbd/ceph CLIs; the process handling is cli-run.ts.
 // The CLI backend: every operation is one or two `rbd` (or `ceph`, `rados`) processes (cli-run.ts
 // runs them and reads their failures back into RbdErrors) with `--format=json` output.
 //
 // Names go as `--image=NAME` (a name that starts with '-' cannot pass for an option), and free text
 // (lock cookies, metadata keys and values) after `--`.
 
+import { chmod, open, rm } from 'node:fs/promises';
 import { CliRunner, ERRNO, cloneError, type CliStorageOptions, type Target, type Tool } from './cli-run.js';
+import { inspectDiffFile } from './diff-format.js';
 import { RbdError } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
   CreateImageOptions,
+  DiffExport,
+  DiffOptions,
+  DiffSummary,
+  ExportDiffOptions,
   ImageFeature,
   ImageInfo,
   ImageLock,
@@ -20,7 +27,7 @@ import type {
   StorageStats,
   Watcher,
 } from './types.js';
-import { applyQos, cloneSpec, createSpec, qosFromMetadata, sortFeatures } from './validate.js';
+import { applyQos, cancelledError, cloneSpec, createSpec, qosFromMetadata, sortFeatures } from './validate.js';
 
 export type { CliStorageOptions } from './cli-run.js';
 
@@ -306,7 +313,85 @@ export class CliStorage implements Storage {
     });
   }
 
+  // --- backups: `rbd export-diff` / `rbd import-diff` ---
+  // The addon's contract on top of rbd's: the snapshots are looked up first (one `rbd snap ls`), so
+  // that a missing one fails as in the native backend; the file is made 0600 and fsync'ed after
+  // rbd wrote it (rbd makes it 0644 and does not sync); an import checks the whole file first
+  // (`rbd import-diff` would apply a corrupt file half-way). Progress is read from rbd's own
+  // "N% complete" lines; the summary from the file.
+
+  async exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options: ExportDiffOptions = {}): Promise<DiffExport> {
+    return this.call(async () => {
+      const target = { op: 'rbd_diff_iterate2', pool, image };
+      if (options.signal?.aborted) throw cancelledError(target.op, target);
+      const snaps = await this.snapshotSizes(pool, image, 'rbd_open_read_only', range.to);
+      const size = snaps.get(range.to);
+      if (size === undefined) throw new RbdError({ errno: -ERRNO.ENOENT!, op: 'rbd_open_read_only', pool, image, snapshot: range.to, detail: `no snapshot ${range.to}` });
+      if (range.from !== null && !snaps.has(range.from)) {
+        throw new RbdError({ errno: -ERRNO.ENOENT!, op: 'rbd_snap_exists', pool, image, snapshot: range.from, detail: `the start snapshot ${range.from} does not exist` });
+      }
+      // Created (O_EXCL) and removed again first: open(2)'s errors as the addon reports them (EEXIST,
+      // ENOENT for a missing directory, EACCES), before rbd starts; rbd then creates it itself.
+      try {
+        await (await open(file, 'wx', 0o600)).close();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new RbdError({ errno: e.errno ?? -ERRNO.EIO!, op: 'open', detail: `${e.code}: ${file}` });
+      }
+      await rm(file, { force: true });
+      const wholeObject = options.wholeObject === true && (await this.info(pool, image, 'rbd_open_read_only')).features.includes('fast-diff');
+      const args = ['export-diff', `--pool=${pool}`, `--image=${image}`, `--snap=${range.to}`];
+      if (range.from !== null) args.push(`--from-snap=${range.from}`);
+      if (wholeObject) args.push('--whole-object');
+      try {
+        await this.run.rbd([...args, '--', file], target, { long: true, signal: options.signal, onStderr: progressReader(size, options) });
+        // rbd makes it 0644 and leaves it in the page cache: the addon's 0600 and fsync.
+        await chmod(file, 0o600);
+        const handle = await open(file, 'r');
+        await handle.sync().finally(() => handle.close());
+        const summary = await inspectDiffFile(file);
+        options.onProgress?.(size, size);
+        return { ...summary, wholeObject };
+      } catch (err) {
+        await rm(file, { force: true });
+        throw err;
+      }
+    });
+  }
+
+  async applyDiff(pool: string, image: string, file: string, options: DiffOptions = {}): Promise<DiffSummary> {
+    return this.call(async () => {
+      if (options.signal?.aborted) throw cancelledError('rbd_diff_v1', { pool, image });
+      const summary = await inspectDiffFile(file).catch((err: unknown) => {
+        throw err instanceof RbdError ? new RbdError({ errno: err.errno, op: err.op, pool, image, detail: err.detail }) : err;
+      });
+      const snaps = await this.snapshotSizes(pool, image, 'rbd_open');
+      if (summary.fromSnapshot !== null && !snaps.has(summary.fromSnapshot)) {
+        const detail = `the diff starts at snapshot ${summary.fromSnapshot}, which the image does not have`;
+        throw new RbdError({ errno: -ERRNO.ENOENT!, op: 'rbd_snap_exists', pool, image, snapshot: summary.fromSnapshot, detail });
+      }
+      if (summary.toSnapshot !== null && snaps.has(summary.toSnapshot)) {
+        const detail = `the diff ends at snapshot ${summary.toSnapshot}, which the image already has`;
+        throw new RbdError({ errno: -ERRNO.EEXIST!, op: 'rbd_snap_exists', pool, image, snapshot: summary.toSnapshot, detail });
+      }
+      const args = ['import-diff', `--pool=${pool}`, `--image=${image}`, '--', file];
+      await this.run.rbd(args, { op: 'rbd_diff_v1', pool, image }, { long: true, signal: options.signal, onStderr: progressReader(summary.streamBytes, options) });
+      options.onProgress?.(summary.streamBytes, summary.streamBytes);
+      return summary;
+    });
+  }
+
+  async inspectDiff(file: string): Promise<DiffSummary> {
+    return this.call(() => inspectDiffFile(file));
+  }
+
   // --- internals ---
+
+  /** The image's snapshots and their sizes, by name; `op` names the call when the image is missing. */
+  private async snapshotSizes(pool: string, image: string, op: string, snapshot?: string): Promise<Map<string, number>> {
+    const snaps = await this.run.rbdJson<CliSnap[]>(['snap', 'ls', `--pool=${pool}`, `--image=${image}`], { op, pool, image, snapshot });
+    return new Map(snaps.map((s) => [s.name, s.size]));
+  }
 
   /** Runs one public operation, tracked so that close() can wait for it. */
   private call<T>(body: () => Promise<T>): Promise<T> {
@@ -364,6 +449,17 @@ function imageOptionArgs(features: ImageFeature[] | null, order: number | null, 
   if (order !== null) args.push(`--object-size=${2 ** order}`, `--stripe-unit=${2 ** order}`, '--stripe-count=1');
   if (dataPool !== null) args.push(`--data-pool=${dataPool}`);
   return args;
+}
+
+/** Turns rbd's "Exporting image: 42% complete..." lines into progress of `total` bytes. */
+function progressReader(total: number, options: DiffOptions): ((text: string) => void) | undefined {
+  const report = options.onProgress;
+  if (!report) return undefined;
+  return (text) => {
+    const all = [...text.matchAll(/(\d{1,3})% complete/g)];
+    const pct = all.length > 0 ? Number(all.at(-1)![1]) : null;
+    if (pct !== null && pct < 100) report(Math.floor((total * pct) / 100), total);
+  };
 }
 
 /** `rbd snap ls` prints ctime(3) text in local time, to the second. */

@@ -39,6 +39,9 @@ const OPS: Record<StorageCall, string> = {
   getQos: 'rbd_metadata_list',
   setQos: 'rbd_metadata_set',
   clusterInfo: 'rados_mon_command',
+  exportDiff: 'rbd_diff_iterate2',
+  applyDiff: 'rbd_diff_v1',
+  inspectDiff: 'rbd_diff_v1',
 };
 
 const SNAPSHOT_CALLS = new Set<StorageCall>(['createSnapshot', 'removeSnapshot', 'rollbackSnapshot', 'protectSnapshot', 'unprotectSnapshot']);
@@ -101,7 +104,7 @@ export function callError(call: StorageCall, args: readonly unknown[], errno: nu
   let target: { pool?: string; image?: string; snapshot?: string };
   if (call === 'cloneSnapshot') target = { pool: b as string, image: c as string };
   else if (call === 'listChildren') target = { ...(a as ParentRef) };
-  else if (call.startsWith('blocklist') || call === 'clusterInfo') target = {};
+  else if (call.startsWith('blocklist') || call === 'clusterInfo' || call === 'inspectDiff') target = {};
   else target = { pool: a as string, image: b as string, snapshot: SNAPSHOT_CALLS.has(call) ? (c as string) : undefined };
   return new RbdError({ errno, op: OPS[call], ...target, detail: detail ?? getSystemErrorMap().get(-Math.abs(errno))?.[1] });
 }

@@ -1,3 +1,4 @@
+// Over 400 lines: one class that implements every Storage call in memory; the faults are memory-faults.ts, the diffs memory-diff.ts.
 // An in-memory Storage for the unit tests of the layers above (master, plugin, supervisor, CLI). It
 // keeps the contract's rules (the same RbdError codes for the same situations; argument checks are
 // checked.ts's, in front of it as in front of every backend: openStorage('memory') or
@@ -11,10 +12,17 @@
 
 import { checked } from './checked.js';
 import { FaultHooks } from './memory-faults.js';
-import { MemoryPools, type MemoryImage } from './memory-pools.js';
+import { MemoryPools, type MemImage, type MemoryImage } from './memory-pools.js';
+import { readBlocks, truncateBlocks, writeBlocks } from './memory-data.js';
+import { applyMemoryDiff, exportMemoryDiff } from './memory-diff.js';
+import { inspectDiffFile } from './diff-format.js';
 import type {
   ClusterConfig,
   CreateImageOptions,
+  DiffExport,
+  DiffOptions,
+  DiffSummary,
+  ExportDiffOptions,
   ImageInfo,
   ImageLock,
   ParentRef,
@@ -94,6 +102,21 @@ export class MemoryStorage extends FaultHooks implements Storage {
     return this.pools.view();
   }
 
+  /** Writes `data` into the image's head at `offset` (what a mounted volume's writes would do). */
+  writeData(pool: string, image: string, offset: number, data: Buffer): void {
+    const img = this.pools.image('writeData', pool, image);
+    if (offset + data.length > img.size) throw new RangeError(`writeData: ${data.length} bytes at ${offset} are beyond the image size ${img.size}`);
+    writeBlocks(img.data, offset, data);
+  }
+
+  /** What the image's head (or a snapshot) reads as, whole: for small test images. */
+  readData(pool: string, image: string, snapshot?: string): Buffer {
+    const img = this.pools.image('readData', pool, image);
+    if (snapshot === undefined) return readBlocks(img.data, img.size);
+    const snap = this.pools.snap(img, 'readData', pool, image, snapshot);
+    return readBlocks(snap.data, snap.size);
+  }
+
   /** The snapshot names of an image, oldest first ([] when there is no such image). */
   snapshotNames(pool: string, image: string): string[] {
     return this.pools.view().get(`${pool}/${image}`)?.snapshots ?? [];
@@ -144,6 +167,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
       if (size < img.size && !options.allowShrink) {
         throw this.pools.err('EINVAL', { op: 'rbd_resize2', pool, image: name, detail: 'shrinking needs allowShrink' });
       }
+      truncateBlocks(img.data, size);
       img.size = size;
     });
   }
@@ -192,13 +216,19 @@ export class MemoryStorage extends FaultHooks implements Storage {
     return this.call('createSnapshot', [pool, image, snapshot], () => {
       const img = this.pools.image('rbd_open', pool, image);
       if (img.snapshots.has(snapshot)) throw this.pools.err('EEXIST', { op: 'rbd_snap_create', pool, image, snapshot });
-      img.snapshots.set(snapshot, {
-        id: this.nextSnapId++,
-        size: img.size,
-        protected: false,
-        createdAt: new Date(Math.floor(this.now() / 1000) * 1000),
-        parent: img.parent ? { ...img.parent } : null,
-      });
+      this.snapshotOf(img, snapshot);
+    });
+  }
+
+  /** Takes snapshot `name` of the image's head (the name is free: the caller checked). */
+  private snapshotOf(img: MemImage, name: string): void {
+    img.snapshots.set(name, {
+      id: this.nextSnapId++,
+      size: img.size,
+      protected: false,
+      createdAt: new Date(Math.floor(this.now() / 1000) * 1000),
+      parent: img.parent ? { ...img.parent } : null,
+      data: new Map(img.data),
     });
   }
 
@@ -223,7 +253,9 @@ export class MemoryStorage extends FaultHooks implements Storage {
   rollbackSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
     return this.call('rollbackSnapshot', [pool, image, snapshot], () => {
       const img = this.pools.image('rbd_open', pool, image);
-      img.size = this.pools.snap(img, 'rbd_snap_rollback', pool, image, snapshot).size;
+      const snap = this.pools.snap(img, 'rbd_snap_rollback', pool, image, snapshot);
+      img.size = snap.size;
+      img.data = new Map(snap.data);
     });
   }
 
@@ -262,6 +294,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
       const clone = this.pools.newImage(snap.size, features, spec.order ?? src.order, spec.dataPool, p);
       // librbd copies the parent's image metadata into the clone.
       clone.metadata = new Map(src.metadata);
+      clone.data = new Map(snap.data);
       images.set(name, clone);
     });
   }
@@ -363,5 +396,19 @@ export class MemoryStorage extends FaultHooks implements Storage {
 
   clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }> {
     return this.call('clusterInfo', [], () => ({ fsid: this.fsid, monAddresses: [...this.monAddresses] }));
+  }
+
+  exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options: ExportDiffOptions = {}): Promise<DiffExport> {
+    return this.call('exportDiff', [pool, image, range, file, options], () => exportMemoryDiff(this.pools, pool, image, range, file, options));
+  }
+
+  applyDiff(pool: string, image: string, file: string, options: DiffOptions = {}): Promise<DiffSummary> {
+    return this.call('applyDiff', [pool, image, file, options], () =>
+      applyMemoryDiff(this.pools, pool, image, file, options, (img, name) => this.snapshotOf(img, name)),
+    );
+  }
+
+  inspectDiff(file: string): Promise<DiffSummary> {
+    return this.call('inspectDiff', [file], () => inspectDiffFile(file));
   }
 }

@@ -15,6 +15,10 @@ import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
   CreateImageOptions,
+  DiffExport,
+  DiffOptions,
+  DiffSummary,
+  ExportDiffOptions,
   ImageInfo,
   ImageLock,
   ParentRef,
@@ -24,7 +28,7 @@ import type {
   StorageStats,
   Watcher,
 } from './types.js';
-import { applyQos, checkText, cloneSpec, createSpec, featureMask, featureNames, qosFromMetadata } from './validate.js';
+import { applyQos, cancelledError, checkText, cloneSpec, createSpec, featureMask, featureNames, qosFromMetadata } from './validate.js';
 
 type AddonModule = typeof Addon;
 
@@ -295,4 +299,47 @@ export class NativeStorage implements Storage {
     ]);
     return { fsid, monAddresses: parseMonDump(dump.out).monAddresses };
   }
+
+  // --- backups: export-diff streams ---
+
+  async exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options: ExportDiffOptions = {}): Promise<DiffExport> {
+    if (options.signal?.aborted) throw cancelledError('rbd_diff_iterate2', { pool, image });
+    const r = await this.cluster.exportDiff(pool, image, range.from, range.to, file, options.wholeObject ?? false, progressOf(options));
+    return summaryOf(r, r.wholeObject);
+  }
+
+  async applyDiff(pool: string, image: string, file: string, options: DiffOptions = {}): Promise<DiffSummary> {
+    if (options.signal?.aborted) throw cancelledError('rbd_diff_v1', { pool, image });
+    return summaryOf(await this.cluster.applyDiff(pool, image, file, progressOf(options)));
+  }
+
+  async inspectDiff(file: string): Promise<DiffSummary> {
+    return summaryOf(await this.cluster.inspectDiff(file));
+  }
+}
+
+/** The addon's progress callback for `options`: reports, and cancels (returns false) once the signal aborts. Null when neither is asked for. */
+function progressOf(options: DiffOptions): Addon.NativeProgress | null {
+  const { onProgress, signal } = options;
+  if (!onProgress && !signal) return null;
+  return (done, total) => {
+    onProgress?.(done, total);
+    return signal?.aborted ? false : undefined;
+  };
+}
+
+function summaryOf(s: Addon.NativeDiffSummary): DiffSummary;
+function summaryOf(s: Addon.NativeDiffSummary, wholeObject: boolean): DiffExport;
+function summaryOf(s: Addon.NativeDiffSummary, wholeObject?: boolean): DiffSummary | DiffExport {
+  const out: DiffSummary = {
+    fromSnapshot: s.fromSnapshot,
+    toSnapshot: s.toSnapshot,
+    size: s.size,
+    streamBytes: s.streamBytes,
+    dataBytes: s.dataBytes,
+    zeroBytes: s.zeroBytes,
+    writeRecords: s.writeRecords,
+    zeroRecords: s.zeroRecords,
+  };
+  return wholeObject === undefined ? out : { ...out, wholeObject };
 }

@@ -97,6 +97,49 @@ export interface QosLimits {
   writeBps?: number;
 }
 
+/**
+ * What an `rbd export-diff` stream (format v1, what `rbd import-diff` reads) holds: exportDiff,
+ * applyDiff and inspectDiff all answer with it. Sizes in bytes.
+ */
+export interface DiffSummary {
+  /** The snapshot the diff starts from; null: from the beginning (a full export). */
+  fromSnapshot: string | null;
+  /** The snapshot it ends at, which applyDiff creates; null: none (the head). */
+  toSnapshot: string | null;
+  /** The image size at the end. */
+  size: number;
+  /** Bytes of the stream itself (what the file holds). */
+  streamBytes: number;
+  /** Image data carried in 'w' records. */
+  dataBytes: number;
+  /** Image bytes that read as zeros, in 'z' records (no data in the stream). */
+  zeroBytes: number;
+  writeRecords: number;
+  zeroRecords: number;
+}
+
+export interface DiffExport extends DiffSummary {
+  /** Whether whole-object diffing was used (asked for, and the image has a fast-diff map). */
+  wholeObject: boolean;
+}
+
+/**
+ * Progress of a long call: `done` of `total` bytes (export: image bytes walked of the image size;
+ * apply: stream bytes read of the file size). Called now and then and once at the end.
+ */
+export type DiffProgress = (done: number, total: number) => void;
+
+export interface DiffOptions {
+  onProgress?: DiffProgress;
+  /** Aborting it cancels the call: it rejects with ECANCELED (an export removes its file). */
+  signal?: AbortSignal;
+}
+
+export interface ExportDiffOptions extends DiffOptions {
+  /** Diff whole objects from the fast-diff map: faster to walk, larger streams. Default false. */
+  wholeObject?: boolean;
+}
+
 /** Counters for metrics and back-pressure. */
 export interface StorageStats {
   /** Operations queued or running right now. */
@@ -157,6 +200,24 @@ export interface Storage {
 
   /** The mon addresses and fsid, for krbd's sysfs string. */
   clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }>;
+
+  // Backups: `rbd export-diff` streams (format v1) in files
+  /**
+   * Writes what changed in `image` from snapshot `range.from` (null: from the beginning, a full
+   * export) to snapshot `range.to` into `file` (an absolute path, created, never overwritten:
+   * EEXIST; mode 0600; fsync'ed; removed again when the call fails). ENOENT naming the snapshot
+   * when either is missing.
+   */
+  exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options?: ExportDiffOptions): Promise<DiffExport>;
+  /**
+   * Applies a stream from `file` to `image`'s head, as `rbd import-diff` does: the start snapshot
+   * must exist (ENOENT), the end snapshot must not (EEXIST); the image is resized to the stream's
+   * size, written and the end snapshot created. The file is checked whole first: a corrupt or
+   * truncated one is refused (EBADMSG, op rbd_diff_v1) with nothing changed.
+   */
+  applyDiff(pool: string, image: string, file: string, options?: DiffOptions): Promise<DiffSummary>;
+  /** Reads a whole stream and checks it as applyDiff would, touching no image. */
+  inspectDiff(file: string): Promise<DiffSummary>;
 }
 
 /** The calls of Storage that reach the cluster (everything but `kind`, `close` and `stats`). */
@@ -193,6 +254,9 @@ const CALLS: Record<StorageCall, true> = {
   getQos: true,
   setQos: true,
   clusterInfo: true,
+  exportDiff: true,
+  applyDiff: true,
+  inspectDiff: true,
 };
 
 export const STORAGE_CALLS = Object.keys(CALLS) as readonly StorageCall[];

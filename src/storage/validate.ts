@@ -263,6 +263,31 @@ export function closedError(op: string): RbdError {
   return new RbdError({ errno: -107 /* ENOTCONN */, op, detail: 'storage is closed' });
 }
 
+/** What a diff call gives when its signal was aborted: ECANCELED, as the addon's cancellation. */
+export function cancelledError(op: string, target: { pool?: string; image?: string } = {}): RbdError {
+  return new RbdError({ errno: -125 /* ECANCELED */, op, ...target, detail: 'cancelled' });
+}
+
+/** A file a diff is written to or read from: an absolute path (it goes to `rbd` as an argument), no NUL. */
+export function checkPath(field: string, value: unknown): string {
+  checkText(field, value);
+  if (!(value as string).startsWith('/')) throw new TypeError(`${field} must be an absolute path, got ${JSON.stringify(value)}`);
+  return value as string;
+}
+
+/** The options of exportDiff/applyDiff: an object (or absent) of onProgress, signal and wholeObject. */
+export function checkDiffOptions(options: unknown, withWholeObject: boolean): void {
+  if (options === undefined) return;
+  checkObject('options', options);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['onProgress', 'signal', ...(withWholeObject ? ['wholeObject'] : [])].includes(key)) throw new TypeError(`options.${key} is not an option of this call`);
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`options.onProgress must be a function, got ${describe(o.onProgress)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError(`options.signal must be an AbortSignal, got ${describe(o.signal)}`);
+  if (o.wholeObject !== undefined) checkBoolean('options.wholeObject', o.wholeObject);
+}
+
 export function checkObject(field: string, value: unknown): void {
   if (typeof value !== 'object' || value === null) throw new TypeError(`${field} must be an object, got ${describe(value)}`);
 }

@@ -3,31 +3,37 @@
 
 import { Command, Option } from 'commander';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
+import { addBackupOptions, backupConfig, type BackupConfig, type BackupOptions } from '../backups/config.js';
 
 export interface SupervisorConfig extends DaemonConfig {
   electionTtl: number;
   tickMs: number;
   concurrency: number;
+  backups: BackupConfig;
+  backupTickMs: number;
 }
 
 export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
   const command = new Command('volsupervisor')
     .description(
-      'Scheduled snapshots of volplugin volumes (take every `frequency`, prune to `keep`) and background flattening of copies. ' +
+      'Scheduled snapshots of volplugin volumes (take every `frequency`, prune to `keep`), scheduled backups (docs/backups.md) and background flattening of copies. ' +
         'Run several for redundancy: they elect one leader in etcd. SIGTERM resigns at once; SIGUSR1 logs what it is doing.',
     )
     .addOption(
       new Option('--election-ttl <seconds>', 'TTL of the leader lease: a dead leader is replaced within it').default(10).argParser(wholeNumber('--election-ttl', 1)),
     )
     .addOption(new Option('--tick-ms <ms>', 'how often volumes are read and checked').default(1000).argParser(wholeNumber('--tick-ms', 50)))
-    .addOption(new Option('--concurrency <n>', 'snapshot and flatten jobs at once').default(8).argParser(wholeNumber('--concurrency', 1)));
+    .addOption(new Option('--concurrency <n>', 'snapshot and flatten jobs at once').default(8).argParser(wholeNumber('--concurrency', 1)))
+    .addOption(new Option('--backup-tick-ms <ms>', 'how often volumes are checked for due backups').default(5000).argParser(wholeNumber('--backup-tick-ms', 50)));
+  addBackupOptions(command, env);
   return addDaemonOptions(command, env, 'the leader election and the schedules live there');
 }
 
-interface RawOptions extends DaemonOptions {
+interface RawOptions extends DaemonOptions, BackupOptions {
   electionTtl: number;
   tickMs: number;
   concurrency: number;
+  backupTickMs: number;
 }
 
 export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = process.env): SupervisorConfig {
@@ -36,6 +42,8 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     electionTtl: o.electionTtl,
     tickMs: o.tickMs,
     concurrency: o.concurrency,
+    backups: backupConfig(o, env),
+    backupTickMs: o.backupTickMs,
   };
 }
 

@@ -6,6 +6,7 @@
 
 import { daemonLogger, openDaemonState, openDaemonStorage, runDaemon, stopOnSignals } from '../common/daemon.js';
 import { readFlags } from '../common/flags.js';
+import { afterExportHook, parseBackupFailpoints } from '../backups/failpoints.js';
 import { buildCommand, configFromOptions } from './config.js';
 import { Supervisor } from './supervisor.js';
 
@@ -19,6 +20,8 @@ runDaemon('volsupervisor', async () => {
     'volsupervisor starting',
   );
 
+  const failpoints = parseBackupFailpoints(process.env.VOLSUPERVISOR_FAILPOINTS);
+  if (Object.keys(failpoints).length > 0) log.warn({ failpoints }, 'VOLSUPERVISOR_FAILPOINTS is set: test-only pauses are active');
   const storage = await openDaemonStorage(config);
   const state = await openDaemonState(config, 'volsupervisor');
   const supervisor = new Supervisor({
@@ -27,6 +30,11 @@ runDaemon('volsupervisor', async () => {
     logger: log,
     electionTtlSeconds: config.electionTtl,
     scheduler: { tickMs: config.tickMs, concurrency: config.concurrency },
+    backups: {
+      config: config.backups,
+      tickMs: config.backupTickMs,
+      afterExport: afterExportHook(failpoints, () => log.warn('failpoint backup-after-export: pausing after the export')),
+    },
   });
 
   stopOnSignals({

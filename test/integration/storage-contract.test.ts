@@ -6,12 +6,17 @@
 // Image names are unique per test (backend, label, pid, counter, random), so files running in
 // parallel and reruns on a kept cluster never collide.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/index.js';
 import { RbdError } from '../../src/storage/errors.js';
-import type { Storage } from '../../src/storage/types.js';
+import type { DiffExport, DiffSummary, Storage } from '../../src/storage/types.js';
+import { diffStream, imageDigest, random, rbdImportDiff, userSnaps } from '../helpers/rbd-diff.js';
 
 const CONF = process.env.CEPH_CONF;
 if (!CONF) {
@@ -119,6 +124,30 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 30_000)
 }
 
 const BACKENDS = ['native', 'cli'] as const;
+
+let diffDir = '';
+beforeAll(async () => {
+  diffDir = await mkdtemp(path.join(tmpdir(), 'storage-contract-'));
+});
+afterAll(async () => {
+  if (diffDir) await rm(diffDir, { recursive: true, force: true });
+});
+
+/** An image with known contents at snapshots s1 and s2 (written with `rbd import-diff` of streams made by the test helper). */
+async function diffSource(s: Storage, name: string): Promise<{ s1: string; s2: string }> {
+  await s.createImage(POOL, name, { size: 8 * MiB, features: ['layering', 'exclusive-lock', 'object-map', 'fast-diff'] });
+  await rbdImportDiff(diffStream({ to: 's1', size: 8 * MiB, records: [{ w: [0, random(MiB)] }, { w: [5 * MiB + 1234, random(70_000)] }] }), `${POOL}/${name}`);
+  await rbdImportDiff(
+    diffStream({ from: 's1', to: 's2', size: 12 * MiB, records: [{ w: [4096, random(8192)] }, { z: [5 * MiB, MiB] }, { w: [10 * MiB, random(MiB)] }] }),
+    `${POOL}/${name}`,
+  );
+  return { s1: await imageDigest(`${POOL}/${name}@s1`), s2: await imageDigest(`${POOL}/${name}@s2`) };
+}
+
+/** An export's summary as applyDiff and inspectDiff report it (they do not know how it was walked). */
+const withoutWhole = ({ wholeObject: _whole, ...rest }: DiffExport): DiffSummary => rest;
+
+const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
 describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
   let s: Storage;
@@ -607,6 +636,86 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
     });
   });
 
+  describe('6b. export-diff streams', () => {
+    let src = '';
+    let digests: { s1: string; s2: string };
+    const file = (label: string) => path.join(diffDir, `${kind}-${label}-${++counter}`);
+
+    beforeAll(async () => {
+      src = unique(kind, 'diffsrc');
+      created.push(src);
+      digests = await diffSource(s, src);
+    });
+
+    it('6b.1 a full and an incremental export applied to a fresh image give the source snapshots’ bytes', async () => {
+      const full = file('full');
+      const inc = file('inc');
+      const progress: Array<[number, number]> = [];
+      const r1 = await s.exportDiff(POOL, src, { from: null, to: 's1' }, full, { onProgress: (d, t) => progress.push([d, t]) });
+      const r2 = await s.exportDiff(POOL, src, { from: 's1', to: 's2' }, inc);
+      expect(r1).toMatchObject({ fromSnapshot: null, toSnapshot: 's1', size: 8 * MiB, wholeObject: false });
+      expect(r2).toMatchObject({ fromSnapshot: 's1', toSnapshot: 's2', size: 12 * MiB, wholeObject: false });
+      expect(r2.zeroRecords).toBeGreaterThan(0);
+      expect(r1.streamBytes).toBe((await stat(full)).size);
+      expect((await stat(full)).mode & 0o777).toBe(0o600);
+      expect(progress.at(-1)).toEqual([8 * MiB, 8 * MiB]);
+      for (const [d, t] of progress) expect(d).toBeLessThanOrEqual(t);
+
+      const dst = await image('diffdst', MiB);
+      const a1 = await s.applyDiff(POOL, dst, full);
+      const a2 = await s.applyDiff(POOL, dst, inc);
+      expect(a1).toEqual(withoutWhole(r1));
+      expect([a2.fromSnapshot, a2.toSnapshot]).toEqual(['s1', 's2']);
+      expect(await userSnaps(`${POOL}/${dst}`)).toEqual(['s1', 's2']);
+      expect(await imageDigest(`${POOL}/${dst}@s1`)).toBe(digests.s1);
+      expect(await imageDigest(`${POOL}/${dst}@s2`)).toBe(digests.s2);
+      expect(await s.inspectDiff(inc)).toEqual(withoutWhole(r2));
+    });
+
+    it('6b.2 never overwrites a file (EEXIST), and a missing snapshot is ENOENT with no file left', async () => {
+      const existing = file('existing');
+      await writeFile(existing, 'keep me');
+      await expectRbdError(s.exportDiff(POOL, src, { from: 's1', to: 's2' }, existing), { code: 'EEXIST', op: 'open' });
+      expect(await readFile(existing, 'utf8')).toBe('keep me');
+      const none = file('none');
+      await expectRbdError(s.exportDiff(POOL, src, { from: 'nope', to: 's2' }, none), { code: 'ENOENT', pool: POOL, image: src, snapshot: 'nope' });
+      await expectRbdError(s.exportDiff(POOL, src, { from: null, to: 'nope' }, none), { code: 'ENOENT', pool: POOL, image: src });
+      expect(existsSync(none)).toBe(false);
+      await expectRbdError(s.exportDiff(POOL, src, { from: null, to: 's1' }, path.join(diffDir, 'no-such-dir', 'x')), { code: 'ENOENT', op: 'open' });
+    });
+
+    it('6b.3 refuses a corrupt or truncated file (EBADMSG) and snapshots out of order, changing nothing', async () => {
+      const full = file('full-b');
+      await s.exportDiff(POOL, src, { from: null, to: 's1' }, full);
+      const dst = await image('diffbad', MiB);
+      await s.applyDiff(POOL, dst, full);
+      const before = { snaps: await userSnaps(`${POOL}/${dst}`), digest: await imageDigest(`${POOL}/${dst}`) };
+      const cut = file('cut');
+      const inc = file('inc-b');
+      await s.exportDiff(POOL, src, { from: 's1', to: 's2' }, inc);
+      await writeFile(cut, (await readFile(inc)).subarray(0, 100));
+      const bad = await expectRbdError(s.applyDiff(POOL, dst, cut), { code: 'EBADMSG', op: 'rbd_diff_v1' });
+      expect(bad.message).toMatch(/truncated diff stream/);
+      expect(bad.message).toContain(cut);
+      await expectRbdError(s.inspectDiff(cut), { code: 'EBADMSG', op: 'rbd_diff_v1' });
+      const fromMissing = file('from-missing');
+      await writeFile(fromMissing, diffStream({ from: 's9', to: 's10', size: MiB, records: [{ w: [0, random(4096)] }] }));
+      await expectRbdError(s.applyDiff(POOL, dst, fromMissing), { code: 'ENOENT', op: 'rbd_snap_exists', snapshot: 's9' });
+      await expectRbdError(s.applyDiff(POOL, dst, full), { code: 'EEXIST', op: 'rbd_snap_exists', snapshot: 's1' });
+      await expectRbdError(s.inspectDiff(file('absent')), { code: 'ENOENT', op: 'open' });
+      expect({ snaps: await userSnaps(`${POOL}/${dst}`), digest: await imageDigest(`${POOL}/${dst}`) }).toEqual(before);
+    });
+
+    it('6b.4 an aborted signal cancels (ECANCELED) and leaves no file', async () => {
+      const out = file('cancelled');
+      const controller = new AbortController();
+      controller.abort();
+      await expectRbdError(s.exportDiff(POOL, src, { from: null, to: 's2' }, out, { signal: controller.signal }), { code: 'ECANCELED' });
+      expect(existsSync(out)).toBe(false);
+      expect(s.stats()).toMatchObject({ pending: 0, openImages: 0 });
+    });
+  });
+
   describe('6. concurrency and handles', () => {
     it('6.1 keeps 64+ calls in flight on one connection and settles them all', async () => {
       const images = await Promise.all(Array.from({ length: 16 }, (_, i) => image(`conc-${i}`, MiB)));
@@ -730,6 +839,30 @@ describe('storage contract: both backends give the same answers', () => {
       const b = await rejection(call(both()[1]));
       expect({ what, ...shape(b) }).toEqual({ what, ...shape(a) });
       if (!(a instanceof RbdError)) expect(String(b)).toBe(String(a));
+    }
+  });
+
+  it('7.3 write the same export-diff file, byte for byte, and fail the same way on diffs', async () => {
+    const [native, cli] = both();
+    const src = unique('x', 'diff');
+    created.push(src);
+    await diffSource(native, src);
+    for (const range of [{ from: null, to: 's1' }, { from: 's1', to: 's2' }]) {
+      const [a, b] = [path.join(diffDir, unique('x', 'n')), path.join(diffDir, unique('x', 'c'))];
+      const [ra, rb] = [await native.exportDiff(POOL, src, range, a), await cli.exportDiff(POOL, src, range, b)];
+      expect(rb).toEqual(ra);
+      expect(await sha256(b)).toBe(await sha256(a));
+    }
+    const cases: [string, (x: Storage) => Promise<unknown>][] = [
+      ['export from a missing snapshot', (x) => x.exportDiff(POOL, src, { from: 'nope', to: 's2' }, path.join(diffDir, unique('x', 'm')))],
+      ['export of a missing image', (x) => x.exportDiff(POOL, `${src}-gone`, { from: null, to: 's2' }, path.join(diffDir, unique('x', 'g')))],
+      ['apply of a missing file', (x) => x.applyDiff(POOL, src, path.join(diffDir, 'absent'))],
+      ['inspect of a missing file', (x) => x.inspectDiff(path.join(diffDir, 'absent'))],
+    ];
+    for (const [what, call] of cases) {
+      const a = await rejection(call(native));
+      const b = await rejection(call(cli));
+      expect({ what, ...shape(b) }).toEqual({ what, ...shape(a) });
     }
   });
 });

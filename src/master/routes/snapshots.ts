@@ -13,13 +13,11 @@ import {
   VolumeRecordSchema,
   errorResponses,
 } from '../../api/schemas.js';
-import { limitsOf, quotaOf } from '../../policy/limits.js';
+import { limitsOf } from '../../policy/limits.js';
 import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
-import { emptyBodyIsObject } from './shared.js';
-import { qosOf } from '../../ratelimit/limits.js';
-import { IMAGE_OWNER_KEY } from '../../storage/conventions.js';
+import { createPath, emptyBodyIsObject } from './shared.js';
 
 /** Validates a tenant/volume pair given as route parameters or in a body. */
 const names = (ref: { tenant: string; volume: string }) => assertVolumeRef(ref.tenant, ref.volume);
@@ -101,22 +99,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       names(target);
       const options = (request.body.options ?? {}) as OptionValues;
       parseDriverOptions(options); // 400 for unknown keys before anything else
-      const intents = app.volumes.intents;
+      const create = createPath(app);
       const record = await app.snapshots.copy({ tenant, volume, snapshot }, target, {
         build: policyCopyRecord(app.store, options),
-        // Reserves the copy's share of its tenant's usage, within its limits (409 QUOTA_EXCEEDED).
-        prepare: async (r) => {
-          const policy = (await app.store.getTenant(r.tenant))?.policy;
-          const intent = { tenant: r.tenant, volume: r.volume, pool: r.pool, image: r.image, owner: app.store.owner, since: r.createdAt, sizeBytes: r.options.sizeBytes };
-          await intents.put(intent, policy ? quotaOf(limitsOf(policy)) : undefined);
-        },
-        // A clone starts with its parent's image metadata: make the owner mark and QoS the copy's own.
-        afterClone: async (r) => {
-          await app.storage.setMetadata(r.pool, r.image, IMAGE_OWNER_KEY, `${r.tenant}/${r.volume}`);
-          await app.storage.setQos(r.pool, r.image, qosOf(r.runtime.rateLimit));
-        },
-        commit: (r) => intents.commit(r),
-        abandon: (r) => intents.delete(r.tenant, r.volume),
+        prepare: create.prepare,
+        afterClone: create.mark,
+        commit: create.commit,
+        abandon: create.abandon,
       });
       request.log.info({ source: `${tenant}/${volume}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from snapshot');
       return reply.code(201).send(record);
