@@ -8,7 +8,7 @@
 #
 # The directory ($VOLPLUGIN_PLUGIN_DIR, default build/plugin) holds docker/plugin/config.json and
 # rootfs/, the image's file system (`docker export` of a container made from it). It is made again
-# only when the image changed (its id is kept in build/plugin/image-id).
+# only when the image's layers changed (a hash of their digests is kept in build/plugin/layers).
 #
 # Settings: VOLPLUGIN_IMAGE (the image, default volplugin:latest), VOLPLUGIN_PLUGIN (the plugin's
 # name, default volplugin:latest; give registry.example.com/volplugin:0.1.0 to push it later),
@@ -42,16 +42,19 @@ fi
 export DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}
 timeout 20 docker info >/dev/null 2>&1 || die "the Docker engine at $DOCKER_HOST does not answer"
 
-image_id=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null) ||
+# The file system is what the layers hold: their digests are the cache key (the image id also
+# changes with labels such as the git revision, which do not change a file).
+layers=$(docker image inspect -f '{{json .RootFS.Layers}}' "$IMAGE" 2>/dev/null) ||
   die "no image $IMAGE in the engine at $DOCKER_HOST: build it with make image (or scripts/image.sh)"
+layers_key=$(sha256sum <<<"$layers" | cut -c1-64)
 
 # ---------------------------------------------------------------------------------------------
 # The directory: config.json and the image's file system
 
-if [[ -d $DIR/rootfs && $(cat "$DIR/image-id" 2>/dev/null) == "$image_id" ]]; then
-  say "$DIR has the root file system of $IMAGE already (${image_id:7:12})"
+if [[ -d $DIR/rootfs && $(cat "$DIR/layers" 2>/dev/null) == "$layers_key" ]]; then
+  say "$DIR has the file system of $IMAGE already"
 else
-  say "exporting the file system of $IMAGE (${image_id:7:12}) to $DIR/rootfs"
+  say "exporting the file system of $IMAGE to $DIR/rootfs"
   rm -rf "$DIR"
   mkdir -p "$DIR.tmp"
   rm -rf "$DIR.tmp/rootfs"
@@ -62,8 +65,9 @@ else
   docker export "$container" | tar -x -C "$DIR.tmp/rootfs" --numeric-owner
   docker rm -f "$container" >/dev/null
   trap - EXIT
-  echo "$image_id" >"$DIR.tmp/image-id"
+  echo "$layers_key" >"$DIR.tmp/layers"
   mv "$DIR.tmp" "$DIR"
+  say "exported in $((SECONDS - started)) s"
 fi
 cp docker/plugin/config.json "$DIR/config.json"
 # Nothing the plugin does not run goes in: no sense in shipping a half-made directory.
@@ -85,8 +89,9 @@ if docker plugin inspect "$PLUGIN" >/dev/null 2>&1; then
   say "replacing the disabled plugin $PLUGIN (its settings go with it: set them again)"
   docker plugin rm "$PLUGIN" >/dev/null
 fi
+t0=$SECONDS
 docker plugin create "$PLUGIN" "$DIR" >/dev/null
-say "created $PLUGIN (disabled) in $((SECONDS - started)) s; configure and enable it:"
+say "created $PLUGIN (disabled) in $((SECONDS - t0)) s (total $((SECONDS - started)) s); configure and enable it:"
 cat >&2 <<EOF
   docker plugin set $PLUGIN VOLPLUGIN_MASTER=<master host:port> VOLPLUGIN_ETCD=<etcd URLs>
   docker plugin enable $PLUGIN
