@@ -7,7 +7,8 @@
 #   scripts/plugin.sh --dir-only   only the directory: config.json and rootfs/
 #
 # The directory ($VOLPLUGIN_PLUGIN_DIR, default build/plugin) holds docker/plugin/config.json and
-# rootfs/, the image's file system (`docker export` of a container made from it). It is made again
+# rootfs/, the image's file system (`docker export` of a container made from it) without what only
+# builds use (Node's headers, npm, corepack). It is made again
 # only when the image's layers changed (a hash of their digests is kept in build/plugin/layers).
 #
 # Settings: VOLPLUGIN_IMAGE (the image, default volplugin:latest), VOLPLUGIN_PLUGIN (the plugin's
@@ -29,7 +30,7 @@ dir_only=false
 case ${1:-} in
 --dir-only) dir_only=true ;;
 '') ;;
-*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 started=$SECONDS
@@ -46,7 +47,9 @@ timeout 20 docker info >/dev/null 2>&1 || die "the Docker engine at $DOCKER_HOST
 # changes with labels such as the git revision, which do not change a file).
 layers=$(docker image inspect -f '{{json .RootFS.Layers}}' "$IMAGE" 2>/dev/null) ||
   die "no image $IMAGE in the engine at $DOCKER_HOST: build it with make image (or scripts/image.sh)"
-layers_key=$(sha256sum <<<"$layers" | cut -c1-64)
+# Bump when what is taken out of the file system below changes: cached directories are made again.
+ROOTFS_RECIPE=1
+layers_key=$(sha256sum <<<"$layers r$ROOTFS_RECIPE" | cut -c1-64)
 
 # ---------------------------------------------------------------------------------------------
 # The directory: config.json and the image's file system
@@ -63,6 +66,11 @@ else
   # The container is only a source for export (it never runs): removed whatever happens below.
   trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT
   docker export "$container" | tar -x -C "$DIR.tmp/rootfs" --numeric-owner
+  # What only builds use (Node's headers, npm, corepack: 74 MB, a quarter of the files) is left
+  # out: the plugin runs node and the app, never a package manager or a compiler.
+  rm -rf "$DIR.tmp/rootfs/usr/local/include/node" "$DIR.tmp/rootfs/usr/local/lib/node_modules/npm" \
+    "$DIR.tmp/rootfs/usr/local/lib/node_modules/corepack" \
+    "$DIR.tmp/rootfs/usr/local/bin/"{npm,npx,corepack}
   docker rm -f "$container" >/dev/null
   trap - EXIT
   echo "$layers_key" >"$DIR.tmp/layers"

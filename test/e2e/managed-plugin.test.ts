@@ -6,9 +6,10 @@
 // client (no watcher on the image), no mount lock.
 //
 // Cost: the image is built by scripts/image.sh as in image.test.ts (the layer cache makes the second
-// of the two builds in a run a few seconds). The plugin's directory (the image's file system, about
-// 500 MiB) is kept under the test root and exported again only when the image changed; `docker
-// plugin create` from it, enable, the session, disable and remove take the rest (see docs/managed-plugin.md).
+// of the two builds in a run a few seconds). The plugin's directory (the image's file system, 427
+// MiB) is kept under the test root and exported again only when the image's layers change; `docker
+// plugin create` from it, enable, the session, disable and remove take the rest: about 90 s under
+// load with the directory cached (docs/managed-plugin.md has the numbers).
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
