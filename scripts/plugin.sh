@@ -57,6 +57,10 @@ layers_key=$(sha256sum <<<"$layers r$ROOTFS_RECIPE" | cut -c1-64)
 if [[ -d $DIR/rootfs && $(cat "$DIR/layers" 2>/dev/null) == "$layers_key" ]]; then
   say "$DIR has the file system of $IMAGE already"
 else
+  # The directory is replaced whole: only one this script made (or none) may be.
+  if [[ -e $DIR && ! -e $DIR/layers && -n $(ls -A "$DIR" 2>/dev/null) ]]; then
+    die "$DIR exists and was not made by this script (no $DIR/layers): remove it or set VOLPLUGIN_PLUGIN_DIR"
+  fi
   say "exporting the file system of $IMAGE to $DIR/rootfs"
   rm -rf "$DIR"
   mkdir -p "$DIR.tmp"
