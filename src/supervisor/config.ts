@@ -3,11 +3,14 @@
 
 import { Command, Option } from 'commander';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
+import { addMetricsOptions, metricsConfig, type MetricsConfig, type MetricsOptions } from '../metrics/flags.js';
 
 export interface SupervisorConfig extends DaemonConfig {
   electionTtl: number;
   tickMs: number;
   concurrency: number;
+  /** The Prometheus endpoint (src/metrics). */
+  metrics: MetricsConfig;
 }
 
 export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
@@ -21,10 +24,11 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     )
     .addOption(new Option('--tick-ms <ms>', 'how often volumes are read and checked').default(1000).argParser(wholeNumber('--tick-ms', 50)))
     .addOption(new Option('--concurrency <n>', 'snapshot and flatten jobs at once').default(8).argParser(wholeNumber('--concurrency', 1)));
+  addMetricsOptions(command, env, 'volsupervisor');
   return addDaemonOptions(command, env, 'the leader election and the schedules live there');
 }
 
-interface RawOptions extends DaemonOptions {
+interface RawOptions extends DaemonOptions, MetricsOptions {
   electionTtl: number;
   tickMs: number;
   concurrency: number;
@@ -36,6 +40,7 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     electionTtl: o.electionTtl,
     tickMs: o.tickMs,
     concurrency: o.concurrency,
+    metrics: metricsConfig(o),
   };
 }
 

@@ -43,7 +43,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>, ms: n
  * Each daemon's own cephx key, with the least caps it works with (scripts/sandbox.sh makes them):
  * the tests run volmaster and volplugin as they should run in production.
  */
-export function cephArgs(component: 'volmaster' | 'volplugin'): string[] {
+export function cephArgs(component: 'volmaster' | 'volplugin' | 'volsupervisor'): string[] {
   const conf = env('CEPH_CONF');
   return ['--ceph-conf', conf, '--ceph-id', component, '--ceph-keyring', path.join(path.dirname(conf), `ceph.client.${component}.keyring`)];
 }
@@ -119,6 +119,10 @@ export interface TestMaster {
 export interface MasterOptions {
   /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin'). */
   etcd?: string[];
+  /** More flags, e.g. --metrics-listen, --tls-cert and --tls-key. */
+  args?: string[];
+  /** The CA of the master's certificate when `args` give it one: the client then speaks https. */
+  tlsCa?: string;
 }
 
 /** A volmaster on a free port with its own etcd prefix and token. */
@@ -129,7 +133,7 @@ export async function startMaster(root: string, prefix: string, options: MasterO
   await mkdir(root, { recursive: true });
   await writeFile(tokenFile, token, { mode: 0o600 });
   const address = `127.0.0.1:${port}`;
-  const api = new ApiClient({ master: address, token, timeoutMs: 60_000 });
+  const api = new ApiClient({ master: address, token, timeoutMs: 60_000, ca: options.tlsCa ? await readFile(options.tlsCa, 'utf8') : null });
   let starts = 0;
   const master: TestMaster = {
     address,
@@ -150,6 +154,7 @@ export async function startMaster(root: string, prefix: string, options: MasterO
         '--backend', backend,
         ...cephArgs('volmaster'),
         '--token-file', tokenFile,
+        ...(options.args ?? []),
       ]);
       await waitFor('volmaster to answer', async () => (await api.health()).status === 'ok', 20_000).catch(async (err: Error) => {
         throw new Error(`${err.message}; log:\n${(await proc.logs()).slice(-1500)}`);
