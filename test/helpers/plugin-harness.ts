@@ -43,8 +43,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>, ms: n
  * Each daemon's own cephx key, with the least caps it works with (scripts/sandbox.sh makes them):
  * the tests run volmaster and volplugin as they should run in production.
  */
-export function cephArgs(component: 'volmaster' | 'volplugin' | 'volsupervisor'): string[] {
-  const conf = env('CEPH_CONF');
+export function cephArgs(component: 'volmaster' | 'volplugin' | 'volsupervisor', conf = env('CEPH_CONF')): string[] {
   return ['--ceph-conf', conf, '--ceph-id', component, '--ceph-keyring', path.join(path.dirname(conf), `ceph.client.${component}.keyring`)];
 }
 
@@ -116,24 +115,32 @@ export interface TestMaster {
   restart(): Promise<void>;
 }
 
-export interface MasterOptions {
-  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin'). */
+/** Where a test daemon finds etcd and Ceph, and what else it is started with (default: the test services). */
+export interface DaemonPlacement {
+  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin-host'), or ['--etcd', proxy.url]. */
   etcd?: string[];
+  /** The ceph.conf of another cluster (its per-component keyrings beside it, as scripts/sandbox.sh makes them). */
+  cephConf?: string;
+  /** Extra environment (test hooks such as VOLMASTER_FAILPOINTS, VOLPLUGIN_BOOT_ID_FILE). */
+  env?: Record<string, string>;
   /** More flags, e.g. --metrics-listen, --tls-cert and --tls-key. */
-  args?: string[];
-  /** The CA of the master's certificate when `args` give it one: the client then speaks https. */
+  extraArgs?: string[];
+}
+
+export interface MasterOptions extends DaemonPlacement {
+  /** The CA of the master's certificate when `extraArgs` give it one: the client then speaks https. */
   tlsCa?: string;
 }
 
 /** A volmaster on a free port with its own etcd prefix and token. */
-export async function startMaster(root: string, prefix: string, options: MasterOptions = {}): Promise<TestMaster> {
+export async function startMaster(root: string, prefix: string, placement: MasterOptions = {}): Promise<TestMaster> {
   const port = await freePort();
   const token = randomBytes(16).toString('hex');
   const tokenFile = path.join(root, 'token');
   await mkdir(root, { recursive: true });
   await writeFile(tokenFile, token, { mode: 0o600 });
   const address = `127.0.0.1:${port}`;
-  const api = new ApiClient({ master: address, token, timeoutMs: 60_000, ca: options.tlsCa ? await readFile(options.tlsCa, 'utf8') : null });
+  const api = new ApiClient({ master: address, token, timeoutMs: 60_000, ca: placement.tlsCa ? await readFile(placement.tlsCa, 'utf8') : null });
   let starts = 0;
   const master: TestMaster = {
     address,
@@ -146,16 +153,19 @@ export async function startMaster(root: string, prefix: string, options: MasterO
     restart: async () => {
       const proc = new Proc('volmaster', path.join(root, `volmaster.${starts++}.log`));
       master.proc = proc;
-      await proc.spawn([
-        bin('master'),
-        '--listen', address,
-        ...(options.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
-        '--prefix', prefix,
-        '--backend', backend,
-        ...cephArgs('volmaster'),
-        '--token-file', tokenFile,
-        ...(options.args ?? []),
-      ]);
+      await proc.spawn(
+        [
+          bin('master'),
+          '--listen', address,
+          ...(placement.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
+          '--prefix', prefix,
+          '--backend', backend,
+          ...cephArgs('volmaster', placement.cephConf),
+          '--token-file', tokenFile,
+          ...(placement.extraArgs ?? []),
+        ],
+        placement.env,
+      );
       await waitFor('volmaster to answer', async () => (await api.health()).status === 'ok', 20_000).catch(async (err: Error) => {
         throw new Error(`${err.message}; log:\n${(await proc.logs()).slice(-1500)}`);
       });
@@ -165,7 +175,7 @@ export async function startMaster(root: string, prefix: string, options: MasterO
   return master;
 }
 
-export interface PluginOptions {
+export interface PluginOptions extends DaemonPlacement {
   /** Host label, also names the instance's directories. */
   label: string;
   root: string;
@@ -175,11 +185,6 @@ export interface PluginOptions {
   convergeSeconds?: number;
   /** Docker API for rate limits (default none). */
   docker?: string;
-  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin-host'), or ['--etcd', proxy.url]. */
-  etcd?: string[];
-  /** Extra environment (VOLPLUGIN_FAILPOINTS, VOLPLUGIN_BOOT_ID_FILE). */
-  env?: Record<string, string>;
-  extraArgs?: string[];
 }
 
 export interface DockerAnswer {
@@ -222,7 +227,7 @@ export class TestPlugin {
       ...(o.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
       '--prefix', o.master.prefix,
       '--backend', backend,
-      ...cephArgs('volplugin'),
+      ...cephArgs('volplugin', o.cephConf),
       '--host-label', o.label,
       '--mount-root', this.mountRoot,
       '--state-dir', this.stateDir,

@@ -122,7 +122,7 @@ beforeAll(async () => {
   certs = await makeCertificates(root);
   const [masterPort, aPort, bPort, supervisorPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   master = await startMaster(root, `/volplugin-test-${run}`, {
-    args: ['--tls-cert', certs.cert, '--tls-key', certs.key, '--metrics-listen', `127.0.0.1:${masterPort}`],
+    extraArgs: ['--tls-cert', certs.cert, '--tls-key', certs.key, '--metrics-listen', `127.0.0.1:${masterPort}`],
     tlsCa: certs.ca,
   });
   urls.master = `https://127.0.0.1:${masterPort}/metrics`;
