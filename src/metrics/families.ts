@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the catalogue is one list, so that every family is in one place.
 // Every Prometheus metric family volplugin exports, in one place; docs/metrics.md describes each,
 // its labels and what to alert on (a unit test keeps the two in step). The families live at module
 // level, as Prometheus clients have them, grouped by concern in registries of their own: a daemon's

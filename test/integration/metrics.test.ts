@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,8 +20,10 @@ import { repoRoot, testBackend as backend } from '../helpers/sandbox.js';
 import { makeCertificates, type TestCertificates } from '../helpers/tls.js';
 
 const { run, tenant, root, pool } = testRun('mx', 'metrics');
-const TTL = 3;
+// Leases long enough that a loaded test machine does not lose them by itself; the takeover waits for one.
+const TTL = 10;
 const supervisorBin = path.join(repoRoot, 'dist/supervisor/main.js');
+const alertsFile = path.join(repoRoot, 'docs/prometheus/alerts.yml');
 
 let certs: TestCertificates;
 let master: TestMaster;
@@ -66,7 +68,7 @@ function startSupervisor(port: number): ChildProcess {
   const child = spawn(
     process.execPath,
     [supervisorBin, '--etcd', process.env.VOLPLUGIN_TEST_ETCD!, '--prefix', master.prefix, '--backend', backend, ...cephArgs('volsupervisor'),
-      '--election-ttl', '2', '--tick-ms', '200', '--metrics-listen', `127.0.0.1:${port}`],
+      '--election-ttl', '10', '--tick-ms', '200', '--metrics-listen', `127.0.0.1:${port}`],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout!.on('data', (d: Buffer) => (supervisorLog = (supervisorLog + d.toString()).slice(-20_000)));
@@ -74,14 +76,15 @@ function startSupervisor(port: number): ChildProcess {
   return child;
 }
 
-/** A Prometheus server on loopback scraping the three daemons every second, with the configuration docs/metrics.md shows. */
+/** A Prometheus server on loopback scraping the three daemons every two seconds, with the configuration docs/metrics.md shows. */
 async function startPrometheus(): Promise<void> {
   const dir = path.join(root, 'prometheus');
   await mkdir(dir, { recursive: true });
   const port = await freePort();
   const hostport = (url: string) => new URL(url).host;
   const config = [
-    'global: { scrape_interval: 1s, scrape_timeout: 1s }',
+    // A timeout as long as the interval: a loaded test machine may answer a scrape slowly.
+    'global: { scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 2s }',
     'scrape_configs:',
     '  - job_name: volmaster',
     '    scheme: https',
@@ -92,6 +95,7 @@ async function startPrometheus(): Promise<void> {
     `    static_configs: [{ targets: ["${hostport(urls.a)}", "${hostport(urls.b)}"] }]`,
     '  - job_name: volsupervisor',
     `    static_configs: [{ targets: ["${hostport(urls.supervisor)}"] }]`,
+    `rule_files: [${alertsFile}]`,
     '',
   ].join('\n');
   await writeFile(path.join(dir, 'prometheus.yml'), config);
@@ -222,7 +226,7 @@ describe('metrics endpoints', () => {
 
     // hosta comes back: the volume is lost to it, and it says so.
     await a.start();
-    await waitFor('hosta to count the volume lost', async () => valueOf(await samplesOf(urls.a), 'volplugin_volumes_lost_total', { reason: 'lock' }) === 1, 20_000);
+    await waitFor('hosta to count the volume lost', async () => valueOf(await samplesOf(urls.a), 'volplugin_volumes_lost_total', { reason: 'lock' }) === 1, 60_000);
     const after = await samplesOf(urls.a);
     expect(valueOf(after, 'volplugin_mounts', { state: 'lost' })).toBe(1);
     expect(valueOf(after, 'volplugin_fencing_total', { target: 'self' })).toBe(1);
@@ -241,12 +245,12 @@ describe('metrics endpoints', () => {
     await waitFor('a scheduled snapshot taken and one failed', async () => {
       const s = await samplesOf(urls.supervisor);
       return valueOf(s, 'volplugin_snapshots_taken_total', { origin: 'scheduled' }) >= 1 && valueOf(s, 'volplugin_snapshot_failures_total', { origin: 'scheduled' }) >= 1;
-    }, 30_000);
+    }, 60_000);
     await waitFor("the broken volume's age to exceed the kept one's", async () => {
       const s = await samplesOf(urls.supervisor);
       const age = (volume: string) => s.find((x) => x.name === 'volplugin_snapshot_age_seconds' && x.labels.tenant === tenant && x.labels.volume === volume)?.value;
       return age('kept') !== undefined && age('broken') !== undefined && age('broken')! > age('kept')!;
-    }, 30_000);
+    }, 60_000);
     const s = await samplesOf(urls.supervisor);
     expect(valueOf(s, 'volplugin_supervisor_leader')).toBe(1);
     expect(valueOf(s, 'volplugin_snapshot_interval_seconds', { tenant, volume: 'kept' })).toBe(1);
@@ -273,9 +277,18 @@ describe('metrics endpoints', () => {
     await waitFor('the mount steps in Prometheus', async () => {
       const steps = await query('sum by (step) (volplugin_mount_step_duration_seconds_count{job="volplugin",mapper="fuse"})');
       return (steps.data?.result.length ?? 0) >= 8;
-    }, 30_000);
-    const age = await query(`volplugin_snapshot_age_seconds{tenant="${tenant}"}`);
-    expect(age.data!.result.map((r) => r.metric.volume).sort()).toEqual(['broken', 'kept']);
+    }, 60_000);
+    await waitFor('the age of both scheduled volumes in Prometheus', async () => {
+      const age = await query(`volplugin_snapshot_age_seconds{tenant="${tenant}"}`);
+      return JSON.stringify(age.data?.result.map((r) => r.metric.volume).sort()) === JSON.stringify(['broken', 'kept']);
+    }, 60_000);
+
+    // The example alert rules are loaded and evaluate without error on the live series.
+    await waitFor('Prometheus to evaluate every example alert rule', async () => {
+      const res = (await (await fetch(`${urls.prometheus}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
+      const rules = res.data.groups.flatMap((g) => g.rules);
+      return rules.length > 0 && rules.every((r) => r.health === 'ok');
+    }, 60_000);
 
     // Every query of the dashboard is one Prometheus accepts.
     const dashboard = JSON.parse(readFileSync(path.join(repoRoot, 'docs/grafana/volplugin.json'), 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
@@ -289,35 +302,65 @@ describe('metrics endpoints', () => {
   });
 });
 
+describe('the example alert rules (docs/prometheus)', () => {
+  const promtool = (args: string[]) =>
+    new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn('promtool', args, { cwd: path.dirname(alertsFile), stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      child.on('exit', (code) => resolve({ code, output }));
+    });
+
+  it('pass promtool check rules, and their own tests (a lost volume fires, an overdue snapshot fires, one on schedule does not)', async () => {
+    const check = await promtool(['check', 'rules', 'alerts.yml']);
+    expect(check.output).toMatch(/SUCCESS: \d+ rules found/);
+    expect(check.code).toBe(0);
+    const tests = await promtool(['test', 'rules', 'alerts.test.yml']);
+    expect(tests.output).toMatch(/SUCCESS/);
+    expect(tests.code).toBe(0);
+  });
+});
+
 describe('bad metrics flags and ports', () => {
-  const startFails = (args: string[]) =>
+  const bins = { volmaster: 'master', volplugin: 'plugin', volsupervisor: 'supervisor' } as const;
+  /** Starts a daemon that must fail at once (its metrics flags are checked, and its port bound, before it connects to anything). */
+  const startFails = (daemon: keyof typeof bins, args: string[], dir = root) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [supervisorBin, '--etcd', process.env.VOLPLUGIN_TEST_ETCD!, '--prefix', `/volplugin-test-${run}-bad`, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const own = daemon === 'volplugin' ? ['--socket-dir', dir, '--state-dir', dir, '--mount-root', dir] : [];
+      const child = spawn(
+        process.execPath,
+        [path.join(repoRoot, `dist/${bins[daemon]}/main.js`), '--etcd', process.env.VOLPLUGIN_TEST_ETCD!, '--prefix', `/volplugin-test-${run}-bad`, ...own, ...args],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('exit', (code) => resolve({ code, stderr }));
     });
 
-  it('a port in use stops the daemon at start (exit 1) with what to do; nothing else is started', async () => {
+  it.each(Object.keys(bins) as Array<keyof typeof bins>)('a port in use stops %s at start (exit 1) with what to do; nothing else is started', async (daemon) => {
     const taken = createServer().listen(0, '127.0.0.1');
     await once(taken, 'listening');
     const port = (taken.address() as { port: number }).port;
+    const dir = path.join(root, `in-use-${daemon}`);
+    await mkdir(dir, { recursive: true });
     try {
-      const result = await startFails(['--metrics-listen', `127.0.0.1:${port}`]);
+      const result = await startFails(daemon, ['--metrics-listen', `127.0.0.1:${port}`], dir);
       expect(result.code).toBe(1);
       expect(result.stderr).toBe(
-        `volsupervisor: --metrics-listen 127.0.0.1:${port}: the port is in use (another volsupervisor, or another program); choose another with --metrics-listen HOST:PORT, or turn the endpoint off with --metrics-listen none\n`,
+        `${daemon}: --metrics-listen 127.0.0.1:${port}: the port is in use (another ${daemon}, or another program); choose another with --metrics-listen HOST:PORT, or turn the endpoint off with --metrics-listen none\n`,
       );
+      expect(await readdir(dir)).toEqual([]); // volplugin made no socket, identity or mount table
     } finally {
       taken.close();
     }
   });
 
   it('a bad address, or one beyond loopback without a token, is a usage error (exit 2) naming the flag', async () => {
-    const bad = await startFails(['--metrics-listen', 'localhost']);
+    const bad = await startFails('volsupervisor', ['--metrics-listen', 'localhost']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^volsupervisor: --metrics-listen "localhost" is not HOST:PORT/);
-    const open = await startFails(['--metrics-listen', '0.0.0.0:9999']);
+    const open = await startFails('volplugin', ['--metrics-listen', '0.0.0.0:9999']);
     expect(open.code).toBe(2);
     expect(open.stderr).toMatch(/--metrics-listen 0.0.0.0:9999 reaches beyond this machine and no --metrics-token-file is given/);
   });
