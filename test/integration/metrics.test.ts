@@ -37,6 +37,9 @@ const urls = { master: '', a: '', b: '', supervisor: '', prometheus: '' };
 /** A read-only API token: what a Prometheus server scraping volmaster gets. */
 let readOnlyToken = '';
 let readOnlyTokenFile = '';
+/** The scrape token of the volplugins' --metrics-token-file (one for the job, as docs/metrics.md configures it). */
+const scrapeToken = `scrape-${run}`;
+let scrapeTokenFile = '';
 const fenced: string[] = [];
 
 /** Mounts a test made and has not unmounted yet: afterAll unmounts them if the test failed half-way. */
@@ -53,11 +56,11 @@ async function unmount(plugin: () => TestPlugin, name: string, id: string): Prom
   for (const m of mounted) if (m.name === name && m.id === id) mounted.delete(m);
 }
 
-const pluginArgs = (port: number) => ['--tls-ca', certs.ca, '--metrics-listen', `127.0.0.1:${port}`];
+const pluginArgs = (port: number) => ['--tls-ca', certs.ca, '--metrics-listen', `127.0.0.1:${port}`, '--metrics-token-file', scrapeTokenFile];
 
 /** Scrapes a daemon, checks the exposition with promtool, and returns its samples. */
 async function samplesOf(url: string): Promise<Sample[]> {
-  const text = await scrape(url, url === urls.master ? { token: readOnlyToken, ca: certs.ca } : {});
+  const text = await scrape(url, url === urls.master ? { token: readOnlyToken, ca: certs.ca } : url === urls.supervisor ? {} : { token: scrapeToken });
   const check = await promtoolCheckMetrics(text);
   expect(check.output, `promtool check metrics of ${url}`).toBe('');
   expect(check.code).toBe(0);
@@ -92,6 +95,7 @@ async function startPrometheus(): Promise<void> {
     `    authorization: { type: Bearer, credentials_file: ${readOnlyTokenFile} }`,
     `    static_configs: [{ targets: ["${hostport(urls.master)}"] }]`,
     '  - job_name: volplugin',
+    `    authorization: { type: Bearer, credentials_file: ${scrapeTokenFile} }`,
     `    static_configs: [{ targets: ["${hostport(urls.a)}", "${hostport(urls.b)}"] }]`,
     '  - job_name: volsupervisor',
     `    static_configs: [{ targets: ["${hostport(urls.supervisor)}"] }]`,
@@ -133,6 +137,8 @@ beforeAll(async () => {
   readOnlyToken = (await master.api.createToken(`prometheus-${run}`, 'read-only')).token;
   readOnlyTokenFile = path.join(root, 'prometheus-token');
   await writeFile(readOnlyTokenFile, `${readOnlyToken}\n`, { mode: 0o600 });
+  scrapeTokenFile = path.join(root, 'scrape-token');
+  await writeFile(scrapeTokenFile, `${scrapeToken}\n`, { mode: 0o600 });
   await master.api.uploadTenant(tenant, testPolicy());
   [a, b] = await Promise.all([
     TestPlugin.start({ label: 'hosta', root, master, lockTtl: TTL, convergeSeconds: 1, extraArgs: pluginArgs(aPort) }),
@@ -142,7 +148,7 @@ beforeAll(async () => {
   urls.b = `http://127.0.0.1:${bPort}/metrics`;
   supervisor = startSupervisor(supervisorPort);
   urls.supervisor = `http://127.0.0.1:${supervisorPort}/metrics`;
-  await waitFor('volsupervisor to serve its metrics', async () => (await fetchMetrics(urls.supervisor)).status === 200, 20_000).catch((err: Error) => {
+  await waitFor('volsupervisor to serve its metrics', async () => (await fetchMetrics(urls.supervisor)).status === 200, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}; log:\n${supervisorLog.slice(-2000)}`);
   });
   await startPrometheus();
@@ -203,12 +209,16 @@ describe('metrics endpoints', () => {
     await samplesOf(urls.supervisor);
   });
 
-  it("volmaster's endpoint needs a token (any API token) and speaks its TLS", async () => {
+  it("volmaster's endpoint needs a token (any API token) and speaks its TLS; volplugin's its scrape token", async () => {
     expect((await fetchMetrics(urls.master, { ca: certs.ca })).status).toBe(401);
     expect((await fetchMetrics(urls.master, { ca: certs.ca, token: 'not-a-token' })).status).toBe(401);
     expect((await fetchMetrics(urls.master, { ca: certs.ca, token: master.token })).status).toBe(200);
     expect((await fetchMetrics(urls.master, { ca: certs.ca, token: readOnlyToken })).status).toBe(200);
     await expect(fetchMetrics(urls.master, { token: readOnlyToken })).rejects.toThrow(/certificate/);
+    // volplugin's asks for its --metrics-token-file token, and takes no API token.
+    expect((await fetchMetrics(urls.a)).status).toBe(401);
+    expect((await fetchMetrics(urls.a, { token: master.token })).status).toBe(401);
+    expect((await fetchMetrics(urls.a, { token: scrapeToken })).status).toBe(200);
   });
 
   it('a fenced takeover counts in the fencing and takeover counters of the new holder, and the old one counts the volume lost', async () => {
