@@ -52,6 +52,12 @@ export function uniq(): string {
   return randomBytes(4).toString('hex');
 }
 
+/**
+ * Test daemons serve no metrics unless a test asks (--metrics-listen): on their default ports,
+ * parallel daemons (several hosts, the chaos suite outside vitest) would compete for one port.
+ */
+const METRICS_OFF: Record<string, string> = { VOLMASTER_METRICS_LISTEN: 'none', VOLPLUGIN_METRICS_LISTEN: 'none', VOLSUPERVISOR_METRICS_LISTEN: 'none' };
+
 class Proc {
   proc: ChildProcess | null = null;
   exited: Promise<number | null> = Promise.resolve(null);
@@ -62,7 +68,7 @@ class Proc {
 
   async spawn(args: string[], env: Record<string, string> = {}): Promise<void> {
     await mkdir(path.dirname(this.logFile), { recursive: true });
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...METRICS_OFF, ...process.env, ...env } });
     this.proc = proc;
     const chunks: Buffer[] = [];
     const append = (d: Buffer) => {
