@@ -65,6 +65,8 @@ async function startVolmaster(ctx: BenchContext, backend: NodeBackend, etcdUrl: 
       ctx.cluster.confPath,
       '--janitor-seconds',
       '0',
+      '--metrics-listen',
+      'none',
     ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -49,10 +49,10 @@ export function masterUrl(address: string, scheme: 'http' | 'https' = 'http'): s
  * Reads a bearer token file (whitespace around the token is ignored); refused when its group or
  * others can read it (the message says `chmod 600`).
  */
-export async function readTokenFile(path: string): Promise<string> {
-  const text = await readSecretFile(path, { what: 'the token file', flag: '--token-file' });
+export async function readTokenFile(path: string, flag = '--token-file'): Promise<string> {
+  const text = await readSecretFile(path, { what: 'the token file', flag });
   const token = text.trim();
-  if (token === '') throw new Error(`the token file ${path} is empty; write the token into it or drop --token-file`);
+  if (token === '') throw new Error(`the token file ${path} is empty; write the token into it or drop ${flag}`);
   if (/\s/.test(token)) throw new Error(`the token file ${path} holds more than one word; it must hold only the token`);
   return token;
 }

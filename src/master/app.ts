@@ -19,6 +19,7 @@ import { installAccess } from './access.js';
 import { installAuth, TokenCache } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import type { Failpoints } from './failpoints.js';
+import { installApiMetrics } from './metrics.js';
 import { validatorCompiler } from './validation.js';
 import { VolumeService } from './volumes.js';
 import { VERSION } from './version.js';
@@ -126,6 +127,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
   app.decorate('tokens', tokens);
   installAuth(app, { bootstrapToken: options.token ?? null, required, tokens });
   installAccess(app);
+  installApiMetrics(app);
 
   await app.register(swagger, {
     openapi: {

@@ -1,10 +1,12 @@
 // volmaster's command line: its own flags (--listen, --token-file, --insecure, --tls-cert,
-// --tls-key, --janitor-seconds) beside the ones every daemon shares (src/common/flags.ts), and the
+// --tls-key, --janitor-seconds, the metrics flags of src/metrics/flags.ts) beside the ones every daemon shares (src/common/flags.ts), and the
 // checked configuration.
 
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { isLoopback, parseListen } from '../common/listen.js';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
+import { addMetricsOptions, metricsConfig, type MetricsConfig, type MetricsOptions } from '../metrics/flags.js';
 import { VERSION } from './version.js';
 import { addBackupOptions, backupConfig, type BackupConfig, type BackupOptions } from '../backups/config.js';
 
@@ -19,6 +21,8 @@ export interface MasterConfig extends DaemonConfig {
   tlsKey: string | null;
   janitorSeconds: number;
   backups: BackupConfig;
+  /** The Prometheus endpoint (src/metrics). */
+  metrics: MetricsConfig;
 }
 
 /**
@@ -27,20 +31,7 @@ export interface MasterConfig extends DaemonConfig {
  */
 export const DEFAULT_LISTEN = '127.0.0.1:9005';
 
-/** "0.0.0.0:9005", "127.0.0.1:9005", "[::1]:9005", ":9005" -> host and port. */
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) {
-    throw new InvalidArgumentError(`--listen ${JSON.stringify(value)} is not HOST:PORT (e.g. 127.0.0.1:9005, 0.0.0.0:9005, [::1]:9005)`);
-  }
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-/** True when only this machine can connect to `host`. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host) || host === '::ffff:127.0.0.1';
-}
+export { isLoopback, parseListen };
 
 export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
   const command = new Command('volmaster')
@@ -57,10 +48,11 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
       new Option('--janitor-seconds <n>', 'period in seconds of the clean-up of creates that died half-way (0: off)').default(30).argParser(wholeNumber('--janitor-seconds', 0)),
     );
   addBackupOptions(command, env);
+  addMetricsOptions(command, env, 'volmaster', ' (besides any API token when --token-file is given)');
   return addDaemonOptions(command, env, 'every record lives there');
 }
 
-interface RawOptions extends DaemonOptions, BackupOptions {
+interface RawOptions extends DaemonOptions, BackupOptions, MetricsOptions {
   listen: string;
   tokenFile?: string;
   insecure: boolean;
@@ -91,6 +83,7 @@ export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = proc
     tlsKey: raw.tlsKey ? path.resolve(raw.tlsKey) : null,
     janitorSeconds: raw.janitorSeconds,
     backups: backupConfig(raw, env),
+    metrics: metricsConfig(raw, { has: Boolean(raw.tokenFile) || raw.insecure, flags: ' or --token-file (then any API token works, e.g. of role read-only)' }),
   };
 }
 

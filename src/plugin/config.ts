@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { addDaemonOptions, collectList, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import type { MapperKind } from '../mapper/types.js';
+import { addMetricsOptions, metricsConfig, type MetricsConfig, type MetricsOptions } from '../metrics/flags.js';
 import { DEFAULT_MKFS_ALLOW, mkfsProgramProblem } from '../policy/filesystem.js';
 import { defaultDockerAddress } from './docker/client.js';
 
@@ -26,6 +27,8 @@ export interface PluginConfig extends DaemonConfig {
   convergeSeconds: number;
   /** The programs a tenant's filesystem command may run on this host. */
   mkfsAllow: string[];
+  /** The Prometheus endpoint (src/metrics). */
+  metrics: MetricsConfig;
 }
 
 function pluginName(value: string): string {
@@ -58,10 +61,11 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
           `commands run without a shell [env VOLPLUGIN_MKFS_ALLOW, else ${DEFAULT_MKFS_ALLOW.join(',')}]`,
       ).argParser(collectList),
     );
+  addMetricsOptions(command, env, 'volplugin');
   return addDaemonOptions(command, env, 'mount locks and host reports live there');
 }
 
-export interface RawOptions extends DaemonOptions {
+export interface RawOptions extends DaemonOptions, MetricsOptions {
   master: string;
   tokenFile?: string;
   tlsCa?: string;
@@ -101,6 +105,7 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     docker: o.docker === 'none' || o.docker === '' ? null : o.docker,
     convergeSeconds: o.convergeSeconds,
     mkfsAllow: mkfsAllowFrom(o.mkfsAllow, env),
+    metrics: metricsConfig(o),
   };
 }
 

@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { imageName } from '../policy/names.js';
 import type { Storage, SnapshotInfo, ParentRef } from '../storage/types.js';
 import { isRbdError } from '../storage/errors.js';
+import { countSnapshot } from '../metrics/families.js';
 import { LockReason, StateMountedError, type StateStore } from '../state/store.js';
 import type { VolumeFormat, VolumeRecord } from '../state/records.js';
 import { systemClock, type Clock } from './clock.js';
@@ -175,9 +176,9 @@ export class SnapshotService {
         if (existing.has(candidate) && name === undefined) continue;
         try {
           if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
-          await this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () =>
+          await countSnapshot('manual', this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () =>
             this.storage.createSnapshot(record.pool, record.image, candidate),
-          );
+          ));
         } catch (err) {
           if (!isRbdError(err, 'EEXIST')) throw err;
           if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
@@ -372,9 +373,9 @@ export class SnapshotService {
       if (signal?.aborted) return { outcome: 'aborted' };
       let outcome: 'taken' | 'existed' = 'taken';
       try {
-        await this.call(`snapshot ${current.pool}/${current.image}@${name}`, () =>
+        await countSnapshot('scheduled', this.call(`snapshot ${current.pool}/${current.image}@${name}`, () =>
           this.storage.createSnapshot(current.pool, current.image, name),
-        );
+        ));
       } catch (err) {
         if (isRbdError(err, 'ENOENT')) {
           // The record is there (checked under the lock) but the image is not: report it, so that

@@ -25,6 +25,7 @@ import {
 import type { ICompare, IKeyValue, IRequestOp, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
 import { EtcdLease } from './etcd-lease.js';
+import { etcdErrors, etcdRequestDuration } from '../metrics/families.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
 import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
 
@@ -72,6 +73,28 @@ function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && CONNECTION_CODES.has(code)) return true;
   return /ECONNREFUSED|UNAVAILABLE|DEADLINE_EXCEEDED|No connection established/i.test(err.message);
+}
+
+/** The operation label of a call (its description's first word: "get /volplugin/...", "transaction on ..."). */
+const OPS: Record<string, string> = { transaction: 'txn', grant: 'grant', revoke: 'revoke' };
+function etcdOp(what: string): string {
+  const word = what.split(' ', 1)[0]!;
+  return OPS[word] ?? (['get', 'list', 'put', 'delete', 'watch', 'close', 'status'].includes(word) ? word : 'other');
+}
+
+/** Latency and failures of one etcd call, for Prometheus (src/metrics/families.ts). */
+async function metered<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  const op = etcdOp(what);
+  const end = etcdRequestDuration.startTimer({ op });
+  try {
+    return await fn();
+  } catch (err) {
+    const reason = err instanceof EtcdRefusedError ? 'refused' : err instanceof StateUnavailableError ? 'unavailable' : 'other';
+    etcdErrors.inc({ op, reason });
+    throw err;
+  } finally {
+    end();
+  }
 }
 
 /** The end of the key range that holds every key starting with `prefix`. */
@@ -159,8 +182,12 @@ export class EtcdKV extends TransactionalKV implements KV {
     return null;
   }
 
-  /** Runs one etcd call with the deadline and error mapping every call gets. */
+  /** Runs one etcd call with the deadline, error mapping and metrics every call gets. */
   async call<T>(what: string, fn: () => Promise<T>, timeoutMs: number = this.timeoutMs): Promise<T> {
+    return metered(what, () => this.bounded(what, fn, timeoutMs));
+  }
+
+  private async bounded<T>(what: string, fn: () => Promise<T>, timeoutMs: number): Promise<T> {
     if (this.closed) throw new Error(`EtcdKV is closed (${what})`);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {

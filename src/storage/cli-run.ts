@@ -113,6 +113,11 @@ export class CliRunner {
     }
   }
 
+  /** Processes running and calls waiting for one (at most `maxProcesses` run at once). */
+  counts(): { running: number; queued: number } {
+    return { running: this.running, queued: this.queue.length };
+  }
+
   private slot(): Promise<void> {
     if (this.running < this.maxProcesses) {
       this.running++;

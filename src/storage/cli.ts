@@ -57,7 +57,7 @@ export class CliStorage implements Storage {
   }
 
   stats(): StorageStats {
-    return { pending: this.inFlight.size, openImages: 0, pools: 0 };
+    return { pending: this.inFlight.size, ...this.run.counts(), openImages: 0, pools: 0 };
   }
 
   // --- images ---

@@ -129,7 +129,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
   }
 
   stats(): StorageStats {
-    return { pending: this.pending, openImages: 0, pools: this.closed ? 0 : this.pools.size };
+    return { pending: this.pending, running: this.pending, queued: 0, openImages: 0, pools: this.closed ? 0 : this.pools.size };
   }
 
   createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {

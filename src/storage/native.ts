@@ -146,7 +146,8 @@ export class NativeStorage implements Storage {
   }
 
   stats(): StorageStats {
-    return this.cluster.stats();
+    const { busy, queued } = this.cluster.threadStats();
+    return { ...this.cluster.stats(), running: busy, queued };
   }
 
   // --- images ---

@@ -144,6 +144,10 @@ export interface ExportDiffOptions extends DiffOptions {
 export interface StorageStats {
   /** Operations queued or running right now. */
   pending: number;
+  /** Calls running in Ceph now: on the addon's threads (native), as rbd/ceph processes (cli). */
+  running: number;
+  /** Calls waiting for an addon thread (native) or a process slot (cli) because all are busy. */
+  queued: number;
   /** Image handles open right now (0 when idle: a leak check). */
   openImages: number;
   /** Pool contexts cached. */

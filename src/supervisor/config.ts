@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import { addBackupOptions, backupConfig, type BackupConfig, type BackupOptions } from '../backups/config.js';
+import { addMetricsOptions, metricsConfig, type MetricsConfig, type MetricsOptions } from '../metrics/flags.js';
 
 export interface SupervisorConfig extends DaemonConfig {
   electionTtl: number;
@@ -11,6 +12,8 @@ export interface SupervisorConfig extends DaemonConfig {
   concurrency: number;
   backups: BackupConfig;
   backupTickMs: number;
+  /** The Prometheus endpoint (src/metrics). */
+  metrics: MetricsConfig;
 }
 
 export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
@@ -26,10 +29,11 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--concurrency <n>', 'snapshot and flatten jobs at once').default(8).argParser(wholeNumber('--concurrency', 1)))
     .addOption(new Option('--backup-tick-ms <ms>', 'how often volumes are checked for due backups').default(5000).argParser(wholeNumber('--backup-tick-ms', 50)));
   addBackupOptions(command, env);
+  addMetricsOptions(command, env, 'volsupervisor');
   return addDaemonOptions(command, env, 'the leader election and the schedules live there');
 }
 
-interface RawOptions extends DaemonOptions, BackupOptions {
+interface RawOptions extends DaemonOptions, BackupOptions, MetricsOptions {
   electionTtl: number;
   tickMs: number;
   concurrency: number;
@@ -44,6 +48,7 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     concurrency: o.concurrency,
     backups: backupConfig(o, env),
     backupTickMs: o.backupTickMs,
+    metrics: metricsConfig(o),
   };
 }
 

@@ -7,6 +7,8 @@
 import { daemonLogger, openDaemonState, openDaemonStorage, runDaemon, stopOnSignals } from '../common/daemon.js';
 import { readFlags } from '../common/flags.js';
 import { afterExportHook, parseBackupFailpoints } from '../backups/failpoints.js';
+import { trackSupervisor } from '../metrics/families.js';
+import { startDaemonMetrics } from '../metrics/server.js';
 import { buildCommand, configFromOptions } from './config.js';
 import { Supervisor } from './supervisor.js';
 
@@ -22,6 +24,8 @@ runDaemon('volsupervisor', async () => {
 
   const failpoints = parseBackupFailpoints(process.env.VOLSUPERVISOR_FAILPOINTS);
   if (Object.keys(failpoints).length > 0) log.warn({ failpoints }, 'VOLSUPERVISOR_FAILPOINTS is set: test-only pauses are active');
+  // The metrics endpoint first: a port in use ends the start before anything is connected.
+  const metrics = await startDaemonMetrics('volsupervisor', config.metrics, log);
   const storage = await openDaemonStorage(config);
   const state = await openDaemonState(config, 'volsupervisor');
   const supervisor = new Supervisor({
@@ -37,12 +41,14 @@ runDaemon('volsupervisor', async () => {
     },
   });
 
+  trackSupervisor(() => ({ leader: supervisor.isLeader, scheduled: supervisor.scheduled() }));
   stopOnSignals({
     log,
     steps: [
       { what: 'resigning and waiting for running jobs', run: () => supervisor.stop() },
       { what: 'closing the Ceph connection', run: () => storage.close(), timeoutMs: CLOSE_TIMEOUT_MS },
       { what: 'closing the etcd client', run: () => state.close(), timeoutMs: CLOSE_TIMEOUT_MS },
+      { what: 'closing the metrics endpoint', run: async () => metrics?.close(), timeoutMs: CLOSE_TIMEOUT_MS },
     ],
   });
   process.on('SIGUSR1', () => {

@@ -8,6 +8,7 @@
 // tried again after a backoff. Everything here is driven by an injected clock.
 
 import type { Logger } from 'pino';
+import { supervisorJobDuration, type ScheduledVolume } from '../metrics/families.js';
 import type { StateCorruptError, StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import type { Clock } from '../snapshots/clock.js';
@@ -252,13 +253,16 @@ export class Scheduler {
   private launch(state: VolumeState, slot: 'snapshotJob' | 'flattenJob', fn: () => Promise<void>): void {
     const fields = { tenant: state.tenant, volume: state.volume };
     const run = async () => {
+      const end = supervisorJobDuration.startTimer({ job: slot === 'snapshotJob' ? 'snapshot' : 'flatten' });
       try {
         await fn();
+        end({ result: 'ok' });
         if (slot === 'snapshotJob') {
           state.failures = 0;
           state.lastError = null;
         } else state.flattenFailures = 0;
       } catch (err) {
+        end({ result: 'error' });
         const failures = slot === 'snapshotJob' ? ++state.failures : ++state.flattenFailures;
         const backoff = Math.min(this.maxBackoffMs, 1000 * 2 ** Math.min(failures - 1, 16));
         if (slot === 'snapshotJob') state.retryAt = this.clock.now() + backoff;
@@ -273,6 +277,18 @@ export class Scheduler {
     });
     state[slot] = job;
     this.jobs.add(job);
+  }
+
+  /** The volumes with a schedule, and when each one's last good snapshot's slot began (its creation before the first). */
+  scheduled(): ScheduledVolume[] {
+    return [...this.states.values()]
+      .filter((s) => s.settings !== null)
+      .map((s) => ({
+        tenant: s.tenant,
+        volume: s.volume,
+        frequencyMs: s.settings!.frequencyMs,
+        lastGoodMs: s.lastSlot === undefined ? null : (s.lastSlot ?? Date.parse(s.createdAt)),
+      }));
   }
 
   status(): SchedulerStatus {

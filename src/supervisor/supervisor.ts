@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ExponentialBackoff, handleAll, noJitterGenerator, retry, type RetryPolicy } from 'cockatiel';
 import type { Logger } from 'pino';
+import type { ScheduledVolume } from '../metrics/families.js';
 import type { Election } from '../state/kv.js';
 import type { StateStore } from '../state/store.js';
 import { systemClock, type Clock } from '../snapshots/clock.js';
@@ -180,6 +181,11 @@ export class Supervisor {
       if (result === 'timeout') this.log.warn({ ms: this.stopTimeoutMs }, 'jobs still running at shutdown: not waiting longer');
     }
     await this.backupService?.close();
+  }
+
+  /** The volumes the scheduler takes snapshots of, while this process leads (for the metrics: src/metrics). */
+  scheduled(): ScheduledVolume[] {
+    return this.isLeader ? this.scheduler.scheduled() : [];
   }
 
   /** What it is doing (SIGUSR1 logs this). */

@@ -21,6 +21,8 @@ import { LocalState } from '../../src/plugin/mounts/local-state.js';
 import { MountManager } from '../../src/plugin/mounts/manager.js';
 import { Mounter } from '../../src/plugin/mounts/mounter.js';
 import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume } from '../helpers/plugin-fakes.js';
+import { parseMetrics, valueOf } from '../helpers/metrics.js';
+import { registries } from '../../src/metrics/families.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
@@ -357,5 +359,29 @@ describe('reboots and reused devices (issue 12, rule 4)', () => {
     const err = await a.manager.mount('tenant1', 'foo', 'id2', signal()).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/its device \/dev\/loop0 no longer maps rbd\/tenant1\.foo/);
     expect(a.host.mounted.size).toBe(0);
+  });
+});
+
+describe('the mount metrics (src/metrics)', () => {
+  const count = async (name: string, labels: Record<string, string>) => valueOf(parseMetrics(await registries.host.metrics()), name, labels);
+
+  it('a first mount and its teardown count once in the histogram of every step, by mapper; a failing step counts as the failure', async () => {
+    const a = makeHost('host-a', 'a');
+    const steps = ['lock', 'fence', 'qos', 'map', 'note', 'format', 'mount', 'record'];
+    const before = await Promise.all(steps.map((step) => count('volplugin_mount_step_duration_seconds_count', { mapper: 'fuse', step })));
+    const unmountBefore = await count('volplugin_unmount_step_duration_seconds_count', { mapper: 'fuse', step: 'unmap' });
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    const after = await Promise.all(steps.map((step) => count('volplugin_mount_step_duration_seconds_count', { mapper: 'fuse', step })));
+    expect(after.map((n, i) => n - before[i]!)).toEqual(steps.map(() => 1));
+    await a.manager.mount('tenant1', 'foo', 'id2', signal()); // a later reference runs no step
+    expect(await count('volplugin_mount_step_duration_seconds_count', { mapper: 'fuse', step: 'lock' })).toBe(after[0]);
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    await a.manager.unmount('tenant1', 'foo', 'id2', signal());
+    expect(await count('volplugin_unmount_step_duration_seconds_count', { mapper: 'fuse', step: 'unmap' })).toBe(unmountBefore + 1);
+
+    const failures = await count('volplugin_mount_failures_total', { mapper: 'fuse', step: 'mount' });
+    a.host.fail.mountDevice = new Error('mount: wrong fs type');
+    await expect(a.manager.mount('tenant1', 'foo', 'id3', signal())).rejects.toThrow(/wrong fs type/);
+    expect(await count('volplugin_mount_failures_total', { mapper: 'fuse', step: 'mount' })).toBe(failures + 1);
   });
 });

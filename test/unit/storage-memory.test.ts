@@ -111,7 +111,7 @@ describe('memory storage', () => {
     await s.close();
     await s.close();
     expect(await code(s.listImages('rbd'))).toBe('ENOTCONN');
-    expect(s.stats()).toEqual({ pending: 0, openImages: 0, pools: 0 });
+    expect(s.stats()).toEqual({ pending: 0, running: 0, queued: 0, openImages: 0, pools: 0 });
   });
 });
 

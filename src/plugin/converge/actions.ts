@@ -5,6 +5,7 @@
 import { rmdir } from 'node:fs/promises';
 import type { Fencing } from '../../fencing/index.js';
 import { unmountAll } from '../../mapper/fs.js';
+import { hostLeaseLosses, volumesLost } from '../../metrics/families.js';
 import type { Mapping } from '../../mapper/types.js';
 import { describeHolder, refusalError, type LockClaim, type MountLocks } from '../cluster/mount-lock.js';
 import { messageOf } from '../errors.js';
@@ -128,6 +129,7 @@ export class ConvergenceActions {
   private async lost(entry: LocalVolume, why: string): Promise<void> {
     const name = volumeKey(entry.tenant, entry.volume);
     entry.lost = `${why}; noticed ${new Date().toISOString()}`;
+    volumesLost.inc({ reason: 'lock' });
     await this.parts.fencing.fenceSelf(entry.mapping, name);
     await this.parts.local.save();
     this.parts.log.error(
@@ -148,6 +150,8 @@ export class ConvergenceActions {
     const at = new Date().toISOString();
     const entries = local.all().filter((e) => !e.lost);
     for (const entry of entries) entry.lost = `the host lease was not renewed in time (${messageOf(err)}); I/O stopped at ${at}`;
+    hostLeaseLosses.inc();
+    volumesLost.inc({ reason: 'lease' }, entries.length);
     const inFlight = this.parts.inFlight?.() ?? [];
     await Promise.all([
       ...entries.map((e) => fencing.stopIo(e.mapping, volumeKey(e.tenant, e.volume))),

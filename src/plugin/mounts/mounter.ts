@@ -13,6 +13,7 @@
 import path from 'node:path';
 import type { Fencing } from '../../fencing/index.js';
 import { DeviceReadError } from '../../mapper/fs.js';
+import { mountDuration, mountFailures, mountStepDuration, timeResult, timeStep, unmountDuration, unmountStepDuration } from '../../metrics/families.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
 import { UNLIMITED, type RateLimiter } from '../../ratelimit/index.js';
 import { StateUnavailableError } from '../../state/kv.js';
@@ -44,6 +45,8 @@ interface MountJob {
   since: string;
   undo: UndoStack;
   signal: AbortSignal;
+  /** The step that failed (for the metrics). */
+  failedStep?: string;
 }
 
 type HeldLock = Extract<TakenLock, { ok: true }>;
@@ -99,25 +102,29 @@ export class Mounter {
       signal,
     };
     const started = Date.now();
+    const mapper = this.parts.mapper.kind;
     try {
-      const lock = await this.takeLock(job);
+      const lock = await this.step(job, 'lock', () => this.takeLock(job));
       await pauseAt(this.parts.failpoints, 'after-lock');
-      await this.fencePreviousHolder(job);
-      await this.setQos(job);
-      const mapping = await this.map(job);
-      await this.noteHolder(job, lock, mapping);
-      await this.prepareFilesystem(job, lock, mapping.device);
-      await this.mountFilesystem(job, mapping.device);
-      const entry = await this.remember(job, mapping, lock, id);
+      await this.step(job, 'fence', () => this.fencePreviousHolder(job));
+      await this.step(job, 'qos', () => this.setQos(job));
+      const mapping = await this.step(job, 'map', () => this.map(job));
+      await this.step(job, 'note', () => this.noteHolder(job, lock, mapping));
+      await this.step(job, 'format', () => this.prepareFilesystem(job, lock, mapping.device));
+      await this.step(job, 'mount', () => this.mountFilesystem(job, mapping.device));
+      const entry = await this.step(job, 'record', () => this.remember(job, mapping, lock, id));
       // The commit point: past it, Docker is told the mount worked. A lease lost meanwhile means the
       // lock may be gone: the mount is undone (the lease-loss handler cannot see it yet).
       signal.throwIfAborted();
       if (lock.lease.lost) throw new PluginError('LOCKED', `lost the mount lock of ${job.name} while mounting it (etcd lease not renewed in time); try again`);
       job.undo.commit();
+      mountDuration.observe({ mapper, result: 'ok' }, (Date.now() - started) / 1000);
       this.parts.log.info({ volume: job.name, id, device: mapping.device, mountpoint: job.mountpoint, ms: Date.now() - started }, 'volume mounted');
       return entry;
     } catch (err) {
       const failed = await job.undo.rollback(this.parts.log);
+      mountFailures.inc({ mapper, step: job.failedStep ?? 'commit' });
+      mountDuration.observe({ mapper, result: 'error' }, (Date.now() - started) / 1000);
       const wrapped = wrapState(err);
       this.parts.log.warn({ volume: job.name, err: messageOf(wrapped), leftovers: failed.map((f) => f.what) }, 'mount failed and was undone');
       throw wrapped;
@@ -127,6 +134,14 @@ export class Mounter {
   }
 
   // ---- the steps of a first mount ------------------------------------------------------------
+
+  /** Runs one step of a first mount, timed by name (src/metrics); the first step that fails is the mount's failed step. */
+  private step<T>(job: MountJob, step: string, fn: () => Promise<T>): Promise<T> {
+    return timeStep(mountStepDuration, { mapper: this.parts.mapper.kind, step }, fn).catch((err: unknown) => {
+      job.failedStep ??= step;
+      throw err;
+    });
+  }
 
   /** The volume's cross-host lock, for this host under its live lease (LOCKED when another host holds it). */
   private async takeLock(job: MountJob): Promise<HeldLock> {
@@ -311,35 +326,43 @@ export class Mounter {
    * convergence loop retries); etcd and Ceph bookkeeping that fails is left to the loop.
    */
   async teardown(entry: LocalVolume): Promise<void> {
-    const name = volumeKey(entry.tenant, entry.volume);
-    const log = this.parts.log;
-    log.debug({ volume: name, mountpoint: entry.mountpoint, lost: entry.lost }, 'tearing down: unmounting');
-    if (entry.lost) await this.parts.fencing.cutLocalIo(entry.mapping);
-    try {
-      await this.parts.hostOps.unmountAll(entry.mountpoint);
-    } catch (err) {
-      throw new PluginError(
-        'INTERNAL',
-        `cannot unmount ${entry.mountpoint} (${messageOf(err)}): a process still uses it? volplugin retries in the background`,
-        { cause: err },
-      );
-    }
-    await this.parts.hostOps.removeDir(entry.mountpoint);
-    await this.parts.hostOps.removeDir(path.dirname(entry.mountpoint));
-    await this.parts.mapper.unmap(entry.mapping);
-    if (!entry.lost) {
-      await this.parts.fencing.clearHolder(entry.pool, entry.image, entry.mapping.clientAddress).catch((err: unknown) => {
-        log.warn({ volume: name, err: messageOf(err) }, 'could not clear the holder note: the next mount will fence a client that is already gone (harmless)');
+    const mapper = entry.mapping.kind;
+    const step = <T>(name: string, fn: () => Promise<T>) => timeStep(unmountStepDuration, { mapper, step: name }, fn);
+    await timeResult(unmountDuration, { mapper }, async () => {
+      const name = volumeKey(entry.tenant, entry.volume);
+      const log = this.parts.log;
+      log.debug({ volume: name, mountpoint: entry.mountpoint, lost: entry.lost }, 'tearing down: unmounting');
+      if (entry.lost) await step('cut-io', () => this.parts.fencing.cutLocalIo(entry.mapping));
+      await step('unmount', async () => {
+        try {
+          await this.parts.hostOps.unmountAll(entry.mountpoint);
+        } catch (err) {
+          throw new PluginError(
+            'INTERNAL',
+            `cannot unmount ${entry.mountpoint} (${messageOf(err)}): a process still uses it? volplugin retries in the background`,
+            { cause: err },
+          );
+        }
+        await this.parts.hostOps.removeDir(entry.mountpoint);
+        await this.parts.hostOps.removeDir(path.dirname(entry.mountpoint));
       });
-    }
-    this.parts.local.delete(entry.tenant, entry.volume);
-    await this.parts.local.save();
-    if (!entry.lost) {
-      await this.parts.locks.releaseIfOurs(entry.tenant, entry.volume).catch((err: unknown) => {
-        log.warn({ volume: name, err: messageOf(err) }, 'could not release the mount lock now; the convergence loop releases it (or it expires with the lease)');
+      await step('unmap', () => this.parts.mapper.unmap(entry.mapping));
+      if (!entry.lost) {
+        await step('note', () => this.parts.fencing.clearHolder(entry.pool, entry.image, entry.mapping.clientAddress)).catch((err: unknown) => {
+          log.warn({ volume: name, err: messageOf(err) }, 'could not clear the holder note: the next mount will fence a client that is already gone (harmless)');
+        });
+      }
+      await step('record', async () => {
+        this.parts.local.delete(entry.tenant, entry.volume);
+        await this.parts.local.save();
       });
-    }
-    log.info({ volume: name, mountpoint: entry.mountpoint }, 'volume unmounted, unmapped and released');
+      if (!entry.lost) {
+        await step('release', () => this.parts.locks.releaseIfOurs(entry.tenant, entry.volume)).catch((err: unknown) => {
+          log.warn({ volume: name, err: messageOf(err) }, 'could not release the mount lock now; the convergence loop releases it (or it expires with the lease)');
+        });
+      }
+      log.info({ volume: name, mountpoint: entry.mountpoint }, 'volume unmounted, unmapped and released');
+    });
   }
 
   /** A mapping of this host that no entry references (left by a crash): unmap it. */
