@@ -26,7 +26,8 @@ import type { ICompare, IKeyValue, IRequestOp, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
 import { EtcdLease } from './etcd-lease.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
+import type { Election, Entry, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
+import { ReadBatcher } from './etcd-reads.js';
 
 export interface EtcdKVOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379`; `https://` ones with `tls`. */
@@ -90,6 +91,16 @@ function toEntry(kv: IKeyValue): Entry {
   return { key: kv.key.toString('utf8'), value: kv.value.toString('utf8'), modRevision: String(kv.mod_revision) };
 }
 
+/** The entries of `keys` from the range responses of a transaction, in the same order. */
+function rangesOf(keys: readonly string[], responses: ReadonlyArray<{ response_range?: { kvs: IKeyValue[] } }>): Map<string, Entry | null> {
+  const out = new Map<string, Entry | null>();
+  keys.forEach((key, i) => {
+    const kv = responses[i]?.response_range?.kvs[0];
+    out.set(key, kv ? toEntry(kv) : null);
+  });
+  return out;
+}
+
 /** Hex lease id (our form) to etcd's decimal form, and back. */
 function leaseToDecimal(hexId: string): string {
   return BigInt(`0x${hexId}`).toString(10);
@@ -103,6 +114,7 @@ export class EtcdKV extends TransactionalKV implements KV {
   private readonly tls: boolean;
   private readonly client: Etcd3;
   private readonly leases = new Set<EtcdLease>();
+  private readonly reads: ReadBatcher;
   private readonly watchers = new Set<Watcher>();
   private closed = false;
 
@@ -130,6 +142,16 @@ export class EtcdKV extends TransactionalKV implements KV {
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
       faultHandling: { host: noHostBreaker, global: endpointFailover },
     });
+    this.reads = new ReadBatcher({
+      readOne: (key) => this.getOne(key),
+      readMany: (keys) => this.getMany(keys),
+      retryAlone: (err) => err instanceof EtcdRefusedError,
+    });
+  }
+
+  /** How many read batches went to etcd and how many keys they held. */
+  readStats(): { batches: number; keys: number } {
+    return { ...this.reads.stats };
   }
 
   private unavailable(what: string, detail: string, cause?: unknown): StateUnavailableError {
@@ -183,10 +205,22 @@ export class EtcdKV extends TransactionalKV implements KV {
     }
   }
 
-  async get(key: string): Promise<Entry | null> {
+  /** Concurrent gets go to etcd together, still linearizable (etcd-reads.ts). */
+  get(key: string): Promise<Entry | null> {
+    return this.reads.get(key);
+  }
+
+  private async getOne(key: string): Promise<Entry | null> {
     const res = await this.call(`get ${key}`, () => this.client.kv.range({ key: Buffer.from(key) }));
     const kv = res.kvs[0];
     return kv ? toEntry(kv) : null;
+  }
+
+  private async getMany(keys: string[]): Promise<Map<string, Entry | null>> {
+    const res = await this.call(`get ${keys.length} keys (${keys[0]}, ...)`, () =>
+      this.client.kv.txn({ compare: [], success: keys.map((key) => ({ request_range: { key: Buffer.from(key) } })), failure: [] }),
+    );
+    return rangesOf(keys, res.responses);
   }
 
   async list(prefix: string): Promise<Entry[]> {
@@ -214,7 +248,7 @@ export class EtcdKV extends TransactionalKV implements KV {
     );
   }
 
-  async transaction(ops: TransactionOps): Promise<boolean> {
+  async transact(ops: TransactionOps): Promise<TransactionResult> {
     const compare: ICompare[] = [
       ...(ops.absent ?? []).map((key) => ({
         key: Buffer.from(key),
@@ -234,16 +268,25 @@ export class EtcdKV extends TransactionalKV implements KV {
         result: CompareResult.Equal,
         mod_revision: modRevision,
       })),
+      ...(ops.equal ?? []).map(({ key, value }) => ({
+        key: Buffer.from(key),
+        target: CompareTarget.Value,
+        result: CompareResult.Equal,
+        value: Buffer.from(value),
+      })),
     ];
+    const reads = ops.read ?? [];
+    const ranges: IRequestOp[] = reads.map((key) => ({ request_range: { key: Buffer.from(key) } }));
     const success: IRequestOp[] = [
       ...(ops.delete ?? []).map((key) => ({ request_delete_range: { key: Buffer.from(key) } })),
       ...(ops.put ?? []).map(({ key, value, lease, keepLease }) => ({
         request_put: { key: Buffer.from(key), value: Buffer.from(value), ...(keepLease ? { ignore_lease: true } : this.leaseField(lease)) },
       })),
     ];
-    const what = `transaction on ${[...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])].join(', ')}`;
-    const res = await this.call(what, () => this.client.kv.txn({ compare, success, failure: [] }));
-    return res.succeeded;
+    const what = `transaction on ${[...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? []), ...reads].join(', ')}`;
+    const res = await this.call(what, () => this.client.kv.txn({ compare, success: [...success, ...ranges], failure: ranges }));
+    // The ranges come after the writes in `success`, alone in `failure`.
+    return { succeeded: res.succeeded, reads: rangesOf(reads, res.responses.slice(res.succeeded ? success.length : 0)) };
   }
 
   async delete(key: string): Promise<boolean> {
