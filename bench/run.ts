@@ -161,7 +161,7 @@ async function main(): Promise<void> {
           measurements.push(...(await mountBench(ctx, sizes(ctx, { warmup: 1, rounds: 4, count: 1 }, { warmup: 0, rounds: 1, count: 1 }), missing)));
         }
         if (only.has('master')) {
-          measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 2 }), missing)));
+          measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 12 }, { warmup: 0, rounds: 1, count: 3 }), missing)));
         }
         if (only.has('backup') && ctx.backends.includes('native')) {
           measurements.push(...(await backupBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 1 }, { warmup: 0, rounds: 1, count: 1 }))));
