@@ -38,7 +38,19 @@ export interface EtcdKVOptions {
   tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** An etcd user and its password (etcd with authentication enabled). */
   auth?: { user: string; password: string };
+  /** Keys per request of list() (default LIST_PAGE_KEYS). */
+  listPageKeys?: number;
 }
+
+/**
+ * list() reads this many keys per request. One range of every volume record was 6.5 MB at 10,000
+ * volumes, beyond gRPC's 4 MiB limit on an answer (list-all failed: docs/performance-scale.md);
+ * pages keep each answer small, and they are read at the revision of the first, so a list is still
+ * one consistent view.
+ */
+export const LIST_PAGE_KEYS = 500;
+/** An answer may still be large (500 host reports of hosts with many mounts): allow up to 64 MiB. */
+const MAX_ANSWER_BYTES = 64 << 20;
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
@@ -115,6 +127,7 @@ export class EtcdKV extends TransactionalKV implements KV {
   private readonly client: Etcd3;
   private readonly leases = new Set<EtcdLease>();
   private readonly reads: ReadBatcher;
+  private readonly listPageKeys: number;
   private readonly watchers = new Set<Watcher>();
   private closed = false;
 
@@ -141,7 +154,9 @@ export class EtcdKV extends TransactionalKV implements KV {
       // Streams (watch, keep-alive) live long; every unary call gets a deadline.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
       faultHandling: { host: noHostBreaker, global: endpointFailover },
+      grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES },
     });
+    this.listPageKeys = options.listPageKeys ?? LIST_PAGE_KEYS;
     this.reads = new ReadBatcher({
       readOne: (key) => this.getOne(key),
       readMany: (keys) => this.getMany(keys),
@@ -224,15 +239,20 @@ export class EtcdKV extends TransactionalKV implements KV {
   }
 
   async list(prefix: string): Promise<Entry[]> {
-    const res = await this.call(`list ${prefix}`, () =>
-      this.client.kv.range({
-        key: Buffer.from(prefix.length > 0 ? prefix : '\0'),
-        range_end: prefixEnd(prefix),
-        sort_target: 'Key',
-        sort_order: 'Ascend',
-      }),
-    );
-    return res.kvs.map(toEntry);
+    const end = prefixEnd(prefix);
+    const out: Entry[] = [];
+    let from = Buffer.from(prefix.length > 0 ? prefix : '\0');
+    let revision: string | undefined;
+    for (;;) {
+      const res = await this.call(`list ${prefix}`, () =>
+        this.client.kv.range({ key: from, range_end: end, sort_target: 'Key', sort_order: 'Ascend', limit: this.listPageKeys, ...(revision ? { revision } : {}) }),
+      );
+      revision ??= res.header.revision;
+      out.push(...res.kvs.map(toEntry));
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) return out;
+      from = Buffer.concat([last.key, Buffer.from([0])]); // the next key after the last one read
+    }
   }
 
   private leaseField(lease: Lease | undefined): { lease?: string } {
