@@ -131,7 +131,7 @@ export async function stopVolmaster(v: Volmaster): Promise<void> {
 }
 
 /** The tenant policy of examples/tenant1.json with its pool set to the bench pool. */
-function benchPolicy(pool: string): object {
+export function benchPolicy(pool: string): object {
   const policy = JSON.parse(readFileSync(path.join(repoRoot, 'examples', 'tenant1.json'), 'utf8')) as {
     'default-options': Record<string, unknown>;
   };
@@ -228,6 +228,26 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
         }),
       ],
     });
+    // The floors of a GET: the master answering without etcd (GET /v1/health: HTTPS, routing, no
+    // token check), and etcd answering the same reads without the master (8 clients' gets of one
+    // record each, through the same client code volmaster uses, whose concurrent gets go together).
+    const native = masters.find((m) => m.backend === 'native');
+    if (native) {
+      const probes = Array.from({ length: MASTER_CLIENTS }, () => newClient(native.master.url, security.adminToken));
+      const key = `/volplugin/bench/${ctx.prefix}probe/get`;
+      await etcdClient.put(key, JSON.stringify({ a: 'record of about the size of a volume', pad: 'x'.repeat(600) }));
+      contenders.push({
+        spec: { bench: 'master', backend: 'native', concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name, notes: { probe: 'floors of a GET', etcd: 'TLS + users' } },
+        round: async () => [
+          await runPhase('api_health', MASTER_CLIENTS, sizes.count * GETS_PER_CREATE, async (w) => {
+            await probes[w]!.health();
+          }),
+          await runPhase('etcd_get', MASTER_CLIENTS, sizes.count * GETS_PER_CREATE, async () => {
+            await etcdClient.get(key);
+          }),
+        ],
+      });
+    }
     const out = await measureInterleaved(contenders, sizes.warmup, sizes.rounds).finally(() => etcdClient.close());
     for (const { master } of masters) await newClient(master.url, security.adminToken).deleteTenant(tenant).catch(() => undefined);
     return out;
