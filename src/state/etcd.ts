@@ -45,11 +45,12 @@ export interface EtcdKVOptions {
 /**
  * list() reads this many keys per request. One range of every volume record was 6.5 MB at 10,000
  * volumes, beyond gRPC's 4 MiB limit on an answer (list-all failed: docs/performance-scale.md);
- * pages keep each answer small, and they are read at the revision of the first, so a list is still
- * one consistent view.
+ * pages keep each answer about 1 MB, and they are read at the revision of the first, so a list is
+ * still one consistent view. Pages are asked for without a sort order: etcd 3.4 reads the whole
+ * range for every page when one is given (ascending key order is what it returns anyway).
  */
-export const LIST_PAGE_KEYS = 500;
-/** An answer may still be large (500 host reports of hosts with many mounts): allow up to 64 MiB. */
+export const LIST_PAGE_KEYS = 1000;
+/** An answer may still be large (1,000 host reports of hosts with many mounts): allow up to 64 MiB. */
 const MAX_ANSWER_BYTES = 64 << 20;
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -245,7 +246,7 @@ export class EtcdKV extends TransactionalKV implements KV {
     let revision: string | undefined;
     for (;;) {
       const res = await this.call(`list ${prefix}`, () =>
-        this.client.kv.range({ key: from, range_end: end, sort_target: 'Key', sort_order: 'Ascend', limit: this.listPageKeys, ...(revision ? { revision } : {}) }),
+        this.client.kv.range({ key: from, range_end: end, limit: this.listPageKeys, ...(revision ? { revision } : {}) }),
       );
       revision ??= res.header.revision;
       out.push(...res.kvs.map(toEntry));
