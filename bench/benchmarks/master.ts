@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { openEtcd } from '../../src/common/etcd.js';
+import type { EtcdKV } from '../../src/state/etcd.js';
 import { ApiClient } from '../../src/api/client.js';
 import type { NodeBackend } from '../lib/backends.js';
 import { type BenchEtcd, benchRoot, ensureEtcd, ensureMasterTls, repoRoot, stopEtcd } from '../lib/cluster.js';
@@ -55,6 +56,12 @@ export interface Security {
   caPem: string;
   /** The bootstrap admin token (volcli's). */
   adminToken: string;
+}
+
+/** An etcd client as volmaster has it (TLS, user volplugin), for the benchmarks' own reads and writes. */
+export function benchEtcdClient(security: Security): Promise<EtcdKV> {
+  const e = security.etcd;
+  return openEtcd({ etcd: [e.url], etcdSecurity: { ca: e.ca, cert: e.cert, key: e.key, user: 'volplugin', passwordFile: e.passwordFile('volplugin') } });
 }
 
 export async function benchSecurity(): Promise<Security> {
@@ -219,7 +226,7 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
       });
     }
     // What one etcd write costs here (a volume create makes several), through the same TLS and user.
-    const etcdClient = await openEtcd({ etcd: [security.etcd.url], etcdSecurity: { ca: security.etcd.ca, cert: security.etcd.cert, key: security.etcd.key, user: 'volplugin', passwordFile: security.etcd.passwordFile('volplugin') } });
+    const etcdClient = await benchEtcdClient(security);
     contenders.push({
       spec: { bench: 'master', backend: 'native', concurrency: 1, cluster: ctx.cluster.name, notes: { probe: 'etcd3 put', etcd: 'TLS + users' } },
       round: async (r) => [

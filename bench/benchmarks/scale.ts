@@ -11,7 +11,6 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { ApiClient } from '../../src/api/client.js';
-import { openEtcd } from '../../src/common/etcd.js';
 import type { Mapping } from '../../src/mapper/types.js';
 import type { MountInfo } from '../../src/mapper/mountinfo.js';
 import { HostObserver } from '../../src/plugin/converge/observe.js';
@@ -23,7 +22,8 @@ import type { MountRecord, VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
 import type { BenchContext } from '../lib/context.js';
 import { type Measurement, progress } from '../lib/harness.js';
-import { benchPolicy, benchSecurity, startVolmaster, stopVolmaster } from './master.js';
+import { eachLimited } from '../lib/limit.js';
+import { benchEtcdClient, benchPolicy, benchSecurity, startVolmaster, stopVolmaster } from './master.js';
 
 const exec = promisify(execFile);
 
@@ -33,19 +33,6 @@ const TENANTS = 10;
 const MOUNTED_SHARE = 0.5;
 /** Mounted volumes on the host whose convergence pass is measured. */
 const MEASURED_HOST_MOUNTS = 200;
-
-/** Runs `fn` over `items`, `width` at a time. */
-async function eachLimited<T>(items: readonly T[], width: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i]!, i);
-      }
-    }),
-  );
-}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -97,7 +84,7 @@ async function etcdDbSize(security: Security): Promise<{ dbSize: number; dbSizeI
 export async function scaleBench(ctx: BenchContext, sizes: { volumes: number[]; rounds: number }, missing: string[]): Promise<Measurement[]> {
   const security = await benchSecurity();
   const prefix = `/volplugin/bench/${ctx.prefix}scale`;
-  const kv = await openEtcd({ etcd: [security.etcd.url], etcdSecurity: { ca: security.etcd.ca, cert: security.etcd.cert, key: security.etcd.key, user: 'volplugin', passwordFile: security.etcd.passwordFile('volplugin') } });
+  const kv = await benchEtcdClient(security);
   const store = new StateStore(kv, { prefix, owner: 'bench-scale' });
   const master = await startVolmaster({ cephConf: ctx.cluster.confPath, backend: 'native', prefix, security });
   const api = new ApiClient({ master: master.url, timeoutMs: 300_000, ca: security.caPem, token: security.adminToken });

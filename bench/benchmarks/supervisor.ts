@@ -8,7 +8,6 @@
 
 import pino from 'pino';
 import { ApiClient } from '../../src/api/client.js';
-import { openEtcd } from '../../src/common/etcd.js';
 import type { Clock } from '../../src/snapshots/clock.js';
 import { SnapshotService } from '../../src/snapshots/service.js';
 import type { VolumeRecord } from '../../src/state/records.js';
@@ -18,18 +17,10 @@ import { DEFAULT_SUPERVISOR_CONCURRENCY } from '../../src/supervisor/config.js';
 import { Scheduler } from '../../src/supervisor/scheduler.js';
 import type { BenchContext } from '../lib/context.js';
 import { type Measurement, progress } from '../lib/harness.js';
-import { benchPolicy, benchSecurity, startVolmaster, stopVolmaster } from './master.js';
+import { eachLimited } from '../lib/limit.js';
+import { benchEtcdClient, benchPolicy, benchSecurity, startVolmaster, stopVolmaster } from './master.js';
 
 const HOUR = 3_600_000;
-
-async function eachLimited<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
 
 export async function supervisorBench(ctx: BenchContext, sizes: { volumes: number; rounds: number; oldVolumes: number }, missing: string[]): Promise<Measurement[]> {
   const storage = ctx.storage.native;
@@ -39,7 +30,7 @@ export async function supervisorBench(ctx: BenchContext, sizes: { volumes: numbe
   }
   const security = await benchSecurity();
   const prefix = `/volplugin/bench/${ctx.prefix}supervisor`;
-  const kv = await openEtcd({ etcd: [security.etcd.url], etcdSecurity: { ca: security.etcd.ca, cert: security.etcd.cert, key: security.etcd.key, user: 'volplugin', passwordFile: security.etcd.passwordFile('volplugin') } });
+  const kv = await benchEtcdClient(security);
   const store = new StateStore(kv, { prefix, owner: 'bench-supervisor' });
   const master = await startVolmaster({ cephConf: ctx.cluster.confPath, backend: 'native', prefix, security });
   const api = new ApiClient({ master: master.url, timeoutMs: 120_000, ca: security.caPem, token: security.adminToken });
