@@ -46,8 +46,8 @@ export interface EtcdKVOptions {
  * list() reads this many keys per request. One range of every volume record was 6.5 MB at 10,000
  * volumes, beyond gRPC's 4 MiB limit on an answer (list-all failed: docs/performance-scale.md);
  * pages keep each answer about 1 MB, and they are read at the revision of the first, so a list is
- * still one consistent view. Pages are asked for without a sort order: etcd 3.4 reads the whole
- * range for every page when one is given (ascending key order is what it returns anyway).
+ * still one consistent view. Pages are asked for without a sort order: etcd returns keys in
+ * ascending order anyway, and with a sort order it may read the whole range before applying the limit.
  */
 export const LIST_PAGE_KEYS = 1000;
 /** An answer may still be large (1,000 host reports of hosts with many mounts): allow up to 64 MiB. */
