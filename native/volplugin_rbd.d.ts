@@ -132,7 +132,12 @@ export declare class Cluster {
   stats(): NativeStats;
   threadStats(): NativeThreadStats;
 
-  createImage(pool: string, name: string, size: number, features: number, order: number, dataPool: string | null): Promise<void>;
+  /**
+   * With `metadata`, the new image gets those keys (written to its header directly, without opening
+   * it: see image_ops.cc); when they cannot be set, the image is removed again and that error
+   * reported (op rbd_metadata_set). Values are not checked by librbd: the caller checks them.
+   */
+  createImage(pool: string, name: string, size: number, features: number, order: number, dataPool: string | null, metadata?: Array<[string, string]> | null): Promise<void>;
   /** Refuses (EBUSY) while a non-librbd (advisory) lock is held: librbd's remove would spin forever. */
   removeImage(pool: string, name: string): Promise<void>;
   resizeImage(pool: string, name: string, size: number, allowShrink: boolean): Promise<void>;

@@ -128,6 +128,13 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
   installAuth(app, { bootstrapToken: options.token ?? null, required, tokens });
   installAccess(app);
   installApiMetrics(app);
+  // Every change at info; reads at debug (at thousands a second their log lines cost more CPU than
+  // answering them: docs/performance.md), unless they failed on our side.
+  app.addHook('onResponse', async (request, reply) => {
+    const read = request.method === 'GET' || request.method === 'HEAD';
+    const level = reply.statusCode >= 500 ? 'warn' : read ? 'debug' : 'info';
+    request.log[level]({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, by: request.caller?.name }, 'request completed');
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -212,6 +219,8 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     bodyLimit: 1 << 20,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // One line per request, written by the onResponse hook below (Fastify's own are two, at info).
+    disableRequestLogging: true,
     // Requests are validated by TypeBox (validation.ts); ajv is set never to coerce or fill in either.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();

@@ -19,10 +19,11 @@ import { limitsOf, quotaOf } from '../policy/limits.js';
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
-import { LockReason, type StateStore } from '../state/store.js';
-import { isRbdError } from '../storage/errors.js';
+import { LockReason, type StateStore, type VolumeLock } from '../state/store.js';
+import { RbdError, isRbdError } from '../storage/errors.js';
 import { timed } from '../storage/timed.js';
 import type { Storage } from '../storage/types.js';
+import { qosMetadata } from '../storage/validate.js';
 import { IMAGE_OWNER_KEY, VOLUME_IMAGE_FEATURES } from '../storage/conventions.js';
 import { qosOf } from '../ratelimit/limits.js';
 import { fromStorageError } from './errors.js';
@@ -46,6 +47,11 @@ export interface VolumeServiceOptions {
 export interface CreateResult {
   record: VolumeRecord;
   created: boolean;
+}
+
+/** A createImage error from after rbd_create4 made the image (opening it to set its metadata). */
+function afterCreate(err: unknown): boolean {
+  return err instanceof RbdError && (err.op === 'rbd_open' || err.op === 'rbd_metadata_set' || err.op === 'rbd_close');
 }
 
 function hasLimits(runtime: RuntimeOptions): boolean {
@@ -91,8 +97,8 @@ export class VolumeService {
     }
   }
 
-  private lock<T>(tenant: string, volume: string, reason: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.store.withOperationLock(tenant, volume, { reason, ttlSeconds: this.lockTtlSeconds, waitMs: this.lockWaitMs }, fn);
+  private lock<T>(tenant: string, volume: string, reason: string, fn: (signal: AbortSignal, lock: VolumeLock) => Promise<T>, options: { readVolume?: boolean } = {}): Promise<T> {
+    return this.store.withOperationLock(tenant, volume, { reason, ttlSeconds: this.lockTtlSeconds, waitMs: this.lockWaitMs, ...options }, fn);
   }
 
   async requireTenant(tenant: string): Promise<TenantRecord> {
@@ -128,20 +134,19 @@ export class VolumeService {
 
   async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined): Promise<CreateResult> {
     assertVolumeRef(tenant, volume);
-    const tenantRecord = await this.requireTenant(tenant);
+    // Both in one etcd request (concurrent reads are coalesced: src/state/etcd-reads.ts).
+    const [tenantRecord, known] = await Promise.all([this.requireTenant(tenant), this.store.getVolume(tenant, volume)]);
     const options = resolveVolumeOptions(tenantRecord.policy, values); // within the tenant's limits, or 422
     const quota = quotaOf(limitsOf(tenantRecord.policy));
     const formatCommand = formatCommandFor(tenantRecord.policy, options.filesystem);
 
     // Docker asks to create a volume on every host that uses it: answer those without the lock.
-    const known = await this.store.getVolume(tenant, volume);
     if (known) return this.same(known, values);
 
-    return this.lock(tenant, volume, LockReason.Create, async (signal) => {
-      const existing = await this.store.getVolume(tenant, volume);
-      if (existing) return this.same(existing, values);
-
-      await this.janitor.clearDeadCreate(tenant, volume);
+    // The lock's transaction also reads the record and the intent, as they are now that we hold it.
+    return this.lock(tenant, volume, LockReason.Create, async (signal, lock) => {
+      if (lock.volume) return this.same(lock.volume, values);
+      if (lock.intent) await this.janitor.clearDeadCreate(tenant, volume);
 
       const image = imageName(tenant, volume);
       const record: VolumeRecord = {
@@ -170,21 +175,21 @@ export class VolumeService {
       }
 
       // Reserves the volume's share of the tenant's usage, atomically within its limits (409 QUOTA_EXCEEDED).
-      await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes }, quota);
+      const intent = { tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes };
+      await this.store.putCreateIntent(intent, quota);
       await failpoint(this.failpoints, 'after-intent');
       let imageCreated = false;
       try {
-        await this.createImage(options, image);
+        // The owner mark and the QoS limits go on with the create: one open of the new image.
+        await this.createImage(options, image, { [IMAGE_OWNER_KEY]: `${tenant}/${volume}`, ...qosMetadata(qosOf(record.runtime.rateLimit)) });
         imageCreated = true;
-        await this.ceph(`marking ${options.pool}/${image}`, () => this.storage.setMetadata(options.pool, image, IMAGE_OWNER_KEY, `${tenant}/${volume}`));
-        if (hasLimits(record.runtime)) {
-          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
-        }
         await failpoint(this.failpoints, 'after-image-create');
         if (signal.aborted) {
           throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
         }
       } catch (err) {
+        // The image was made when what failed came after rbd_create4 (setting its metadata): ours to remove.
+        imageCreated ||= err instanceof ApiError && afterCreate(err.cause);
         if (err instanceof ApiError && err.code === 'STORAGE_UNAVAILABLE') {
           // Ceph may still finish what timed out: leave the intent, the janitor resolves it later.
           this.log.warn({ err, tenant, volume }, 'create stopped by an unreachable Ceph; the janitor will resolve it');
@@ -196,7 +201,8 @@ export class VolumeService {
 
       let committed: boolean;
       try {
-        committed = await this.store.commitCreate(record);
+        // The record replaces the intent and the lock is given back, in one transaction.
+        committed = await this.store.commitCreate(record, { intent, lock });
       } catch (err) {
         // The transaction may or may not have happened. Leave image and intent: if the record is
         // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
@@ -206,10 +212,10 @@ export class VolumeService {
       }
       if (!committed) {
         await this.undoCreate(tenant, volume, options.pool, image, true);
-        throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
+        throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment, or its lock was lost; try again`);
       }
       return { record, created: true };
-    });
+    }, { readVolume: true });
   }
 
   private async imageExistsInPool(pool: string, image: string): Promise<boolean> {
@@ -225,12 +231,12 @@ export class VolumeService {
     return new ApiError('POOL_NOT_FOUND', `pool: Ceph has no pool ${JSON.stringify(pool)}; create it (ceph osd pool create ${pool}) or choose another with --opt pool=NAME`, { field: 'pool' });
   }
 
-  private async createImage(options: VolumeOptions, image: string): Promise<void> {
+  private async createImage(options: VolumeOptions, image: string, metadata: Record<string, string>): Promise<void> {
     try {
-      await this.storage.createImage(options.pool, image, { size: options.sizeBytes, features: VOLUME_IMAGE_FEATURES });
+      await this.storage.createImage(options.pool, image, { size: options.sizeBytes, features: VOLUME_IMAGE_FEATURES, metadata });
     } catch (err) {
-      if (isRbdError(err, 'ENOENT')) throw this.noPool(options.pool);
-      if (isRbdError(err, 'EEXIST')) {
+      if (!afterCreate(err) && isRbdError(err, 'ENOENT')) throw this.noPool(options.pool);
+      if (!afterCreate(err) && isRbdError(err, 'EEXIST')) {
         throw new ApiError('IMAGE_EXISTS', `image ${options.pool}/${image} appeared while creating it (not made by volplugin); remove or rename it, then try again`);
       }
       throw fromStorageError(err, `creating ${options.pool}/${image}`);

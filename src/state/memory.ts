@@ -7,7 +7,7 @@
 
 import { KVElection } from './election.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
+import type { Election, Entry, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
 
 interface Stored {
   value: string;
@@ -219,7 +219,7 @@ export class MemoryKV extends TransactionalKV implements KV {
     this.backend.apply([{ key, value, lease: this.leaseId(options?.lease) }], []);
   }
 
-  async transaction(ops: TransactionOps): Promise<boolean> {
+  async transact(ops: TransactionOps): Promise<TransactionResult> {
     this.check();
     const written = [...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])];
     if (new Set(written).size !== written.length) {
@@ -227,10 +227,15 @@ export class MemoryKV extends TransactionalKV implements KV {
       throw new Error(`a transaction may write each key once: ${written.join(', ')}`);
     }
     const data = this.backend.data;
-    for (const key of ops.absent ?? []) if (data.has(key)) return false;
-    for (const key of ops.present ?? []) if (!data.has(key)) return false;
+    const reads = () => new Map((ops.read ?? []).map((key) => [key, data.has(key) ? this.entry(key, data.get(key)!) : null]));
+    const failed = () => ({ succeeded: false, reads: reads() });
+    for (const key of ops.absent ?? []) if (data.has(key)) return failed();
+    for (const key of ops.present ?? []) if (!data.has(key)) return failed();
     for (const { key, modRevision } of ops.unchanged ?? []) {
-      if (String(data.get(key)?.modRevision ?? 0) !== modRevision) return false;
+      if (String(data.get(key)?.modRevision ?? 0) !== modRevision) return failed();
+    }
+    for (const { key, value } of ops.equal ?? []) {
+      if (data.get(key)?.value !== value) return failed();
     }
     for (const p of ops.put ?? []) {
       // etcd: "etcdserver: key not found" for ignore_lease on a missing key.
@@ -242,7 +247,7 @@ export class MemoryKV extends TransactionalKV implements KV {
       lease: p.keepLease ? (data.get(p.key)?.lease ?? null) : this.leaseId(p.lease),
     }));
     this.backend.apply(puts, ops.delete ?? []);
-    return true;
+    return { succeeded: true, reads: reads() };
   }
 
   async delete(key: string): Promise<boolean> {

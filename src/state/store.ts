@@ -23,7 +23,7 @@ import type { HostAliveClaim } from './hosts.js';
 import * as mounts from './mounts.js';
 import type { AcquireMountResult, RetakeMountResult } from './mounts.js';
 import * as operations from './operations.js';
-import type { OperationLockOptions, OperationLockRecord } from './operations.js';
+import type { HeldLock, OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
 import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
 import type {
@@ -50,7 +50,7 @@ import * as volumes from './volumes.js';
 import { watchRecords, type MountEvent, type VolumeEvent } from './watch.js';
 
 export { QuotaExceededError, StateBusyError, StateCorruptError, StateMountedError } from './errors.js';
-export { LockReason, type OperationLockOptions, type OperationLockRecord } from './operations.js';
+export { LockReason, type HeldLock, type OperationLockRecord } from './operations.js';
 export type { AcquireMountResult, MountRefusal, RetakeMountResult } from './mounts.js';
 export type { MarkFormattedResult } from './volumes.js';
 export type { ExclusionOptions } from './exclusion.js';
@@ -66,10 +66,25 @@ export interface StateStoreOptions {
   owner?: string;
 }
 
+/** How an operation lock is taken (see withOperationLock). */
+export interface VolumeLockOptions extends Omit<OperationLockOptions, 'read'> {
+  /** Also read the volume's record and create intent in the transaction that takes the lock (VolumeLock). */
+  readVolume?: boolean;
+}
+
+/** An operation lock while held; with `readVolume`, what the volume looked like when it was taken. */
+export interface VolumeLock extends HeldLock {
+  /** The volume record (null: none; undefined: not read). */
+  readonly volume: VolumeRecord | null | undefined;
+  /** The volume's create intent (null: none; undefined: not read). */
+  readonly intent: CreateIntent | null | undefined;
+}
+
 export class StateStore {
   readonly keys: Keys;
   readonly owner: string;
   private readonly db: RecordKV;
+  private readonly lockLeases: operations.LockLeases;
 
   constructor(
     private readonly kv: KV,
@@ -78,6 +93,7 @@ export class StateStore {
     this.keys = makeKeys(options.prefix);
     this.owner = options.owner ?? `${hostname()}:${process.pid}`;
     this.db = new RecordKV(kv, this.keys);
+    this.lockLeases = new operations.LockLeases(kv);
   }
 
   // ---- the connection -----------------------------------------------------------------------
@@ -99,7 +115,9 @@ export class StateStore {
    * Closes the connection. Leases are not revoked, only no longer kept alive: etcd drops them (and
    * their keys) after their TTL, as if this process had died. Revoke first for a clean exit.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // The operation locks' lease: no lock is held any more, so its revoke costs nothing to others.
+    await Promise.race([this.lockLeases.revokeAll(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     return this.kv.close();
   }
 
@@ -261,9 +279,13 @@ export class StateStore {
 
   /**
    * Ends a create: writes the volume record (only if none exists) and deletes its intent, in one
-   * transaction. False when a record already existed (nothing was written or deleted).
+   * transaction; with `written` (the intent as this create wrote it, and the operation lock it
+   * holds), only while both are still as written, giving the lock back in the same transaction.
+   * False when it did not happen (a record existed, or the intent or lock changed): nothing was
+   * written or deleted.
    */
-  commitCreate(record: VolumeRecord): Promise<boolean> {
+  commitCreate(record: VolumeRecord, written?: { intent: CreateIntent; lock: HeldLock }): Promise<boolean> {
+    if (written) return volumes.commitCreate(this.db, record, written.intent, written.lock);
     return volumes.createVolume(this.db, record, record);
   }
 
@@ -363,11 +385,26 @@ export class StateStore {
 
   /**
    * Runs `fn` while holding the volume's operation lock. A busy lock is waited for (jittered
-   * backoff) until `waitMs`, then StateBusyError names the holder. The lock is released (its lease
-   * revoked) however `fn` ends; `signal` aborts if the lock's lease is lost.
+   * backoff) until `waitMs`, then StateBusyError names the holder. The lock is released however
+   * `fn` ends (unless fn's last transaction did: commitCreate); `signal` aborts if the lock's lease
+   * is lost. The lock is bound to a lease this process keeps for its locks (operations.ts).
    */
-  withOperationLock<T>(tenant: string, volume: string, options: OperationLockOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return operations.withOperationLock(this.db, this.owner, tenant, volume, options, fn);
+  withOperationLock<T>(tenant: string, volume: string, options: VolumeLockOptions, fn: (signal: AbortSignal, lock: VolumeLock) => Promise<T>): Promise<T> {
+    const { readVolume, ...rest } = options;
+    const volumeKey = this.keys.volume(tenant, volume);
+    const intentKey = this.keys.intent(tenant, volume);
+    const read = readVolume ? [volumeKey, intentKey] : [];
+    return operations.withOperationLock(this.db, this.lockLeases, this.owner, tenant, volume, { ...rest, read }, (signal, held) => {
+      const entry = (key: string) => held.reads.get(key) ?? null;
+      const lock = held as VolumeLock & { volume?: VolumeRecord | null; intent?: CreateIntent | null };
+      if (readVolume) {
+        const v = entry(volumeKey);
+        lock.volume = v ? this.db.parse<VolumeRecord>(v) : null;
+        const i = entry(intentKey);
+        lock.intent = i ? intents.intentOf(this.db, i) : null;
+      }
+      return fn(signal, lock);
+    });
   }
 
   /** Who holds the volume's operation lock, if anyone. */

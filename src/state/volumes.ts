@@ -8,6 +8,7 @@
 import type { Quota } from '../policy/limits.js';
 import type { CreateIntent } from './intents.js';
 import type { Lease } from './kv.js';
+import { releaseOps, type HeldLock } from './operations.js';
 import { CONFLICT, type RecordKV } from './record-kv.js';
 import type { MountRecord, VolumeFormat, VolumeRecord } from './records.js';
 import { changeUsage } from './usage.js';
@@ -37,6 +38,32 @@ export function createVolume(db: RecordKV, record: VolumeRecord, intent?: Pick<C
       result: true,
     };
   });
+}
+
+/**
+ * Ends a create under its operation lock: the record replaces the intent this create wrote
+ * (`intent`, exactly as written) and the lock is given back, in one transaction, only while the
+ * record is absent and intent and lock are unchanged. The intent's share of the tenant's usage
+ * becomes the record's: when both are the same size the usage key is not touched (the count of
+ * records plus intents does not change), so parallel creates of a tenant do not contend for it
+ * here. False when the transaction did not apply (nothing changed).
+ */
+export async function commitCreate(db: RecordKV, record: VolumeRecord, intent: CreateIntent, lock: HeldLock): Promise<boolean> {
+  if ((intent.sizeBytes ?? 0) !== record.options.sizeBytes) {
+    // Not what the create path writes; counted through the usage key like any other change.
+    return createVolume(db, record, intent);
+  }
+  const key = db.keys.volume(record.tenant, record.volume);
+  const intentKey = db.keys.intent(intent.tenant, intent.volume);
+  const release = releaseOps(lock);
+  const ok = await db.kv.transaction({
+    absent: [key],
+    equal: [{ key: intentKey, value: JSON.stringify(intent) }, ...release.equal],
+    put: [{ key, value: JSON.stringify(record) }],
+    delete: [intentKey, ...release.delete],
+  });
+  if (ok) lock.released = true;
+  return ok;
 }
 
 /** Removes the record and its snapshot schedule, and its share of the tenant's usage; false if there was no such volume. */

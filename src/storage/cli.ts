@@ -12,6 +12,7 @@ import { RbdError } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
+  CloneImageOptions,
   CreateImageOptions,
   DiffExport,
   DiffOptions,
@@ -65,7 +66,19 @@ export class CliStorage implements Storage {
   async createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
     const o = createSpec(options);
     const args = ['create', `--pool=${pool}`, `--image=${name}`, `--size=${o.size}B`, ...imageOptionArgs(o.features, o.order, o.dataPool)];
-    return this.command('rbd', args, { op: 'rbd_create4', pool, image: name });
+    if (o.metadata.length === 0) return this.command('rbd', args, { op: 'rbd_create4', pool, image: name });
+    return this.call(async () => {
+      await this.run.rbd(args, { op: 'rbd_create4', pool, image: name });
+      try {
+        // The CLI has no "set several": one process per key (the addon opens the image once).
+        for (const [key, value] of o.metadata) {
+          await this.run.rbd(['image-meta', 'set', `--pool=${pool}`, `--image=${name}`, '--', key, value], { op: 'rbd_metadata_set', pool, image: name });
+        }
+      } catch (err) {
+        await this.run.rbd(['rm', `--pool=${pool}`, `--image=${name}`, '--no-progress'], { op: 'rbd_remove', pool, image: name }).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   async removeImage(pool: string, name: string): Promise<void> {
@@ -181,7 +194,7 @@ export class CliStorage implements Storage {
     return this.snapCommand('unprotect', 'rbd_snap_unprotect', pool, image, snapshot);
   }
 
-  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
+  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void> {
     return this.call(async () => {
       const o = cloneSpec(options);
       await this.run.rbd(

@@ -68,4 +68,4 @@ export { metered } from './metered.js';
 export { CliStorage, type CliStorageOptions } from './cli.js';
 export { MemoryStorage, memoryStorage, type MemoryStorageOptions, type MemoryImage, type Hang } from './memory.js';
 export { NativeStorage, AddonLoadError, loadAddon, writeSysfsFile } from './native.js';
-export { QOS_KEYS, FEATURE_BITS, DEFAULT_FEATURES } from './validate.js';
+export { QOS_KEYS, FEATURE_BITS, DEFAULT_FEATURES, qosMetadata } from './validate.js';

@@ -165,6 +165,15 @@ export abstract class FaultHooks {
     return gate;
   }
 
+  /**
+   * A failNext() armed for `call` itself (not '*'), taken: for a step a call makes inside another
+   * (createImage setting its metadata, as setMetadata would), whose errno it returns; null if none.
+   */
+  protected takeFailure(call: StorageCall): number | null {
+    const i = this.failures.findIndex((f) => f.call === call);
+    return i >= 0 ? this.failures.splice(i, 1)[0]!.errno : null;
+  }
+
   /** Calls that have not settled yet (held ones too). */
   protected get pending(): number {
     return this.inFlight.size;

@@ -11,13 +11,14 @@
 // snapshot is removed.
 
 import { checked } from './checked.js';
-import { FaultHooks } from './memory-faults.js';
+import { FaultHooks, callError } from './memory-faults.js';
 import { MemoryPools, type MemImage, type MemoryImage } from './memory-pools.js';
 import { readBlocks, truncateBlocks, writeBlocks } from './memory-data.js';
 import { applyMemoryDiff, exportMemoryDiff } from './memory-diff.js';
 import { inspectDiffFile } from './diff-format.js';
 import type {
   ClusterConfig,
+  CloneImageOptions,
   CreateImageOptions,
   DiffExport,
   DiffOptions,
@@ -139,6 +140,16 @@ export class MemoryStorage extends FaultHooks implements Storage {
       if (spec.dataPool !== null) this.pools.pool(spec.dataPool, name, 'rbd_create4');
       if (images.has(name)) throw this.pools.err('EEXIST', { op: 'rbd_create4', pool, image: name });
       images.set(name, this.pools.newImage(spec.size, spec.features, spec.order, spec.dataPool, null));
+      if (spec.metadata.length === 0) return;
+      try {
+        // As setMetadata would: failNext('setMetadata') fails this step too.
+        const errno = this.takeFailure('setMetadata');
+        if (errno !== null) throw callError('setMetadata', [pool, name], errno);
+        for (const [key, value] of spec.metadata) this.pools.setKey(pool, name, key, value);
+      } catch (err) {
+        images.delete(name); // as the real backends do: no image whose metadata could not be set
+        throw err;
+      }
     });
   }
 
@@ -278,7 +289,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
     });
   }
 
-  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
+  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void> {
     return this.call('cloneSnapshot', [parent, pool, name, options], () => {
       const p = { pool: parent.pool, image: parent.image, snapshot: parent.snapshot };
       const spec = cloneSpec(options);

@@ -14,6 +14,7 @@ import { RbdError, callSite, withCallSite } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
+  CloneImageOptions,
   CreateImageOptions,
   DiffExport,
   DiffOptions,
@@ -154,7 +155,7 @@ export class NativeStorage implements Storage {
 
   async createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
     const o = createSpec(options);
-    return this.cluster.createImage(pool, name, o.size, featureMask(o.features), o.order, o.dataPool);
+    return this.cluster.createImage(pool, name, o.size, featureMask(o.features), o.order, o.dataPool, o.metadata.length > 0 ? o.metadata : null);
   }
 
   async removeImage(pool: string, name: string): Promise<void> {
@@ -226,7 +227,7 @@ export class NativeStorage implements Storage {
     return this.cluster.unprotectSnapshot(pool, image, snapshot);
   }
 
-  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
+  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void> {
     const o = cloneSpec(options);
     const features = o.features === null ? null : featureMask(o.features);
     return this.cluster.cloneSnapshot(parent.pool, parent.image, parent.snapshot, pool, name, features, o.order, o.dataPool);

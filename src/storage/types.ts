@@ -38,7 +38,18 @@ export interface CreateImageOptions {
   order?: number;
   /** Put the image's data objects in another (e.g. erasure-coded) pool. */
   dataPool?: string;
+  /**
+   * Image metadata (`rbd image-meta`) the new image has when createImage resolves: the addon writes
+   * it with the create, without opening the image (setMetadata opens it, takes its exclusive lock and
+   * notifies its watchers, once per key). Of the conf_* keys only the QoS limits are admitted, with
+   * unsigned integer values. When the metadata cannot be set, the image is removed again and that
+   * error (op rbd_metadata_set) is thrown.
+   */
+  metadata?: Record<string, string>;
 }
+
+/** What a clone may choose: the create options but size (the parent's) and metadata (copied from the parent). */
+export type CloneImageOptions = Omit<CreateImageOptions, 'size' | 'metadata'>;
 
 export interface ParentRef {
   pool: string;
@@ -180,7 +191,7 @@ export interface Storage {
   protectSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
   unprotectSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
   /** Clone a protected snapshot into a new image (layering). */
-  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void>;
+  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void>;
   /** Names of the images cloned from a snapshot ("pool/image"). */
   listChildren(parent: ParentRef): Promise<string[]>;
   flattenImage(pool: string, name: string): Promise<void>;

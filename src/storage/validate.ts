@@ -3,7 +3,7 @@
 // in (createSpec, cloneSpec), QoS as image metadata, the error of a call after close().
 
 import { RbdError } from './errors.js';
-import type { CreateImageOptions, ImageFeature, ParentRef, QosLimits } from './types.js';
+import type { CloneImageOptions, CreateImageOptions, ImageFeature, ParentRef, QosLimits } from './types.js';
 
 /** librbd's feature bits (rbd/features.h), by the names `rbd info` prints. */
 export const FEATURE_BITS: Readonly<Record<ImageFeature, number>> = {
@@ -96,6 +96,8 @@ export interface ImageSpec {
   features: ImageFeature[];
   order: number;
   dataPool: string | null;
+  /** Metadata to set on the new image, sorted by key ([] for none). */
+  metadata: Array<[string, string]>;
 }
 
 /** What cloneSnapshot asks for; null is "as the parent has it" (features, order) or "none" (dataPool). */
@@ -112,11 +114,12 @@ export function createSpec(options: CreateImageOptions): ImageSpec {
     features: sortFeatures(options.features ?? DEFAULT_FEATURES),
     order: options.order ?? DEFAULT_ORDER,
     dataPool: options.dataPool ?? null,
+    metadata: Object.entries(options.metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   };
 }
 
 /** The spec of checked cloneSnapshot options. */
-export function cloneSpec(options: Omit<CreateImageOptions, 'size'> | undefined): CloneSpec {
+export function cloneSpec(options: CloneImageOptions | undefined): CloneSpec {
   return {
     features: options?.features === undefined ? null : sortFeatures(options.features),
     order: options?.order ?? null,
@@ -125,7 +128,7 @@ export function cloneSpec(options: Omit<CreateImageOptions, 'size'> | undefined)
 }
 
 /** features, order and dataPool of create or clone options. */
-function checkImageFields(options: Omit<CreateImageOptions, 'size'>): void {
+function checkImageFields(options: CloneImageOptions): void {
   if (options.features !== undefined) {
     if (!Array.isArray(options.features)) {
       throw new TypeError(`options.features must be an array, got ${describe(options.features)}`);
@@ -151,12 +154,27 @@ export function checkCreateOptions(options: CreateImageOptions): ImageSpec {
   checkObject('options', options);
   checkSize('options.size', options.size, { min: 1 });
   checkImageFields(options);
+  if (options.metadata !== undefined) {
+    checkObject('options.metadata', options.metadata);
+    for (const [key, value] of Object.entries(options.metadata)) {
+      checkText('options.metadata key', key);
+      checkText(`options.metadata.${key}`, value);
+      // The addon writes these without librbd's check of conf_* values: admit only what it would.
+      if (key.startsWith('conf_')) {
+        if (!(Object.values(QOS_KEYS) as string[]).includes(key)) {
+          throw new TypeError(`options.metadata.${key}: of the conf_ keys only the QoS limits (${Object.values(QOS_KEYS).join(', ')}) may be set at create; set others with setMetadata`);
+        }
+        if (!/^\d{1,19}$/.test(value)) throw new TypeError(`options.metadata.${key} must be an unsigned integer, got ${JSON.stringify(value)}`);
+      }
+    }
+  }
   return createSpec(options);
 }
 
-export function checkCloneOptions(options: Omit<CreateImageOptions, 'size'> | undefined): CloneSpec {
+export function checkCloneOptions(options: CloneImageOptions | undefined): CloneSpec {
   if (options !== undefined) {
     checkObject('options', options);
+    if ('metadata' in options) throw new TypeError('options.metadata: a clone gets its parent\'s metadata; set keys with setMetadata after cloning');
     checkImageFields(options);
   }
   return cloneSpec(options);
@@ -234,6 +252,15 @@ export function qosFromMetadata(meta: Record<string, string>): QosLimits {
  * Applies QoS limits through metadata calls of any backend: a positive limit is set, 0 removes the
  * key (an absent key is fine), absent fields are left alone.
  */
+/** The metadata that sets `limits` on an image that has none yet (a new one): the limits above 0. */
+export function qosMetadata(limits: QosLimits): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [field, value] of Object.entries(limits) as [keyof QosLimits, number | undefined][]) {
+    if (value !== undefined && value > 0) out[QOS_KEYS[field]] = String(value);
+  }
+  return out;
+}
+
 export async function applyQos(
   ops: {
     setMetadata(pool: string, image: string, key: string, value: string): Promise<void>;

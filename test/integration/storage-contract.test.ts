@@ -628,6 +628,35 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
       await expect(s.setQos(POOL, name, { speed: 1 })).rejects.toThrow(/limits\.speed/);
     });
 
+    it('5.5 createImage sets metadata on the new image; a key that cannot be set leaves no image', async () => {
+      const name = unique(kind, 'create-meta');
+      created.push(name);
+      await s.createImage(POOL, name, {
+        size: 4 * MiB,
+        features: ['layering', 'exclusive-lock', 'object-map', 'fast-diff'],
+        metadata: { 'volplugin.volume': 't/v', conf_rbd_qos_write_iops_limit: '40' },
+      });
+      expect(await s.getMetadata(POOL, name)).toEqual({ conf_rbd_qos_write_iops_limit: '40', 'volplugin.volume': 't/v' });
+      expect(await s.getQos(POOL, name)).toEqual({ writeIops: 40 });
+      // Ceph's own tools read it as metadata librbd wrote, and the image opens as usual.
+      const { stdout } = await execa('rbd', [`--conf=${CONF}`, 'image-meta', 'list', `--pool=${POOL}`, `--image=${name}`, '--format=json']);
+      expect(JSON.parse(stdout)).toEqual({ conf_rbd_qos_write_iops_limit: '40', 'volplugin.volume': 't/v' });
+      expect((await s.imageInfo(POOL, name)).features).toEqual(['layering', 'exclusive-lock', 'object-map', 'fast-diff']);
+      await s.setMetadata(POOL, name, 'later', 'yes');
+      expect(await s.getMetadata(POOL, name)).toMatchObject({ later: 'yes', 'volplugin.volume': 't/v' });
+
+      // What librbd's check of conf_* values would refuse is refused before Ceph is asked.
+      const bad = unique(kind, 'create-meta-bad');
+      created.push(bad);
+      await expect(s.createImage(POOL, bad, { size: 4 * MiB, metadata: { owner: 'x', conf_rbd_qos_iops_limit: 'lots' } })).rejects.toThrow(/unsigned integer/);
+      await expect(s.createImage(POOL, bad, { size: 4 * MiB, metadata: { conf_rbd_cache: 'false' } })).rejects.toThrow(/only the QoS limits/);
+      await expect(s.createImage(POOL, bad, { size: 4 * MiB, metadata: { owner: '' } })).rejects.toThrow(/options\.metadata\.owner must not be empty/);
+      expect(await s.imageExists(POOL, bad)).toBe(false);
+      // An existing name: EEXIST from the create, and the image that was there keeps its metadata.
+      await expectRbdError(s.createImage(POOL, name, { size: 4 * MiB, metadata: { 'volplugin.volume': 'other' } }), { code: 'EEXIST', pool: POOL, image: name, op: 'rbd_create4' });
+      expect((await s.getMetadata(POOL, name))['volplugin.volume']).toBe('t/v');
+    });
+
     it('5.4 metadata of a missing image is ENOENT', async () => {
       const gone = unique(kind, 'meta-noimage');
       await expectRbdError(s.getMetadata(POOL, gone), { code: 'ENOENT', pool: POOL, image: gone });

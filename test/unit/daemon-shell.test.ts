@@ -225,3 +225,13 @@ describe('volplugin --mkfs-allow', () => {
     expect(() => plugin.parseConfig(['--mkfs-allow', ','], {})).toThrow(/^--mkfs-allow names no program/);
   });
 });
+
+describe('volsupervisor --concurrency', () => {
+  it('defaults to many jobs at once with the addon (snapshots wait on monitor commits), few with the CLI; the flag wins', () => {
+    expect(supervisor.parseConfig([], {}).concurrency).toBe(supervisor.DEFAULT_SUPERVISOR_CONCURRENCY);
+    expect(supervisor.DEFAULT_SUPERVISOR_CONCURRENCY).toBeGreaterThanOrEqual(64);
+    expect(supervisor.parseConfig(['--backend', 'cli'], {}).concurrency).toBe(8);
+    expect(supervisor.parseConfig(['--backend', 'cli', '--concurrency', '3'], {}).concurrency).toBe(3);
+    expect(() => supervisor.parseConfig(['--concurrency', '0'], {})).toThrow(/--concurrency/);
+  });
+});

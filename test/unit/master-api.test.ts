@@ -441,11 +441,11 @@ describe('volumes: create', () => {
   });
 
   it('resolves a create whose record write failed once etcd is back (janitor)', async () => {
-    const qos = storage.hang('setQos');
+    const made = storage.hang('createImage');
     const created = createVolume('tenant1/foo');
-    await qos.reached;
-    kv.setUnavailable(true); // etcd goes away after the image is made
-    await qos.release();
+    await made.reached;
+    kv.setUnavailable(true); // etcd goes away while the image is made
+    await made.release();
     expectError(await created, 503, 'STATE_UNAVAILABLE');
     kv.setUnavailable(false);
     // The failed master could not revoke its lock's lease while etcd was away: it expires after its TTL.
