@@ -52,7 +52,7 @@ function host(hostId: string, base: number, reuse?: { local: LocalState; mapper:
     lease,
     storage,
     mapper,
-    master,
+    volumes: master,
     local,
     limits: new RateLimiter({ docker: null, storage }),
     docker: null,
@@ -224,7 +224,9 @@ describe('Convergence', () => {
     await a.store.updateRuntime('t', 'a', { ...record('a').runtime, rateLimit: fifty });
     await a.loop.runNow('volume put');
     expect(a.loop.lastPlan?.actions).toContainEqual({ kind: 'apply-limits', volume: 't/a', limits: fifty, changed: true });
-    expect(lastQos(storage, 'rbd', 't.a')).toEqual({ writeIops: 50, readIops: 0, writeBps: 0, readBps: 0 });
+    // Only what differs is written; the image ends with the new limits.
+    expect(lastQos(storage, 'rbd', 't.a')).toEqual({ writeIops: 50 });
+    expect(await storage.getQos('rbd', 't.a')).toMatchObject({ writeIops: 50 });
     expect(a.local.get('t', 'a')?.appliedLimits).toEqual(fifty);
     expect(a.loop.lastPlan?.problems).toEqual([]);
     await a.loop.stop();
