@@ -383,7 +383,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
       });
       await rm(socket, { force: true });
       await requests.stop();
-      manager.stop();
+      await manager.stop();
       await convergence.stop();
       // With nothing mounted the locks can go now; otherwise they must outlive this process for
       // a restart (within the TTL) to find them.

@@ -70,7 +70,7 @@ function host(hostId: string, base: number, graceMs: number) {
   handleReleaseRequests(inbox, manager);
   void inbox.start();
   stops.push(async () => {
-    manager.stop();
+    await manager.stop();
     await inbox.stop();
     await loop.stop();
   });
@@ -185,6 +185,20 @@ describe('the unmount grace', () => {
     await a.loop.runNow('lease lost');
     expect(a.local.get('t', 'a')).toBeUndefined();
     expect(await a.store.getMount('t', 'a')).toBeNull();
+  });
+
+  it('a stopping volplugin lets go of its idle volumes and keeps those in use', async () => {
+    await storage.createImage('rbd', 't.b', { size: 1 << 20 });
+    master.volumes.set('t/b', record('b'));
+    await new StateStore(kv).createVolume(record('b'));
+    const a = host('h1', 0, 60_000);
+    await a.manager.mount('t', 'a', 'id1', signal());
+    await a.manager.mount('t', 'b', 'id2', signal());
+    await a.manager.unmount('t', 'a', 'id1', signal());
+    await a.manager.stop();
+    expect(a.local.get('t', 'a')).toBeUndefined();
+    expect(await a.store.getMount('t', 'a')).toBeNull();
+    expect(a.local.get('t', 'b')?.refs).toEqual(['id2']);
   });
 });
 

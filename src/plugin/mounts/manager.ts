@@ -262,9 +262,23 @@ export class MountManager {
     await this.parts.mounter.unmap(mapping);
   }
 
-  /** Stops the grace timers (volplugin is stopping: idle volumes stay, the next start's loop lets go of them). */
-  stop(): void {
+  /**
+   * volplugin is stopping: the grace timers stop and idle volumes are let go of now (no container
+   * uses them, and a stopped host could not answer another host's `release`: that host would wait
+   * for the lock to expire). Volumes in use stay for the containers. What fails is left to the
+   * next start's loop.
+   */
+  async stop(): Promise<void> {
     this.timers.stop();
+    for (const { tenant, volume } of this.parts.local.all().filter(isIdle)) {
+      const name = volumeKey(tenant, volume);
+      await this.parts.mutex
+        .run(name, async () => {
+          const entry = this.parts.local.get(tenant, volume);
+          if (entry && isIdle(entry)) await this.letGo(entry);
+        })
+        .catch((err: unknown) => this.parts.log.warn({ volume: name, err: messageOf(err) }, 'could not let go of an idle volume while stopping; the next start does'));
+    }
   }
 
   /** Logs the line that ends an operation, with its steps, and tells `onTimed`; returns `value`. */
