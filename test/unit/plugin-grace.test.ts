@@ -9,21 +9,18 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DeviceContents } from '../../src/mapper/fs.js';
-import type { MountInfo } from '../../src/mapper/mountinfo.js';
 import type { RateLimit } from '../../src/policy/types.js';
-import { RateLimiter } from '../../src/ratelimit/index.js';
 import { MemoryKV } from '../../src/state/memory.js';
 import type { VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
-import { assembleHost } from '../../src/plugin/app.js';
-import { HostLease } from '../../src/plugin/cluster/lease.js';
 import { HostRequestInbox } from '../../src/plugin/cluster/requests.js';
 import { planConvergence, type Observation } from '../../src/plugin/converge/plan.js';
 import { PluginError } from '../../src/plugin/errors.js';
 import { handleReleaseRequests } from '../../src/plugin/mounts/idle.js';
-import { LocalState, type LocalVolume } from '../../src/plugin/mounts/local-state.js';
-import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, limitedVolume } from '../helpers/plugin-fakes.js';
+import type { LocalVolume } from '../../src/plugin/mounts/local-state.js';
+import { FakeMaster, blocklistCalls, limitedVolume } from '../helpers/plugin-fakes.js';
+import { assembledFakeHost } from '../helpers/plugin-host.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 0, readIops: 0, writeBps: 0, readBps: 0 };
@@ -40,32 +37,8 @@ const stops: Array<() => Promise<void>> = [];
 
 /** A host with its mount manager, convergence loop and request inbox (as volplugin wires them). */
 function host(hostId: string, base: number, graceMs: number) {
-  const client = kv.client();
-  const store = new StateStore(client, { owner: `volplugin@${hostId}` });
-  const lease = new HostLease(client, 10);
-  const local = new LocalState(path.join(dir, `${hostId}.json`));
-  const mapper = new FakeMapper({ first: base, clientBase: base, stateDir: `/state${base}` });
-  const ops = new FakeHost({ imageOf: mapper.imageOf, images });
-  const readMounts = async (): Promise<MountInfo[]> =>
-    [...ops.mounted].map(([mountPoint, source]) => ({ id: 1, parentId: 0, devNumber: '7:0', major: 7, minor: 0, root: '/', mountPoint, options: 'rw', fsType: 'ext4', source, superOptions: 'rw' }));
-  const { manager, convergence: loop } = assembleHost({
-    host: { id: hostId, label: hostId },
-    mountRoot: '/nonexistent/mnt',
-    fenceSeconds: 60,
-    store,
-    lease,
-    storage,
-    mapper,
-    volumes: master,
-    local,
-    limits: new RateLimiter({ docker: null, storage }),
-    docker: null,
-    log,
-    convergence: { version: 'test', intervalMs: 60_000 },
-    hostOps: ops,
-    readMounts,
-    graceMs,
-  });
+  const h = assembledFakeHost({ kv, storage, images, volumes: master, dir }, hostId, base, { clientBase: base, graceMs });
+  const { store, manager, loop } = h;
   const inbox = new HostRequestInbox({ store, hostId, log, pollMs: 200 });
   handleReleaseRequests(inbox, manager);
   void inbox.start();
@@ -74,7 +47,7 @@ function host(hostId: string, base: number, graceMs: number) {
     await inbox.stop();
     await loop.stop();
   });
-  return { store, lease, local, mapper, ops, manager, loop, hostId };
+  return h;
 }
 
 beforeEach(async () => {
