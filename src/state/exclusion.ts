@@ -32,24 +32,27 @@ export async function withMountsExcluded<T>(
   fn: (signal: AbortSignal) => Promise<T>,
   askRelease?: (holder: MountRecord) => Promise<ReleaseOutcome>,
 ): Promise<T> {
+  const job = { db, owner, tenant, volume, options, fn };
   try {
-    return await excluding(db, owner, tenant, volume, options, fn);
+    return await excluding(job);
   } catch (err) {
     // Only a refusal before anything ran: StateMountedError is thrown before `fn` starts.
     if (!askRelease || !(err instanceof StateMountedError) || !err.holder || !err.beforeStart) throw err;
     if (!(await askRelease(err.holder)).released) throw err;
-    return excluding(db, owner, tenant, volume, options, fn);
+    return excluding(job);
   }
 }
 
-async function excluding<T>(
-  db: RecordKV,
-  owner: string,
-  tenant: string,
-  volume: string,
-  options: ExclusionOptions,
-  fn: (signal: AbortSignal) => Promise<T>,
-): Promise<T> {
+/** One try of withMountsExcluded (its arguments). */
+async function excluding<T>(job: {
+  db: RecordKV;
+  owner: string;
+  tenant: string;
+  volume: string;
+  options: ExclusionOptions;
+  fn: (signal: AbortSignal) => Promise<T>;
+}): Promise<T> {
+  const { db, owner, tenant, volume, options, fn } = job;
   const lease = await db.kv.lease(options.ttlSeconds ?? 10);
   try {
     const record: ExclusionRecord = { reason: options.reason, owner, since: new Date().toISOString(), lease: lease.id };
