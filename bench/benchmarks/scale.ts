@@ -52,7 +52,7 @@ interface SimHost {
 
 function localVolume(record: VolumeRecord, hostIndex: number, n: number, mountRoot: string): LocalVolume {
   const mapping: Mapping = { kind: 'fuse', tenant: record.tenant, volume: record.volume, pool: record.pool, image: record.image, device: `/dev/loop${n}`, clientAddress: `10.0.${hostIndex}.1:0/${n}`, fuseDir: `/run/volplugin/fuse/${record.image}` };
-  return { tenant: record.tenant, volume: record.volume, pool: record.pool, image: record.image, mapping, mountpoint: `${mountRoot}/${record.tenant}/${record.volume}`, refs: ['c1'], since: new Date().toISOString(), appliedLimits: record.runtime.rateLimit, lost: null, lockGeneration: 1 };
+  return { tenant: record.tenant, volume: record.volume, pool: record.pool, image: record.image, mapping, mountpoint: `${mountRoot}/${record.tenant}/${record.volume}`, refs: ['c1'], since: new Date().toISOString(), appliedLimits: record.runtime.rateLimit, lost: null, lockGeneration: 1, idleUntil: null };
 }
 
 function mountInfoOf(e: LocalVolume, n: number): MountInfo {

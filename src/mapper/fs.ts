@@ -1,7 +1,7 @@
 // Filesystems on mapped devices: probe what a device holds (its first and last bytes, and blkid),
 // format (the tenant's command), mount, unmount, and the device number the blkio cgroup wants.
 
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_MKFS_ALLOW, formatArgv, type FormatArgv } from '../policy/filesystem.js';
@@ -40,8 +40,16 @@ export const EDGE_BYTES = 1 << 20;
 /** Alignment of the reads (direct I/O needs whole logical blocks). */
 const BLOCK = 4096;
 
-/** The size of a block device in bytes (`blockdev --getsize64`, an ioctl: no I/O to the device). */
+/**
+ * The size of a block device in bytes: from sysfs (/sys/class/block/NAME/size, in 512-byte
+ * sectors, no process), else `blockdev --getsize64` (an ioctl). Neither does I/O to the device.
+ */
 async function deviceSize(device: string): Promise<number> {
+  const sectors = await readFile(`/sys/class/block/${path.basename(device)}/size`, 'utf8').then(
+    (text) => Number(text.trim()),
+    () => Number.NaN,
+  );
+  if (Number.isSafeInteger(sectors) && sectors > 0) return sectors * 512;
   try {
     const { stdout } = await run('blockdev', ['--getsize64', device], { timeoutMs: 10_000 });
     const size = Number(stdout.trim());
@@ -91,25 +99,50 @@ export async function readsAsZeros(device: string): Promise<boolean> {
   return allZero(await readRange(device, tailStart, size - tailStart));
 }
 
-/**
- * What the device holds. It is read first (both ends, see readsAsZeros), so an unreadable device
- * throws DeviceReadError instead of looking empty; blkid's low-level probe (-p, the device itself,
- * not its cache) then names a filesystem. blkid exits 2 both for "no signature" and for a device
- * it cannot open: its exit status never decides alone.
- */
-export async function probeDevice(device: string): Promise<DeviceContents> {
-  const zeros = await readsAsZeros(device);
-  let result: Awaited<ReturnType<typeof run>>;
+/** blkid's low-level probe (-p: the device itself, not blkid's cache). */
+async function blkidProbe(device: string): Promise<Awaited<ReturnType<typeof run>>> {
   try {
-    // 2: nothing found (or not opened: the reads above say it can be read); 8: ambivalent (several signatures).
-    result = await run('blkid', ['-p', '-o', 'export', device], { okCodes: [2, 8], timeoutMs: 30_000 });
+    // 2: nothing found, or the device could not be opened; 8: ambivalent (several signatures).
+    return await run('blkid', ['-p', '-o', 'export', device], { okCodes: [2, 8], timeoutMs: 30_000 });
   } catch (err) {
     throw new DeviceReadError(device, `blkid failed: ${(err as Error).message}`, { cause: err });
   }
-  if (result.exitCode === 0) {
-    const fields = parseBlkidExport(result.stdout);
-    const type = fields.TYPE ?? fields.PTTYPE;
+}
+
+/** The filesystem blkid found (exit 0 with a TYPE or PTTYPE), else null. */
+function blkidType(result: Awaited<ReturnType<typeof run>>): string | null {
+  if (result.exitCode !== 0) return null;
+  const fields = parseBlkidExport(result.stdout);
+  return fields.TYPE ?? fields.PTTYPE ?? null;
+}
+
+export interface ProbeOptions {
+  /**
+   * The volume is recorded as formatted, so a filesystem is what the device should hold: blkid
+   * alone, and when it names one that settles it (blkid read its superblock, so the device can be
+   * read). Only when it does not are the device's ends read too, to tell an empty or unreadable
+   * device from other data.
+   */
+  expectFilesystem?: boolean;
+}
+
+/**
+ * What the device holds. It is read first (both ends, see readsAsZeros), so an unreadable device
+ * throws DeviceReadError instead of looking empty; blkid's low-level probe then names a
+ * filesystem. blkid exits 2 both for "no signature" and for a device it cannot open: its exit
+ * status never decides alone. With `expectFilesystem`, a filesystem blkid finds is the answer at
+ * once (see ProbeOptions).
+ */
+export async function probeDevice(device: string, options: ProbeOptions = {}): Promise<DeviceContents> {
+  if (options.expectFilesystem) {
+    const type = blkidType(await blkidProbe(device));
     if (type) return { kind: 'filesystem', type };
+  }
+  const zeros = await readsAsZeros(device);
+  const result = await blkidProbe(device);
+  const type = blkidType(result);
+  if (type) return { kind: 'filesystem', type };
+  if (result.exitCode === 0) {
     return { kind: 'data', detail: `blkid finds a signature without a type (${result.stdout.trim().replace(/\n/g, ' ')})` };
   }
   if (result.exitCode === 8) return { kind: 'data', detail: 'blkid finds several conflicting signatures' };

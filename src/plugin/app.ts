@@ -18,12 +18,13 @@ import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
 import { RateLimiter } from '../ratelimit/index.js';
 import type { KV } from '../state/kv.js';
-import { StateStore } from '../state/store.js';
+import { StateStore, reportsIdle } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import { HostLease } from './cluster/lease.js';
 import { HostRequestInbox } from './cluster/requests.js';
 import { ApiMasterClient, type MasterClient } from './cluster/master-client.js';
+import { VolumeRecords } from './cluster/volume-records.js';
 import { MountLocks, describeHolder } from './cluster/mount-lock.js';
 import type { PluginConfig } from './config.js';
 import { socketPath } from './config.js';
@@ -39,11 +40,12 @@ import { createProtocolServer } from './docker/protocol.js';
 import { messageOf } from './errors.js';
 import { hostOpsWithFailpoints, type PluginFailpoints } from './failpoints.js';
 import { forgetOtherBoot, readBootId } from './mounts/boot.js';
+import { handleReleaseRequests } from './mounts/idle.js';
 import { loadHostId, type HostIdentity } from './mounts/host-id.js';
 import { realHostOps, type HostOps } from './mounts/host-ops.js';
 import { KeyedMutex } from './mounts/keyed-mutex.js';
 import { LocalState, type LocalVolume } from './mounts/local-state.js';
-import { MountManager } from './mounts/manager.js';
+import { MountManager, type MountManagerParts } from './mounts/manager.js';
 import { Mounter } from './mounts/mounter.js';
 
 export const VERSION: string = (() => {
@@ -55,7 +57,7 @@ export const VERSION: string = (() => {
 })();
 
 /** The Storage calls volplugin makes: watchers (mappers), the blocklist (fencing), QoS and image metadata. */
-export type PluginStorage = Pick<Storage, 'listWatchers' | 'blocklistAdd' | 'setQos' | 'getMetadata' | 'setMetadata' | 'removeMetadata'>;
+export type PluginStorage = Pick<Storage, 'listWatchers' | 'blocklistAdd' | 'setQos' | 'getQos' | 'getMetadata' | 'setMetadata' | 'removeMetadata'>;
 
 export interface PluginDeps {
   storage: Storage;
@@ -100,7 +102,8 @@ export interface HostSetup {
   lease: HostLease;
   storage: PluginStorage;
   mapper: Mapper;
-  master: MasterClient;
+  /** Where volume records are read (default: etcd, cluster/volume-records.ts). */
+  volumes?: Pick<MasterClient, 'getVolume'>;
   local: LocalState;
   limits: RateLimiter;
   docker: DockerClient | null;
@@ -115,6 +118,10 @@ export interface HostSetup {
   readMounts?: () => Promise<MountInfo[]>;
   /** Test-only pauses of the mount (VOLPLUGIN_FAILPOINTS). */
   failpoints?: PluginFailpoints;
+  /** How long a volume stays mapped after its last Unmount, in ms (--unmount-grace; default none). */
+  graceMs?: number;
+  /** Gets the steps of every Mount, Unmount and release when it is done (the bench, metrics). */
+  onTimed?: MountManagerParts['onTimed'];
 }
 
 export interface AssembledHost {
@@ -137,13 +144,15 @@ export function assembleHost(setup: HostSetup): AssembledHost {
   let convergence: Convergence | null = null;
   const manager = new MountManager({
     mounter,
-    master: setup.master,
+    volumes: setup.volumes ?? new VolumeRecords(store),
     local,
     mutex,
     limits,
     deviceNumber: hostOps.deviceNumber,
     log: mountsLog,
     onChange: async () => convergence?.publishReport(),
+    graceMs: setup.graceMs,
+    onTimed: setup.onTimed,
   });
   const actions = new ConvergenceActions({ locks, manager, fencing, local, mutex, inFlight: () => mounter.mappingsInFlight(), log: convergeLog });
   // A lost lease stops every volume's I/O at once (rule: stop writing before the lease can have expired at etcd).
@@ -242,10 +251,14 @@ async function startRateLimiter(config: PluginConfig, docker: DockerClient | nul
   return limits;
 }
 
-/** Who has the volume mounted, for a refused Remove: the lock holder, else a host that reports it. */
+/**
+ * Who has the volume mounted, for a refused Remove: the lock holder, else a host that reports it.
+ * A holder that only keeps it idle is not (the master asks it to let go: state/release.ts).
+ */
 function mountedWhereIn(store: StateStore): (tenant: string, volume: string) => Promise<string | null> {
   return async (tenant, volume) => {
     const lock = await store.getMount(tenant, volume);
+    if (lock && reportsIdle(await store.getHostReport(lock.hostId), tenant, volume)) return null;
     if (lock) return describeHolder(lock);
     for (const report of await store.listHostReports()) {
       if (report.mounts.some((m) => m.tenant === tenant && m.volume === volume)) return `${report.host} (host id ${report.hostId}, as it reports)`;
@@ -301,10 +314,12 @@ async function listen(server: Server, socket: string): Promise<void> {
 }
 
 /** The host's request inbox with the handlers every volplugin has; the others are registered where their concern lives. */
-function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, log: Logger): HostRequestInbox {
+function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, manager: MountManager, log: Logger): HostRequestInbox {
   const inbox = new HostRequestInbox({ store, hostId: host.id, log: log.child({ part: 'requests' }) });
   // ping: is this host's volplugin there and answering (volcli host ping, and the tests)?
   inbox.handle('ping', async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  // release: another host's Mount, a remove or a rollback asks for a volume this host keeps idle.
+  handleReleaseRequests(inbox, manager);
   void inbox.start();
   return inbox;
 }
@@ -335,12 +350,12 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     lease,
     storage,
     mapper,
-    master,
     local,
     limits,
     docker,
     log,
     convergence: { version: VERSION, intervalMs: config.convergeSeconds * 1000 },
+    graceMs: config.unmountGrace * 1000,
     hostOps: hostOpsWithFailpoints(realHostOps({ mkfsAllow: config.mkfsAllow }), deps.failpoints),
     failpoints: deps.failpoints,
   });
@@ -349,9 +364,9 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   // release what a reboot destroyed.
   await releaseForgotten(new MountLocks(store, lease, host), forgotten, log);
   await convergence.start();
-  const requests = startRequestInbox(store, host, local, log);
+  const requests = startRequestInbox(store, host, local, manager, log);
 
-  const driver = new Driver({ master, manager, local, mutex, mountedWhere: mountedWhereIn(store) });
+  const driver = new Driver({ master, volumes: new VolumeRecords(store), manager, local, mutex, mountedWhere: mountedWhereIn(store) });
   const server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
   await listen(server, socket);
   log.info(
@@ -368,6 +383,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
       });
       await rm(socket, { force: true });
       await requests.stop();
+      await manager.stop();
       await convergence.stop();
       // With nothing mounted the locks can go now; otherwise they must outlive this process for
       // a restart (within the TTL) to find them.

@@ -25,10 +25,30 @@ export interface PluginConfig extends DaemonConfig {
   fenceSeconds: number;
   docker: string | null;
   convergeSeconds: number;
+  /** Seconds a volume stays mapped, mounted and locked after its last Unmount (0: none). */
+  unmountGrace: number;
   /** The programs a tenant's filesystem command may run on this host. */
   mkfsAllow: string[];
   /** The Prometheus endpoint (src/metrics). */
   metrics: MetricsConfig;
+}
+
+/**
+ * The grace after the last Unmount, by default: long enough for the two Mount/Unmount pairs of a
+ * `docker run` and for containers started one after another, short enough that an idle mapping
+ * is not left for long when no one asks for it (anyone who does gets it released at once).
+ */
+export const DEFAULT_UNMOUNT_GRACE_SECONDS = 10;
+
+/** The longest --unmount-grace: an hour (a larger number is more likely milliseconds by mistake). */
+const MAX_UNMOUNT_GRACE_SECONDS = 3600;
+
+function unmountGrace(value: string): number {
+  const seconds = wholeNumber('--unmount-grace', 0)(value);
+  if (seconds > MAX_UNMOUNT_GRACE_SECONDS) {
+    throw new InvalidArgumentError(`--unmount-grace is in seconds, at most ${MAX_UNMOUNT_GRACE_SECONDS}; got ${seconds} (0 disables the grace)`);
+  }
+  return seconds;
 }
 
 function pluginName(value: string): string {
@@ -56,6 +76,15 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--converge-seconds <seconds>', 'period of the convergence loop').default(10).argParser(wholeNumber('--converge-seconds', 1)))
     .addOption(
       new Option(
+        '--unmount-grace <seconds>',
+        'keep a volume mapped, mounted and locked this long after its last Unmount, for the next Mount on this host ' +
+          '(released at once when another host, a remove or a rollback asks for it); 0 disables',
+      )
+        .default(DEFAULT_UNMOUNT_GRACE_SECONDS)
+        .argParser(unmountGrace),
+    )
+    .addOption(
+      new Option(
         '--mkfs-allow <programs>',
         `programs a tenant's filesystem command may run here, comma-separated or repeated; ` +
           `commands run without a shell [env VOLPLUGIN_MKFS_ALLOW, else ${DEFAULT_MKFS_ALLOW.join(',')}]`,
@@ -79,6 +108,7 @@ export interface RawOptions extends DaemonOptions, MetricsOptions {
   fenceSeconds: number;
   docker: string;
   convergeSeconds: number;
+  unmountGrace: number;
   mkfsAllow?: string[];
 }
 
@@ -104,6 +134,7 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     fenceSeconds: o.fenceSeconds,
     docker: o.docker === 'none' || o.docker === '' ? null : o.docker,
     convergeSeconds: o.convergeSeconds,
+    unmountGrace: o.unmountGrace,
     mkfsAllow: mkfsAllowFrom(o.mkfsAllow, env),
     metrics: metricsConfig(o),
   };

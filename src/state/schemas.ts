@@ -124,6 +124,18 @@ export const HostMountSchema = Type.Object(
   strict,
 );
 
+export const HostIdleSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    device: Type.String(),
+    mountpoint: Type.String(),
+    mapper: MapperSchema,
+    until: Type.String({ description: 'When the grace ends and the host lets go of it (ISO time)' }),
+  },
+  strict,
+);
+
 export const HostReportSchema = Type.Object(
   {
     hostId: Type.String({ description: "The host's persistent id" }),
@@ -131,7 +143,14 @@ export const HostReportSchema = Type.Object(
     pid: Type.Integer(),
     version: Type.String(),
     reportedAt: Type.String(),
-    mounts: Type.Array(HostMountSchema, { description: 'What the host has mounted, as its volplugin sees it' }),
+    mounts: Type.Array(HostMountSchema, { description: 'What the host has mounted for containers, as its volplugin sees it' }),
+    idle: Type.Optional(
+      Type.Array(HostIdleSchema, {
+        description:
+          'Volumes no container uses that the host keeps mapped, mounted and locked for a short grace (volplugin --unmount-grace); ' +
+          'released at once when another host or a remove asks (host request "release")',
+      }),
+    ),
     problems: Type.Array(Type.String(), { description: 'What its convergence loop saw and could not fix' }),
   },
   { title: 'HostReport', description: "A volplugin's report about itself; bound to its lease, gone when the host is.", ...strict },

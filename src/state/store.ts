@@ -6,11 +6,14 @@
 // This file is the table of contents: single reads and writes are here, anything with a
 // transaction, a retry or a watch lives in the module of its concern (tenants, volumes, intents,
 // mounts, operations, schedule, watch; election.ts for elections) and is called from here.
+// (Over 400 lines because it is that table of contents: one short method per record operation.)
 
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
 import type { StateCorruptError } from './errors.js';
 import * as hostRequests from './host-requests.js';
+import * as release from './release.js';
+import type { ReleaseOutcome } from './release.js';
 import type { HostRequestInput, PendingHostRequest } from './host-requests.js';
 import * as intents from './intents.js';
 import type { CreateIntent } from './intents.js';
@@ -58,6 +61,7 @@ export type { HostAliveClaim } from './hosts.js';
 export type { MountEvent, VolumeEvent } from './watch.js';
 export type { CreateIntent } from './intents.js';
 export { HostRequestTimeoutError, type HostRequestInput, type PendingHostRequest } from './host-requests.js';
+export { RELEASE_KIND, RELEASE_TIMEOUT_MS, reportsIdle, type ReleaseOutcome } from './release.js';
 
 export interface StateStoreOptions {
   /** Key prefix (default `/volplugin`). */
@@ -354,10 +358,11 @@ export class StateStore {
   /**
    * Runs `fn` while no host may take the volume's mount lock (a remove or rollback): created only
    * if no host holds the lock now (else StateMountedError, nothing done), and released however
-   * `fn` ends. See exclusion.ts.
+   * `fn` ends. See exclusion.ts. A holder that only keeps the volume idle (its grace after the
+   * last Unmount) is asked to release it first, and the exclusion is tried once more (release.ts).
    */
   withMountsExcluded<T>(tenant: string, volume: string, options: ExclusionOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return exclusion.withMountsExcluded(this.db, this.owner, tenant, volume, options, fn);
+    return exclusion.withMountsExcluded(this.db, this.owner, tenant, volume, options, fn, (holder) => this.askRelease(holder));
   }
 
   /** The remove or rollback that excludes mounts of the volume now, if any. */
@@ -493,6 +498,19 @@ export class StateStore {
    */
   askHost(hostId: string, request: HostRequestInput, timeoutMs: number): Promise<HostAnswer> {
     return hostRequests.ask(this.db, this.keys, this.owner, hostId, request, timeoutMs);
+  }
+
+  /**
+   * Asks the holder of a volume's mount lock to let go of it if it only keeps it idle (its grace
+   * after the last Unmount): see release.ts. Never throws for the holder's sake: the outcome says
+   * whether the lock is gone.
+   */
+  askRelease(holder: MountRecord, timeoutMs?: number): Promise<ReleaseOutcome> {
+    return release.askRelease(
+      { getHostReport: (id) => this.getHostReport(id), askHost: (id, request, ms) => this.askHost(id, request, ms) },
+      holder,
+      timeoutMs,
+    );
   }
 
   /** The requests to `hostId` not answered yet, oldest first. */

@@ -189,6 +189,11 @@ export interface PluginOptions extends DaemonPlacement {
   lockTtl?: number;
   fenceSeconds?: number;
   convergeSeconds?: number;
+  /**
+   * --unmount-grace in seconds. Tests default to 0 (the last Unmount tears down at once, as the
+   * tests of other concerns expect); the grace's own tests set it.
+   */
+  unmountGrace?: number;
   /** Docker API for rate limits (default none). */
   docker?: string;
 }
@@ -242,6 +247,7 @@ export class TestPlugin {
       '--lock-ttl', String(o.lockTtl ?? 30),
       '--fence-seconds', String(o.fenceSeconds ?? 300),
       '--converge-seconds', String(o.convergeSeconds ?? 2),
+      '--unmount-grace', String(o.unmountGrace ?? 0),
       '--docker', o.docker ?? 'none',
       '--debug',
       ...(o.extraArgs ?? []),

@@ -20,7 +20,7 @@ import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
 import { LocalState } from '../../src/plugin/mounts/local-state.js';
 import { MountManager } from '../../src/plugin/mounts/manager.js';
 import { Mounter } from '../../src/plugin/mounts/mounter.js';
-import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume } from '../helpers/plugin-fakes.js';
+import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, limitedVolume } from '../helpers/plugin-fakes.js';
 import { parseMetrics, valueOf } from '../helpers/metrics.js';
 import { registries } from '../../src/metrics/families.js';
 
@@ -67,7 +67,7 @@ function makeHost(hostId: string, label: string, sharedMapper?: FakeMapper): Hos
     local,
     log,
   });
-  const manager = new MountManager({ mounter, master, local, mutex: new KeyedMutex(), limits: limiter, deviceNumber: host.deviceNumber, log });
+  const manager = new MountManager({ mounter, volumes: master, local, mutex: new KeyedMutex(), limits: limiter, deviceNumber: host.deviceNumber, log });
   return { manager, store, lease, local, mapper, host, hostId };
 }
 
@@ -96,7 +96,7 @@ describe('MountManager', () => {
     const lock = await a.store.getMount('tenant1', 'foo');
     expect(lock).toMatchObject({ hostId: 'host-a', host: 'a', device: '/dev/loop0', clientAddress: '127.0.0.1:0/1000', mapper: 'fuse' });
     expect(JSON.parse((await holderNote('tenant1.foo'))!)).toMatchObject({ hostId: 'host-a', clientAddress: '127.0.0.1:0/1000' });
-    expect(lastQos(storage, 'rbd', 'tenant1.foo')).toEqual({ writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 });
+    expect(await storage.getQos('rbd', 'tenant1.foo')).toMatchObject({ writeIops: 100 });
     expect(a.local.get('tenant1', 'foo')?.refs).toEqual(['id1']);
   });
 

@@ -9,6 +9,7 @@ import { hostLeaseLosses, volumesLost } from '../../metrics/families.js';
 import type { Mapping } from '../../mapper/types.js';
 import { describeHolder, refusalError, type LockClaim, type MountLocks } from '../cluster/mount-lock.js';
 import { messageOf } from '../errors.js';
+import { isIdle } from '../mounts/idle.js';
 import type { KeyedMutex } from '../mounts/keyed-mutex.js';
 import { splitVolumeKey, volumeKey, type LocalState, type LocalVolume } from '../mounts/local-state.js';
 import type { MountManager } from '../mounts/manager.js';
@@ -34,7 +35,7 @@ function claimOf(entry: LocalVolume): LockClaim {
 
 export interface ActionParts {
   locks: MountLocks;
-  manager: Pick<MountManager, 'teardown' | 'applyLimits' | 'cleanupMapping'>;
+  manager: Pick<MountManager, 'teardown' | 'letGo' | 'applyLimits' | 'cleanupMapping'>;
   fencing: Fencing;
   local: LocalState;
   mutex: KeyedMutex;
@@ -88,6 +89,12 @@ export class ConvergenceActions {
         case 'teardown':
           if (!entry || entry.refs.length > 0) return;
           await manager.teardown(entry);
+          return;
+        case 'drop-idle':
+          if (!entry || !isIdle(entry)) return;
+          if (action.fence) await this.lost(entry, action.why);
+          log.info({ volume: action.volume, why: action.why }, 'letting go of an idle volume');
+          await manager.letGo(entry);
           return;
         case 'release-lock': {
           if (entry && !entry.lost) return;

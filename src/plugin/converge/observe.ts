@@ -45,7 +45,7 @@ export class HostObserver {
       if (!e.lost && !(await mapper.isMapped(e.mapping).catch(() => true))) broken.add(volumeKey(e.tenant, e.volume));
     }
     const { locks, locksKnown, limits } = await this.fromEtcd(entries);
-    return { hostId, leaseId, locksKnown, entries, mounts, mappings, locks, limits, broken, busy: new Set(mutex.keys()), mountRoot };
+    return { hostId, leaseId, locksKnown, entries, mounts, mappings, locks, limits, broken, busy: new Set(mutex.keys()), mountRoot, now: Date.now() };
   }
 
   private async liveLease(): Promise<string | null> {

@@ -3,12 +3,12 @@
 
 import { rmdir } from 'node:fs/promises';
 import * as fs from '../../mapper/fs.js';
-import type { DeviceContents } from '../../mapper/fs.js';
+import type { DeviceContents, ProbeOptions } from '../../mapper/fs.js';
 import { deviceNumberOf, type DeviceNumber } from '../../ratelimit/index.js';
 
 export interface HostOps {
   /** What the device holds (see mapper/fs.ts probeDevice); DeviceReadError when it cannot be read. */
-  probeDevice(device: string): Promise<DeviceContents>;
+  probeDevice(device: string, options?: ProbeOptions): Promise<DeviceContents>;
   formatDevice(command: string, device: string): Promise<void>;
   /** Removes every filesystem signature (before formatting again after an unfinished first format). */
   wipeSignatures(device: string): Promise<void>;
