@@ -82,10 +82,11 @@ export class CliRunner {
     return (out.trim() === '' ? {} : JSON.parse(out)) as T;
   }
 
-  async exec(tool: Tool, args: string[], target: Target): Promise<string> {
+  /** Runs `tool ARGS`; `onStderr` sees stderr as it comes (rbd's progress lines). */
+  async exec(tool: Tool, args: string[], target: Target, onStderr?: (text: string) => void): Promise<string> {
     await this.slot();
     try {
-      const result = await execa(this.tools[tool], [...this.base, ...args], {
+      const subprocess = execa(this.tools[tool], [...this.base, ...args], {
         reject: false,
         stdin: 'ignore',
         timeout: this.timeoutMs,
@@ -93,6 +94,8 @@ export class CliRunner {
         stripFinalNewline: false,
         maxBuffer: 64 << 20,
       });
+      if (onStderr) subprocess.stderr?.on('data', (chunk: Buffer) => onStderr(chunk.toString('utf8')));
+      const result = await subprocess;
       if (result.exitCode === 0 && !result.failed) return result.stdout;
       throw cliError(tool, result, target);
     } finally {

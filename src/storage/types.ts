@@ -97,6 +97,17 @@ export interface QosLimits {
   writeBps?: number;
 }
 
+/**
+ * Progress of a long call (remove, resize, flatten): `done` of `total` in the call's own unit
+ * (librbd's objects for the native backend, percent for the CLI backend), at most every 100 ms and
+ * once at the end. A listener must not throw.
+ */
+export type ProgressListener = (done: number, total: number) => void;
+
+export interface ProgressOptions {
+  onProgress?: ProgressListener;
+}
+
 /** Counters for metrics and back-pressure. */
 export interface StorageStats {
   /** Operations queued or running right now. */
@@ -117,9 +128,9 @@ export interface Storage {
   // Images
   createImage(pool: string, name: string, options: CreateImageOptions): Promise<void>;
   /** Fails with EBUSY while watched, ENOTEMPTY while it has snapshots. */
-  removeImage(pool: string, name: string): Promise<void>;
+  removeImage(pool: string, name: string, options?: ProgressOptions): Promise<void>;
   /** `size` in bytes; shrinking is allowed only with `allowShrink`. */
-  resizeImage(pool: string, name: string, size: number, options?: { allowShrink?: boolean }): Promise<void>;
+  resizeImage(pool: string, name: string, size: number, options?: { allowShrink?: boolean } & ProgressOptions): Promise<void>;
   renameImage(pool: string, from: string, to: string): Promise<void>;
   imageInfo(pool: string, name: string): Promise<ImageInfo>;
   listImages(pool: string): Promise<string[]>;
@@ -136,7 +147,7 @@ export interface Storage {
   cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void>;
   /** Names of the images cloned from a snapshot ("pool/image"). */
   listChildren(parent: ParentRef): Promise<string[]>;
-  flattenImage(pool: string, name: string): Promise<void>;
+  flattenImage(pool: string, name: string, options?: ProgressOptions): Promise<void>;
 
   // Watchers, locks, fencing
   listWatchers(pool: string, image: string): Promise<Watcher[]>;

@@ -263,6 +263,15 @@ export function closedError(op: string): RbdError {
   return new RbdError({ errno: -107 /* ENOTCONN */, op, detail: 'storage is closed' });
 }
 
+/** `options.onProgress`, when given, is a function. */
+export function checkProgress(options: { onProgress?: unknown } | undefined): void {
+  if (options === undefined) return;
+  checkObject('options', options);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new TypeError(`options.onProgress must be a function (done, total) => void, got ${typeof options.onProgress}`);
+  }
+}
+
 export function checkObject(field: string, value: unknown): void {
   if (typeof value !== 'object' || value === null) throw new TypeError(`${field} must be an object, got ${describe(value)}`);
 }
