@@ -26,7 +26,7 @@ import type { ICompare, IKeyValue, IRequestOp, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
 import { EtcdLease } from './etcd-lease.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
+import type { Election, Entry, KeyRange, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
 
 export interface EtcdKVOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379`; `https://` ones with `tls`. */
@@ -199,6 +199,33 @@ export class EtcdKV extends TransactionalKV implements KV {
       }),
     );
     return res.kvs.map(toEntry);
+  }
+
+  async range(range: KeyRange, options: { limit: number; descending?: boolean }): Promise<Entry[]> {
+    const res = await this.call(`range ${range.from}`, () =>
+      this.client.kv.range({
+        key: Buffer.from(range.from),
+        range_end: Buffer.from(range.to),
+        limit: options.limit,
+        sort_target: 'Key',
+        sort_order: options.descending ? 'Descend' : 'Ascend',
+      }),
+    );
+    return res.kvs.map(toEntry);
+  }
+
+  async count(range: KeyRange): Promise<number> {
+    const res = await this.call(`count ${range.from}`, () =>
+      this.client.kv.range({ key: Buffer.from(range.from), range_end: Buffer.from(range.to), count_only: true }),
+    );
+    return Number(res.count);
+  }
+
+  async deleteRange(range: KeyRange): Promise<number> {
+    const res = await this.call(`delete range ${range.from}`, () =>
+      this.client.kv.deleteRange({ key: Buffer.from(range.from), range_end: Buffer.from(range.to) }),
+    );
+    return Number(res.deleted);
   }
 
   private leaseField(lease: Lease | undefined): { lease?: string } {

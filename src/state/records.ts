@@ -5,6 +5,9 @@
 import type { Static } from '@sinclair/typebox';
 import type {
   AcquisitionRecordSchema,
+  AuditEntrySchema,
+  OperationRecordSchema,
+  ResizeIntentSchema,
   CreateIntentSchema,
   ExclusionRecordSchema,
   HostAliveRecordSchema,
@@ -75,3 +78,12 @@ export type HostAliveRecord = Static<typeof HostAliveRecordSchema>;
 
 /** A volume's format marks (volumes.ts markFormat). */
 export type VolumeFormat = Static<typeof VolumeFormatSchema>;
+
+/** A long operation and its progress (progress.ts). */
+export type OperationRecord = Static<typeof OperationRecordSchema>;
+
+/** One change made through the API (audit.ts). */
+export type AuditEntry = Static<typeof AuditEntrySchema>;
+
+/** A resize whose image may still be smaller than its record says (volumes.ts growVolume). */
+export type ResizeIntent = Static<typeof ResizeIntentSchema>;
