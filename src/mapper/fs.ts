@@ -6,13 +6,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_MKFS_ALLOW, formatArgv, type FormatArgv } from '../policy/filesystem.js';
 import { run } from './exec.js';
+import { filesystemBytes } from './grow.js';
 import { readMountInfo } from './mountinfo.js';
 
 /**
  * What a device holds, as far as formatting is concerned: a filesystem blkid knows; nothing (it
  * reads as zeros where every signature lives); or data blkid does not recognise.
  */
-export type DeviceContents = { kind: 'filesystem'; type: string } | { kind: 'empty' } | { kind: 'data'; detail: string };
+export type DeviceContents =
+  | {
+      kind: 'filesystem';
+      type: string;
+      /** Its size by its superblock (null: unknown or a type volplugin does not grow), and the device's: a resize grew the device. */
+      sizeBytes?: number | null;
+      deviceBytes?: number;
+    }
+  | { kind: 'empty' }
+  | { kind: 'data'; detail: string };
 
 /** The device could not be read (an I/O error, a hung client, a short read): nothing can be decided about it. */
 export class DeviceReadError extends Error {
@@ -41,7 +51,7 @@ export const EDGE_BYTES = 1 << 20;
 const BLOCK = 4096;
 
 /** The size of a block device in bytes (`blockdev --getsize64`, an ioctl: no I/O to the device). */
-async function deviceSize(device: string): Promise<number> {
+export async function deviceSize(device: string): Promise<number> {
   try {
     const { stdout } = await run('blockdev', ['--getsize64', device], { timeoutMs: 10_000 });
     const size = Number(stdout.trim());
@@ -79,16 +89,25 @@ function allZero(bytes: Buffer): boolean {
 }
 
 /**
+ * Reads the device's first EDGE_BYTES (and, when they are zeros, its last): `zeros` when both read
+ * as zeros, with the device's size and its first bytes (where superblocks are). Throws
+ * DeviceReadError when either cannot be read.
+ */
+async function readEdges(device: string): Promise<{ zeros: boolean; size: number; head: Buffer }> {
+  const size = await deviceSize(device);
+  const head = await readRange(device, 0, Math.min(size, EDGE_BYTES));
+  if (!allZero(head)) return { zeros: false, size, head };
+  if (size <= head.length) return { zeros: true, size, head };
+  const tailStart = Math.max(head.length, Math.floor((size - EDGE_BYTES) / BLOCK) * BLOCK);
+  return { zeros: allZero(await readRange(device, tailStart, size - tailStart)), size, head };
+}
+
+/**
  * True when the first and the last EDGE_BYTES of the device read as zeros; false when they hold
  * anything else. Throws DeviceReadError when either cannot be read.
  */
 export async function readsAsZeros(device: string): Promise<boolean> {
-  const size = await deviceSize(device);
-  const head = Math.min(size, EDGE_BYTES);
-  if (!allZero(await readRange(device, 0, head))) return false;
-  if (size <= head) return true;
-  const tailStart = Math.max(head, Math.floor((size - EDGE_BYTES) / BLOCK) * BLOCK);
-  return allZero(await readRange(device, tailStart, size - tailStart));
+  return (await readEdges(device)).zeros;
 }
 
 /**
@@ -98,7 +117,7 @@ export async function readsAsZeros(device: string): Promise<boolean> {
  * it cannot open: its exit status never decides alone.
  */
 export async function probeDevice(device: string): Promise<DeviceContents> {
-  const zeros = await readsAsZeros(device);
+  const { zeros, size, head } = await readEdges(device);
   let result: Awaited<ReturnType<typeof run>>;
   try {
     // 2: nothing found (or not opened: the reads above say it can be read); 8: ambivalent (several signatures).
@@ -109,7 +128,7 @@ export async function probeDevice(device: string): Promise<DeviceContents> {
   if (result.exitCode === 0) {
     const fields = parseBlkidExport(result.stdout);
     const type = fields.TYPE ?? fields.PTTYPE;
-    if (type) return { kind: 'filesystem', type };
+    if (type) return { kind: 'filesystem', type, sizeBytes: filesystemBytes(type, head), deviceBytes: size };
     return { kind: 'data', detail: `blkid finds a signature without a type (${result.stdout.trim().replace(/\n/g, ' ')})` };
   }
   if (result.exitCode === 8) return { kind: 'data', detail: 'blkid finds several conflicting signatures' };

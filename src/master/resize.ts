@@ -1,6 +1,6 @@
 // Growing a volume while it may be in use: the one place of the master's side of a resize (the API
 // route, the janitor and, later, a CSI ControllerExpandVolume call it; the host's side, growing a
-// mounted filesystem, is src/plugin/mounts/grow.ts).
+// mounted filesystem, is src/plugin/mounts/mounter.ts growMounted).
 //
 // Order, and what a master dying at each step leaves:
 //   1. checks (size parses, the volume exists, no shrink, limits.size): a refusal changes nothing;
@@ -13,7 +13,7 @@
 //   4. the host holding the volume's mount lock is asked to grow its filesystem (a `resize-fs`
 //      request through etcd, src/state/host-requests.ts). A host that does not answer (down, cut
 //      off, mid-takeover) loses nothing: every volplugin grows a filesystem smaller than its device
-//      when it mounts the volume, and its convergence loop grows a mounted one whose record grew.
+//      when it mounts the volume, and the same resize again (same size) asks the holder again.
 
 import type { FastifyBaseLogger } from 'fastify';
 import { ApiError } from '../api/errors.js';
@@ -21,13 +21,14 @@ import { limitsOf, quotaOf } from '../policy/limits.js';
 import { assertVolumeRef } from '../policy/names.js';
 import { formatSize, parseSize } from '../policy/units.js';
 import type { MountRecord, ResizeIntent, VolumeRecord } from '../state/records.js';
+import { HostRequestKind } from '../state/host-requests.js';
 import { HostRequestTimeoutError, LockReason, StateBusyError, type StateStore } from '../state/store.js';
 import type { Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
 import type { Accept, Progress, WorkResult } from './operations.js';
 
-/** The host request that grows a mounted filesystem (handled by volplugin: src/plugin/mounts/grow.ts). */
-export const RESIZE_FS_REQUEST = 'resize-fs';
+/** The host request that grows a mounted filesystem (handled by volplugin: MountManager.growFilesystem). */
+const RESIZE_FS_REQUEST = HostRequestKind.ResizeFs;
 
 /** What a resize did. */
 export interface ResizeResult {
@@ -176,7 +177,7 @@ export class VolumeResizer {
         return {
           ok: false,
           failed: false,
-          detail: `host ${mount.host} did not answer within ${Math.round(timeoutMs / 1000)} s (down or cut off from etcd?): its volplugin grows the filesystem when it is back, or the next host that mounts it does`,
+          detail: `host ${mount.host} did not answer within ${Math.round(timeoutMs / 1000)} s (down or cut off from etcd?): the next mount grows the filesystem, or run the same resize again once the host is back`,
         };
       }
       throw err;

@@ -18,6 +18,7 @@ import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
 import { RateLimiter } from '../ratelimit/index.js';
 import type { KV } from '../state/kv.js';
+import { HostRequestKind } from '../state/host-requests.js';
 import { StateStore } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
@@ -36,7 +37,7 @@ import { ConvergenceTriggers } from './converge/triggers.js';
 import { DockerClient } from './docker/client.js';
 import { Driver } from './docker/driver.js';
 import { createProtocolServer } from './docker/protocol.js';
-import { messageOf } from './errors.js';
+import { PluginError, messageOf } from './errors.js';
 import { hostOpsWithFailpoints, type PluginFailpoints } from './failpoints.js';
 import { forgetOtherBoot, readBootId } from './mounts/boot.js';
 import { loadHostId, type HostIdentity } from './mounts/host-id.js';
@@ -301,10 +302,18 @@ async function listen(server: Server, socket: string): Promise<void> {
 }
 
 /** The host's request inbox with the handlers every volplugin has; the others are registered where their concern lives. */
-function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, log: Logger): HostRequestInbox {
+function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, manager: MountManager, log: Logger): HostRequestInbox {
   const inbox = new HostRequestInbox({ store, hostId: host.id, log: log.child({ part: 'requests' }) });
   // ping: is this host's volplugin there and answering (volcli host ping, and the tests)?
-  inbox.handle('ping', async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  inbox.handle(HostRequestKind.Ping, async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  // resize-fs: a resize grew the image of a volume mounted here: grow its filesystem (src/master/resize.ts).
+  inbox.handle(HostRequestKind.ResizeFs, async (request) => {
+    const sizeBytes = Number(request.params?.sizeBytes);
+    if (!request.tenant || !request.volume || !Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+      throw new PluginError('BAD_REQUEST', 'a resize-fs request names a tenant, a volume and params.sizeBytes');
+    }
+    return { ...(await manager.growFilesystem(request.tenant, request.volume, sizeBytes)) };
+  });
   void inbox.start();
   return inbox;
 }
@@ -349,7 +358,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   // release what a reboot destroyed.
   await releaseForgotten(new MountLocks(store, lease, host), forgotten, log);
   await convergence.start();
-  const requests = startRequestInbox(store, host, local, log);
+  const requests = startRequestInbox(store, host, local, manager, log);
 
   const driver = new Driver({ master, manager, local, mutex, mountedWhere: mountedWhereIn(store) });
   const server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });

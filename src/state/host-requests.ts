@@ -16,6 +16,13 @@ import type { RecordKV } from './record-kv.js';
 import type { HostAnswer, HostRequest } from './records.js';
 
 /** What a requester asks for (the store fills in id, host, times and who asked). */
+/** The kinds of request in use, named once for both sides (docs/plugin.md "Requests from the masters"). */
+export const HostRequestKind = {
+  Ping: 'ping',
+  /** A resize grew the image of a volume the host holds: grow its mounted filesystem (params.sizeBytes). */
+  ResizeFs: 'resize-fs',
+} as const;
+
 export interface HostRequestInput {
   kind: string;
   tenant?: string;

@@ -12,7 +12,8 @@
 
 import path from 'node:path';
 import type { Fencing } from '../../fencing/index.js';
-import { DeviceReadError } from '../../mapper/fs.js';
+import { DeviceReadError, type DeviceContents } from '../../mapper/fs.js';
+import { GROW_SLACK_BYTES, type GrowReport } from '../../mapper/grow.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
 import { UNLIMITED, type RateLimiter } from '../../ratelimit/index.js';
 import { StateUnavailableError } from '../../state/kv.js';
@@ -45,6 +46,9 @@ interface MountJob {
   undo: UndoStack;
   signal: AbortSignal;
 }
+
+/** How long a resize waits for the mapped device to show the image's new size. */
+const DEVICE_GROW_WAIT_MS = 30_000;
 
 type HeldLock = Extract<TakenLock, { ok: true }>;
 type MappedDevice = Mapping & { device: string };
@@ -106,8 +110,9 @@ export class Mounter {
       await this.setQos(job);
       const mapping = await this.map(job);
       await this.noteHolder(job, lock, mapping);
-      await this.prepareFilesystem(job, lock, mapping.device);
+      const contents = await this.prepareFilesystem(job, lock, mapping.device);
       await this.mountFilesystem(job, mapping.device);
+      await this.growIfSmaller(job, mapping.device, contents);
       const entry = await this.remember(job, mapping, lock, id);
       // The commit point: past it, Docker is told the mount worked. A lease lost meanwhile means the
       // lock may be gone: the mount is undone (the lease-loss handler cannot see it yet).
@@ -212,7 +217,7 @@ export class Mounter {
    * formatStarted is recorded before mkfs runs and formatted after it succeeded, both only while
    * this host holds the lock.
    */
-  private async prepareFilesystem(job: MountJob, lock: HeldLock, device: string): Promise<void> {
+  private async prepareFilesystem(job: MountJob, lock: HeldLock, device: string): Promise<DeviceContents> {
     const { tenant, volume } = job.record;
     const { locks, hostOps, log } = this.parts;
     const current = await locks.volume(tenant, volume);
@@ -248,6 +253,53 @@ export class Mounter {
         break;
     }
     job.signal.throwIfAborted();
+    return contents;
+  }
+
+  /**
+   * A filesystem smaller than its device was grown while no host held it mounted, or while its
+   * holder did not answer (a resize during a takeover, a host down): the host that mounts it grows
+   * it now, online, so no resize is lost. A failure leaves the mount as it is (the data is whole,
+   * only smaller) and is retried at the next mount.
+   */
+  private async growIfSmaller(job: MountJob, device: string, contents: DeviceContents): Promise<void> {
+    if (contents.kind !== 'filesystem' || contents.sizeBytes == null || contents.deviceBytes === undefined) return;
+    if (contents.deviceBytes - contents.sizeBytes < GROW_SLACK_BYTES) return;
+    try {
+      const report = await this.parts.hostOps.growFilesystem(device, job.mountpoint);
+      this.parts.log.info({ volume: job.name, device, ...report }, 'filesystem grown to its device at mount (the volume was resized)');
+    } catch (err) {
+      this.parts.log.warn({ volume: job.name, device, err: messageOf(err) }, 'could not grow the filesystem to its device; mounted as it is, retried at the next mount');
+    }
+  }
+
+  /**
+   * A resize's `resize-fs` request (manager.ts): makes the mapped device show the image's new size
+   * (`sizeBytes`), waiting for it up to a deadline, then grows the mounted filesystem to it.
+   */
+  async growMounted(entry: LocalVolume, sizeBytes: number): Promise<GrowReport> {
+    const { mapper, hostOps } = this.parts;
+    const device = entry.mapping.device;
+    const name = volumeKey(entry.tenant, entry.volume);
+    if (!device) throw new PluginError('INTERNAL', `${name} is mounted without a device`);
+    await mapper.refreshSize(entry.mapping);
+    const deadline = Date.now() + DEVICE_GROW_WAIT_MS;
+    let bytes = await hostOps.deviceBytes(device);
+    while (bytes < sizeBytes) {
+      if (Date.now() > deadline) {
+        throw new PluginError(
+          'INTERNAL',
+          `the device ${device} of ${name} still shows ${bytes} bytes after ${DEVICE_GROW_WAIT_MS / 1000} s, not the image's ${sizeBytes}: ` +
+            'check rbd info of the image; the filesystem grows at the next mount',
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await mapper.refreshSize(entry.mapping);
+      bytes = await hostOps.deviceBytes(device);
+    }
+    const report = await hostOps.growFilesystem(device, entry.mountpoint);
+    this.parts.log.info({ volume: name, device, ...report }, 'filesystem grown online (resize)');
+    return report;
   }
 
   private async mountFilesystem(job: MountJob, device: string): Promise<void> {

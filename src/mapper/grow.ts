@@ -1,0 +1,145 @@
+// Growing a filesystem to the size of its (grown) device: how big a filesystem is by its superblock,
+// the commands that grow each kind (argument vectors, never a shell), and whether this process may
+// grow a mounted ext filesystem at all. No policy: src/plugin/mounts/grow.ts decides when.
+//
+//   ext2/3/4  resize2fs DEVICE: online while mounted (the kernel's EXT4_IOC_RESIZE_FS, which needs
+//             CAP_SYS_RESOURCE);
+//   xfs       xfs_growfs -d MOUNTPOINT: online only (XFS grows while mounted, never unmounted);
+//   btrfs     btrfs filesystem resize max MOUNTPOINT: online only.
+
+import { readFile, statfs } from 'node:fs/promises';
+import { run } from './exec.js';
+import { deviceSize } from './fs.js';
+import { readMountInfo } from './mountinfo.js';
+
+/** The families of filesystems volplugin grows. */
+export type GrowableKind = 'ext' | 'xfs' | 'btrfs';
+
+/** The family of a filesystem type (blkid's or /proc/self/mountinfo's name); null: not one it grows. */
+export function growableKind(type: string): GrowableKind | null {
+  if (type === 'ext2' || type === 'ext3' || type === 'ext4') return 'ext';
+  if (type === 'xfs' || type === 'btrfs') return type;
+  return null;
+}
+
+/** A filesystem this module cannot grow (the message names it and what is supported). */
+export class GrowError extends Error {
+  readonly code = 'GROW_FAILED';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GrowError';
+  }
+}
+
+function kindOf(type: string): GrowableKind {
+  const kind = growableKind(type);
+  if (!kind) throw new GrowError(`volplugin cannot grow a ${type} filesystem (only ext2/3/4, xfs and btrfs): the device is larger, the filesystem stays as it is`);
+  return kind;
+}
+
+/** The command that grows the filesystem on `device`, mounted at `mountpoint`, to the device's size. */
+export function growArgv(type: string, device: string, mountpoint: string): { program: string; args: string[] } {
+  switch (kindOf(type)) {
+    case 'ext':
+      return { program: 'resize2fs', args: [device] };
+    case 'xfs':
+      return { program: 'xfs_growfs', args: ['-d', mountpoint] };
+    case 'btrfs':
+      return { program: 'btrfs', args: ['filesystem', 'resize', 'max', mountpoint] };
+  }
+}
+
+/** How long growing may take: online growth writes new group descriptors and bitmaps. */
+const GROW_TIMEOUT_MS = 600_000;
+
+/** Grows the mounted filesystem (see growArgv); a failure is a GrowError quoting the tool. */
+export async function growMounted(type: string, device: string, mountpoint: string): Promise<void> {
+  const { program, args } = growArgv(type, device, mountpoint);
+  if (kindOf(type) === 'ext' && !(await mayResizeExtOnline())) {
+    throw new GrowError(
+      `growing a mounted ${type} filesystem needs the CAP_SYS_RESOURCE capability, which this volplugin lacks ` +
+        '(a container started without it?): give volplugin the capability; the filesystem grows at the volume\'s next mount',
+    );
+  }
+  try {
+    await run(program, args, { timeoutMs: GROW_TIMEOUT_MS });
+  } catch (err) {
+    throw new GrowError(`${program} could not grow the ${type} filesystem on ${device}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** CAP_SYS_RESOURCE's bit in /proc/PID/status CapEff (linux/capability.h). */
+const CAP_SYS_RESOURCE = 24n;
+
+/** Whether this process may grow a mounted ext filesystem (the kernel checks CAP_SYS_RESOURCE). */
+export async function mayResizeExtOnline(status = '/proc/self/status'): Promise<boolean> {
+  const text = await readFile(status, 'utf8').catch(() => '');
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(text);
+  return m ? ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n : true;
+}
+
+/**
+ * The size of the filesystem of `type` in bytes, as its superblock says, from the first bytes of
+ * its device (`head`: at least the first 128 KiB); null when the type is not one volplugin grows
+ * or the superblock does not match. The layouts are the on-disk formats:
+ *   ext2/3/4  superblock at 1024, little-endian: s_blocks_count_lo (+4), s_log_block_size (+24),
+ *             s_magic 0xEF53 (+56), s_feature_incompat (+96; 0x80 = 64bit), s_blocks_count_hi (+336);
+ *   xfs       superblock at 0, big-endian: "XFSB", sb_blocksize (+4), sb_dblocks (+8);
+ *   btrfs     superblock at 64 KiB, little-endian: "_BHRfS_M" (+64), total_bytes (+112).
+ */
+export function filesystemBytes(type: string, head: Buffer): number | null {
+  switch (growableKind(type)) {
+    case 'ext': {
+      const sb = 1024;
+      if (head.length < sb + 340 || head.readUInt16LE(sb + 56) !== 0xef53) return null;
+      const blockSize = 1024 * 2 ** head.readUInt32LE(sb + 24);
+      const is64 = (head.readUInt32LE(sb + 96) & 0x80) !== 0;
+      const blocks = head.readUInt32LE(sb + 4) + (is64 ? head.readUInt32LE(sb + 336) * 2 ** 32 : 0);
+      return blocks * blockSize;
+    }
+    case 'xfs': {
+      if (head.length < 16 || head.toString('latin1', 0, 4) !== 'XFSB') return null;
+      return Number(head.readBigUInt64BE(8)) * head.readUInt32BE(4);
+    }
+    case 'btrfs': {
+      const sb = 64 * 1024;
+      if (head.length < sb + 120 || head.toString('latin1', sb + 64, sb + 72) !== '_BHRfS_M') return null;
+      return Number(head.readBigUInt64LE(sb + 112));
+    }
+    default:
+      return null;
+  }
+}
+
+/**
+ * A filesystem this much smaller than its device is grown: less is the tail that no filesystem
+ * uses (a partial block; XFS leaves a last allocation group under 64 blocks unused).
+ */
+export const GROW_SLACK_BYTES = 1 << 20;
+
+/** What growing a mounted filesystem did: its type, the device's size, the filesystem's before and after (statfs). */
+export interface GrowReport {
+  type: string;
+  deviceBytes: number;
+  beforeBytes: number;
+  afterBytes: number;
+}
+
+/** The size of the filesystem mounted at `dir` as df shows it (statfs: blocks times block size). */
+export async function mountedBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.blocks * s.bsize;
+}
+
+/**
+ * Grows the filesystem mounted at `mountpoint` from `device` to the device's size: its type is the
+ * one the kernel mounted (mountinfo), so a custom format command changes nothing here.
+ */
+export async function growMountedFilesystem(device: string, mountpoint: string): Promise<GrowReport> {
+  const mount = (await readMountInfo()).find((m) => m.mountPoint === mountpoint);
+  if (!mount) throw new GrowError(`nothing is mounted at ${mountpoint}: the filesystem grows when the volume is next mounted`);
+  const deviceBytes = await deviceSize(device);
+  const beforeBytes = await mountedBytes(mountpoint);
+  await growMounted(mount.fsType, device, mountpoint);
+  return { type: mount.fsType, deviceBytes, beforeBytes, afterBytes: await mountedBytes(mountpoint) };
+}
