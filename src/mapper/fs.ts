@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_MKFS_ALLOW, formatArgv, type FormatArgv } from '../policy/filesystem.js';
 import { run } from './exec.js';
-import { filesystemBytes } from './grow.js';
+import { filesystemBytes } from './superblock.js';
 import { readMountInfo } from './mountinfo.js';
 
 /**

@@ -11,16 +11,7 @@ import { readFile, statfs } from 'node:fs/promises';
 import { run } from './exec.js';
 import { deviceSize } from './fs.js';
 import { readMountInfo } from './mountinfo.js';
-
-/** The families of filesystems volplugin grows. */
-export type GrowableKind = 'ext' | 'xfs' | 'btrfs';
-
-/** The family of a filesystem type (blkid's or /proc/self/mountinfo's name); null: not one it grows. */
-export function growableKind(type: string): GrowableKind | null {
-  if (type === 'ext2' || type === 'ext3' || type === 'ext4') return 'ext';
-  if (type === 'xfs' || type === 'btrfs') return type;
-  return null;
-}
+import { growableKind, type GrowableKind } from './superblock.js';
 
 /** A filesystem this module cannot grow (the message names it and what is supported). */
 export class GrowError extends Error {
@@ -76,39 +67,6 @@ export async function mayResizeExtOnline(status = '/proc/self/status'): Promise<
   const text = await readFile(status, 'utf8').catch(() => '');
   const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(text);
   return m ? ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n : true;
-}
-
-/**
- * The size of the filesystem of `type` in bytes, as its superblock says, from the first bytes of
- * its device (`head`: at least the first 128 KiB); null when the type is not one volplugin grows
- * or the superblock does not match. The layouts are the on-disk formats:
- *   ext2/3/4  superblock at 1024, little-endian: s_blocks_count_lo (+4), s_log_block_size (+24),
- *             s_magic 0xEF53 (+56), s_feature_incompat (+96; 0x80 = 64bit), s_blocks_count_hi (+336);
- *   xfs       superblock at 0, big-endian: "XFSB", sb_blocksize (+4), sb_dblocks (+8);
- *   btrfs     superblock at 64 KiB, little-endian: "_BHRfS_M" (+64), total_bytes (+112).
- */
-export function filesystemBytes(type: string, head: Buffer): number | null {
-  switch (growableKind(type)) {
-    case 'ext': {
-      const sb = 1024;
-      if (head.length < sb + 340 || head.readUInt16LE(sb + 56) !== 0xef53) return null;
-      const blockSize = 1024 * 2 ** head.readUInt32LE(sb + 24);
-      const is64 = (head.readUInt32LE(sb + 96) & 0x80) !== 0;
-      const blocks = head.readUInt32LE(sb + 4) + (is64 ? head.readUInt32LE(sb + 336) * 2 ** 32 : 0);
-      return blocks * blockSize;
-    }
-    case 'xfs': {
-      if (head.length < 16 || head.toString('latin1', 0, 4) !== 'XFSB') return null;
-      return Number(head.readBigUInt64BE(8)) * head.readUInt32BE(4);
-    }
-    case 'btrfs': {
-      const sb = 64 * 1024;
-      if (head.length < sb + 120 || head.toString('latin1', sb + 64, sb + 72) !== '_BHRfS_M') return null;
-      return Number(head.readBigUInt64LE(sb + 112));
-    }
-    default:
-      return null;
-  }
 }
 
 /**

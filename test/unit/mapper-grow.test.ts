@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { filesystemBytes, growArgv, growableKind, mayResizeExtOnline } from '../../src/mapper/grow.js';
+import { growArgv, mayResizeExtOnline } from '../../src/mapper/grow.js';
+import { filesystemBytes, growableKind } from '../../src/mapper/superblock.js';
 
 const exec = promisify(execFile);
 let dir: string;
@@ -42,8 +43,13 @@ describe('filesystemBytes reads the size from the superblock', () => {
   it('xfs', async () => {
     expect(filesystemBytes('xfs', await headOf('xfs', 320 << 20, ['-q', '-f']))).toBe(320 << 20);
   });
-  it('btrfs', async () => {
-    expect(filesystemBytes('btrfs', await headOf('btrfs', 256 << 20, ['-q', '-f']))).toBe(256 << 20);
+  it('btrfs', async (ctx) => {
+    const head = await headOf('btrfs', 256 << 20, ['-q', '-f']).catch((err: Error) => {
+      // mkfs.btrfs stats every mount first: one hung FUSE mount anywhere on the machine (another run's) fails it.
+      if (/cannot check mount status/.test(err.message)) ctx.skip('mkfs.btrfs cannot run here: a hung mount on this machine');
+      throw err;
+    });
+    expect(filesystemBytes('btrfs', head)).toBe(256 << 20);
   });
   it('null for a type it does not grow or a superblock that does not match', async () => {
     const head = Buffer.alloc(128 * 1024);

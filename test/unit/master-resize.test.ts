@@ -147,7 +147,7 @@ describe('resize', () => {
     await mountedOnHostA();
     const res = await resize('150MB');
     expect(res.statusCode, res.body).toBe(200);
-    expect(body(res)).toMatchObject({ state: 'done', result: { filesystem: 'pending', host: 'host-a', detail: expect.stringMatching(/did not answer within 2 s .*next host that mounts it/) } });
+    expect(body(res)).toMatchObject({ state: 'done', result: { filesystem: 'pending', host: 'host-a', detail: expect.stringMatching(/did not answer within 2 s .*the next mount grows the filesystem/) } });
     expect((await store.getVolume('t1', 'data'))?.options.sizeBytes).toBe(150 * MiB);
     expect(storage.images.get('rbd/t1.data')?.size).toBe(150 * MiB);
   });
