@@ -1,9 +1,11 @@
-// Growing a filesystem to the size of its (grown) device: how big a filesystem is by its superblock,
-// the commands that grow each kind (argument vectors, never a shell), and whether this process may
-// grow a mounted ext filesystem at all. No policy: src/plugin/mounts/grow.ts decides when.
+// Growing a filesystem to the size of its (grown) device: the commands that grow each kind
+// (argument vectors, never a shell) and whether this process may grow a mounted ext filesystem at
+// all. No policy: src/plugin/mounts/mounter.ts decides when (online on a resize-fs request; at the
+// next mount for a growth that could not happen online).
 //
 //   ext2/3/4  resize2fs DEVICE: online while mounted (the kernel's EXT4_IOC_RESIZE_FS, which needs
-//             CAP_SYS_RESOURCE);
+//             CAP_SYS_RESOURCE), or offline before a mount (after e2fsck -f -p, which resize2fs
+//             requires of an unmounted filesystem; no capability needed);
 //   xfs       xfs_growfs -d MOUNTPOINT: online only (XFS grows while mounted, never unmounted);
 //   btrfs     btrfs filesystem resize max MOUNTPOINT: online only.
 
@@ -13,10 +15,16 @@ import { deviceSize } from './fs.js';
 import { readMountInfo } from './mountinfo.js';
 import { growableKind, type GrowableKind } from './superblock.js';
 
-/** A filesystem this module cannot grow (the message names it and what is supported). */
+/**
+ * A filesystem that could not grow. GROW_FAILED: the tool failed or the type is not one volplugin
+ * grows; GROW_DEFERRED: it cannot grow while mounted here, and grows at the volume's next mount.
+ */
 export class GrowError extends Error {
-  readonly code = 'GROW_FAILED';
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly code: 'GROW_FAILED' | 'GROW_DEFERRED' = 'GROW_FAILED',
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'GrowError';
   }
@@ -49,13 +57,34 @@ export async function growMounted(type: string, device: string, mountpoint: stri
   if (kindOf(type) === 'ext' && !(await mayResizeExtOnline())) {
     throw new GrowError(
       `growing a mounted ${type} filesystem needs the CAP_SYS_RESOURCE capability, which this volplugin lacks ` +
-        '(a container started without it?): give volplugin the capability; the filesystem grows at the volume\'s next mount',
+        '(a container started without it?): it grows at the volume\'s next mount (offline, before mounting), or give volplugin the capability',
+      'GROW_DEFERRED',
     );
   }
   try {
     await run(program, args, { timeoutMs: GROW_TIMEOUT_MS });
   } catch (err) {
-    throw new GrowError(`${program} could not grow the ${type} filesystem on ${device}: ${(err as Error).message}`, { cause: err });
+    throw new GrowError(`${program} could not grow the ${type} filesystem on ${device}: ${(err as Error).message}`, 'GROW_FAILED', { cause: err });
+  }
+}
+
+/** Whether a filesystem of `type` grows before it is mounted (ext) rather than after (xfs, btrfs). */
+export function growsUnmounted(type: string): boolean {
+  return growableKind(type) === 'ext';
+}
+
+/**
+ * Grows an unmounted ext filesystem to its device: `e2fsck -f -p` first (resize2fs refuses an
+ * unmounted filesystem not checked since its last mount; -p repairs only what is safe, exit 1 when
+ * it did), then `resize2fs DEVICE`. Needs no capability beyond writing the device.
+ */
+export async function growUnmounted(type: string, device: string): Promise<void> {
+  if (!growsUnmounted(type)) throw new GrowError(`a ${type} filesystem grows only while mounted`);
+  try {
+    await run('e2fsck', ['-f', '-p', device], { timeoutMs: GROW_TIMEOUT_MS, okCodes: [1] });
+    await run('resize2fs', [device], { timeoutMs: GROW_TIMEOUT_MS });
+  } catch (err) {
+    throw new GrowError(`could not grow the ${type} filesystem on ${device} before mounting it: ${(err as Error).message}`, 'GROW_FAILED', { cause: err });
   }
 }
 
@@ -95,7 +124,7 @@ export async function mountedBytes(dir: string): Promise<number> {
  */
 export async function growMountedFilesystem(device: string, mountpoint: string): Promise<GrowReport> {
   const mount = (await readMountInfo()).find((m) => m.mountPoint === mountpoint);
-  if (!mount) throw new GrowError(`nothing is mounted at ${mountpoint}: the filesystem grows when the volume is next mounted`);
+  if (!mount) throw new GrowError(`nothing is mounted at ${mountpoint}: the filesystem grows when the volume is next mounted`, 'GROW_DEFERRED');
   const deviceBytes = await deviceSize(device);
   const beforeBytes = await mountedBytes(mountpoint);
   await growMounted(mount.fsType, device, mountpoint);

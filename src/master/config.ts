@@ -1,5 +1,5 @@
 // volmaster's command line: its own flags (--listen, --token-file, --insecure, --tls-cert,
-// --tls-key, --janitor-seconds) beside the ones every daemon shares (src/common/flags.ts), and the
+// --tls-key, --janitor-seconds, --resize-host-seconds) beside the ones every daemon shares (src/common/flags.ts), and the
 // checked configuration.
 
 import path from 'node:path';
@@ -17,6 +17,8 @@ export interface MasterConfig extends DaemonConfig {
   tlsCert: string | null;
   tlsKey: string | null;
   janitorSeconds: number;
+  /** How long a resize waits for the host holding the volume to grow its filesystem. */
+  resizeHostSeconds: number;
 }
 
 /**
@@ -53,6 +55,11 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--tls-key <path>', 'private key of --tls-cert (PEM, not readable by others)'))
     .addOption(
       new Option('--janitor-seconds <n>', 'period in seconds of the clean-up of creates that died half-way (0: off)').default(30).argParser(wholeNumber('--janitor-seconds', 0)),
+    )
+    .addOption(
+      new Option('--resize-host-seconds <n>', "how long a resize waits for the host holding the volume to grow its filesystem; past it the filesystem grows at the volume's next mount")
+        .default(60)
+        .argParser(wholeNumber('--resize-host-seconds', 1)),
     );
   return addDaemonOptions(command, env, 'every record lives there');
 }
@@ -64,6 +71,7 @@ interface RawOptions extends DaemonOptions {
   tlsCert?: string;
   tlsKey?: string;
   janitorSeconds: number;
+  resizeHostSeconds: number;
 }
 
 export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = process.env): MasterConfig {
@@ -87,6 +95,7 @@ export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = proc
     tlsCert: raw.tlsCert ? path.resolve(raw.tlsCert) : null,
     tlsKey: raw.tlsKey ? path.resolve(raw.tlsKey) : null,
     janitorSeconds: raw.janitorSeconds,
+    resizeHostSeconds: raw.resizeHostSeconds,
   };
 }
 

@@ -30,6 +30,9 @@ import type { Accept, Progress, WorkResult } from './operations.js';
 /** The host request that grows a mounted filesystem (handled by volplugin: MountManager.growFilesystem). */
 const RESIZE_FS_REQUEST = HostRequestKind.ResizeFs;
 
+/** The answers of a host that did not grow the filesystem and leaves it to the volume's next mount (src/plugin/mounts/manager.ts, mapper/grow.ts). */
+const DEFERRING_CODES: ReadonlySet<string> = new Set(['NOT_MOUNTED', 'LOST', 'UNKNOWN_KIND', 'GROW_DEFERRED']);
+
 /** What a resize did. */
 export interface ResizeResult {
   tenant: string;
@@ -169,8 +172,10 @@ export class VolumeResizer {
       const answer = await this.parts.store.askHost(mount.hostId, { kind: RESIZE_FS_REQUEST, tenant, volume, params: { sizeBytes } }, timeoutMs);
       if (answer.ok) return { ok: true, result: answer.result ?? {} };
       const detail = answer.error ?? answer.code ?? 'no reason given';
-      // A host that does not have it mounted (taken over meanwhile, or lost) or an older volplugin did not act.
-      const acted = answer.code !== 'NOT_MOUNTED' && answer.code !== 'LOST' && answer.code !== 'UNKNOWN_KIND';
+      // A host that does not have it mounted (taken over meanwhile, or lost), an older volplugin, or one
+      // that cannot grow it while mounted (GROW_DEFERRED: ext without CAP_SYS_RESOURCE) did not act:
+      // the next mount grows it.
+      const acted = !DEFERRING_CODES.has(answer.code ?? '');
       return { ok: false, failed: acted, detail: acted ? detail : `host ${mount.host} did not grow it (${detail}); the next host to mount it does` };
     } catch (err) {
       if (err instanceof HostRequestTimeoutError) {

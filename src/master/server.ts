@@ -54,6 +54,7 @@ export async function startMaster({ config, log, openStorage }: StartOptions): P
     token,
     https,
     janitorIntervalMs: config.janitorSeconds * 1000,
+    resizeHostTimeoutMs: config.resizeHostSeconds * 1000,
     failpoints,
     closeDependencies: true,
     logger: log,

@@ -142,6 +142,13 @@ export class FakeHost implements HostOps {
     const bytes = await this.deviceBytes(device);
     return { type: 'ext4', deviceBytes: bytes, beforeBytes: 0, afterBytes: bytes };
   }
+  /** Devices grown while unmounted, in order. */
+  grownUnmounted: string[] = [];
+  async growUnmounted(_type: string, device: string): Promise<void> {
+    if (this.fail.growUnmounted) throw this.fail.growUnmounted;
+    if (this.mounted.size > 0 && [...this.mounted.values()].includes(device)) throw new Error(`${device} is mounted`);
+    this.grownUnmounted.push(device);
+  }
 }
 
 /** The master's volume records, kept in a map ("tenant/volume"); an unknown volume is VOLUME_NOT_FOUND. */

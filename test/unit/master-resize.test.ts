@@ -164,6 +164,15 @@ describe('resize', () => {
     expect((await store.getVolume('t1', 'data'))?.options.sizeBytes).toBe(150 * MiB);
   });
 
+  it('a holder that cannot grow it while mounted (GROW_DEFERRED: ext without CAP_SYS_RESOURCE) leaves it pending for the next mount', async () => {
+    await mountedOnHostA(async () => {
+      throw Object.assign(new Error('growing a mounted ext4 filesystem needs the CAP_SYS_RESOURCE capability'), { code: 'GROW_DEFERRED' });
+    });
+    const res = await resize('150MB');
+    expect(res.statusCode, res.body).toBe(200);
+    expect(body(res)).toMatchObject({ state: 'done', result: { filesystem: 'pending', host: 'host-a', detail: expect.stringMatching(/CAP_SYS_RESOURCE.*the next host to mount it does/) } });
+  });
+
   it('an image Ceph refuses to grow puts the record back; one Ceph does not answer for is grown later by the janitor', async () => {
     storage.failNext('resizeImage', 'EPERM');
     expectError(await resize('150MB'), 500, 'STORAGE_ERROR');

@@ -363,30 +363,39 @@ describe('reboots and reused devices (issue 12, rule 4)', () => {
 describe('growing a resized volume (issue 15)', () => {
   const ext4 = (sizeBytes: number, deviceBytes: number): DeviceContents => ({ kind: 'filesystem', type: 'ext4', sizeBytes, deviceBytes });
 
-  it('a mount grows a filesystem smaller than its device (resized while unmounted or during a takeover)', async () => {
+  it('a mount grows an ext4 filesystem smaller than its device before mounting it (offline: no capability needed)', async () => {
     images.set('tenant1.foo', ext4(10 << 20, 20 << 20));
     const a = makeHost('host-a', 'a');
     await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.grownUnmounted).toEqual(['/dev/loop0']);
+    expect(a.host.grown).toEqual([]);
+  });
+
+  it('a mount grows an xfs filesystem smaller than its device after mounting it (xfs grows only mounted)', async () => {
+    images.set('tenant1.foo', { kind: 'filesystem', type: 'xfs', sizeBytes: 300 << 20, deviceBytes: 400 << 20 });
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
     expect(a.host.grown).toEqual(['/mnt/ceph/tenant1/foo']);
+    expect(a.host.grownUnmounted).toEqual([]);
   });
 
   it('a filesystem as large as its device (within the slack of a partial block) is not grown', async () => {
     images.set('tenant1.foo', ext4((20 << 20) - 4096, 20 << 20));
     const a = makeHost('host-a', 'a');
     await a.manager.mount('tenant1', 'foo', 'id1', signal());
-    expect(a.host.grown).toEqual([]);
+    expect([...a.host.grown, ...a.host.grownUnmounted]).toEqual([]);
   });
 
   it('a grow that fails at mount leaves the volume mounted as it is (retried at the next mount)', async () => {
     images.set('tenant1.foo', ext4(10 << 20, 20 << 20));
     const a = makeHost('host-a', 'a');
-    a.host.fail.growFilesystem = new Error('resize2fs: No space left on device');
+    a.host.fail.growUnmounted = new Error('e2fsck: UNEXPECTED INCONSISTENCY');
     const mountpoint = await a.manager.mount('tenant1', 'foo', 'id1', signal());
     expect(a.host.mounted.get(mountpoint)).toBe('/dev/loop0');
     await a.manager.unmount('tenant1', 'foo', 'id1', signal());
-    delete a.host.fail.growFilesystem;
+    delete a.host.fail.growUnmounted;
     await a.manager.mount('tenant1', 'foo', 'id2', signal());
-    expect(a.host.grown).toEqual([mountpoint]);
+    expect(a.host.grownUnmounted).toEqual([a.host.mounted.get(mountpoint)]);
   });
 
   it('resize-fs on the holder refreshes the device, waits for its new size and grows the mounted filesystem', async () => {

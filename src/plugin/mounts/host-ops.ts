@@ -4,7 +4,7 @@
 import { rmdir } from 'node:fs/promises';
 import * as fs from '../../mapper/fs.js';
 import type { DeviceContents } from '../../mapper/fs.js';
-import { growMountedFilesystem, type GrowReport } from '../../mapper/grow.js';
+import { growMountedFilesystem, growUnmounted, type GrowReport } from '../../mapper/grow.js';
 import { deviceNumberOf, type DeviceNumber } from '../../ratelimit/index.js';
 
 export interface HostOps {
@@ -22,6 +22,8 @@ export interface HostOps {
   deviceBytes(device: string): Promise<number>;
   /** Grows the filesystem mounted at `dir` from `device` to the device's size (mapper/grow.ts); GrowError when it cannot. */
   growFilesystem(device: string, dir: string): Promise<GrowReport>;
+  /** Grows the unmounted filesystem of `type` (ext only) on `device` to the device's size. */
+  growUnmounted(type: string, device: string): Promise<void>;
 }
 
 /** The real host; `mkfsAllow` is the programs a filesystem command may run here (--mkfs-allow). */
@@ -37,5 +39,6 @@ export function realHostOps(options: { mkfsAllow?: readonly string[] } = {}): Ho
     removeDir: (dir) => rmdir(dir).catch(() => undefined),
     deviceBytes: fs.deviceSize,
     growFilesystem: growMountedFilesystem,
+    growUnmounted,
   };
 }

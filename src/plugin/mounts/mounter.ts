@@ -13,7 +13,7 @@
 import path from 'node:path';
 import type { Fencing } from '../../fencing/index.js';
 import { DeviceReadError, type DeviceContents } from '../../mapper/fs.js';
-import { GROW_SLACK_BYTES, type GrowReport } from '../../mapper/grow.js';
+import { GROW_SLACK_BYTES, growsUnmounted, type GrowReport } from '../../mapper/grow.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
 import { UNLIMITED, type RateLimiter } from '../../ratelimit/index.js';
 import { StateUnavailableError } from '../../state/kv.js';
@@ -49,6 +49,27 @@ interface MountJob {
 
 /** How long a resize waits for the mapped device to show the image's new size. */
 const DEVICE_GROW_WAIT_MS = 30_000;
+
+/** A filesystem smaller than its device, and when to grow it. */
+interface Growth {
+  when: 'before-mount' | 'after-mount';
+  type: string;
+  filesystemBytes: number;
+  deviceBytes: number;
+}
+
+/**
+ * A filesystem smaller than its device: the volume was resized while no host held it mounted, or
+ * while its holder did not answer or could not grow it online (a takeover, a host down, ext
+ * without CAP_SYS_RESOURCE). The host that mounts it grows it, so no resize is lost: ext before
+ * mounting (offline, no capability needed), xfs and btrfs after (they grow only mounted).
+ */
+export function growthPending(contents: DeviceContents): Growth | null {
+  if (contents.kind !== 'filesystem' || contents.sizeBytes == null || contents.deviceBytes === undefined) return null;
+  if (contents.deviceBytes - contents.sizeBytes < GROW_SLACK_BYTES) return null;
+  const when = growsUnmounted(contents.type) ? 'before-mount' : 'after-mount';
+  return { when, type: contents.type, filesystemBytes: contents.sizeBytes, deviceBytes: contents.deviceBytes };
+}
 
 type HeldLock = Extract<TakenLock, { ok: true }>;
 type MappedDevice = Mapping & { device: string };
@@ -111,8 +132,10 @@ export class Mounter {
       const mapping = await this.map(job);
       await this.noteHolder(job, lock, mapping);
       const contents = await this.prepareFilesystem(job, lock, mapping.device);
+      const grow = growthPending(contents);
+      if (grow?.when === 'before-mount') await this.growToDevice(job, mapping.device, grow);
       await this.mountFilesystem(job, mapping.device);
-      await this.growIfSmaller(job, mapping.device, contents);
+      if (grow?.when === 'after-mount') await this.growToDevice(job, mapping.device, grow);
       const entry = await this.remember(job, mapping, lock, id);
       // The commit point: past it, Docker is told the mount worked. A lease lost meanwhile means the
       // lock may be gone: the mount is undone (the lease-loss handler cannot see it yet).
@@ -256,20 +279,16 @@ export class Mounter {
     return contents;
   }
 
-  /**
-   * A filesystem smaller than its device was grown while no host held it mounted, or while its
-   * holder did not answer (a resize during a takeover, a host down): the host that mounts it grows
-   * it now, online, so no resize is lost. A failure leaves the mount as it is (the data is whole,
-   * only smaller) and is retried at the next mount.
-   */
-  private async growIfSmaller(job: MountJob, device: string, contents: DeviceContents): Promise<void> {
-    if (contents.kind !== 'filesystem' || contents.sizeBytes == null || contents.deviceBytes === undefined) return;
-    if (contents.deviceBytes - contents.sizeBytes < GROW_SLACK_BYTES) return;
+  /** Grows the filesystem to its device (growthPending); a failure is logged and the mount goes on with it as it is (retried at the next mount). */
+  private async growToDevice(job: MountJob, device: string, growth: Growth): Promise<void> {
+    const { hostOps, log } = this.parts;
+    const about = { volume: job.name, device, type: growth.type, filesystemBytes: growth.filesystemBytes, deviceBytes: growth.deviceBytes };
     try {
-      const report = await this.parts.hostOps.growFilesystem(device, job.mountpoint);
-      this.parts.log.info({ volume: job.name, device, ...report }, 'filesystem grown to its device at mount (the volume was resized)');
+      if (growth.when === 'before-mount') await hostOps.growUnmounted(growth.type, device);
+      else await hostOps.growFilesystem(device, job.mountpoint);
+      log.info(about, 'filesystem grown to its device at mount (the volume was resized)');
     } catch (err) {
-      this.parts.log.warn({ volume: job.name, device, err: messageOf(err) }, 'could not grow the filesystem to its device; mounted as it is, retried at the next mount');
+      log.warn({ ...about, err: messageOf(err) }, 'could not grow the filesystem to its device; mounted as it is, retried at the next mount');
     }
   }
 
