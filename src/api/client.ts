@@ -1,3 +1,4 @@
+// Over 400 lines: one short method per route of the API, the client's table of contents.
 // ApiClient: the one HTTP client of the volmaster API, used by volcli, volplugin and volsupervisor.
 // Node's global fetch, a timeout on every call, the bearer token when one is configured, and errors
 // that carry the server's stable code (ApiError). Addresses may be `host:port` or a URL. With a CA

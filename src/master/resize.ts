@@ -1,6 +1,6 @@
 // Growing a volume while it may be in use: the one place of the master's side of a resize (the API
 // route, the janitor and, later, a CSI ControllerExpandVolume call it; the host's side, growing a
-// mounted filesystem, is src/plugin/mounts/mounter.ts growMounted).
+// mounted filesystem, is src/plugin/mounts/grow.ts).
 //
 // Order, and what a master dying at each step leaves:
 //   1. checks (size parses, the volume exists, no shrink, limits.size): a refusal changes nothing;

@@ -4,7 +4,8 @@
 // to the host lease), fence the previous holder if it did not let go cleanly, set librbd QoS, map
 // the image (refused without a Ceph client address another host could fence), note which Ceph
 // client holds it (image metadata and the lock record), format it at most once in its life
-// (format.ts), mount it at MOUNT-ROOT/tenant/volume, and remember it in the host's mount table.
+// (format.ts), mount it at MOUNT-ROOT/tenant/volume (growing a filesystem smaller than its device
+// first or right after: grow.ts), and remember it in the host's mount table.
 // Each step that changes the host or the cluster pushes its undo: a failure anywhere reverses
 // everything done so far, so nothing stays locked, mapped or mounted.
 //
@@ -13,7 +14,7 @@
 import path from 'node:path';
 import type { Fencing } from '../../fencing/index.js';
 import { DeviceReadError, type DeviceContents } from '../../mapper/fs.js';
-import { GROW_SLACK_BYTES, growsUnmounted, type GrowReport } from '../../mapper/grow.js';
+import type { GrowReport } from '../../mapper/grow.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
 import { UNLIMITED, type RateLimiter } from '../../ratelimit/index.js';
 import { StateUnavailableError } from '../../state/kv.js';
@@ -23,6 +24,7 @@ import { refusalError } from '../cluster/mount-lock.js';
 import { PluginError, messageOf } from '../errors.js';
 import { pauseAt, type PluginFailpoints } from '../failpoints.js';
 import { decideFormat, unreadableMessage } from './format.js';
+import { growMounted, growthPending, growToDevice } from './grow.js';
 import type { HostIdentity } from './host-id.js';
 import type { HostOps } from './host-ops.js';
 import type { LocalState, LocalVolume } from './local-state.js';
@@ -45,30 +47,6 @@ interface MountJob {
   since: string;
   undo: UndoStack;
   signal: AbortSignal;
-}
-
-/** How long a resize waits for the mapped device to show the image's new size. */
-const DEVICE_GROW_WAIT_MS = 30_000;
-
-/** A filesystem smaller than its device, and when to grow it. */
-interface Growth {
-  when: 'before-mount' | 'after-mount';
-  type: string;
-  filesystemBytes: number;
-  deviceBytes: number;
-}
-
-/**
- * A filesystem smaller than its device: the volume was resized while no host held it mounted, or
- * while its holder did not answer or could not grow it online (a takeover, a host down, ext
- * without CAP_SYS_RESOURCE). The host that mounts it grows it, so no resize is lost: ext before
- * mounting (offline, no capability needed), xfs and btrfs after (they grow only mounted).
- */
-export function growthPending(contents: DeviceContents): Growth | null {
-  if (contents.kind !== 'filesystem' || contents.sizeBytes == null || contents.deviceBytes === undefined) return null;
-  if (contents.deviceBytes - contents.sizeBytes < GROW_SLACK_BYTES) return null;
-  const when = growsUnmounted(contents.type) ? 'before-mount' : 'after-mount';
-  return { when, type: contents.type, filesystemBytes: contents.sizeBytes, deviceBytes: contents.deviceBytes };
 }
 
 type HeldLock = Extract<TakenLock, { ok: true }>;
@@ -133,9 +111,9 @@ export class Mounter {
       await this.noteHolder(job, lock, mapping);
       const contents = await this.prepareFilesystem(job, lock, mapping.device);
       const grow = growthPending(contents);
-      if (grow?.when === 'before-mount') await this.growToDevice(job, mapping.device, grow);
+      if (grow?.when === 'before-mount') await growToDevice(this.parts, job.name, mapping.device, job.mountpoint, grow);
       await this.mountFilesystem(job, mapping.device);
-      if (grow?.when === 'after-mount') await this.growToDevice(job, mapping.device, grow);
+      if (grow?.when === 'after-mount') await growToDevice(this.parts, job.name, mapping.device, job.mountpoint, grow);
       const entry = await this.remember(job, mapping, lock, id);
       // The commit point: past it, Docker is told the mount worked. A lease lost meanwhile means the
       // lock may be gone: the mount is undone (the lease-loss handler cannot see it yet).
@@ -279,47 +257,6 @@ export class Mounter {
     return contents;
   }
 
-  /** Grows the filesystem to its device (growthPending); a failure is logged and the mount goes on with it as it is (retried at the next mount). */
-  private async growToDevice(job: MountJob, device: string, growth: Growth): Promise<void> {
-    const { hostOps, log } = this.parts;
-    const about = { volume: job.name, device, type: growth.type, filesystemBytes: growth.filesystemBytes, deviceBytes: growth.deviceBytes };
-    try {
-      if (growth.when === 'before-mount') await hostOps.growUnmounted(growth.type, device);
-      else await hostOps.growFilesystem(device, job.mountpoint);
-      log.info(about, 'filesystem grown to its device at mount (the volume was resized)');
-    } catch (err) {
-      log.warn({ ...about, err: messageOf(err) }, 'could not grow the filesystem to its device; mounted as it is, retried at the next mount');
-    }
-  }
-
-  /**
-   * A resize's `resize-fs` request (manager.ts): makes the mapped device show the image's new size
-   * (`sizeBytes`), waiting for it up to a deadline, then grows the mounted filesystem to it.
-   */
-  async growMounted(entry: LocalVolume, sizeBytes: number): Promise<GrowReport> {
-    const { mapper, hostOps } = this.parts;
-    const device = entry.mapping.device;
-    const name = volumeKey(entry.tenant, entry.volume);
-    if (!device) throw new PluginError('INTERNAL', `${name} is mounted without a device`);
-    await mapper.refreshSize(entry.mapping);
-    const deadline = Date.now() + DEVICE_GROW_WAIT_MS;
-    let bytes = await hostOps.deviceBytes(device);
-    while (bytes < sizeBytes) {
-      if (Date.now() > deadline) {
-        throw new PluginError(
-          'INTERNAL',
-          `the device ${device} of ${name} still shows ${bytes} bytes after ${DEVICE_GROW_WAIT_MS / 1000} s, not the image's ${sizeBytes}: ` +
-            'check rbd info of the image; the filesystem grows at the next mount',
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      await mapper.refreshSize(entry.mapping);
-      bytes = await hostOps.deviceBytes(device);
-    }
-    const report = await hostOps.growFilesystem(device, entry.mountpoint);
-    this.parts.log.info({ volume: name, device, ...report }, 'filesystem grown online (resize)');
-    return report;
-  }
 
   private async mountFilesystem(job: MountJob, device: string): Promise<void> {
     await this.parts.hostOps.mountDevice(device, job.mountpoint);
@@ -327,6 +264,11 @@ export class Mounter {
       await this.parts.hostOps.unmountAll(job.mountpoint);
       await this.parts.hostOps.removeDir(job.mountpoint);
     });
+  }
+
+  /** A resize's `resize-fs` request (manager.ts): see grow.ts growMounted. */
+  growMounted(entry: LocalVolume, sizeBytes: number): Promise<GrowReport> {
+    return growMounted(this.parts, entry, sizeBytes);
   }
 
   /** Adds the volume to the host's mount table (on disk before Docker gets its answer). */
