@@ -484,12 +484,14 @@ Napi::Value ClusterWrap::CreateImage(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ClusterWrap::RemoveImage(const Napi::CallbackInfo& info) {
-  return Queue(info.Env(), std::make_unique<RemoveImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+  return Queue(info.Env(), std::make_unique<RemoveImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")),
+               OptFunction(info, 2, "onProgress"));
 }
 
 Napi::Value ClusterWrap::ResizeImage(const Napi::CallbackInfo& info) {
   return Queue(info.Env(), std::make_unique<ResizeImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name"), U64(info, 2, "size"),
-                                                              Bool(info, 3, "allowShrink")));
+                                                              Bool(info, 3, "allowShrink")),
+               OptFunction(info, 4, "onProgress"));
 }
 
 Napi::Value ClusterWrap::RenameImage(const Napi::CallbackInfo& info) {
@@ -509,7 +511,8 @@ Napi::Value ClusterWrap::ImageExists(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ClusterWrap::FlattenImage(const Napi::CallbackInfo& info) {
-  return Queue(info.Env(), std::make_unique<FlattenImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+  return Queue(info.Env(), std::make_unique<FlattenImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")),
+               OptFunction(info, 2, "onProgress"));
 }
 
 // --- snapshots ---

@@ -6,8 +6,13 @@ namespace volplugin {
 
 namespace {
 
-// librbd's progress callbacks may not be null.
-int NoProgress(uint64_t, uint64_t, void*) { return 0; }
+// librbd's progress callback (librbd_progress_fn_t): hands librbd's counters (objects done of the
+// total) to the baton's Progress, which wakes the JS thread when the call has an onProgress. The
+// callback may not be null; without a JS listener Report() only stores the counters.
+int ToProgress(uint64_t done, uint64_t total, void* arg) {
+  static_cast<Progress*>(arg)->Report(done, total);
+  return 0;
+}
 
 // Splits `count` NUL-terminated strings out of `buf` (at most `len` bytes).
 std::vector<std::string> SplitNul(const std::vector<char>& buf, size_t len, size_t count) {
@@ -121,16 +126,20 @@ void RemoveImageBaton::Run(ClusterCore& core) {
     }
     if (!CloseHere(image)) return;
   }
-  // rbd_remove: fails with EBUSY while watched, ENOTEMPTY while it has snapshots.
-  Check(rbd_remove(io, image_.c_str()), "rbd_remove");
+  // rbd_remove_with_progress: fails with EBUSY while watched, ENOTEMPTY while it has snapshots;
+  // reports the data objects removed of the image's object count.
+  if (!Check(rbd_remove_with_progress(io, image_.c_str(), ToProgress, &progress), "rbd_remove")) return;
+  progress.Report(progress.total.load(), progress.total.load(), true);
 }
 
 void ResizeImageBaton::Run(ClusterCore& core) {
   OpenImage image(core);
   if (!OpenHere(core, image, false)) return;
-  // rbd_resize2: allow_shrink=false refuses a smaller size with EINVAL.
-  if (!Check(rbd_resize2(image.get(), size_, allowShrink_, NoProgress, nullptr), "rbd_resize2")) return;
-  CloseHere(image);
+  // rbd_resize2: allow_shrink=false refuses a smaller size with EINVAL; reports objects trimmed
+  // (a shrink) or the object map grown (a grow, quick).
+  if (!Check(rbd_resize2(image.get(), size_, allowShrink_, ToProgress, &progress), "rbd_resize2")) return;
+  if (!CloseHere(image)) return;
+  progress.Report(progress.total.load(), progress.total.load(), true);
 }
 
 void RenameImageBaton::Run(ClusterCore& core) {
@@ -266,9 +275,11 @@ void ImageExistsBaton::Run(ClusterCore& core) {
 void FlattenImageBaton::Run(ClusterCore& core) {
   OpenImage image(core);
   if (!OpenHere(core, image, false)) return;
-  // rbd_flatten_with_progress: copies the parent's data in; EINVAL when there is no parent.
-  if (!Check(rbd_flatten_with_progress(image.get(), NoProgress, nullptr), "rbd_flatten")) return;
-  CloseHere(image);
+  // rbd_flatten_with_progress: copies the parent's data in, reporting objects copied of the
+  // overlap's object count; EINVAL when there is no parent.
+  if (!Check(rbd_flatten_with_progress(image.get(), ToProgress, &progress), "rbd_flatten")) return;
+  if (!CloseHere(image)) return;
+  progress.Report(progress.total.load(), progress.total.load(), true);
 }
 
 int ListLockers(rbd_image_t image, Lockers* out) {

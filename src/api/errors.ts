@@ -23,6 +23,7 @@ export const ERROR_CATALOGUE = {
   HOST_NOT_FOUND: { status: 404, description: 'No volplugin with that host id reports (it is not running, or its lease expired).' },
   TOKEN_NOT_FOUND: { status: 404, description: 'No token has that name.' },
   BACKUP_NOT_FOUND: { status: 404, description: 'No such backup of the volume (or none at or before the time asked for).' },
+  OPERATION_NOT_FOUND: { status: 404, description: 'No operation has that id (it never existed, or is older than the history keeps).' },
   // 409: the request is fine but the cluster's state does not allow it now.
   VOLUME_EXISTS: { status: 409, description: 'The volume exists with other options; `field` names the first option that differs.' },
   IMAGE_EXISTS: { status: 409, description: 'An RBD image with the volume\'s name exists but does not belong to it; remove or rename it.' },
@@ -40,10 +41,12 @@ export const ERROR_CATALOGUE = {
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The body is larger than the master accepts (1 MiB).' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The body must be application/json.' },
   LIMIT_EXCEEDED: { status: 422, description: "An option is beyond the tenant's limits (largest volume, pools, snapshot keep, rate-limit ceilings); `field` is the option." },
+  SHRINK_REFUSED: { status: 422, description: 'A resize asked for less than the volume has: volumes only grow (shrinking would cut off data); `field` is "size".' },
   // 5xx
   INTERNAL: { status: 500, description: 'A bug; the volmaster log has the details.' },
   STATE_CORRUPT: { status: 500, description: 'An etcd key holds something that is not a volplugin record (the message names the key).' },
   STORAGE_ERROR: { status: 500, description: 'Ceph refused an operation for a reason other than the ones above (the message has the errno).' },
+  FILESYSTEM_NOT_GROWN: { status: 500, description: "A resize grew the image and the record, but the host holding the volume could not grow its filesystem (the message says why); it grows at the volume's next mount." },
   STATE_UNAVAILABLE: { status: 503, description: 'etcd cannot be reached.' },
   STORAGE_UNAVAILABLE: { status: 503, description: 'The Ceph cluster cannot be reached.' },
   BACKUP_TARGET_UNAVAILABLE: { status: 503, description: 'The backup target cannot be used: its directory is missing (an NFS share not mounted?) or not allowed, or its cluster is unreachable (the message says which).' },

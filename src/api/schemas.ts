@@ -6,7 +6,17 @@
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from '../policy/schema.js';
-import { HostReportSchema, MountRecordSchema, RoleSchema, TenantRecordSchema, TenantUsageReport, VolumeRecordSchema } from '../state/schemas.js';
+import {
+  AuditEntrySchema,
+  HostReportSchema,
+  MountRecordSchema,
+  OperationRecordSchema,
+  RoleSchema,
+  TenantRecordSchema,
+  TenantUsageReport,
+  TimeIdSchema,
+  VolumeRecordSchema,
+} from '../state/schemas.js';
 
 export {
   DriverOptionValuesSchema,
@@ -19,7 +29,9 @@ export {
   VolumeOptionsSchema,
 } from '../policy/schema.js';
 export {
+  AuditEntrySchema,
   HostMountSchema,
+  OperationRecordSchema,
   HostReportSchema,
   MountRecordSchema,
   RoleSchema,
@@ -124,6 +136,33 @@ export const CreateVolumeBody = Type.Object(
   { additionalProperties: false },
 );
 export const RuntimeBody = Type.Object({ options: RuntimeOptionValuesSchema }, { additionalProperties: false });
+/** ?wait=false: answer 202 with the operation as soon as it is accepted, instead of at its end. */
+const waitFlag = flag('false: answer 202 with the operation (GET /v1/operations/:id) once it is accepted; default true: answer when it is done');
+export const WaitQuery = Type.Object({ wait: Type.Optional(waitFlag) }, { additionalProperties: false });
+
+export const ResizeBody = Type.Object(
+  { size: Type.String({ description: 'The new size: a number and a unit (KB, MB, GB, TB; binary), or a number of MB', 'x-hint': 'send {"size": "20GB"}' }) },
+  { additionalProperties: false, 'x-hint': 'send {"size": "20GB"}' },
+);
+
+export const OperationParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'The operation id' }) });
+export const OperationList = Type.Object({ operations: Type.Array(OperationRecordSchema) });
+export const OperationListQuery = Type.Object(
+  { limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$', 'x-expected': 'a number from 1 to 9999' })) },
+  { additionalProperties: false },
+);
+
+export const AuditQuery = Type.Object(
+  {
+    since: Type.Optional(Type.String({ format: 'date-time', description: 'Entries from this time on (ISO 8601)', 'x-expected': 'an ISO time such as 2026-11-30T12:00:00Z' })),
+    after: Type.Optional(TimeIdSchema),
+    tenant: Type.Optional(Type.String({ maxLength: 256 })),
+    limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$', 'x-expected': 'a number from 1 to 9999' })),
+  },
+  { additionalProperties: false },
+);
+export const AuditList = Type.Object({ entries: Type.Array(AuditEntrySchema) });
+
 export const RemoveVolumeQuery = Type.Object(
   {
   force: Type.Optional(
@@ -135,6 +174,7 @@ export const RemoveVolumeQuery = Type.Object(
         'volume is mounted or its image open, checked under the operation lock. What `docker volume rm` does for a non-ephemeral volume.',
     ),
   ),
+  wait: Type.Optional(waitFlag),
   },
   { additionalProperties: false },
 );
@@ -142,6 +182,7 @@ export const SnapshotTakeBody = Type.Object(
   { name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })) },
   { additionalProperties: false },
 );
+export const SnapshotCopyQuery = WaitQuery;
 export const SnapshotCopyBody = Type.Object(
   {
     tenant: Type.String({ 'x-hint': 'the tenant of the new volume' }),

@@ -16,6 +16,8 @@ export interface CliIO {
   readStdin: () => Promise<string>;
   /** True when stdin is a terminal (nothing piped in). */
   stdinIsTTY: boolean;
+  /** A terminal to draw progress bars on (stderr when it is one); without it, progress is plain lines on stderr. */
+  progress?: NodeJS.WriteStream;
   env: NodeJS.ProcessEnv;
 }
 
@@ -37,6 +39,11 @@ export interface CommandOptions {
   revision?: string;
   role?: string;
   file?: string;
+  wait?: boolean;
+  follow?: boolean;
+  since?: string;
+  tenant?: string;
+  limit?: string;
 }
 
 /** Per-invocation state: lazily created clients, closed at the end. */

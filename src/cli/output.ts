@@ -1,7 +1,7 @@
 // What volcli prints: aligned tables and key/value blocks for people, JSON for scripts.
 
 import { formatSize } from '../policy/units.js';
-import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { AuditEntry, HostReport, MountRecord, OperationRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import { mountWarnings, type MountListing } from './mounts.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { runtimeAsOptions } from '../policy/options.js';
@@ -181,6 +181,57 @@ export function formatUsage(u: TenantUsageBody): string {
     ['snapshots per volume', limits.snapshots === null ? 'no limit' : String(limits.snapshots)],
     ['pools', limits.pools === null ? 'any' : limits.pools.join(', ')],
   ]);
+}
+
+/** An operation's state in a word or two: "done", "running 40%", "failed SHRINK_REFUSED". */
+function operationState(o: OperationRecord): string {
+  if (o.state === 'running') return o.total > 0 && !(o.total <= 1 && o.unit === 'steps') ? `running ${Math.floor((o.done / o.total) * 100)}%` : 'running';
+  return o.error ? `${o.state} ${o.error.code}` : o.state;
+}
+
+export function formatOperations(ops: OperationRecord[]): string {
+  return table(
+    ['ID', 'KIND', 'VOLUME', 'STATE', 'BY', 'STARTED', 'MESSAGE'],
+    ops.map((o) => [o.id, o.kind, `${o.tenant}/${o.volume}`, operationState(o), o.by, o.startedAt, o.message]),
+  );
+}
+
+export function formatOperation(o: OperationRecord): string {
+  const pairs: Array<[string, string]> = [
+    ['operation', `${o.id} (${o.kind})`],
+    ['volume', `${o.tenant}/${o.volume}${o.target ? ` -> ${o.target.tenant}/${o.target.volume}` : ''}`],
+    ['state', operationState(o)],
+    ['progress', `${o.done} of ${o.total} ${o.unit}`],
+    ['message', o.message],
+    ['by', o.by],
+    ['master', o.owner],
+    ['started', o.startedAt],
+    ['finished', o.finishedAt ?? '-'],
+  ];
+  if (o.error) pairs.push(['error', `${o.error.code}: ${o.error.message}`]);
+  if (o.result) pairs.push(['result', JSON.stringify(o.result)]);
+  return keyValues(pairs);
+}
+
+/** A request body short enough for a table cell (a resize's size, a token's role); longer ones are in --json. */
+function shortBody(body: unknown): string {
+  if (body === undefined || body === null) return '';
+  const text = JSON.stringify(body);
+  return text.length <= 60 && text !== '{}' ? ` ${text}` : '';
+}
+
+/** One audit entry per line: when, who, what, how it ended. */
+export function formatAudit(entries: AuditEntry[]): string {
+  return table(
+    ['TIME', 'WHO', 'ROLE', 'REQUEST', 'OUTCOME'],
+    entries.map((e) => [
+      e.at,
+      e.who.name,
+      e.who.role,
+      `${e.method} ${e.path}${e.query && Object.keys(e.query).length > 0 ? `?${new URLSearchParams(e.query).toString()}` : ''}${shortBody(e.body)}`,
+      [e.outcome, e.status === undefined ? '' : String(e.status), e.code ?? '', e.operation ? `operation ${e.operation}` : ''].filter(Boolean).join(' '),
+    ]),
+  );
 }
 
 export function json(value: unknown): string {

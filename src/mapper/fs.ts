@@ -6,13 +6,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_MKFS_ALLOW, formatArgv, type FormatArgv } from '../policy/filesystem.js';
 import { run } from './exec.js';
+import { filesystemBytes } from './superblock.js';
 import { readMountInfo } from './mountinfo.js';
 
 /**
  * What a device holds, as far as formatting is concerned: a filesystem blkid knows; nothing (it
  * reads as zeros where every signature lives); or data blkid does not recognise.
  */
-export type DeviceContents = { kind: 'filesystem'; type: string } | { kind: 'empty' } | { kind: 'data'; detail: string };
+export type DeviceContents =
+  | {
+      kind: 'filesystem';
+      type: string;
+      /** Its size by its superblock (null: unknown or a type volplugin does not grow), and the device's: a resize grew the device. */
+      sizeBytes?: number | null;
+      deviceBytes?: number;
+    }
+  | { kind: 'empty' }
+  | { kind: 'data'; detail: string };
 
 /** The device could not be read (an I/O error, a hung client, a short read): nothing can be decided about it. */
 export class DeviceReadError extends Error {
@@ -37,6 +47,9 @@ export class DeviceReadError extends Error {
  */
 export const EDGE_BYTES = 1 << 20;
 
+/** The first bytes that hold the superblocks whose size volplugin reads (btrfs's is at 64 KiB): src/mapper/superblock.ts. */
+const SUPERBLOCK_BYTES = 128 * 1024;
+
 /** Alignment of the reads (direct I/O needs whole logical blocks). */
 const BLOCK = 4096;
 
@@ -44,7 +57,7 @@ const BLOCK = 4096;
  * The size of a block device in bytes: from sysfs (/sys/class/block/NAME/size, in 512-byte
  * sectors, no process), else `blockdev --getsize64` (an ioctl). Neither does I/O to the device.
  */
-async function deviceSize(device: string): Promise<number> {
+export async function deviceSize(device: string): Promise<number> {
   const sectors = await readFile(`/sys/class/block/${path.basename(device)}/size`, 'utf8').then(
     (text) => Number(text.trim()),
     () => Number.NaN,
@@ -87,16 +100,25 @@ function allZero(bytes: Buffer): boolean {
 }
 
 /**
+ * Reads the device's first EDGE_BYTES (and, when they are zeros, its last): `zeros` when both read
+ * as zeros, with the device's size and its first bytes (where superblocks are). Throws
+ * DeviceReadError when either cannot be read.
+ */
+async function readEdges(device: string): Promise<{ zeros: boolean; size: number; head: Buffer }> {
+  const size = await deviceSize(device);
+  const head = await readRange(device, 0, Math.min(size, EDGE_BYTES));
+  if (!allZero(head)) return { zeros: false, size, head };
+  if (size <= head.length) return { zeros: true, size, head };
+  const tailStart = Math.max(head.length, Math.floor((size - EDGE_BYTES) / BLOCK) * BLOCK);
+  return { zeros: allZero(await readRange(device, tailStart, size - tailStart)), size, head };
+}
+
+/**
  * True when the first and the last EDGE_BYTES of the device read as zeros; false when they hold
  * anything else. Throws DeviceReadError when either cannot be read.
  */
 export async function readsAsZeros(device: string): Promise<boolean> {
-  const size = await deviceSize(device);
-  const head = Math.min(size, EDGE_BYTES);
-  if (!allZero(await readRange(device, 0, head))) return false;
-  if (size <= head) return true;
-  const tailStart = Math.max(head, Math.floor((size - EDGE_BYTES) / BLOCK) * BLOCK);
-  return allZero(await readRange(device, tailStart, size - tailStart));
+  return (await readEdges(device)).zeros;
 }
 
 /** blkid's low-level probe (-p: the device itself, not blkid's cache). */
@@ -136,12 +158,17 @@ export interface ProbeOptions {
 export async function probeDevice(device: string, options: ProbeOptions = {}): Promise<DeviceContents> {
   if (options.expectFilesystem) {
     const type = blkidType(await blkidProbe(device));
-    if (type) return { kind: 'filesystem', type };
+    if (type) {
+      // Only the superblocks (for a resize the filesystem has not followed yet), not the edges.
+      const size = await deviceSize(device);
+      const head = await readRange(device, 0, Math.min(size, SUPERBLOCK_BYTES));
+      return { kind: 'filesystem', type, sizeBytes: filesystemBytes(type, head), deviceBytes: size };
+    }
   }
-  const zeros = await readsAsZeros(device);
+  const { zeros, size, head } = await readEdges(device);
   const result = await blkidProbe(device);
   const type = blkidType(result);
-  if (type) return { kind: 'filesystem', type };
+  if (type) return { kind: 'filesystem', type, sizeBytes: filesystemBytes(type, head), deviceBytes: size };
   if (result.exitCode === 0) {
     return { kind: 'data', detail: `blkid finds a signature without a type (${result.stdout.trim().replace(/\n/g, ' ')})` };
   }

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { processAlive } from '../common/process.js';
 import { timeStep } from '../common/steps.js';
 import { bounded, run } from './exec.js';
-import { attachLoop, detachLoop, listLoopDevices } from './loop.js';
+import { attachLoop, detachLoop, listLoopDevices, setLoopCapacity } from './loop.js';
 import { isBelow, readMountInfo } from './mountinfo.js';
 import type { CephClientSettings, Mapper, MapOptions, Mapping, MapTarget, WatcherSource } from './types.js';
 import { MapperUnavailableError, cephToolArgs, findNewClient, noClientError } from './types.js';
@@ -231,6 +231,19 @@ export class FuseMapper implements Mapper {
 
   async stopIo(mapping: Mapping): Promise<void> {
     await this.stopIoAt(mapping.fuseDir ?? this.dirOf(mapping));
+  }
+
+  /**
+   * rbd-fuse reports the image's current size (librbd follows the header); the kernel keeps a
+   * file's size for FUSE's attribute timeout (1 s), so the file is stat'ed (in a child with a
+   * deadline: a hung rbd-fuse must not block us) before the loop device takes the file's size.
+   */
+  async refreshSize(mapping: Mapping): Promise<void> {
+    if (!mapping.device) return;
+    const file = path.join(mapping.fuseDir ?? this.dirOf(mapping), mapping.image);
+    const probe = await bounded(run('stat', ['-c', '%s', file], { timeoutMs: 10_000 }), 10_000);
+    if (!probe.done) throw new Error(`rbd-fuse for ${mapping.pool}/${mapping.image} hangs: check that the Ceph monitors and OSDs answer (ceph -s)`);
+    await setLoopCapacity(mapping.device);
   }
 
   /** Aborts the FUSE connection of the rbd-fuse at `dir` and kills that rbd-fuse. */

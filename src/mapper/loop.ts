@@ -81,6 +81,11 @@ export async function attachLoop(file: string): Promise<string> {
   return device;
 }
 
+/** Makes a loop device take its backing file's size now (after the file grew), in place. */
+export async function setLoopCapacity(device: string): Promise<void> {
+  await run('losetup', ['--set-capacity', device], { timeoutMs: 20_000 });
+}
+
 /** Detaches a loop device; a device that is already free counts as success. */
 export async function detachLoop(device: string): Promise<void> {
   const loops = await listLoopDevices();

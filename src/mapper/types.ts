@@ -80,6 +80,11 @@ export interface Mapper {
    * requests hanging instead of failing. Irreversible: the mapping only waits to be unmapped.
    */
   stopIo(mapping: Mapping): Promise<void>;
+  /**
+   * Asks the device to show its image's size again after the image grew (a resize), without
+   * interrupting I/O; the device may take a moment to follow (read its size to know).
+   */
+  refreshSize(mapping: Mapping): Promise<void>;
 }
 
 /** A mapper kind cannot work on this host; the message says why and what to do. */

@@ -16,12 +16,16 @@ import { SnapshotService } from '../snapshots/service.js';
 import { BackupService } from '../backups/service.js';
 import { backupConfig, type BackupConfig } from '../backups/config.js';
 import { installAccess } from './access.js';
+import { AUDIT_BOUNDS, installAudit } from './audit.js';
 import { installAuth, TokenCache } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import type { Failpoints } from './failpoints.js';
 import { installApiMetrics } from './metrics.js';
+import { OPERATION_BOUNDS, OperationRunner } from './operations.js';
+import { VolumeResizer } from './resize.js';
 import { validatorCompiler } from './validation.js';
 import { VolumeService } from './volumes.js';
+import { timed } from '../storage/timed.js';
 import { VERSION } from './version.js';
 import healthRoutes from './routes/health.js';
 import tenantRoutes from './routes/tenants.js';
@@ -32,6 +36,8 @@ import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
 import tokenRoutes from './routes/tokens.js';
 import backupRoutes from './routes/backups.js';
+import operationRoutes from './routes/operations.js';
+import auditRoutes from './routes/audit.js';
 
 export interface VolmasterOptions {
   store: StateStore;
@@ -58,6 +64,8 @@ export interface VolmasterOptions {
   backups?: BackupConfig;
   /** Opens a Ceph backup target's connection (tests with the memory twin; default: the storage's backend). */
   openBackupTarget?: ConstructorParameters<typeof BackupService>[2]['openTargetStorage'];
+  /** How long a resize waits for the host holding the volume to grow its filesystem (default 60 s). */
+  resizeHostTimeoutMs?: number;
   /** Close store and storage when the app closes (server.ts: yes; tests sharing them: no). */
   closeDependencies?: boolean;
 }
@@ -69,6 +77,9 @@ declare module 'fastify' {
     volumes: VolumeService;
     snapshots: SnapshotService;
     backups: BackupService;
+    /** Long operations (resize, remove, copy) that clients poll (operations.ts). */
+    operations: OperationRunner;
+    resizer: VolumeResizer;
     /** Tokens read from etcd (null on an open API); the token routes drop what they revoke. */
     tokens: TokenCache | null;
   }
@@ -77,7 +88,7 @@ declare module 'fastify' {
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, backupRoutes, tokenRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, backupRoutes, tokenRoutes, operationRoutes, auditRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -105,6 +116,19 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
     openTargetStorage: options.openBackupTarget,
   });
   app.decorate('backups', backups);
+  app.decorate('operations', new OperationRunner({ store, log: app.log }));
+  app.decorate(
+    'resizer',
+    new VolumeResizer({
+      store,
+      storage: timed(storage, options.cephTimeoutMs ?? 30_000),
+      longStorage: timed(storage, 3_600_000),
+      log: app.log,
+      lockTtlSeconds: options.lockTtlSeconds ?? 10,
+      lockWaitMs: options.lockWaitMs ?? 30_000,
+      hostTimeoutMs: options.resizeHostTimeoutMs,
+    }),
+  );
 
   // JSON bodies with errors that name line and column (Fastify's own parser gives an offset at best).
   // Only JSON is accepted: other types (text/plain included) are answered 415.
@@ -135,6 +159,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
     const level = reply.statusCode >= 500 ? 'warn' : read ? 'debug' : 'info';
     request.log[level]({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, by: request.caller?.name }, 'request completed');
   });
+  installAudit(app);
 
   await app.register(swagger, {
     openapi: {
@@ -156,23 +181,30 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
         { name: 'snapshots', description: 'Snapshots of a volume' },
         { name: 'backups', description: "Backups of a volume to its tenant's target (docs/backups.md)" },
         { name: 'tokens', description: 'API tokens and their roles (admin only)' },
+        { name: 'operations', description: 'Long operations (resize, remove, copy) and their progress' },
+        { name: 'audit', description: 'The audit trail: every change made through the API (admin only)' },
       ],
     },
   });
 
   for (const routes of routeGroups) await app.register(routes);
 
-  // The janitor: resolves creates that died half-way (see src/state/intents.ts) on every master.
+  // The janitor, on every master: resolves creates (src/state/intents.ts) and resizes
+  // (resize.ts) that died half-way, and keeps the operations' and the audit trail's histories
+  // within their bounds.
   const interval = options.janitorIntervalMs ?? 30_000;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
+  const pass = async () => {
+    const creates = await app.volumes.reconcile();
+    const resizes = await app.resizer.reconcile();
+    const pruned = (await store.pruneOperations(OPERATION_BOUNDS)) + (await store.pruneAudit(AUDIT_BOUNDS));
+    if (creates + resizes > 0) app.log.info({ creates, resizes }, 'janitor resolved unfinished creates and resizes');
+    if (pruned > 0) app.log.debug({ pruned }, 'janitor pruned old operations and audit entries');
+  };
   const sweep = () => {
     if (running) return;
-    running = app.volumes
-      .reconcile()
-      .then((n) => {
-        if (n > 0) app.log.info({ resolved: n }, 'janitor resolved unfinished creates');
-      })
+    running = pass()
       .catch((err: unknown) => app.log.warn({ err }, 'janitor pass failed; will retry'))
       .finally(() => {
         running = null;
@@ -190,6 +222,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
     if (timer) clearInterval(timer);
     if (running) await running;
     await backups.close();
+    await app.operations.close();
     if (options.closeDependencies) {
       await storage.close();
       await store.close();

@@ -1,5 +1,5 @@
 // volmaster's command line: its own flags (--listen, --token-file, --insecure, --tls-cert,
-// --tls-key, --janitor-seconds, the metrics flags of src/metrics/flags.ts) beside the ones every daemon shares (src/common/flags.ts), and the
+// --tls-key, --janitor-seconds, --resize-host-seconds, the metrics flags of src/metrics/flags.ts) beside the ones every daemon shares (src/common/flags.ts), and the
 // checked configuration.
 
 import path from 'node:path';
@@ -23,6 +23,8 @@ export interface MasterConfig extends DaemonConfig {
   backups: BackupConfig;
   /** The Prometheus endpoint (src/metrics). */
   metrics: MetricsConfig;
+  /** How long a resize waits for the host holding the volume to grow its filesystem. */
+  resizeHostSeconds: number;
 }
 
 /**
@@ -46,6 +48,11 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--tls-key <path>', 'private key of --tls-cert (PEM, not readable by others)'))
     .addOption(
       new Option('--janitor-seconds <n>', 'period in seconds of the clean-up of creates that died half-way (0: off)').default(30).argParser(wholeNumber('--janitor-seconds', 0)),
+    )
+    .addOption(
+      new Option('--resize-host-seconds <n>', "how long a resize waits for the host holding the volume to grow its filesystem; past it the filesystem grows at the volume's next mount")
+        .default(60)
+        .argParser(wholeNumber('--resize-host-seconds', 1)),
     );
   addBackupOptions(command, env);
   addMetricsOptions(command, env, 'volmaster', ' (besides any API token when --token-file is given)');
@@ -59,6 +66,7 @@ interface RawOptions extends DaemonOptions, BackupOptions, MetricsOptions {
   tlsCert?: string;
   tlsKey?: string;
   janitorSeconds: number;
+  resizeHostSeconds: number;
 }
 
 export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = process.env): MasterConfig {
@@ -84,6 +92,7 @@ export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = proc
     janitorSeconds: raw.janitorSeconds,
     backups: backupConfig(raw, env),
     metrics: metricsConfig(raw, { has: Boolean(raw.tokenFile) || raw.insecure, flags: ' or --token-file (then any API token works, e.g. of role read-only)' }),
+    resizeHostSeconds: raw.resizeHostSeconds,
   };
 }
 

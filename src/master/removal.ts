@@ -10,11 +10,14 @@ import { StateMountedError, type StateStore } from '../state/store.js';
 import { isRbdError } from '../storage/errors.js';
 import type { Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
+import type { Progress } from './operations.js';
 
 export interface RemovalParts {
   store: StateStore;
   /** Already time-bound (volumes.ts wraps it). */
   storage: Storage;
+  /** The same with a long bound, for removing the image itself (a large one takes minutes). */
+  longStorage?: Storage;
   /** TTL of the exclusion's lease: how long a dead master blocks mounts of the volume. */
   lockTtlSeconds: number;
 }
@@ -30,9 +33,10 @@ export class VolumeRemoval {
 
   /**
    * Removes an image and its snapshots; a missing image is not an error. Refused (VOLUME_HAS_CLONES)
-   * before anything is removed when a snapshot has clones.
+   * before anything is removed when a snapshot has clones. `progress` (an operation's) hears each
+   * step: the snapshots, then librbd's objects of the image.
    */
-  async destroyImage(pool: string, image: string): Promise<void> {
+  async destroyImage(pool: string, image: string, progress?: Progress | null): Promise<void> {
     const where = `${pool}/${image}`;
     try {
       const snapshots = await this.storage.listSnapshots(pool, image);
@@ -42,11 +46,14 @@ export class VolumeRemoval {
           throw new ApiError('VOLUME_HAS_CLONES', `snapshot ${where}@${snap.name} has clones (${children.join(', ')}); remove those volumes first`);
         }
       }
-      for (const snap of snapshots) {
+      if (snapshots.length > 0) progress?.step(`removing the ${snapshots.length} snapshot(s) of ${where}`, { total: snapshots.length, unit: 'snapshots' });
+      for (const [i, snap] of snapshots.entries()) {
         if (snap.protected) await this.storage.unprotectSnapshot(pool, image, snap.name);
         await this.storage.removeSnapshot(pool, image, snap.name);
+        progress?.report(i + 1, snapshots.length);
       }
-      await this.storage.removeImage(pool, image);
+      progress?.step(`removing image ${where}`, { unit: 'objects' });
+      await (this.parts.longStorage ?? this.storage).removeImage(pool, image, progress ? { onProgress: progress.listener('objects') } : {});
     } catch (err) {
       if (isRbdError(err, 'ENOENT')) return;
       if (isRbdError(err, 'EBUSY')) {

@@ -64,6 +64,7 @@ export async function startMaster({ config, log, openStorage }: StartOptions): P
     https,
     janitorIntervalMs: config.janitorSeconds * 1000,
     backups: config.backups,
+    resizeHostTimeoutMs: config.resizeHostSeconds * 1000,
     failpoints,
     closeDependencies: true,
     logger: log,

@@ -28,6 +28,7 @@ import { IMAGE_OWNER_KEY, VOLUME_IMAGE_FEATURES } from '../storage/conventions.j
 import { qosOf } from '../ratelimit/limits.js';
 import { fromStorageError } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
+import type { Progress } from './operations.js';
 import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
 import { VolumeRemoval } from './removal.js';
 
@@ -42,6 +43,8 @@ export interface VolumeServiceOptions {
   failpoints?: Failpoints;
   /** Bound of every Ceph call (default 30 s); a call that takes longer is answered 503. */
   cephTimeoutMs?: number;
+  /** Bound of the long ones: removing an image (default 1 hour). */
+  longCephTimeoutMs?: number;
 }
 
 export interface CreateResult {
@@ -78,7 +81,12 @@ export class VolumeService {
     this.lockWaitMs = options.lockWaitMs ?? 30_000;
     this.failpoints = options.failpoints;
     this.intents = createIntents(this.store);
-    this.removal = new VolumeRemoval({ store: this.store, storage: this.storage, lockTtlSeconds: this.lockTtlSeconds });
+    this.removal = new VolumeRemoval({
+      store: this.store,
+      storage: this.storage,
+      longStorage: timed(options.storage, options.longCephTimeoutMs ?? 3_600_000),
+      lockTtlSeconds: this.lockTtlSeconds,
+    });
     this.janitor = new CreateJanitor({
       store: this.store,
       storage: this.storage,
@@ -288,16 +296,23 @@ export class VolumeService {
   /**
    * Removes the image (and its snapshots) and then the record. Refused, with nothing changed, while
    * mounted or open, and when `authorize` (given the record, under the lock) throws: the caller's
-   * role may not. No host can mount it meanwhile.
+   * role may not. No host can mount it meanwhile. `accept` (an operation's, operations.ts) is called
+   * once every check passed, before anything is deleted; its progress hears the removal.
    */
-  async remove(tenant: string, volume: string, authorize?: (record: VolumeRecord) => void): Promise<VolumeRecord> {
+  async remove(
+    tenant: string,
+    volume: string,
+    authorize?: (record: VolumeRecord) => void,
+    accept?: (record: VolumeRecord) => Promise<Progress>,
+  ): Promise<VolumeRecord> {
     await this.get(tenant, volume);
     return this.lock(tenant, volume, LockReason.Remove, async () => {
       const record = await this.get(tenant, volume);
       authorize?.(record);
       return this.removal.withMountsExcluded(record, LockReason.Remove, async (stillExcluded) => {
         stillExcluded();
-        await this.removal.destroyImage(record.pool, record.image);
+        const progress = accept ? await accept(record) : null;
+        await this.removal.destroyImage(record.pool, record.image, progress);
         stillExcluded();
         await this.store.deleteVolume(tenant, volume);
         return record;

@@ -18,6 +18,7 @@ import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
 import { RateLimiter } from '../ratelimit/index.js';
 import type { KV } from '../state/kv.js';
+import { HostRequestKind } from '../state/host-requests.js';
 import { StateStore, reportsIdle } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
@@ -37,7 +38,7 @@ import { ConvergenceTriggers } from './converge/triggers.js';
 import { DockerClient } from './docker/client.js';
 import { Driver } from './docker/driver.js';
 import { createProtocolServer } from './docker/protocol.js';
-import { messageOf } from './errors.js';
+import { PluginError, messageOf } from './errors.js';
 import { hostOpsWithFailpoints, type PluginFailpoints } from './failpoints.js';
 import { forgetOtherBoot, readBootId } from './mounts/boot.js';
 import { handleReleaseRequests } from './mounts/idle.js';
@@ -317,9 +318,17 @@ async function listen(server: Server, socket: string): Promise<void> {
 function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, manager: MountManager, log: Logger): HostRequestInbox {
   const inbox = new HostRequestInbox({ store, hostId: host.id, log: log.child({ part: 'requests' }) });
   // ping: is this host's volplugin there and answering (volcli host ping, and the tests)?
-  inbox.handle('ping', async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  inbox.handle(HostRequestKind.Ping, async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  // resize-fs: a resize grew the image of a volume mounted here: grow its filesystem (src/master/resize.ts).
   // release: another host's Mount, a remove or a rollback asks for a volume this host keeps idle.
   handleReleaseRequests(inbox, manager);
+  inbox.handle(HostRequestKind.ResizeFs, async (request) => {
+    const sizeBytes = Number(request.params?.sizeBytes);
+    if (!request.tenant || !request.volume || !Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+      throw new PluginError('BAD_REQUEST', 'a resize-fs request names a tenant, a volume and params.sizeBytes');
+    }
+    return { ...(await manager.growFilesystem(request.tenant, request.volume, sizeBytes)) };
+  });
   void inbox.start();
   return inbox;
 }

@@ -169,13 +169,15 @@ function sameDuration(a: string, b: string): boolean {
 
 /**
  * The option keys given in `values` whose value differs from the existing volume's. Keys not
- * given do not count: creating an existing volume without options returns it as it is.
+ * given do not count: creating an existing volume without options returns it as it is. A volume
+ * at least as large as the size asked for matches it (it may have been grown since: volcli volume
+ * resize), so that a create repeated with the size it was made with still finds it.
  */
 export function conflictingOptions(existing: VolumeOptions, values: Record<string, unknown> | null | undefined): string[] {
   const given = parseDriverOptions(values);
   const out: string[] = [];
   if (given.pool !== undefined && given.pool !== existing.pool) out.push('pool');
-  if (given.sizeBytes !== undefined && given.sizeBytes !== existing.sizeBytes) out.push('size');
+  if (given.sizeBytes !== undefined && given.sizeBytes > existing.sizeBytes) out.push('size');
   if (given.snapshots !== undefined && given.snapshots !== existing.snapshots) out.push('snapshots');
   if (given.frequency !== undefined && !sameDuration(given.frequency, existing.snapshot.frequency)) out.push('snapshots.frequency');
   if (given.keep !== undefined && given.keep !== existing.snapshot.keep) out.push('snapshots.keep');

@@ -7,7 +7,7 @@
 
 import pino, { type Logger } from 'pino';
 import { imageName } from '../policy/names.js';
-import type { Storage, SnapshotInfo, ParentRef } from '../storage/types.js';
+import type { Storage, SnapshotInfo, ParentRef, ProgressListener } from '../storage/types.js';
 import { isRbdError } from '../storage/errors.js';
 import { countSnapshot } from '../metrics/families.js';
 import { LockReason, StateMountedError, type StateStore } from '../state/store.js';
@@ -432,9 +432,9 @@ export class SnapshotService {
   /**
    * Flattens a volume copied from a snapshot (so that it no longer depends on its parent), then
    * unprotects the parent snapshot once no clone depends on it. Does nothing for a volume that is
-   * not (or no longer) a clone.
+   * not (or no longer) a clone. `onProgress` hears the flatten (librbd's objects done of the total).
    */
-  async finishClone(record: VolumeRecord, signal?: AbortSignal): Promise<FinishCloneResult> {
+  async finishClone(record: VolumeRecord, signal?: AbortSignal, onProgress?: ProgressListener): Promise<FinishCloneResult> {
     let parent: ParentRef | null;
     try {
       parent = (await this.call(`info of ${record.pool}/${record.image}`, () => this.storage.imageInfo(record.pool, record.image))).parent;
@@ -446,7 +446,7 @@ export class SnapshotService {
     if (signal?.aborted) return 'aborted';
     const started = this.clock.now();
     try {
-      await this.call(`flattening ${record.pool}/${record.image}`, () => this.storage.flattenImage(record.pool, record.image), this.longMs);
+      await this.call(`flattening ${record.pool}/${record.image}`, () => this.storage.flattenImage(record.pool, record.image, { onProgress }), this.longMs);
     } catch (err) {
       if (isRbdError(err, 'ENOENT')) return 'gone';
       // EINVAL: not a clone any more (flattened by someone else meanwhile).

@@ -27,7 +27,7 @@ import { KVElection } from './election.js';
 import { EtcdLease } from './etcd-lease.js';
 import { etcdErrors, etcdRequestDuration } from '../metrics/families.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
+import type { Election, Entry, KeyRange, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
 import { ReadBatcher } from './etcd-reads.js';
 
 export interface EtcdKVOptions {
@@ -281,6 +281,33 @@ export class EtcdKV extends TransactionalKV implements KV {
       if (!res.more || !last) return out;
       from = Buffer.concat([last.key, Buffer.from([0])]); // the next key after the last one read
     }
+  }
+
+  async range(range: KeyRange, options: { limit: number; descending?: boolean }): Promise<Entry[]> {
+    const res = await this.call(`range ${range.from}`, () =>
+      this.client.kv.range({
+        key: Buffer.from(range.from),
+        range_end: Buffer.from(range.to),
+        limit: options.limit,
+        sort_target: 'Key',
+        sort_order: options.descending ? 'Descend' : 'Ascend',
+      }),
+    );
+    return res.kvs.map(toEntry);
+  }
+
+  async count(range: KeyRange): Promise<number> {
+    const res = await this.call(`count ${range.from}`, () =>
+      this.client.kv.range({ key: Buffer.from(range.from), range_end: Buffer.from(range.to), count_only: true }),
+    );
+    return Number(res.count);
+  }
+
+  async deleteRange(range: KeyRange): Promise<number> {
+    const res = await this.call(`delete range ${range.from}`, () =>
+      this.client.kv.deleteRange({ key: Buffer.from(range.from), range_end: Buffer.from(range.to) }),
+    );
+    return Number(res.deleted);
   }
 
   private leaseField(lease: Lease | undefined): { lease?: string } {

@@ -84,10 +84,23 @@ export interface TransactionResult {
   reads: Map<string, Entry | null>;
 }
 
+/** A key range [from, to) for the range calls: histories whose keys sort by time (audit, operations). */
+export interface KeyRange {
+  from: string;
+  /** Exclusive. */
+  to: string;
+}
+
 export interface KV {
   get(key: string): Promise<Entry | null>;
   /** Every key under `prefix`, sorted by key. */
   list(prefix: string): Promise<Entry[]>;
+  /** At most `limit` entries of the range in key order (the last ones first with `descending`). */
+  range(range: KeyRange, options: { limit: number; descending?: boolean }): Promise<Entry[]>;
+  /** How many keys the range holds (etcd counts them without sending them). */
+  count(range: KeyRange): Promise<number>;
+  /** Deletes every key of the range; how many there were. */
+  deleteRange(range: KeyRange): Promise<number>;
   put(key: string, value: string, options?: { lease?: Lease }): Promise<void>;
   /** Writes only if `key` does not exist; false when it did. */
   create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean>;

@@ -7,7 +7,7 @@
 
 import { KVElection } from './election.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
+import type { Election, Entry, KeyRange, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
 
 interface Stored {
   value: string;
@@ -212,6 +212,29 @@ export class MemoryKV extends TransactionalKV implements KV {
       .filter(([key]) => key.startsWith(prefix))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([key, stored]) => this.entry(key, stored));
+  }
+
+  private keysIn(range: KeyRange): string[] {
+    return [...this.backend.data.keys()].filter((key) => key >= range.from && key < range.to).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  async range(range: KeyRange, options: { limit: number; descending?: boolean }): Promise<Entry[]> {
+    this.check();
+    const keys = this.keysIn(range);
+    if (options.descending) keys.reverse();
+    return keys.slice(0, options.limit > 0 ? options.limit : undefined).map((key) => this.entry(key, this.backend.data.get(key)!));
+  }
+
+  async count(range: KeyRange): Promise<number> {
+    this.check();
+    return this.keysIn(range).length;
+  }
+
+  async deleteRange(range: KeyRange): Promise<number> {
+    this.check();
+    const keys = this.keysIn(range);
+    if (keys.length > 0) this.backend.apply([], keys);
+    return keys.length;
   }
 
   async put(key: string, value: string, options?: { lease?: Lease }): Promise<void> {

@@ -20,6 +20,7 @@ export const LockReason = {
   Snapshot: 'snapshot',
   Prune: 'snapshot prune',
   Runtime: 'runtime update',
+  Resize: 'resize',
   Fence: 'fence',
 } as const;
 

@@ -7,10 +7,7 @@
 // nothing (down, or not yet reporting), is not asked, and the caller is refused as before.
 
 import type { HostAnswer, HostReport, MountRecord } from './records.js';
-import type { HostRequestInput } from './host-requests.js';
-
-/** The kind of host request that asks for an idle volume (volplugin registers its handler). */
-export const RELEASE_KIND = 'release';
+import { HostRequestKind, type HostRequestInput } from './host-requests.js';
 
 /** How long a Mount, a remove or a rollback waits for the holder's answer. */
 export const RELEASE_TIMEOUT_MS = 15_000;
@@ -43,7 +40,7 @@ export async function askRelease(parts: ReleaseParts, holder: MountRecord, timeo
   if (!reportsIdle(report, tenant, volume)) return { asked: false, released: false, detail: `host ${holder.host} reports it in use` };
   let answer: HostAnswer;
   try {
-    answer = await parts.askHost(hostId, { kind: RELEASE_KIND, tenant, volume }, timeoutMs);
+    answer = await parts.askHost(hostId, { kind: HostRequestKind.Release, tenant, volume }, timeoutMs);
   } catch (err) {
     return { asked: true, released: false, detail: `host ${holder.host} did not release it: ${(err as Error).message}` };
   }

@@ -288,6 +288,90 @@ export const HostRequestSchema = Type.Object(
   { title: 'HostRequest', ...strict },
 );
 
+/** A time-sorted id (timeline.ts): `20261130T174823123Z-9f3a1c2b`. */
+export const TimeIdSchema = Type.String({ pattern: '^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$', 'x-expected': 'an id such as 20261130T174823123Z-9f3a1c2b' });
+
+export const OPERATION_STATES = ['running', 'done', 'failed', 'interrupted'] as const;
+
+/** What went wrong, as the API reports errors (code of the catalogue, or one of the operation's own). */
+const OperationErrorSchema = Type.Object({ code: Type.String(), message: Type.String(), field: Type.Optional(Type.String()) }, strict);
+
+/** A long operation and its progress (progress.ts): what `GET /v1/operations/:id` answers. */
+export const OperationRecordSchema = Type.Object(
+  {
+    id: TimeIdSchema,
+    kind: Type.String({ pattern: '^[a-z][a-z-]{0,31}$', description: 'resize, remove, copy' }),
+    tenant: Type.String(),
+    volume: Type.String(),
+    /** A copy's new volume. */
+    target: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String() }, strict)),
+    state: Type.Union(OPERATION_STATES.map((s) => Type.Literal(s)), {
+      description: 'running; done; failed (error says why); interrupted (the master running it stopped: what it did so far stays)',
+    }),
+    done: Type.Number({ minimum: 0, description: 'How far the current step is, of `total` (in `unit`)' }),
+    total: Type.Number({ minimum: 0 }),
+    unit: Type.String({ description: 'objects (librbd), percent (the rbd CLI), bytes, steps' }),
+    message: Type.String({ description: 'What it is doing now, or what it did' }),
+    result: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    error: Type.Optional(OperationErrorSchema),
+    by: Type.String({ description: 'The token that started it' }),
+    owner: Type.String({ description: 'The volmaster running it (`volmaster@host:pid`)' }),
+    startedAt: Type.String(),
+    updatedAt: Type.String(),
+    finishedAt: Type.Optional(Type.String()),
+  },
+  { title: 'Operation', ...strict },
+);
+
+/** Exists while the master running an operation lives (bound to its lease). */
+export const OperationAliveSchema = Type.Object({ owner: Type.String() }, strict);
+
+/** Who made a request, as auth.ts named the caller. */
+const AuditCallerSchema = Type.Object(
+  { name: Type.String(), role: Type.String(), via: Type.String({ description: 'bootstrap, token, open, etcd (volcli --etcd)' }) },
+  strict,
+);
+
+/** One change made through the API (or with volcli --etcd): audit.ts. */
+export const AuditEntrySchema = Type.Object(
+  {
+    id: TimeIdSchema,
+    at: Type.String({ description: 'When the request arrived' }),
+    who: AuditCallerSchema,
+    method: Type.String(),
+    route: Type.String({ description: 'The route, e.g. /v1/volumes/:tenant/:volume' }),
+    path: Type.String(),
+    query: Type.Optional(Type.Record(Type.String(), Type.String())),
+    tenant: Type.Optional(Type.String()),
+    volume: Type.Optional(Type.String()),
+    body: Type.Optional(Type.Unknown({ description: 'A summary of the body: secrets removed, long values cut' })),
+    outcome: Type.Union([Type.Literal('pending'), Type.Literal('ok'), Type.Literal('refused'), Type.Literal('failed')], {
+      description: 'pending: no answer was recorded (the master stopped while handling it); ok: 2xx; refused: 4xx; failed: 5xx',
+    }),
+    status: Type.Optional(Type.Integer()),
+    code: Type.Optional(Type.String({ description: 'The error code of a refused or failed request' })),
+    message: Type.Optional(Type.String()),
+    operation: Type.Optional(Type.String({ description: 'The operation it started (GET /v1/operations/:id)' })),
+    ms: Type.Optional(Type.Number()),
+    master: Type.String({ description: 'Which volmaster handled it' }),
+  },
+  { title: 'AuditEntry', ...strict },
+);
+
+/** A resize between the record's new size and the image's (volumes.ts growVolume). */
+export const ResizeIntentSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    fromBytes: Type.Integer({ minimum: 0 }),
+    toBytes: Type.Integer({ minimum: 0 }),
+    owner: Type.String(),
+    since: Type.String(),
+    operation: Type.Optional(Type.String()),
+  },
+  strict,
+);
+
 /** Checks one kind of record; extra rules beyond the schema (a tenant's policy) may follow. */
 interface RecordSpec {
   what: string;
@@ -334,6 +418,10 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [`${keys.prefix}/exclusive/`, spec('a mount exclusion', ExclusionRecordSchema)],
     [`${keys.prefix}/host-alive/`, spec('a host-alive record', HostAliveRecordSchema)],
     [`${keys.prefix}/formats/`, spec('the format marks of a volume', VolumeFormatSchema)],
+    [keys.progress, spec('an operation record', OperationRecordSchema)],
+    [`${keys.prefix}/progress-alive/`, spec("an operation's liveness mark", OperationAliveSchema)],
+    [keys.audit, spec('an audit entry', AuditEntrySchema)],
+    [keys.resizes, spec('a resize intent', ResizeIntentSchema)],
   ];
   return roots.sort((a, b) => b[0].length - a[0].length);
 }

@@ -11,6 +11,8 @@
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
 import type { StateCorruptError } from './errors.js';
+import * as audit from './audit.js';
+import type { AuditQuery } from './audit.js';
 import * as hostRequests from './host-requests.js';
 import * as release from './release.js';
 import type { ReleaseOutcome } from './release.js';
@@ -26,12 +28,18 @@ import type { HostAliveClaim } from './hosts.js';
 import * as mounts from './mounts.js';
 import type { AcquireMountResult, RetakeMountResult } from './mounts.js';
 import * as operations from './operations.js';
+import * as progress from './progress.js';
+import type { OperationQuery } from './progress.js';
+import { pruneHistory, type HistoryBounds } from './timeline.js';
 import type { HeldLock, OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
 import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
 import type {
   AcquisitionRecord,
   BackupRecord,
+  AuditEntry,
+  OperationRecord,
+  ResizeIntent,
   ExclusionRecord,
   HostAliveRecord,
   HostAnswer,
@@ -60,8 +68,13 @@ export type { ExclusionOptions } from './exclusion.js';
 export type { HostAliveClaim } from './hosts.js';
 export type { MountEvent, VolumeEvent } from './watch.js';
 export type { CreateIntent } from './intents.js';
+export type { AuditQuery } from './audit.js';
+export type { OperationQuery } from './progress.js';
+export type { HistoryBounds } from './timeline.js';
+export type { GrowResult } from './volumes.js';
+export { timeId, timeOfId } from './timeline.js';
 export { HostRequestTimeoutError, type HostRequestInput, type PendingHostRequest } from './host-requests.js';
-export { RELEASE_KIND, RELEASE_TIMEOUT_MS, reportsIdle, type ReleaseOutcome } from './release.js';
+export { RELEASE_TIMEOUT_MS, reportsIdle, type ReleaseOutcome } from './release.js';
 
 export interface StateStoreOptions {
   /** Key prefix (default `/volplugin`). */
@@ -225,6 +238,85 @@ export class StateStore {
   /** Records a new copy of a snapshot as formatted (its source's filesystem); false when it has marks already or is gone. */
   markCopyFormatted(tenant: string, volume: string, formatted: string): Promise<boolean> {
     return volumes.markCopyFormatted(this.db, tenant, volume, formatted);
+  }
+
+  // ---- resizes (see volumes.ts growVolume) --------------------------------------------------
+
+  /**
+   * Sets the volume's size to `intent.toBytes` (never smaller), counting the growth in its tenant's
+   * usage within `quota`, and records the resize intent, in one transaction.
+   */
+  growVolume(intent: ResizeIntent, quota?: Quota): Promise<volumes.GrowResult> {
+    return volumes.growVolume(this.db, intent, quota);
+  }
+
+  /** Undoes growVolume (record, usage, intent) while the record still has the new size; false otherwise. */
+  revertGrow(intent: ResizeIntent): Promise<boolean> {
+    return volumes.revertGrow(this.db, intent);
+  }
+
+  getResize(tenant: string, volume: string): Promise<ResizeIntent | null> {
+    return this.db.read<ResizeIntent>(this.keys.resize(tenant, volume));
+  }
+
+  /** Resizes whose image may still be smaller than the record (running, or died half-way). */
+  listResizes(): Promise<ResizeIntent[]> {
+    return volumes.listResizes(this.db);
+  }
+
+  /** The image has the record's size now: the resize intent goes. */
+  finishResize(tenant: string, volume: string): Promise<void> {
+    return volumes.finishResize(this.db, tenant, volume);
+  }
+
+  // ---- long operations (see progress.ts) ----------------------------------------------------
+
+  /** Records a new running operation, alive while `lease` is; false if its id was taken. */
+  startOperation(record: OperationRecord, lease: Lease): Promise<boolean> {
+    return progress.startOperation(this.db, record, lease);
+  }
+
+  /** Changes a running operation of this store's owner; null once it is no longer running or ours. */
+  updateOperation(id: string, change: (current: OperationRecord) => OperationRecord): Promise<OperationRecord | null> {
+    return progress.updateOperation(this.db, id, this.owner, change);
+  }
+
+  /** The operation (one whose master stopped comes back interrupted), or null. */
+  getOperation(id: string): Promise<OperationRecord | null> {
+    return progress.getOperation(this.db, id);
+  }
+
+  listOperations(query?: OperationQuery): Promise<OperationRecord[]> {
+    return progress.listOperations(this.db, query);
+  }
+
+  /** Bounds the operations' history (count and age); how many records it deleted. */
+  pruneOperations(bounds: HistoryBounds): Promise<number> {
+    return pruneHistory(this.db, this.keys.progress, bounds);
+  }
+
+  // ---- the audit trail (see audit.ts) -------------------------------------------------------
+
+  /** Writes a new audit entry (pending or complete); false if its id was taken. */
+  writeAudit(entry: AuditEntry): Promise<boolean> {
+    return audit.writeAudit(this.db, entry);
+  }
+
+  completeAudit(entry: AuditEntry): Promise<void> {
+    return audit.completeAudit(this.db, entry);
+  }
+
+  dropAudit(id: string): Promise<void> {
+    return audit.dropAudit(this.db, id);
+  }
+
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]> {
+    return audit.listAudit(this.db, query);
+  }
+
+  /** Bounds the audit trail (count and age); how many entries it deleted. */
+  pruneAudit(bounds: HistoryBounds): Promise<number> {
+    return pruneHistory(this.db, this.keys.audit, bounds);
   }
 
   // ---- create intents (see intents.ts) ------------------------------------------------------

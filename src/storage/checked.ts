@@ -23,6 +23,7 @@ import {
   checkObject,
   checkParent,
   checkPath,
+  checkProgress,
   checkQos,
   checkSize,
   checkText,
@@ -42,11 +43,15 @@ const CHECKS: Checks = {
     names({ pool, name });
     checkCreateOptions(options);
   },
-  removeImage: (pool, name) => names({ pool, name }),
+  removeImage: (pool, name, options) => {
+    names({ pool, name });
+    checkProgress(options);
+  },
   resizeImage: (pool, name, size, options = {}) => {
     names({ pool, name });
     checkSize('size', size);
     if (options.allowShrink !== undefined) checkBoolean('options.allowShrink', options.allowShrink);
+    checkProgress(options);
   },
   renameImage: (pool, from, to) => names({ pool, from, to }),
   imageInfo: (pool, name) => names({ pool, name }),
@@ -65,7 +70,10 @@ const CHECKS: Checks = {
     checkCloneOptions(options);
   },
   listChildren: (parent) => void checkParent(parent),
-  flattenImage: (pool, name) => names({ pool, name }),
+  flattenImage: (pool, name, options) => {
+    names({ pool, name });
+    checkProgress(options);
+  },
 
   listWatchers: (pool, image) => names({ pool, image }),
   addLock: (pool, image, lock) => {

@@ -22,6 +22,7 @@ import type {
   ImageInfo,
   ImageLock,
   ParentRef,
+  ProgressOptions,
   QosLimits,
   SnapshotInfo,
   Storage,
@@ -81,7 +82,7 @@ export class CliStorage implements Storage {
     });
   }
 
-  async removeImage(pool: string, name: string): Promise<void> {
+  async removeImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
     return this.call(async () => {
       const target = { op: 'rbd_remove', pool, image: name };
       // librbd's remove spins forever trying to take the exclusive lock while an advisory lock is
@@ -90,13 +91,14 @@ export class CliStorage implements Storage {
       if (lockers.some((l) => !l.id.startsWith('auto '))) {
         throw new RbdError({ errno: -ERRNO.EBUSY!, ...target, detail: 'image has advisory locks: break them first' });
       }
-      await this.run.rbd(['rm', `--pool=${pool}`, `--image=${name}`, '--no-progress'], target);
+      await this.run.exec('rbd', ['rm', `--pool=${pool}`, `--image=${name}`, ...progressArgs(options)], target, { onStderr: percentOf(options) });
+      options.onProgress?.(100, 100);
     });
   }
 
-  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
-    const args = ['resize', `--pool=${pool}`, `--image=${name}`, `--size=${size}B`, '--no-progress'];
-    return this.command('rbd', options.allowShrink ? [...args, '--allow-shrink'] : args, { op: 'rbd_resize2', pool, image: name });
+  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } & ProgressOptions = {}): Promise<void> {
+    const args = ['resize', `--pool=${pool}`, `--image=${name}`, `--size=${size}B`, ...progressArgs(options)];
+    return this.command('rbd', options.allowShrink ? [...args, '--allow-shrink'] : args, { op: 'rbd_resize2', pool, image: name }, options);
   }
 
   async renameImage(pool: string, from: string, to: string): Promise<void> {
@@ -228,8 +230,9 @@ export class CliStorage implements Storage {
     });
   }
 
-  async flattenImage(pool: string, name: string): Promise<void> {
-    return this.command('rbd', ['flatten', `--pool=${pool}`, `--image=${name}`, '--no-progress'], { op: 'rbd_flatten', pool, image: name });
+  async flattenImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
+    const args = ['flatten', `--pool=${pool}`, `--image=${name}`, ...progressArgs(options)];
+    return this.command('rbd', args, { op: 'rbd_flatten', pool, image: name }, options);
   }
 
   // --- watchers, locks, fencing ---
@@ -422,9 +425,10 @@ export class CliStorage implements Storage {
   }
 
   /** One command as a whole operation, whose output is not needed. */
-  private command(tool: Tool, args: string[], target: Target): Promise<void> {
+  private command(tool: Tool, args: string[], target: Target, progress: ProgressOptions = {}): Promise<void> {
     return this.call(async () => {
-      await this.run.exec(tool, args, target);
+      await this.run.exec(tool, args, target, { onStderr: percentOf(progress) });
+      progress.onProgress?.(100, 100);
     });
   }
 
@@ -480,4 +484,20 @@ function parseCtime(text: string | undefined): Date | null {
   if (!text) return null;
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? null : new Date(ms);
+}
+
+/** rbd prints "<What>: N% complete..." on stderr unless told --no-progress: only asked for when someone listens. */
+function progressArgs(options: ProgressOptions): string[] {
+  return options.onProgress ? [] : ['--no-progress'];
+}
+
+/** Reads rbd's percentages off its stderr for `options.onProgress` (done of 100); the caller reports 100 at the end. */
+function percentOf(options: ProgressOptions): ((text: string) => void) | undefined {
+  const on = options.onProgress;
+  if (!on) return undefined;
+  return (text) => {
+    const all = [...text.matchAll(/(\d{1,3})% complete/g)];
+    const last = all.at(-1);
+    if (last) on(Math.min(100, Number(last[1])), 100);
+  };
 }

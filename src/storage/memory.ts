@@ -27,6 +27,7 @@ import type {
   ImageInfo,
   ImageLock,
   ParentRef,
+  ProgressOptions,
   QosLimits,
   SnapshotInfo,
   Storage,
@@ -51,6 +52,13 @@ export interface MemoryStorageOptions {
 /** A memory twin behind the same argument checks as every backend (what unit tests should use). */
 export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage {
   return checked(new MemoryStorage({}, options));
+}
+
+/** A long call's progress as librbd reports it: the image's objects, none done and then all. */
+function reportObjects(options: ProgressOptions, img: { size: number; order: number }): void {
+  const total = Math.max(1, Math.ceil(img.size / 2 ** img.order));
+  options.onProgress?.(0, total);
+  options.onProgress?.(total, total);
 }
 
 export class MemoryStorage extends FaultHooks implements Storage {
@@ -153,7 +161,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
     });
   }
 
-  removeImage(pool: string, name: string): Promise<void> {
+  removeImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
     return this.call('removeImage', [pool, name], () => {
       const img = this.pools.image('rbd_remove', pool, name);
       if (img.watchers.length > 0) {
@@ -168,11 +176,12 @@ export class MemoryStorage extends FaultHooks implements Storage {
       if (this.pools.everyParent().some((p) => p.pool === pool && p.image === name)) {
         throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has clones' });
       }
+      reportObjects(options, img);
       this.pools.pool(pool, name).delete(name);
     });
   }
 
-  resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
+  resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } & ProgressOptions = {}): Promise<void> {
     return this.call('resizeImage', [pool, name, size, options], () => {
       const img = this.pools.image('rbd_open', pool, name);
       if (size < img.size && !options.allowShrink) {
@@ -180,6 +189,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
       }
       truncateBlocks(img.data, size);
       img.size = size;
+      reportObjects(options, img);
     });
   }
 
@@ -318,10 +328,11 @@ export class MemoryStorage extends FaultHooks implements Storage {
     });
   }
 
-  flattenImage(pool: string, name: string): Promise<void> {
+  flattenImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
     return this.call('flattenImage', [pool, name], () => {
       const img = this.pools.image('rbd_open', pool, name);
       if (!img.parent) throw this.pools.err('EINVAL', { op: 'rbd_flatten', pool, image: name, detail: 'image has no parent' });
+      reportObjects(options, img);
       img.parent = null;
       if (img.features.includes('deep-flatten')) for (const snap of img.snapshots.values()) snap.parent = null;
     });

@@ -23,6 +23,7 @@ import type {
   ImageInfo,
   ImageLock,
   ParentRef,
+  ProgressOptions,
   QosLimits,
   SnapshotInfo,
   Storage,
@@ -32,6 +33,12 @@ import type {
 import { applyQos, cancelledError, checkText, cloneSpec, createSpec, featureMask, featureNames, qosFromMetadata } from './validate.js';
 
 type AddonModule = typeof Addon;
+
+/** The addon's progress callback for a call's onProgress (null: none; the addon then only counts). */
+function listener(options: ProgressOptions): Addon.NativeProgress | undefined {
+  const on = options.onProgress;
+  return on ? (done, total) => void on(done, total) : undefined;
+}
 
 const ADDON_FILE = 'volplugin_rbd.node';
 
@@ -158,12 +165,12 @@ export class NativeStorage implements Storage {
     return this.cluster.createImage(pool, name, o.size, featureMask(o.features), o.order, o.dataPool, o.metadata.length > 0 ? o.metadata : null);
   }
 
-  async removeImage(pool: string, name: string): Promise<void> {
-    return this.cluster.removeImage(pool, name);
+  async removeImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
+    return this.cluster.removeImage(pool, name, listener(options));
   }
 
-  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
-    return this.cluster.resizeImage(pool, name, size, options.allowShrink ?? false);
+  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } & ProgressOptions = {}): Promise<void> {
+    return this.cluster.resizeImage(pool, name, size, options.allowShrink ?? false, listener(options));
   }
 
   async renameImage(pool: string, from: string, to: string): Promise<void> {
@@ -237,8 +244,8 @@ export class NativeStorage implements Storage {
     return (await this.cluster.listChildren(parent.pool, parent.image, parent.snapshot)).sort();
   }
 
-  async flattenImage(pool: string, name: string): Promise<void> {
-    return this.cluster.flattenImage(pool, name);
+  async flattenImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
+    return this.cluster.flattenImage(pool, name, listener(options));
   }
 
   // --- watchers, locks, fencing ---

@@ -135,13 +135,12 @@ export interface DiffExport extends DiffSummary {
 }
 
 /**
- * Progress of a long call: `done` of `total` bytes (export: image bytes walked of the image size;
- * apply: stream bytes read of the file size). Called now and then and once at the end.
+ * Progress of a diff call, in bytes (export: image bytes walked of the image size; apply: stream
+ * bytes read of the file size). Called now and then and once at the end.
  */
-export type DiffProgress = (done: number, total: number) => void;
+export type DiffProgress = ProgressListener;
 
-export interface DiffOptions {
-  onProgress?: DiffProgress;
+export interface DiffOptions extends ProgressOptions {
   /** Aborting it cancels the call: it rejects with ECANCELED (an export removes its file). */
   signal?: AbortSignal;
 }
@@ -149,6 +148,17 @@ export interface DiffOptions {
 export interface ExportDiffOptions extends DiffOptions {
   /** Diff whole objects from the fast-diff map: faster to walk, larger streams. Default false. */
   wholeObject?: boolean;
+}
+
+/**
+ * Progress of a long call (remove, resize, flatten): `done` of `total` in the call's own unit
+ * (librbd's objects for the native backend, percent for the CLI backend), at most every 100 ms and
+ * once at the end. A listener must not throw.
+ */
+export type ProgressListener = (done: number, total: number) => void;
+
+export interface ProgressOptions {
+  onProgress?: ProgressListener;
 }
 
 /** Counters for metrics and back-pressure. */
@@ -175,9 +185,9 @@ export interface Storage {
   // Images
   createImage(pool: string, name: string, options: CreateImageOptions): Promise<void>;
   /** Fails with EBUSY while watched, ENOTEMPTY while it has snapshots. */
-  removeImage(pool: string, name: string): Promise<void>;
+  removeImage(pool: string, name: string, options?: ProgressOptions): Promise<void>;
   /** `size` in bytes; shrinking is allowed only with `allowShrink`. */
-  resizeImage(pool: string, name: string, size: number, options?: { allowShrink?: boolean }): Promise<void>;
+  resizeImage(pool: string, name: string, size: number, options?: { allowShrink?: boolean } & ProgressOptions): Promise<void>;
   renameImage(pool: string, from: string, to: string): Promise<void>;
   imageInfo(pool: string, name: string): Promise<ImageInfo>;
   listImages(pool: string): Promise<string[]>;
@@ -194,7 +204,7 @@ export interface Storage {
   cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void>;
   /** Names of the images cloned from a snapshot ("pool/image"). */
   listChildren(parent: ParentRef): Promise<string[]>;
-  flattenImage(pool: string, name: string): Promise<void>;
+  flattenImage(pool: string, name: string, options?: ProgressOptions): Promise<void>;
 
   // Watchers, locks, fencing
   listWatchers(pool: string, image: string): Promise<Watcher[]>;

@@ -315,6 +315,15 @@ export function checkDiffOptions(options: unknown, withWholeObject: boolean): vo
   if (o.wholeObject !== undefined) checkBoolean('options.wholeObject', o.wholeObject);
 }
 
+/** `options.onProgress`, when given, is a function. */
+export function checkProgress(options: { onProgress?: unknown } | undefined): void {
+  if (options === undefined) return;
+  checkObject('options', options);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new TypeError(`options.onProgress must be a function (done, total) => void, got ${typeof options.onProgress}`);
+  }
+}
+
 export function checkObject(field: string, value: unknown): void {
   if (typeof value !== 'object' || value === null) throw new TypeError(`${field} must be an object, got ${describe(value)}`);
 }

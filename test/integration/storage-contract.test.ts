@@ -342,6 +342,35 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
       await expectRbdError(s.removeImage(POOL, name), { code: 'ENOENT', pool: POOL, image: name });
     });
 
+    it('2.14b remove, resize and flatten report progress: done of total, ending with all done', async () => {
+      const calls: Array<[number, number]> = [];
+      const onProgress = (done: number, total: number) => void calls.push([done, total]);
+      const last = () => {
+        const end = calls.at(-1);
+        calls.length = 0;
+        return end;
+      };
+      const big = await image('progress', 16 * MiB, ['layering']);
+      await s.resizeImage(POOL, big, 8 * MiB, { allowShrink: true, onProgress });
+      const shrunk = last();
+      expect(shrunk![0]).toBe(shrunk![1]);
+      expect(shrunk![1]).toBeGreaterThan(0);
+      await s.createSnapshot(POOL, big, 'base');
+      await s.protectSnapshot(POOL, big, 'base');
+      const child = unique(kind, 'progress-child');
+      await s.cloneSnapshot({ pool: POOL, image: big, snapshot: 'base' }, POOL, child);
+      await s.flattenImage(POOL, child, { onProgress });
+      const flattened = last();
+      expect(flattened![0]).toBe(flattened![1]);
+      expect(flattened![1]).toBeGreaterThan(0);
+      await s.removeImage(POOL, child, { onProgress });
+      const removed = last();
+      expect(removed![0]).toBe(removed![1]);
+      await s.unprotectSnapshot(POOL, big, 'base');
+      await s.removeSnapshot(POOL, big, 'base');
+      await expect(s.removeImage(POOL, big, { onProgress: 'no' as never })).rejects.toThrow(/onProgress must be a function/);
+    });
+
     it('2.15 refuses to remove an image with snapshots (ENOTEMPTY)', async () => {
       const name = await image('rm-snaps');
       await s.createSnapshot(POOL, name, 'keep');

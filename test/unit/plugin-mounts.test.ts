@@ -385,3 +385,60 @@ describe('the mount metrics (src/metrics)', () => {
     expect(await count('volplugin_mount_failures_total', { mapper: 'fuse', step: 'mount' })).toBe(failures + 1);
   });
 });
+
+describe('growing a resized volume (issue 15)', () => {
+  const ext4 = (sizeBytes: number, deviceBytes: number): DeviceContents => ({ kind: 'filesystem', type: 'ext4', sizeBytes, deviceBytes });
+
+  it('a mount grows an ext4 filesystem smaller than its device before mounting it (offline: no capability needed)', async () => {
+    images.set('tenant1.foo', ext4(10 << 20, 20 << 20));
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.grownUnmounted).toEqual(['/dev/loop0']);
+    expect(a.host.grown).toEqual([]);
+  });
+
+  it('a mount grows an xfs filesystem smaller than its device after mounting it (xfs grows only mounted)', async () => {
+    images.set('tenant1.foo', { kind: 'filesystem', type: 'xfs', sizeBytes: 300 << 20, deviceBytes: 400 << 20 });
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.grown).toEqual(['/mnt/ceph/tenant1/foo']);
+    expect(a.host.grownUnmounted).toEqual([]);
+  });
+
+  it('a filesystem as large as its device (within the slack of a partial block) is not grown', async () => {
+    images.set('tenant1.foo', ext4((20 << 20) - 4096, 20 << 20));
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect([...a.host.grown, ...a.host.grownUnmounted]).toEqual([]);
+  });
+
+  it('a grow that fails at mount leaves the volume mounted as it is (retried at the next mount)', async () => {
+    images.set('tenant1.foo', ext4(10 << 20, 20 << 20));
+    const a = makeHost('host-a', 'a');
+    a.host.fail.growUnmounted = new Error('e2fsck: UNEXPECTED INCONSISTENCY');
+    const mountpoint = await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.mounted.get(mountpoint)).toBe('/dev/loop0');
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    delete a.host.fail.growUnmounted;
+    await a.manager.mount('tenant1', 'foo', 'id2', signal());
+    expect(a.host.grownUnmounted).toEqual([a.host.mounted.get(mountpoint)]);
+  });
+
+  it('resize-fs on the holder refreshes the device, waits for its new size and grows the mounted filesystem', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    a.host.sizes.set('/dev/loop0', 10 << 20);
+    // The device shows the new size only after a refresh, as a loop device over rbd-fuse does.
+    a.mapper.refreshSize = async () => void a.host.sizes.set('/dev/loop0', 20 << 20);
+    const report = await a.manager.growFilesystem('tenant1', 'foo', 20 << 20);
+    expect(report).toMatchObject({ deviceBytes: 20 << 20, afterBytes: 20 << 20 });
+    expect(a.host.grown).toEqual(['/mnt/ceph/tenant1/foo']);
+  });
+
+  it('resize-fs on a host that does not hold the volume answers NOT_MOUNTED and grows nothing', async () => {
+    const a = makeHost('host-a', 'a');
+    const err = await a.manager.growFilesystem('tenant1', 'foo', 20 << 20).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NOT_MOUNTED' });
+    expect(a.host.grown).toEqual([]);
+  });
+});

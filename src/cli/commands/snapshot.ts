@@ -6,6 +6,7 @@ import { parseDriverOptions } from '../../policy/options.js';
 import { optOption, optionPairs, volumeRef } from '../args.js';
 import type { Act } from '../context.js';
 import * as out from '../output.js';
+import { followOperation, noWaitOption } from '../progress.js';
 
 export function snapshotCommands(volume: Command, act: Act): void {
   const snapshot = volume.command('snapshot').description('snapshots of a volume');
@@ -55,13 +56,22 @@ export function snapshotCommands(volume: Command, act: Act): void {
     .argument('<snapshot>', 'snapshot name')
     .argument('<new-tenant/new-volume>', 'the volume to create')
     .addOption(optOption())
+    .addOption(noWaitOption())
+    .addHelpText('after', '\nThe copy is usable at once (a clone); volcli then follows its flatten, which makes it independent of the snapshot (--no-wait: not).')
     .action(
       act(async (ctx, ref, name, target) => {
         const { tenant: t, volume: v } = volumeRef(ref!);
         const to = volumeRef(target!);
         const values = optionPairs(ctx.opts.opt, parseDriverOptions);
-        const record = await (await ctx.master()).copySnapshot(t, v, name!, { ...to, options: values });
-        ctx.print(`copied ${t}/${v}@${name} to ${to.tenant}/${to.volume} (${record.pool}/${record.image})\n`, record);
+        const api = await ctx.master();
+        const { volume: record, operation } = await api.startCopySnapshot(t, v, name!, { ...to, options: values });
+        const copied = `copied ${t}/${v}@${name} to ${to.tenant}/${to.volume} (${record.pool}/${record.image})`;
+        if (!operation || ctx.opts.wait === false) {
+          ctx.print(`${copied}${operation ? `; flattening: operation ${operation}` : ''}\n`, record);
+          return;
+        }
+        const ended = await followOperation(ctx, await api.getOperation(operation));
+        ctx.print(`${copied}; ${ended.message}\n`, record);
       }),
     );
 

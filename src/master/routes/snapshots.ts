@@ -4,7 +4,9 @@
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
+  OperationRecordSchema,
   SnapshotCopyBody,
+  SnapshotCopyQuery,
   SnapshotList,
   SnapshotParams,
   SnapshotSchema,
@@ -18,6 +20,7 @@ import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
 import { createPath, emptyBodyIsObject } from './shared.js';
+import type { VolumeRecord } from '../../state/records.js';
 
 /** Validates a tenant/volume pair given as route parameters or in a body. */
 const names = (ref: { tenant: string; volume: string }) => assertVolumeRef(ref.tenant, ref.volume);
@@ -86,10 +89,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['snapshots'],
-        summary: 'Copy a snapshot into a new volume {tenant, volume} (a clone, flattened later by volsupervisor)',
+        summary: 'Copy a snapshot into a new volume {tenant, volume}: a clone, usable at once, then flattened (an operation)',
+        description:
+          'Answers 201 with the new volume once it exists (the clone); the flatten goes on as an operation (its id in the ' +
+          'Location header). With ?wait=false the answer is 202 with that operation. A master that stops mid-flatten leaves ' +
+          'the copy usable: volsupervisor flattens it.',
         params: SnapshotParams,
+        querystring: SnapshotCopyQuery,
         body: SnapshotCopyBody,
-        response: { 201: VolumeRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
+        response: { 201: VolumeRecordSchema, 202: OperationRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
       },
     },
     async (request, reply) => {
@@ -100,15 +108,30 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const options = (request.body.options ?? {}) as OptionValues;
       parseDriverOptions(options); // 400 for unknown keys before anything else
       const create = createPath(app);
-      const record = await app.snapshots.copy({ tenant, volume, snapshot }, target, {
+      const copy = () => app.snapshots.copy({ tenant, volume, snapshot }, target, {
         build: policyCopyRecord(app.store, options),
         prepare: create.prepare,
         afterClone: create.mark,
         commit: create.commit,
         abandon: create.abandon,
       });
-      request.log.info({ source: `${tenant}/${volume}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from snapshot');
-      return reply.code(201).send(record);
+      let record: VolumeRecord | null = null;
+      // The clone is the point of no return; the flatten after it goes on in the background either way.
+      const { operation } = await app.operations.run(
+        async (accept) => {
+          record = await copy();
+          request.log.info({ source: `${tenant}/${volume}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from snapshot');
+          const op = await accept({ kind: 'copy', tenant, volume, target, by: request.caller.name, message: `flattening ${record.pool}/${record.image}` });
+          const outcome = await app.snapshots.finishClone(record, undefined, op.listener('objects'));
+          const name = `${target.tenant}/${target.volume}`;
+          return { value: record, result: { flatten: outcome }, message: `${name} is a copy of ${tenant}/${volume}@${snapshot}${outcome === 'flattened' ? ', flattened: it no longer depends on the snapshot' : ''}` };
+        },
+        { wait: false },
+      );
+      if (operation) request.audit.operation = operation.id;
+      if (request.query.wait === 'false' && operation) return reply.code(202).header('location', `/v1/operations/${operation.id}`).send(operation);
+      if (operation) void reply.header('location', `/v1/operations/${operation.id}`);
+      return reply.code(201).send(record!);
     },
   );
 

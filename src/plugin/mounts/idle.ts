@@ -15,7 +15,7 @@
 // - It is reported as idle, not as mounted by containers (converge/report.ts).
 // - Before it is handed out again its lock and its mapping are checked (Mounter.whyNotReusable).
 
-import { RELEASE_KIND } from '../../state/store.js';
+import { HostRequestKind } from '../../state/host-requests.js';
 import type { HostRequestInbox } from '../cluster/requests.js';
 import { PluginError } from '../errors.js';
 import type { LocalVolume } from './local-state.js';
@@ -68,7 +68,7 @@ export class IdleTimers {
  * answers (torn down at once, or IN_USE while containers use it).
  */
 export function handleReleaseRequests(inbox: Pick<HostRequestInbox, 'handle'>, manager: Pick<MountManager, 'release'>): void {
-  inbox.handle(RELEASE_KIND, async (request) => {
+  inbox.handle(HostRequestKind.Release, async (request) => {
     if (!request.tenant || !request.volume) throw new PluginError('BAD_REQUEST', 'a release request names no volume');
     return manager.release(request.tenant, request.volume);
   });

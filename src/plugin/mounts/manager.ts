@@ -13,6 +13,7 @@
 import { StepTimes } from '../../common/steps.js';
 import type { RateLimit } from '../../policy/types.js';
 import { sameLimits, UNLIMITED, type RateLimiter } from '../../ratelimit/index.js';
+import type { GrowReport } from '../../mapper/grow.js';
 import type { Mapping } from '../../mapper/types.js';
 import type { MasterClient } from '../cluster/master-client.js';
 import { PluginError, messageOf } from '../errors.js';
@@ -255,6 +256,21 @@ export class MountManager {
   async teardown(entry: LocalVolume, steps = new StepTimes()): Promise<void> {
     await this.parts.mounter.teardown(entry, steps);
     await steps.time('report', () => this.changed());
+  }
+
+  /**
+   * The `resize-fs` host request of a resize (src/master/resize.ts): grows the filesystem of a
+   * volume mounted here, one step with its mounts and unmounts. NOT_MOUNTED or LOST tell the master
+   * this host did not act (the next host to mount the volume grows it).
+   */
+  async growFilesystem(tenant: string, volume: string, sizeBytes: number): Promise<GrowReport> {
+    const name = volumeKey(tenant, volume);
+    return this.parts.mutex.run(name, async () => {
+      const entry = this.parts.local.get(tenant, volume);
+      if (!entry) throw new PluginError('NOT_MOUNTED', `${name} is not mounted on this host`);
+      if (entry.lost) throw new PluginError('LOST', `${name} is lost to this host (${entry.lost})`);
+      return this.parts.mounter.growMounted(entry, sizeBytes);
+    });
   }
 
   /** A mapping of this host that no entry references (left by a crash): unmap it. */

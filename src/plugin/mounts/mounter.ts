@@ -4,7 +4,8 @@
 // to the host lease), fence the previous holder if it did not let go cleanly, set librbd QoS, map
 // the image (refused without a Ceph client address another host could fence), note which Ceph
 // client holds it (image metadata and the lock record), format it at most once in its life
-// (format.ts), mount it at MOUNT-ROOT/tenant/volume, and remember it in the host's mount table.
+// (format.ts), mount it at MOUNT-ROOT/tenant/volume (growing a filesystem smaller than its device
+// first or right after: grow.ts), and remember it in the host's mount table.
 // Each step that changes the host or the cluster pushes its undo: a failure anywhere reverses
 // everything done so far, so nothing stays locked, mapped or mounted.
 //
@@ -13,7 +14,8 @@
 import path from 'node:path';
 import { StepTimes, type StepRecorder } from '../../common/steps.js';
 import type { Fencing } from '../../fencing/index.js';
-import { DeviceReadError } from '../../mapper/fs.js';
+import { DeviceReadError, type DeviceContents } from '../../mapper/fs.js';
+import type { GrowReport } from '../../mapper/grow.js';
 import { mountDuration, mountFailures, mountStepDuration, timeResult, unmountDuration, unmountStepDuration } from '../../metrics/families.js';
 import { MeteredSteps } from '../../metrics/steps.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
@@ -26,6 +28,7 @@ import { refusalError } from '../cluster/mount-lock.js';
 import { PluginError, messageOf } from '../errors.js';
 import { pauseAt, type PluginFailpoints } from '../failpoints.js';
 import { decideFormat, unreadableMessage } from './format.js';
+import { growMounted, growthPending, growToDevice } from './grow.js';
 import type { HostIdentity } from './host-id.js';
 import type { HostOps } from './host-ops.js';
 import type { LocalState, LocalVolume } from './local-state.js';
@@ -117,8 +120,12 @@ export class Mounter {
       if (qos) await steps.time('qos.write', () => this.writeQos(job, qos));
       const mapping = await steps.time('map', () => this.map(job));
       await steps.time('note', () => this.noteHolder(job, lock, mapping));
-      await steps.time('format', () => this.prepareFilesystem(job, lock, mapping.device));
+      const contents = await steps.time('format', () => this.prepareFilesystem(job, lock, mapping.device));
+      // A resize the filesystem has not followed yet (made while unmounted, during a takeover, or deferred) is finished here.
+      const grow = growthPending(contents);
+      if (grow?.when === 'before-mount') await steps.time('grow', () => growToDevice(this.parts, job.name, mapping.device, job.mountpoint, grow));
       await steps.time('mount', () => this.mountFilesystem(job, mapping.device));
+      if (grow?.when === 'after-mount') await steps.time('grow', () => growToDevice(this.parts, job.name, mapping.device, job.mountpoint, grow));
       const entry = await steps.time('record', () => this.remember(job, mapping, lock, id));
       // The commit point: past it, Docker is told the mount worked. A lease lost meanwhile means the
       // lock may be gone: the mount is undone (the lease-loss handler cannot see it yet).
@@ -237,7 +244,7 @@ export class Mounter {
    * formatStarted is recorded before mkfs runs and formatted after it succeeded, both only while
    * this host holds the lock.
    */
-  private async prepareFilesystem(job: MountJob, lock: HeldLock, device: string): Promise<void> {
+  private async prepareFilesystem(job: MountJob, lock: HeldLock, device: string): Promise<DeviceContents> {
     const { tenant, volume } = job.record;
     const { locks, hostOps, log } = this.parts;
     const current = await job.steps.time('format.record', () => locks.volume(tenant, volume));
@@ -273,7 +280,9 @@ export class Mounter {
         break;
     }
     job.signal.throwIfAborted();
+    return contents;
   }
+
 
   private async mountFilesystem(job: MountJob, device: string): Promise<void> {
     await this.parts.hostOps.mountDevice(device, job.mountpoint);
@@ -281,6 +290,11 @@ export class Mounter {
       await this.parts.hostOps.unmountAll(job.mountpoint);
       await this.parts.hostOps.removeDir(job.mountpoint);
     });
+  }
+
+  /** A resize's `resize-fs` request (manager.ts): see grow.ts growMounted. */
+  growMounted(entry: LocalVolume, sizeBytes: number): Promise<GrowReport> {
+    return growMounted(this.parts, entry, sizeBytes);
   }
 
   /** Adds the volume to the host's mount table (on disk before Docker gets its answer). */
