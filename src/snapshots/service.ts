@@ -23,8 +23,10 @@ import {
   supervisorSnapshotName,
 } from './names.js';
 import { planPrune } from './prune.js';
+import type { Retention } from './retention.js';
 
 import type {
+  ProtectedSnapshots,
   CopyHooks,
   CopyTarget,
   FinishCloneResult,
@@ -56,6 +58,7 @@ export class SnapshotService {
   private readonly longMs: number;
   private readonly lockWaitMs: number;
   private readonly lockTtlSeconds: number | undefined;
+  private readonly protectedSnapshots: ProtectedSnapshots;
 
   constructor(
     private readonly storage: Storage,
@@ -68,6 +71,7 @@ export class SnapshotService {
     this.longMs = options.longTimeoutMs ?? 3_600_000;
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
     this.lockTtlSeconds = options.lockTtlSeconds;
+    this.protectedSnapshots = options.protectedSnapshots ?? (async () => []);
   }
 
   /** The volume's operation lock with this service's TTL, waiting up to `waitMs`. */
@@ -393,8 +397,12 @@ export class SnapshotService {
     });
   }
 
-  /** Removes the oldest supervisor snapshots beyond `keep` (never others, never ones with clones). */
-  async prune(record: VolumeRecord, keep: number, signal?: AbortSignal): Promise<PruneResult | { outcome: 'busy' | 'gone' }> {
+  /**
+   * Removes the supervisor snapshots `keep` lets go (a number or tiers: retention.ts), never others,
+   * never one with clones and never one the protectedSnapshots provider names (a backup chain's
+   * base): those are retained. A provider that fails prunes nothing (fail closed).
+   */
+  async prune(record: VolumeRecord, keep: Retention, signal?: AbortSignal): Promise<PruneResult | { outcome: 'busy' | 'gone' }> {
     return this.locked(record, LockReason.Prune, async () => {
       const current = await this.store.getVolume(record.tenant, record.volume);
       if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' } as const;
@@ -405,7 +413,8 @@ export class SnapshotService {
         if (isRbdError(err, 'ENOENT') || isRbdError((err as Error).cause, 'ENOENT')) return { outcome: 'gone' } as const;
         throw err;
       }
-      const plan = planPrune(infos, keep);
+      const needed = new Set(await this.protectedSnapshots(current, signal));
+      const plan = planPrune(infos.map((s) => ({ name: s.name, protected: s.protected, needed: needed.has(s.name) })), keep);
       const result: PruneResult = { ...plan, remove: [], removed: [], failed: [] };
       for (const name of plan.remove) {
         if (signal?.aborted) break;

@@ -22,7 +22,15 @@ export interface SnapshotView {
   clones: string[];
 }
 
+/**
+ * The snapshots of a volume that something else still needs, which pruning must retain whatever
+ * `keep` says: the backups' chain bases (src/backups). The default names none.
+ */
+export type ProtectedSnapshots = (volume: VolumeRecord, signal?: AbortSignal) => Promise<Iterable<string>>;
+
 export interface SnapshotServiceOptions {
+  /** What pruning must retain besides snapshots with clones (default: nothing). */
+  protectedSnapshots?: ProtectedSnapshots;
   clock?: Clock;
   logger?: Logger;
   /** Bound of an ordinary Ceph call (default 30 s). */

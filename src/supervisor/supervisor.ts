@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Election } from '../state/kv.js';
 import type { StateStore } from '../state/store.js';
 import { systemClock, type Clock } from '../snapshots/clock.js';
-import { SnapshotService } from '../snapshots/service.js';
+import { SnapshotService, type ProtectedSnapshots } from '../snapshots/service.js';
 import type { Storage } from '../storage/types.js';
 import { Scheduler, type SchedulerOptions, type SchedulerStatus } from './scheduler.js';
 
@@ -27,6 +27,11 @@ export interface SupervisorOptions {
   longTimeoutMs?: number;
   /** How long stop() waits for running jobs after resigning (default 10 s). */
   stopTimeoutMs?: number;
+  /**
+   * Snapshots pruning must retain whatever `keep` says (the backups' chain bases). Default: none.
+   * The backups wire theirs here (main.ts), one line.
+   */
+  protectedSnapshots?: ProtectedSnapshots;
 }
 
 export interface SupervisorIdentity {
@@ -75,6 +80,7 @@ export class Supervisor {
       // A leader that dies must not block its successor through its operation locks longer than
       // through its leadership.
       lockTtlSeconds: this.ttl,
+      protectedSnapshots: options.protectedSnapshots,
     });
     this.scheduler = new Scheduler(options.store, service, this.clock, this.log, options.scheduler);
     this.election = this.store.supervisorElection(this.ttl);
