@@ -43,6 +43,10 @@ export const ERROR_CATALOGUE = {
   STORAGE_ERROR: { status: 500, description: 'Ceph refused an operation for a reason other than the ones above (the message has the errno).' },
   STATE_UNAVAILABLE: { status: 503, description: 'etcd cannot be reached.' },
   STORAGE_UNAVAILABLE: { status: 503, description: 'The Ceph cluster cannot be reached.' },
+  FREEZE_FAILED: {
+    status: 503,
+    description: 'A volume with snapshots.consistency=fsfreeze could not be frozen on the host that mounts it (no answer, or fsfreeze failed), or its freeze did not hold until the snapshot was taken; no snapshot was kept.',
+  },
   // Made by the client.
   MASTER_UNREACHABLE: { status: 0, description: 'ApiClient could not connect to the master.' },
   MASTER_TIMEOUT: { status: 0, description: 'The master did not answer in time.' },

@@ -16,7 +16,7 @@ import { SnapshotService } from '../snapshots/service.js';
 import { installAccess } from './access.js';
 import { installAuth, TokenCache } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import type { Failpoints } from './failpoints.js';
+import { failpoint, type Failpoints } from './failpoints.js';
 import { validatorCompiler } from './validation.js';
 import { VolumeService } from './volumes.js';
 import { VERSION } from './version.js';
@@ -86,7 +86,15 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
       cephTimeoutMs: options.cephTimeoutMs,
     }),
   );
-  app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000, callTimeoutMs: options.cephTimeoutMs }));
+  app.decorate(
+    'snapshots',
+    new SnapshotService(storage, store, {
+      logger: app.log as unknown as Logger,
+      lockWaitMs: options.lockWaitMs ?? 30_000,
+      callTimeoutMs: options.cephTimeoutMs,
+      freeze: { afterFreeze: () => failpoint(options.failpoints, 'after-freeze') },
+    }),
+  );
 
   // JSON bodies with errors that name line and column (Fastify's own parser gives an offset at best).
   // Only JSON is accepted: other types (text/plain included) are answered 415.

@@ -23,6 +23,7 @@ import {
   supervisorSnapshotName,
 } from './names.js';
 import { planPrune } from './prune.js';
+import { SnapshotFreezer } from './freeze.js';
 import type { Retention } from './retention.js';
 
 import type {
@@ -59,6 +60,7 @@ export class SnapshotService {
   private readonly lockWaitMs: number;
   private readonly lockTtlSeconds: number | undefined;
   private readonly protectedSnapshots: ProtectedSnapshots;
+  private readonly freezer: SnapshotFreezer;
 
   constructor(
     private readonly storage: Storage,
@@ -72,6 +74,7 @@ export class SnapshotService {
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
     this.lockTtlSeconds = options.lockTtlSeconds;
     this.protectedSnapshots = options.protectedSnapshots ?? (async () => []);
+    this.freezer = new SnapshotFreezer(store, this.log, options.freeze);
   }
 
   /** The volume's operation lock with this service's TTL, waiting up to `waitMs`. */
@@ -173,27 +176,41 @@ export class SnapshotService {
       if (limit !== undefined && existing.size >= limit) {
         throw new ApiError('SNAPSHOT_LIMIT', `volume ${tenant}/${volume} has ${existing.size} snapshots, its tenant's limit (limits.snapshots); remove one first`, { field: 'limits.snapshots' });
       }
-      const at = this.clock.now();
-      const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
-      for (const candidate of candidates) {
-        if (existing.has(candidate) && name === undefined) continue;
-        try {
-          if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
-          await this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () =>
-            this.storage.createSnapshot(record.pool, record.image, candidate),
-          );
-        } catch (err) {
-          if (!isRbdError(err, 'EEXIST')) throw err;
-          if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
-          continue;
-        }
-        this.log.info({ tenant, volume, snapshot: candidate, origin: snapshotOrigin(candidate) }, 'snapshot taken');
-        const info = (await this.rawSnapshots(record)).find((s) => s.name === candidate);
-        if (info) return this.view(record, info);
-        throw new Error(`snapshot ${record.pool}/${record.image}@${candidate} was created but is not listed`);
-      }
-      throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
+      const candidate = await this.freezer.around(
+        [record],
+        () => this.createFirstFree(record, existing, name),
+        (taken) => this.discard(record, taken),
+      );
+      this.log.info({ tenant, volume, snapshot: candidate, origin: snapshotOrigin(candidate) }, 'snapshot taken');
+      const info = (await this.rawSnapshots(record)).find((s) => s.name === candidate);
+      if (info) return this.view(record, info);
+      throw new Error(`snapshot ${record.pool}/${record.image}@${candidate} was created but is not listed`);
     });
+  }
+
+  /** Creates `name`, or the first free manual-<time> name when none is given; returns the name. */
+  private async createFirstFree(record: VolumeRecord, existing: ReadonlySet<string>, name: string | undefined): Promise<string> {
+    const { tenant, volume } = record;
+    const at = this.clock.now();
+    const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
+    for (const candidate of candidates) {
+      if (existing.has(candidate) && name === undefined) continue;
+      try {
+        if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+        await this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () => this.storage.createSnapshot(record.pool, record.image, candidate));
+        return candidate;
+      } catch (err) {
+        if (!isRbdError(err, 'EEXIST')) throw err;
+        if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+      }
+    }
+    throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
+  }
+
+  /** Removes a snapshot just taken that must not be kept (its freeze did not hold). */
+  private async discard(record: VolumeRecord, snapshot: string): Promise<void> {
+    await this.call(`removing ${record.pool}/${record.image}@${snapshot}`, () => this.storage.removeSnapshot(record.pool, record.image, snapshot));
+    this.log.warn({ tenant: record.tenant, volume: record.volume, snapshot }, 'snapshot removed again: its freeze did not hold');
   }
 
   /** Removes a snapshot, whoever made it; refused while clones depend on it. */
@@ -374,27 +391,33 @@ export class SnapshotService {
       const current = await this.store.getVolume(tenant, volume);
       if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' };
       if (signal?.aborted) return { outcome: 'aborted' };
-      let outcome: 'taken' | 'existed' = 'taken';
-      try {
-        await this.call(`snapshot ${current.pool}/${current.image}@${name}`, () =>
-          this.storage.createSnapshot(current.pool, current.image, name),
-        );
-      } catch (err) {
-        if (isRbdError(err, 'ENOENT')) {
-          // The record is there (checked under the lock) but the image is not: report it, so that
-          // the scheduler backs off and says so, instead of retrying silently on every tick.
-          throw new ApiError(
-            'STORAGE_ERROR',
-            `volume ${tenant}/${volume} names image ${current.pool}/${current.image}, which does not exist in Ceph`,
-            { cause: err },
-          );
-        }
-        if (!isRbdError(err, 'EEXIST')) throw err;
-        outcome = 'existed';
-      }
+      const outcome = await this.freezer.around(
+        [current],
+        () => this.createScheduled(current, name),
+        // Only a snapshot taken here goes: one that existed was taken (and frozen) by an earlier leader.
+        (made) => (made === 'taken' ? this.discard(current, name) : Promise.resolve()),
+      );
       await this.store.setLastSnapshot(tenant, volume, new Date(slotMs));
       return { outcome, name };
     });
+  }
+
+  /** Creates the slot's snapshot: 'existed' when an earlier leader took it already. */
+  private async createScheduled(current: VolumeRecord, name: string): Promise<'taken' | 'existed'> {
+    try {
+      await this.call(`snapshot ${current.pool}/${current.image}@${name}`, () => this.storage.createSnapshot(current.pool, current.image, name));
+      return 'taken';
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) {
+        // The record is there (checked under the lock) but the image is not: report it, so that
+        // the scheduler backs off and says so, instead of retrying silently on every tick.
+        throw new ApiError('STORAGE_ERROR', `volume ${current.tenant}/${current.volume} names image ${current.pool}/${current.image}, which does not exist in Ceph`, {
+          cause: err,
+        });
+      }
+      if (!isRbdError(err, 'EEXIST')) throw err;
+      return 'existed';
+    }
   }
 
   /**

@@ -6,6 +6,7 @@ import type { VolumeRecord } from '../state/records.js';
 import type { Clock } from './clock.js';
 import type { SnapshotOrigin } from './names.js';
 import type { PrunePlan } from './prune.js';
+import type { FreezeSettings } from './freeze.js';
 
 /** A snapshot as the API and volcli show it. */
 export interface SnapshotView {
@@ -29,6 +30,8 @@ export interface SnapshotView {
 export type ProtectedSnapshots = (volume: VolumeRecord, signal?: AbortSignal) => Promise<Iterable<string>>;
 
 export interface SnapshotServiceOptions {
+  /** How volumes with snapshots.consistency=fsfreeze are frozen (freeze.ts). */
+  freeze?: FreezeSettings;
   /** What pruning must retain besides snapshots with clones (default: nothing). */
   protectedSnapshots?: ProtectedSnapshots;
   clock?: Clock;
