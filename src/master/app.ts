@@ -27,6 +27,7 @@ import runtimeRoutes from './routes/runtime.js';
 import mountRoutes from './routes/mounts.js';
 import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
+import groupRoutes from './routes/groups.js';
 import tokenRoutes from './routes/tokens.js';
 
 export interface VolmasterOptions {
@@ -68,7 +69,7 @@ declare module 'fastify' {
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, tokenRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, groupRoutes, tokenRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;

@@ -24,6 +24,7 @@ import {
 } from './names.js';
 import { planPrune } from './prune.js';
 import { SnapshotFreezer } from './freeze.js';
+import { GroupSnapshots } from './groups.js';
 import type { Retention } from './retention.js';
 
 import type {
@@ -61,6 +62,8 @@ export class SnapshotService {
   private readonly lockTtlSeconds: number | undefined;
   private readonly protectedSnapshots: ProtectedSnapshots;
   private readonly freezer: SnapshotFreezer;
+  /** Group snapshots (groups.ts), with the same freezer, clock and lock settings. */
+  readonly groups: GroupSnapshots;
 
   constructor(
     private readonly storage: Storage,
@@ -75,6 +78,15 @@ export class SnapshotService {
     this.lockTtlSeconds = options.lockTtlSeconds;
     this.protectedSnapshots = options.protectedSnapshots ?? (async () => []);
     this.freezer = new SnapshotFreezer(store, this.log, options.freeze);
+    this.groups = new GroupSnapshots({
+      storage,
+      store,
+      freezer: this.freezer,
+      clock: this.clock,
+      log: this.log,
+      lockWaitMs: this.lockWaitMs,
+      lockTtlSeconds: this.lockTtlSeconds,
+    });
   }
 
   /** The volume's operation lock with this service's TTL, waiting up to `waitMs`. */

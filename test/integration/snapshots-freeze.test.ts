@@ -71,6 +71,9 @@ afterAll(async () => {
   for (const w of writers) w.kill('SIGKILL');
   await plugin?.stop();
   await master?.stop();
+  for (const group of (await rbd('group', 'list', pool)).split('\n').filter((g) => g.startsWith(`${tenant}.`))) {
+    await rbd('group', 'rm', `${pool}/${group}`).catch(() => undefined);
+  }
   for (const image of (await rbd('ls', pool)).split('\n').filter((i) => i.startsWith(tenant))) {
     await rbd('snap', 'purge', '--no-progress', `${pool}/${image}`).catch(() => undefined);
   }
@@ -145,4 +148,42 @@ describe('fsfreeze-consistent snapshots (real volplugin, Ceph, ext4)', () => {
       expect((await plugin.unmount(name, 'o1')).Err).toBe('');
     }
   }, 180_000);
+});
+
+describe('group snapshots (real Ceph consistency groups)', () => {
+  it('snapshots several volumes at one instant, freezing the mounted fsfreeze one; the group holds them until its last snapshot goes', async () => {
+    await createVolume(plugin, `${tenant}/app-db`, FSFREEZE);
+    await createVolume(plugin, `${tenant}/app-files`, null);
+    expect((await plugin.mount(`${tenant}/app-db`, 'g1')).Err).toBe('');
+    const frozenBefore = count(await plugin.logs(), /filesystem frozen for a snapshot/g);
+    const snap = await master.api.takeGroupSnapshot(tenant, 'app', ['app-files', 'app-db'], 'g1');
+    expect(snap).toEqual({ tenant, group: 'app', name: 'g1', volumes: ['app-db', 'app-files'], complete: true });
+    expect(count(await plugin.logs(), /filesystem frozen for a snapshot/g)).toBe(frozenBefore + 1);
+    // In Ceph: one group, and on each member a snapshot in the group namespace (not a user snapshot).
+    for (const v of ['app-db', 'app-files']) {
+      const image = (await master.api.getVolume(tenant, v)).image;
+      const all = JSON.parse(await rbd('snap', 'ls', '--all', '--format', 'json', `${pool}/${image}`)) as Array<{ namespace: Record<string, string> }>;
+      expect(all.map((s) => s.namespace)).toEqual([{ type: 'group', pool, group: `${tenant}.app`, 'group snap': 'g1' }]);
+      expect(await master.api.listSnapshots(tenant, v)).toEqual([]);
+    }
+    const second = await master.api.takeGroupSnapshot(tenant, 'app', ['app-db', 'app-files']);
+    expect((await master.api.listGroupSnapshots(tenant, 'app')).map((s) => s.name).sort()).toEqual(['g1', second.name].sort());
+    // A member cannot join another group, nor the group be taken without all of its volumes.
+    await createVolume(plugin, `${tenant}/other`, null);
+    await expect(master.api.takeGroupSnapshot(tenant, 'other-group', ['app-db', 'other'])).rejects.toMatchObject({ code: 'BUSY', message: expect.stringMatching(/app-db is in another consistency group/) });
+    await expect(master.api.takeGroupSnapshot(tenant, 'app', ['app-db'])).rejects.toMatchObject({ code: 'BUSY', message: expect.stringMatching(/also holds app-files/) });
+    expect((await rbd('group', 'list', pool)).split('\n')).not.toContain(`${tenant}.other-group`);
+    // A member is not removed while its group has snapshots of it.
+    await rbd('snap', 'create', `${pool}/${(await master.api.getVolume(tenant, 'app-files')).image}@mine`);
+    await expect(master.api.removeVolume(tenant, 'app-files')).rejects.toMatchObject({ code: 'VOLUME_IN_GROUP', message: expect.stringMatching(/2 group snapshot\(s\) of it; remove the group's snapshots first/) });
+    expect((await master.api.listSnapshots(tenant, 'app-files')).map((s) => s.name)).toEqual(['mine']); // nothing half-done
+    expect((await master.api.getVolume(tenant, 'app-files')).volume).toBe('app-files');
+    // The last snapshot's removal removes the group: its volumes are free again.
+    await master.api.removeGroupSnapshot(tenant, 'app', 'g1');
+    await master.api.removeGroupSnapshot(tenant, 'app', second.name);
+    await expect(master.api.listGroupSnapshots(tenant, 'app')).rejects.toMatchObject({ code: 'GROUP_NOT_FOUND' });
+    expect((await rbd('group', 'list', pool)).split('\n')).not.toContain(`${tenant}.app`);
+    expect((await plugin.unmount(`${tenant}/app-db`, 'g1')).Err).toBe('');
+    await master.api.removeVolume(tenant, 'app-files');
+  }, 120_000);
 });
