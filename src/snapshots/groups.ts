@@ -20,7 +20,7 @@ import type { Storage } from '../storage/types.js';
 import type { StateStore } from '../state/store.js';
 import { LockReason } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
-import { assertName, imageName, parseImageName } from '../policy/names.js';
+import { assertName, imageName, nameProblem, parseImageName } from '../policy/names.js';
 import type { Clock } from './clock.js';
 import { ApiError } from './errors.js';
 import { SnapshotFreezer } from './freeze.js';
@@ -54,7 +54,7 @@ export class GroupSnapshots {
 
   /** Takes snapshot `name` (manual-<time> when none) of `volumes` of `tenant` as group `group`. */
   async take(tenant: string, group: string, volumes: readonly string[], name?: string): Promise<GroupSnapshotView> {
-    assertName('volume', group);
+    checkGroupName(group);
     const names = [...new Set(volumes)].sort();
     if (names.length === 0) throw new ApiError('INVALID_REQUEST', 'a group snapshot needs at least one volume', { field: 'volumes' });
     if (names.length > MAX_GROUP_VOLUMES) throw new ApiError('INVALID_REQUEST', `a group snapshot takes at most ${MAX_GROUP_VOLUMES} volumes, got ${names.length}`, { field: 'volumes' });
@@ -152,7 +152,7 @@ export class GroupSnapshots {
 
   /** The pool holding the group: one of the pools the tenant's volumes are in. */
   private async find(tenant: string, group: string): Promise<{ pool: string; cephGroup: string }> {
-    assertName('volume', group);
+    checkGroupName(group);
     const cephGroup = imageName(tenant, group);
     const pools = [...new Set((await this.p.store.listVolumes(tenant)).map((r) => r.pool))].sort();
     for (const pool of pools) {
@@ -199,6 +199,12 @@ export class GroupSnapshots {
       this.withLocks(tenant, rest, fn),
     );
   }
+}
+
+/** A group name follows the rules of a volume name (it names a Ceph group as a volume names an image). */
+function checkGroupName(group: string): void {
+  const problem = nameProblem('volume', group);
+  if (problem) throw new ApiError('INVALID_NAME', problem.replace(/^volume name/, 'group name').replace(/; write TENANT\/VOLUME.*$/, ''), { field: 'group' });
 }
 
 function notFound(tenant: string, group: string): ApiError {
