@@ -10,6 +10,7 @@ import { checkRetention, formatRetention, maxKept, parseRetentionText, sameReten
 import { periodOf, planRetention, type Dated } from '../../src/snapshots/retention.js';
 import { planPrune } from '../../src/snapshots/prune.js';
 import { supervisorSnapshotName } from '../../src/snapshots/names.js';
+import { mulberry32 } from '../chaos/rng.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -17,17 +18,8 @@ const at = (iso: string): Dated => ({ name: iso, time: Date.parse(iso) });
 const names = (items: Dated[]) => items.map((i) => i.name);
 const kept = (items: Dated[], keep: Retention) => names(planRetention(items, keep).keep);
 
-/** mulberry32: a small seeded generator, so that every random history can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (the chaos suite's), so that every random history can be replayed. */
+const rng = mulberry32;
 
 /** A history: snapshots at random gaps (seconds to weeks) from a random start, sometimes bursts. */
 function history(random: () => number, count: number): Dated[] {
