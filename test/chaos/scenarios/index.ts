@@ -4,6 +4,7 @@
 import type { Scenario } from '../scenario.js';
 import { clonedHostId } from './clone.js';
 import { etcdCreate, etcdMount } from './etcd.js';
+import { freezeAskerKilledScenario } from './freeze.js';
 import { removeVsMount, rollbackVsMount } from './exclusion.js';
 import { masterCreate, masterRemove } from './master.js';
 import { osdRestartScenario } from './osd.js';
@@ -29,6 +30,7 @@ export const SCENARIOS: readonly Scenario[] = [
   removeVsMount,
   rollbackVsMount,
   mountStorm,
+  freezeAskerKilledScenario,
 ];
 
 /**
