@@ -14,7 +14,7 @@ function groupName(text: string): string {
   try {
     return assertName('volume', text);
   } catch (err) {
-    throw new UsageError(`--group: ${(err as Error).message.replace(/^volume name/, 'group name')}`);
+    throw new UsageError(`--group: ${(err as Error).message.replace(/^volume name/, 'group name').replace(/; write TENANT\/VOLUME.*$/, '')}`);
   }
 }
 
