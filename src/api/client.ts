@@ -13,7 +13,7 @@ import type { AuditEntry, HostReport, MountRecord, OperationRecord, TenantRecord
 import type { RuntimeOptions } from '../policy/types.js';
 import { ApiError, isErrorCode } from './errors.js';
 import type { BackupEntryBody, BackupListBody, BackupRestoreBodyIn, BackupRestoreResultBody, BackupVerifyBody } from './backups.js';
-import type { CallerBody, CreatedTokenBody, HealthBody, ReadinessBody, SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from './schemas.js';
+import type { CallerBody, CreatedTokenBody, GroupSnapshotEntry, HealthBody, ReadinessBody, SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from './schemas.js';
 import { API_PREFIX, type TenantHistory } from './schemas.js';
 
 export const DEFAULT_MASTER = '127.0.0.1:9005';
@@ -447,5 +447,21 @@ export class ApiClient {
 
   async verifyBackups(tenant: string, volume: string): Promise<BackupVerifyBody> {
     return (await this.request<BackupVerifyBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups/verify`, { timeoutMs: BACKUP_TIMEOUT_MS })).body;
+  }
+
+  // ---- group snapshots ------------------------------------------------------------------------
+
+  /** One snapshot of `volumes` (of `tenant`, one pool) at one instant, as consistency group `group`. */
+  async takeGroupSnapshot(tenant: string, group: string, volumes: string[], name?: string): Promise<GroupSnapshotEntry> {
+    const body = name === undefined ? { volumes } : { volumes, name };
+    return (await this.request<GroupSnapshotEntry>('POST', `${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots`, { body, timeoutMs: LONG_TIMEOUT_MS })).body;
+  }
+
+  async listGroupSnapshots(tenant: string, group: string): Promise<GroupSnapshotEntry[]> {
+    return (await this.get<{ snapshots: GroupSnapshotEntry[] }>(`${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots`)).snapshots;
+  }
+
+  async removeGroupSnapshot(tenant: string, group: string, snapshot: string): Promise<void> {
+    await this.request('DELETE', `${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots/${seg(snapshot)}`, { timeoutMs: LONG_TIMEOUT_MS });
   }
 }

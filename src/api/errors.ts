@@ -19,6 +19,7 @@ export const ERROR_CATALOGUE = {
   REVISION_NOT_FOUND: { status: 404, description: 'No such revision in the tenant\'s history.' },
   VOLUME_NOT_FOUND: { status: 404, description: 'No such volume.' },
   MOUNT_NOT_FOUND: { status: 404, description: 'The volume is not mounted anywhere.' },
+  GROUP_NOT_FOUND: { status: 404, description: 'The consistency group has no snapshots (a group exists while it has some).' },
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No such snapshot of the volume.' },
   HOST_NOT_FOUND: { status: 404, description: 'No volplugin with that host id reports (it is not running, or its lease expired).' },
   TOKEN_NOT_FOUND: { status: 404, description: 'No token has that name.' },
@@ -29,6 +30,7 @@ export const ERROR_CATALOGUE = {
   IMAGE_EXISTS: { status: 409, description: 'An RBD image with the volume\'s name exists but does not belong to it; remove or rename it.' },
   VOLUME_MOUNTED: { status: 409, description: 'The volume is mounted (the message names the host).' },
   VOLUME_IN_USE: { status: 409, description: 'The image has watchers: a client has it open (the message names the address).' },
+  VOLUME_IN_GROUP: { status: 409, description: 'The volume is in a consistency group that has snapshots of it; remove those group snapshots first.' },
   VOLUME_HAS_CLONES: { status: 409, description: 'A snapshot of the volume has clones that depend on it.' },
   SNAPSHOT_EXISTS: { status: 409, description: 'A snapshot of that name exists.' },
   BUSY: { status: 409, description: 'Another operation holds the volume\'s lock and did not finish in time; try again.' },
@@ -51,6 +53,10 @@ export const ERROR_CATALOGUE = {
   STORAGE_UNAVAILABLE: { status: 503, description: 'The Ceph cluster cannot be reached.' },
   BACKUP_TARGET_UNAVAILABLE: { status: 503, description: 'The backup target cannot be used: its directory is missing (an NFS share not mounted?) or not allowed, or its cluster is unreachable (the message says which).' },
   BACKUP_TARGET_FULL: { status: 507, description: 'The backup target has no room left (ENOSPC or a quota); nothing was counted as a backup.' },
+  FREEZE_FAILED: {
+    status: 503,
+    description: 'A volume with snapshots.consistency=fsfreeze could not be frozen on the host that mounts it (no answer, or fsfreeze failed), or its freeze did not hold until the snapshot was taken; no snapshot was kept.',
+  },
   // Made by the client.
   MASTER_UNREACHABLE: { status: 0, description: 'ApiClient could not connect to the master.' },
   MASTER_TIMEOUT: { status: 0, description: 'The master did not answer in time.' },

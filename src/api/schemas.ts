@@ -198,6 +198,30 @@ export const VolumeList = Type.Object({ volumes: Type.Array(VolumeRecordSchema) 
 export const MountList = Type.Object({ mounts: Type.Array(MountRecordSchema) });
 export const HostList = Type.Object({ hosts: Type.Array(HostReportSchema) });
 export const SnapshotList = Type.Object({ snapshots: Type.Array(SnapshotSchema) });
+export const GroupParams = Type.Object({ tenant: name('Tenant'), group: name('Group') });
+export const GroupSnapshotParams = Type.Object({
+  tenant: name('Tenant'),
+  group: name('Group'),
+  snapshot: Type.String({ description: 'Snapshot name', maxLength: 256 }),
+});
+export const GroupSnapshotTakeBody = Type.Object(
+  {
+    volumes: Type.Array(Type.String({ maxLength: 256 }), { description: "The tenant's volumes to snapshot at one instant (one pool)", minItems: 1, maxItems: 32 }),
+    name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })),
+  },
+  { additionalProperties: false },
+);
+export const GroupSnapshotSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    group: Type.String(),
+    name: Type.String(),
+    volumes: Type.Array(Type.String(), { description: 'The volumes the group holds' }),
+    complete: Type.Boolean({ description: 'False when its creation was interrupted (remove it)' }),
+  },
+  { additionalProperties: false },
+);
+export const GroupSnapshotList = Type.Object({ snapshots: Type.Array(GroupSnapshotSchema) });
 export const Health = Type.Object({ status: Type.Literal('ok'), version: Type.String() });
 export const CheckResult = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()), ms: Type.Number() });
 export const Readiness = Type.Object({
@@ -206,6 +230,7 @@ export const Readiness = Type.Object({
 });
 
 export type TenantSummary = Static<typeof TenantSummarySchema>;
+export type GroupSnapshotEntry = Static<typeof GroupSnapshotSchema>;
 export type TenantUsageBody = Static<typeof TenantUsageReport>;
 export type TokenSummaryBody = Static<typeof TokenSummary>;
 export type CreatedTokenBody = Static<typeof CreatedToken>;

@@ -36,6 +36,7 @@ export interface GlobalOptions extends EtcdSecurityOptions {
 export interface CommandOptions {
   opt?: string[];
   name?: string;
+  group?: string;
   revision?: string;
   role?: string;
   file?: string;

@@ -5,6 +5,7 @@ import type { AuditEntry, HostReport, MountRecord, OperationRecord, TenantRecord
 import { mountWarnings, type MountListing } from './mounts.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { runtimeAsOptions } from '../policy/options.js';
+import { describeRetention, formatRetention } from '../policy/retention.js';
 import type { SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from '../api/schemas.js';
 import type { BackupListBody, BackupVerifyBody } from '../api/backups.js';
 
@@ -28,7 +29,12 @@ const rate = (n: number, unit: string) => (n === 0 ? 'unlimited' : `${n} ${unit}
 
 export function formatRuntime(runtime: RuntimeOptions): Array<[string, string]> {
   return [
-    ['snapshots', runtime.snapshots ? `every ${runtime.snapshot.frequency}, keep ${runtime.snapshot.keep}` : 'off'],
+    [
+      'snapshots',
+      runtime.snapshots
+        ? `every ${runtime.snapshot.frequency}, ${describeRetention(runtime.snapshot.keep)}${runtime.snapshot.consistency === 'fsfreeze' ? ', fsfreeze' : ''}`
+        : 'off',
+    ],
     ['rate limits', `read ${rate(runtime.rateLimit.readIops, 'IOPS')}, ${rate(runtime.rateLimit.readBps, 'B/s')}; write ${rate(runtime.rateLimit.writeIops, 'IOPS')}, ${rate(runtime.rateLimit.writeBps, 'B/s')}`],
     ...(runtime.backups === undefined ? [] : [['backups', runtime.backups && runtime.backup ? `every ${runtime.backup.frequency}, keep ${runtime.backup.keep}` : 'off'] as [string, string]]),
   ];
@@ -62,7 +68,7 @@ export function formatVolumes(volumes: VolumeRecord[], withTenant: boolean): str
       `${v.pool}/${v.image}`,
       formatSize(v.options.sizeBytes),
       v.options.filesystem,
-      v.runtime.snapshots ? `${v.runtime.snapshot.frequency}/${v.runtime.snapshot.keep}` : 'off',
+      v.runtime.snapshots ? `${v.runtime.snapshot.frequency}/${formatRetention(v.runtime.snapshot.keep)}` : 'off',
       v.createdAt,
     ]),
   );

@@ -63,6 +63,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/operations/:id': 'read-only',
   // The audit trail names every token and what it did (read-only may not list tokens either).
   'GET /v1/audit': 'admin',
+  'GET /v1/groups/:tenant/:group/snapshots': 'read-only',
+  'POST /v1/groups/:tenant/:group/snapshots': 'admin',
+  'DELETE /v1/groups/:tenant/:group/snapshots/:snapshot': 'admin',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:name': 'admin',

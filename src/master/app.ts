@@ -19,7 +19,7 @@ import { installAccess } from './access.js';
 import { AUDIT_BOUNDS, installAudit } from './audit.js';
 import { installAuth, TokenCache } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import type { Failpoints } from './failpoints.js';
+import { failpoint, type Failpoints } from './failpoints.js';
 import { installApiMetrics } from './metrics.js';
 import { OPERATION_BOUNDS, OperationRunner } from './operations.js';
 import { VolumeResizer } from './resize.js';
@@ -34,6 +34,7 @@ import runtimeRoutes from './routes/runtime.js';
 import mountRoutes from './routes/mounts.js';
 import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
+import groupRoutes from './routes/groups.js';
 import tokenRoutes from './routes/tokens.js';
 import backupRoutes from './routes/backups.js';
 import operationRoutes from './routes/operations.js';
@@ -88,7 +89,7 @@ declare module 'fastify' {
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, backupRoutes, tokenRoutes, operationRoutes, auditRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, groupRoutes, backupRoutes, tokenRoutes, operationRoutes, auditRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -106,7 +107,15 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
       cephTimeoutMs: options.cephTimeoutMs,
     }),
   );
-  app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000, callTimeoutMs: options.cephTimeoutMs }));
+  app.decorate(
+    'snapshots',
+    new SnapshotService(storage, store, {
+      logger: app.log as unknown as Logger,
+      lockWaitMs: options.lockWaitMs ?? 30_000,
+      callTimeoutMs: options.cephTimeoutMs,
+      freeze: { afterFreeze: () => failpoint(options.failpoints, 'after-freeze') },
+    }),
+  );
   const backups = new BackupService(storage, store, {
     config: options.backups ?? backupConfig({ backupHookTimeout: 600 }, {}),
     logger: app.log as unknown as Logger,

@@ -40,6 +40,10 @@ export class VolumeRemoval {
     const where = `${pool}/${image}`;
     try {
       const snapshots = await this.storage.listSnapshots(pool, image);
+      // Snapshots of other namespaces are group snapshots: librbd would refuse the removal after
+      // the user snapshots were gone, so refuse before.
+      const groupSnapshots = (await this.storage.imageInfo(pool, image)).snapshotCount - snapshots.length;
+      if (groupSnapshots > 0) throw inGroup(where, `${groupSnapshots} group snapshot(s) of it`);
       for (const snap of snapshots.filter((s) => s.protected)) {
         const children = await this.storage.listChildren({ pool, image, snapshot: snap.name });
         if (children.length > 0) {
@@ -59,6 +63,7 @@ export class VolumeRemoval {
       if (isRbdError(err, 'EBUSY')) {
         throw new ApiError('VOLUME_IN_USE', `image ${where} is open by a client; unmount it there first`);
       }
+      if (isRbdError(err, 'EMLINK')) throw inGroup(where, 'no snapshots of it left');
       throw fromStorageError(err, `removing ${where}`);
     }
   }
@@ -117,4 +122,12 @@ export class VolumeRemoval {
       throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of ${tenant}/${volume} is open by ${addresses}; unmap it on that host first`);
     }
   }
+}
+
+/** A member of a consistency group (src/snapshots/groups.ts) is not removed until the group lets it go. */
+function inGroup(where: string, what: string): ApiError {
+  return new ApiError(
+    'VOLUME_IN_GROUP',
+    `image ${where} is in a consistency group with ${what}; remove the group's snapshots first (volcli volume snapshot group list/remove TENANT/GROUP): the group goes with its last one`,
+  );
 }

@@ -42,6 +42,8 @@ import { PluginError, messageOf } from './errors.js';
 import { hostOpsWithFailpoints, type PluginFailpoints } from './failpoints.js';
 import { forgetOtherBoot, readBootId } from './mounts/boot.js';
 import { handleReleaseRequests } from './mounts/idle.js';
+import { HostFreezer, realFreezeOps } from './mounts/freeze.js';
+import { mountsAt } from '../mapper/fs.js';
 import { loadHostId, type HostIdentity } from './mounts/host-id.js';
 import { realHostOps, type HostOps } from './mounts/host-ops.js';
 import { KeyedMutex } from './mounts/keyed-mutex.js';
@@ -314,14 +316,17 @@ async function listen(server: Server, socket: string): Promise<void> {
   await chmod(socket, SOCKET_MODE);
 }
 
-/** The host's request inbox with the handlers every volplugin has; the others are registered where their concern lives. */
-function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, manager: MountManager, log: Logger): HostRequestInbox {
+/**
+ * The host's request inbox with the handlers every volplugin has; the others are registered where
+ * their concern lives (`concerns`), before it starts, so that no request finds its kind unknown.
+ */
+function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, manager: MountManager, log: Logger, concerns: Array<{ register(inbox: HostRequestInbox): void }>): HostRequestInbox {
   const inbox = new HostRequestInbox({ store, hostId: host.id, log: log.child({ part: 'requests' }) });
   // ping: is this host's volplugin there and answering (volcli host ping, and the tests)?
   inbox.handle(HostRequestKind.Ping, async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
-  // resize-fs: a resize grew the image of a volume mounted here: grow its filesystem (src/master/resize.ts).
   // release: another host's Mount, a remove or a rollback asks for a volume this host keeps idle.
   handleReleaseRequests(inbox, manager);
+  // resize-fs: a resize grew the image of a volume mounted here: grow its filesystem (src/master/resize.ts).
   inbox.handle(HostRequestKind.ResizeFs, async (request) => {
     const sizeBytes = Number(request.params?.sizeBytes);
     if (!request.tenant || !request.volume || !Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
@@ -329,6 +334,7 @@ function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalSt
     }
     return { ...(await manager.growFilesystem(request.tenant, request.volume, sizeBytes)) };
   });
+  for (const concern of concerns) concern.register(inbox);
   void inbox.start();
   return inbox;
 }
@@ -373,7 +379,9 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   // release what a reboot destroyed.
   await releaseForgotten(new MountLocks(store, lease, host), forgotten, log);
   await convergence.start();
-  const requests = startRequestInbox(store, host, local, manager, log);
+  // freeze/thaw: a snapshotter's request to hold a volume still for a consistent snapshot.
+  const freezer = new HostFreezer({ local, mutex, ops: realFreezeOps(mountsAt), log: log.child({ part: 'freeze' }) });
+  const requests = startRequestInbox(store, host, local, manager, log, [freezer]);
 
   const driver = new Driver({ master, volumes: new VolumeRecords(store), manager, local, mutex, mountedWhere: mountedWhereIn(store) });
   const server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
@@ -392,6 +400,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
       });
       await rm(socket, { force: true });
       await requests.stop();
+      await freezer.thawAll();
       await manager.stop();
       await convergence.stop();
       // With nothing mounted the locks can go now; otherwise they must outlive this process for

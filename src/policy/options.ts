@@ -8,7 +8,8 @@ import { DEFAULT_BACKUP } from './backup.js';
 import { PolicyError, describeType, schemaError } from './errors.js';
 import { checkRuntimeLimits, checkVolumeLimits, limitsOf, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
-import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from './schema.js';
+import { formatRetention, parseRetentionText, checkRetention, sameRetention, type Retention } from './retention.js';
+import { CONSISTENCY_MODES, DriverOptionValuesSchema, RuntimeOptionValuesSchema, type ConsistencyMode } from './schema.js';
 import { parseBoolOption, parseFrequency, parseGoDuration, parseIntegerOption, parseSize } from './units.js';
 import { policyDefaults } from './validate.js';
 
@@ -44,7 +45,8 @@ export interface ParsedOptions {
   sizeBytes?: number;
   snapshots?: boolean;
   frequency?: string;
-  keep?: number;
+  keep?: Retention;
+  consistency?: ConsistencyMode;
   filesystem?: string;
   ephemeral?: boolean;
   rateLimit: Partial<RateLimit>;
@@ -80,7 +82,11 @@ function parseOptions(values: Record<string, unknown> | null | undefined, shape:
         out.frequency = text.trim();
         break;
       case 'snapshots.keep':
-        out.keep = parseIntegerOption(text, key, 1);
+        // JSON clients may send the tiers as an object; Docker and volcli send text.
+        out.keep = typeof raw === 'object' && raw !== null ? checkRetention(raw, key, 'INVALID_OPTION') : parseRetentionText(text, key);
+        break;
+      case 'snapshots.consistency':
+        out.consistency = parseConsistency(text, key);
         break;
       case 'filesystem':
         if (text === '') throw new PolicyError('INVALID_OPTION', 'filesystem: is empty; name one of the tenant\'s filesystems', key);
@@ -104,6 +110,22 @@ function parseOptions(values: Record<string, unknown> | null | undefined, shape:
     }
   }
   return out;
+}
+
+function parseConsistency(text: string, field: string): ConsistencyMode {
+  const mode = text.trim();
+  if (!(CONSISTENCY_MODES as readonly string[]).includes(mode)) {
+    throw new PolicyError('INVALID_OPTION', `${field}: ${JSON.stringify(text)} is not a consistency mode; write crash or fsfreeze`, field);
+  }
+  return mode as ConsistencyMode;
+}
+
+/**
+ * The snapshot settings a volume is made of: `consistency` is recorded only when it is not the
+ * default (crash), so that the records of volumes that do not use it stay as they were.
+ */
+function snapshotSettings(frequency: string, keep: Retention, consistency: ConsistencyMode | undefined): VolumeOptions['snapshot'] {
+  return consistency === 'fsfreeze' ? { frequency, keep, consistency } : { frequency, keep };
 }
 
 /** Checks driver option keys and values (no policy needed). Throws INVALID_OPTION. */
@@ -141,10 +163,11 @@ export function resolveVolumeOptions(policy: TenantPolicy, values: Record<string
     pool: given.pool ?? defaults.pool,
     sizeBytes,
     snapshots: given.snapshots ?? defaults.snapshots,
-    snapshot: {
-      frequency: given.frequency ?? defaults.snapshot.frequency,
-      keep: given.keep ?? defaults.snapshot.keep,
-    },
+    snapshot: snapshotSettings(
+      given.frequency ?? defaults.snapshot.frequency,
+      given.keep ?? defaults.snapshot.keep,
+      given.consistency ?? defaults.snapshot.consistency,
+    ),
     filesystem,
     ephemeral: given.ephemeral ?? defaults.ephemeral,
     rateLimit: { ...defaults.rateLimit, ...given.rateLimit },
@@ -180,7 +203,8 @@ export function conflictingOptions(existing: VolumeOptions, values: Record<strin
   if (given.sizeBytes !== undefined && given.sizeBytes > existing.sizeBytes) out.push('size');
   if (given.snapshots !== undefined && given.snapshots !== existing.snapshots) out.push('snapshots');
   if (given.frequency !== undefined && !sameDuration(given.frequency, existing.snapshot.frequency)) out.push('snapshots.frequency');
-  if (given.keep !== undefined && given.keep !== existing.snapshot.keep) out.push('snapshots.keep');
+  if (given.keep !== undefined && !sameRetention(given.keep, existing.snapshot.keep)) out.push('snapshots.keep');
+  if (given.consistency !== undefined && given.consistency !== (existing.snapshot.consistency ?? 'crash')) out.push('snapshots.consistency');
   if (given.filesystem !== undefined && given.filesystem !== existing.filesystem) out.push('filesystem');
   if (given.ephemeral !== undefined && given.ephemeral !== existing.ephemeral) out.push('ephemeral');
   if (given.backups !== undefined && given.backups !== (existing.backups ?? false)) out.push('backups');
@@ -197,7 +221,7 @@ export function conflictingOptions(existing: VolumeOptions, values: Record<strin
 export function runtimeOf(options: VolumeOptions): RuntimeOptions {
   const runtime: RuntimeOptions = {
     snapshots: options.snapshots,
-    snapshot: { ...options.snapshot },
+    snapshot: structuredClone(options.snapshot),
     rateLimit: { ...options.rateLimit },
   };
   if (options.backups !== undefined) runtime.backups = options.backups;
@@ -213,10 +237,11 @@ export function applyRuntimeOptions(current: RuntimeOptions, values: Record<stri
   const given = parseRuntimeOptions(values);
   const next: RuntimeOptions = {
     snapshots: given.snapshots ?? current.snapshots,
-    snapshot: {
-      frequency: given.frequency ?? current.snapshot.frequency,
-      keep: given.keep ?? current.snapshot.keep,
-    },
+    snapshot: snapshotSettings(
+      given.frequency ?? current.snapshot.frequency,
+      given.keep ?? current.snapshot.keep,
+      given.consistency ?? current.snapshot.consistency,
+    ),
     rateLimit: { ...current.rateLimit, ...given.rateLimit },
   };
   const backups = given.backups ?? current.backups;
@@ -235,7 +260,8 @@ export function runtimeAsOptions(runtime: RuntimeOptions): Record<Exclude<Runtim
   const base = {
     snapshots: String(runtime.snapshots),
     'snapshots.frequency': runtime.snapshot.frequency,
-    'snapshots.keep': String(runtime.snapshot.keep),
+    'snapshots.keep': formatRetention(runtime.snapshot.keep),
+    'snapshots.consistency': runtime.snapshot.consistency ?? 'crash',
     'rate-limit.write.iops': String(runtime.rateLimit.writeIops),
     'rate-limit.read.iops': String(runtime.rateLimit.readIops),
     'rate-limit.read.bps': String(runtime.rateLimit.readBps),

@@ -8,6 +8,7 @@
 // embed them).
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { RETENTION_EXPECTED, RetentionSchema, RetentionTiersSchema } from './retention.js';
 
 const optional = <T extends TSchema>(schema: T) => Type.Optional(schema);
 
@@ -18,6 +19,18 @@ const code = (c: 'INVALID_POLICY' | 'INVALID_OPTION') => ({ 'x-code': c });
 
 const sizeText = (example: string) =>
   Type.String({ 'x-expected': `a string with a unit (KB, MB, GB, TB), e.g. "${example}"`, description: `A size with a unit (binary: 1 MB = 1024 KB), e.g. "${example}"` });
+
+/**
+ * How a snapshot of a mounted volume is taken: `crash` (the default: as after a power cut) or
+ * `fsfreeze` (the host that mounts it freezes the filesystem for the instant of the snapshot;
+ * docs/snapshots.md).
+ */
+export const CONSISTENCY_MODES = ['crash', 'fsfreeze'] as const;
+export type ConsistencyMode = (typeof CONSISTENCY_MODES)[number];
+export const ConsistencySchema = Type.Union([Type.Literal('crash'), Type.Literal('fsfreeze')], {
+  'x-expected': '"crash" or "fsfreeze"',
+  description: 'crash (default): as after a power cut; fsfreeze: the mounting host freezes the filesystem for the snapshot',
+});
 
 const rateLimitText = (minimum: number, description: string) =>
   Type.Object(
@@ -80,7 +93,8 @@ export const DefaultOptionsSchema = Type.Object(
       Type.Object(
         {
           frequency: optional(Type.String({ description: 'Go duration, at least 1s', examples: ['30m'] })),
-          keep: optional(Type.Integer({ minimum: 1 })),
+          keep: optional(RetentionSchema),
+          consistency: optional(ConsistencySchema),
         },
         { additionalProperties: false },
       ),
@@ -131,13 +145,17 @@ const boolOption = Type.Union([Type.Boolean(), Type.String()], {
   'x-expected': "true or false (or, as a string, one of Go's ParseBool spellings: 1 t T TRUE true True 0 f F FALSE false False)",
 });
 const countOption = Type.Union([Type.Integer(), Type.String()], { 'x-expected': 'a whole number (or its digits as a string)' });
+const keepOption = Type.Union([Type.Integer(), Type.String(), RetentionTiersSchema], {
+  'x-expected': `${RETENTION_EXPECTED}; as a string "20" or "last:3,hourly:24,daily:7"`,
+});
 
 const DRIVER_OPTIONS = {
   pool: optional(Type.String({ 'x-expected': 'a string: a Ceph pool name' })),
   size: optional(Type.String({ 'x-expected': 'a string: a size such as "10GB" (a bare number is MB)' })),
   snapshots: optional(boolOption),
   'snapshots.frequency': optional(Type.String({ 'x-expected': 'a string: a Go duration such as "30m"' })),
-  'snapshots.keep': optional(countOption),
+  'snapshots.keep': optional(keepOption),
+  'snapshots.consistency': optional(Type.String({ 'x-expected': 'a string: "crash" or "fsfreeze"' })),
   filesystem: optional(Type.String({ 'x-expected': "a string: one of the tenant's filesystems" })),
   ephemeral: optional(boolOption),
   'rate-limit.write.iops': optional(countOption),
@@ -153,6 +171,7 @@ const DRIVER_OPTIONS = {
 export const OPTION_ALIASES: Readonly<Record<string, string>> = {
   'snapshot.frequency': 'snapshots.frequency',
   'snapshot.keep': 'snapshots.keep',
+  'snapshot.consistency': 'snapshots.consistency',
   'rate-limit.write-iops': 'rate-limit.write.iops',
   'rate-limit.read-iops': 'rate-limit.read.iops',
   'rate-limit.write-bps': 'rate-limit.write.bps',
@@ -174,6 +193,7 @@ const RUNTIME_OPTIONS = {
   snapshots: DRIVER_OPTIONS.snapshots,
   'snapshots.frequency': DRIVER_OPTIONS['snapshots.frequency'],
   'snapshots.keep': DRIVER_OPTIONS['snapshots.keep'],
+  'snapshots.consistency': DRIVER_OPTIONS['snapshots.consistency'],
   'rate-limit.write.iops': DRIVER_OPTIONS['rate-limit.write.iops'],
   'rate-limit.read.iops': DRIVER_OPTIONS['rate-limit.read.iops'],
   'rate-limit.read.bps': DRIVER_OPTIONS['rate-limit.read.bps'],
@@ -204,7 +224,9 @@ export const RateLimitSchema = Type.Object(
 export const SnapshotScheduleSchema = Type.Object(
   {
     frequency: Type.String({ description: 'Go duration, e.g. "30m"' }),
-    keep: Type.Integer({ minimum: 1 }),
+    keep: RetentionSchema,
+    /** Absent: crash (records from before it existed, and every crash-consistent volume). */
+    consistency: Type.Optional(ConsistencySchema),
   },
   { additionalProperties: false },
 );

@@ -1,7 +1,8 @@
 // Validation of tenant policies as users write them (see docs/api.md for the format):
 //
 //   { "default-options": { "pool": "rbd", "size": "10MB", "snapshots": true,
-//                          "snapshot": { "frequency": "30m", "keep": 20 }, "filesystem": "btrfs",
+//                          "snapshot": { "frequency": "30m", "keep": 20, "consistency": "crash" },
+//                          "filesystem": "btrfs",
 //                          "ephemeral": false,
 //                          "rate-limit": { "write-iops": 1000, "read-iops": 1000,
 //                                          "write-bps": 100000000, "read-bps": 100000000 } },
@@ -21,6 +22,7 @@ import { DEFAULT_FILESYSTEMS, formatCommandProblem } from './filesystem.js';
 import { parseJson } from './json.js';
 import { checkDefaultsWithinLimits, parseLimits, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
+import { retentionProblem } from './retention.js';
 import { TenantPolicySchema } from './schema.js';
 import { parseFrequency, parseSize } from './units.js';
 
@@ -29,7 +31,7 @@ const policyShape = compileSchema(TenantPolicySchema);
 /** Used when `default-options.filesystem` is absent. */
 export const DEFAULT_FILESYSTEM = 'ext4';
 /** Used when `default-options.snapshot` (or one of its keys) is absent. */
-export const DEFAULT_SNAPSHOT: Readonly<SnapshotSchedule> = Object.freeze({ frequency: '30m', keep: 20 });
+export const DEFAULT_SNAPSHOT: Readonly<SnapshotSchedule & { keep: number }> = Object.freeze({ frequency: '30m', keep: 20 });
 
 /** A policy's default-options, typed and checked (size may be absent: then --opt size is required). */
 export interface PolicyDefaults {
@@ -108,7 +110,12 @@ function checkDefaults(raw: TenantPolicy['default-options'], filesystems: Record
     parseFrequency(raw.snapshot.frequency, { field, code: 'INVALID_POLICY' });
     snapshot.frequency = raw.snapshot.frequency.trim();
   }
-  if (raw.snapshot?.keep !== undefined) snapshot.keep = raw.snapshot.keep;
+  if (raw.snapshot?.keep !== undefined) {
+    const problem = retentionProblem(raw.snapshot.keep);
+    if (problem) fail(`${p}.snapshot.keep`, problem);
+    snapshot.keep = structuredClone(raw.snapshot.keep);
+  }
+  if (raw.snapshot?.consistency === 'fsfreeze') snapshot.consistency = 'fsfreeze';
 
   const filesystem = raw.filesystem ?? DEFAULT_FILESYSTEM;
   if (filesystems[filesystem] === undefined) {

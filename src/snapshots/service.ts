@@ -24,8 +24,12 @@ import {
   supervisorSnapshotName,
 } from './names.js';
 import { planPrune } from './prune.js';
+import { SnapshotFreezer } from './freeze.js';
+import { GroupSnapshots } from './groups.js';
+import type { Retention } from './retention.js';
 
 import type {
+  ProtectedSnapshots,
   CopyHooks,
   CopyTarget,
   FinishCloneResult,
@@ -57,6 +61,10 @@ export class SnapshotService {
   private readonly longMs: number;
   private readonly lockWaitMs: number;
   private readonly lockTtlSeconds: number | undefined;
+  private readonly protectedSnapshots: ProtectedSnapshots;
+  private readonly freezer: SnapshotFreezer;
+  /** Group snapshots (groups.ts), with the same freezer, clock and lock settings. */
+  readonly groups: GroupSnapshots;
 
   constructor(
     private readonly storage: Storage,
@@ -69,6 +77,17 @@ export class SnapshotService {
     this.longMs = options.longTimeoutMs ?? 3_600_000;
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
     this.lockTtlSeconds = options.lockTtlSeconds;
+    this.protectedSnapshots = options.protectedSnapshots ?? (async () => []);
+    this.freezer = new SnapshotFreezer(store, this.log, options.freeze);
+    this.groups = new GroupSnapshots({
+      storage,
+      store,
+      freezer: this.freezer,
+      clock: this.clock,
+      log: this.log,
+      lockWaitMs: this.lockWaitMs,
+      lockTtlSeconds: this.lockTtlSeconds,
+    });
   }
 
   /** The volume's operation lock with this service's TTL, waiting up to `waitMs`. */
@@ -170,27 +189,41 @@ export class SnapshotService {
       if (limit !== undefined && existing.size >= limit) {
         throw new ApiError('SNAPSHOT_LIMIT', `volume ${tenant}/${volume} has ${existing.size} snapshots, its tenant's limit (limits.snapshots); remove one first`, { field: 'limits.snapshots' });
       }
-      const at = this.clock.now();
-      const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
-      for (const candidate of candidates) {
-        if (existing.has(candidate) && name === undefined) continue;
-        try {
-          if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
-          await countSnapshot('manual', this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () =>
-            this.storage.createSnapshot(record.pool, record.image, candidate),
-          ));
-        } catch (err) {
-          if (!isRbdError(err, 'EEXIST')) throw err;
-          if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
-          continue;
-        }
-        this.log.info({ tenant, volume, snapshot: candidate, origin: snapshotOrigin(candidate) }, 'snapshot taken');
-        const info = (await this.rawSnapshots(record)).find((s) => s.name === candidate);
-        if (info) return this.view(record, info);
-        throw new Error(`snapshot ${record.pool}/${record.image}@${candidate} was created but is not listed`);
-      }
-      throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
+      const candidate = await this.freezer.around(
+        [record],
+        () => this.createFirstFree(record, existing, name),
+        (taken) => this.discard(record, taken),
+      );
+      this.log.info({ tenant, volume, snapshot: candidate, origin: snapshotOrigin(candidate) }, 'snapshot taken');
+      const info = (await this.rawSnapshots(record)).find((s) => s.name === candidate);
+      if (info) return this.view(record, info);
+      throw new Error(`snapshot ${record.pool}/${record.image}@${candidate} was created but is not listed`);
     });
+  }
+
+  /** Creates `name`, or the first free manual-<time> name when none is given; returns the name. */
+  private async createFirstFree(record: VolumeRecord, existing: ReadonlySet<string>, name: string | undefined): Promise<string> {
+    const { tenant, volume } = record;
+    const at = this.clock.now();
+    const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
+    for (const candidate of candidates) {
+      if (existing.has(candidate) && name === undefined) continue;
+      try {
+        if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+        await countSnapshot('manual', this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () => this.storage.createSnapshot(record.pool, record.image, candidate)));
+        return candidate;
+      } catch (err) {
+        if (!isRbdError(err, 'EEXIST')) throw err;
+        if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+      }
+    }
+    throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
+  }
+
+  /** Removes a snapshot just taken that must not be kept (its freeze did not hold). */
+  private async discard(record: VolumeRecord, snapshot: string): Promise<void> {
+    await this.call(`removing ${record.pool}/${record.image}@${snapshot}`, () => this.storage.removeSnapshot(record.pool, record.image, snapshot));
+    this.log.warn({ tenant: record.tenant, volume: record.volume, snapshot }, 'snapshot removed again: its freeze did not hold');
   }
 
   /** Removes a snapshot, whoever made it; refused while clones depend on it. */
@@ -371,31 +404,41 @@ export class SnapshotService {
       const current = await this.store.getVolume(tenant, volume);
       if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' };
       if (signal?.aborted) return { outcome: 'aborted' };
-      let outcome: 'taken' | 'existed' = 'taken';
-      try {
-        await countSnapshot('scheduled', this.call(`snapshot ${current.pool}/${current.image}@${name}`, () =>
-          this.storage.createSnapshot(current.pool, current.image, name),
-        ));
-      } catch (err) {
-        if (isRbdError(err, 'ENOENT')) {
-          // The record is there (checked under the lock) but the image is not: report it, so that
-          // the scheduler backs off and says so, instead of retrying silently on every tick.
-          throw new ApiError(
-            'STORAGE_ERROR',
-            `volume ${tenant}/${volume} names image ${current.pool}/${current.image}, which does not exist in Ceph`,
-            { cause: err },
-          );
-        }
-        if (!isRbdError(err, 'EEXIST')) throw err;
-        outcome = 'existed';
-      }
+      const outcome = await this.freezer.around(
+        [current],
+        () => this.createScheduled(current, name),
+        // Only a snapshot taken here goes: one that existed was taken (and frozen) by an earlier leader.
+        (made) => (made === 'taken' ? this.discard(current, name) : Promise.resolve()),
+      );
       await this.store.setLastSnapshot(tenant, volume, new Date(slotMs));
       return { outcome, name };
     });
   }
 
-  /** Removes the oldest supervisor snapshots beyond `keep` (never others, never ones with clones). */
-  async prune(record: VolumeRecord, keep: number, signal?: AbortSignal): Promise<PruneResult | { outcome: 'busy' | 'gone' }> {
+  /** Creates the slot's snapshot: 'existed' when an earlier leader took it already. */
+  private async createScheduled(current: VolumeRecord, name: string): Promise<'taken' | 'existed'> {
+    try {
+      await countSnapshot('scheduled', this.call(`snapshot ${current.pool}/${current.image}@${name}`, () => this.storage.createSnapshot(current.pool, current.image, name)));
+      return 'taken';
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) {
+        // The record is there (checked under the lock) but the image is not: report it, so that
+        // the scheduler backs off and says so, instead of retrying silently on every tick.
+        throw new ApiError('STORAGE_ERROR', `volume ${current.tenant}/${current.volume} names image ${current.pool}/${current.image}, which does not exist in Ceph`, {
+          cause: err,
+        });
+      }
+      if (!isRbdError(err, 'EEXIST')) throw err;
+      return 'existed';
+    }
+  }
+
+  /**
+   * Removes the supervisor snapshots `keep` lets go (a number or tiers: retention.ts), never others,
+   * never one with clones and never one the protectedSnapshots provider names (a backup chain's
+   * base): those are retained. A provider that fails prunes nothing (fail closed).
+   */
+  async prune(record: VolumeRecord, keep: Retention, signal?: AbortSignal): Promise<PruneResult | { outcome: 'busy' | 'gone' }> {
     return this.locked(record, LockReason.Prune, async () => {
       const current = await this.store.getVolume(record.tenant, record.volume);
       if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' } as const;
@@ -406,7 +449,8 @@ export class SnapshotService {
         if (isRbdError(err, 'ENOENT') || isRbdError((err as Error).cause, 'ENOENT')) return { outcome: 'gone' } as const;
         throw err;
       }
-      const plan = planPrune(infos, keep);
+      const needed = new Set(await this.protectedSnapshots(current, signal));
+      const plan = planPrune(infos.map((s) => ({ name: s.name, protected: s.protected, needed: needed.has(s.name) })), keep);
       const result: PruneResult = { ...plan, remove: [], removed: [], failed: [] };
       for (const name of plan.remove) {
         if (signal?.aborted) break;

@@ -22,6 +22,10 @@ export const HostRequestKind = {
   ResizeFs: 'resize-fs',
   /** Another host, a remove or a rollback wants a volume the host keeps idle after its last Unmount (release.ts). */
   Release: 'release',
+  /** Hold a mounted volume still for an fsfreeze-consistent snapshot (params.token, params.thawAfterMs); the host thaws by itself. */
+  Freeze: 'freeze',
+  /** End that freeze (params.token). */
+  Thaw: 'thaw',
 } as const;
 
 /** What a requester asks for (the store fills in id, host, times and who asked). */

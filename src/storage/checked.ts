@@ -75,6 +75,18 @@ const CHECKS: Checks = {
     checkProgress(options);
   },
 
+  createGroup: (pool, group) => names({ pool, group }),
+  removeGroup: (pool, group) => names({ pool, group }),
+  addGroupImage: (pool, group, member) => {
+    names({ pool, group });
+    checkObject('member', member);
+    names({ 'member.pool': member.pool, 'member.image': member.image });
+  },
+  listGroupImages: (pool, group) => names({ pool, group }),
+  createGroupSnapshot: (pool, group, snapshot) => names({ pool, group, snapshot }),
+  listGroupSnapshots: (pool, group) => names({ pool, group }),
+  removeGroupSnapshot: (pool, group, snapshot) => names({ pool, group, snapshot }),
+
   listWatchers: (pool, image) => names({ pool, image }),
   addLock: (pool, image, lock) => {
     names({ pool, image });

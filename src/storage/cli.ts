@@ -6,6 +6,7 @@
 // (lock cookies, metadata keys and values) after `--`.
 
 import { chmod, open, rm } from 'node:fs/promises';
+import { CliGroups } from './cli-groups.js';
 import { CliRunner, ERRNO, cloneError, type CliStorageOptions, type Target, type Tool } from './cli-run.js';
 import { inspectDiffFile } from './diff-format.js';
 import { RbdError } from './errors.js';
@@ -18,6 +19,7 @@ import type {
   DiffOptions,
   DiffSummary,
   ExportDiffOptions,
+  GroupMember,
   ImageFeature,
   ImageInfo,
   ImageLock,
@@ -37,11 +39,13 @@ export class CliStorage implements Storage {
   readonly kind = 'cli' as const;
 
   private readonly run: CliRunner;
+  private readonly groups: CliGroups;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | null = null;
 
   constructor(config: ClusterConfig = {}, options: CliStorageOptions = {}) {
     this.run = new CliRunner(config, options);
+    this.groups = new CliGroups(this.run);
   }
 
   /** Checks that `rbd` runs and reaches the cluster (openStorage calls it once). */
@@ -321,6 +325,15 @@ export class CliStorage implements Storage {
   async setQos(pool: string, image: string, limits: QosLimits): Promise<void> {
     await applyQos(this, pool, image, limits);
   }
+
+  // --- consistency groups (cli-groups.ts) ---
+  createGroup = (pool: string, group: string) => this.call(() => this.groups.create(pool, group));
+  removeGroup = (pool: string, group: string) => this.call(() => this.groups.remove(pool, group));
+  addGroupImage = (pool: string, group: string, member: GroupMember) => this.call(() => this.groups.add(pool, group, member));
+  listGroupImages = (pool: string, group: string) => this.call(() => this.groups.members(pool, group));
+  createGroupSnapshot = (pool: string, group: string, snapshot: string) => this.call(() => this.groups.snap(pool, group, snapshot));
+  listGroupSnapshots = (pool: string, group: string) => this.call(() => this.groups.snapshots(pool, group));
+  removeGroupSnapshot = (pool: string, group: string, snapshot: string) => this.call(() => this.groups.removeSnap(pool, group, snapshot));
 
   async clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }> {
     return this.call(async () => {

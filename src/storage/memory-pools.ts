@@ -7,7 +7,7 @@ import type { BlockMap } from './memory-data.js';
 import type { ImageFeature, ParentRef, QosLimits, Watcher } from './types.js';
 import { qosFromMetadata } from './validate.js';
 
-const ERRNO = { ENOENT: 2, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOTEMPTY: 39, ECANCELED: 125 } as const;
+const ERRNO = { ENOENT: 2, EBUSY: 16, EEXIST: 17, EINVAL: 22, EMLINK: 31, ENOTEMPTY: 39, ECANCELED: 125 } as const;
 
 export type ErrnoName = keyof typeof ERRNO;
 

@@ -1,4 +1,4 @@
-// Over 400 lines: one class that implements every Storage call in memory; the faults are memory-faults.ts, the diffs memory-diff.ts.
+// Over 400 lines: one method per Storage call, each a thin door to memory-pools/memory-groups; the faults are memory-faults.ts, the diffs memory-diff.ts.
 // An in-memory Storage for the unit tests of the layers above (master, plugin, supervisor, CLI). It
 // keeps the contract's rules (the same RbdError codes for the same situations; argument checks are
 // checked.ts's, in front of it as in front of every backend: openStorage('memory') or
@@ -16,6 +16,7 @@ import { MemoryPools, type MemImage, type MemoryImage } from './memory-pools.js'
 import { readBlocks, truncateBlocks, writeBlocks } from './memory-data.js';
 import { applyMemoryDiff, exportMemoryDiff } from './memory-diff.js';
 import { inspectDiffFile } from './diff-format.js';
+import { MemoryGroups } from './memory-groups.js';
 import type {
   ClusterConfig,
   CloneImageOptions,
@@ -24,6 +25,8 @@ import type {
   DiffOptions,
   DiffSummary,
   ExportDiffOptions,
+  GroupMember,
+  GroupSnapshotInfo,
   ImageInfo,
   ImageLock,
   ParentRef,
@@ -74,12 +77,14 @@ export class MemoryStorage extends FaultHooks implements Storage {
   private readonly pools: MemoryPools;
   private readonly fsid: string;
   private readonly monAddresses: string[];
+  private readonly groups: MemoryGroups;
   private nextSnapId = 1;
   private closed = false;
 
   constructor(_config: ClusterConfig = {}, options: MemoryStorageOptions = {}) {
     super();
     this.pools = new MemoryPools(options.pools ?? ['rbd']);
+    this.groups = new MemoryGroups(this.pools);
     this.fsid = options.fsid ?? '00000000-0000-4000-8000-000000000000';
     this.monAddresses = options.monAddresses ?? ['127.0.0.1:6789'];
     this.now = options.now ?? Date.now;
@@ -170,9 +175,11 @@ export class MemoryStorage extends FaultHooks implements Storage {
       if (img.locks.holders.length > 0) {
         throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has advisory locks' });
       }
-      if (img.snapshots.size > 0) {
+      if (img.snapshots.size > 0 || this.groups.snapshotsOf({ pool, image: name }) > 0) {
         throw this.pools.err('ENOTEMPTY', { op: 'rbd_remove', pool, image: name, detail: 'image has snapshots' });
       }
+      const group = this.groups.groupOf({ pool, image: name });
+      if (group) throw this.pools.err('EMLINK', { op: 'rbd_remove', pool, image: name, detail: `image belongs to group ${group}` });
       if (this.pools.everyParent().some((p) => p.pool === pool && p.image === name)) {
         throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has clones' });
       }
@@ -220,7 +227,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
         objectSize: 2 ** img.order,
         features,
         parent: img.parent ? { ...img.parent } : null,
-        snapshotCount: img.snapshots.size,
+        snapshotCount: img.snapshots.size + this.groups.snapshotsOf({ pool, image: name }),
       };
     });
   }
@@ -336,6 +343,34 @@ export class MemoryStorage extends FaultHooks implements Storage {
       img.parent = null;
       if (img.features.includes('deep-flatten')) for (const snap of img.snapshots.values()) snap.parent = null;
     });
+  }
+
+  createGroup(pool: string, group: string): Promise<void> {
+    return this.call('createGroup', [pool, group], () => this.groups.create(pool, group));
+  }
+
+  removeGroup(pool: string, group: string): Promise<void> {
+    return this.call('removeGroup', [pool, group], () => this.groups.remove(pool, group));
+  }
+
+  addGroupImage(pool: string, group: string, member: GroupMember): Promise<void> {
+    return this.call('addGroupImage', [pool, group, member], () => this.groups.add(pool, group, member));
+  }
+
+  listGroupImages(pool: string, group: string): Promise<GroupMember[]> {
+    return this.call('listGroupImages', [pool, group], () => this.groups.members(pool, group));
+  }
+
+  createGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.call('createGroupSnapshot', [pool, group, snapshot], () => this.groups.snap(pool, group, snapshot));
+  }
+
+  listGroupSnapshots(pool: string, group: string): Promise<GroupSnapshotInfo[]> {
+    return this.call('listGroupSnapshots', [pool, group], () => this.groups.snapshots(pool, group));
+  }
+
+  removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.call('removeGroupSnapshot', [pool, group, snapshot], () => this.groups.removeSnap(pool, group, snapshot));
   }
 
   listWatchers(pool: string, image: string): Promise<Watcher[]> {

@@ -20,6 +20,8 @@ import type {
   DiffOptions,
   DiffSummary,
   ExportDiffOptions,
+  GroupMember,
+  GroupSnapshotInfo,
   ImageInfo,
   ImageLock,
   ParentRef,
@@ -246,6 +248,52 @@ export class NativeStorage implements Storage {
 
   async flattenImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
     return this.cluster.flattenImage(pool, name, listener(options));
+  }
+
+  // --- consistency groups ---
+
+  async createGroup(pool: string, group: string): Promise<void> {
+    return this.cluster.createGroup(pool, group);
+  }
+
+  async removeGroup(pool: string, group: string): Promise<void> {
+    await this.groupExists('rbd_group_remove', pool, group);
+    return this.cluster.removeGroup(pool, group);
+  }
+
+  async addGroupImage(pool: string, group: string, member: GroupMember): Promise<void> {
+    // librbd answers EEXIST for a member of this group too: only another group is a refusal.
+    try {
+      return await this.cluster.addGroupImage(pool, group, member.pool, member.image);
+    } catch (err) {
+      const mine = (await this.listGroupImages(pool, group).catch(() => [])).some((m) => m.pool === member.pool && m.image === member.image);
+      if (!mine) throw err;
+    }
+  }
+
+  async listGroupImages(pool: string, group: string): Promise<GroupMember[]> {
+    // librbd 16 lists a group that does not exist as empty: ENOENT, as for every other group call.
+    await this.groupExists('rbd_group_image_list', pool, group);
+    return (await this.cluster.listGroupImages(pool, group)).map((m) => ({ pool: m.pool, image: m.image }));
+  }
+
+  async createGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.cluster.createGroupSnapshot(pool, group, snapshot);
+  }
+
+  async listGroupSnapshots(pool: string, group: string): Promise<GroupSnapshotInfo[]> {
+    await this.groupExists('rbd_group_snap_list', pool, group);
+    return (await this.cluster.listGroupSnapshots(pool, group)).map((s) => ({ name: s.name, complete: s.state === 'complete' }));
+  }
+
+  async removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.cluster.removeGroupSnapshot(pool, group, snapshot);
+  }
+
+  private async groupExists(op: string, pool: string, group: string): Promise<void> {
+    if (!(await this.cluster.listGroups(pool)).includes(group)) {
+      throw new RbdError({ errno: -2, op, pool, image: group, detail: `group ${pool}/${group} does not exist` });
+    }
   }
 
   // --- watchers, locks, fencing ---

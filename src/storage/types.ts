@@ -80,6 +80,18 @@ export interface SnapshotInfo {
   createdAt: Date | null;
 }
 
+/** An image in a consistency group. */
+export interface GroupMember {
+  pool: string;
+  image: string;
+}
+
+export interface GroupSnapshotInfo {
+  name: string;
+  /** False when its creation was interrupted: it holds no usable instant (remove it, take another). */
+  complete: boolean;
+}
+
 /** A client that has the image open (rbd-fuse, krbd, librbd user). */
 export interface Watcher {
   /** The client's address as the OSDs see it, e.g. "127.0.0.1:0/3141592653": what blocklisting takes. */
@@ -206,6 +218,21 @@ export interface Storage {
   listChildren(parent: ParentRef): Promise<string[]>;
   flattenImage(pool: string, name: string, options?: ProgressOptions): Promise<void>;
 
+  // Consistency groups (librbd groups). An image is in at most one group; a member cannot be
+  // removed (EMLINK) until it leaves its group, nor while it has group snapshots (ENOTEMPTY). A
+  // group snapshot is one crash-consistent instant of every member, in the members' group
+  // namespace: listSnapshots does not show it.
+  createGroup(pool: string, group: string): Promise<void>;
+  /** Removes the group's snapshots and lets its members go. */
+  removeGroup(pool: string, group: string): Promise<void>;
+  /** EEXIST when the image is in another group; nothing when it is in this one already. */
+  addGroupImage(pool: string, group: string, member: GroupMember): Promise<void>;
+  listGroupImages(pool: string, group: string): Promise<GroupMember[]>;
+  createGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
+  /** Oldest first. */
+  listGroupSnapshots(pool: string, group: string): Promise<GroupSnapshotInfo[]>;
+  removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
+
   // Watchers, locks, fencing
   listWatchers(pool: string, image: string): Promise<Watcher[]>;
   addLock(pool: string, image: string, lock: { cookie: string; tag?: string; exclusive: boolean }): Promise<void>;
@@ -267,6 +294,13 @@ const CALLS: Record<StorageCall, true> = {
   cloneSnapshot: true,
   listChildren: true,
   flattenImage: true,
+  createGroup: true,
+  removeGroup: true,
+  addGroupImage: true,
+  listGroupImages: true,
+  createGroupSnapshot: true,
+  listGroupSnapshots: true,
+  removeGroupSnapshot: true,
   listWatchers: true,
   addLock: true,
   listLocks: true,

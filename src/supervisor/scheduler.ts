@@ -15,6 +15,7 @@ import type { Clock } from '../snapshots/clock.js';
 import { dueSlot, nextDueAt, scheduleOf, type ScheduleSettings } from '../snapshots/schedule.js';
 import type { SnapshotService } from '../snapshots/service.js';
 import { formatDuration } from '../policy/units.js';
+import { describeRetention, sameRetention, type Retention } from '../snapshots/retention.js';
 
 export interface SchedulerOptions {
   /** How often volumes are read and checked (default 1000 ms). */
@@ -35,7 +36,7 @@ interface VolumeState {
   /** The last slot taken; undefined until read from etcd in this term. */
   lastSlot: number | null | undefined;
   /** `keep` of the last successful prune; prune again when it changes. */
-  prunedKeep: number | null;
+  prunedKeep: Retention | null;
   snapshotJob: Promise<void> | null;
   flattenJob: Promise<void> | null;
   /** True once the volume is known not to depend on a parent snapshot. */
@@ -199,7 +200,7 @@ export class Scheduler {
     if (state.problem && state.problem !== beforeProblem) {
       this.log.error({ ...fields, problem: state.problem }, 'volume has invalid snapshot settings: not scheduled; fix them with volcli volume runtime');
     }
-    const describe = (s: ScheduleSettings | null) => (s ? `every ${formatDuration(s.frequencyMs)}, keep ${s.keep}` : 'off');
+    const describe = (s: ScheduleSettings | null) => (s ? `every ${formatDuration(s.frequencyMs)}, ${describeRetention(s.keep)}` : 'off');
     if (describe(before) !== describe(state.settings) && !(before === null && state.settings === null)) {
       this.log.info({ ...fields, schedule: describe(state.settings), was: before ? describe(before) : undefined }, 'snapshot schedule');
     }
@@ -207,7 +208,7 @@ export class Scheduler {
 
   private considerSnapshot(state: VolumeState, record: VolumeRecord, settings: ScheduleSettings, now: number): void {
     // Decide inside the job: the last slot may have to be read from etcd first.
-    const needsPrune = state.prunedKeep !== settings.keep;
+    const needsPrune = state.prunedKeep === null || !sameRetention(state.prunedKeep, settings.keep);
     if (state.lastSlot !== undefined && dueSlot(now, settings.frequencyMs, state.lastSlot) === null && !needsPrune) return;
     this.launch(state, 'snapshotJob', async () => {
       if (state.lastSlot === undefined) state.lastSlot = (await this.store.getLastSnapshot(record.tenant, record.volume))?.getTime() ?? null;
@@ -300,7 +301,7 @@ export class Scheduler {
       volumes: [...this.states.values()].map((s) => ({
         volume: keyOf(s.tenant, s.volume),
         schedule:
-          (s.settings ? `every ${formatDuration(s.settings.frequencyMs)}, keep ${s.settings.keep}` : s.problem ? `invalid: ${s.problem}` : 'off') +
+          (s.settings ? `every ${formatDuration(s.settings.frequencyMs)}, ${describeRetention(s.settings.keep)}` : s.problem ? `invalid: ${s.problem}` : 'off') +
           (s.independent ? '' : ' (a copy: waits until flattened)'),
         lastSlot: iso(s.lastSlot),
         nextDue: s.settings && s.lastSlot !== undefined ? iso(Math.max(nextDueAt(now, s.settings.frequencyMs, s.lastSlot), s.retryAt)) : null,

@@ -12,7 +12,7 @@ import type { ScheduledVolume } from '../metrics/families.js';
 import type { Election } from '../state/kv.js';
 import type { StateStore } from '../state/store.js';
 import { systemClock, type Clock } from '../snapshots/clock.js';
-import { SnapshotService } from '../snapshots/service.js';
+import { SnapshotService, type ProtectedSnapshots } from '../snapshots/service.js';
 import type { Storage } from '../storage/types.js';
 import { BackupScheduler, type BackupSchedulerOptions, type BackupSchedulerStatus } from '../backups/scheduler.js';
 import { BackupService, type BackupServiceOptions } from '../backups/service.js';
@@ -32,6 +32,11 @@ export interface SupervisorOptions {
   stopTimeoutMs?: number;
   /** Scheduled backups (src/backups), beside the snapshot scheduler; absent: none. */
   backups?: Pick<BackupServiceOptions, 'config' | 'afterExport' | 'openTargetStorage'> & BackupSchedulerOptions;
+  /**
+   * Snapshots pruning must retain whatever `keep` says (the backups' chain bases). Default: none.
+   * The backups wire theirs here (main.ts), one line.
+   */
+  protectedSnapshots?: ProtectedSnapshots;
 }
 
 export interface SupervisorIdentity {
@@ -83,6 +88,7 @@ export class Supervisor {
       // A leader that dies must not block its successor through its operation locks longer than
       // through its leadership.
       lockTtlSeconds: this.ttl,
+      protectedSnapshots: options.protectedSnapshots,
     });
     this.scheduler = new Scheduler(options.store, service, this.clock, this.log, options.scheduler);
     if (options.backups) {

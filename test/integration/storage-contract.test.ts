@@ -540,6 +540,54 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
     });
   });
 
+  describe('3b. consistency groups', () => {
+    it('3b.1 a group snapshot covers every member at one instant; members are held until the group goes', async () => {
+      const group = unique(kind, 'grp');
+      const [a, b] = [await image('grp-a'), await image('grp-b')];
+      await s.createGroup(POOL, group);
+      try {
+        await s.addGroupImage(POOL, group, { pool: POOL, image: a });
+        await s.addGroupImage(POOL, group, { pool: POOL, image: b });
+        await s.addGroupImage(POOL, group, { pool: POOL, image: a }); // already a member: nothing
+        expect((await s.listGroupImages(POOL, group)).map((m) => `${m.pool}/${m.image}`).sort()).toEqual([`${POOL}/${a}`, `${POOL}/${b}`].sort());
+        await s.createGroupSnapshot(POOL, group, 'g1');
+        expect(await s.listGroupSnapshots(POOL, group)).toEqual([{ name: 'g1', complete: true }]);
+        // In the members' group namespace: not a user snapshot, but it counts and holds the image.
+        expect(await s.listSnapshots(POOL, a)).toEqual([]);
+        expect((await s.imageInfo(POOL, a)).snapshotCount).toBe(1);
+        await expectRbdError(s.removeImage(POOL, a), { code: 'ENOTEMPTY', pool: POOL, image: a });
+        await expectRbdError(s.createGroupSnapshot(POOL, group, 'g1'), { code: 'EEXIST' });
+        await s.removeGroupSnapshot(POOL, group, 'g1');
+        expect(await s.listGroupSnapshots(POOL, group)).toEqual([]);
+        await expectRbdError(s.removeImage(POOL, a), { code: 'EMLINK', pool: POOL, image: a });
+      } finally {
+        await s.removeGroup(POOL, group);
+      }
+      expect((await s.imageInfo(POOL, a)).snapshotCount).toBe(0);
+    });
+
+    it('3b.2 refuses a member of another group (EEXIST), a taken group name (EEXIST) and a missing group (ENOENT)', async () => {
+      const [g1, g2] = [unique(kind, 'grp1'), unique(kind, 'grp2')];
+      const a = await image('grp-x');
+      await s.createGroup(POOL, g1);
+      await s.createGroup(POOL, g2);
+      try {
+        await expectRbdError(s.createGroup(POOL, g1), { code: 'EEXIST' });
+        await s.addGroupImage(POOL, g1, { pool: POOL, image: a });
+        await expectRbdError(s.addGroupImage(POOL, g2, { pool: POOL, image: a }), { code: 'EEXIST' });
+        const missing = unique(kind, 'nogrp');
+        await expectRbdError(s.listGroupImages(POOL, missing), { code: 'ENOENT' });
+        await expectRbdError(s.listGroupSnapshots(POOL, missing), { code: 'ENOENT' });
+        await expectRbdError(s.createGroupSnapshot(POOL, missing, 'x'), { code: 'ENOENT' });
+        await expectRbdError(s.removeGroupSnapshot(POOL, g1, 'nope'), { code: 'ENOENT' });
+        await expectRbdError(s.removeGroup(POOL, missing), { code: 'ENOENT' });
+      } finally {
+        await s.removeGroup(POOL, g1);
+        await s.removeGroup(POOL, g2);
+      }
+    });
+  });
+
   describe('4. watchers, locks, fencing', () => {
     it('4.1 an idle image has no watchers (our own calls do not count)', async () => {
       const name = await image('watch-none');

@@ -143,6 +143,9 @@ describe('help and usage', () => {
     [['volume', 'runtime', 'set', 'a/b', 'size=10'], /unknown runtime option "size"/],
     [['tenant', 'get', 't', '--revision', 'x'], /--revision must be a revision number/],
     [['--timeout', '0', 'tenant', 'list'], /--timeout must be a positive number/],
+    [['volume', 'snapshot', 'take', 'a/b', 'a/c'], /several volumes are snapshotted together only as a group: add --group NAME/],
+    [['volume', 'snapshot', 'take', 'a/b', 'x/c', '--group', 'g'], /the volumes of a group are of one tenant; got a, x/],
+    [['volume', 'snapshot', 'take', 'a/b', '--group', 'g;x'], /--group: group name "g;x" contains ";"/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     failed(await volcli(args), 2, message);
     expect(await store.listVolumes()).toEqual([]);
