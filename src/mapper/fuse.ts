@@ -137,6 +137,12 @@ export class FuseMapper implements Mapper {
     const args = cephToolArgs(this.options.ceph);
     // librados waits 300 s for the monitors by default; a mapping must fail well before dockerd gives up.
     args.push('--client_mount_timeout', '20');
+    // No librbd write-back cache: rbd-fuse answers fsync with rbd_flush but ignores its result, so
+    // with a cache an fsync could return success for writes that a fence (blocklist) then threw
+    // away (make chaos's kill-holder and pause-past-ttl found exactly that: the last acknowledged
+    // record missing). Without it every write reaches the OSDs before rbd-fuse answers it, and a
+    // fenced client's write fails (EIO) instead of being acknowledged.
+    args.push('--rbd_cache', 'false');
     return args;
   }
 
