@@ -22,6 +22,7 @@ export const ERROR_CATALOGUE = {
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No such snapshot of the volume.' },
   HOST_NOT_FOUND: { status: 404, description: 'No volplugin with that host id reports (it is not running, or its lease expired).' },
   TOKEN_NOT_FOUND: { status: 404, description: 'No token has that name.' },
+  ATTACHMENT_NOT_FOUND: { status: 404, description: 'The volume is attached to no host (CSI ControllerPublishVolume).' },
   // 409: the request is fine but the cluster's state does not allow it now.
   VOLUME_EXISTS: { status: 409, description: 'The volume exists with other options; `field` names the first option that differs.' },
   IMAGE_EXISTS: { status: 409, description: 'An RBD image with the volume\'s name exists but does not belong to it; remove or rename it.' },
@@ -33,6 +34,9 @@ export const ERROR_CATALOGUE = {
   QUOTA_EXCEEDED: { status: 409, description: "The tenant has as many volumes, or as many bytes, as its limits allow (limits.volumes, limits.total-size); `field` names the limit." },
   SNAPSHOT_LIMIT: { status: 409, description: 'The volume has as many snapshots as its tenant allows (limits.snapshots); remove one first.' },
   TOKEN_EXISTS: { status: 409, description: 'A token of that name exists; revoke it first or choose another name.' },
+  VOLUME_ATTACHED: { status: 409, description: 'The volume is attached to another host whose volplugin is alive (the message names it); detach it there first.' },
+  ATTACHMENT_DIFFERS: { status: 409, description: 'The volume is attached to this host already, with another readonly flag.' },
+  NAME_TAKEN: { status: 409, description: 'The request name (a CSI CreateVolume or CreateSnapshot name) was given for another volume or snapshot, which still exists; the message names it.' },
   // 413, 415, 422
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The body is larger than the master accepts (1 MiB).' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, description: 'The body must be application/json.' },

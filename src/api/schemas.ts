@@ -6,7 +6,7 @@
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from '../policy/schema.js';
-import { HostReportSchema, MountRecordSchema, RoleSchema, TenantRecordSchema, TenantUsageReport, VolumeRecordSchema } from '../state/schemas.js';
+import { AttachmentRecordSchema, HostReportSchema, MountRecordSchema, RoleSchema, TenantRecordSchema, TenantUsageReport, VolumeRecordSchema } from '../state/schemas.js';
 
 export {
   DriverOptionValuesSchema,
@@ -19,6 +19,7 @@ export {
   VolumeOptionsSchema,
 } from '../policy/schema.js';
 export {
+  AttachmentRecordSchema,
   HostMountSchema,
   HostReportSchema,
   MountRecordSchema,
@@ -119,8 +120,28 @@ export const Caller = Type.Object(
 /** A query flag: the text "true" or "false" (query strings are text; nothing is coerced). */
 const flag = (description: string) => Type.Union([Type.Literal('true'), Type.Literal('false')], { description, 'x-expected': '"true" or "false"' });
 
+/** A client's name for a create, repeated when it repeats the request (CSI's CreateVolume/CreateSnapshot name). */
+const REQUEST_NAME =
+  "The client's name for this create (its idempotency key, e.g. a CSI CreateVolume name): the same name again finds the same target; given for another target that exists it is refused (409 NAME_TAKEN)";
+const requestName = (more = '') => Type.String({ minLength: 1, maxLength: 1024, description: `${REQUEST_NAME}${more}` });
+
 export const CreateVolumeBody = Type.Object(
-  { options: Type.Optional(DriverOptionValuesSchema) },
+  { options: Type.Optional(DriverOptionValuesSchema), requestName: Type.Optional(requestName()) },
+  { additionalProperties: false },
+);
+export const GrowVolumeBody = Type.Object(
+  { sizeBytes: Type.Integer({ minimum: 1024 * 1024, description: 'The size to grow the volume to, in bytes (at least 1 MiB); a volume that is larger already stays as it is' }) },
+  { additionalProperties: false, 'x-hint': 'send {"sizeBytes": 2147483648}' },
+);
+export const AttachBody = Type.Object(
+  {
+    hostId: Type.String({ minLength: 1, maxLength: 256, description: "The host's id (its volplugin's state-dir/host-id; the CSI node id)" }),
+    readonly: Type.Optional(Type.Boolean({ description: 'Default false' })),
+  },
+  { additionalProperties: false, 'x-hint': 'send {"hostId": "<host id>"}' },
+);
+export const DetachQuery = Type.Object(
+  { 'host-id': Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Detach only from this host (default: whichever it is attached to)' })) },
   { additionalProperties: false },
 );
 export const RuntimeBody = Type.Object({ options: RuntimeOptionValuesSchema }, { additionalProperties: false });
@@ -139,7 +160,10 @@ export const RemoveVolumeQuery = Type.Object(
   { additionalProperties: false },
 );
 export const SnapshotTakeBody = Type.Object(
-  { name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })) },
+  {
+    name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })),
+    requestName: Type.Optional(requestName('; needs name. Taking a snapshot again for the same request answers 200 with it')),
+  },
   { additionalProperties: false },
 );
 export const SnapshotCopyBody = Type.Object(
@@ -147,6 +171,7 @@ export const SnapshotCopyBody = Type.Object(
     tenant: Type.String({ 'x-hint': 'the tenant of the new volume' }),
     volume: Type.String({ 'x-hint': 'the name of the new volume' }),
     options: Type.Optional(DriverOptionValuesSchema),
+    requestName: Type.Optional(requestName()),
   },
   { additionalProperties: false },
 );
@@ -157,6 +182,7 @@ export const VolumeList = Type.Object({ volumes: Type.Array(VolumeRecordSchema) 
 export const MountList = Type.Object({ mounts: Type.Array(MountRecordSchema) });
 export const HostList = Type.Object({ hosts: Type.Array(HostReportSchema) });
 export const SnapshotList = Type.Object({ snapshots: Type.Array(SnapshotSchema) });
+export const AttachmentList = Type.Object({ attachments: Type.Array(AttachmentRecordSchema) });
 export const Health = Type.Object({ status: Type.Literal('ok'), version: Type.String() });
 export const CheckResult = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()), ms: Type.Number() });
 export const Readiness = Type.Object({

@@ -7,6 +7,10 @@
 //              `docker volume rm` does: forget the record and keep the image (?keep-image=true),
 //              or remove an ephemeral volume with its image. No force-remove, no data deletion of
 //              other volumes, no tenant upload, no snapshots, no rollback, no runtime changes.
+//   provisioner what the CSI controller needs (docs/csi.md), and all a host may: remove volumes
+//              with their data, take, remove and copy snapshots, grow volumes, attach and detach
+//              volumes to hosts. No tenant upload, force-remove, rollback, runtime changes,
+//              mount records or tokens.
 //   admin      everything, tokens included.
 //
 // A route missing from the table is admin-only: a new route is closed until someone decides.
@@ -20,7 +24,7 @@ import type { Caller } from './auth.js';
 /** The least role a route needs ('public': no token at all). */
 export type Access = 'public' | Role;
 
-const RANK: Record<Role, number> = { 'read-only': 1, host: 2, admin: 3 };
+const RANK: Record<Role, number> = { 'read-only': 1, host: 2, provisioner: 3, admin: 4 };
 
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/health': 'public',
@@ -48,10 +52,15 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/hosts': 'read-only',
   'GET /v1/hosts/:hostId': 'read-only',
   'GET /v1/volumes/:tenant/:volume/snapshots': 'read-only',
-  'POST /v1/volumes/:tenant/:volume/snapshots': 'admin',
-  'DELETE /v1/volumes/:tenant/:volume/snapshots/:snapshot': 'admin',
-  'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/copy': 'admin',
+  'POST /v1/volumes/:tenant/:volume/snapshots': 'provisioner',
+  'DELETE /v1/volumes/:tenant/:volume/snapshots/:snapshot': 'provisioner',
+  'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/copy': 'provisioner',
   'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/rollback': 'admin',
+  'PUT /v1/volumes/:tenant/:volume/size': 'provisioner',
+  'GET /v1/attachments': 'read-only',
+  'GET /v1/volumes/:tenant/:volume/attachment': 'read-only',
+  'PUT /v1/volumes/:tenant/:volume/attachment': 'provisioner',
+  'DELETE /v1/volumes/:tenant/:volume/attachment': 'provisioner',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:name': 'admin',
@@ -87,10 +96,10 @@ export function checkRemoval(caller: Caller, removal: Removal): void {
 
 /** Run under the volume's lock, with the record: a host may delete the data of ephemeral volumes only. */
 export function authorizeDestroy(caller: Caller, record: VolumeRecord): void {
-  if (caller.role === 'admin' || record.options.ephemeral) return;
+  if (may(caller, 'provisioner') || record.options.ephemeral) return;
   throw forbidden(
     caller,
     `remove ${record.tenant}/${record.volume} with its data (it is not ephemeral)`,
-    'a host may only forget the record (?keep-image=true, what docker volume rm does); an admin removes data (volcli volume remove)',
+    'a host may only forget the record (?keep-image=true, what docker volume rm does); an admin or provisioner removes data (volcli volume remove)',
   );
 }

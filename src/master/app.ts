@@ -28,6 +28,7 @@ import mountRoutes from './routes/mounts.js';
 import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
 import tokenRoutes from './routes/tokens.js';
+import attachmentRoutes from './routes/attachments.js';
 
 export interface VolmasterOptions {
   store: StateStore;
@@ -68,7 +69,7 @@ declare module 'fastify' {
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, tokenRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, tokenRoutes, attachmentRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -129,6 +130,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
         { name: 'hosts', description: 'What each volplugin reports about itself' },
         { name: 'snapshots', description: 'Snapshots of a volume' },
         { name: 'tokens', description: 'API tokens and their roles (admin only)' },
+        { name: 'attachments', description: 'Which host a CSI CO has published each volume to' },
       ],
     },
   });

@@ -13,19 +13,21 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { ApiError } from '../api/errors.js';
 import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
+import type { Quota } from '../policy/limits.js';
 import { assertName, assertVolumeRef, imageName } from '../policy/names.js';
 import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeOf } from '../policy/options.js';
 import { limitsOf, quotaOf } from '../policy/limits.js';
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import { claimVolumeName } from './request-names.js';
 import { LockReason, type StateStore } from '../state/store.js';
 import { isRbdError } from '../storage/errors.js';
 import { timed } from '../storage/timed.js';
 import type { Storage } from '../storage/types.js';
 import { IMAGE_OWNER_KEY, VOLUME_IMAGE_FEATURES } from '../storage/conventions.js';
 import { qosOf } from '../ratelimit/limits.js';
-import { fromStorageError } from './errors.js';
+import { fromStorageError, toErrorBody } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
 import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
 import { VolumeRemoval } from './removal.js';
@@ -41,6 +43,11 @@ export interface VolumeServiceOptions {
   failpoints?: Failpoints;
   /** Bound of every Ceph call (default 30 s); a call that takes longer is answered 503. */
   cephTimeoutMs?: number;
+}
+
+/** A client's request name for a create (CSI's CreateVolume name): its idempotency key. */
+export interface CreateRequest {
+  name: string;
 }
 
 export interface CreateResult {
@@ -111,8 +118,16 @@ export class VolumeService {
     return record;
   }
 
-  /** The record, or 409 when `values` asks for something else than what the volume has. */
-  private same(existing: VolumeRecord, values: Record<string, unknown> | null | undefined): CreateResult {
+  /** The record, or 409 when `values` (or the request name) asks for something else than what the volume has. */
+  private same(existing: VolumeRecord, values: Record<string, unknown> | null | undefined, request?: CreateRequest): CreateResult {
+    if (request && existing.requestName !== request.name) {
+      throw new ApiError(
+        'VOLUME_EXISTS',
+        `volume ${existing.tenant}/${existing.volume} exists but was not created for request name ${JSON.stringify(request.name)}` +
+          `${existing.requestName === undefined ? '' : ` (it was for ${JSON.stringify(existing.requestName)})`}; pick another name`,
+        { field: 'requestName' },
+      );
+    }
     const differ = conflictingOptions(existing.options, values);
     if (differ.length > 0) {
       const key = differ[0]!;
@@ -126,7 +141,13 @@ export class VolumeService {
     return { record: existing, created: false };
   }
 
-  async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined): Promise<CreateResult> {
+  /**
+   * Creates the volume, or returns it when it exists with the options given. With `request` (a
+   * client's request name, e.g. CSI's CreateVolume name), the name is claimed for this volume first
+   * (NAME_TAKEN when it names another volume that exists) and recorded in the volume record; an
+   * existing volume made for another name, or none, is a conflict.
+   */
+  async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined, request?: CreateRequest): Promise<CreateResult> {
     assertVolumeRef(tenant, volume);
     const tenantRecord = await this.requireTenant(tenant);
     const options = resolveVolumeOptions(tenantRecord.policy, values); // within the tenant's limits, or 422
@@ -135,81 +156,104 @@ export class VolumeService {
 
     // Docker asks to create a volume on every host that uses it: answer those without the lock.
     const known = await this.store.getVolume(tenant, volume);
-    if (known) return this.same(known, values);
+    if (known) return this.same(known, values, request);
 
     return this.lock(tenant, volume, LockReason.Create, async (signal) => {
       const existing = await this.store.getVolume(tenant, volume);
-      if (existing) return this.same(existing, values);
-
-      await this.janitor.clearDeadCreate(tenant, volume);
-
-      const image = imageName(tenant, volume);
-      const record: VolumeRecord = {
-        tenant,
-        volume,
-        pool: options.pool,
-        image,
-        options,
-        runtime: runtimeOf(options),
-        policyRevision: tenantRecord.revision,
-        formatCommand,
-        createdAt: new Date().toISOString(),
-      };
-
-      const exists = await this.imageExistsInPool(options.pool, image);
-      if (exists) {
-        await this.checkAdoptable(record);
-        if (hasLimits(record.runtime)) {
-          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
-        }
-        if (!(await this.store.createVolume(record, quota))) {
-          throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
-        }
-        this.log.warn({ tenant, volume, pool: options.pool, image }, 'adopted an existing volplugin image with no record');
-        return { record, created: true };
-      }
-
-      // Reserves the volume's share of the tenant's usage, atomically within its limits (409 QUOTA_EXCEEDED).
-      await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes }, quota);
-      await failpoint(this.failpoints, 'after-intent');
-      let imageCreated = false;
+      if (existing) return this.same(existing, values, request);
+      if (!request) return this.createLocked(tenant, volume, tenantRecord, options, quota, formatCommand, signal);
+      const claimed = await claimVolumeName(this.store, request.name, { tenant, volume });
       try {
-        await this.createImage(options, image);
-        imageCreated = true;
-        await this.ceph(`marking ${options.pool}/${image}`, () => this.storage.setMetadata(options.pool, image, IMAGE_OWNER_KEY, `${tenant}/${volume}`));
-        if (hasLimits(record.runtime)) {
-          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
-        }
-        await failpoint(this.failpoints, 'after-image-create');
-        if (signal.aborted) {
-          throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
-        }
+        return await this.createLocked(tenant, volume, tenantRecord, options, quota, formatCommand, signal, request);
       } catch (err) {
-        if (err instanceof ApiError && err.code === 'STORAGE_UNAVAILABLE') {
-          // Ceph may still finish what timed out: leave the intent, the janitor resolves it later.
-          this.log.warn({ err, tenant, volume }, 'create stopped by an unreachable Ceph; the janitor will resolve it');
-          throw err;
-        }
-        await this.undoCreate(tenant, volume, options.pool, image, imageCreated);
+        // A refusal made nothing: the name is free again. Other failures keep it (the janitor
+        // resolves the create; a claim whose volume never appears is replaced by the next one).
+        if (claimed && toErrorBody(err).status < 500) await this.store.releaseRequestName({ tenant, volume }).catch(() => undefined);
         throw err;
       }
+    });
+  }
 
-      let committed: boolean;
-      try {
-        committed = await this.store.commitCreate(record);
-      } catch (err) {
-        // The transaction may or may not have happened. Leave image and intent: if the record is
-        // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
-        // answers again.
-        this.log.error({ err, tenant, volume }, 'writing the volume record failed; the janitor will resolve the create');
-        throw err;
+  /** The create itself, under the volume's operation lock, once no record exists. */
+  private async createLocked(
+    tenant: string,
+    volume: string,
+    tenantRecord: TenantRecord,
+    options: VolumeOptions,
+    quota: Quota,
+    formatCommand: string,
+    signal: AbortSignal,
+    request?: CreateRequest,
+  ): Promise<CreateResult> {
+    await this.janitor.clearDeadCreate(tenant, volume);
+
+    const image = imageName(tenant, volume);
+    const record: VolumeRecord = {
+      tenant,
+      volume,
+      pool: options.pool,
+      image,
+      options,
+      runtime: runtimeOf(options),
+      policyRevision: tenantRecord.revision,
+      formatCommand,
+      ...(request ? { requestName: request.name } : {}),
+      createdAt: new Date().toISOString(),
+    };
+
+    const exists = await this.imageExistsInPool(options.pool, image);
+    if (exists) {
+      await this.checkAdoptable(record);
+      if (hasLimits(record.runtime)) {
+        await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
       }
-      if (!committed) {
-        await this.undoCreate(tenant, volume, options.pool, image, true);
+      if (!(await this.store.createVolume(record, quota))) {
         throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
       }
+      this.log.warn({ tenant, volume, pool: options.pool, image }, 'adopted an existing volplugin image with no record');
       return { record, created: true };
-    });
+    }
+
+    // Reserves the volume's share of the tenant's usage, atomically within its limits (409 QUOTA_EXCEEDED).
+    await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes }, quota);
+    await failpoint(this.failpoints, 'after-intent');
+    let imageCreated = false;
+    try {
+      await this.createImage(options, image);
+      imageCreated = true;
+      await this.ceph(`marking ${options.pool}/${image}`, () => this.storage.setMetadata(options.pool, image, IMAGE_OWNER_KEY, `${tenant}/${volume}`));
+      if (hasLimits(record.runtime)) {
+        await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
+      }
+      await failpoint(this.failpoints, 'after-image-create');
+      if (signal.aborted) {
+        throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
+      }
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'STORAGE_UNAVAILABLE') {
+        // Ceph may still finish what timed out: leave the intent, the janitor resolves it later.
+        this.log.warn({ err, tenant, volume }, 'create stopped by an unreachable Ceph; the janitor will resolve it');
+        throw err;
+      }
+      await this.undoCreate(tenant, volume, options.pool, image, imageCreated);
+      throw err;
+    }
+
+    let committed: boolean;
+    try {
+      committed = await this.store.commitCreate(record);
+    } catch (err) {
+      // The transaction may or may not have happened. Leave image and intent: if the record is
+      // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
+      // answers again.
+      this.log.error({ err, tenant, volume }, 'writing the volume record failed; the janitor will resolve the create');
+      throw err;
+    }
+    if (!committed) {
+      await this.undoCreate(tenant, volume, options.pool, image, true);
+      throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
+    }
+    return { record, created: true };
   }
 
   private async imageExistsInPool(pool: string, image: string): Promise<boolean> {

@@ -34,6 +34,9 @@ export const VolumeRecordSchema = Type.Object(
     policyRevision: Type.Integer(),
     formatCommand: Type.String(),
     source: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String(), snapshot: Type.String() }, strict)),
+    requestName: Type.Optional(
+      Type.String({ description: "The name a client's create request gave (a CSI CreateVolume name): its idempotency key (request-names.ts)" }),
+    ),
     createdAt: Type.String(),
   },
   { title: 'Volume', ...strict },
@@ -183,7 +186,7 @@ export const TenantUsageReport = Type.Object(
   { title: 'TenantUsageReport' },
 );
 
-export const ROLES = ['admin', 'host', 'read-only'] as const;
+export const ROLES = ['admin', 'provisioner', 'host', 'read-only'] as const;
 export const RoleSchema = Type.Union(ROLES.map((r) => Type.Literal(r)), { 'x-expected': `one of ${ROLES.join(', ')}` });
 
 export const TokenRecordSchema = Type.Object(
@@ -238,6 +241,46 @@ export const HostRequestSchema = Type.Object(
   { title: 'HostRequest', ...strict },
 );
 
+/**
+ * A volume published to one host for a CSI CO (ControllerPublishVolume): the CO's view of where the
+ * volume may be staged. Not lease-bound; it names the volume record it was made for, so that one
+ * left behind by a removed volume does not bind a new volume of the same name (attachments.ts).
+ */
+export const AttachmentRecordSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    hostId: Type.String({ description: "The host's persistent id (the CSI node id)" }),
+    host: Type.String({ description: 'Its --host-label when it was attached' }),
+    readonly: Type.Boolean(),
+    volumeCreatedAt: Type.String({ description: "The createdAt of the volume record it was made for" }),
+    since: Type.String(),
+    by: Type.String({ description: 'Who attached it (the token name)' }),
+    /** The host it was taken over from, when that host's volplugin was gone. */
+    takenFrom: Type.Optional(Type.String()),
+  },
+  { title: 'Attachment', ...strict },
+);
+
+/**
+ * A client's request name (CSI CreateVolume and CreateSnapshot names) and what it made: one per
+ * name, so that a name is never used for two targets (request-names.ts).
+ */
+export const RequestNameSchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('volume'), Type.Literal('snapshot')]),
+    name: Type.String(),
+    tenant: Type.String(),
+    volume: Type.String(),
+    snapshot: Type.Optional(Type.String()),
+    at: Type.String(),
+  },
+  strict,
+);
+
+/** The reverse index of a request name: the name's key, by what it made (request-names.ts). */
+export const RequestTargetSchema = Type.Object({ key: Type.String() }, strict);
+
 /** Checks one kind of record; extra rules beyond the schema (a tenant's policy) may follow. */
 interface RecordSpec {
   what: string;
@@ -283,6 +326,9 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [`${keys.prefix}/exclusive/`, spec('a mount exclusion', ExclusionRecordSchema)],
     [`${keys.prefix}/host-alive/`, spec('a host-alive record', HostAliveRecordSchema)],
     [`${keys.prefix}/formats/`, spec('the format marks of a volume', VolumeFormatSchema)],
+    [keys.attachments, spec('a volume attachment', AttachmentRecordSchema)],
+    [`${keys.prefix}/request-names/by-name/`, spec('a request name', RequestNameSchema)],
+    [`${keys.prefix}/request-names/by-target/`, spec('a request name index entry', RequestTargetSchema)],
   ];
   return roots.sort((a, b) => b[0].length - a[0].length);
 }

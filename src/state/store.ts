@@ -9,6 +9,8 @@
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
 import type { StateCorruptError } from './errors.js';
+import * as attachments from './attachments.js';
+import type { AttachRequest, AttachResult, DetachResult } from './attachments.js';
 import * as hostRequests from './host-requests.js';
 import type { HostRequestInput, PendingHostRequest } from './host-requests.js';
 import * as intents from './intents.js';
@@ -24,9 +26,13 @@ import type { AcquireMountResult, RetakeMountResult } from './mounts.js';
 import * as operations from './operations.js';
 import type { OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
+import * as requestNames from './request-names.js';
+import type { ClaimResult, RequestKind, RequestTarget } from './request-names.js';
 import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
 import type {
   AcquisitionRecord,
+  AttachmentRecord,
+  RequestNameRecord,
   ExclusionRecord,
   HostAliveRecord,
   HostAnswer,
@@ -55,6 +61,8 @@ export type { ExclusionOptions } from './exclusion.js';
 export type { HostAliveClaim } from './hosts.js';
 export type { MountEvent, VolumeEvent } from './watch.js';
 export type { CreateIntent } from './intents.js';
+export type { AttachRequest, AttachResult, DetachResult } from './attachments.js';
+export type { ClaimResult, RequestKind, RequestTarget } from './request-names.js';
 export { HostRequestTimeoutError, type HostRequestInput, type PendingHostRequest } from './host-requests.js';
 
 export interface StateStoreOptions {
@@ -198,6 +206,14 @@ export class StateStore {
     return volumes.getFormat(this.db, tenant, volume);
   }
 
+  /**
+   * Records a larger size of a volume whose image was grown, with the difference in its tenant's
+   * usage, within `quota`. Unchanged when it is at least that large already; null when it is gone.
+   */
+  growVolume(tenant: string, volume: string, sizeBytes: number, quota?: Quota): Promise<VolumeRecord | null> {
+    return volumes.growVolume(this.db, tenant, volume, sizeBytes, quota);
+  }
+
   /** Records a new copy of a snapshot as formatted (its source's filesystem); false when it has marks already or is gone. */
   markCopyFormatted(tenant: string, volume: string, formatted: string): Promise<boolean> {
     return volumes.markCopyFormatted(this.db, tenant, volume, formatted);
@@ -339,6 +355,53 @@ export class StateStore {
   /** The remove or rollback that excludes mounts of the volume now, if any. */
   getExclusion(tenant: string, volume: string): Promise<ExclusionRecord | null> {
     return this.db.read<ExclusionRecord>(this.keys.exclusive(tenant, volume));
+  }
+
+  // ---- CSI attachments (see attachments.ts) -------------------------------------------------
+
+  /**
+   * Publishes the volume to one host, in one transaction: only while the host's volplugin is alive,
+   * no other host holds the mount lock, and the volume is attached to nobody, to this host, or to a
+   * host whose volplugin is gone (a takeover).
+   */
+  attachVolume(request: AttachRequest): Promise<AttachResult> {
+    return attachments.attach(this.db, request);
+  }
+
+  /** Removes the volume's attachment (to `hostId` only, when given); refused while that host holds the mount lock. */
+  detachVolume(tenant: string, volume: string, hostId: string | null): Promise<DetachResult> {
+    return attachments.detach(this.db, tenant, volume, hostId);
+  }
+
+  /** The volume's attachment, or null (also for one left behind by an earlier volume of the same name). */
+  getAttachment(tenant: string, volume: string): Promise<AttachmentRecord | null> {
+    return attachments.getAttachment(this.db, tenant, volume);
+  }
+
+  /** Every attachment record as stored (including ones of removed volumes). */
+  listAttachments(): Promise<AttachmentRecord[]> {
+    return this.db.readAll<AttachmentRecord>(this.keys.attachments);
+  }
+
+  // ---- request names (see request-names.ts) -------------------------------------------------
+
+  /** Claims a client's request name for `target`; refused with the holder when it names another target that still exists. */
+  claimRequestName(kind: RequestKind, name: string, target: RequestTarget, isGone: (holder: RequestNameRecord) => Promise<boolean>): Promise<ClaimResult> {
+    return requestNames.claimRequestName(this.db, kind, name, target, isGone);
+  }
+
+  getRequestName(kind: RequestKind, name: string): Promise<RequestNameRecord | null> {
+    return requestNames.getRequestName(this.db, kind, name);
+  }
+
+  /** Releases the request name of a removed volume or snapshot; false when it had none. */
+  releaseRequestName(target: RequestTarget): Promise<boolean> {
+    return requestNames.releaseRequestName(this.db, target);
+  }
+
+  /** Releases the request names of every snapshot of a removed volume. */
+  releaseSnapshotNames(tenant: string, volume: string): Promise<number> {
+    return requestNames.releaseSnapshotNames(this.db, tenant, volume);
   }
 
   // ---- watches ------------------------------------------------------------------------------

@@ -57,6 +57,28 @@ export function deleteVolume(db: RecordKV, tenant: string, volume: string): Prom
   });
 }
 
+/**
+ * Records a larger size of a volume (its image was grown first) and adds the difference to its
+ * tenant's usage in the same transaction, within `quota` (QuotaExceededError beyond it). A volume
+ * that is already at least that large is returned unchanged; null when it does not exist.
+ */
+export function growVolume(db: RecordKV, tenant: string, volume: string, sizeBytes: number, quota?: Quota): Promise<VolumeRecord | null> {
+  const key = db.keys.volume(tenant, volume);
+  return changeUsage<VolumeRecord | null>(db, tenant, `growing volume ${tenant}/${volume}`, async () => {
+    const current = await db.kv.get(key);
+    if (!current) return { skip: null };
+    const record = db.parse<VolumeRecord>(current);
+    if (record.options.sizeBytes >= sizeBytes) return { skip: record };
+    const next: VolumeRecord = { ...record, options: { ...record.options, sizeBytes } };
+    return {
+      ops: { unchanged: [{ key, modRevision: current.modRevision }], put: [{ key, value: JSON.stringify(next) }] },
+      delta: { volumes: 0, bytes: sizeBytes - record.options.sizeBytes },
+      quota,
+      result: next,
+    };
+  });
+}
+
 /** Compare-and-swap of one record with `change`; null when the volume does not exist. */
 export function updateVolume(
   db: RecordKV,

@@ -17,6 +17,9 @@ import { limitsOf, quotaOf } from '../../policy/limits.js';
 import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
+import { ApiError, isApiError } from '../../api/errors.js';
+import { toErrorBody } from '../errors.js';
+import { claimSnapshotName, claimVolumeName } from '../request-names.js';
 import { emptyBodyIsObject } from './shared.js';
 import { qosOf } from '../../ratelimit/limits.js';
 import { IMAGE_OWNER_KEY } from '../../storage/conventions.js';
@@ -52,7 +55,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Take a snapshot now (named manual-<time> unless a name is given)',
         params: VolumeParams,
         body: SnapshotTakeBody,
-        response: { 201: SnapshotSchema, ...errorResponses(400, 401, 403, 404, 409, 503) },
+        response: { 200: SnapshotSchema, 201: SnapshotSchema, ...errorResponses(400, 401, 403, 404, 409, 503) },
       },
     },
     async (request, reply) => {
@@ -60,8 +63,20 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const { tenant, volume } = request.params;
       const policy = (await app.store.getTenant(tenant))?.policy;
       const limit = policy ? (limitsOf(policy).maxSnapshots ?? undefined) : undefined;
-      const snapshot = await app.snapshots.take(tenant, volume, request.body?.name, limit);
-      return reply.code(201).send(snapshot);
+      const { name, requestName } = request.body ?? {};
+      if (requestName === undefined) return reply.code(201).send(await app.snapshots.take(tenant, volume, name, limit));
+      if (name === undefined) throw new ApiError('INVALID_REQUEST', 'body: requestName needs name (the snapshot it is for)', { field: 'name' });
+      if (!(await app.store.getVolume(tenant, volume))) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`, { field: 'volume' });
+      const claimed = await claimSnapshotName(app.store, app.storage, requestName, { tenant, volume, snapshot: name });
+      try {
+        return reply.code(201).send(await app.snapshots.take(tenant, volume, name, limit));
+      } catch (err) {
+        // Taken already for this very request (an answer that was lost): the same snapshot again.
+        const existing = !claimed && isApiError(err, 'SNAPSHOT_EXISTS') ? (await app.snapshots.list(tenant, volume)).find((s) => s.name === name) : undefined;
+        if (existing) return reply.code(200).send(existing);
+        if (claimed && toErrorBody(err).status < 500) await app.store.releaseRequestName({ tenant, volume, snapshot: name }).catch(() => undefined);
+        throw err;
+      }
     },
   );
 
@@ -79,6 +94,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       names(request.params);
       const { tenant, volume, snapshot } = request.params;
       await app.snapshots.remove(tenant, volume, snapshot);
+      await app.store.releaseRequestName({ tenant, volume, snapshot }).catch((err: unknown) => request.log.warn({ err, tenant, volume, snapshot }, 'could not release its request name'));
       return reply.code(204).send();
     },
   );
@@ -102,8 +118,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const options = (request.body.options ?? {}) as OptionValues;
       parseDriverOptions(options); // 400 for unknown keys before anything else
       const intents = app.volumes.intents;
+      const requestName = request.body.requestName;
+      const build = policyCopyRecord(app.store, options);
+      const claimed = requestName === undefined ? false : await claimVolumeName(app.store, requestName, target);
       const record = await app.snapshots.copy({ tenant, volume, snapshot }, target, {
-        build: policyCopyRecord(app.store, options),
+        build: async (input) => ({ ...(await build(input)), ...(requestName === undefined ? {} : { requestName }) }),
         // Reserves the copy's share of its tenant's usage, within its limits (409 QUOTA_EXCEEDED).
         prepare: async (r) => {
           const policy = (await app.store.getTenant(r.tenant))?.policy;
@@ -117,6 +136,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         },
         commit: (r) => intents.commit(r),
         abandon: (r) => intents.delete(r.tenant, r.volume),
+      }).catch(async (err: unknown) => {
+        if (claimed && toErrorBody(err).status < 500) await app.store.releaseRequestName(target).catch(() => undefined);
+        throw err;
       });
       request.log.info({ source: `${tenant}/${volume}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from snapshot');
       return reply.code(201).send(record);

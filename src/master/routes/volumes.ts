@@ -5,6 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../api/errors.js';
 import {
   CreateVolumeBody,
+  GrowVolumeBody,
   RemoveVolumeQuery,
   TenantParams,
   VolumeList,
@@ -14,6 +15,7 @@ import {
 } from '../../api/schemas.js';
 import { assertName } from '../../policy/names.js';
 import { authorizeDestroy, checkRemoval, type Removal } from '../access.js';
+import { growVolume } from '../grow.js';
 import { emptyBodyIsObject } from './shared.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -61,7 +63,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { tenant, volume } = request.params;
-      const { record, created } = await app.volumes.create(tenant, volume, request.body?.options ?? {});
+      const name = request.body?.requestName;
+      const { record, created } = await app.volumes.create(tenant, volume, request.body?.options ?? {}, name === undefined ? undefined : { name });
       if (created) request.log.info({ tenant, volume, pool: record.pool, image: record.image, by: request.caller.name }, 'volume created');
       return reply.code(created ? 201 : 200).send(record);
     },
@@ -117,9 +120,29 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       } else {
         const record = await app.volumes.remove(tenant, volume, (r) => authorizeDestroy(request.caller, r));
         request.log.info({ tenant, volume, pool: record.pool, image: record.image, by }, 'volume removed');
+        // Its snapshots went with the image: their request names are free again.
+        await app.store.releaseSnapshotNames(tenant, volume).catch((err: unknown) => request.log.warn({ err, tenant, volume }, 'could not release the request names of its snapshots'));
       }
+      await app.store.releaseRequestName({ tenant, volume }).catch((err: unknown) => request.log.warn({ err, tenant, volume }, 'could not release its request name'));
       return reply.code(204).send();
     },
+  );
+
+  app.put(
+    '/v1/volumes/:tenant/:volume/size',
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Grow a volume\'s image to sizeBytes (never shrinks: a larger volume is returned as it is)',
+        description:
+          'Within the tenant\'s limits (422 LIMIT_EXCEEDED for limits.size, 409 QUOTA_EXCEEDED for limits.total-size). The filesystem ' +
+          'is grown on the host that has it mounted (the CSI node\'s NodeExpandVolume).',
+        params: VolumeParams,
+        body: GrowVolumeBody,
+        response: { 200: VolumeRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
+      },
+    },
+    async (request) => growVolume({ store: app.store, storage: app.storage, log: request.log }, request.params.tenant, request.params.volume, request.body.sizeBytes),
   );
 };
 
