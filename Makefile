@@ -2,6 +2,7 @@
 #   make up     the whole stack on a throw-away local Ceph + etcd (+ Docker engine if none runs)
 #   make down   stop all of it and leave nothing behind
 #   make test   lint, typecheck and every test (unit, integration on real Ceph/etcd, e2e on real dockerd)
+#   make chaos  the fault-injection suite at full scale (SEED=N SCALE=X ONLY=a,b; see docs/chaos.md)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -9,7 +10,7 @@ NATIVE := build/Release/volplugin_rbd.node
 NATIVE_SOURCES := binding.gyp $(wildcard native/*.cc native/*.h)
 TS_SOURCES := $(shell find src -name '*.ts' -o -name '*.proto' 2>/dev/null) tsconfig.json tsconfig.build.json package.json
 
-.PHONY: help deps build up down test test-unit lint typecheck bench image clean
+.PHONY: help deps build up down test test-unit lint typecheck bench chaos image clean
 
 help:
 	@sed -n '2,5p' Makefile | sed 's/^# *//'
@@ -47,9 +48,16 @@ test-unit: build
 bench: build
 	pnpm run bench
 
+# Seeded; a count per scenario (SCALE=1: the full aims). Its own Ceph and etcd under .sandbox-chaos/.
+SEED ?=
+SCALE ?= 1
+ONLY ?=
+chaos: build
+	pnpm exec tsx test/chaos/main.ts --scale $(SCALE) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
+
 # The image compiles its own addon and TypeScript: nothing of the checkout's build goes in.
 image: deps
 	@scripts/image.sh
 
 clean: down
-	rm -rf build dist .sandbox .sandbox-test
+	rm -rf build dist .sandbox .sandbox-test .sandbox-chaos

@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', '.sandbox/', '.sandbox-test/', '.sandbox-test-*/', 'bench/results/', 'docker/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', '.sandbox/', '.sandbox-test/', '.sandbox-test-*/', '.sandbox-chaos/', '.sandbox-chaos-*/', 'bench/results/', 'docker/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -17,7 +17,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          // test/chaos: the short run of the fault-injection suite (make chaos plays all of it).
+          include: ['test/integration/**/*.test.ts', 'test/chaos/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           maxWorkers: 2,

@@ -375,10 +375,11 @@ cleanup_mounts_under() { # DIR: unmount (deepest first) every mount below DIR, d
   while read -r loopdev backing; do
     [[ $backing == "$root"/* ]] || continue
     while read -r mp; do umount -l "$mp" 2>/dev/null || true; done < <(awk -v d="$loopdev" '$1 == d {print $2}' /proc/mounts)
-    losetup -d "$loopdev" 2>/dev/null || true
+    timeout 10 losetup -d "$loopdev" 2>/dev/null || true
   done < <(losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null || true)
+  # A plain umount of a FUSE mount whose daemon is hung (a fenced rbd-fuse) never returns: bound it.
   while read -r mp; do
-    umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || fusermount -u -z "$mp" 2>/dev/null || true
+    timeout 10 umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || fusermount -u -z "$mp" 2>/dev/null || true
   done < <(awk '{print $2}' /proc/mounts | grep -F "$root/" | sort -r || true)
 }
 

@@ -43,8 +43,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>, ms: n
  * Each daemon's own cephx key, with the least caps it works with (scripts/sandbox.sh makes them):
  * the tests run volmaster and volplugin as they should run in production.
  */
-export function cephArgs(component: 'volmaster' | 'volplugin'): string[] {
-  const conf = env('CEPH_CONF');
+export function cephArgs(component: 'volmaster' | 'volplugin', conf = env('CEPH_CONF')): string[] {
   return ['--ceph-conf', conf, '--ceph-id', component, '--ceph-keyring', path.join(path.dirname(conf), `ceph.client.${component}.keyring`)];
 }
 
@@ -116,13 +115,19 @@ export interface TestMaster {
   restart(): Promise<void>;
 }
 
-export interface MasterOptions {
-  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin'). */
+/** Where a test daemon finds etcd and Ceph, and what else it is started with (default: the test services). */
+export interface DaemonPlacement {
+  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin-host'), or ['--etcd', proxy.url]. */
   etcd?: string[];
+  /** The ceph.conf of another cluster (its per-component keyrings beside it, as scripts/sandbox.sh makes them). */
+  cephConf?: string;
+  /** Extra environment (test hooks such as VOLMASTER_FAILPOINTS, VOLPLUGIN_BOOT_ID_FILE). */
+  env?: Record<string, string>;
+  extraArgs?: string[];
 }
 
 /** A volmaster on a free port with its own etcd prefix and token. */
-export async function startMaster(root: string, prefix: string, options: MasterOptions = {}): Promise<TestMaster> {
+export async function startMaster(root: string, prefix: string, placement: DaemonPlacement = {}): Promise<TestMaster> {
   const port = await freePort();
   const token = randomBytes(16).toString('hex');
   const tokenFile = path.join(root, 'token');
@@ -142,15 +147,19 @@ export async function startMaster(root: string, prefix: string, options: MasterO
     restart: async () => {
       const proc = new Proc('volmaster', path.join(root, `volmaster.${starts++}.log`));
       master.proc = proc;
-      await proc.spawn([
-        bin('master'),
-        '--listen', address,
-        ...(options.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
-        '--prefix', prefix,
-        '--backend', backend,
-        ...cephArgs('volmaster'),
-        '--token-file', tokenFile,
-      ]);
+      await proc.spawn(
+        [
+          bin('master'),
+          '--listen', address,
+          ...(placement.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
+          '--prefix', prefix,
+          '--backend', backend,
+          ...cephArgs('volmaster', placement.cephConf),
+          '--token-file', tokenFile,
+          ...(placement.extraArgs ?? []),
+        ],
+        placement.env,
+      );
       await waitFor('volmaster to answer', async () => (await api.health()).status === 'ok', 20_000).catch(async (err: Error) => {
         throw new Error(`${err.message}; log:\n${(await proc.logs()).slice(-1500)}`);
       });
@@ -160,7 +169,7 @@ export async function startMaster(root: string, prefix: string, options: MasterO
   return master;
 }
 
-export interface PluginOptions {
+export interface PluginOptions extends DaemonPlacement {
   /** Host label, also names the instance's directories. */
   label: string;
   root: string;
@@ -170,11 +179,6 @@ export interface PluginOptions {
   convergeSeconds?: number;
   /** Docker API for rate limits (default none). */
   docker?: string;
-  /** The etcd flags (default: --etcd of the test etcd), e.g. secureEtcd().flags('volplugin-host'), or ['--etcd', proxy.url]. */
-  etcd?: string[];
-  /** Extra environment (VOLPLUGIN_FAILPOINTS, VOLPLUGIN_BOOT_ID_FILE). */
-  env?: Record<string, string>;
-  extraArgs?: string[];
 }
 
 export interface DockerAnswer {
@@ -217,7 +221,7 @@ export class TestPlugin {
       ...(o.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
       '--prefix', o.master.prefix,
       '--backend', backend,
-      ...cephArgs('volplugin'),
+      ...cephArgs('volplugin', o.cephConf),
       '--host-label', o.label,
       '--mount-root', this.mountRoot,
       '--state-dir', this.stateDir,

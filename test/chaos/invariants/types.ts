@@ -1,0 +1,25 @@
+// What an invariant checker returns: nothing when the invariant holds, else violations that carry
+// their evidence (which host had which mount, the records a reader missed, the orphan found). The
+// runner adds the seed, the scenario and the round.
+
+export const INVARIANTS = {
+  'single-writer': 'never two writable mounts of one volume (every host\'s mounts, and whether a write succeeds)',
+  durability: 'every record fsync\'d before a fault is read back by the next holder',
+  'not-stuck': 'another host mounts a volume within the lease TTL plus fencing time after its holder is gone',
+  'no-orphans': 'no orphan image, record, lock, intent, mapping, loop device, mount or rbd-fuse process at the end',
+  'acked-creates': 'every acknowledged create exists (record and image)',
+  'clean-failure': 'a refused or failed operation changes nothing and says why (and refusals that must happen do)',
+  bounded: 'every call answers within its deadline; no daemon hangs',
+} as const;
+
+export type InvariantName = keyof typeof INVARIANTS;
+
+export interface Violation {
+  invariant: InvariantName;
+  message: string;
+  evidence: Record<string, unknown>;
+}
+
+export function violation(invariant: InvariantName, message: string, evidence: Record<string, unknown> = {}): Violation {
+  return { invariant, message, evidence };
+}
