@@ -1,3 +1,4 @@
+// Over 400 lines: one method per route of the API, in one class that every client shares.
 // ApiClient: the one HTTP client of the volmaster API, used by volcli, volplugin and volsupervisor.
 // Node's global fetch, a timeout on every call, the bearer token when one is configured, and errors
 // that carry the server's stable code (ApiError). Addresses may be `host:port` or a URL. With a CA
@@ -8,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { readSecretFile } from '../common/secret-file.js';
 import type { Static } from '@sinclair/typebox';
-import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { AttachmentRecord, HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { ApiError, isErrorCode } from './errors.js';
 import type { CallerBody, CreatedTokenBody, HealthBody, ReadinessBody, SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from './schemas.js';
@@ -267,13 +268,27 @@ export class ApiClient {
 
   // ---- volumes --------------------------------------------------------------------------------
 
-  /** Creates a volume, or returns it when it exists with the same options (409 VOLUME_EXISTS otherwise). */
-  async createVolume(tenant: string, volume: string, options: Record<string, string | number | boolean> = {}): Promise<CreateVolumeResult> {
+  /**
+   * Creates a volume, or returns it when it exists with the same options (409 VOLUME_EXISTS
+   * otherwise). With `requestName` (a client's idempotency key, e.g. a CSI CreateVolume name) the
+   * name is claimed for this volume (409 NAME_TAKEN when it was given for another).
+   */
+  async createVolume(
+    tenant: string,
+    volume: string,
+    options: Record<string, string | number | boolean> = {},
+    extra: { requestName?: string } = {},
+  ): Promise<CreateVolumeResult> {
     const { status, body } = await this.request<VolumeRecord>('PUT', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, {
-      body: { options },
+      body: { options, ...(extra.requestName === undefined ? {} : { requestName: extra.requestName }) },
       timeoutMs: LONG_TIMEOUT_MS,
     });
     return { volume: body, created: status === 201 };
+  }
+
+  /** Grows the volume to `sizeBytes` (never shrinks it); the record as it is now. */
+  async growVolume(tenant: string, volume: string, sizeBytes: number): Promise<VolumeRecord> {
+    return (await this.request<VolumeRecord>('PUT', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/size`, { body: { sizeBytes }, timeoutMs: LONG_TIMEOUT_MS })).body;
   }
 
   getVolume(tenant: string, volume: string): Promise<VolumeRecord> {
@@ -339,8 +354,9 @@ export class ApiClient {
     return (await this.get<{ snapshots: SnapshotEntry[] }>(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots`)).snapshots;
   }
 
-  async takeSnapshot(tenant: string, volume: string, name?: string): Promise<SnapshotEntry> {
-    const body = name === undefined ? {} : { name };
+  /** Takes a snapshot; with `requestName` (and `name`), taking it again for the same request returns it. */
+  async takeSnapshot(tenant: string, volume: string, name?: string, extra: { requestName?: string } = {}): Promise<SnapshotEntry> {
+    const body = { ...(name === undefined ? {} : { name }), ...(extra.requestName === undefined ? {} : { requestName: extra.requestName }) };
     return (await this.request<SnapshotEntry>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots`, { body, timeoutMs: LONG_TIMEOUT_MS })).body;
   }
 
@@ -353,7 +369,7 @@ export class ApiClient {
     tenant: string,
     volume: string,
     snapshot: string,
-    to: { tenant: string; volume: string; options?: Record<string, string | number | boolean> },
+    to: { tenant: string; volume: string; options?: Record<string, string | number | boolean>; requestName?: string },
   ): Promise<VolumeRecord> {
     return (
       await this.request<VolumeRecord>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}/copy`, {
@@ -361,6 +377,28 @@ export class ApiClient {
         timeoutMs: LONG_TIMEOUT_MS,
       })
     ).body;
+  }
+
+  // ---- attachments (CSI ControllerPublishVolume) ---------------------------------------------
+
+  async listAttachments(): Promise<AttachmentRecord[]> {
+    return (await this.get<{ attachments: AttachmentRecord[] }>(`${API_PREFIX}/attachments`)).attachments;
+  }
+
+  /** The host the volume is attached to; ATTACHMENT_NOT_FOUND when none. */
+  getAttachment(tenant: string, volume: string): Promise<AttachmentRecord> {
+    return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/attachment`);
+  }
+
+  /** Attaches the volume to a host (idempotent for the same host and readonly flag). */
+  async attachVolume(tenant: string, volume: string, hostId: string, readonly = false): Promise<{ attachment: AttachmentRecord; created: boolean }> {
+    const { status, body } = await this.request<AttachmentRecord>('PUT', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/attachment`, { body: { hostId, readonly } });
+    return { attachment: body, created: status === 201 };
+  }
+
+  /** Detaches the volume (from `hostId` only, when given); nothing attached is success. */
+  async detachVolume(tenant: string, volume: string, hostId?: string): Promise<void> {
+    await this.request('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/attachment`, { query: hostId === undefined ? {} : { 'host-id': hostId } });
   }
 
   async rollbackSnapshot(tenant: string, volume: string, snapshot: string): Promise<void> {
