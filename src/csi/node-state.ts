@@ -6,8 +6,9 @@
 // and the RPCs check the host's mounts before trusting it. Written atomically after each change;
 // forgotten after a reboot (the bind mounts it describes are gone then).
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { StateFileWriter } from '../common/state-file.js';
 
 export interface StageEntry {
   volumeId: string;
@@ -37,12 +38,15 @@ interface StateFile {
 export class NodeState {
   private stages = new Map<string, StageEntry>();
   private publishes = new Map<string, PublishEntry>();
-  private writing: Promise<void> = Promise.resolve();
+
+  private readonly writer: StateFileWriter;
 
   private constructor(
     readonly file: string,
     private readonly bootId: string,
-  ) {}
+  ) {
+    this.writer = new StateFileWriter(file);
+  }
 
   /** The table of `stateDir`, empty when there is none, it is unreadable (moved aside) or describes another boot. */
   static async load(stateDir: string, bootId: string): Promise<{ state: NodeState; problem: string | null }> {
@@ -100,14 +104,6 @@ export class NodeState {
   /** Writes the table (serialised: the last save wins, none interleave). */
   save(): Promise<void> {
     const snapshot: StateFile = { version: 1, bootId: this.bootId, stages: [...this.stages.values()], publishes: [...this.publishes.values()] };
-    const text = `${JSON.stringify(snapshot, null, 2)}\n`;
-    const next = this.writing.then(async () => {
-      await mkdir(path.dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.tmp`;
-      await writeFile(tmp, text, { mode: 0o600 });
-      await rename(tmp, this.file);
-    });
-    this.writing = next.catch(() => undefined);
-    return next;
+    return this.writer.write(snapshot);
   }
 }
