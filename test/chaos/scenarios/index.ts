@@ -3,6 +3,7 @@
 
 import type { Scenario } from '../scenario.js';
 import { clonedHostId } from './clone.js';
+import { copyOfMountedScenario } from './copy.js';
 import { etcdCreate, etcdMount } from './etcd.js';
 import { removeVsMount, rollbackVsMount } from './exclusion.js';
 import { masterCreate, masterRemove } from './master.js';
@@ -26,6 +27,7 @@ export const SCENARIOS: readonly Scenario[] = [
   readError,
   rebootScenario,
   clonedHostId,
+  copyOfMountedScenario,
   removeVsMount,
   rollbackVsMount,
   mountStorm,
