@@ -3,6 +3,7 @@
 #   make down   stop all of it and leave nothing behind
 #   make test   lint, typecheck and every test (unit, integration on real Ceph/etcd, e2e on real dockerd)
 #   make chaos  the fault-injection suite at full scale (SEED=N SCALE=X ONLY=a,b; see docs/chaos.md)
+#   make plugin volplugin as a Docker managed plugin from the image (docs/managed-plugin.md)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -10,10 +11,10 @@ NATIVE := build/Release/volplugin_rbd.node
 NATIVE_SOURCES := binding.gyp $(wildcard native/*.cc native/*.h)
 TS_SOURCES := $(shell find src -name '*.ts' -o -name '*.proto' 2>/dev/null) tsconfig.json tsconfig.build.json package.json
 
-.PHONY: help deps build up down test test-unit lint typecheck bench chaos image clean
+.PHONY: help deps build up down test test-unit lint typecheck bench chaos image plugin clean
 
 help:
-	@sed -n '2,5p' Makefile | sed 's/^# *//'
+	@sed -n '2,6p' Makefile | sed 's/^# *//'
 
 deps:
 	@scripts/deps.sh
@@ -58,6 +59,10 @@ chaos: build
 # The image compiles its own addon and TypeScript: nothing of the checkout's build goes in.
 image: deps
 	@scripts/image.sh
+
+# The image's file system and docker/plugin/config.json, created in the engine as volplugin:latest.
+plugin: deps
+	@scripts/plugin.sh
 
 clean: down
 	rm -rf build dist .sandbox .sandbox-test .sandbox-chaos

@@ -18,6 +18,8 @@ import { parseArgs } from 'node:util';
 import type { Storage } from '../src/storage/types.js';
 import { backupBench } from './benchmarks/backup.js';
 import { imageBench, removeVariantsBench } from './benchmarks/image.js';
+import { scaleBench } from './benchmarks/scale.js';
+import { supervisorBench } from './benchmarks/supervisor.js';
 import { masterBench } from './benchmarks/master.js';
 import { mountBench } from './benchmarks/mount.js';
 import { readBench } from './benchmarks/read.js';
@@ -38,9 +40,10 @@ import { captureEnv, machineLine } from './lib/env.js';
 import type { Measurement } from './lib/harness.js';
 import { progress } from './lib/harness.js';
 import { checkAims, compare, toRows } from './lib/report.js';
+import { checkScaleAims } from './lib/aims-scale.js';
 import { aimsText, cpuTextTable, textTable } from './lib/table.js';
 
-const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'backup', 'paxos'] as const;
+const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'backup', 'paxos', 'supervisor', 'scale'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values: flags } = parseArgs({
@@ -51,14 +54,16 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     docs: { type: 'boolean', default: false },
     from: { type: 'string' },
+    'scale-max': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
   process.stdout.write(
-    'usage: pnpm bench [--quick] [--only snapshot,image,read,mount,master,paxos] [--keep] [--out DIR] [--docs] [--from FILE]\n' +
-      'Runs the benchmarks on a throw-away Ceph under .sandbox-bench/ and writes bench/results/.\n',
+    'usage: pnpm bench [--quick] [--only snapshot,image,read,mount,master,backup,paxos,supervisor,scale] [--scale-max N] [--keep] [--out DIR] [--docs] [--from FILE]\n' +
+      'Runs the benchmarks on a throw-away Ceph under .sandbox-bench/ and writes bench/results/.\n' +
+      '--scale-max N: the scale benchmark grows to at most N volumes (100, 1000, 10000; default 10000, 1000 with --quick).\n',
   );
   process.exit(0);
 }
@@ -76,6 +81,17 @@ const only = new Set<BenchName>(
       return s as BenchName;
     }),
 );
+/** The sizes the scale benchmark grows through, up to --scale-max. */
+function scaleSizes(): number[] {
+  const max = flags['scale-max'] === undefined ? (flags.quick ? 1000 : 10_000) : Number(flags['scale-max']);
+  if (!Number.isInteger(max) || max < 100) {
+    process.stderr.write(`bench: --scale-max must be a whole number of volumes, at least 100, got ${JSON.stringify(flags['scale-max'])}\n`);
+    process.exit(2);
+  }
+  return [100, 1000, 10_000].filter((n) => n <= max);
+}
+const scaleVolumes = scaleSizes();
+
 const outDir = path.resolve(flags.out ?? path.join(repoRoot, 'bench', 'results'));
 /** What this run could not measure, and why: printed at the end and kept in the JSON. */
 const missing: string[] = [];
@@ -136,7 +152,7 @@ async function main(): Promise<void> {
   const prefix = `bench-${runId}-`;
   const measurements: Measurement[] = [];
 
-  const tunedBenches = (['snapshot', 'image', 'read', 'mount', 'master', 'backup'] as const).filter((b) => only.has(b));
+  const tunedBenches = (['snapshot', 'image', 'read', 'mount', 'master', 'backup', 'scale'] as const).filter((b) => only.has(b));
   if (tunedBenches.length) {
     await withCluster(clusterSpecs.tuned, env, async (cluster) => {
       const ctx: BenchContext = { cluster, prefix, quick, keep: flags.keep, ...(await openBackends(cluster)) };
@@ -161,7 +177,10 @@ async function main(): Promise<void> {
           measurements.push(...(await mountBench(ctx, sizes(ctx, { warmup: 1, rounds: 4, count: 1 }, { warmup: 0, rounds: 1, count: 1 }), missing)));
         }
         if (only.has('master')) {
-          measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 2 }), missing)));
+          measurements.push(...(await masterBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 12 }, { warmup: 0, rounds: 1, count: 3 }), missing)));
+        }
+        if (only.has('scale')) {
+          measurements.push(...(await scaleBench(ctx, { volumes: scaleVolumes, rounds: quick ? 1 : 3 }, missing)));
         }
         if (only.has('backup') && ctx.backends.includes('native')) {
           measurements.push(...(await backupBench(ctx, sizes(ctx, { warmup: 1, rounds: 3, count: 1 }, { warmup: 0, rounds: 1, count: 1 }))));
@@ -173,7 +192,7 @@ async function main(): Promise<void> {
     });
   }
 
-  if (only.has('paxos')) {
+  if (only.has('paxos') || only.has('supervisor')) {
     // Ceph's default interval, as real clusters run: every snapshot waits for a mon commit (~1 s),
     // so what concurrency buys is the point, not per-call speed. The addon against the C program
     // at 16, 64 and 256 in flight (the CLI at 1 and 16 only: 256 `rbd` processes at once measure
@@ -181,16 +200,21 @@ async function main(): Promise<void> {
     await withCluster(clusterSpecs.defaultPaxos, env, async (cluster) => {
       const ctx: BenchContext = { cluster, prefix, quick, keep: flags.keep, ...(await openBackends(cluster)) };
       try {
-        await createSnapImages(ctx, cluster, 256);
-        measurements.push(
-          ...(await snapshotBench(ctx, [
-            { concurrency: 1, cli: true, sizes: sizes(ctx, { warmup: 0, rounds: 2, count: 1 }, { warmup: 0, rounds: 1, count: 1 }) },
-            { concurrency: 16, cli: true, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 2 }, { warmup: 0, rounds: 1, count: 1 }) },
-            { concurrency: 64, cli: false, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 2 }, { warmup: 0, rounds: 1, count: 1 }) },
-            // Three waves: one wave of 256 mostly measures which calls catch the first proposal.
-            { concurrency: 256, cli: false, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 1 }) },
-          ])),
-        );
+        if (only.has('supervisor')) {
+          measurements.push(...(await supervisorBench(ctx, quick ? { volumes: 100, rounds: 1, oldVolumes: 20 } : { volumes: 1000, rounds: 2, oldVolumes: 100 }, missing)));
+        }
+        if (only.has('paxos')) {
+          await createSnapImages(ctx, cluster, 256);
+          measurements.push(
+            ...(await snapshotBench(ctx, [
+              { concurrency: 1, cli: true, sizes: sizes(ctx, { warmup: 0, rounds: 2, count: 1 }, { warmup: 0, rounds: 1, count: 1 }) },
+              { concurrency: 16, cli: true, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 2 }, { warmup: 0, rounds: 1, count: 1 }) },
+              { concurrency: 64, cli: false, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 2 }, { warmup: 0, rounds: 1, count: 1 }) },
+              // Three waves: one wave of 256 mostly measures which calls catch the first proposal.
+              { concurrency: 256, cli: false, sizes: sizes(ctx, { warmup: 0, rounds: 3, count: 3 }, { warmup: 0, rounds: 1, count: 1 }) },
+            ])),
+          );
+        }
       } finally {
         await removeImagesWithPrefix(cluster, prefix, ctx.storage.native).catch((err: Error) => progress(`cleanup: ${err.message}`));
         await closeBackends(ctx);
@@ -222,7 +246,7 @@ interface Report {
 async function writeOutputs(report: Report, stamp: string | null): Promise<void> {
   const { env, results, missing } = report;
   report.comparisons = compare(results);
-  report.aims = checkAims(report.comparisons);
+  report.aims = [...checkAims(report.comparisons), ...checkScaleAims(results)];
   const { comparisons, aims } = report;
   await mkdir(outDir, { recursive: true });
   const written: string[] = [];

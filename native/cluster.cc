@@ -65,6 +65,23 @@ bool Bool(const Napi::CallbackInfo& info, size_t i, const char* field) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
+// An array of [key, value] string pairs (null/undefined: none).
+std::vector<std::pair<std::string, std::string>> Pairs(const Napi::CallbackInfo& info, size_t i, const char* field) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return out;
+  if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), std::string(field) + " must be an array of [key, value] pairs");
+  Napi::Array list = info[i].As<Napi::Array>();
+  for (uint32_t n = 0; n < list.Length(); ++n) {
+    Napi::Value pair = list.Get(n);
+    if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2 || !pair.As<Napi::Array>().Get(0u).IsString() ||
+        !pair.As<Napi::Array>().Get(1u).IsString()) {
+      throw Napi::TypeError::New(info.Env(), std::string(field) + " must be an array of [key, value] string pairs");
+    }
+    out.emplace_back(pair.As<Napi::Array>().Get(0u).As<Napi::String>().Utf8Value(), pair.As<Napi::Array>().Get(1u).As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
 // A path (string) or a file descriptor (non-negative integer) the caller keeps open.
 StreamEnd Stream(const Napi::CallbackInfo& info, size_t i, const char* field) {
   StreamEnd end;
@@ -463,16 +480,18 @@ void ClusterWrap::Timed(Clock::time_point queued, Clock::time_point started, Clo
 Napi::Value ClusterWrap::CreateImage(const Napi::CallbackInfo& info) {
   return Queue(info.Env(), std::make_unique<CreateImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name"), U64(info, 2, "size"),
                                                               U64(info, 3, "features"), static_cast<int>(U64(info, 4, "order")),
-                                                              OptStr(info, 5, "dataPool")));
+                                                              OptStr(info, 5, "dataPool"), Pairs(info, 6, "metadata")));
 }
 
 Napi::Value ClusterWrap::RemoveImage(const Napi::CallbackInfo& info) {
-  return Queue(info.Env(), std::make_unique<RemoveImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+  return Queue(info.Env(), std::make_unique<RemoveImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")),
+               OptFunction(info, 2, "onProgress"));
 }
 
 Napi::Value ClusterWrap::ResizeImage(const Napi::CallbackInfo& info) {
   return Queue(info.Env(), std::make_unique<ResizeImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name"), U64(info, 2, "size"),
-                                                              Bool(info, 3, "allowShrink")));
+                                                              Bool(info, 3, "allowShrink")),
+               OptFunction(info, 4, "onProgress"));
 }
 
 Napi::Value ClusterWrap::RenameImage(const Napi::CallbackInfo& info) {
@@ -492,7 +511,8 @@ Napi::Value ClusterWrap::ImageExists(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ClusterWrap::FlattenImage(const Napi::CallbackInfo& info) {
-  return Queue(info.Env(), std::make_unique<FlattenImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")));
+  return Queue(info.Env(), std::make_unique<FlattenImageBaton>(Str(info, 0, "pool"), Str(info, 1, "name")),
+               OptFunction(info, 2, "onProgress"));
 }
 
 // --- snapshots ---

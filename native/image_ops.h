@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "baton.h"
@@ -11,16 +12,26 @@ namespace volplugin {
 
 class CreateImageBaton : public ImageBaton {
  public:
-  CreateImageBaton(std::string pool, std::string name, uint64_t size, uint64_t features, int order, std::string dataPool)
-      : ImageBaton(std::move(pool), std::move(name)), size_(size), features_(features), order_(order), dataPool_(std::move(dataPool)) {}
+  CreateImageBaton(std::string pool, std::string name, uint64_t size, uint64_t features, int order, std::string dataPool,
+                   std::vector<std::pair<std::string, std::string>> metadata)
+      : ImageBaton(std::move(pool), std::move(name)),
+        size_(size),
+        features_(features),
+        order_(order),
+        dataPool_(std::move(dataPool)),
+        metadata_(std::move(metadata)) {}
   const char* Name() const override { return "rbd_create4"; }
   void Run(ClusterCore& core) override;
 
  private:
+  // Sets metadata_ on the new image with two OSD operations (image_ops.cc says how and why).
+  bool SetMetadata(ClusterCore& core, rados_ioctx_t io);
+
   uint64_t size_;
   uint64_t features_;
   int order_;
   std::string dataPool_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
 };
 
 class RemoveImageBaton : public ImageBaton {

@@ -132,10 +132,17 @@ export declare class Cluster {
   stats(): NativeStats;
   threadStats(): NativeThreadStats;
 
-  createImage(pool: string, name: string, size: number, features: number, order: number, dataPool: string | null): Promise<void>;
+  /**
+   * With `metadata`, the new image gets those keys (written to its header directly, without opening
+   * it: see image_ops.cc); when they cannot be set, the image is removed again and that error
+   * reported (op rbd_metadata_set). Values are not checked by librbd: the caller checks them.
+   */
+  createImage(pool: string, name: string, size: number, features: number, order: number, dataPool: string | null, metadata?: Array<[string, string]> | null): Promise<void>;
   /** Refuses (EBUSY) while a non-librbd (advisory) lock is held: librbd's remove would spin forever. */
-  removeImage(pool: string, name: string): Promise<void>;
-  resizeImage(pool: string, name: string, size: number, allowShrink: boolean): Promise<void>;
+  /** rbd_remove_with_progress; `onProgress`: data objects removed of the image's object count. */
+  removeImage(pool: string, name: string, onProgress?: NativeProgress): Promise<void>;
+  /** rbd_resize2; `onProgress`: objects trimmed (a shrink) or the object map grown (a grow). */
+  resizeImage(pool: string, name: string, size: number, allowShrink: boolean, onProgress?: NativeProgress): Promise<void>;
   renameImage(pool: string, from: string, to: string): Promise<void>;
   imageInfo(pool: string, name: string): Promise<NativeImageInfo>;
   listImages(pool: string): Promise<string[]>;
@@ -159,7 +166,8 @@ export declare class Cluster {
   ): Promise<void>;
   /** "pool/image" of each clone of the snapshot (not those in the trash). */
   listChildren(pool: string, image: string, snapshot: string): Promise<string[]>;
-  flattenImage(pool: string, name: string): Promise<void>;
+  /** rbd_flatten_with_progress; `onProgress`: objects copied from the parent of the overlap's object count. */
+  flattenImage(pool: string, name: string, onProgress?: NativeProgress): Promise<void>;
 
   listWatchers(pool: string, image: string): Promise<NativeWatcher[]>;
   addLock(pool: string, image: string, cookie: string, tag: string, exclusive: boolean): Promise<void>;

@@ -10,6 +10,7 @@ PACKAGES=(
   docker.io busybox-static iptables                               # a Docker engine and an offline busybox image
   e2fsprogs xfsprogs btrfs-progs util-linux fuse                 # mkfs, losetup, blkid, fusermount
   uuid-runtime debootstrap                                        # make image builds its base offline
+  prometheus                                                      # promtool and a Prometheus server for the metrics tests
 )
 
 missing=()

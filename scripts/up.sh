@@ -17,6 +17,7 @@ ETCD_PKI=$ROOT/etcd/pki
 CONF=$ROOT/ceph/ceph.conf
 TOKEN=$ROOT/token            # the bootstrap admin token: volmaster --token-file, and volcli's
 HOST_TOKEN=$ROOT/host-token  # this host's token (role host): volplugin's
+METRICS_TOKEN=$ROOT/metrics-token  # a read-only token that scrapes volmaster's metrics
 TLS=$ROOT/tls                # a CA and the certificate volmaster serves HTTPS with
 DOCKER_SOCK=/var/run/docker.sock
 
@@ -66,6 +67,8 @@ export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=$ETCD ETCDCTL_CACERT=$ETCD_PKI/ca.pem ETC
 export VOLPLUGIN_MASTER=$MASTER
 export VOLPLUGIN_TLS_CA=$TLS/ca.pem
 export VOLPLUGIN_TOKEN_FILE=$TOKEN
+# the directory the sandbox's volmaster and volsupervisor allow backup targets in (README "Backups")
+export VOLPLUGIN_SANDBOX_BACKUPS=$ROOT/backups
 export PATH=$ROOT/bin:\$PATH
 ENV
 
@@ -108,9 +111,13 @@ etcd_user() {
   ETCD_ARGS=(--etcd "$ETCD" --etcd-ca "$ETCD_PKI/ca.pem" --etcd-cert "$ETCD_PKI/client.pem" --etcd-key "$ETCD_PKI/client-key.pem"
     --etcd-user "$1" --etcd-password-file "$ETCD_PKI/$1.password")
 }
+# Backups (docs/backups.md): targets may only lie under --backup-allow; the sandbox's is .sandbox/backups.
+mkdir -p "$ROOT/backups"
+BACKUP_ARGS=(--backup-allow "$ROOT/backups" --backup-staging "$ROOT/backup-staging")
 etcd_user volplugin && ceph_key volmaster
 start_daemon volmaster "curl -sf --cacert $TLS/ca.pem $MASTER/v1/health" \
-  --listen "${MASTER#https://}" "${ETCD_ARGS[@]}" --token-file "$TOKEN" --tls-cert "$TLS/master.pem" --tls-key "$TLS/master.key" "${CEPH_ARGS[@]}"
+  --listen "${MASTER#https://}" "${ETCD_ARGS[@]}" --token-file "$TOKEN" --tls-cert "$TLS/master.pem" --tls-key "$TLS/master.key" "${CEPH_ARGS[@]}" "${BACKUP_ARGS[@]}" \
+  --metrics-listen 127.0.0.1:9006
 
 # This host's token for volplugin (role host: what Docker's protocol needs, nothing that deletes data
 # of other volumes). Made again when etcd no longer knows it (a new sandbox etcd).
@@ -120,13 +127,19 @@ if [[ -e $REPO/dist/cli/main.js ]] && ! volcli_admin --token-file "$HOST_TOKEN" 
   volcli_admin token revoke "$(hostname)" >/dev/null 2>&1 || true
   volcli_admin token create --role host --name "$(hostname)" --file "$HOST_TOKEN" >&2
 fi
+# A read-only token for scraping volmaster's metrics (docs/metrics.md): what a Prometheus server gets.
+if [[ -e $REPO/dist/cli/main.js ]] && ! volcli_admin --token-file "$METRICS_TOKEN" token whoami >/dev/null 2>&1; then
+  rm -f "$METRICS_TOKEN"
+  volcli_admin token revoke prometheus >/dev/null 2>&1 || true
+  volcli_admin token create --role read-only --name prometheus --file "$METRICS_TOKEN" >&2
+fi
 ceph_key volsupervisor
-start_daemon volsupervisor "true" \
-  "${ETCD_ARGS[@]}" "${CEPH_ARGS[@]}"
+start_daemon volsupervisor "curl -sf http://127.0.0.1:9007/metrics" \
+  "${ETCD_ARGS[@]}" "${CEPH_ARGS[@]}" "${BACKUP_ARGS[@]}" --metrics-listen 127.0.0.1:9007
 etcd_user volplugin-host && ceph_key volplugin
 start_daemon volplugin "test -S /run/docker/plugins/volplugin.sock" \
   --master "$MASTER" --tls-ca "$TLS/ca.pem" "${ETCD_ARGS[@]}" --token-file "$HOST_TOKEN" "${CEPH_ARGS[@]}" \
-  --mount-root "$ROOT/mnt" --state-dir "$ROOT/volplugin"
+  --mount-root "$ROOT/mnt" --state-dir "$ROOT/volplugin" --metrics-listen 127.0.0.1:9008
 
 cat <<EOT
 
@@ -139,6 +152,14 @@ volplugin sandbox is up. Next:
   docker run --rm --network none -v tenant1/foo:/mnt busybox sh -c 'echo hello > /mnt/hello'
   docker run --rm --network none -v tenant1/foo:/mnt busybox cat /mnt/hello
   volcli volume list-all
+
+Prometheus metrics (docs/metrics.md): volmaster on 9006 (HTTPS, a read-only token), volsupervisor
+on 9007, volplugin on 9008:
+
+  curl -s --cacert .sandbox/tls/ca.pem -H "Authorization: Bearer \$(cat .sandbox/metrics-token)" https://127.0.0.1:9006/metrics | grep ^volplugin_api
+  curl -s http://127.0.0.1:9008/metrics | grep ^volplugin_mount
+  curl -s http://127.0.0.1:9007/metrics | grep ^volplugin_snapshot
+
   make down                                 # stop everything
 
 Logs: .sandbox/logs/   Ceph: .sandbox/ceph/log/   etcd: .sandbox/etcd/etcd.log (TLS and users: .sandbox/etcd/pki/)

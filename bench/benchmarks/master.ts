@@ -7,10 +7,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { Etcd3 } from 'etcd3';
+import { openEtcd } from '../../src/common/etcd.js';
+import type { EtcdKV } from '../../src/state/etcd.js';
 import { ApiClient } from '../../src/api/client.js';
 import type { NodeBackend } from '../lib/backends.js';
-import { benchRoot, ensureEtcd, repoRoot, stopEtcd } from '../lib/cluster.js';
+import { type BenchEtcd, benchRoot, ensureEtcd, ensureMasterTls, repoRoot, stopEtcd } from '../lib/cluster.js';
 import { setEtcdPidFile, setServicePids } from '../lib/cpu.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
 import type { Measurement } from '../lib/harness.js';
@@ -18,8 +19,6 @@ import { type Contender, measureInterleaved, progress, runPhase } from '../lib/h
 
 /** Clients sending requests at the same time. */
 export const MASTER_CLIENTS = 8;
-/** Gets per volume created: reads are what volcli and the plugin do most. */
-const GETS_PER_CREATE = 4;
 
 /** A free TCP port on loopback. */
 function freePort(): Promise<number> {
@@ -42,29 +41,63 @@ interface Volmaster {
 /** How volmaster is run: the built dist/ when present (make bench builds it), else from source with tsx. */
 export function volmasterCommand(): { command: string; args: string[]; from: string } {
   const dist = path.join(repoRoot, 'dist', 'master', 'main.js');
-  if (existsSync(dist)) return { command: process.execPath, args: [dist], from: 'dist/master/main.js' };
-  return { command: process.execPath, args: ['--import', 'tsx', path.join(repoRoot, 'src', 'master', 'main.ts')], from: 'src/master/main.ts (tsx)' };
+  // VOLPLUGIN_BENCH_CPU_PROF=DIR: every volmaster writes a V8 CPU profile there when it exits
+  // (what docs/performance.md's profile of the API was made with).
+  const prof = process.env.VOLPLUGIN_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.VOLPLUGIN_BENCH_CPU_PROF)] : [];
+  if (existsSync(dist)) return { command: process.execPath, args: [...prof, dist], from: 'dist/master/main.js' };
+  return { command: process.execPath, args: [...prof, '--import', 'tsx', path.join(repoRoot, 'src', 'master', 'main.ts')], from: 'src/master/main.ts (tsx)' };
 }
 
-async function startVolmaster(ctx: BenchContext, backend: NodeBackend, etcdUrl: string): Promise<Volmaster> {
+/** What every bench volmaster runs with: the secure etcd, HTTPS and the bootstrap token, as production does. */
+export interface Security {
+  etcd: BenchEtcd;
+  tls: { ca: string; cert: string; key: string; tokenFile: string };
+  /** The CA's PEM, for ApiClient. */
+  caPem: string;
+  /** The bootstrap admin token (volcli's). */
+  adminToken: string;
+}
+
+/** An etcd client as volmaster has it (TLS, user volplugin), for the benchmarks' own reads and writes. */
+export function benchEtcdClient(security: Security): Promise<EtcdKV> {
+  const e = security.etcd;
+  return openEtcd({ etcd: [e.url], etcdSecurity: { ca: e.ca, cert: e.cert, key: e.key, user: 'volplugin', passwordFile: e.passwordFile('volplugin') } });
+}
+
+export async function benchSecurity(): Promise<Security> {
+  const etcd = await ensureEtcd();
+  const tls = await ensureMasterTls();
+  return { etcd, tls, caPem: readFileSync(tls.ca, 'utf8'), adminToken: readFileSync(tls.tokenFile, 'utf8').trim() };
+}
+
+export async function startVolmaster(options: { cephConf: string; backend: NodeBackend; prefix: string; security: Security; extraArgs?: string[] }): Promise<Volmaster> {
   const port = await freePort();
   const { command, args } = volmasterCommand();
+  const { security } = options;
   const child = spawn(
     command,
     [
       ...args,
       '--listen',
       `127.0.0.1:${port}`,
-      '--etcd',
-      etcdUrl,
+      ...security.etcd.flags('volplugin'),
       '--prefix',
-      `/volplugin-bench/${ctx.prefix}${backend}`,
+      options.prefix,
       '--backend',
-      backend,
+      options.backend,
       '--ceph-conf',
-      ctx.cluster.confPath,
+      options.cephConf,
       '--janitor-seconds',
       '0',
+      '--metrics-listen',
+      'none',
+      '--tls-cert',
+      security.tls.cert,
+      '--tls-key',
+      security.tls.key,
+      '--token-file',
+      security.tls.tokenFile,
+      ...(options.extraArgs ?? []),
     ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -75,25 +108,29 @@ async function startVolmaster(ctx: BenchContext, backend: NodeBackend, etcdUrl: 
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const url = `http://127.0.0.1:${port}`;
-  const client = new ApiClient({ master: url, timeoutMs: 2_000 });
+  const url = `https://127.0.0.1:${port}`;
+  const client = new ApiClient({ master: url, timeoutMs: 2_000, ca: security.caPem });
   const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`volmaster exited with status ${child.exitCode}:\n${log.slice(-10).join('\n')}`);
-    try {
-      await client.health();
-      return { url, child, log };
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`volmaster did not answer /v1/health within 60 s:\n${log.slice(-10).join('\n')}`);
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`volmaster exited with status ${child.exitCode}:\n${log.slice(-10).join('\n')}`);
+      try {
+        await client.health();
+        return { url, child, log };
+      } catch {
+        if (Date.now() > deadline) {
+          child.kill('SIGKILL');
+          throw new Error(`volmaster did not answer /v1/health within 60 s:\n${log.slice(-10).join('\n')}`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
       }
-      await new Promise((r) => setTimeout(r, 200));
     }
+  } finally {
+    await client.close();
   }
 }
 
-async function stopVolmaster(v: Volmaster): Promise<void> {
+export async function stopVolmaster(v: Volmaster): Promise<void> {
   if (v.child.exitCode !== null) return;
   const exited = new Promise<void>((resolve) => v.child.once('exit', () => resolve()));
   v.child.kill('SIGTERM');
@@ -103,7 +140,7 @@ async function stopVolmaster(v: Volmaster): Promise<void> {
 }
 
 /** The tenant policy of examples/tenant1.json with its pool set to the bench pool. */
-function benchPolicy(pool: string): object {
+export function benchPolicy(pool: string): object {
   const policy = JSON.parse(readFileSync(path.join(repoRoot, 'examples', 'tenant1.json'), 'utf8')) as {
     'default-options': Record<string, unknown>;
   };
@@ -111,61 +148,126 @@ function benchPolicy(pool: string): object {
   return policy;
 }
 
+/** Per client and round: this many creates (and removes), GETS_PER_CREATE times as many gets, and read-after-write pairs. */
+const GETS_PER_CREATE = 20;
+const PAIRS_PER_CREATE = 2;
+
 export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: string[]): Promise<Measurement[]> {
-  const etcd = await ensureEtcd();
+  const security = await benchSecurity();
   const tenant = `${ctx.prefix}t`;
-  const masters: Array<{ backend: NodeBackend; master: Volmaster }> = [];
+  const masters: Array<{ backend: NodeBackend; master: Volmaster; second?: Volmaster }> = [];
+  const clients: ApiClient[] = [];
+  const newClient = (url: string, token: string) => {
+    const c = new ApiClient({ master: url, timeoutMs: 120_000, ca: security.caPem, token });
+    clients.push(c);
+    return c;
+  };
   try {
-    // One volmaster per backend, both up for the whole benchmark so their rounds can alternate.
+    // One volmaster per backend, both up for the whole benchmark so their rounds can alternate; the
+    // native one has a second master on the same prefix, for reads that follow a write made through
+    // the other one.
     for (const backend of ctx.backends) {
       try {
-        masters.push({ backend, master: await startVolmaster(ctx, backend, etcd.url) });
+        const prefix = `/volplugin/bench/${ctx.prefix}${backend}`;
+        const start = () => startVolmaster({ cephConf: ctx.cluster.confPath, backend, prefix, security });
+        const master = await start();
+        masters.push({ backend, master, ...(backend === 'native' ? { second: await start() } : {}) });
       } catch (err) {
         missing.push(`master API (${backend}): ${(err as Error).message.split('\n')[0]}`);
         progress(`WARNING: master API (${backend}): ${(err as Error).message}`);
       }
     }
-    setServicePids(masters.map((m) => m.master.child.pid!).filter(Boolean));
+    setServicePids(masters.flatMap((m) => [m.master.child.pid, m.second?.child.pid]).filter((p): p is number => p !== undefined));
     setEtcdPidFile(path.join(benchRoot, 'etcd', 'etcd.pid'));
     const contenders: Contender[] = [];
-    for (const { backend, master } of masters) {
-      const clients = Array.from({ length: MASTER_CLIENTS }, () => new ApiClient({ master: master.url, timeoutMs: 120_000 }));
-      await clients[0]!.uploadTenant(tenant, benchPolicy(ctx.cluster.pool));
+    for (const { backend, master, second } of masters) {
+      const admin = newClient(master.url, security.adminToken);
+      await admin.uploadTenant(tenant, benchPolicy(ctx.cluster.pool));
+      // The clients are what volplugin is: a host token each (role host), as production runs.
+      const hostToken = (await admin.createToken(`bench-host-${backend}-${ctx.prefix.slice(6, -1)}`, 'host')).token;
+      const hosts = Array.from({ length: MASTER_CLIENTS }, () => newClient(master.url, hostToken));
+      const admins = Array.from({ length: MASTER_CLIENTS }, () => newClient(master.url, security.adminToken));
+      const readers = second ? Array.from({ length: MASTER_CLIENTS }, () => newClient(second.url, hostToken)) : [];
+      const stale = { reads: 0, checked: 0 };
+      const notes: Record<string, string | number | boolean> = { tls: true, tokens: 'host', etcd: 'TLS + users' };
       contenders.push({
-        spec: { bench: 'master', backend, concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name },
+        spec: { bench: 'master', backend, concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name, notes },
         round: async (r) => {
+          // The CLI backend creates about a tenth as fast: fewer of its creates keep the rounds short.
+          const count = backend === 'cli' ? Math.max(1, Math.ceil(sizes.count / 4)) : sizes.count;
           // Both volmasters share the Ceph pool: their image names differ by backend.
           const volume = (w: number, i: number) => `v${backend[0]}${r}-${w}-${i}`;
-          const create = await runPhase('api_volume_create', MASTER_CLIENTS, sizes.count, async (w, i) => {
-            await clients[w]!.createVolume(tenant, volume(w, i));
+          const create = await runPhase('api_volume_create', MASTER_CLIENTS, count, async (w, i) => {
+            await hosts[w]!.createVolume(tenant, volume(w, i));
           });
-          const get = await runPhase('api_volume_get', MASTER_CLIENTS, sizes.count * GETS_PER_CREATE, async (w, i) => {
-            await clients[w]!.getVolume(tenant, volume(w, i % sizes.count));
+          const get = await runPhase('api_volume_get', MASTER_CLIENTS, count * GETS_PER_CREATE, async (w, i) => {
+            await hosts[w]!.getVolume(tenant, volume(w, i % count));
           });
-          const remove = await runPhase('api_volume_remove', MASTER_CLIENTS, sizes.count, async (w, i) => {
-            await clients[w]!.removeVolume(tenant, volume(w, i));
-          });
-          return [create, get, remove];
+          const phases = [create, get];
+          if (second) {
+            // A write through one master, then a read through the other: the read must see it.
+            phases.push(
+              await runPhase('api_read_after_write', MASTER_CLIENTS, count * PAIRS_PER_CREATE, async (w, i) => {
+                const keep = ((r * 997 + w * 31 + i) % 50) + 1;
+                await admins[w]!.setRuntime(tenant, volume(w, i % count), { 'snapshots.keep': keep });
+                const seen = await readers[w]!.getVolume(tenant, volume(w, i % count));
+                stale.checked++;
+                if (seen.runtime.snapshot.keep !== keep) stale.reads++;
+              }),
+            );
+          }
+          phases.push(
+            await runPhase('api_volume_remove', MASTER_CLIENTS, count, async (w, i) => {
+              // Removing data takes an admin (volcli volume remove); a host may only forget records.
+              await admins[w]!.removeVolume(tenant, volume(w, i));
+            }),
+          );
+          if (second) Object.assign(notes, { read_after_write_checked: stale.checked, stale_reads: stale.reads });
+          return phases;
         },
       });
     }
-    // What one etcd write costs here (a volume create makes several: intent, lock, record, unlock).
-    const etcdClient = new Etcd3({ hosts: etcd.url });
+    // What one etcd write costs here (a volume create makes several), through the same TLS and user.
+    const etcdClient = await benchEtcdClient(security);
     contenders.push({
-      spec: { bench: 'master', backend: 'native', concurrency: 1, cluster: ctx.cluster.name, notes: { probe: 'etcd3 put' } },
+      spec: { bench: 'master', backend: 'native', concurrency: 1, cluster: ctx.cluster.name, notes: { probe: 'etcd3 put', etcd: 'TLS + users' } },
       round: async (r) => [
         await runPhase('etcd_put', 1, 20, async (_w, i) => {
-          await etcdClient.put(`/volplugin-bench/${ctx.prefix}probe/${r}/${i}`).value('x');
+          await etcdClient.put(`/volplugin/bench/${ctx.prefix}probe/${r}/${i}`, 'x');
         }),
       ],
     });
+    // The floors of a GET: the master answering without etcd (GET /v1/health: HTTPS, routing, no
+    // token check), and etcd answering the same reads without the master (8 clients' gets of one
+    // record each, through the same client code volmaster uses, whose concurrent gets go together).
+    const native = masters.find((m) => m.backend === 'native');
+    if (native) {
+      const probes = Array.from({ length: MASTER_CLIENTS }, () => newClient(native.master.url, security.adminToken));
+      const key = `/volplugin/bench/${ctx.prefix}probe/get`;
+      await etcdClient.put(key, JSON.stringify({ a: 'record of about the size of a volume', pad: 'x'.repeat(600) }));
+      contenders.push({
+        spec: { bench: 'master', backend: 'native', concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name, notes: { probe: 'floors of a GET', etcd: 'TLS + users' } },
+        round: async () => [
+          await runPhase('api_health', MASTER_CLIENTS, sizes.count * GETS_PER_CREATE, async (w) => {
+            await probes[w]!.health();
+          }),
+          await runPhase('etcd_get', MASTER_CLIENTS, sizes.count * GETS_PER_CREATE, async () => {
+            await etcdClient.get(key);
+          }),
+        ],
+      });
+    }
     const out = await measureInterleaved(contenders, sizes.warmup, sizes.rounds).finally(() => etcdClient.close());
-    for (const { master } of masters) await new ApiClient({ master: master.url }).deleteTenant(tenant).catch(() => undefined);
+    for (const { master } of masters) await newClient(master.url, security.adminToken).deleteTenant(tenant).catch(() => undefined);
     return out;
   } finally {
     setServicePids([]);
     setEtcdPidFile(null);
-    for (const { master } of masters) await stopVolmaster(master);
-    if (etcd.startedHere && !ctx.keep) await stopEtcd();
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    for (const { master, second } of masters) {
+      await stopVolmaster(master);
+      if (second) await stopVolmaster(second);
+    }
+    if (security.etcd.startedHere && !ctx.keep) await stopEtcd();
   }
 }

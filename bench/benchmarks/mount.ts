@@ -1,6 +1,8 @@
 // The mount path as volplugin runs it, step by step: create the image, map it (rbd-fuse + a loop
-// device: the mapper these machines have; krbd and rbd-nbd cannot load here), mkfs, mount, then
-// unmount, unmap and remove. Each step is its own row, and the whole cycle one more, for both
+// device: the mapper these machines have; krbd and rbd-nbd cannot load here), probe it (what a
+// first Mount reads before it formats), mkfs, mount, then unmount, unmap and remove. The map and
+// unmap steps also get a row for each of their own parts (`map.rbd-fuse`, `map.loop`, ...: what the
+// mapper records into volplugin's per-step times, src/common/steps.ts). Each step is its own row, and the whole cycle one more, for both
 // backends (the mapper's own tools are the same for both; the backend does create, the watcher
 // listing that finds rbd-fuse's client address, and remove).
 
@@ -8,7 +10,8 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FuseMapper, checkFuseAvailable } from '../../src/mapper/fuse.js';
-import { formatDevice, mountDevice, unmountAll } from '../../src/mapper/fs.js';
+import { formatDevice, mountDevice, probeDevice, unmountAll } from '../../src/mapper/fs.js';
+import { StepTimes } from '../../src/common/steps.js';
 import { benchRoot } from '../lib/cluster.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
 import type { Measurement, PhaseResult } from '../lib/harness.js';
@@ -18,7 +21,7 @@ import { type Contender, measureInterleaved } from '../lib/harness.js';
 const MOUNT_IMAGE_SIZE = 2 ** 30;
 const MKFS = 'mkfs.ext4 -q -m0 %';
 
-export const mountSteps = ['create', 'map', 'mkfs', 'mount', 'unmount', 'unmap', 'remove'] as const;
+export const mountSteps = ['create', 'map', 'probe', 'mkfs', 'mount', 'unmount', 'unmap', 'remove'] as const;
 
 export async function mountBench(ctx: BenchContext, sizes: Sizes, missing: string[]): Promise<Measurement[]> {
   try {
@@ -49,14 +52,17 @@ export async function mountBench(ctx: BenchContext, sizes: Sizes, missing: strin
           return value;
         };
         await step('create', () => storage.createImage(cluster.pool, image, { size: MOUNT_IMAGE_SIZE }));
-        const mapping = await step('map', () => mapper.map(target));
+        const parts = new StepTimes();
+        const mapping = await step('map', () => mapper.map(target, { steps: parts }));
         try {
+          await step('probe', () => probeDevice(mapping.device!));
           await step('mkfs', () => formatDevice(MKFS, mapping.device!));
           await step('mount', () => mountDevice(mapping.device!, dir));
           await step('unmount', () => unmountAll(dir));
         } finally {
-          await step('unmap', () => mapper.unmap(mapping));
+          await step('unmap', () => mapper.unmap(mapping, { steps: parts }));
         }
+        for (const [name, ms] of Object.entries(parts.ms)) phases.push({ op: `mount_${name}`, latMs: [ms], wallMs: ms, cpuOps: 0 });
         await step('remove', () => storage.removeImage(cluster.pool, image));
         const total = performance.now() - cycleStart;
         phases.push({ op: 'mount_cycle', latMs: [total], wallMs: total });

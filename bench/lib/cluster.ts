@@ -4,7 +4,9 @@
 // started is stopped at the end.
 
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -119,11 +121,55 @@ export async function stopCluster(spec: Pick<ClusterSpec, 'dir'>): Promise<void>
   await sh(sandboxScript, ['down', spec.dir], { timeoutMs: 120_000 });
 }
 
-/** Starts the bench etcd (for volmaster) unless it runs; true when this run started it. */
-export async function ensureEtcd(): Promise<{ url: string; startedHere: boolean }> {
-  const running = await pidAlive(path.join(benchRoot, 'etcd', 'etcd.pid'));
-  await sh(sandboxScript, ['etcd-up', benchRoot, String(etcdPorts.client), String(etcdPorts.peer)], { timeoutMs: 60_000 });
-  return { url: `http://127.0.0.1:${etcdPorts.client}`, startedHere: !running };
+/** The bench etcd as production runs it: TLS with client certificates, and a user per component. */
+export interface BenchEtcd {
+  /** https://localhost:PORT */
+  url: string;
+  ca: string;
+  cert: string;
+  key: string;
+  passwordFile(user: 'root' | 'volplugin' | 'volplugin-host'): string;
+  /** The daemon flags for `user`: --etcd with its TLS and user flags. */
+  flags(user: 'volplugin' | 'volplugin-host'): string[];
+  startedHere: boolean;
+}
+
+/**
+ * Starts the bench etcd (for volmaster, volsupervisor and the simulated hosts) unless it runs:
+ * with TLS and users (`sandbox.sh etcd-up --secure`), as `make up` and production run it, so that
+ * what authentication costs etcd is in every number.
+ */
+export async function ensureEtcd(): Promise<BenchEtcd> {
+  const dir = path.join(benchRoot, 'etcd');
+  const running = (await pidAlive(path.join(dir, 'etcd.pid'))) && existsSync(path.join(dir, 'users.done'));
+  await sh(sandboxScript, ['etcd-up', benchRoot, String(etcdPorts.client), String(etcdPorts.peer), '--secure'], { timeoutMs: 90_000 });
+  const pki = path.join(dir, 'pki');
+  const etcd: BenchEtcd = {
+    url: `https://localhost:${etcdPorts.client}`,
+    ca: path.join(pki, 'ca.pem'),
+    cert: path.join(pki, 'client.pem'),
+    key: path.join(pki, 'client-key.pem'),
+    passwordFile: (user) => path.join(pki, `${user}.password`),
+    flags: (user) => ['--etcd', etcd.url, '--etcd-ca', etcd.ca, '--etcd-cert', etcd.cert, '--etcd-key', etcd.key, '--etcd-user', user, '--etcd-password-file', etcd.passwordFile(user)],
+    startedHere: !running,
+  };
+  return etcd;
+}
+
+/** The CA, volmaster's TLS certificate and the bootstrap admin token (mode 600) of the bench, made once under .sandbox-bench/tls/. */
+export async function ensureMasterTls(): Promise<{ ca: string; cert: string; key: string; tokenFile: string }> {
+  const dir = path.join(benchRoot, 'tls');
+  const files = { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'master.pem'), key: path.join(dir, 'master.key'), tokenFile: path.join(dir, 'token') };
+  if (Object.values(files).every((f) => existsSync(f))) return files;
+  await mkdir(dir, { recursive: true });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await sh('openssl', ['req', '-x509', ...ec, '-keyout', path.join(dir, 'ca.key'), '-out', files.ca, '-days', '3650', '-subj', '/CN=volplugin bench CA']);
+  await sh('openssl', ['req', ...ec, '-keyout', files.key, '-out', path.join(dir, 'master.csr'), '-subj', '/CN=volmaster']);
+  await writeFile(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  await sh('openssl', ['x509', '-req', '-in', path.join(dir, 'master.csr'), '-CA', files.ca, '-CAkey', path.join(dir, 'ca.key'), '-CAcreateserial', '-out', files.cert, '-days', '3650', '-extfile', path.join(dir, 'san.ext')]);
+  await chmod(files.key, 0o600);
+  await writeFile(files.tokenFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+  return files;
 }
 
 export async function stopEtcd(): Promise<void> {

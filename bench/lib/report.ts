@@ -85,10 +85,15 @@ const opNames: Record<string, string> = {
   backup_incremental: 'backup: export-diff, 1 GiB, 1% changed',
   backup_full: 'backup: full export-diff, 1 GiB',
   backup_incremental_whole_object: 'backup: export-diff, 1% changed, whole objects',
+  backup_service_incremental: 'backup: volplugin backup take, 1% changed (directory target)',
+  backup_service_full: 'backup: volplugin backup take, full (directory target)',
   cli_process_start: 'rbd process start only (rbd --version)',
   api_volume_create: 'API: volume create',
   api_volume_get: 'API: volume get',
   api_volume_remove: 'API: volume remove',
+  api_health: 'API: GET /v1/health (no etcd; the HTTPS floor)',
+  etcd_get: 'etcd get, 8 clients (no master; the etcd floor)',
+  api_read_after_write: 'API: write on one master, read on another',
   image_info: 'image info',
   image_list: 'image list',
 };
@@ -96,6 +101,10 @@ const opNames: Record<string, string> = {
 export function displayName(op: string): string {
   if (opNames[op]) return opNames[op];
   if (op.startsWith('mount_')) return `mount path: ${op.slice('mount_'.length)}`;
+  const round = /^supervisor_round_(\d+)$/.exec(op);
+  if (round) return `supervisor round: snapshot ${Number(round[1]).toLocaleString('en')} volumes`;
+  const scale = /^scale_(list_all|converge_pass)_(\d+)$/.exec(op);
+  if (scale) return `scale, ${Number(scale[2]).toLocaleString('en')} volumes: ${scale[1] === 'list_all' ? 'list-all (API)' : 'convergence pass (200 mounts)'}`;
   return op.replace(/_/g, ' ');
 }
 

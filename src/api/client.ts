@@ -1,4 +1,4 @@
-// Over 400 lines: one method per route of the API, in one class that every client shares.
+// Over 400 lines: one short method per route of the API, the client's table of contents.
 // ApiClient: the one HTTP client of the volmaster API, used by volcli, volplugin and volsupervisor.
 // Node's global fetch, a timeout on every call, the bearer token when one is configured, and errors
 // that carry the server's stable code (ApiError). Addresses may be `host:port` or a URL. With a CA
@@ -9,16 +9,22 @@ import { readFile } from 'node:fs/promises';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { readSecretFile } from '../common/secret-file.js';
 import type { Static } from '@sinclair/typebox';
-import type { AttachmentRecord, HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { AttachmentRecord, AuditEntry, HostReport, MountRecord, OperationRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { ApiError, isErrorCode } from './errors.js';
-import type { CallerBody, CreatedTokenBody, HealthBody, ReadinessBody, SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from './schemas.js';
+import type { BackupEntryBody, BackupListBody, BackupRestoreBodyIn, BackupRestoreResultBody, BackupVerifyBody } from './backups.js';
+import type { CallerBody, CreatedTokenBody, GroupSnapshotEntry, HealthBody, ReadinessBody, SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from './schemas.js';
 import { API_PREFIX, type TenantHistory } from './schemas.js';
 
 export const DEFAULT_MASTER = '127.0.0.1:9005';
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Creating, removing and copying wait for the volume's operation lock and for Ceph: give them longer. */
 export const LONG_TIMEOUT_MS = 120_000;
+/**
+ * How long volcli waits for a backup, restore or verify, which read or write a whole volume (the
+ * fetch under it gives up on a master silent for 5 minutes: longer ones await the operations API).
+ */
+export const BACKUP_TIMEOUT_MS = 3_600_000;
 
 /**
  * `127.0.0.1:9005`, `http://host:9005/`, `[::1]:9005` -> a base URL without trailing slash; an
@@ -44,10 +50,10 @@ export function masterUrl(address: string, scheme: 'http' | 'https' = 'http'): s
  * Reads a bearer token file (whitespace around the token is ignored); refused when its group or
  * others can read it (the message says `chmod 600`).
  */
-export async function readTokenFile(path: string): Promise<string> {
-  const text = await readSecretFile(path, { what: 'the token file', flag: '--token-file' });
+export async function readTokenFile(path: string, flag = '--token-file'): Promise<string> {
+  const text = await readSecretFile(path, { what: 'the token file', flag });
   const token = text.trim();
-  if (token === '') throw new Error(`the token file ${path} is empty; write the token into it or drop --token-file`);
+  if (token === '') throw new Error(`the token file ${path} is empty; write the token into it or drop ${flag}`);
   if (/\s/.test(token)) throw new Error(`the token file ${path} holds more than one word; it must hold only the token`);
   return token;
 }
@@ -141,7 +147,7 @@ export class ApiClient {
   }
 
   /** Sends one request; returns the status and parsed JSON body (null for 204). */
-  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<{ status: number; body: T }> {
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<{ status: number; body: T; location?: string }> {
     const url = new URL(`${this.baseUrl}${path}`);
     for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -182,7 +188,10 @@ export class ApiClient {
         throw new ApiError('BAD_RESPONSE', `volmaster at ${this.baseUrl} answered ${where} with ${response.status} and a body that is not JSON; is that address a volmaster?`, { status: response.status });
       }
     }
-    if (response.ok || options.answers?.includes(response.status)) return { status: response.status, body: parsed as T };
+    if (response.ok || options.answers?.includes(response.status)) {
+      const location = response.headers.get('location');
+      return { status: response.status, body: parsed as T, ...(location ? { location } : {}) };
+    }
 
     const error = parsed as { code?: unknown; message?: unknown; field?: unknown } | null;
     if (error && isErrorCode(error.code) && typeof error.message === 'string') {
@@ -286,11 +295,6 @@ export class ApiClient {
     return { volume: body, created: status === 201 };
   }
 
-  /** Grows the volume to `sizeBytes` (never shrinks it); the record as it is now. */
-  async growVolume(tenant: string, volume: string, sizeBytes: number): Promise<VolumeRecord> {
-    return (await this.request<VolumeRecord>('PUT', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/size`, { body: { sizeBytes }, timeoutMs: LONG_TIMEOUT_MS })).body;
-  }
-
   getVolume(tenant: string, volume: string): Promise<VolumeRecord> {
     return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`);
   }
@@ -313,12 +317,53 @@ export class ApiClient {
     await this.request('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, { query, timeoutMs: LONG_TIMEOUT_MS });
   }
 
+  /**
+   * Starts removing a volume with its data (the checks of removeVolume first: a refusal throws) and
+   * answers as soon as the removal is under way: the operation to poll (getOperation).
+   */
+  async startRemoveVolume(tenant: string, volume: string): Promise<OperationRecord> {
+    return (await this.request<OperationRecord>('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, { query: { wait: 'false' }, timeoutMs: LONG_TIMEOUT_MS })).body;
+  }
+
+  /**
+   * Grows a volume to `size` ("20GB", or a number of MB): the record, the image and the filesystem
+   * where it is mounted. `wait: false` answers once it is accepted (poll getOperation); otherwise the
+   * finished operation (result.filesystem says whether the filesystem grew).
+   */
+  async resizeVolume(tenant: string, volume: string, size: string, options: { wait?: boolean } = {}): Promise<OperationRecord> {
+    const query: Record<string, string> = options.wait === false ? { wait: 'false' } : {};
+    return (await this.request<OperationRecord>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/resize`, { body: { size }, query, timeoutMs: LONG_TIMEOUT_MS })).body;
+  }
+
   getRuntime(tenant: string, volume: string): Promise<RuntimeOptions> {
     return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/runtime`);
   }
 
   async setRuntime(tenant: string, volume: string, options: Record<string, string | number | boolean>): Promise<RuntimeOptions> {
     return (await this.request<RuntimeOptions>('PATCH', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/runtime`, { body: { options } })).body;
+  }
+
+  // ---- operations and the audit trail ------------------------------------------------------------
+
+  /** A long operation (resize, remove, copy): its state and progress; OPERATION_NOT_FOUND for an unknown id. */
+  getOperation(id: string): Promise<OperationRecord> {
+    return this.get(`${API_PREFIX}/operations/${seg(id)}`);
+  }
+
+  /** The newest operations first (default 50). */
+  async listOperations(limit?: number): Promise<OperationRecord[]> {
+    const query: Record<string, string> = limit ? { limit: String(limit) } : {};
+    return (await this.request<{ operations: OperationRecord[] }>('GET', `${API_PREFIX}/operations`, { query })).body.operations;
+  }
+
+  /** Entries of the audit trail, oldest first: the newest `limit`, or those after an id (to follow it) or since a time. */
+  async listAudit(filter: { since?: string; after?: string; tenant?: string; limit?: number } = {}): Promise<AuditEntry[]> {
+    const query: Record<string, string> = {};
+    if (filter.since) query.since = filter.since;
+    if (filter.after) query.after = filter.after;
+    if (filter.tenant) query.tenant = filter.tenant;
+    if (filter.limit) query.limit = String(filter.limit);
+    return (await this.request<{ entries: AuditEntry[] }>('GET', `${API_PREFIX}/audit`, { query })).body.entries;
   }
 
   // ---- mounts ---------------------------------------------------------------------------------
@@ -371,12 +416,22 @@ export class ApiClient {
     snapshot: string,
     to: { tenant: string; volume: string; options?: Record<string, string | number | boolean>; requestName?: string },
   ): Promise<VolumeRecord> {
-    return (
-      await this.request<VolumeRecord>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}/copy`, {
-        body: to,
-        timeoutMs: LONG_TIMEOUT_MS,
-      })
-    ).body;
+    return (await this.startCopySnapshot(tenant, volume, snapshot, to)).volume;
+  }
+
+  /** copySnapshot, with the id of the operation that flattens the copy (poll getOperation) when one runs. */
+  async startCopySnapshot(
+    tenant: string,
+    volume: string,
+    snapshot: string,
+    to: { tenant: string; volume: string; options?: Record<string, string | number | boolean> },
+  ): Promise<{ volume: VolumeRecord; operation?: string }> {
+    const { body, location } = await this.request<VolumeRecord>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}/copy`, {
+      body: to,
+      timeoutMs: LONG_TIMEOUT_MS,
+    });
+    const operation = location?.split('/').pop();
+    return { volume: body, ...(operation ? { operation } : {}) };
   }
 
   // ---- attachments (CSI ControllerPublishVolume) ---------------------------------------------
@@ -405,5 +460,40 @@ export class ApiClient {
     await this.request('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots/${seg(snapshot)}/rollback`, {
       timeoutMs: LONG_TIMEOUT_MS,
     });
+  }
+
+  // ---- backups --------------------------------------------------------------------------------
+
+  listBackups(tenant: string, volume: string): Promise<BackupListBody> {
+    return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups`);
+  }
+
+  async takeBackup(tenant: string, volume: string): Promise<BackupEntryBody> {
+    return (await this.request<BackupEntryBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups`, { timeoutMs: BACKUP_TIMEOUT_MS })).body;
+  }
+
+  /** Restores a backup into the volume, or with `into` into a new volume. */
+  async restoreBackup(tenant: string, volume: string, body: BackupRestoreBodyIn = {}): Promise<BackupRestoreResultBody> {
+    return (await this.request<BackupRestoreResultBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups/restore`, { body, timeoutMs: BACKUP_TIMEOUT_MS })).body;
+  }
+
+  async verifyBackups(tenant: string, volume: string): Promise<BackupVerifyBody> {
+    return (await this.request<BackupVerifyBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups/verify`, { timeoutMs: BACKUP_TIMEOUT_MS })).body;
+  }
+
+  // ---- group snapshots ------------------------------------------------------------------------
+
+  /** One snapshot of `volumes` (of `tenant`, one pool) at one instant, as consistency group `group`. */
+  async takeGroupSnapshot(tenant: string, group: string, volumes: string[], name?: string): Promise<GroupSnapshotEntry> {
+    const body = name === undefined ? { volumes } : { volumes, name };
+    return (await this.request<GroupSnapshotEntry>('POST', `${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots`, { body, timeoutMs: LONG_TIMEOUT_MS })).body;
+  }
+
+  async listGroupSnapshots(tenant: string, group: string): Promise<GroupSnapshotEntry[]> {
+    return (await this.get<{ snapshots: GroupSnapshotEntry[] }>(`${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots`)).snapshots;
+  }
+
+  async removeGroupSnapshot(tenant: string, group: string, snapshot: string): Promise<void> {
+    await this.request('DELETE', `${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots/${seg(snapshot)}`, { timeoutMs: LONG_TIMEOUT_MS });
   }
 }

@@ -6,7 +6,18 @@
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from '../policy/schema.js';
-import { AttachmentRecordSchema, HostReportSchema, MountRecordSchema, RoleSchema, TenantRecordSchema, TenantUsageReport, VolumeRecordSchema } from '../state/schemas.js';
+import {
+  AttachmentRecordSchema,
+  AuditEntrySchema,
+  HostReportSchema,
+  MountRecordSchema,
+  OperationRecordSchema,
+  RoleSchema,
+  TenantRecordSchema,
+  TenantUsageReport,
+  TimeIdSchema,
+  VolumeRecordSchema,
+} from '../state/schemas.js';
 
 export {
   DriverOptionValuesSchema,
@@ -20,7 +31,9 @@ export {
 } from '../policy/schema.js';
 export {
   AttachmentRecordSchema,
+  AuditEntrySchema,
   HostMountSchema,
+  OperationRecordSchema,
   HostReportSchema,
   MountRecordSchema,
   RoleSchema,
@@ -129,10 +142,6 @@ export const CreateVolumeBody = Type.Object(
   { options: Type.Optional(DriverOptionValuesSchema), requestName: Type.Optional(requestName()) },
   { additionalProperties: false },
 );
-export const GrowVolumeBody = Type.Object(
-  { sizeBytes: Type.Integer({ minimum: 1024 * 1024, description: 'The size to grow the volume to, in bytes (at least 1 MiB); a volume that is larger already stays as it is' }) },
-  { additionalProperties: false, 'x-hint': 'send {"sizeBytes": 2147483648}' },
-);
 export const AttachBody = Type.Object(
   {
     hostId: Type.String({ minLength: 1, maxLength: 256, description: "The host's id (its volplugin's state-dir/host-id; the CSI node id)" }),
@@ -145,6 +154,33 @@ export const DetachQuery = Type.Object(
   { additionalProperties: false },
 );
 export const RuntimeBody = Type.Object({ options: RuntimeOptionValuesSchema }, { additionalProperties: false });
+/** ?wait=false: answer 202 with the operation as soon as it is accepted, instead of at its end. */
+const waitFlag = flag('false: answer 202 with the operation (GET /v1/operations/:id) once it is accepted; default true: answer when it is done');
+export const WaitQuery = Type.Object({ wait: Type.Optional(waitFlag) }, { additionalProperties: false });
+
+export const ResizeBody = Type.Object(
+  { size: Type.String({ description: 'The new size: a number and a unit (KB, MB, GB, TB; binary), or a number of MB', 'x-hint': 'send {"size": "20GB"}' }) },
+  { additionalProperties: false, 'x-hint': 'send {"size": "20GB"}' },
+);
+
+export const OperationParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'The operation id' }) });
+export const OperationList = Type.Object({ operations: Type.Array(OperationRecordSchema) });
+export const OperationListQuery = Type.Object(
+  { limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$', 'x-expected': 'a number from 1 to 9999' })) },
+  { additionalProperties: false },
+);
+
+export const AuditQuery = Type.Object(
+  {
+    since: Type.Optional(Type.String({ format: 'date-time', description: 'Entries from this time on (ISO 8601)', 'x-expected': 'an ISO time such as 2026-11-30T12:00:00Z' })),
+    after: Type.Optional(TimeIdSchema),
+    tenant: Type.Optional(Type.String({ maxLength: 256 })),
+    limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,3}$', 'x-expected': 'a number from 1 to 9999' })),
+  },
+  { additionalProperties: false },
+);
+export const AuditList = Type.Object({ entries: Type.Array(AuditEntrySchema) });
+
 export const RemoveVolumeQuery = Type.Object(
   {
   force: Type.Optional(
@@ -156,6 +192,7 @@ export const RemoveVolumeQuery = Type.Object(
         'volume is mounted or its image open, checked under the operation lock. What `docker volume rm` does for a non-ephemeral volume.',
     ),
   ),
+  wait: Type.Optional(waitFlag),
   },
   { additionalProperties: false },
 );
@@ -166,6 +203,7 @@ export const SnapshotTakeBody = Type.Object(
   },
   { additionalProperties: false },
 );
+export const SnapshotCopyQuery = WaitQuery;
 export const SnapshotCopyBody = Type.Object(
   {
     tenant: Type.String({ 'x-hint': 'the tenant of the new volume' }),
@@ -183,6 +221,30 @@ export const MountList = Type.Object({ mounts: Type.Array(MountRecordSchema) });
 export const HostList = Type.Object({ hosts: Type.Array(HostReportSchema) });
 export const SnapshotList = Type.Object({ snapshots: Type.Array(SnapshotSchema) });
 export const AttachmentList = Type.Object({ attachments: Type.Array(AttachmentRecordSchema) });
+export const GroupParams = Type.Object({ tenant: name('Tenant'), group: name('Group') });
+export const GroupSnapshotParams = Type.Object({
+  tenant: name('Tenant'),
+  group: name('Group'),
+  snapshot: Type.String({ description: 'Snapshot name', maxLength: 256 }),
+});
+export const GroupSnapshotTakeBody = Type.Object(
+  {
+    volumes: Type.Array(Type.String({ maxLength: 256 }), { description: "The tenant's volumes to snapshot at one instant (one pool)", minItems: 1, maxItems: 32 }),
+    name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })),
+  },
+  { additionalProperties: false },
+);
+export const GroupSnapshotSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    group: Type.String(),
+    name: Type.String(),
+    volumes: Type.Array(Type.String(), { description: 'The volumes the group holds' }),
+    complete: Type.Boolean({ description: 'False when its creation was interrupted (remove it)' }),
+  },
+  { additionalProperties: false },
+);
+export const GroupSnapshotList = Type.Object({ snapshots: Type.Array(GroupSnapshotSchema) });
 export const Health = Type.Object({ status: Type.Literal('ok'), version: Type.String() });
 export const CheckResult = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()), ms: Type.Number() });
 export const Readiness = Type.Object({
@@ -191,6 +253,7 @@ export const Readiness = Type.Object({
 });
 
 export type TenantSummary = Static<typeof TenantSummarySchema>;
+export type GroupSnapshotEntry = Static<typeof GroupSnapshotSchema>;
 export type TenantUsageBody = Static<typeof TenantUsageReport>;
 export type TokenSummaryBody = Static<typeof TokenSummary>;
 export type CreatedTokenBody = Static<typeof CreatedToken>;

@@ -16,6 +16,8 @@ export interface CliIO {
   readStdin: () => Promise<string>;
   /** True when stdin is a terminal (nothing piped in). */
   stdinIsTTY: boolean;
+  /** A terminal to draw progress bars on (stderr when it is one); without it, progress is plain lines on stderr. */
+  progress?: NodeJS.WriteStream;
   env: NodeJS.ProcessEnv;
 }
 
@@ -34,9 +36,15 @@ export interface GlobalOptions extends EtcdSecurityOptions {
 export interface CommandOptions {
   opt?: string[];
   name?: string;
+  group?: string;
   revision?: string;
   role?: string;
   file?: string;
+  wait?: boolean;
+  follow?: boolean;
+  since?: string;
+  tenant?: string;
+  limit?: string;
 }
 
 /** Per-invocation state: lazily created clients, closed at the end. */

@@ -15,6 +15,7 @@ run(process.argv.slice(2), {
   stderr: (text) => process.stderr.write(text),
   readStdin,
   stdinIsTTY: process.stdin.isTTY === true,
+  ...(process.stderr.isTTY ? { progress: process.stderr } : {}),
   env: process.env,
 })
   .then((code) => {

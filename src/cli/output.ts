@@ -1,11 +1,13 @@
 // What volcli prints: aligned tables and key/value blocks for people, JSON for scripts.
 
 import { formatSize } from '../policy/units.js';
-import type { HostReport, MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { AuditEntry, HostReport, MountRecord, OperationRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import { mountWarnings, type MountListing } from './mounts.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { runtimeAsOptions } from '../policy/options.js';
+import { describeRetention, formatRetention } from '../policy/retention.js';
 import type { SnapshotEntry, TenantSummary, TenantUsageBody, TokenSummaryBody } from '../api/schemas.js';
+import type { BackupListBody, BackupVerifyBody } from '../api/backups.js';
 
 export function table(headers: string[], rows: string[][]): string {
   if (rows.length === 0) return '';
@@ -27,8 +29,14 @@ const rate = (n: number, unit: string) => (n === 0 ? 'unlimited' : `${n} ${unit}
 
 export function formatRuntime(runtime: RuntimeOptions): Array<[string, string]> {
   return [
-    ['snapshots', runtime.snapshots ? `every ${runtime.snapshot.frequency}, keep ${runtime.snapshot.keep}` : 'off'],
+    [
+      'snapshots',
+      runtime.snapshots
+        ? `every ${runtime.snapshot.frequency}, ${describeRetention(runtime.snapshot.keep)}${runtime.snapshot.consistency === 'fsfreeze' ? ', fsfreeze' : ''}`
+        : 'off',
+    ],
     ['rate limits', `read ${rate(runtime.rateLimit.readIops, 'IOPS')}, ${rate(runtime.rateLimit.readBps, 'B/s')}; write ${rate(runtime.rateLimit.writeIops, 'IOPS')}, ${rate(runtime.rateLimit.writeBps, 'B/s')}`],
+    ...(runtime.backups === undefined ? [] : [['backups', runtime.backups && runtime.backup ? `every ${runtime.backup.frequency}, keep ${runtime.backup.keep}` : 'off'] as [string, string]]),
   ];
 }
 
@@ -60,7 +68,7 @@ export function formatVolumes(volumes: VolumeRecord[], withTenant: boolean): str
       `${v.pool}/${v.image}`,
       formatSize(v.options.sizeBytes),
       v.options.filesystem,
-      v.runtime.snapshots ? `${v.runtime.snapshot.frequency}/${v.runtime.snapshot.keep}` : 'off',
+      v.runtime.snapshots ? `${v.runtime.snapshot.frequency}/${formatRetention(v.runtime.snapshot.keep)}` : 'off',
       v.createdAt,
     ]),
   );
@@ -133,6 +141,37 @@ export function formatSnapshots(snapshots: SnapshotEntry[]): string {
   );
 }
 
+export function formatBackups(list: BackupListBody): string {
+  const rows = table(
+    ['NAME', 'KIND', 'PARENT', 'AT', 'SIZE', 'STORED', 'TOOK'],
+    list.backups.map((b) => [b.name, b.kind, b.parent ?? '-', b.at, formatSize(b.sizeBytes), formatBytes(b.bytes), `${(b.ms / 1000).toFixed(1)}s`]),
+  );
+  const lines = [`target: ${list.target}`];
+  if (list.lastError) lines.push(`last error (${list.lastError.at}): ${list.lastError.message}`);
+  if (list.lastHook && !list.lastHook.ok) lines.push(`last hook failed (${list.lastHook.at}, after ${list.lastHook.backup}): ${list.lastHook.message ?? ''}`);
+  return `${lines.join('\n')}\n${list.backups.length > 0 ? rows : 'no backups yet\n'}`;
+}
+
+export function formatVerify(report: BackupVerifyBody): string {
+  const lines = [`target: ${report.target}`];
+  for (const b of report.backups) lines.push(`${b.ok ? 'ok     ' : 'BROKEN '} ${b.name}${b.problems.length > 0 ? `: ${b.problems.join('; ')}` : ''}`);
+  for (const p of report.problems) lines.push(`PROBLEM ${p}`);
+  lines.push(report.ok ? `all ${report.backups.length} backups are good` : 'some backups cannot be restored (see above)');
+  return `${lines.join('\n')}\n`;
+}
+
+/** Bytes in the largest unit that keeps a whole number before the point ("10.2 MiB"). */
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
 export function formatTokens(tokens: TokenSummaryBody[]): string {
   return table(['NAME', 'ROLE', 'CREATED', 'BY'], tokens.map((t) => [t.name, t.role, t.createdAt, t.createdBy]));
 }
@@ -148,6 +187,57 @@ export function formatUsage(u: TenantUsageBody): string {
     ['snapshots per volume', limits.snapshots === null ? 'no limit' : String(limits.snapshots)],
     ['pools', limits.pools === null ? 'any' : limits.pools.join(', ')],
   ]);
+}
+
+/** An operation's state in a word or two: "done", "running 40%", "failed SHRINK_REFUSED". */
+function operationState(o: OperationRecord): string {
+  if (o.state === 'running') return o.total > 0 && !(o.total <= 1 && o.unit === 'steps') ? `running ${Math.floor((o.done / o.total) * 100)}%` : 'running';
+  return o.error ? `${o.state} ${o.error.code}` : o.state;
+}
+
+export function formatOperations(ops: OperationRecord[]): string {
+  return table(
+    ['ID', 'KIND', 'VOLUME', 'STATE', 'BY', 'STARTED', 'MESSAGE'],
+    ops.map((o) => [o.id, o.kind, `${o.tenant}/${o.volume}`, operationState(o), o.by, o.startedAt, o.message]),
+  );
+}
+
+export function formatOperation(o: OperationRecord): string {
+  const pairs: Array<[string, string]> = [
+    ['operation', `${o.id} (${o.kind})`],
+    ['volume', `${o.tenant}/${o.volume}${o.target ? ` -> ${o.target.tenant}/${o.target.volume}` : ''}`],
+    ['state', operationState(o)],
+    ['progress', `${o.done} of ${o.total} ${o.unit}`],
+    ['message', o.message],
+    ['by', o.by],
+    ['master', o.owner],
+    ['started', o.startedAt],
+    ['finished', o.finishedAt ?? '-'],
+  ];
+  if (o.error) pairs.push(['error', `${o.error.code}: ${o.error.message}`]);
+  if (o.result) pairs.push(['result', JSON.stringify(o.result)]);
+  return keyValues(pairs);
+}
+
+/** A request body short enough for a table cell (a resize's size, a token's role); longer ones are in --json. */
+function shortBody(body: unknown): string {
+  if (body === undefined || body === null) return '';
+  const text = JSON.stringify(body);
+  return text.length <= 60 && text !== '{}' ? ` ${text}` : '';
+}
+
+/** One audit entry per line: when, who, what, how it ended. */
+export function formatAudit(entries: AuditEntry[]): string {
+  return table(
+    ['TIME', 'WHO', 'ROLE', 'REQUEST', 'OUTCOME'],
+    entries.map((e) => [
+      e.at,
+      e.who.name,
+      e.who.role,
+      `${e.method} ${e.path}${e.query && Object.keys(e.query).length > 0 ? `?${new URLSearchParams(e.query).toString()}` : ''}${shortBody(e.body)}`,
+      [e.outcome, e.status === undefined ? '' : String(e.status), e.code ?? '', e.operation ? `operation ${e.operation}` : ''].filter(Boolean).join(' '),
+    ]),
+  );
 }
 
 export function json(value: unknown): string {

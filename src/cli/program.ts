@@ -1,5 +1,5 @@
 // volcli's root: the global options, the command tree put together from one file per noun
-// (commands/: tenant, volume, runtime, snapshot, mount, host, token), error reporting and the runner.
+// (commands/: tenant, volume, runtime, snapshot, backup, mount, host, token, operation, audit), error reporting and the runner.
 // `run(argv, io)` returns the exit code instead of exiting, so that tests can drive it in-process;
 // main.ts wires it to the process. What every command gets is context.ts; argument checks args.ts.
 //
@@ -16,7 +16,10 @@ import { PolicyError } from '../policy/errors.js';
 import { StateUnavailableError } from '../state/kv.js';
 import { DEFAULT_PREFIX } from '../state/keys.js';
 import { UsageError, collect } from './args.js';
+import { backupCommands } from './commands/backup.js';
+import { auditCommands } from './commands/audit.js';
 import { hostCommands } from './commands/host.js';
+import { operationCommands } from './commands/operation.js';
 import { mountCommands } from './commands/mount.js';
 import { runtimeCommands } from './commands/runtime.js';
 import { snapshotCommands } from './commands/snapshot.js';
@@ -64,9 +67,12 @@ export function buildProgram(io: CliIO, holder: { ctx: Context | null }): Comman
   const volume = volumeCommands(program, act);
   runtimeCommands(volume, act);
   snapshotCommands(volume, act);
+  backupCommands(volume, act);
   mountCommands(program, act);
   hostCommands(program, act);
   tokenCommands(program, act);
+  operationCommands(program, act);
+  auditCommands(program, act);
 
   // Every command: errors through our exit codes, one-line messages, output through `io`.
   const configure = (cmd: Command, path: string) => {

@@ -83,8 +83,8 @@ export function addDaemonOptions(command: Command, env: NodeJS.ProcessEnv, etcdU
     .addOption(new Option('--prefix <key>', 'etcd key prefix shared by every volplugin component [env VOLPLUGIN_PREFIX]').default(env.VOLPLUGIN_PREFIX || DEFAULT_PREFIX))
     .addOption(new Option('--backend <kind>', 'storage backend: the librbd addon (native) or the rbd CLI (cli)').choices(BACKEND_KINDS).default('native'))
     .addOption(new Option('--ceph-conf <path>', "ceph.conf [env CEPH_CONF, else librados' default]").default(env.CEPH_CONF || undefined))
-    .addOption(new Option('--ceph-keyring <path>', 'keyring (default: what ceph.conf says)'))
-    .addOption(new Option('--ceph-id <id>', 'cephx client id, without "client."').default('admin'))
+    .addOption(new Option('--ceph-keyring <path>', 'keyring (default: what ceph.conf says) [env VOLPLUGIN_CEPH_KEYRING]').default(env.VOLPLUGIN_CEPH_KEYRING || undefined))
+    .addOption(new Option('--ceph-id <id>', 'cephx client id, without "client." [env VOLPLUGIN_CEPH_ID]').default(env.VOLPLUGIN_CEPH_ID || 'admin'))
     .option('--debug', 'debug logging (noisy)', false);
 }
 

@@ -134,6 +134,27 @@ function unknownKey(schema: TSchema, key: string): Omit<SchemaProblem, 'path' | 
   return suggestion ? { message, allowed, suggestion } : { message, allowed };
 }
 
+/** The JSON type of a value as schemas name it ('integer' for whole numbers). */
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return typeof value;
+}
+
+/**
+ * For a value no member of a union accepts: the error of the one member of the value's own type
+ * (a number below an integer member's minimum says so, instead of listing every alternative), or
+ * null when no single member has that type.
+ */
+function unionMemberError(error: ValueError): ValueError | null {
+  const members = (error.schema.anyOf as TSchema[] | undefined) ?? [];
+  const type = jsonType(error.value);
+  const same = members.flatMap((m, i) => (m.type === type || (type === 'integer' && m.type === 'number') ? [i] : []));
+  if (same.length !== 1) return null;
+  return error.errors[same[0]!]?.First() ?? null;
+}
+
 function describe(error: ValueError, key: string): Omit<SchemaProblem, 'path' | 'field'> {
   const { schema, value } = error;
   const got = describeValue(value);
@@ -177,8 +198,13 @@ export function compileSchema<S extends TSchema>(schema: S): Checker<S> {
     check: (value: unknown): value is Static<S> => compiled.Check(value),
     problem(value: unknown): SchemaProblem | null {
       if (compiled.Check(value)) return null;
-      const first = compiled.Errors(value).First();
+      let first = compiled.Errors(value).First();
       if (!first) return { path: [], field: '', message: `must be ${expected(schema)}, got ${describeValue(value)}` };
+      while (first.type === ValueErrorType.Union) {
+        const member = unionMemberError(first);
+        if (!member) break;
+        first = member;
+      }
       const path = pointerKeys(first.path);
       return { path, field: path.join('.'), ...describe(first, path.at(-1) ?? '') };
     },

@@ -5,13 +5,13 @@
 //
 //   CreateVolume      PUT /v1/volumes/<tenant>/<volume> {options, requestName} (the tenant and the
 //                     driver options are the request's parameters; the size comes from the capacity
-//                     range), or a copy of a snapshot grown to the range (POST .../copy, PUT .../size)
+//                     range), or a copy of a snapshot grown to the range (POST .../copy, POST .../resize)
 //   DeleteVolume      DELETE /v1/volumes/... (data and volplugin's own snapshots go with it; refused
 //                     while it is attached or has snapshots the CO made)
 //   ControllerPublish PUT .../attachment {hostId}: the volume is attached to one host; its mount lock
 //                     and fencing are taken by that host's NodeStageVolume (docs/csi.md)
 //   CreateSnapshot    POST .../snapshots {name: csi-<name>, requestName}
-//   ControllerExpand  PUT .../size
+//   ControllerExpand  POST .../resize (an operation; the node grows the filesystem)
 //
 // ids: ids.ts; capacities: capacity.ts; capabilities: capabilities.ts; errors: errors.ts.
 
@@ -24,7 +24,7 @@ import { formatSize } from '../policy/units.js';
 import { policyDefaults } from '../policy/validate.js';
 import type { VolumeRecord } from '../state/records.js';
 import { CONTROLLER_CAPABILITIES, capabilityProblem } from './capabilities.js';
-import { fits, parseRange, sizeFor, type Range } from './capacity.js';
+import { KiB, fits, parseRange, sizeFor, type Range } from './capacity.js';
 import { alreadyExists, apiCode, failedPrecondition, invalidArgument, notFound, outOfRange, requireField } from './errors.js';
 import { isCsiSnapshot, pageToken, parsePageToken, parseSnapshotId, parseVolumeId, snapshotId, snapshotNameFor, volumeId, volumeNameFor, type SnapshotRef } from './ids.js';
 import type {
@@ -230,8 +230,24 @@ export class CsiController {
   /** Grows a volume made for this request to the range (a copy of a smaller snapshot). */
   private async growToRange(record: VolumeRecord, range: Range): Promise<VolumeRecord> {
     if (range.required <= record.options.sizeBytes) return record;
-    const size = sizeFor({ required: range.required, limit: range.limit }, null);
-    return this.deps.api.growVolume(record.tenant, record.volume, size);
+    return this.resize(record, sizeFor({ required: range.required, limit: range.limit }, null));
+  }
+
+  /**
+   * Grows the volume to `sizeBytes` through the API's resize (POST .../resize, waiting for its
+   * operation) and answers the record as it is then. A filesystem the holder could not grow yet
+   * ("pending") is fine: NodeExpandVolume, or the next stage, grows it. A volume already larger
+   * (SHRINK_REFUSED: another call grew it meanwhile) is taken as it is.
+   */
+  private async resize(record: VolumeRecord, sizeBytes: number): Promise<VolumeRecord> {
+    // Whole KiB (capacity.ts sizeFor): the API's sizes take a unit.
+    await this.deps.api.resizeVolume(record.tenant, record.volume, `${sizeBytes / KiB}KB`).catch((err: unknown) => {
+      // Larger already (another call grew it), or grown but for the filesystem (NodeExpandVolume grows it).
+      if (apiCode(err) === 'SHRINK_REFUSED' || apiCode(err) === 'FILESYSTEM_NOT_GROWN') return;
+      if (apiCode(err) === 'LIMIT_EXCEEDED') throw outOfRange((err as ApiError).message);
+      throw err;
+    });
+    return this.deps.api.getVolume(record.tenant, record.volume);
   }
 
   /** The existing volume when this request made it and it still matches the request; ALREADY_EXISTS otherwise. */
@@ -347,11 +363,7 @@ export class CsiController {
       if (range.limit > 0 && current > range.limit) throw outOfRange(`volume ${id} has ${current} bytes already, more than limit_bytes ${range.limit}; volumes do not shrink`);
       let size = current;
       if (range.required > current) {
-        const grown = await this.deps.api.growVolume(record.tenant, record.volume, sizeFor(range, null)).catch((err: unknown) => {
-          if (apiCode(err) === 'LIMIT_EXCEEDED') throw outOfRange(`${(err as ApiError).message}`);
-          throw err;
-        });
-        size = grown.options.sizeBytes;
+        size = (await this.resize(record, sizeFor(range, null))).options.sizeBytes;
       }
       return { capacity_bytes: String(size), node_expansion_required: true };
     });

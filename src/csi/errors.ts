@@ -6,6 +6,7 @@
 import { status } from '@grpc/grpc-js';
 import { ApiError, type ErrorCode } from '../api/errors.js';
 import { messageOf } from '../common/errors.js';
+import { GrowError } from '../mapper/grow.js';
 import { PluginError, type PluginErrorCode } from '../plugin/errors.js';
 import { isPolicyError } from '../policy/errors.js';
 
@@ -76,6 +77,7 @@ const PLUGIN_CODES: Partial<Record<PluginErrorCode, status>> = {
   LOCKED: status.FAILED_PRECONDITION,
   IN_USE: status.FAILED_PRECONDITION,
   LOST: status.FAILED_PRECONDITION,
+  NOT_MOUNTED: status.NOT_FOUND,
   UNSAFE_DEVICE: status.FAILED_PRECONDITION,
   MASTER_UNAVAILABLE: status.UNAVAILABLE,
   STATE_UNAVAILABLE: status.UNAVAILABLE,
@@ -97,6 +99,8 @@ export function toCsiError(err: unknown): CsiError {
     if (err.code === 'LIMIT_EXCEEDED') code = err.field === 'size' ? status.OUT_OF_RANGE : status.INVALID_ARGUMENT;
     return new CsiError(code, `${err.message}${credentialHint(err.code)}`, { cause: err });
   }
+  // Growing a filesystem (NodeExpandVolume): deferred is ext without CAP_SYS_RESOURCE, which grows at the next stage.
+  if (err instanceof GrowError) return new CsiError(err.code === 'GROW_DEFERRED' ? status.FAILED_PRECONDITION : status.INTERNAL, err.message, { cause: err });
   if (err instanceof PluginError) return new CsiError(PLUGIN_CODES[err.code] ?? status.INTERNAL, err.message, { cause: err });
   if (isPolicyError(err)) return new CsiError(err.code === 'LIMIT_EXCEEDED' && err.field === 'size' ? status.OUT_OF_RANGE : status.INVALID_ARGUMENT, err.message, { cause: err });
   return new CsiError(status.INTERNAL, `volplugin csi: ${messageOf(err)}`, { cause: err });

@@ -9,7 +9,8 @@
 //   NodePublishVolume  a bind mount of the staging path at the target path (nosuid, nodev; `ro`
 //                      when readonly or the access mode is SINGLE_NODE_READER_ONLY)
 //   NodeUnpublish/Unstage  undo those; the last reference tears the mount down and frees the lock
-//   NodeExpandVolume   grows the mounted filesystem to the image's size (src/mapper/grow.ts)
+//   NodeExpandVolume   grows the mounted filesystem to the image's size: the host agent's
+//                      MountManager.growFilesystem, what a resize's `resize-fs` request runs
 //
 // What is staged and published is kept in <state-dir>/csi.json (node-state.ts) and checked
 // against the host's mount table before it is trusted.
@@ -17,10 +18,9 @@
 import { rmdir, statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { bindMount, mountsAt, unmountAll } from '../mapper/fs.js';
-import { growMounted } from '../mapper/grow.js';
+import { GROW_SLACK_BYTES, mountedBytes } from '../mapper/grow.js';
 import type { RunningHost } from '../plugin/app.js';
 import { isPluginError } from '../plugin/errors.js';
-import { volumeKey } from '../plugin/mounts/local-state.js';
 import type { VolumeRecord } from '../state/records.js';
 import { NODE_CAPABILITIES, allowsSeveralTargets, capabilityProblem, modeOf, readOnlyMode } from './capabilities.js';
 import { parseRange } from './capacity.js';
@@ -109,7 +109,7 @@ export class CsiNode {
         await this.agent.manager.unmount(tenant, volume, STAGE_REF, new AbortController().signal).catch(() => undefined);
         throw err;
       }
-      if (record.source) await this.growCopy(tenant, volume);
+      if (record.source) await this.growCopy(record, mountpoint);
       this.deps.state.setStage({ volumeId: id, stagingPath: staging, mode: modeOf(cap), fsType: record.options.filesystem, since: new Date().toISOString() });
       await this.deps.state.save();
       this.deps.log.info({ volume: `${tenant}/${volume}`, staging, mountpoint }, 'volume staged');
@@ -121,12 +121,16 @@ export class CsiNode {
    * A volume made from a smaller snapshot holds the snapshot's filesystem: it is grown to fill the
    * image. Best effort: the volume is usable at the snapshot's size, and NodeExpandVolume tries again.
    */
-  private async growCopy(tenant: string, volume: string): Promise<void> {
-    const entry = this.agent.local.get(tenant, volume);
-    if (!entry) return;
-    await this.agent.mutex.run(volumeKey(tenant, volume), () => growMounted(entry.mapping, entry.mountpoint)).catch((err: unknown) => {
+  private async growCopy(record: VolumeRecord, mountpoint: string): Promise<void> {
+    const { tenant, volume } = record;
+    try {
+      // The mount grows a filesystem smaller than its device already (plugin/mounts/grow.ts); this
+      // covers a device that did not show the image's size yet then.
+      if (record.options.sizeBytes - (await mountedBytes(mountpoint)) < GROW_SLACK_BYTES) return;
+      await this.agent.manager.growFilesystem(tenant, volume, record.options.sizeBytes);
+    } catch (err) {
       this.deps.log.warn({ volume: `${tenant}/${volume}`, err: (err as Error).message }, 'could not grow the filesystem of a copy to its volume\'s size; it keeps its snapshot\'s size');
-    });
+    }
   }
 
   async nodeUnstageVolume(req: { volume_id: string; staging_target_path: string }, signal: AbortSignal): Promise<object> {
@@ -234,17 +238,19 @@ export class CsiNode {
     };
   }
 
-  async nodeExpandVolume(req: NodeExpandVolumeRequest): Promise<object> {
+  async nodeExpandVolume(req: NodeExpandVolumeRequest, signal: AbortSignal): Promise<object> {
     const id = requireField(req.volume_id, 'volume_id');
     const at = requireField(req.volume_path, 'volume_path');
     const range = parseRange(req.capacity_range);
     if (req.volume_capability) checkCapability(req.volume_capability, 'volume_capability');
     const { tenant, volume } = this.mountedAt(id, at);
     return this.busy.run(`volume:${id}`, `volume ${id}`, async () => {
-      const grown = await this.agent.mutex.run(volumeKey(tenant, volume), async () => {
-        const entry = this.agent.local.get(tenant, volume);
-        if (!entry) throw notFound(`volume ${id} is not mounted on this node`);
-        return growMounted(entry.mapping, entry.mountpoint);
+      // The record's size is the truth (ControllerExpandVolume grew it): the device is refreshed and
+      // waited for up to it, then the filesystem grown, under the volume's mutex.
+      const record = await this.record(tenant, volume, id, signal);
+      const grown = await this.agent.manager.growFilesystem(tenant, volume, record.options.sizeBytes).catch((err: unknown) => {
+        if (isPluginError(err, 'NOT_MOUNTED')) throw notFound(`volume ${id} is not mounted on this node`);
+        throw err;
       });
       if (range.required > grown.deviceBytes) {
         throw outOfRange(`volume ${id} is ${grown.deviceBytes} bytes, less than required_bytes ${range.required}: ControllerExpandVolume it first`);
@@ -261,7 +267,7 @@ export class CsiNode {
       NodePublishVolume: (r: NodePublishVolumeRequest) => this.nodePublishVolume(r),
       NodeUnpublishVolume: (r: { volume_id: string; target_path: string }) => this.nodeUnpublishVolume(r),
       NodeGetVolumeStats: (r: { volume_id: string; volume_path: string }) => this.nodeGetVolumeStats(r),
-      NodeExpandVolume: (r: NodeExpandVolumeRequest) => this.nodeExpandVolume(r),
+      NodeExpandVolume: (r: NodeExpandVolumeRequest, s: AbortSignal) => this.nodeExpandVolume(r, s),
       NodeGetCapabilities: async () => ({ capabilities: NODE_CAPABILITIES }),
       NodeGetInfo: async () => this.nodeGetInfo(),
     } as Handlers;

@@ -16,6 +16,7 @@
 import type { Mapper, MapperKind, Mapping } from '../mapper/types.js';
 import type { Storage } from '../storage/types.js';
 import { messageOf } from '../common/errors.js';
+import { fencing, lockTakeovers } from '../metrics/families.js';
 
 export const HOLDER_KEY = 'volplugin.holder';
 
@@ -89,8 +90,22 @@ export async function fencePreviousHolder(
 ): Promise<{ note: HolderNote | null; decision: FenceDecision }> {
   const note = await readHolder(storage, pool, image);
   const decision = decideFence(note, live);
-  if (decision.fence && decision.address) await storage.blocklistAdd(decision.address, fenceSeconds);
+  if (decision.fence && decision.address) {
+    await blocklist(storage, decision.address, fenceSeconds, 'previous_holder');
+    lockTakeovers.inc();
+  }
   return { note, decision };
+}
+
+/** `ceph osd blocklist add`, counted by target and result (src/metrics). */
+async function blocklist(storage: FenceStorage, address: string, seconds: number, target: 'previous_holder' | 'self'): Promise<void> {
+  try {
+    await storage.blocklistAdd(address, seconds);
+  } catch (err) {
+    fencing.inc({ target, result: 'error' });
+    throw err;
+  }
+  fencing.inc({ target, result: 'ok' });
 }
 
 export interface FencingLog {
@@ -140,7 +155,7 @@ export class Fencing {
     const address = mapping.clientAddress;
     if (!address) return;
     try {
-      await this.storage.blocklistAdd(address, this.seconds);
+      await blocklist(this.storage, address, this.seconds, 'self');
     } catch (err) {
       this.log?.error({ volume, address, err: messageOf(err) }, 'could not fence this host\'s own client of a volume it lost');
     }

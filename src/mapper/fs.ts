@@ -1,18 +1,28 @@
 // Filesystems on mapped devices: probe what a device holds (its first and last bytes, and blkid),
 // format (the tenant's command), mount, unmount, and the device number the blkio cgroup wants.
 
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_MKFS_ALLOW, formatArgv, type FormatArgv } from '../policy/filesystem.js';
 import { run } from './exec.js';
+import { filesystemBytes } from './superblock.js';
 import { readMountInfo } from './mountinfo.js';
 
 /**
  * What a device holds, as far as formatting is concerned: a filesystem blkid knows; nothing (it
  * reads as zeros where every signature lives); or data blkid does not recognise.
  */
-export type DeviceContents = { kind: 'filesystem'; type: string } | { kind: 'empty' } | { kind: 'data'; detail: string };
+export type DeviceContents =
+  | {
+      kind: 'filesystem';
+      type: string;
+      /** Its size by its superblock (null: unknown or a type volplugin does not grow), and the device's: a resize grew the device. */
+      sizeBytes?: number | null;
+      deviceBytes?: number;
+    }
+  | { kind: 'empty' }
+  | { kind: 'data'; detail: string };
 
 /** The device could not be read (an I/O error, a hung client, a short read): nothing can be decided about it. */
 export class DeviceReadError extends Error {
@@ -37,11 +47,22 @@ export class DeviceReadError extends Error {
  */
 export const EDGE_BYTES = 1 << 20;
 
+/** The first bytes that hold the superblocks whose size volplugin reads (btrfs's is at 64 KiB): src/mapper/superblock.ts. */
+const SUPERBLOCK_BYTES = 128 * 1024;
+
 /** Alignment of the reads (direct I/O needs whole logical blocks). */
 const BLOCK = 4096;
 
-/** The size of a block device in bytes (`blockdev --getsize64`, an ioctl: no I/O to the device). */
-async function deviceSize(device: string): Promise<number> {
+/**
+ * The size of a block device in bytes: from sysfs (/sys/class/block/NAME/size, in 512-byte
+ * sectors, no process), else `blockdev --getsize64` (an ioctl). Neither does I/O to the device.
+ */
+export async function deviceSize(device: string): Promise<number> {
+  const sectors = await readFile(`/sys/class/block/${path.basename(device)}/size`, 'utf8').then(
+    (text) => Number(text.trim()),
+    () => Number.NaN,
+  );
+  if (Number.isSafeInteger(sectors) && sectors > 0) return sectors * 512;
   try {
     const { stdout } = await run('blockdev', ['--getsize64', device], { timeoutMs: 10_000 });
     const size = Number(stdout.trim());
@@ -79,37 +100,76 @@ function allZero(bytes: Buffer): boolean {
 }
 
 /**
+ * Reads the device's first EDGE_BYTES (and, when they are zeros, its last): `zeros` when both read
+ * as zeros, with the device's size and its first bytes (where superblocks are). Throws
+ * DeviceReadError when either cannot be read.
+ */
+async function readEdges(device: string): Promise<{ zeros: boolean; size: number; head: Buffer }> {
+  const size = await deviceSize(device);
+  const head = await readRange(device, 0, Math.min(size, EDGE_BYTES));
+  if (!allZero(head)) return { zeros: false, size, head };
+  if (size <= head.length) return { zeros: true, size, head };
+  const tailStart = Math.max(head.length, Math.floor((size - EDGE_BYTES) / BLOCK) * BLOCK);
+  return { zeros: allZero(await readRange(device, tailStart, size - tailStart)), size, head };
+}
+
+/**
  * True when the first and the last EDGE_BYTES of the device read as zeros; false when they hold
  * anything else. Throws DeviceReadError when either cannot be read.
  */
 export async function readsAsZeros(device: string): Promise<boolean> {
-  const size = await deviceSize(device);
-  const head = Math.min(size, EDGE_BYTES);
-  if (!allZero(await readRange(device, 0, head))) return false;
-  if (size <= head) return true;
-  const tailStart = Math.max(head, Math.floor((size - EDGE_BYTES) / BLOCK) * BLOCK);
-  return allZero(await readRange(device, tailStart, size - tailStart));
+  return (await readEdges(device)).zeros;
+}
+
+/** blkid's low-level probe (-p: the device itself, not blkid's cache). */
+async function blkidProbe(device: string): Promise<Awaited<ReturnType<typeof run>>> {
+  try {
+    // 2: nothing found, or the device could not be opened; 8: ambivalent (several signatures).
+    return await run('blkid', ['-p', '-o', 'export', device], { okCodes: [2, 8], timeoutMs: 30_000 });
+  } catch (err) {
+    throw new DeviceReadError(device, `blkid failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The filesystem blkid found (exit 0 with a TYPE or PTTYPE), else null. */
+function blkidType(result: Awaited<ReturnType<typeof run>>): string | null {
+  if (result.exitCode !== 0) return null;
+  const fields = parseBlkidExport(result.stdout);
+  return fields.TYPE ?? fields.PTTYPE ?? null;
+}
+
+export interface ProbeOptions {
+  /**
+   * The volume is recorded as formatted, so a filesystem is what the device should hold: blkid
+   * alone, and when it names one that settles it (blkid read its superblock, so the device can be
+   * read). Only when it does not are the device's ends read too, to tell an empty or unreadable
+   * device from other data.
+   */
+  expectFilesystem?: boolean;
 }
 
 /**
  * What the device holds. It is read first (both ends, see readsAsZeros), so an unreadable device
- * throws DeviceReadError instead of looking empty; blkid's low-level probe (-p, the device itself,
- * not its cache) then names a filesystem. blkid exits 2 both for "no signature" and for a device
- * it cannot open: its exit status never decides alone.
+ * throws DeviceReadError instead of looking empty; blkid's low-level probe then names a
+ * filesystem. blkid exits 2 both for "no signature" and for a device it cannot open: its exit
+ * status never decides alone. With `expectFilesystem`, a filesystem blkid finds is the answer at
+ * once (see ProbeOptions).
  */
-export async function probeDevice(device: string): Promise<DeviceContents> {
-  const zeros = await readsAsZeros(device);
-  let result: Awaited<ReturnType<typeof run>>;
-  try {
-    // 2: nothing found (or not opened: the reads above say it can be read); 8: ambivalent (several signatures).
-    result = await run('blkid', ['-p', '-o', 'export', device], { okCodes: [2, 8], timeoutMs: 30_000 });
-  } catch (err) {
-    throw new DeviceReadError(device, `blkid failed: ${(err as Error).message}`, { cause: err });
+export async function probeDevice(device: string, options: ProbeOptions = {}): Promise<DeviceContents> {
+  if (options.expectFilesystem) {
+    const type = blkidType(await blkidProbe(device));
+    if (type) {
+      // Only the superblocks (for a resize the filesystem has not followed yet), not the edges.
+      const size = await deviceSize(device);
+      const head = await readRange(device, 0, Math.min(size, SUPERBLOCK_BYTES));
+      return { kind: 'filesystem', type, sizeBytes: filesystemBytes(type, head), deviceBytes: size };
+    }
   }
+  const { zeros, size, head } = await readEdges(device);
+  const result = await blkidProbe(device);
+  const type = blkidType(result);
+  if (type) return { kind: 'filesystem', type, sizeBytes: filesystemBytes(type, head), deviceBytes: size };
   if (result.exitCode === 0) {
-    const fields = parseBlkidExport(result.stdout);
-    const type = fields.TYPE ?? fields.PTTYPE;
-    if (type) return { kind: 'filesystem', type };
     return { kind: 'data', detail: `blkid finds a signature without a type (${result.stdout.trim().replace(/\n/g, ' ')})` };
   }
   if (result.exitCode === 8) return { kind: 'data', detail: 'blkid finds several conflicting signatures' };

@@ -5,18 +5,21 @@
 // without touching the host's other volumes.
 //
 // rbd-fuse daemonizes once its FUSE mount is in place and exits when that mount is unmounted, so
-// the mount, not a pid, is the handle: discovery reads /proc/self/mountinfo and losetup. Every
-// access to a FUSE path goes through a child process with a deadline (a hung rbd-fuse must not
-// block Node's thread pool). A JSON note beside each directory keeps the pool and client address
-// for a volplugin that restarts.
+// the mount, not a pid, is the handle: discovery reads /proc/self/mountinfo and the loop devices in
+// sysfs. A fenced (blocklisted) rbd-fuse hangs on every request to its FUSE mount: the only access
+// to a FUSE path is the first stat of a fresh mapping's image file, with a deadline after which the
+// FUSE connection is aborted (which fails the stuck call and frees its thread). A JSON note beside
+// each directory keeps the pool and client address for a volplugin that restarts.
 
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { processAlive } from '../common/process.js';
+import { timeStep } from '../common/steps.js';
 import { bounded, run } from './exec.js';
-import { attachLoop, detachLoop, listLoopDevices } from './loop.js';
+import { attachLoop, detachLoop, listLoopDevices, setLoopCapacity } from './loop.js';
 import { isBelow, readMountInfo } from './mountinfo.js';
-import type { CephClientSettings, Mapper, Mapping, MapTarget, WatcherSource } from './types.js';
+import type { CephClientSettings, Mapper, MapOptions, Mapping, MapTarget, WatcherSource } from './types.js';
 import { MapperUnavailableError, cephToolArgs, findNewClient, noClientError } from './types.js';
 
 export interface FuseMapperOptions {
@@ -38,6 +41,9 @@ interface FuseNote {
 }
 
 const FUSE_TYPE = 'fuse.rbd-fuse';
+
+/** The image an rbd-fuse had open and its client's address (null: never learnt). */
+type ClosedBy = Pick<Mapping, 'pool' | 'image' | 'clientAddress'>;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,7 +86,7 @@ export async function rbdFusePids(dir: string): Promise<number[]> {
 async function reapProcesses(pids: number[], ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (const pid of pids) {
-    while ((await processAlive(pid)) && Date.now() < deadline) await sleep(50);
+    while ((await processAlive(pid)) && Date.now() < deadline) await sleep(10);
     if (await processAlive(pid)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -134,67 +140,78 @@ export class FuseMapper implements Mapper {
     return args;
   }
 
-  async map(target: MapTarget): Promise<Mapping> {
+  async map(target: MapTarget, options: MapOptions = {}): Promise<Mapping> {
+    const step = <T>(name: string, fn: () => Promise<T>) => timeStep(options.steps, `map.${name}`, fn);
     const dir = this.dirOf(target);
     const note: FuseNote = { ...target, clientAddress: null };
     // A leftover of a crash at the same place is removed first: it may be fenced or stale.
-    await this.unmapDir(dir);
+    await step('leftovers', () => this.unmapDir(dir));
     await mkdir(dir, { recursive: true });
     await this.writeNote(dir, note);
     let fuseMounted = false;
     let device: string | null = null;
     try {
-      const before = await this.options.watchers.listWatchers(target.pool, target.image).catch((err: unknown) => {
-        throw new Error(
-          `cannot open image ${target.pool}/${target.image} (${(err as Error).message}): check that the image exists (rbd ls ${target.pool}) and that the Ceph key may read it`,
-          { cause: err },
-        );
-      });
-      await run('rbd-fuse', [...this.cephArgs(), '-p', target.pool, '-r', target.image, dir], { timeoutMs: this.timeoutMs });
+      const before = await step('watchers', () =>
+        this.options.watchers.listWatchers(target.pool, target.image).catch((err: unknown) => {
+          throw new Error(
+            `cannot open image ${target.pool}/${target.image} (${(err as Error).message}): check that the image exists (rbd ls ${target.pool}) and that the Ceph key may read it`,
+            { cause: err },
+          );
+        }),
+      );
+      await step('rbd-fuse', () => run('rbd-fuse', [...this.cephArgs(), '-p', target.pool, '-r', target.image, dir], { timeoutMs: this.timeoutMs }));
       fuseMounted = true;
       const file = path.join(dir, target.image);
-      await this.waitForImageFile(file, target);
-      device = await attachLoop(file);
-      const client = await findNewClient(this.options.watchers, target, before);
+      await step('image-file', () => this.waitForImageFile(dir, file, target));
+      device = await step('loop', () => attachLoop(file));
+      const client = await step('client', () => findNewClient(this.options.watchers, target, before));
       if (!client.address) throw noClientError('fuse', target, client.candidates);
       note.clientAddress = client.address;
       await this.writeNote(dir, note);
       return { ...target, kind: 'fuse', device, clientAddress: note.clientAddress, fuseDir: dir };
     } catch (err) {
       if (device) await detachLoop(device).catch(() => undefined);
-      if (fuseMounted) await this.unmountFuse(dir).catch(() => undefined);
+      if (fuseMounted) await this.unmountFuse(dir, null).catch(() => undefined);
       await this.removeDir(dir).catch(() => undefined);
       throw err;
     }
   }
 
-  /** rbd-fuse mounts even when the image cannot be opened (it opens it after daemonizing): check. */
-  private async waitForImageFile(file: string, target: MapTarget): Promise<void> {
+  /**
+   * rbd-fuse mounts even when the image cannot be opened (it opens it after daemonizing): wait for
+   * its file to show the image's size. A stat that does not answer in time gets the FUSE connection
+   * aborted, which fails it (a thread of Node's pool stuck in it is freed) before the mapping is undone.
+   */
+  private async waitForImageFile(dir: string, file: string, target: MapTarget): Promise<void> {
     const deadline = Date.now() + this.timeoutMs;
-    for (;;) {
+    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
       const left = Math.max(1_000, deadline - Date.now());
-      // A missing file (exit 1) means "not yet"; only a probe that hangs is fatal.
-      const probe = await bounded(run('stat', ['-c', '%s', file], { timeoutMs: left }).catch(() => null), left);
+      // A missing file means "not yet"; only a stat that hangs is fatal.
+      const probe = await bounded(stat(file).catch((): Stats | null => null), left);
       if (!probe.done) {
+        const mount = (await readMountInfo()).find((m) => m.mountPoint === dir && m.fsType === FUSE_TYPE);
+        if (mount) await abortFuseConnection(mount.minor);
         throw new Error(`rbd-fuse for ${target.pool}/${target.image} hangs: check that the Ceph monitors and OSDs answer (ceph -s)`);
       }
-      if (probe.value && Number(probe.value.stdout.trim()) > 0) return;
+      if (probe.value && probe.value.size > 0) return;
       if (Date.now() > deadline) {
         throw new Error(
           `rbd-fuse mounted but shows no image ${target.pool}/${target.image} after ${this.timeoutMs} ms: ` +
             'check that the image exists (rbd ls) and that the Ceph key may read it',
         );
       }
-      await sleep(100);
+      await sleep(wait);
     }
   }
 
-  async unmap(mapping: Mapping): Promise<void> {
+  async unmap(mapping: Mapping, options: MapOptions = {}): Promise<void> {
+    const step = <T>(name: string, fn: () => Promise<T>) => timeStep(options.steps, `unmap.${name}`, fn);
     const dir = mapping.fuseDir ?? this.dirOf(mapping);
     this.options.log?.debug({ dir, device: mapping.device }, 'unmapping: detaching the loop device');
     // Only while the device is still this mapping's: a loop device number can belong to another image by now.
-    if (mapping.device && (await this.backs(mapping.device, dir))) await this.detachBounded(mapping.device, dir);
-    await this.unmapDir(dir);
+    const device = mapping.device;
+    if (device) await step('loop', async () => (await this.backs(device, dir)) && (await this.detachBounded(device, dir)));
+    await step('rbd-fuse', () => this.unmapDir(dir, mapping));
     this.options.log?.debug({ dir }, 'unmapped');
   }
 
@@ -216,6 +233,19 @@ export class FuseMapper implements Mapper {
     await this.stopIoAt(mapping.fuseDir ?? this.dirOf(mapping));
   }
 
+  /**
+   * rbd-fuse reports the image's current size (librbd follows the header); the kernel keeps a
+   * file's size for FUSE's attribute timeout (1 s), so the file is stat'ed (in a child with a
+   * deadline: a hung rbd-fuse must not block us) before the loop device takes the file's size.
+   */
+  async refreshSize(mapping: Mapping): Promise<void> {
+    if (!mapping.device) return;
+    const file = path.join(mapping.fuseDir ?? this.dirOf(mapping), mapping.image);
+    const probe = await bounded(run('stat', ['-c', '%s', file], { timeoutMs: 10_000 }), 10_000);
+    if (!probe.done) throw new Error(`rbd-fuse for ${mapping.pool}/${mapping.image} hangs: check that the Ceph monitors and OSDs answer (ceph -s)`);
+    await setLoopCapacity(mapping.device);
+  }
+
   /** Aborts the FUSE connection of the rbd-fuse at `dir` and kills that rbd-fuse. */
   private async stopIoAt(dir: string): Promise<void> {
     const mount = (await readMountInfo()).find((m) => m.mountPoint === dir && m.fsType === FUSE_TYPE);
@@ -229,12 +259,15 @@ export class FuseMapper implements Mapper {
     }
   }
 
-  /** Detaches loop devices on anything under `dir`, unmounts rbd-fuse there and removes the directory. */
-  private async unmapDir(dir: string): Promise<void> {
+  /**
+   * Detaches loop devices on anything under `dir`, unmounts rbd-fuse there and removes the
+   * directory. `client`: the image and client rbd-fuse had open, if known (see unmountFuse).
+   */
+  private async unmapDir(dir: string, client: ClosedBy | null = null): Promise<void> {
     for (const loop of await listLoopDevices()) {
       if (isBelow(loop.backingFile, dir) && loop.backingFile !== dir) await detachLoop(loop.device);
     }
-    await this.unmountFuse(dir);
+    if ((await readMountInfo()).some((m) => m.mountPoint === dir)) await this.unmountFuse(dir, client);
     await this.removeDir(dir);
   }
 
@@ -244,9 +277,8 @@ export class FuseMapper implements Mapper {
    * path lookup, a umount that still hangs gets the FUSE connection aborted, and a client that does
    * not exit after its mount is gone is killed.
    */
-  private async unmountFuse(dir: string): Promise<void> {
-    const pids = await rbdFusePids(dir);
-    this.options.log?.debug({ dir, pids }, 'unmounting rbd-fuse');
+  private async unmountFuse(dir: string, client: ClosedBy | null): Promise<void> {
+    this.options.log?.debug({ dir }, 'unmounting rbd-fuse');
     for (let attempt = 0; ; attempt++) {
       const mount = (await readMountInfo()).find((m) => m.mountPoint === dir);
       if (!mount) break;
@@ -263,9 +295,31 @@ export class FuseMapper implements Mapper {
         await run('umount', ['-c', '-l', dir], { timeoutMs: 10_000 });
         break;
       }
-      await sleep(100);
+      await sleep(attempt < 10 ? 10 : 100);
     }
-    await reapProcesses(pids, 5_000);
+    // rbd-fuse closes the image and exits once its mount is gone. What others need is the image
+    // closed (a remove, a rollback or another host's map looks at its watchers): waiting for this
+    // client's watch to go is cheaper than finding the process among all of the host's. Only when
+    // it stays (a fenced or hung rbd-fuse), or the client is unknown, is the process found and
+    // made to go.
+    if (client?.clientAddress && (await this.clientGone(client, 1_000))) return;
+    await reapProcesses(await rbdFusePids(dir), 5_000);
+  }
+
+  /** True once `client` no longer watches its image (or the image is gone), within `ms`. */
+  private async clientGone(client: ClosedBy, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+      let watchers;
+      try {
+        watchers = await this.options.watchers.listWatchers(client.pool, client.image);
+      } catch (err) {
+        return (err as { code?: string }).code === 'ENOENT';
+      }
+      if (!watchers.some((w) => w.address === client.clientAddress)) return true;
+      if (Date.now() > deadline) return false;
+      await sleep(wait);
+    }
   }
 
   private async removeDir(dir: string): Promise<void> {

@@ -297,6 +297,12 @@ export class KrbdMapper implements Mapper {
     return live !== null && live.device === mapping.device;
   }
 
+  /** The kernel follows the header by itself; writing the device's `refresh` makes it re-read it now. */
+  async refreshSize(mapping: Mapping): Promise<void> {
+    const live = await this.live(mapping);
+    if (live) await this.options.write(path.join(this.sysfs, 'devices', live.id, 'refresh'), '1');
+  }
+
   async discover(): Promise<Mapping[]> {
     const out: Mapping[] = [];
     for (const note of await this.notes.all()) {

@@ -1,6 +1,10 @@
 // Loop devices (losetup from util-linux): the block device in front of an rbd-fuse image file.
 // Direct I/O is on so that O_DIRECT in the container reaches rbd-fuse without the page cache.
+// Which devices are attached to what is read from sysfs (what losetup --list reads too), without
+// starting a process: the mount path asks several times per Mount and Unmount.
 
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { run } from './exec.js';
 
 export interface LoopDevice {
@@ -31,9 +35,42 @@ export function parseLosetupJson(text: string): LoopDevice[] {
   return out;
 }
 
-export async function listLoopDevices(): Promise<LoopDevice[]> {
-  const { stdout } = await run('losetup', ['--json', '--list', '--output', 'NAME,BACK-FILE,DIO'], { timeoutMs: 10_000 });
-  return parseLosetupJson(stdout);
+/** One attached loop device from its sysfs attributes (`backing_file` ends with a newline). */
+export function loopFromSysfs(name: string, backingFile: string, dio: string): LoopDevice {
+  let file = backingFile.endsWith('\n') ? backingFile.slice(0, -1) : backingFile;
+  const deleted = file.endsWith(' (deleted)');
+  if (deleted) file = file.slice(0, -' (deleted)'.length);
+  return { device: `/dev/${name}`, backingFile: file, deleted, directIo: dio.trim() === '1' };
+}
+
+const SYS_BLOCK = '/sys/block';
+
+/**
+ * The attached loop devices, from <sysBlock>/loopN/loop/{backing_file,dio} (only attached devices
+ * have them). Falls back to `losetup --list` where sysfs shows no block devices at all.
+ */
+export async function listLoopDevices(sysBlock = SYS_BLOCK): Promise<LoopDevice[]> {
+  const names = await readdir(sysBlock).catch(() => null);
+  if (names === null) {
+    const { stdout } = await run('losetup', ['--json', '--list', '--output', 'NAME,BACK-FILE,DIO'], { timeoutMs: 10_000 });
+    return parseLosetupJson(stdout);
+  }
+  const found = await Promise.all(
+    names
+      .filter((n) => /^loop\d+$/.test(n))
+      .map(async (name) => {
+        const dir = path.join(sysBlock, name, 'loop');
+        const backing = await readFile(path.join(dir, 'backing_file'), 'utf8').catch(() => null);
+        if (backing === null) return null; // not attached (or detached while we looked)
+        const dio = await readFile(path.join(dir, 'dio'), 'utf8').catch(() => '0');
+        return loopFromSysfs(name, backing, dio);
+      }),
+  );
+  return found.filter((l): l is LoopDevice => l !== null).sort((a, b) => loopNumber(a.device) - loopNumber(b.device));
+}
+
+function loopNumber(device: string): number {
+  return Number(device.slice('/dev/loop'.length));
 }
 
 /** Attaches `file` to the first free loop device with direct I/O; returns /dev/loopN. */
@@ -42,6 +79,11 @@ export async function attachLoop(file: string): Promise<string> {
   const device = stdout.trim();
   if (!/^\/dev\/loop\d+$/.test(device)) throw new Error(`losetup attached ${file} but printed ${JSON.stringify(device)}, not /dev/loopN`);
   return device;
+}
+
+/** Makes a loop device take its backing file's size now (after the file grew), in place. */
+export async function setLoopCapacity(device: string): Promise<void> {
+  await run('losetup', ['--set-capacity', device], { timeoutMs: 20_000 });
 }
 
 /** Detaches a loop device; a device that is already free counts as success. */

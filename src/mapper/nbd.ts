@@ -111,6 +111,9 @@ export class NbdMapper implements Mapper {
     return (await this.live(mapping)) !== null;
   }
 
+  /** rbd-nbd watches the image's header and resizes the nbd device by itself: nothing to ask. */
+  async refreshSize(): Promise<void> {}
+
   /**
    * Kills the mapping's rbd-nbd process: the nbd device then fails every request at once, without
    * the cluster. unmap() afterwards finds it gone and only drops the note.

@@ -3,6 +3,7 @@
 // rbd-fuse + a loop device (a userspace client per volume) — behind one interface, so that the
 // plugin's mount manager and convergence loop never care which one runs.
 
+import type { StepRecorder } from '../common/steps.js';
 import type { Watcher } from '../storage/types.js';
 
 export type MapperKind = 'krbd' | 'nbd' | 'fuse';
@@ -51,15 +52,20 @@ export interface WatcherSource {
   listWatchers(pool: string, image: string): Promise<Watcher[]>;
 }
 
+/** How a map or unmap is done: `steps` records the time of its sub-steps ("map.rbd-fuse", ...). */
+export interface MapOptions {
+  steps?: StepRecorder;
+}
+
 export interface Mapper {
   readonly kind: MapperKind;
   /**
    * Maps the image and returns its device and client address. On failure nothing is left mapped
    * (the mapper undoes its own partial work before throwing).
    */
-  map(target: MapTarget): Promise<Mapping>;
+  map(target: MapTarget, options?: MapOptions): Promise<Mapping>;
   /** Removes a mapping (also a half-made one). Mapped-nowhere counts as success. */
-  unmap(mapping: Mapping): Promise<void>;
+  unmap(mapping: Mapping, options?: MapOptions): Promise<void>;
   /** The mappings that exist now and belong to this volplugin (its state dir, its mount root). */
   discover(): Promise<Mapping[]>;
   /**
@@ -74,6 +80,11 @@ export interface Mapper {
    * requests hanging instead of failing. Irreversible: the mapping only waits to be unmapped.
    */
   stopIo(mapping: Mapping): Promise<void>;
+  /**
+   * Asks the device to show its image's size again after the image grew (a resize), without
+   * interrupting I/O; the device may take a moment to follow (read its size to know).
+   */
+  refreshSize(mapping: Mapping): Promise<void>;
 }
 
 /** A mapper kind cannot work on this host; the message says why and what to do. */

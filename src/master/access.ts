@@ -1,7 +1,7 @@
 // What each role may do: the one table of it (docs/security.md shows the same), checked in an
 // onRequest hook after auth.ts has named the caller.
 //
-//   read-only  every GET except the token list: monitoring.
+//   read-only  every GET except the token list and the audit trail: monitoring (operations' progress included).
 //   host       what volplugin needs for Docker's protocol, plus every GET a read-only token has:
 //              create a volume (within its tenant's policy and limits), and remove one only as
 //              `docker volume rm` does: forget the record and keep the image (?keep-image=true),
@@ -56,11 +56,25 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'DELETE /v1/volumes/:tenant/:volume/snapshots/:snapshot': 'provisioner',
   'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/copy': 'provisioner',
   'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/rollback': 'admin',
-  'PUT /v1/volumes/:tenant/:volume/size': 'provisioner',
   'GET /v1/attachments': 'read-only',
   'GET /v1/volumes/:tenant/:volume/attachment': 'read-only',
   'PUT /v1/volumes/:tenant/:volume/attachment': 'provisioner',
   'DELETE /v1/volumes/:tenant/:volume/attachment': 'provisioner',
+  'GET /v1/volumes/:tenant/:volume/backups': 'read-only',
+  'POST /v1/volumes/:tenant/:volume/backups': 'admin',
+  'POST /v1/volumes/:tenant/:volume/backups/restore': 'admin',
+  // Reads every backup back: heavy on the target, so not for monitoring tokens.
+  'POST /v1/volumes/:tenant/:volume/backups/verify': 'admin',
+  // The CSI controller's ControllerExpandVolume (and the grow of a copy to its capacity range).
+  'POST /v1/volumes/:tenant/:volume/resize': 'provisioner',
+  // Progress of long operations: monitoring may watch them; they name the token that started each.
+  'GET /v1/operations': 'read-only',
+  'GET /v1/operations/:id': 'read-only',
+  // The audit trail names every token and what it did (read-only may not list tokens either).
+  'GET /v1/audit': 'admin',
+  'GET /v1/groups/:tenant/:group/snapshots': 'read-only',
+  'POST /v1/groups/:tenant/:group/snapshots': 'admin',
+  'DELETE /v1/groups/:tenant/:group/snapshots/:snapshot': 'admin',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:name': 'admin',

@@ -13,12 +13,19 @@ import { parseJson } from '../policy/json.js';
 import type { StateStore } from '../state/store.js';
 import type { Storage } from '../storage/types.js';
 import { SnapshotService } from '../snapshots/service.js';
+import { BackupService } from '../backups/service.js';
+import { backupConfig, type BackupConfig } from '../backups/config.js';
 import { installAccess } from './access.js';
+import { AUDIT_BOUNDS, installAudit } from './audit.js';
 import { installAuth, TokenCache } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import type { Failpoints } from './failpoints.js';
+import { failpoint, type Failpoints } from './failpoints.js';
+import { installApiMetrics } from './metrics.js';
+import { OPERATION_BOUNDS, OperationRunner } from './operations.js';
+import { VolumeResizer } from './resize.js';
 import { validatorCompiler } from './validation.js';
 import { VolumeService } from './volumes.js';
+import { timed } from '../storage/timed.js';
 import { VERSION } from './version.js';
 import healthRoutes from './routes/health.js';
 import tenantRoutes from './routes/tenants.js';
@@ -27,8 +34,12 @@ import runtimeRoutes from './routes/runtime.js';
 import mountRoutes from './routes/mounts.js';
 import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
+import groupRoutes from './routes/groups.js';
 import tokenRoutes from './routes/tokens.js';
 import attachmentRoutes from './routes/attachments.js';
+import backupRoutes from './routes/backups.js';
+import operationRoutes from './routes/operations.js';
+import auditRoutes from './routes/audit.js';
 
 export interface VolmasterOptions {
   store: StateStore;
@@ -51,6 +62,12 @@ export interface VolmasterOptions {
   failpoints?: Failpoints;
   /** Bound of every Ceph call made for a request (default 30 s). */
   cephTimeoutMs?: number;
+  /** Where backup targets may be and which hooks may run (volmaster --backup-*; default: the flags' defaults). */
+  backups?: BackupConfig;
+  /** Opens a Ceph backup target's connection (tests with the memory twin; default: the storage's backend). */
+  openBackupTarget?: ConstructorParameters<typeof BackupService>[2]['openTargetStorage'];
+  /** How long a resize waits for the host holding the volume to grow its filesystem (default 60 s). */
+  resizeHostTimeoutMs?: number;
   /** Close store and storage when the app closes (server.ts: yes; tests sharing them: no). */
   closeDependencies?: boolean;
 }
@@ -61,6 +78,10 @@ declare module 'fastify' {
     storage: Storage;
     volumes: VolumeService;
     snapshots: SnapshotService;
+    backups: BackupService;
+    /** Long operations (resize, remove, copy) that clients poll (operations.ts). */
+    operations: OperationRunner;
+    resizer: VolumeResizer;
     /** Tokens read from etcd (null on an open API); the token routes drop what they revoke. */
     tokens: TokenCache | null;
   }
@@ -69,7 +90,7 @@ declare module 'fastify' {
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, tokenRoutes, attachmentRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, groupRoutes, backupRoutes, tokenRoutes, operationRoutes, auditRoutes, attachmentRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -87,7 +108,37 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
       cephTimeoutMs: options.cephTimeoutMs,
     }),
   );
-  app.decorate('snapshots', new SnapshotService(storage, store, { logger: app.log as unknown as Logger, lockWaitMs: options.lockWaitMs ?? 30_000, callTimeoutMs: options.cephTimeoutMs }));
+  app.decorate(
+    'snapshots',
+    new SnapshotService(storage, store, {
+      logger: app.log as unknown as Logger,
+      lockWaitMs: options.lockWaitMs ?? 30_000,
+      callTimeoutMs: options.cephTimeoutMs,
+      freeze: { afterFreeze: () => failpoint(options.failpoints, 'after-freeze') },
+    }),
+  );
+  const backups = new BackupService(storage, store, {
+    config: options.backups ?? backupConfig({ backupHookTimeout: 600 }, {}),
+    logger: app.log as unknown as Logger,
+    lockWaitMs: options.lockWaitMs ?? 30_000,
+    lockTtlSeconds: options.lockTtlSeconds,
+    callTimeoutMs: options.cephTimeoutMs,
+    openTargetStorage: options.openBackupTarget,
+  });
+  app.decorate('backups', backups);
+  app.decorate('operations', new OperationRunner({ store, log: app.log }));
+  app.decorate(
+    'resizer',
+    new VolumeResizer({
+      store,
+      storage: timed(storage, options.cephTimeoutMs ?? 30_000),
+      longStorage: timed(storage, 3_600_000),
+      log: app.log,
+      lockTtlSeconds: options.lockTtlSeconds ?? 10,
+      lockWaitMs: options.lockWaitMs ?? 30_000,
+      hostTimeoutMs: options.resizeHostTimeoutMs,
+    }),
+  );
 
   // JSON bodies with errors that name line and column (Fastify's own parser gives an offset at best).
   // Only JSON is accepted: other types (text/plain included) are answered 415.
@@ -110,6 +161,15 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
   app.decorate('tokens', tokens);
   installAuth(app, { bootstrapToken: options.token ?? null, required, tokens });
   installAccess(app);
+  installApiMetrics(app);
+  // Every change at info; reads at debug (at thousands a second their log lines cost more CPU than
+  // answering them: docs/performance.md), unless they failed on our side.
+  app.addHook('onResponse', async (request, reply) => {
+    const read = request.method === 'GET' || request.method === 'HEAD';
+    const level = reply.statusCode >= 500 ? 'warn' : read ? 'debug' : 'info';
+    request.log[level]({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, by: request.caller?.name }, 'request completed');
+  });
+  installAudit(app);
 
   await app.register(swagger, {
     openapi: {
@@ -129,25 +189,33 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
         { name: 'mounts', description: 'Which host has which volume mounted' },
         { name: 'hosts', description: 'What each volplugin reports about itself' },
         { name: 'snapshots', description: 'Snapshots of a volume' },
+        { name: 'backups', description: "Backups of a volume to its tenant's target (docs/backups.md)" },
         { name: 'tokens', description: 'API tokens and their roles (admin only)' },
         { name: 'attachments', description: 'Which host a CSI CO has published each volume to' },
+        { name: 'operations', description: 'Long operations (resize, remove, copy) and their progress' },
+        { name: 'audit', description: 'The audit trail: every change made through the API (admin only)' },
       ],
     },
   });
 
   for (const routes of routeGroups) await app.register(routes);
 
-  // The janitor: resolves creates that died half-way (see src/state/intents.ts) on every master.
+  // The janitor, on every master: resolves creates (src/state/intents.ts) and resizes
+  // (resize.ts) that died half-way, and keeps the operations' and the audit trail's histories
+  // within their bounds.
   const interval = options.janitorIntervalMs ?? 30_000;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
+  const pass = async () => {
+    const creates = await app.volumes.reconcile();
+    const resizes = await app.resizer.reconcile();
+    const pruned = (await store.pruneOperations(OPERATION_BOUNDS)) + (await store.pruneAudit(AUDIT_BOUNDS));
+    if (creates + resizes > 0) app.log.info({ creates, resizes }, 'janitor resolved unfinished creates and resizes');
+    if (pruned > 0) app.log.debug({ pruned }, 'janitor pruned old operations and audit entries');
+  };
   const sweep = () => {
     if (running) return;
-    running = app.volumes
-      .reconcile()
-      .then((n) => {
-        if (n > 0) app.log.info({ resolved: n }, 'janitor resolved unfinished creates');
-      })
+    running = pass()
       .catch((err: unknown) => app.log.warn({ err }, 'janitor pass failed; will retry'))
       .finally(() => {
         running = null;
@@ -164,6 +232,8 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
     if (running) await running;
+    await backups.close();
+    await app.operations.close();
     if (options.closeDependencies) {
       await storage.close();
       await store.close();
@@ -193,6 +263,8 @@ export async function createApp(options: CreateAppOptions): Promise<App> {
     bodyLimit: 1 << 20,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // One line per request, written by the onResponse hook below (Fastify's own are two, at info).
+    disableRequestLogging: true,
     // Requests are validated by TypeBox (validation.ts); ajv is set never to coerce or fill in either.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();

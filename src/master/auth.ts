@@ -18,9 +18,9 @@
 // An open API (`--insecure`, or loopback without --token-file) has no tokens: every caller is the
 // admin "anonymous".
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../api/errors.js';
+import { bearerOf, tokenMatches } from '../common/bearer.js';
 import type { Role, TokenRecord } from '../state/records.js';
 import type { StateStore } from '../state/store.js';
 import { tokenHash } from '../state/tokens.js';
@@ -51,17 +51,10 @@ const OPEN_CALLER: Caller = Object.freeze({ name: 'anonymous', role: 'admin', vi
 const PUBLIC_CALLER: Caller = Object.freeze({ name: 'anonymous', role: 'read-only', via: 'public' });
 const BOOTSTRAP_CALLER: Caller = Object.freeze({ name: 'bootstrap', role: 'admin', via: 'bootstrap' });
 
-const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+export { tokenMatches };
 
-export function tokenMatches(expected: string, presented: string): boolean {
-  return timingSafeEqual(digest(expected), digest(presented));
-}
-
-export function bearerToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  if (typeof header !== 'string') return null;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return m ? m[1]! : null;
+export function bearerToken(request: Pick<FastifyRequest, 'headers'>): string | null {
+  return bearerOf(request.headers.authorization);
 }
 
 /** Tokens read from etcd, each trusted for `ttlMs` (an unknown token too, so that retries cost nothing). */

@@ -1,11 +1,14 @@
 // volmaster's command line: its own flags (--listen, --token-file, --insecure, --tls-cert,
-// --tls-key, --janitor-seconds) beside the ones every daemon shares (src/common/flags.ts), and the
+// --tls-key, --janitor-seconds, --resize-host-seconds, the metrics flags of src/metrics/flags.ts) beside the ones every daemon shares (src/common/flags.ts), and the
 // checked configuration.
 
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { isLoopback, parseListen } from '../common/listen.js';
 import { addDaemonOptions, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
+import { addMetricsOptions, metricsConfig, type MetricsConfig, type MetricsOptions } from '../metrics/flags.js';
 import { VERSION } from './version.js';
+import { addBackupOptions, backupConfig, type BackupConfig, type BackupOptions } from '../backups/config.js';
 
 export interface MasterConfig extends DaemonConfig {
   host: string;
@@ -17,6 +20,11 @@ export interface MasterConfig extends DaemonConfig {
   tlsCert: string | null;
   tlsKey: string | null;
   janitorSeconds: number;
+  backups: BackupConfig;
+  /** The Prometheus endpoint (src/metrics). */
+  metrics: MetricsConfig;
+  /** How long a resize waits for the host holding the volume to grow its filesystem. */
+  resizeHostSeconds: number;
 }
 
 /**
@@ -25,20 +33,7 @@ export interface MasterConfig extends DaemonConfig {
  */
 export const DEFAULT_LISTEN = '127.0.0.1:9005';
 
-/** "0.0.0.0:9005", "127.0.0.1:9005", "[::1]:9005", ":9005" -> host and port. */
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) {
-    throw new InvalidArgumentError(`--listen ${JSON.stringify(value)} is not HOST:PORT (e.g. 127.0.0.1:9005, 0.0.0.0:9005, [::1]:9005)`);
-  }
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
-/** True when only this machine can connect to `host`. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host) || host === '::ffff:127.0.0.1';
-}
+export { isLoopback, parseListen };
 
 export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
   const command = new Command('volmaster')
@@ -53,17 +48,25 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--tls-key <path>', 'private key of --tls-cert (PEM, not readable by others)'))
     .addOption(
       new Option('--janitor-seconds <n>', 'period in seconds of the clean-up of creates that died half-way (0: off)').default(30).argParser(wholeNumber('--janitor-seconds', 0)),
+    )
+    .addOption(
+      new Option('--resize-host-seconds <n>', "how long a resize waits for the host holding the volume to grow its filesystem; past it the filesystem grows at the volume's next mount")
+        .default(60)
+        .argParser(wholeNumber('--resize-host-seconds', 1)),
     );
+  addBackupOptions(command, env);
+  addMetricsOptions(command, env, 'volmaster', ' (besides any API token when --token-file is given)');
   return addDaemonOptions(command, env, 'every record lives there');
 }
 
-interface RawOptions extends DaemonOptions {
+interface RawOptions extends DaemonOptions, BackupOptions, MetricsOptions {
   listen: string;
   tokenFile?: string;
   insecure: boolean;
   tlsCert?: string;
   tlsKey?: string;
   janitorSeconds: number;
+  resizeHostSeconds: number;
 }
 
 export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = process.env): MasterConfig {
@@ -87,6 +90,9 @@ export function configFromOptions(raw: RawOptions, env: NodeJS.ProcessEnv = proc
     tlsCert: raw.tlsCert ? path.resolve(raw.tlsCert) : null,
     tlsKey: raw.tlsKey ? path.resolve(raw.tlsKey) : null,
     janitorSeconds: raw.janitorSeconds,
+    backups: backupConfig(raw, env),
+    metrics: metricsConfig(raw, { has: Boolean(raw.tokenFile) || raw.insecure, flags: ' or --token-file (then any API token works, e.g. of role read-only)' }),
+    resizeHostSeconds: raw.resizeHostSeconds,
   };
 }
 

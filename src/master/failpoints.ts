@@ -5,10 +5,11 @@
 //
 //   after-intent        the intent is written, the image not yet created
 //   after-image-create  the image exists, the record is not yet written
+//   after-freeze        the holders of a snapshot's fsfreeze volumes froze them, the snapshot is not yet taken
 
 import { failpointPause, parseFailpoints as parse, type Failpoints as Points } from '../common/failpoints.js';
 
-const NAMES = ['after-intent', 'after-image-create'] as const;
+const NAMES = ['after-intent', 'after-image-create', 'after-freeze'] as const;
 
 export type FailpointName = (typeof NAMES)[number];
 

@@ -10,11 +10,14 @@ import { StateMountedError, type StateStore } from '../state/store.js';
 import { isRbdError } from '../storage/errors.js';
 import type { Storage } from '../storage/types.js';
 import { fromStorageError } from './errors.js';
+import type { Progress } from './operations.js';
 
 export interface RemovalParts {
   store: StateStore;
   /** Already time-bound (volumes.ts wraps it). */
   storage: Storage;
+  /** The same with a long bound, for removing the image itself (a large one takes minutes). */
+  longStorage?: Storage;
   /** TTL of the exclusion's lease: how long a dead master blocks mounts of the volume. */
   lockTtlSeconds: number;
 }
@@ -30,28 +33,37 @@ export class VolumeRemoval {
 
   /**
    * Removes an image and its snapshots; a missing image is not an error. Refused (VOLUME_HAS_CLONES)
-   * before anything is removed when a snapshot has clones.
+   * before anything is removed when a snapshot has clones. `progress` (an operation's) hears each
+   * step: the snapshots, then librbd's objects of the image.
    */
-  async destroyImage(pool: string, image: string): Promise<void> {
+  async destroyImage(pool: string, image: string, progress?: Progress | null): Promise<void> {
     const where = `${pool}/${image}`;
     try {
       const snapshots = await this.storage.listSnapshots(pool, image);
+      // Snapshots of other namespaces are group snapshots: librbd would refuse the removal after
+      // the user snapshots were gone, so refuse before.
+      const groupSnapshots = (await this.storage.imageInfo(pool, image)).snapshotCount - snapshots.length;
+      if (groupSnapshots > 0) throw inGroup(where, `${groupSnapshots} group snapshot(s) of it`);
       for (const snap of snapshots.filter((s) => s.protected)) {
         const children = await this.storage.listChildren({ pool, image, snapshot: snap.name });
         if (children.length > 0) {
           throw new ApiError('VOLUME_HAS_CLONES', `snapshot ${where}@${snap.name} has clones (${children.join(', ')}); remove those volumes first`);
         }
       }
-      for (const snap of snapshots) {
+      if (snapshots.length > 0) progress?.step(`removing the ${snapshots.length} snapshot(s) of ${where}`, { total: snapshots.length, unit: 'snapshots' });
+      for (const [i, snap] of snapshots.entries()) {
         if (snap.protected) await this.storage.unprotectSnapshot(pool, image, snap.name);
         await this.storage.removeSnapshot(pool, image, snap.name);
+        progress?.report(i + 1, snapshots.length);
       }
-      await this.storage.removeImage(pool, image);
+      progress?.step(`removing image ${where}`, { unit: 'objects' });
+      await (this.parts.longStorage ?? this.storage).removeImage(pool, image, progress ? { onProgress: progress.listener('objects') } : {});
     } catch (err) {
       if (isRbdError(err, 'ENOENT')) return;
       if (isRbdError(err, 'EBUSY')) {
         throw new ApiError('VOLUME_IN_USE', `image ${where} is open by a client; unmount it there first`);
       }
+      if (isRbdError(err, 'EMLINK')) throw inGroup(where, 'no snapshots of it left');
       throw fromStorageError(err, `removing ${where}`);
     }
   }
@@ -110,4 +122,12 @@ export class VolumeRemoval {
       throw new ApiError('VOLUME_IN_USE', `image ${pool}/${image} of ${tenant}/${volume} is open by ${addresses}; unmap it on that host first`);
     }
   }
+}
+
+/** A member of a consistency group (src/snapshots/groups.ts) is not removed until the group lets it go. */
+function inGroup(where: string, what: string): ApiError {
+  return new ApiError(
+    'VOLUME_IN_GROUP',
+    `image ${where} is in a consistency group with ${what}; remove the group's snapshots first (volcli volume snapshot group list/remove TENANT/GROUP): the group goes with its last one`,
+  );
 }

@@ -10,11 +10,15 @@ import type { Storage } from '../storage/types.js';
 import { createApp, type App } from './app.js';
 import { isLoopback, type MasterConfig } from './config.js';
 import { parseFailpoints } from './failpoints.js';
+import { metricsAuthorizer } from './metrics.js';
+import { scrapeTokenAuthorizer, startMetricsServer, type MetricsServer } from '../metrics/server.js';
 
 export interface RunningMaster {
   app: App;
   /** The address it listens on, e.g. http://127.0.0.1:9005. */
   url: string;
+  /** The Prometheus endpoint (null: --metrics-listen none). */
+  metrics: MetricsServer | null;
   close(): Promise<void>;
 }
 
@@ -46,14 +50,21 @@ export async function startMaster({ config, log, openStorage }: StartOptions): P
   const failpoints = parseFailpoints(process.env.VOLMASTER_FAILPOINTS);
   if (Object.keys(failpoints).length > 0) log.warn({ failpoints }, 'VOLMASTER_FAILPOINTS is set: test-only pauses are active');
 
+  // The metrics endpoint first: a port in use ends the start before anything is connected.
+  let app: App | null = null;
+  const authorize = metricsAuthorizer({ bootstrapToken: token, scrapeToken: await scrapeTokenAuthorizer(config.metrics), tokens: () => app?.tokens ?? null });
+  const metrics = config.metrics.listen ? await startMetricsServer({ daemon: 'volmaster', listen: config.metrics.listen, https, authorize, log }) : null;
+
   const storage = await openStorage();
   const { store } = await openDaemonState(config, 'volmaster'); // app.ts closes it (closeDependencies)
-  const app = await createApp({
+  app = await createApp({
     store,
     storage,
     token,
     https,
     janitorIntervalMs: config.janitorSeconds * 1000,
+    backups: config.backups,
+    resizeHostTimeoutMs: config.resizeHostSeconds * 1000,
     failpoints,
     closeDependencies: true,
     logger: log,
@@ -81,9 +92,11 @@ export async function startMaster({ config, log, openStorage }: StartOptions): P
   log.info({ url, etcd: config.etcd, prefix: config.prefix, backend: config.backend, auth: token ? 'tokens' : 'open', tls: Boolean(https) }, 'volmaster listening');
 
   let closing: Promise<void> | null = null;
+  const running = app;
   return {
     app,
     url,
-    close: () => (closing ??= app.close()),
+    metrics,
+    close: () => (closing ??= Promise.all([running.close(), metrics?.close()]).then(() => undefined)),
   };
 }

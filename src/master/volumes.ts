@@ -1,3 +1,4 @@
+// Over 400 lines: create, remove and runtime changes share the volume's lock, its records and the mapping of Ceph's errors.
 // The volume operations behind the routes: create, remove, force-remove and runtime changes (the
 // clean-up of creates that died half-way is janitor.ts). HTTP-free, so that tests and other front
 // ends can call it directly.
@@ -21,14 +22,16 @@ import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import { claimVolumeName } from './request-names.js';
-import { LockReason, type StateStore } from '../state/store.js';
-import { isRbdError } from '../storage/errors.js';
+import { LockReason, type StateStore, type VolumeLock } from '../state/store.js';
+import { RbdError, isRbdError } from '../storage/errors.js';
 import { timed } from '../storage/timed.js';
 import type { Storage } from '../storage/types.js';
+import { qosMetadata } from '../storage/validate.js';
 import { IMAGE_OWNER_KEY, VOLUME_IMAGE_FEATURES } from '../storage/conventions.js';
 import { qosOf } from '../ratelimit/limits.js';
 import { fromStorageError, toErrorBody } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
+import type { Progress } from './operations.js';
 import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
 import { VolumeRemoval } from './removal.js';
 
@@ -43,6 +46,8 @@ export interface VolumeServiceOptions {
   failpoints?: Failpoints;
   /** Bound of every Ceph call (default 30 s); a call that takes longer is answered 503. */
   cephTimeoutMs?: number;
+  /** Bound of the long ones: removing an image (default 1 hour). */
+  longCephTimeoutMs?: number;
 }
 
 /** A client's request name for a create (CSI's CreateVolume name): its idempotency key. */
@@ -53,6 +58,21 @@ export interface CreateRequest {
 export interface CreateResult {
   record: VolumeRecord;
   created: boolean;
+}
+
+/** What a create under the volume's lock works with (create -> createLocked). */
+interface LockedCreate {
+  tenantRecord: TenantRecord;
+  options: VolumeOptions;
+  quota: Quota;
+  formatCommand: string;
+  signal: AbortSignal;
+  lock: VolumeLock;
+}
+
+/** A createImage error from after rbd_create4 made the image (opening it to set its metadata). */
+function afterCreate(err: unknown): boolean {
+  return err instanceof RbdError && (err.op === 'rbd_open' || err.op === 'rbd_metadata_set' || err.op === 'rbd_close');
 }
 
 function hasLimits(runtime: RuntimeOptions): boolean {
@@ -79,7 +99,12 @@ export class VolumeService {
     this.lockWaitMs = options.lockWaitMs ?? 30_000;
     this.failpoints = options.failpoints;
     this.intents = createIntents(this.store);
-    this.removal = new VolumeRemoval({ store: this.store, storage: this.storage, lockTtlSeconds: this.lockTtlSeconds });
+    this.removal = new VolumeRemoval({
+      store: this.store,
+      storage: this.storage,
+      longStorage: timed(options.storage, options.longCephTimeoutMs ?? 3_600_000),
+      lockTtlSeconds: this.lockTtlSeconds,
+    });
     this.janitor = new CreateJanitor({
       store: this.store,
       storage: this.storage,
@@ -98,8 +123,8 @@ export class VolumeService {
     }
   }
 
-  private lock<T>(tenant: string, volume: string, reason: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.store.withOperationLock(tenant, volume, { reason, ttlSeconds: this.lockTtlSeconds, waitMs: this.lockWaitMs }, fn);
+  private lock<T>(tenant: string, volume: string, reason: string, fn: (signal: AbortSignal, lock: VolumeLock) => Promise<T>, options: { readVolume?: boolean } = {}): Promise<T> {
+    return this.store.withOperationLock(tenant, volume, { reason, ttlSeconds: this.lockTtlSeconds, waitMs: this.lockWaitMs, ...options }, fn);
   }
 
   async requireTenant(tenant: string): Promise<TenantRecord> {
@@ -149,44 +174,42 @@ export class VolumeService {
    */
   async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined, request?: CreateRequest): Promise<CreateResult> {
     assertVolumeRef(tenant, volume);
-    const tenantRecord = await this.requireTenant(tenant);
+    // Both in one etcd request (concurrent reads are coalesced: src/state/etcd-reads.ts).
+    const [tenantRecord, known] = await Promise.all([this.requireTenant(tenant), this.store.getVolume(tenant, volume)]);
     const options = resolveVolumeOptions(tenantRecord.policy, values); // within the tenant's limits, or 422
     const quota = quotaOf(limitsOf(tenantRecord.policy));
     const formatCommand = formatCommandFor(tenantRecord.policy, options.filesystem);
 
     // Docker asks to create a volume on every host that uses it: answer those without the lock.
-    const known = await this.store.getVolume(tenant, volume);
     if (known) return this.same(known, values, request);
 
-    return this.lock(tenant, volume, LockReason.Create, async (signal) => {
-      const existing = await this.store.getVolume(tenant, volume);
-      if (existing) return this.same(existing, values, request);
-      if (!request) return this.createLocked(tenant, volume, tenantRecord, options, quota, formatCommand, signal);
-      const claimed = await claimVolumeName(this.store, request.name, { tenant, volume });
-      try {
-        return await this.createLocked(tenant, volume, tenantRecord, options, quota, formatCommand, signal, request);
-      } catch (err) {
-        // A refusal made nothing: the name is free again. Other failures keep it (the janitor
-        // resolves the create; a claim whose volume never appears is replaced by the next one).
-        if (claimed && toErrorBody(err).status < 500) await this.store.releaseRequestName({ tenant, volume }).catch(() => undefined);
-        throw err;
-      }
-    });
+    // The lock's transaction also reads the record and the intent, as they are now that we hold it.
+    return this.lock(
+      tenant,
+      volume,
+      LockReason.Create,
+      async (signal, lock) => {
+        if (lock.volume) return this.same(lock.volume, values, request);
+        if (lock.intent) await this.janitor.clearDeadCreate(tenant, volume);
+        const create = { tenantRecord, options, quota, formatCommand, signal, lock };
+        if (!request) return this.createLocked(tenant, volume, create);
+        const claimed = await claimVolumeName(this.store, request.name, { tenant, volume });
+        try {
+          return await this.createLocked(tenant, volume, create, request);
+        } catch (err) {
+          // A refusal made nothing: the name is free again. Other failures keep it (the janitor
+          // resolves the create; a claim whose volume never appears is replaced by the next one).
+          if (claimed && toErrorBody(err).status < 500) await this.store.releaseRequestName({ tenant, volume }).catch(() => undefined);
+          throw err;
+        }
+      },
+      { readVolume: true },
+    );
   }
 
   /** The create itself, under the volume's operation lock, once no record exists. */
-  private async createLocked(
-    tenant: string,
-    volume: string,
-    tenantRecord: TenantRecord,
-    options: VolumeOptions,
-    quota: Quota,
-    formatCommand: string,
-    signal: AbortSignal,
-    request?: CreateRequest,
-  ): Promise<CreateResult> {
-    await this.janitor.clearDeadCreate(tenant, volume);
-
+  private async createLocked(tenant: string, volume: string, create: LockedCreate, request?: CreateRequest): Promise<CreateResult> {
+    const { tenantRecord, options, quota, formatCommand, signal, lock } = create;
     const image = imageName(tenant, volume);
     const record: VolumeRecord = {
       tenant,
@@ -215,21 +238,21 @@ export class VolumeService {
     }
 
     // Reserves the volume's share of the tenant's usage, atomically within its limits (409 QUOTA_EXCEEDED).
-    await this.store.putCreateIntent({ tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes }, quota);
+    const intent = { tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes };
+    await this.store.putCreateIntent(intent, quota);
     await failpoint(this.failpoints, 'after-intent');
     let imageCreated = false;
     try {
-      await this.createImage(options, image);
+      // The owner mark and the QoS limits go on with the create: one open of the new image.
+      await this.createImage(options, image, { [IMAGE_OWNER_KEY]: `${tenant}/${volume}`, ...qosMetadata(qosOf(record.runtime.rateLimit)) });
       imageCreated = true;
-      await this.ceph(`marking ${options.pool}/${image}`, () => this.storage.setMetadata(options.pool, image, IMAGE_OWNER_KEY, `${tenant}/${volume}`));
-      if (hasLimits(record.runtime)) {
-        await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
-      }
       await failpoint(this.failpoints, 'after-image-create');
       if (signal.aborted) {
         throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
       }
     } catch (err) {
+      // The image was made when what failed came after rbd_create4 (setting its metadata): ours to remove.
+      imageCreated ||= err instanceof ApiError && afterCreate(err.cause);
       if (err instanceof ApiError && err.code === 'STORAGE_UNAVAILABLE') {
         // Ceph may still finish what timed out: leave the intent, the janitor resolves it later.
         this.log.warn({ err, tenant, volume }, 'create stopped by an unreachable Ceph; the janitor will resolve it');
@@ -241,7 +264,8 @@ export class VolumeService {
 
     let committed: boolean;
     try {
-      committed = await this.store.commitCreate(record);
+      // The record replaces the intent and the lock is given back, in one transaction.
+      committed = await this.store.commitCreate(record, { intent, lock });
     } catch (err) {
       // The transaction may or may not have happened. Leave image and intent: if the record is
       // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
@@ -251,7 +275,7 @@ export class VolumeService {
     }
     if (!committed) {
       await this.undoCreate(tenant, volume, options.pool, image, true);
-      throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
+      throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment, or its lock was lost; try again`);
     }
     return { record, created: true };
   }
@@ -269,12 +293,12 @@ export class VolumeService {
     return new ApiError('POOL_NOT_FOUND', `pool: Ceph has no pool ${JSON.stringify(pool)}; create it (ceph osd pool create ${pool}) or choose another with --opt pool=NAME`, { field: 'pool' });
   }
 
-  private async createImage(options: VolumeOptions, image: string): Promise<void> {
+  private async createImage(options: VolumeOptions, image: string, metadata: Record<string, string>): Promise<void> {
     try {
-      await this.storage.createImage(options.pool, image, { size: options.sizeBytes, features: VOLUME_IMAGE_FEATURES });
+      await this.storage.createImage(options.pool, image, { size: options.sizeBytes, features: VOLUME_IMAGE_FEATURES, metadata });
     } catch (err) {
-      if (isRbdError(err, 'ENOENT')) throw this.noPool(options.pool);
-      if (isRbdError(err, 'EEXIST')) {
+      if (!afterCreate(err) && isRbdError(err, 'ENOENT')) throw this.noPool(options.pool);
+      if (!afterCreate(err) && isRbdError(err, 'EEXIST')) {
         throw new ApiError('IMAGE_EXISTS', `image ${options.pool}/${image} appeared while creating it (not made by volplugin); remove or rename it, then try again`);
       }
       throw fromStorageError(err, `creating ${options.pool}/${image}`);
@@ -326,16 +350,23 @@ export class VolumeService {
   /**
    * Removes the image (and its snapshots) and then the record. Refused, with nothing changed, while
    * mounted or open, and when `authorize` (given the record, under the lock) throws: the caller's
-   * role may not. No host can mount it meanwhile.
+   * role may not. No host can mount it meanwhile. `accept` (an operation's, operations.ts) is called
+   * once every check passed, before anything is deleted; its progress hears the removal.
    */
-  async remove(tenant: string, volume: string, authorize?: (record: VolumeRecord) => void): Promise<VolumeRecord> {
+  async remove(
+    tenant: string,
+    volume: string,
+    authorize?: (record: VolumeRecord) => void,
+    accept?: (record: VolumeRecord) => Promise<Progress>,
+  ): Promise<VolumeRecord> {
     await this.get(tenant, volume);
     return this.lock(tenant, volume, LockReason.Remove, async () => {
       const record = await this.get(tenant, volume);
       authorize?.(record);
       return this.removal.withMountsExcluded(record, LockReason.Remove, async (stillExcluded) => {
         stillExcluded();
-        await this.removal.destroyImage(record.pool, record.image);
+        const progress = accept ? await accept(record) : null;
+        await this.removal.destroyImage(record.pool, record.image, progress);
         stillExcluded();
         await this.store.deleteVolume(tenant, volume);
         return record;

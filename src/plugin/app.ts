@@ -20,12 +20,14 @@ import { selectMapper } from '../mapper/select.js';
 import type { Mapper } from '../mapper/types.js';
 import { RateLimiter } from '../ratelimit/index.js';
 import type { KV } from '../state/kv.js';
-import { StateStore } from '../state/store.js';
+import { HostRequestKind } from '../state/host-requests.js';
+import { StateStore, reportsIdle } from '../state/store.js';
 import { writeSysfsFile } from '../storage/index.js';
 import type { Storage } from '../storage/types.js';
 import { HostLease } from './cluster/lease.js';
 import { HostRequestInbox } from './cluster/requests.js';
 import { ApiMasterClient, type MasterClient } from './cluster/master-client.js';
+import { VolumeRecords } from './cluster/volume-records.js';
 import { MountLocks, describeHolder } from './cluster/mount-lock.js';
 import type { HostConfig, PluginConfig } from './config.js';
 import { socketPath } from './config.js';
@@ -38,14 +40,17 @@ import { ConvergenceTriggers } from './converge/triggers.js';
 import { DockerClient } from './docker/client.js';
 import { Driver } from './docker/driver.js';
 import { createProtocolServer } from './docker/protocol.js';
-import { messageOf } from './errors.js';
+import { PluginError, messageOf } from './errors.js';
 import { hostOpsWithFailpoints, type PluginFailpoints } from './failpoints.js';
 import { forgetOtherBoot, readBootId } from './mounts/boot.js';
+import { handleReleaseRequests } from './mounts/idle.js';
+import { HostFreezer, realFreezeOps } from './mounts/freeze.js';
+import { mountsAt } from '../mapper/fs.js';
 import { loadHostId, type HostIdentity } from './mounts/host-id.js';
 import { realHostOps, type HostOps } from './mounts/host-ops.js';
 import { KeyedMutex } from './mounts/keyed-mutex.js';
 import { LocalState, type LocalVolume } from './mounts/local-state.js';
-import { MountManager } from './mounts/manager.js';
+import { MountManager, type MountManagerParts } from './mounts/manager.js';
 import { Mounter } from './mounts/mounter.js';
 
 export const VERSION: string = (() => {
@@ -57,7 +62,7 @@ export const VERSION: string = (() => {
 })();
 
 /** The Storage calls volplugin makes: watchers (mappers), the blocklist (fencing), QoS and image metadata. */
-export type PluginStorage = Pick<Storage, 'listWatchers' | 'blocklistAdd' | 'setQos' | 'getMetadata' | 'setMetadata' | 'removeMetadata'>;
+export type PluginStorage = Pick<Storage, 'listWatchers' | 'blocklistAdd' | 'setQos' | 'getQos' | 'getMetadata' | 'setMetadata' | 'removeMetadata'>;
 
 export interface PluginDeps {
   storage: Storage;
@@ -102,7 +107,8 @@ export interface HostSetup {
   lease: HostLease;
   storage: PluginStorage;
   mapper: Mapper;
-  master: MasterClient;
+  /** Where volume records are read (default: etcd, cluster/volume-records.ts). */
+  volumes?: Pick<MasterClient, 'getVolume'>;
   local: LocalState;
   limits: RateLimiter;
   docker: DockerClient | null;
@@ -117,6 +123,10 @@ export interface HostSetup {
   readMounts?: () => Promise<MountInfo[]>;
   /** Test-only pauses of the mount (VOLPLUGIN_FAILPOINTS). */
   failpoints?: PluginFailpoints;
+  /** How long a volume stays mapped after its last Unmount, in ms (--unmount-grace; default none). */
+  graceMs?: number;
+  /** Gets the steps of every Mount, Unmount and release when it is done (the bench, metrics). */
+  onTimed?: MountManagerParts['onTimed'];
 }
 
 export interface AssembledHost {
@@ -139,13 +149,15 @@ export function assembleHost(setup: HostSetup): AssembledHost {
   let convergence: Convergence | null = null;
   const manager = new MountManager({
     mounter,
-    master: setup.master,
+    volumes: setup.volumes ?? new VolumeRecords(store),
     local,
     mutex,
     limits,
     deviceNumber: hostOps.deviceNumber,
     log: mountsLog,
     onChange: async () => convergence?.publishReport(),
+    graceMs: setup.graceMs,
+    onTimed: setup.onTimed,
   });
   const actions = new ConvergenceActions({ locks, manager, fencing, local, mutex, inFlight: () => mounter.mappingsInFlight(), log: convergeLog });
   // A lost lease stops every volume's I/O at once (rule: stop writing before the lease can have expired at etcd).
@@ -244,10 +256,14 @@ async function startRateLimiter(config: HostConfig, docker: DockerClient | null,
   return limits;
 }
 
-/** Who has the volume mounted, for a refused Remove: the lock holder, else a host that reports it. */
+/**
+ * Who has the volume mounted, for a refused Remove: the lock holder, else a host that reports it.
+ * A holder that only keeps it idle is not (the master asks it to let go: state/release.ts).
+ */
 function mountedWhereIn(store: StateStore): (tenant: string, volume: string) => Promise<string | null> {
   return async (tenant, volume) => {
     const lock = await store.getMount(tenant, volume);
+    if (lock && reportsIdle(await store.getHostReport(lock.hostId), tenant, volume)) return null;
     if (lock) return describeHolder(lock);
     for (const report of await store.listHostReports()) {
       if (report.mounts.some((m) => m.tenant === tenant && m.volume === volume)) return `${report.host} (host id ${report.hostId}, as it reports)`;
@@ -302,11 +318,25 @@ async function listen(server: Server, socket: string): Promise<void> {
   await chmod(socket, SOCKET_MODE);
 }
 
-/** The host's request inbox with the handlers every volplugin has; the others are registered where their concern lives. */
-function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, log: Logger): HostRequestInbox {
+/**
+ * The host's request inbox with the handlers every volplugin has; the others are registered where
+ * their concern lives (`concerns`), before it starts, so that no request finds its kind unknown.
+ */
+function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalState, manager: MountManager, log: Logger, concerns: Array<{ register(inbox: HostRequestInbox): void }>): HostRequestInbox {
   const inbox = new HostRequestInbox({ store, hostId: host.id, log: log.child({ part: 'requests' }) });
   // ping: is this host's volplugin there and answering (volcli host ping, and the tests)?
-  inbox.handle('ping', async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  inbox.handle(HostRequestKind.Ping, async () => ({ hostId: host.id, host: host.label, pid: process.pid, version: VERSION, mounts: local.all().length }));
+  // release: another host's Mount, a remove or a rollback asks for a volume this host keeps idle.
+  handleReleaseRequests(inbox, manager);
+  // resize-fs: a resize grew the image of a volume mounted here: grow its filesystem (src/master/resize.ts).
+  inbox.handle(HostRequestKind.ResizeFs, async (request) => {
+    const sizeBytes = Number(request.params?.sizeBytes);
+    if (!request.tenant || !request.volume || !Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+      throw new PluginError('BAD_REQUEST', 'a resize-fs request names a tenant, a volume and params.sizeBytes');
+    }
+    return { ...(await manager.growFilesystem(request.tenant, request.volume, sizeBytes)) };
+  });
+  for (const concern of concerns) concern.register(inbox);
   void inbox.start();
   return inbox;
 }
@@ -326,7 +356,7 @@ export interface RunningHost {
   requests: HostRequestInbox;
   /** Who has a volume mounted (lock holder or a host's report), for refusals. */
   mountedWhere: (tenant: string, volume: string) => Promise<string | null>;
-  /** Stops converging and answering requests. Mounts stay; locks stay until the lease TTL unless nothing is mounted. */
+  /** Stops answering requests (thawing what it froze), lets go of idle volumes and stops converging. Mounts in use stay; their locks until the lease TTL. */
   stop(): Promise<void>;
 }
 
@@ -360,12 +390,12 @@ export async function startHost(config: HostConfig, deps: PluginDeps): Promise<R
     lease,
     storage,
     mapper,
-    master,
     local,
     limits,
     docker,
     log,
     convergence: { version: VERSION, intervalMs: config.convergeSeconds * 1000 },
+    graceMs: config.unmountGrace * 1000,
     hostOps: hostOpsWithFailpoints(realHostOps({ mkfsAllow: config.mkfsAllow }), deps.failpoints),
     failpoints: deps.failpoints,
   });
@@ -374,12 +404,16 @@ export async function startHost(config: HostConfig, deps: PluginDeps): Promise<R
   // release what a reboot destroyed.
   await releaseForgotten(new MountLocks(store, lease, host), forgotten, log);
   await convergence.start();
-  const requests = startRequestInbox(store, host, local, log);
+  // freeze/thaw: a snapshotter's request to hold a volume still for a consistent snapshot.
+  const freezer = new HostFreezer({ local, mutex, ops: realFreezeOps(mountsAt), log: log.child({ part: 'freeze' }) });
+  const requests = startRequestInbox(store, host, local, manager, log, [freezer]);
 
   let stopped: Promise<void> | null = null;
   const stop = () => {
     stopped ??= (async () => {
       await requests.stop();
+      await freezer.thawAll();
+      await manager.stop();
       await convergence.stop();
       // With nothing mounted the locks can go now; otherwise they must outlive this process for
       // a restart (within the TTL) to find them.
@@ -398,7 +432,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   const agent = await startHost(config, deps);
   const { host, master, manager, local, mutex } = agent;
 
-  const driver = new Driver({ master, manager, local, mutex, mountedWhere: agent.mountedWhere });
+  const driver = new Driver({ master, volumes: new VolumeRecords(agent.store), manager, local, mutex, mountedWhere: agent.mountedWhere });
   const server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
   await listen(server, socket);
   log.info(

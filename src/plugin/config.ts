@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { addDaemonOptions, collectList, daemonConfig, parseFlags, wholeNumber, type DaemonConfig, type DaemonOptions } from '../common/flags.js';
 import type { MapperKind } from '../mapper/types.js';
+import { addMetricsOptions, metricsConfig, type MetricsConfig, type MetricsOptions } from '../metrics/flags.js';
 import { DEFAULT_MKFS_ALLOW, mkfsProgramProblem } from '../policy/filesystem.js';
 import { defaultDockerAddress } from './docker/client.js';
 
@@ -23,14 +24,36 @@ export interface HostConfig extends DaemonConfig {
   fenceSeconds: number;
   docker: string | null;
   convergeSeconds: number;
+  /** Seconds a volume stays mapped, mounted and locked after its last Unmount (0: none). */
+  unmountGrace: number;
   /** The programs a tenant's filesystem command may run on this host. */
   mkfsAllow: string[];
+}
+
+/**
+ * The grace after the last Unmount, by default: long enough for the two Mount/Unmount pairs of a
+ * `docker run` and for containers started one after another, short enough that an idle mapping
+ * is not left for long when no one asks for it (anyone who does gets it released at once).
+ */
+export const DEFAULT_UNMOUNT_GRACE_SECONDS = 10;
+
+/** The longest --unmount-grace: an hour (a larger number is more likely milliseconds by mistake). */
+const MAX_UNMOUNT_GRACE_SECONDS = 3600;
+
+function unmountGrace(value: string): number {
+  const seconds = wholeNumber('--unmount-grace', 0)(value);
+  if (seconds > MAX_UNMOUNT_GRACE_SECONDS) {
+    throw new InvalidArgumentError(`--unmount-grace is in seconds, at most ${MAX_UNMOUNT_GRACE_SECONDS}; got ${seconds} (0 disables the grace)`);
+  }
+  return seconds;
 }
 
 /** volplugin's configuration: a host agent serving Docker's volume plugin protocol on a socket. */
 export interface PluginConfig extends HostConfig {
   pluginName: string;
   socketDir: string;
+  /** The Prometheus endpoint (src/metrics); volplugin's only: `volplugin csi` serves none yet. */
+  metrics: MetricsConfig;
 }
 
 function pluginName(value: string): string {
@@ -72,7 +95,17 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
     .addHelpText('after', '\nThe CSI driver (Kubernetes, Nomad, Docker Swarm) is `volplugin csi`: see volplugin csi --help and docs/csi.md.');
   addHostOptions(command, env)
     .addOption(new Option('--plugin-name <name>', 'Docker driver name (socket <socket-dir>/<name>.sock)').default('volplugin').argParser(pluginName))
-    .addOption(new Option('--socket-dir <dir>', 'where Docker looks for plugin sockets').default('/run/docker/plugins'));
+    .addOption(new Option('--socket-dir <dir>', 'where Docker looks for plugin sockets').default('/run/docker/plugins'))
+    .addOption(
+      new Option(
+        '--unmount-grace <seconds>',
+        'keep a volume mapped, mounted and locked this long after its last Unmount, for the next Mount on this host ' +
+          '(released at once when another host, a remove or a rollback asks for it); 0 disables',
+      )
+        .default(DEFAULT_UNMOUNT_GRACE_SECONDS)
+        .argParser(unmountGrace),
+    );
+  addMetricsOptions(command, env, 'volplugin');
   return addDaemonOptions(command, env, 'mount locks and host reports live there');
 }
 
@@ -89,10 +122,12 @@ export interface RawHostOptions extends DaemonOptions {
   fenceSeconds: number;
   docker: string;
   convergeSeconds: number;
+  /** volplugin's only (Docker's Mount/Unmount pairs): the CSI node has no grace, since a CO detaches right after NodeUnstageVolume and the detach is refused while the mount lock is held. */
+  unmountGrace?: number;
   mkfsAllow?: string[];
 }
 
-export interface RawOptions extends RawHostOptions {
+export interface RawOptions extends RawHostOptions, MetricsOptions {
   pluginName: string;
   socketDir: string;
 }
@@ -117,13 +152,14 @@ export function hostConfigFromOptions(o: RawHostOptions, env: NodeJS.ProcessEnv 
     fenceSeconds: o.fenceSeconds,
     docker: o.docker === 'none' || o.docker === '' ? null : o.docker,
     convergeSeconds: o.convergeSeconds,
+    unmountGrace: o.unmountGrace ?? 0,
     mkfsAllow: mkfsAllowFrom(o.mkfsAllow, env),
   };
 }
 
 /** The checked configuration from a parsed command's options. */
 export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = process.env): PluginConfig {
-  return { ...hostConfigFromOptions(o, env), pluginName: o.pluginName, socketDir: path.resolve(o.socketDir) };
+  return { ...hostConfigFromOptions(o, env), pluginName: o.pluginName, socketDir: path.resolve(o.socketDir), metrics: metricsConfig(o) };
 }
 
 /** --mkfs-allow, else VOLPLUGIN_MKFS_ALLOW, else the default list; each a bare program name. */

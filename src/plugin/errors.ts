@@ -14,6 +14,8 @@ export type PluginErrorCode =
   | 'IN_USE'
   /** The device cannot be read, or holds what volplugin must not format or cannot mount. */
   | 'UNSAFE_DEVICE'
+  /** The volume is not mounted on this host (a request for its holder reached another host). */
+  | 'NOT_MOUNTED'
   /** This host lost the volume (another host took it, or its lease was not renewed in time). */
   | 'LOST'
   | 'MASTER_UNAVAILABLE'

@@ -11,6 +11,8 @@
 import { runCsi } from '../csi/main.js';
 import { daemonLogger, openDaemonStorage, runDaemon, stopOnSignals } from '../common/daemon.js';
 import { readFlags } from '../common/flags.js';
+import { trackMounts } from '../metrics/families.js';
+import { startDaemonMetrics } from '../metrics/server.js';
 import { startPlugin, VERSION, type RunningPlugin } from './app.js';
 import { buildCommand, configFromOptions } from './config.js';
 import { parsePluginFailpoints } from './failpoints.js';
@@ -33,6 +35,8 @@ else runDaemon('volplugin', async () => {
     log.warn({ failpoints, bootIdFile }, 'VOLPLUGIN_FAILPOINTS or VOLPLUGIN_BOOT_ID_FILE is set: test-only faults are active');
   }
 
+  // The metrics endpoint first: a port in use ends the start before anything is claimed.
+  const metrics = await startDaemonMetrics('volplugin', config.metrics, log);
   const storage = await openDaemonStorage(config);
   let plugin: RunningPlugin | null = null;
   const onFatal = () => {
@@ -41,11 +45,17 @@ else runDaemon('volplugin', async () => {
   };
   plugin = await startPlugin(config, { storage, log, failpoints, bootIdFile, onFatal });
   const running = plugin;
+  trackMounts(() => {
+    const entries = running.local.all();
+    const lost = entries.filter((e) => e.lost).length;
+    return { held: entries.length - lost, lost, references: entries.reduce((n, e) => n + e.refs.length, 0) };
+  });
   stopOnSignals({
     log,
     steps: [
       { what: 'stopping the Docker socket and the convergence loop', run: () => running.stop() },
       { what: 'closing the Ceph connection', run: () => storage.close(), timeoutMs: CLOSE_TIMEOUT_MS },
+      { what: 'closing the metrics endpoint', run: async () => metrics?.close(), timeoutMs: CLOSE_TIMEOUT_MS },
     ],
   });
 });

@@ -17,6 +17,7 @@ import { PolicyError } from './errors.js';
 import { poolProblem } from './names.js';
 import type { PolicyLimits, RateLimit, RuntimeOptions, TenantPolicy, VolumeOptions } from './types.js';
 import { formatSize, parseSize } from './units.js';
+import { formatRetention, maxKept, type Retention } from './retention.js';
 
 export interface TenantLimits {
   maxSizeBytes: number | null;
@@ -105,7 +106,18 @@ function rateViolations(rateLimit: RateLimit, limits: TenantLimits): Violation[]
   return out;
 }
 
-function violations(options: { pool: string; sizeBytes: number; snapshot: { keep: number }; rateLimit: RateLimit }, limits: TenantLimits): Violation[] {
+/** A keep that may leave more snapshots than limits.snapshots allows. */
+function keepViolation(keep: Retention, limits: TenantLimits): Violation | null {
+  const most = maxKept(keep);
+  if (limits.maxSnapshots === null || most <= limits.maxSnapshots) return null;
+  const what = typeof keep === 'number' ? `${keep}` : `${formatRetention(keep)} keeps up to ${most} snapshots (the sum of its tiers), which`;
+  return {
+    setting: 'keep',
+    message: `${what} is above the tenant's limit of ${limits.maxSnapshots} snapshots per volume (limits.snapshots); keep at most ${limits.maxSnapshots}`,
+  };
+}
+
+function violations(options: { pool: string; sizeBytes: number; snapshot: { keep: Retention }; rateLimit: RateLimit }, limits: TenantLimits): Violation[] {
   const out: Violation[] = [];
   if (limits.maxSizeBytes !== null && options.sizeBytes > limits.maxSizeBytes) {
     const max = formatSize(limits.maxSizeBytes);
@@ -114,12 +126,8 @@ function violations(options: { pool: string; sizeBytes: number; snapshot: { keep
   if (limits.pools !== null && !limits.pools.includes(options.pool)) {
     out.push({ setting: 'pool', message: `${JSON.stringify(options.pool)} is not one of the tenant's pools (limits.pools: ${limits.pools.join(', ')})` });
   }
-  if (limits.maxSnapshots !== null && options.snapshot.keep > limits.maxSnapshots) {
-    out.push({
-      setting: 'keep',
-      message: `${options.snapshot.keep} is above the tenant's limit of ${limits.maxSnapshots} snapshots per volume (limits.snapshots); keep at most ${limits.maxSnapshots}`,
-    });
-  }
+  const keep = keepViolation(options.snapshot.keep, limits);
+  if (keep) out.push(keep);
   return [...out, ...rateViolations(options.rateLimit, limits)];
 }
 
@@ -152,12 +160,8 @@ export function checkVolumeLimits(options: VolumeOptions, limits: TenantLimits):
 /** LIMIT_EXCEEDED naming the runtime option when a change would exceed the tenant's limits. */
 export function checkRuntimeLimits(runtime: RuntimeOptions, limits: TenantLimits): void {
   const found = rateViolations(runtime.rateLimit, limits);
-  if (limits.maxSnapshots !== null && runtime.snapshot.keep > limits.maxSnapshots) {
-    found.unshift({
-      setting: 'keep',
-      message: `${runtime.snapshot.keep} is above the tenant's limit of ${limits.maxSnapshots} snapshots per volume (limits.snapshots); keep at most ${limits.maxSnapshots}`,
-    });
-  }
+  const keep = keepViolation(runtime.snapshot.keep, limits);
+  if (keep) found.unshift(keep);
   refuse(found, OPTION_OF, 'LIMIT_EXCEEDED');
 }
 
@@ -166,7 +170,7 @@ export function checkRuntimeLimits(runtime: RuntimeOptions, limits: TenantLimits
  * forbid: a policy whose defaults could not make a volume is refused at upload.
  */
 export function checkDefaultsWithinLimits(
-  defaults: { pool: string; sizeBytes: number | null; snapshot: { keep: number }; rateLimit: RateLimit },
+  defaults: { pool: string; sizeBytes: number | null; snapshot: { keep: Retention }; rateLimit: RateLimit },
   limits: TenantLimits,
 ): void {
   const options = { ...defaults, sizeBytes: defaults.sizeBytes ?? 0 };

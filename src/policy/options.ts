@@ -4,10 +4,12 @@
 
 import { compileSchema } from '../common/schema.js';
 import type { RateLimit, RuntimeOptions, TenantPolicy, VolumeOptions } from './types.js';
+import { DEFAULT_BACKUP } from './backup.js';
 import { PolicyError, describeType, schemaError } from './errors.js';
 import { checkRuntimeLimits, checkVolumeLimits, limitsOf, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
-import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from './schema.js';
+import { formatRetention, parseRetentionText, checkRetention, sameRetention, type Retention } from './retention.js';
+import { CONSISTENCY_MODES, DriverOptionValuesSchema, RuntimeOptionValuesSchema, type ConsistencyMode } from './schema.js';
 import { parseBoolOption, parseFrequency, parseGoDuration, parseIntegerOption, parseSize } from './units.js';
 import { policyDefaults } from './validate.js';
 
@@ -43,10 +45,14 @@ export interface ParsedOptions {
   sizeBytes?: number;
   snapshots?: boolean;
   frequency?: string;
-  keep?: number;
+  keep?: Retention;
+  consistency?: ConsistencyMode;
   filesystem?: string;
   ephemeral?: boolean;
   rateLimit: Partial<RateLimit>;
+  backups?: boolean;
+  backupFrequency?: string;
+  backupKeep?: number;
 }
 
 function parseOptions(values: Record<string, unknown> | null | undefined, shape: typeof driverShape | typeof runtimeShape): ParsedOptions {
@@ -76,7 +82,11 @@ function parseOptions(values: Record<string, unknown> | null | undefined, shape:
         out.frequency = text.trim();
         break;
       case 'snapshots.keep':
-        out.keep = parseIntegerOption(text, key, 1);
+        // JSON clients may send the tiers as an object; Docker and volcli send text.
+        out.keep = typeof raw === 'object' && raw !== null ? checkRetention(raw, key, 'INVALID_OPTION') : parseRetentionText(text, key);
+        break;
+      case 'snapshots.consistency':
+        out.consistency = parseConsistency(text, key);
         break;
       case 'filesystem':
         if (text === '') throw new PolicyError('INVALID_OPTION', 'filesystem: is empty; name one of the tenant\'s filesystems', key);
@@ -85,11 +95,37 @@ function parseOptions(values: Record<string, unknown> | null | undefined, shape:
       case 'ephemeral':
         out.ephemeral = parseBoolOption(text, key);
         break;
+      case 'backups':
+        out.backups = parseBoolOption(text, key);
+        break;
+      case 'backups.frequency':
+        parseFrequency(text, { field: key });
+        out.backupFrequency = text.trim();
+        break;
+      case 'backups.keep':
+        out.backupKeep = parseIntegerOption(text, key, 1);
+        break;
       default:
         out.rateLimit[rateLimitField[key]!] = parseIntegerOption(text, key, 0);
     }
   }
   return out;
+}
+
+function parseConsistency(text: string, field: string): ConsistencyMode {
+  const mode = text.trim();
+  if (!(CONSISTENCY_MODES as readonly string[]).includes(mode)) {
+    throw new PolicyError('INVALID_OPTION', `${field}: ${JSON.stringify(text)} is not a consistency mode; write crash or fsfreeze`, field);
+  }
+  return mode as ConsistencyMode;
+}
+
+/**
+ * The snapshot settings a volume is made of: `consistency` is recorded only when it is not the
+ * default (crash), so that the records of volumes that do not use it stay as they were.
+ */
+function snapshotSettings(frequency: string, keep: Retention, consistency: ConsistencyMode | undefined): VolumeOptions['snapshot'] {
+  return consistency === 'fsfreeze' ? { frequency, keep, consistency } : { frequency, keep };
 }
 
 /** Checks driver option keys and values (no policy needed). Throws INVALID_OPTION. */
@@ -127,14 +163,25 @@ export function resolveVolumeOptions(policy: TenantPolicy, values: Record<string
     pool: given.pool ?? defaults.pool,
     sizeBytes,
     snapshots: given.snapshots ?? defaults.snapshots,
-    snapshot: {
-      frequency: given.frequency ?? defaults.snapshot.frequency,
-      keep: given.keep ?? defaults.snapshot.keep,
-    },
+    snapshot: snapshotSettings(
+      given.frequency ?? defaults.snapshot.frequency,
+      given.keep ?? defaults.snapshot.keep,
+      given.consistency ?? defaults.snapshot.consistency,
+    ),
     filesystem,
     ephemeral: given.ephemeral ?? defaults.ephemeral,
     rateLimit: { ...defaults.rateLimit, ...given.rateLimit },
   };
+  // Backup settings only for a tenant whose policy speaks of backups, or a volume that asks.
+  const asked = given.backups !== undefined || given.backupFrequency !== undefined || given.backupKeep !== undefined;
+  if (defaults.backup || asked) {
+    const d = defaults.backup ?? { backups: false, ...DEFAULT_BACKUP, target: false };
+    options.backups = given.backups ?? d.backups;
+    options.backup = { frequency: given.backupFrequency ?? d.frequency, keep: given.backupKeep ?? d.keep };
+    if (options.backups && !d.target) {
+      throw new PolicyError('INVALID_OPTION', 'backups: the tenant policy names no backup target (default-options.backup.target); an admin sets one with volcli tenant upload', 'backups');
+    }
+  }
   checkVolumeLimits(options, limitsOf(policy));
   return options;
 }
@@ -145,18 +192,24 @@ function sameDuration(a: string, b: string): boolean {
 
 /**
  * The option keys given in `values` whose value differs from the existing volume's. Keys not
- * given do not count: creating an existing volume without options returns it as it is.
+ * given do not count: creating an existing volume without options returns it as it is. A volume
+ * at least as large as the size asked for matches it (it may have been grown since: volcli volume
+ * resize), so that a create repeated with the size it was made with still finds it.
  */
 export function conflictingOptions(existing: VolumeOptions, values: Record<string, unknown> | null | undefined): string[] {
   const given = parseDriverOptions(values);
   const out: string[] = [];
   if (given.pool !== undefined && given.pool !== existing.pool) out.push('pool');
-  if (given.sizeBytes !== undefined && given.sizeBytes !== existing.sizeBytes) out.push('size');
+  if (given.sizeBytes !== undefined && given.sizeBytes > existing.sizeBytes) out.push('size');
   if (given.snapshots !== undefined && given.snapshots !== existing.snapshots) out.push('snapshots');
   if (given.frequency !== undefined && !sameDuration(given.frequency, existing.snapshot.frequency)) out.push('snapshots.frequency');
-  if (given.keep !== undefined && given.keep !== existing.snapshot.keep) out.push('snapshots.keep');
+  if (given.keep !== undefined && !sameRetention(given.keep, existing.snapshot.keep)) out.push('snapshots.keep');
+  if (given.consistency !== undefined && given.consistency !== (existing.snapshot.consistency ?? 'crash')) out.push('snapshots.consistency');
   if (given.filesystem !== undefined && given.filesystem !== existing.filesystem) out.push('filesystem');
   if (given.ephemeral !== undefined && given.ephemeral !== existing.ephemeral) out.push('ephemeral');
+  if (given.backups !== undefined && given.backups !== (existing.backups ?? false)) out.push('backups');
+  if (given.backupFrequency !== undefined && !sameDuration(given.backupFrequency, existing.backup?.frequency ?? '')) out.push('backups.frequency');
+  if (given.backupKeep !== undefined && given.backupKeep !== existing.backup?.keep) out.push('backups.keep');
   for (const [key, field] of Object.entries(rateLimitField)) {
     const v = given.rateLimit[field];
     if (v !== undefined && v !== existing.rateLimit[field]) out.push(key);
@@ -166,11 +219,14 @@ export function conflictingOptions(existing: VolumeOptions, values: Record<strin
 
 /** The runtime part of a volume's options (what it starts with). */
 export function runtimeOf(options: VolumeOptions): RuntimeOptions {
-  return {
+  const runtime: RuntimeOptions = {
     snapshots: options.snapshots,
-    snapshot: { ...options.snapshot },
+    snapshot: structuredClone(options.snapshot),
     rateLimit: { ...options.rateLimit },
   };
+  if (options.backups !== undefined) runtime.backups = options.backups;
+  if (options.backup !== undefined) runtime.backup = { ...options.backup };
+  return runtime;
 }
 
 /**
@@ -181,26 +237,42 @@ export function applyRuntimeOptions(current: RuntimeOptions, values: Record<stri
   const given = parseRuntimeOptions(values);
   const next: RuntimeOptions = {
     snapshots: given.snapshots ?? current.snapshots,
-    snapshot: {
-      frequency: given.frequency ?? current.snapshot.frequency,
-      keep: given.keep ?? current.snapshot.keep,
-    },
+    snapshot: snapshotSettings(
+      given.frequency ?? current.snapshot.frequency,
+      given.keep ?? current.snapshot.keep,
+      given.consistency ?? current.snapshot.consistency,
+    ),
     rateLimit: { ...current.rateLimit, ...given.rateLimit },
   };
+  const backups = given.backups ?? current.backups;
+  if (backups !== undefined) next.backups = backups;
+  if (current.backup || given.backupFrequency !== undefined || given.backupKeep !== undefined) {
+    next.backup = { frequency: given.backupFrequency ?? current.backup?.frequency ?? DEFAULT_BACKUP.frequency, keep: given.backupKeep ?? current.backup?.keep ?? DEFAULT_BACKUP.keep };
+  }
   if (limits) checkRuntimeLimits(next, limits);
   return next;
 }
 
-/** RuntimeOptions spelled as runtime option keys (what `volcli volume runtime get` prints). */
-export function runtimeAsOptions(runtime: RuntimeOptions): Record<RuntimeOptionKey, string> {
-  return {
+type BackupKey = 'backups' | 'backups.frequency' | 'backups.keep';
+
+/** RuntimeOptions spelled as runtime option keys (what `volcli volume runtime get` prints; backup keys when the volume has backup settings). */
+export function runtimeAsOptions(runtime: RuntimeOptions): Record<Exclude<RuntimeOptionKey, BackupKey>, string> & Partial<Record<BackupKey, string>> {
+  const base = {
     snapshots: String(runtime.snapshots),
     'snapshots.frequency': runtime.snapshot.frequency,
-    'snapshots.keep': String(runtime.snapshot.keep),
+    'snapshots.keep': formatRetention(runtime.snapshot.keep),
+    'snapshots.consistency': runtime.snapshot.consistency ?? 'crash',
     'rate-limit.write.iops': String(runtime.rateLimit.writeIops),
     'rate-limit.read.iops': String(runtime.rateLimit.readIops),
     'rate-limit.read.bps': String(runtime.rateLimit.readBps),
     'rate-limit.write.bps': String(runtime.rateLimit.writeBps),
+  };
+  if (runtime.backups === undefined && runtime.backup === undefined) return base;
+  return {
+    ...base,
+    backups: String(runtime.backups ?? false),
+    'backups.frequency': runtime.backup?.frequency ?? DEFAULT_BACKUP.frequency,
+    'backups.keep': String(runtime.backup?.keep ?? DEFAULT_BACKUP.keep),
   };
 }
 

@@ -8,6 +8,7 @@
 // embed them).
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { RETENTION_EXPECTED, RetentionSchema, RetentionTiersSchema } from './retention.js';
 
 const optional = <T extends TSchema>(schema: T) => Type.Optional(schema);
 
@@ -18,6 +19,18 @@ const code = (c: 'INVALID_POLICY' | 'INVALID_OPTION') => ({ 'x-code': c });
 
 const sizeText = (example: string) =>
   Type.String({ 'x-expected': `a string with a unit (KB, MB, GB, TB), e.g. "${example}"`, description: `A size with a unit (binary: 1 MB = 1024 KB), e.g. "${example}"` });
+
+/**
+ * How a snapshot of a mounted volume is taken: `crash` (the default: as after a power cut) or
+ * `fsfreeze` (the host that mounts it freezes the filesystem for the instant of the snapshot;
+ * docs/snapshots.md).
+ */
+export const CONSISTENCY_MODES = ['crash', 'fsfreeze'] as const;
+export type ConsistencyMode = (typeof CONSISTENCY_MODES)[number];
+export const ConsistencySchema = Type.Union([Type.Literal('crash'), Type.Literal('fsfreeze')], {
+  'x-expected': '"crash" or "fsfreeze"',
+  description: 'crash (default): as after a power cut; fsfreeze: the mounting host freezes the filesystem for the snapshot',
+});
 
 const rateLimitText = (minimum: number, description: string) =>
   Type.Object(
@@ -30,6 +43,47 @@ const rateLimitText = (minimum: number, description: string) =>
     { additionalProperties: false, description },
   );
 
+// Backups (src/backups, docs/backups.md): where they go and how often. The target and the hook are
+// the tenant's (admin's) alone: no driver option can name a directory or a program.
+const pathText = (description: string) => Type.String({ description, 'x-expected': 'a string: an absolute path' });
+
+export const BackupTargetSchema = Type.Union(
+  [
+    Type.Object({ directory: pathText('A local directory or a mounted NFS share (under one of the daemons\' --backup-allow directories)') }, { additionalProperties: false }),
+    Type.Object(
+      {
+        ceph: Type.Object(
+          {
+            conf: pathText("The second cluster's ceph.conf (the same cluster's, with another pool, also works)"),
+            keyring: optional(pathText('Its keyring; else what the conf names')),
+            client: optional(Type.String({ description: 'The cephx id without "client." (default admin)' })),
+            pool: Type.String({ description: 'The pool the replica images go to' }),
+          },
+          { additionalProperties: false },
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { 'x-expected': 'an object: {"directory": "/backups"} or {"ceph": {"conf": "/etc/ceph/backup.conf", "pool": "backups"}}' },
+);
+
+export const BackupBlockSchema = Type.Object(
+  {
+    frequency: optional(Type.String({ description: 'Go duration, at least 1s (default 24h)', examples: ['24h'] })),
+    keep: optional(Type.Integer({ minimum: 1, description: 'Backups kept at least (default 7); a chain starts with a full backup every `keep` backups' })),
+    target: optional(BackupTargetSchema),
+    hook: optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        maxItems: 32,
+        description: 'A program and its arguments, run without a shell after each backup with TENANT/VOLUME, SNAPSHOT and FILE appended (the program must be on the daemons\' --backup-hook-allow)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const DefaultOptionsSchema = Type.Object(
   {
     pool: Type.String({ description: 'Ceph pool (required)', 'x-hint': 'name the Ceph pool for this tenant\'s volumes, e.g. "pool": "rbd"' }),
@@ -39,7 +93,8 @@ export const DefaultOptionsSchema = Type.Object(
       Type.Object(
         {
           frequency: optional(Type.String({ description: 'Go duration, at least 1s', examples: ['30m'] })),
-          keep: optional(Type.Integer({ minimum: 1 })),
+          keep: optional(RetentionSchema),
+          consistency: optional(ConsistencySchema),
         },
         { additionalProperties: false },
       ),
@@ -47,6 +102,8 @@ export const DefaultOptionsSchema = Type.Object(
     filesystem: optional(Type.String({ description: 'A key of `filesystems` (default ext4)' })),
     ephemeral: optional(Type.Boolean()),
     'rate-limit': optional(rateLimitText(0, 'Operations or bytes per second; 0 is unlimited.')),
+    backups: optional(Type.Boolean({ description: 'Back volumes up on schedule (needs backup.target)' })),
+    backup: optional(BackupBlockSchema),
   },
   { additionalProperties: false, 'x-hint': 'it must contain at least "pool", e.g. {"default-options": {"pool": "rbd"}}' },
 );
@@ -88,30 +145,41 @@ const boolOption = Type.Union([Type.Boolean(), Type.String()], {
   'x-expected': "true or false (or, as a string, one of Go's ParseBool spellings: 1 t T TRUE true True 0 f F FALSE false False)",
 });
 const countOption = Type.Union([Type.Integer(), Type.String()], { 'x-expected': 'a whole number (or its digits as a string)' });
+const keepOption = Type.Union([Type.Integer(), Type.String(), RetentionTiersSchema], {
+  'x-expected': `${RETENTION_EXPECTED}; as a string "20" or "last:3,hourly:24,daily:7"`,
+});
 
 const DRIVER_OPTIONS = {
   pool: optional(Type.String({ 'x-expected': 'a string: a Ceph pool name' })),
   size: optional(Type.String({ 'x-expected': 'a string: a size such as "10GB" (a bare number is MB)' })),
   snapshots: optional(boolOption),
   'snapshots.frequency': optional(Type.String({ 'x-expected': 'a string: a Go duration such as "30m"' })),
-  'snapshots.keep': optional(countOption),
+  'snapshots.keep': optional(keepOption),
+  'snapshots.consistency': optional(Type.String({ 'x-expected': 'a string: "crash" or "fsfreeze"' })),
   filesystem: optional(Type.String({ 'x-expected': "a string: one of the tenant's filesystems" })),
   ephemeral: optional(boolOption),
   'rate-limit.write.iops': optional(countOption),
   'rate-limit.read.iops': optional(countOption),
   'rate-limit.read.bps': optional(countOption),
   'rate-limit.write.bps': optional(countOption),
+  backups: optional(boolOption),
+  'backups.frequency': optional(Type.String({ 'x-expected': 'a string: a Go duration such as "24h"' })),
+  'backups.keep': optional(countOption),
 };
 
 /** Spellings users borrow from the policy file, mapped to the option key they meant (for "did you mean"). */
 export const OPTION_ALIASES: Readonly<Record<string, string>> = {
   'snapshot.frequency': 'snapshots.frequency',
   'snapshot.keep': 'snapshots.keep',
+  'snapshot.consistency': 'snapshots.consistency',
   'rate-limit.write-iops': 'rate-limit.write.iops',
   'rate-limit.read-iops': 'rate-limit.read.iops',
   'rate-limit.write-bps': 'rate-limit.write.bps',
   'rate-limit.read-bps': 'rate-limit.read.bps',
   snapshot: 'snapshots',
+  backup: 'backups',
+  'backup.frequency': 'backups.frequency',
+  'backup.keep': 'backups.keep',
 };
 
 const optionObject = { additionalProperties: false, 'x-key-noun': 'option', 'x-aliases': OPTION_ALIASES, ...code('INVALID_OPTION') };
@@ -125,10 +193,14 @@ const RUNTIME_OPTIONS = {
   snapshots: DRIVER_OPTIONS.snapshots,
   'snapshots.frequency': DRIVER_OPTIONS['snapshots.frequency'],
   'snapshots.keep': DRIVER_OPTIONS['snapshots.keep'],
+  'snapshots.consistency': DRIVER_OPTIONS['snapshots.consistency'],
   'rate-limit.write.iops': DRIVER_OPTIONS['rate-limit.write.iops'],
   'rate-limit.read.iops': DRIVER_OPTIONS['rate-limit.read.iops'],
   'rate-limit.read.bps': DRIVER_OPTIONS['rate-limit.read.bps'],
   'rate-limit.write.bps': DRIVER_OPTIONS['rate-limit.write.bps'],
+  backups: DRIVER_OPTIONS.backups,
+  'backups.frequency': DRIVER_OPTIONS['backups.frequency'],
+  'backups.keep': DRIVER_OPTIONS['backups.keep'],
 };
 
 export const RuntimeOptionValuesSchema = Type.Object(RUNTIME_OPTIONS, {
@@ -152,6 +224,17 @@ export const RateLimitSchema = Type.Object(
 export const SnapshotScheduleSchema = Type.Object(
   {
     frequency: Type.String({ description: 'Go duration, e.g. "30m"' }),
+    keep: RetentionSchema,
+    /** Absent: crash (records from before it existed, and every crash-consistent volume). */
+    consistency: Type.Optional(ConsistencySchema),
+  },
+  { additionalProperties: false },
+);
+
+/** A volume's backup schedule; the target and hook come from its tenant's policy when a backup runs. */
+export const BackupScheduleSchema = Type.Object(
+  {
+    frequency: Type.String({ description: 'Go duration, e.g. "24h"' }),
     keep: Type.Integer({ minimum: 1 }),
   },
   { additionalProperties: false },
@@ -166,11 +249,20 @@ export const VolumeOptionsSchema = Type.Object(
     filesystem: Type.String(),
     ephemeral: Type.Boolean(),
     rateLimit: RateLimitSchema,
+    // Optional: records written before backups existed have neither (no backups).
+    backups: optional(Type.Boolean()),
+    backup: optional(BackupScheduleSchema),
   },
   { additionalProperties: false },
 );
 
 export const RuntimeOptionsSchema = Type.Object(
-  { snapshots: Type.Boolean(), snapshot: SnapshotScheduleSchema, rateLimit: RateLimitSchema },
+  {
+    snapshots: Type.Boolean(),
+    snapshot: SnapshotScheduleSchema,
+    rateLimit: RateLimitSchema,
+    backups: optional(Type.Boolean()),
+    backup: optional(BackupScheduleSchema),
+  },
   { title: 'RuntimeOptions', additionalProperties: false },
 );

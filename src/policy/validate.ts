@@ -1,7 +1,8 @@
 // Validation of tenant policies as users write them (see docs/api.md for the format):
 //
 //   { "default-options": { "pool": "rbd", "size": "10MB", "snapshots": true,
-//                          "snapshot": { "frequency": "30m", "keep": 20 }, "filesystem": "btrfs",
+//                          "snapshot": { "frequency": "30m", "keep": 20, "consistency": "crash" },
+//                          "filesystem": "btrfs",
 //                          "ephemeral": false,
 //                          "rate-limit": { "write-iops": 1000, "read-iops": 1000,
 //                                          "write-bps": 100000000, "read-bps": 100000000 } },
@@ -16,10 +17,12 @@
 import { compileSchema } from '../common/schema.js';
 import type { RateLimit, SnapshotSchedule, TenantPolicy } from './types.js';
 import { PolicyError, describeType, schemaError } from './errors.js';
+import { checkBackupDefaults } from './backup.js';
 import { DEFAULT_FILESYSTEMS, formatCommandProblem } from './filesystem.js';
 import { parseJson } from './json.js';
 import { checkDefaultsWithinLimits, parseLimits, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
+import { retentionProblem } from './retention.js';
 import { TenantPolicySchema } from './schema.js';
 import { parseFrequency, parseSize } from './units.js';
 
@@ -28,7 +31,7 @@ const policyShape = compileSchema(TenantPolicySchema);
 /** Used when `default-options.filesystem` is absent. */
 export const DEFAULT_FILESYSTEM = 'ext4';
 /** Used when `default-options.snapshot` (or one of its keys) is absent. */
-export const DEFAULT_SNAPSHOT: Readonly<SnapshotSchedule> = Object.freeze({ frequency: '30m', keep: 20 });
+export const DEFAULT_SNAPSHOT: Readonly<SnapshotSchedule & { keep: number }> = Object.freeze({ frequency: '30m', keep: 20 });
 
 /** A policy's default-options, typed and checked (size may be absent: then --opt size is required). */
 export interface PolicyDefaults {
@@ -39,6 +42,16 @@ export interface PolicyDefaults {
   filesystem: string;
   ephemeral: boolean;
   rateLimit: RateLimit;
+  /** Set when the policy says anything about backups (volumes of other tenants have no backup settings). */
+  backup?: PolicyBackupDefaults;
+}
+
+export interface PolicyBackupDefaults {
+  backups: boolean;
+  frequency: string;
+  keep: number;
+  /** Whether the policy names a target (driver options may turn backups on only then). */
+  target: boolean;
 }
 
 const fail = (field: string, message: string): never => {
@@ -97,7 +110,12 @@ function checkDefaults(raw: TenantPolicy['default-options'], filesystems: Record
     parseFrequency(raw.snapshot.frequency, { field, code: 'INVALID_POLICY' });
     snapshot.frequency = raw.snapshot.frequency.trim();
   }
-  if (raw.snapshot?.keep !== undefined) snapshot.keep = raw.snapshot.keep;
+  if (raw.snapshot?.keep !== undefined) {
+    const problem = retentionProblem(raw.snapshot.keep);
+    if (problem) fail(`${p}.snapshot.keep`, problem);
+    snapshot.keep = structuredClone(raw.snapshot.keep);
+  }
+  if (raw.snapshot?.consistency === 'fsfreeze') snapshot.consistency = 'fsfreeze';
 
   const filesystem = raw.filesystem ?? DEFAULT_FILESYSTEM;
   if (filesystems[filesystem] === undefined) {
@@ -116,7 +134,12 @@ function checkDefaults(raw: TenantPolicy['default-options'], filesystems: Record
     readBps: r['read-bps'] ?? ceilings.readBps ?? 0,
   };
 
-  return { pool: raw.pool, sizeBytes, snapshots: raw.snapshots ?? false, snapshot, filesystem, ephemeral: raw.ephemeral ?? false, rateLimit };
+  const defaults: PolicyDefaults = { pool: raw.pool, sizeBytes, snapshots: raw.snapshots ?? false, snapshot, filesystem, ephemeral: raw.ephemeral ?? false, rateLimit };
+  if (raw.backups !== undefined || raw.backup !== undefined) {
+    const { backups, backup } = checkBackupDefaults(raw, p, fail);
+    defaults.backup = { backups, ...backup, target: raw.backup?.target !== undefined };
+  }
+  return defaults;
 }
 
 /** The schema check alone: the PolicyError of the first problem of shape, or nothing. */

@@ -13,7 +13,7 @@
 import { mkdir, readFile, rename, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RateLimit } from '../policy/types.js';
-import type { Storage } from '../storage/types.js';
+import type { QosLimits, Storage } from '../storage/types.js';
 import { applyBlkioV1, applyIoMax, readBlkioV1, type DeviceNumber } from './blkio.js';
 import { cgroupOfProcess, plannedCgroup, type CgroupSetup, type CgroupTarget } from './cgroups.js';
 import { qosOf } from './limits.js';
@@ -40,7 +40,7 @@ export interface RateLimiterOptions {
   aheadFile?: string;
   /** Null when volplugin runs without Docker access: only librbd QoS then. */
   docker: ContainerEngine | null;
-  storage: Pick<Storage, 'setQos'>;
+  storage: Pick<Storage, 'setQos' | 'getQos'>;
   /** Root of the cgroup mounts (default /sys/fs/cgroup). */
   cgroupRoot?: string;
   log?: RateLimitLog;
@@ -83,9 +83,28 @@ export class RateLimiter {
     await rename(tmp, this.options.aheadFile);
   }
 
-  /** Sets the image's librbd QoS. */
+  /**
+   * Sets the image's librbd QoS. The master set it when the volume was made or last changed, so
+   * it is read first and only what differs is written (each write is a round trip to the OSD).
+   */
   async applyQos(pool: string, image: string, limits: RateLimit): Promise<void> {
-    await this.options.storage.setQos(pool, image, qosOf(limits));
+    const changes = await this.qosChanges(pool, image, limits);
+    if (changes) await this.writeQos(pool, image, changes);
+  }
+
+  /** The QoS settings of the image that differ from `limits` (null: none). */
+  async qosChanges(pool: string, image: string, limits: RateLimit): Promise<QosLimits | null> {
+    const current = await this.options.storage.getQos(pool, image);
+    const changes: QosLimits = {};
+    for (const [field, value] of Object.entries(qosOf(limits)) as Array<[keyof QosLimits, number]>) {
+      if ((current[field] ?? 0) !== value) changes[field] = value;
+    }
+    return Object.keys(changes).length > 0 ? changes : null;
+  }
+
+  /** Writes QoS settings (qosChanges) to the image. */
+  async writeQos(pool: string, image: string, changes: QosLimits): Promise<void> {
+    await this.options.storage.setQos(pool, image, changes);
   }
 
   async dockerInfo(): Promise<CgroupSetup> {

@@ -7,3 +7,4 @@ export * from './schedule.js';
 export * from './prune.js';
 export * from './service.js';
 export * from './copy-record.js';
+export * from './retention.js';

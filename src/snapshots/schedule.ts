@@ -10,10 +10,11 @@
 
 import { parseFrequency } from '../policy/units.js';
 import type { RuntimeOptions } from '../policy/types.js';
+import { retentionValueProblem, type Retention } from '../policy/retention.js';
 
 export interface ScheduleSettings {
   frequencyMs: number;
-  keep: number;
+  keep: Retention;
 }
 
 export type ScheduleOf =
@@ -34,10 +35,9 @@ export function scheduleOf(runtime: Pick<RuntimeOptions, 'snapshots' | 'snapshot
   } catch (err) {
     return { state: 'invalid', problem: (err as Error).message };
   }
-  if (typeof keep !== 'number' || !Number.isInteger(keep) || keep < 1) {
-    return { state: 'invalid', problem: `snapshots.keep: must be a whole number of at least 1, got ${JSON.stringify(keep)}` };
-  }
-  return { state: 'on', settings: { frequencyMs, keep } };
+  const keepProblem = retentionValueProblem(keep);
+  if (keepProblem) return { state: 'invalid', problem: `snapshots.keep: ${keepProblem}, got ${JSON.stringify(keep)}` };
+  return { state: 'on', settings: { frequencyMs, keep: keep as Retention } };
 }
 
 /** The start (ms since the epoch) of the slot `nowMs` falls in. */

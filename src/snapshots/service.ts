@@ -7,9 +7,10 @@
 
 import pino, { type Logger } from 'pino';
 import { imageName } from '../policy/names.js';
-import type { Storage, SnapshotInfo, ParentRef } from '../storage/types.js';
+import type { Storage, SnapshotInfo, ParentRef, ProgressListener } from '../storage/types.js';
 import { isRbdError } from '../storage/errors.js';
 import { forgetHolder } from '../fencing/index.js';
+import { countSnapshot } from '../metrics/families.js';
 import { LockReason, StateMountedError, type StateStore } from '../state/store.js';
 import type { VolumeFormat, VolumeRecord } from '../state/records.js';
 import { systemClock, type Clock } from './clock.js';
@@ -24,8 +25,12 @@ import {
   supervisorSnapshotName,
 } from './names.js';
 import { planPrune } from './prune.js';
+import { SnapshotFreezer } from './freeze.js';
+import { GroupSnapshots } from './groups.js';
+import type { Retention } from './retention.js';
 
 import type {
+  ProtectedSnapshots,
   CopyHooks,
   CopyTarget,
   FinishCloneResult,
@@ -57,6 +62,10 @@ export class SnapshotService {
   private readonly longMs: number;
   private readonly lockWaitMs: number;
   private readonly lockTtlSeconds: number | undefined;
+  private readonly protectedSnapshots: ProtectedSnapshots;
+  private readonly freezer: SnapshotFreezer;
+  /** Group snapshots (groups.ts), with the same freezer, clock and lock settings. */
+  readonly groups: GroupSnapshots;
 
   constructor(
     private readonly storage: Storage,
@@ -69,6 +78,17 @@ export class SnapshotService {
     this.longMs = options.longTimeoutMs ?? 3_600_000;
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
     this.lockTtlSeconds = options.lockTtlSeconds;
+    this.protectedSnapshots = options.protectedSnapshots ?? (async () => []);
+    this.freezer = new SnapshotFreezer(store, this.log, options.freeze);
+    this.groups = new GroupSnapshots({
+      storage,
+      store,
+      freezer: this.freezer,
+      clock: this.clock,
+      log: this.log,
+      lockWaitMs: this.lockWaitMs,
+      lockTtlSeconds: this.lockTtlSeconds,
+    });
   }
 
   /** The volume's operation lock with this service's TTL, waiting up to `waitMs`. */
@@ -170,27 +190,41 @@ export class SnapshotService {
       if (limit !== undefined && existing.size >= limit) {
         throw new ApiError('SNAPSHOT_LIMIT', `volume ${tenant}/${volume} has ${existing.size} snapshots, its tenant's limit (limits.snapshots); remove one first`, { field: 'limits.snapshots' });
       }
-      const at = this.clock.now();
-      const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
-      for (const candidate of candidates) {
-        if (existing.has(candidate) && name === undefined) continue;
-        try {
-          if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
-          await this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () =>
-            this.storage.createSnapshot(record.pool, record.image, candidate),
-          );
-        } catch (err) {
-          if (!isRbdError(err, 'EEXIST')) throw err;
-          if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
-          continue;
-        }
-        this.log.info({ tenant, volume, snapshot: candidate, origin: snapshotOrigin(candidate) }, 'snapshot taken');
-        const info = (await this.rawSnapshots(record)).find((s) => s.name === candidate);
-        if (info) return this.view(record, info);
-        throw new Error(`snapshot ${record.pool}/${record.image}@${candidate} was created but is not listed`);
-      }
-      throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
+      const candidate = await this.freezer.around(
+        [record],
+        () => this.createFirstFree(record, existing, name),
+        (taken) => this.discard(record, taken),
+      );
+      this.log.info({ tenant, volume, snapshot: candidate, origin: snapshotOrigin(candidate) }, 'snapshot taken');
+      const info = (await this.rawSnapshots(record)).find((s) => s.name === candidate);
+      if (info) return this.view(record, info);
+      throw new Error(`snapshot ${record.pool}/${record.image}@${candidate} was created but is not listed`);
     });
+  }
+
+  /** Creates `name`, or the first free manual-<time> name when none is given; returns the name. */
+  private async createFirstFree(record: VolumeRecord, existing: ReadonlySet<string>, name: string | undefined): Promise<string> {
+    const { tenant, volume } = record;
+    const at = this.clock.now();
+    const candidates = name !== undefined ? [name] : Array.from({ length: MANUAL_NAME_ATTEMPTS }, (_, i) => manualSnapshotName(at, i + 1));
+    for (const candidate of candidates) {
+      if (existing.has(candidate) && name === undefined) continue;
+      try {
+        if (existing.has(candidate)) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+        await countSnapshot('manual', this.call(`snapshot ${record.pool}/${record.image}@${candidate}`, () => this.storage.createSnapshot(record.pool, record.image, candidate)));
+        return candidate;
+      } catch (err) {
+        if (!isRbdError(err, 'EEXIST')) throw err;
+        if (name !== undefined) throw new ApiError('SNAPSHOT_EXISTS', `volume ${tenant}/${volume} has a snapshot ${candidate} already`, { field: 'snapshot' });
+      }
+    }
+    throw new Error(`could not find a free snapshot name for ${tenant}/${volume} after ${MANUAL_NAME_ATTEMPTS} attempts`);
+  }
+
+  /** Removes a snapshot just taken that must not be kept (its freeze did not hold). */
+  private async discard(record: VolumeRecord, snapshot: string): Promise<void> {
+    await this.call(`removing ${record.pool}/${record.image}@${snapshot}`, () => this.storage.removeSnapshot(record.pool, record.image, snapshot));
+    this.log.warn({ tenant: record.tenant, volume: record.volume, snapshot }, 'snapshot removed again: its freeze did not hold');
   }
 
   /** Removes a snapshot, whoever made it; refused while clones depend on it. */
@@ -374,31 +408,41 @@ export class SnapshotService {
       const current = await this.store.getVolume(tenant, volume);
       if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' };
       if (signal?.aborted) return { outcome: 'aborted' };
-      let outcome: 'taken' | 'existed' = 'taken';
-      try {
-        await this.call(`snapshot ${current.pool}/${current.image}@${name}`, () =>
-          this.storage.createSnapshot(current.pool, current.image, name),
-        );
-      } catch (err) {
-        if (isRbdError(err, 'ENOENT')) {
-          // The record is there (checked under the lock) but the image is not: report it, so that
-          // the scheduler backs off and says so, instead of retrying silently on every tick.
-          throw new ApiError(
-            'STORAGE_ERROR',
-            `volume ${tenant}/${volume} names image ${current.pool}/${current.image}, which does not exist in Ceph`,
-            { cause: err },
-          );
-        }
-        if (!isRbdError(err, 'EEXIST')) throw err;
-        outcome = 'existed';
-      }
+      const outcome = await this.freezer.around(
+        [current],
+        () => this.createScheduled(current, name),
+        // Only a snapshot taken here goes: one that existed was taken (and frozen) by an earlier leader.
+        (made) => (made === 'taken' ? this.discard(current, name) : Promise.resolve()),
+      );
       await this.store.setLastSnapshot(tenant, volume, new Date(slotMs));
       return { outcome, name };
     });
   }
 
-  /** Removes the oldest supervisor snapshots beyond `keep` (never others, never ones with clones). */
-  async prune(record: VolumeRecord, keep: number, signal?: AbortSignal): Promise<PruneResult | { outcome: 'busy' | 'gone' }> {
+  /** Creates the slot's snapshot: 'existed' when an earlier leader took it already. */
+  private async createScheduled(current: VolumeRecord, name: string): Promise<'taken' | 'existed'> {
+    try {
+      await countSnapshot('scheduled', this.call(`snapshot ${current.pool}/${current.image}@${name}`, () => this.storage.createSnapshot(current.pool, current.image, name)));
+      return 'taken';
+    } catch (err) {
+      if (isRbdError(err, 'ENOENT')) {
+        // The record is there (checked under the lock) but the image is not: report it, so that
+        // the scheduler backs off and says so, instead of retrying silently on every tick.
+        throw new ApiError('STORAGE_ERROR', `volume ${current.tenant}/${current.volume} names image ${current.pool}/${current.image}, which does not exist in Ceph`, {
+          cause: err,
+        });
+      }
+      if (!isRbdError(err, 'EEXIST')) throw err;
+      return 'existed';
+    }
+  }
+
+  /**
+   * Removes the supervisor snapshots `keep` lets go (a number or tiers: retention.ts), never others,
+   * never one with clones and never one the protectedSnapshots provider names (a backup chain's
+   * base): those are retained. A provider that fails prunes nothing (fail closed).
+   */
+  async prune(record: VolumeRecord, keep: Retention, signal?: AbortSignal): Promise<PruneResult | { outcome: 'busy' | 'gone' }> {
     return this.locked(record, LockReason.Prune, async () => {
       const current = await this.store.getVolume(record.tenant, record.volume);
       if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' } as const;
@@ -409,7 +453,8 @@ export class SnapshotService {
         if (isRbdError(err, 'ENOENT') || isRbdError((err as Error).cause, 'ENOENT')) return { outcome: 'gone' } as const;
         throw err;
       }
-      const plan = planPrune(infos, keep);
+      const needed = new Set(await this.protectedSnapshots(current, signal));
+      const plan = planPrune(infos.map((s) => ({ name: s.name, protected: s.protected, needed: needed.has(s.name) })), keep);
       const result: PruneResult = { ...plan, remove: [], removed: [], failed: [] };
       for (const name of plan.remove) {
         if (signal?.aborted) break;
@@ -435,9 +480,9 @@ export class SnapshotService {
   /**
    * Flattens a volume copied from a snapshot (so that it no longer depends on its parent), then
    * unprotects the parent snapshot once no clone depends on it. Does nothing for a volume that is
-   * not (or no longer) a clone.
+   * not (or no longer) a clone. `onProgress` hears the flatten (librbd's objects done of the total).
    */
-  async finishClone(record: VolumeRecord, signal?: AbortSignal): Promise<FinishCloneResult> {
+  async finishClone(record: VolumeRecord, signal?: AbortSignal, onProgress?: ProgressListener): Promise<FinishCloneResult> {
     let parent: ParentRef | null;
     try {
       parent = (await this.call(`info of ${record.pool}/${record.image}`, () => this.storage.imageInfo(record.pool, record.image))).parent;
@@ -449,7 +494,7 @@ export class SnapshotService {
     if (signal?.aborted) return 'aborted';
     const started = this.clock.now();
     try {
-      await this.call(`flattening ${record.pool}/${record.image}`, () => this.storage.flattenImage(record.pool, record.image), this.longMs);
+      await this.call(`flattening ${record.pool}/${record.image}`, () => this.storage.flattenImage(record.pool, record.image, { onProgress }), this.longMs);
     } catch (err) {
       if (isRbdError(err, 'ENOENT')) return 'gone';
       // EINVAL: not a clone any more (flattened by someone else meanwhile).

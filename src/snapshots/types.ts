@@ -6,6 +6,7 @@ import type { VolumeRecord } from '../state/records.js';
 import type { Clock } from './clock.js';
 import type { SnapshotOrigin } from './names.js';
 import type { PrunePlan } from './prune.js';
+import type { FreezeSettings } from './freeze.js';
 
 /** A snapshot as the API and volcli show it. */
 export interface SnapshotView {
@@ -22,7 +23,17 @@ export interface SnapshotView {
   clones: string[];
 }
 
+/**
+ * The snapshots of a volume that something else still needs, which pruning must retain whatever
+ * `keep` says: the backups' chain bases (src/backups). The default names none.
+ */
+export type ProtectedSnapshots = (volume: VolumeRecord, signal?: AbortSignal) => Promise<Iterable<string>>;
+
 export interface SnapshotServiceOptions {
+  /** How volumes with snapshots.consistency=fsfreeze are frozen (freeze.ts). */
+  freeze?: FreezeSettings;
+  /** What pruning must retain besides snapshots with clones (default: nothing). */
+  protectedSnapshots?: ProtectedSnapshots;
   clock?: Clock;
   logger?: Logger;
   /** Bound of an ordinary Ceph call (default 30 s). */

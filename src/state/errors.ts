@@ -53,6 +53,8 @@ export class StateMountedError extends Error {
     readonly volume: string,
     /** Null when the lock record is unreadable. */
     readonly holder: MountRecord | null,
+    /** True when thrown by the exclusion itself, before the excluded operation started. */
+    readonly beforeStart = false,
   ) {
     super(
       holder

@@ -25,8 +25,10 @@ import {
 import type { ICompare, IKeyValue, IRequestOp, Watcher } from 'etcd3';
 import { KVElection } from './election.js';
 import { EtcdLease } from './etcd-lease.js';
+import { etcdErrors, etcdRequestDuration } from '../metrics/families.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
+import type { Election, Entry, KeyRange, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
+import { ReadBatcher } from './etcd-reads.js';
 
 export interface EtcdKVOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379`; `https://` ones with `tls`. */
@@ -37,7 +39,20 @@ export interface EtcdKVOptions {
   tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** An etcd user and its password (etcd with authentication enabled). */
   auth?: { user: string; password: string };
+  /** Keys per request of list() (default LIST_PAGE_KEYS). */
+  listPageKeys?: number;
 }
+
+/**
+ * list() reads this many keys per request. One range of every volume record was 6.5 MB at 10,000
+ * volumes, beyond gRPC's 4 MiB limit on an answer (list-all failed: docs/performance-scale.md);
+ * pages keep each answer about 1 MB, and they are read at the revision of the first, so a list is
+ * still one consistent view. Pages are asked for without a sort order: etcd returns keys in
+ * ascending order anyway, and with a sort order it may read the whole range before applying the limit.
+ */
+export const LIST_PAGE_KEYS = 1000;
+/** An answer may still be large (1,000 host reports of hosts with many mounts): allow up to 64 MiB. */
+const MAX_ANSWER_BYTES = 64 << 20;
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
@@ -74,6 +89,28 @@ function isConnectionError(err: unknown): boolean {
   return /ECONNREFUSED|UNAVAILABLE|DEADLINE_EXCEEDED|No connection established/i.test(err.message);
 }
 
+/** The operation label of a call (its description's first word: "get /volplugin/...", "transaction on ..."). */
+const OPS: Record<string, string> = { transaction: 'txn', grant: 'grant', revoke: 'revoke' };
+function etcdOp(what: string): string {
+  const word = what.split(' ', 1)[0]!;
+  return OPS[word] ?? (['get', 'list', 'put', 'delete', 'watch', 'close', 'status'].includes(word) ? word : 'other');
+}
+
+/** Latency and failures of one etcd call, for Prometheus (src/metrics/families.ts). */
+async function metered<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  const op = etcdOp(what);
+  const end = etcdRequestDuration.startTimer({ op });
+  try {
+    return await fn();
+  } catch (err) {
+    const reason = err instanceof EtcdRefusedError ? 'refused' : err instanceof StateUnavailableError ? 'unavailable' : 'other';
+    etcdErrors.inc({ op, reason });
+    throw err;
+  } finally {
+    end();
+  }
+}
+
 /** The end of the key range that holds every key starting with `prefix`. */
 function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix);
@@ -90,6 +127,16 @@ function toEntry(kv: IKeyValue): Entry {
   return { key: kv.key.toString('utf8'), value: kv.value.toString('utf8'), modRevision: String(kv.mod_revision) };
 }
 
+/** The entries of `keys` from the range responses of a transaction, in the same order. */
+function rangesOf(keys: readonly string[], responses: ReadonlyArray<{ response_range?: { kvs: IKeyValue[] } }>): Map<string, Entry | null> {
+  const out = new Map<string, Entry | null>();
+  keys.forEach((key, i) => {
+    const kv = responses[i]?.response_range?.kvs[0];
+    out.set(key, kv ? toEntry(kv) : null);
+  });
+  return out;
+}
+
 /** Hex lease id (our form) to etcd's decimal form, and back. */
 function leaseToDecimal(hexId: string): string {
   return BigInt(`0x${hexId}`).toString(10);
@@ -103,6 +150,8 @@ export class EtcdKV extends TransactionalKV implements KV {
   private readonly tls: boolean;
   private readonly client: Etcd3;
   private readonly leases = new Set<EtcdLease>();
+  private readonly reads: ReadBatcher;
+  private readonly listPageKeys: number;
   private readonly watchers = new Set<Watcher>();
   private closed = false;
 
@@ -129,7 +178,19 @@ export class EtcdKV extends TransactionalKV implements KV {
       // Streams (watch, keep-alive) live long; every unary call gets a deadline.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
       faultHandling: { host: noHostBreaker, global: endpointFailover },
+      grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES },
     });
+    this.listPageKeys = options.listPageKeys ?? LIST_PAGE_KEYS;
+    this.reads = new ReadBatcher({
+      readOne: (key) => this.getOne(key),
+      readMany: (keys) => this.getMany(keys),
+      retryAlone: (err) => err instanceof EtcdRefusedError,
+    });
+  }
+
+  /** How many read batches went to etcd and how many keys they held. */
+  readStats(): { batches: number; keys: number } {
+    return { ...this.reads.stats };
   }
 
   private unavailable(what: string, detail: string, cause?: unknown): StateUnavailableError {
@@ -159,8 +220,12 @@ export class EtcdKV extends TransactionalKV implements KV {
     return null;
   }
 
-  /** Runs one etcd call with the deadline and error mapping every call gets. */
+  /** Runs one etcd call with the deadline, error mapping and metrics every call gets. */
   async call<T>(what: string, fn: () => Promise<T>, timeoutMs: number = this.timeoutMs): Promise<T> {
+    return metered(what, () => this.bounded(what, fn, timeoutMs));
+  }
+
+  private async bounded<T>(what: string, fn: () => Promise<T>, timeoutMs: number): Promise<T> {
     if (this.closed) throw new Error(`EtcdKV is closed (${what})`);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -183,22 +248,66 @@ export class EtcdKV extends TransactionalKV implements KV {
     }
   }
 
-  async get(key: string): Promise<Entry | null> {
+  /** Concurrent gets go to etcd together, still linearizable (etcd-reads.ts). */
+  get(key: string): Promise<Entry | null> {
+    return this.reads.get(key);
+  }
+
+  private async getOne(key: string): Promise<Entry | null> {
     const res = await this.call(`get ${key}`, () => this.client.kv.range({ key: Buffer.from(key) }));
     const kv = res.kvs[0];
     return kv ? toEntry(kv) : null;
   }
 
+  private async getMany(keys: string[]): Promise<Map<string, Entry | null>> {
+    const res = await this.call(`get ${keys.length} keys (${keys[0]}, ...)`, () =>
+      this.client.kv.txn({ compare: [], success: keys.map((key) => ({ request_range: { key: Buffer.from(key) } })), failure: [] }),
+    );
+    return rangesOf(keys, res.responses);
+  }
+
   async list(prefix: string): Promise<Entry[]> {
-    const res = await this.call(`list ${prefix}`, () =>
+    const end = prefixEnd(prefix);
+    const out: Entry[] = [];
+    let from = Buffer.from(prefix.length > 0 ? prefix : '\0');
+    let revision: string | undefined;
+    for (;;) {
+      const res = await this.call(`list ${prefix}`, () =>
+        this.client.kv.range({ key: from, range_end: end, limit: this.listPageKeys, ...(revision ? { revision } : {}) }),
+      );
+      revision ??= res.header.revision;
+      out.push(...res.kvs.map(toEntry));
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) return out;
+      from = Buffer.concat([last.key, Buffer.from([0])]); // the next key after the last one read
+    }
+  }
+
+  async range(range: KeyRange, options: { limit: number; descending?: boolean }): Promise<Entry[]> {
+    const res = await this.call(`range ${range.from}`, () =>
       this.client.kv.range({
-        key: Buffer.from(prefix.length > 0 ? prefix : '\0'),
-        range_end: prefixEnd(prefix),
+        key: Buffer.from(range.from),
+        range_end: Buffer.from(range.to),
+        limit: options.limit,
         sort_target: 'Key',
-        sort_order: 'Ascend',
+        sort_order: options.descending ? 'Descend' : 'Ascend',
       }),
     );
     return res.kvs.map(toEntry);
+  }
+
+  async count(range: KeyRange): Promise<number> {
+    const res = await this.call(`count ${range.from}`, () =>
+      this.client.kv.range({ key: Buffer.from(range.from), range_end: Buffer.from(range.to), count_only: true }),
+    );
+    return Number(res.count);
+  }
+
+  async deleteRange(range: KeyRange): Promise<number> {
+    const res = await this.call(`delete range ${range.from}`, () =>
+      this.client.kv.deleteRange({ key: Buffer.from(range.from), range_end: Buffer.from(range.to) }),
+    );
+    return Number(res.deleted);
   }
 
   private leaseField(lease: Lease | undefined): { lease?: string } {
@@ -214,7 +323,7 @@ export class EtcdKV extends TransactionalKV implements KV {
     );
   }
 
-  async transaction(ops: TransactionOps): Promise<boolean> {
+  async transact(ops: TransactionOps): Promise<TransactionResult> {
     const compare: ICompare[] = [
       ...(ops.absent ?? []).map((key) => ({
         key: Buffer.from(key),
@@ -234,16 +343,25 @@ export class EtcdKV extends TransactionalKV implements KV {
         result: CompareResult.Equal,
         mod_revision: modRevision,
       })),
+      ...(ops.equal ?? []).map(({ key, value }) => ({
+        key: Buffer.from(key),
+        target: CompareTarget.Value,
+        result: CompareResult.Equal,
+        value: Buffer.from(value),
+      })),
     ];
+    const reads = ops.read ?? [];
+    const ranges: IRequestOp[] = reads.map((key) => ({ request_range: { key: Buffer.from(key) } }));
     const success: IRequestOp[] = [
       ...(ops.delete ?? []).map((key) => ({ request_delete_range: { key: Buffer.from(key) } })),
       ...(ops.put ?? []).map(({ key, value, lease, keepLease }) => ({
         request_put: { key: Buffer.from(key), value: Buffer.from(value), ...(keepLease ? { ignore_lease: true } : this.leaseField(lease)) },
       })),
     ];
-    const what = `transaction on ${[...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])].join(', ')}`;
-    const res = await this.call(what, () => this.client.kv.txn({ compare, success, failure: [] }));
-    return res.succeeded;
+    const what = `transaction on ${[...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? []), ...reads].join(', ')}`;
+    const res = await this.call(what, () => this.client.kv.txn({ compare, success: [...success, ...ranges], failure: ranges }));
+    // The ranges come after the writes in `success`, alone in `failure`.
+    return { succeeded: res.succeeded, reads: rangesOf(reads, res.responses.slice(res.succeeded ? success.length : 0)) };
   }
 
   async delete(key: string): Promise<boolean> {

@@ -15,6 +15,19 @@ import type { Keys } from './keys.js';
 import type { RecordKV } from './record-kv.js';
 import type { HostAnswer, HostRequest } from './records.js';
 
+/** The kinds of request in use, named once for both sides (docs/plugin.md "Requests from the masters"). */
+export const HostRequestKind = {
+  Ping: 'ping',
+  /** A resize grew the image of a volume the host holds: grow its mounted filesystem (params.sizeBytes). */
+  ResizeFs: 'resize-fs',
+  /** Another host, a remove or a rollback wants a volume the host keeps idle after its last Unmount (release.ts). */
+  Release: 'release',
+  /** Hold a mounted volume still for an fsfreeze-consistent snapshot (params.token, params.thawAfterMs); the host thaws by itself. */
+  Freeze: 'freeze',
+  /** End that freeze (params.token). */
+  Thaw: 'thaw',
+} as const;
+
 /** What a requester asks for (the store fills in id, host, times and who asked). */
 export interface HostRequestInput {
   kind: string;

@@ -25,7 +25,7 @@ export type { CreateIntent } from './records.js';
  * An intent as stored. An unreadable one still says "a create died here": it comes back naming
  * only its tenant and volume (from its key), with empty pool and image and owner `unknown`.
  */
-function intentOf(db: RecordKV, entry: Entry): CreateIntent {
+export function intentOf(db: RecordKV, entry: Entry): CreateIntent {
   const intent = db.parseOrNull<CreateIntent>(entry);
   if (intent) return intent;
   const [tenant = '', volume = ''] = entry.key.slice(db.keys.intents.length).split('/');

@@ -66,8 +66,24 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     requestTargetSnapshots: (tenant: string, volume: string) => `${p}/request-names/by-target/${tenant}/${volume}/@`,
     /** The one live volplugin process of a host id, bound to its lease (see hosts.ts). */
     hostAlive: (hostId: string) => `${p}/host-alive/${hostId}`,
+    /**
+     * Long operations and their progress (progress.ts), by an id that sorts by start time (timeline.ts);
+     * `progress-alive/<id>` exists while the master running it lives (bound to its lease).
+     */
+    progress: `${p}/progress/`,
+    progressRecord: (id: string) => `${p}/progress/${id}`,
+    progressAlive: (id: string) => `${p}/progress-alive/${id}`,
+    /** The audit trail (audit.ts): one entry per change made through the API, by a time-sorted id. */
+    audit: `${p}/audit/`,
+    auditEntry: (id: string) => `${p}/audit/${id}`,
+    /** A resize in progress: written with the record's new size, removed once the image has it (volumes.ts growVolume). */
+    resizes: `${p}/resizes/`,
+    resize: (tenant: string, volume: string) => `${p}/resizes/${tenant}/${volume}`,
     /** volsupervisor's leader election. */
     supervisorElection: `${p}/supervisor/election`,
+    /** Per volume: its backups (those kept, with bytes and time), the last scheduled slot and error (src/backups). */
+    backups: `${p}/backups/`,
+    backup: (tenant: string, volume: string) => `${p}/backups/${tenant}/${volume}`,
     /** Last scheduled snapshot time per volume, so that a new leader neither repeats nor skips one. */
     snapshotSchedule: (tenant: string, volume: string) => `${p}/supervisor/last/${tenant}/${volume}`,
   };

@@ -62,25 +62,54 @@ export interface TransactionOps {
   /** Keys that must exist. */
   present?: string[];
   unchanged?: Array<{ key: string; modRevision: string }>;
+  /** Keys that must exist with exactly this value (e.g. a lock this process wrote). */
+  equal?: Array<{ key: string; value: string }>;
   /**
    * `keepLease`: the key keeps the lease it is bound to now (etcd's ignore_lease), e.g. when a host
    * answers a request bound to its requester's lease. The key must exist (else etcd refuses).
    */
   put?: Array<{ key: string; value: string; lease?: Lease; keepLease?: boolean }>;
   delete?: string[];
+  /**
+   * Keys read in the same transaction, whether its conditions held or not: as they are after it
+   * when it applied, as they are when it did not (transact() returns them). Saves the round trip
+   * of reading them before or after, and of finding out why a condition failed.
+   */
+  read?: string[];
+}
+
+/** What transact() did: applied or not, and the `read` keys (null: absent). */
+export interface TransactionResult {
+  succeeded: boolean;
+  reads: Map<string, Entry | null>;
+}
+
+/** A key range [from, to) for the range calls: histories whose keys sort by time (audit, operations). */
+export interface KeyRange {
+  from: string;
+  /** Exclusive. */
+  to: string;
 }
 
 export interface KV {
   get(key: string): Promise<Entry | null>;
   /** Every key under `prefix`, sorted by key. */
   list(prefix: string): Promise<Entry[]>;
+  /** At most `limit` entries of the range in key order (the last ones first with `descending`). */
+  range(range: KeyRange, options: { limit: number; descending?: boolean }): Promise<Entry[]>;
+  /** How many keys the range holds (etcd counts them without sending them). */
+  count(range: KeyRange): Promise<number>;
+  /** Deletes every key of the range; how many there were. */
+  deleteRange(range: KeyRange): Promise<number>;
   put(key: string, value: string, options?: { lease?: Lease }): Promise<void>;
   /** Writes only if `key` does not exist; false when it did. */
   create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean>;
   /** Writes only if `key` still has `modRevision`; false when it changed. */
   replace(key: string, value: string, modRevision: string, options?: { lease?: Lease }): Promise<boolean>;
-  /** Several creates/puts/deletes at once, all or nothing, guarded by conditions (absent, present, unchanged). */
+  /** Several creates/puts/deletes at once, all or nothing, guarded by conditions (absent, present, unchanged, equal). */
   transaction(ops: TransactionOps): Promise<boolean>;
+  /** transaction(), also returning the `read` keys as of that revision. */
+  transact(ops: TransactionOps): Promise<TransactionResult>;
   delete(key: string): Promise<boolean>;
   deleteIf(key: string, modRevision: string): Promise<boolean>;
   /** A lease kept alive in the background until revoked or lost. */
@@ -97,7 +126,11 @@ export interface KV {
  * `transaction` (and the rest of KV) and inherit these.
  */
 export abstract class TransactionalKV {
-  abstract transaction(ops: TransactionOps): Promise<boolean>;
+  abstract transact(ops: TransactionOps): Promise<TransactionResult>;
+
+  async transaction(ops: TransactionOps): Promise<boolean> {
+    return (await this.transact(ops)).succeeded;
+  }
 
   create(key: string, value: string, options?: { lease?: Lease }): Promise<boolean> {
     return this.transaction({ absent: [key], put: [{ key, value, lease: options?.lease }] });

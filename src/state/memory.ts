@@ -7,7 +7,7 @@
 
 import { KVElection } from './election.js';
 import { StateUnavailableError, TransactionalKV } from './kv.js';
-import type { Election, Entry, KV, Lease, TransactionOps, Watch, WatchEvent, WatchOptions } from './kv.js';
+import type { Election, Entry, KeyRange, KV, Lease, TransactionOps, TransactionResult, Watch, WatchEvent, WatchOptions } from './kv.js';
 
 interface Stored {
   value: string;
@@ -214,12 +214,35 @@ export class MemoryKV extends TransactionalKV implements KV {
       .map(([key, stored]) => this.entry(key, stored));
   }
 
+  private keysIn(range: KeyRange): string[] {
+    return [...this.backend.data.keys()].filter((key) => key >= range.from && key < range.to).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  async range(range: KeyRange, options: { limit: number; descending?: boolean }): Promise<Entry[]> {
+    this.check();
+    const keys = this.keysIn(range);
+    if (options.descending) keys.reverse();
+    return keys.slice(0, options.limit > 0 ? options.limit : undefined).map((key) => this.entry(key, this.backend.data.get(key)!));
+  }
+
+  async count(range: KeyRange): Promise<number> {
+    this.check();
+    return this.keysIn(range).length;
+  }
+
+  async deleteRange(range: KeyRange): Promise<number> {
+    this.check();
+    const keys = this.keysIn(range);
+    if (keys.length > 0) this.backend.apply([], keys);
+    return keys.length;
+  }
+
   async put(key: string, value: string, options?: { lease?: Lease }): Promise<void> {
     this.check();
     this.backend.apply([{ key, value, lease: this.leaseId(options?.lease) }], []);
   }
 
-  async transaction(ops: TransactionOps): Promise<boolean> {
+  async transact(ops: TransactionOps): Promise<TransactionResult> {
     this.check();
     const written = [...(ops.put ?? []).map((p) => p.key), ...(ops.delete ?? [])];
     if (new Set(written).size !== written.length) {
@@ -227,10 +250,15 @@ export class MemoryKV extends TransactionalKV implements KV {
       throw new Error(`a transaction may write each key once: ${written.join(', ')}`);
     }
     const data = this.backend.data;
-    for (const key of ops.absent ?? []) if (data.has(key)) return false;
-    for (const key of ops.present ?? []) if (!data.has(key)) return false;
+    const reads = () => new Map((ops.read ?? []).map((key) => [key, data.has(key) ? this.entry(key, data.get(key)!) : null]));
+    const failed = () => ({ succeeded: false, reads: reads() });
+    for (const key of ops.absent ?? []) if (data.has(key)) return failed();
+    for (const key of ops.present ?? []) if (!data.has(key)) return failed();
     for (const { key, modRevision } of ops.unchanged ?? []) {
-      if (String(data.get(key)?.modRevision ?? 0) !== modRevision) return false;
+      if (String(data.get(key)?.modRevision ?? 0) !== modRevision) return failed();
+    }
+    for (const { key, value } of ops.equal ?? []) {
+      if (data.get(key)?.value !== value) return failed();
     }
     for (const p of ops.put ?? []) {
       // etcd: "etcdserver: key not found" for ignore_lease on a missing key.
@@ -242,7 +270,7 @@ export class MemoryKV extends TransactionalKV implements KV {
       lease: p.keepLease ? (data.get(p.key)?.lease ?? null) : this.leaseId(p.lease),
     }));
     this.backend.apply(puts, ops.delete ?? []);
-    return true;
+    return { succeeded: true, reads: reads() };
   }
 
   async delete(key: string): Promise<boolean> {

@@ -7,6 +7,11 @@ import type {
   AcquisitionRecordSchema,
   AttachmentRecordSchema,
   RequestNameSchema,
+  BackupEntrySchema,
+  BackupRecordSchema,
+  AuditEntrySchema,
+  OperationRecordSchema,
+  ResizeIntentSchema,
   CreateIntentSchema,
   ExclusionRecordSchema,
   HostAliveRecordSchema,
@@ -83,3 +88,15 @@ export type AttachmentRecord = Static<typeof AttachmentRecordSchema>;
 
 /** A client's request name and what it made (request-names.ts). */
 export type RequestNameRecord = Static<typeof RequestNameSchema>;
+/** A volume's backups as etcd keeps them (src/backups; the target's manifest is the truth for restores). */
+export type BackupRecord = Static<typeof BackupRecordSchema>;
+export type BackupEntry = Static<typeof BackupEntrySchema>;
+
+/** A long operation and its progress (progress.ts). */
+export type OperationRecord = Static<typeof OperationRecordSchema>;
+
+/** One change made through the API (audit.ts). */
+export type AuditEntry = Static<typeof AuditEntrySchema>;
+
+/** A resize whose image may still be smaller than its record says (volumes.ts growVolume). */
+export type ResizeIntent = Static<typeof ResizeIntentSchema>;

@@ -1,3 +1,4 @@
+// Over 400 lines: every record kind's schema and the table of which key holds which, in the one place src/state keeps them.
 // The TypeBox schema of every record volplugin keeps in etcd, and which key holds which. Every
 // record read back (RecordKV.parse) is checked against the schema of its key, strictly (unknown
 // keys and wrong types are errors), so that whoever can write etcd by hand cannot slip a record in
@@ -127,6 +128,18 @@ export const HostMountSchema = Type.Object(
   strict,
 );
 
+export const HostIdleSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    device: Type.String(),
+    mountpoint: Type.String(),
+    mapper: MapperSchema,
+    until: Type.String({ description: 'When the grace ends and the host lets go of it (ISO time)' }),
+  },
+  strict,
+);
+
 export const HostReportSchema = Type.Object(
   {
     hostId: Type.String({ description: "The host's persistent id" }),
@@ -134,7 +147,14 @@ export const HostReportSchema = Type.Object(
     pid: Type.Integer(),
     version: Type.String(),
     reportedAt: Type.String(),
-    mounts: Type.Array(HostMountSchema, { description: 'What the host has mounted, as its volplugin sees it' }),
+    mounts: Type.Array(HostMountSchema, { description: 'What the host has mounted for containers, as its volplugin sees it' }),
+    idle: Type.Optional(
+      Type.Array(HostIdleSchema, {
+        description:
+          'Volumes no container uses that the host keeps mapped, mounted and locked for a short grace (volplugin --unmount-grace); ' +
+          'released at once when another host or a remove asks (host request "release")',
+      }),
+    ),
     problems: Type.Array(Type.String(), { description: 'What its convergence loop saw and could not fix' }),
   },
   { title: 'HostReport', description: "A volplugin's report about itself; bound to its lease, gone when the host is.", ...strict },
@@ -161,6 +181,37 @@ export const OperationLockRecordSchema = Type.Object(
 );
 
 export const ScheduleRecordSchema = Type.Object({ at: Type.String({ format: 'date-time' }) }, strict);
+
+/** One backup as the etcd record keeps it (the target's manifest has the file and its checksum too). */
+export const BackupEntrySchema = Type.Object(
+  {
+    name: Type.String({ description: 'The backup: the name of the snapshot it was taken from' }),
+    parent: Type.Union([Type.String(), Type.Null()], { description: 'The backup it is a diff from; null: a full backup' }),
+    bytes: Type.Integer({ minimum: 0, description: 'Bytes written to the target (the stream)' }),
+    dataBytes: Type.Integer({ minimum: 0, description: 'Image data in it' }),
+    sizeBytes: Type.Integer({ minimum: 0, description: 'The volume size it restores to' }),
+    ms: Type.Integer({ minimum: 0, description: 'How long it took' }),
+    at: Type.String({ format: 'date-time', description: 'When it was complete' }),
+  },
+  { title: 'Backup', ...strict },
+);
+
+/** A volume's backups (src/backups): what the target holds, by whom, the schedule and the last error. */
+export const BackupRecordSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    target: Type.String({ description: 'Where they are, e.g. "directory /backups" or "ceph backups (conf /etc/ceph/b.conf)"' }),
+    backups: Type.Array(BackupEntrySchema, { description: 'Kept backups, oldest first' }),
+    lastSlot: Type.Optional(Type.String({ format: 'date-time', description: 'The last schedule slot backed up' })),
+    lastError: Type.Optional(Type.Object({ at: Type.String(), message: Type.String() }, strict)),
+    lastHook: Type.Optional(
+      Type.Object({ at: Type.String(), backup: Type.String(), ok: Type.Boolean(), message: Type.Optional(Type.String()) }, { ...strict, description: 'The backup hook after the last backup' }),
+    ),
+    updatedAt: Type.String(),
+  },
+  { title: 'VolumeBackups', ...strict },
+);
 
 export const TenantUsageSchema = Type.Object(
   {
@@ -278,6 +329,90 @@ export const RequestNameSchema = Type.Object(
   strict,
 );
 
+/** A time-sorted id (timeline.ts): `20261130T174823123Z-9f3a1c2b`. */
+export const TimeIdSchema = Type.String({ pattern: '^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$', 'x-expected': 'an id such as 20261130T174823123Z-9f3a1c2b' });
+
+export const OPERATION_STATES = ['running', 'done', 'failed', 'interrupted'] as const;
+
+/** What went wrong, as the API reports errors (code of the catalogue, or one of the operation's own). */
+const OperationErrorSchema = Type.Object({ code: Type.String(), message: Type.String(), field: Type.Optional(Type.String()) }, strict);
+
+/** A long operation and its progress (progress.ts): what `GET /v1/operations/:id` answers. */
+export const OperationRecordSchema = Type.Object(
+  {
+    id: TimeIdSchema,
+    kind: Type.String({ pattern: '^[a-z][a-z-]{0,31}$', description: 'resize, remove, copy' }),
+    tenant: Type.String(),
+    volume: Type.String(),
+    /** A copy's new volume. */
+    target: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String() }, strict)),
+    state: Type.Union(OPERATION_STATES.map((s) => Type.Literal(s)), {
+      description: 'running; done; failed (error says why); interrupted (the master running it stopped: what it did so far stays)',
+    }),
+    done: Type.Number({ minimum: 0, description: 'How far the current step is, of `total` (in `unit`)' }),
+    total: Type.Number({ minimum: 0 }),
+    unit: Type.String({ description: 'objects (librbd), percent (the rbd CLI), bytes, steps' }),
+    message: Type.String({ description: 'What it is doing now, or what it did' }),
+    result: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    error: Type.Optional(OperationErrorSchema),
+    by: Type.String({ description: 'The token that started it' }),
+    owner: Type.String({ description: 'The volmaster running it (`volmaster@host:pid`)' }),
+    startedAt: Type.String(),
+    updatedAt: Type.String(),
+    finishedAt: Type.Optional(Type.String()),
+  },
+  { title: 'Operation', ...strict },
+);
+
+/** Exists while the master running an operation lives (bound to its lease). */
+export const OperationAliveSchema = Type.Object({ owner: Type.String() }, strict);
+
+/** Who made a request, as auth.ts named the caller. */
+const AuditCallerSchema = Type.Object(
+  { name: Type.String(), role: Type.String(), via: Type.String({ description: 'bootstrap, token, open, etcd (volcli --etcd)' }) },
+  strict,
+);
+
+/** One change made through the API (or with volcli --etcd): audit.ts. */
+export const AuditEntrySchema = Type.Object(
+  {
+    id: TimeIdSchema,
+    at: Type.String({ description: 'When the request arrived' }),
+    who: AuditCallerSchema,
+    method: Type.String(),
+    route: Type.String({ description: 'The route, e.g. /v1/volumes/:tenant/:volume' }),
+    path: Type.String(),
+    query: Type.Optional(Type.Record(Type.String(), Type.String())),
+    tenant: Type.Optional(Type.String()),
+    volume: Type.Optional(Type.String()),
+    body: Type.Optional(Type.Unknown({ description: 'A summary of the body: secrets removed, long values cut' })),
+    outcome: Type.Union([Type.Literal('pending'), Type.Literal('ok'), Type.Literal('refused'), Type.Literal('failed')], {
+      description: 'pending: no answer was recorded (the master stopped while handling it); ok: 2xx; refused: 4xx; failed: 5xx',
+    }),
+    status: Type.Optional(Type.Integer()),
+    code: Type.Optional(Type.String({ description: 'The error code of a refused or failed request' })),
+    message: Type.Optional(Type.String()),
+    operation: Type.Optional(Type.String({ description: 'The operation it started (GET /v1/operations/:id)' })),
+    ms: Type.Optional(Type.Number()),
+    master: Type.String({ description: 'Which volmaster handled it' }),
+  },
+  { title: 'AuditEntry', ...strict },
+);
+
+/** A resize between the record's new size and the image's (volumes.ts growVolume). */
+export const ResizeIntentSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    fromBytes: Type.Integer({ minimum: 0 }),
+    toBytes: Type.Integer({ minimum: 0 }),
+    owner: Type.String(),
+    since: Type.String(),
+    operation: Type.Optional(Type.String()),
+  },
+  strict,
+);
+
 /** The reverse index of a request name: the name's key, by what it made (request-names.ts). */
 export const RequestTargetSchema = Type.Object({ key: Type.String() }, strict);
 
@@ -318,6 +453,7 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [keys.intents, spec('a create intent', CreateIntentSchema)],
     [`${keys.prefix}/operations/`, spec('an operation lock', OperationLockRecordSchema)],
     [`${keys.prefix}/supervisor/last/`, spec('a snapshot schedule', ScheduleRecordSchema)],
+    [keys.backups, spec('a backup record', BackupRecordSchema)],
     [keys.usage, spec('a tenant usage record', TenantUsageSchema)],
     [keys.tokens, spec('a token record', TokenRecordSchema)],
     [keys.tokenNames, spec('a token name', TokenNameSchema)],
@@ -329,6 +465,10 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [keys.attachments, spec('a volume attachment', AttachmentRecordSchema)],
     [`${keys.prefix}/request-names/by-name/`, spec('a request name', RequestNameSchema)],
     [`${keys.prefix}/request-names/by-target/`, spec('a request name index entry', RequestTargetSchema)],
+    [keys.progress, spec('an operation record', OperationRecordSchema)],
+    [`${keys.prefix}/progress-alive/`, spec("an operation's liveness mark", OperationAliveSchema)],
+    [keys.audit, spec('an audit entry', AuditEntrySchema)],
+    [keys.resizes, spec('a resize intent', ResizeIntentSchema)],
   ];
   return roots.sort((a, b) => b[0].length - a[0].length);
 }

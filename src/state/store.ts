@@ -1,3 +1,4 @@
+// Over 400 lines: the one door to etcd has a method per record operation; each delegates to its module.
 // StateStore: the one door to everything volplugin keeps in etcd. Every component reads and writes
 // records, takes locks, watches changes and joins elections through this class; none builds a key,
 // parses a record or touches the KV by hand (the KV is private).
@@ -5,13 +6,18 @@
 // This file is the table of contents: single reads and writes are here, anything with a
 // transaction, a retry or a watch lives in the module of its concern (tenants, volumes, intents,
 // mounts, operations, schedule, watch; election.ts for elections) and is called from here.
+// (Over 400 lines because it is that table of contents: one short method per record operation.)
 
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
 import type { StateCorruptError } from './errors.js';
 import * as attachments from './attachments.js';
 import type { AttachRequest, AttachResult, DetachResult } from './attachments.js';
+import * as audit from './audit.js';
+import type { AuditQuery } from './audit.js';
 import * as hostRequests from './host-requests.js';
+import * as release from './release.js';
+import type { ReleaseOutcome } from './release.js';
 import type { HostRequestInput, PendingHostRequest } from './host-requests.js';
 import * as intents from './intents.js';
 import type { CreateIntent } from './intents.js';
@@ -24,7 +30,10 @@ import type { HostAliveClaim } from './hosts.js';
 import * as mounts from './mounts.js';
 import type { AcquireMountResult, RetakeMountResult } from './mounts.js';
 import * as operations from './operations.js';
-import type { OperationLockOptions, OperationLockRecord } from './operations.js';
+import * as progress from './progress.js';
+import type { OperationQuery } from './progress.js';
+import { pruneHistory, type HistoryBounds } from './timeline.js';
+import type { HeldLock, OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
 import * as requestNames from './request-names.js';
 import type { ClaimResult, RequestKind, RequestTarget } from './request-names.js';
@@ -33,6 +42,10 @@ import type {
   AcquisitionRecord,
   AttachmentRecord,
   RequestNameRecord,
+  BackupRecord,
+  AuditEntry,
+  OperationRecord,
+  ResizeIntent,
   ExclusionRecord,
   HostAliveRecord,
   HostAnswer,
@@ -54,7 +67,7 @@ import * as volumes from './volumes.js';
 import { watchRecords, type MountEvent, type VolumeEvent } from './watch.js';
 
 export { QuotaExceededError, StateBusyError, StateCorruptError, StateMountedError } from './errors.js';
-export { LockReason, type OperationLockOptions, type OperationLockRecord } from './operations.js';
+export { LockReason, type HeldLock, type OperationLockRecord } from './operations.js';
 export type { AcquireMountResult, MountRefusal, RetakeMountResult } from './mounts.js';
 export type { MarkFormattedResult } from './volumes.js';
 export type { ExclusionOptions } from './exclusion.js';
@@ -63,7 +76,13 @@ export type { MountEvent, VolumeEvent } from './watch.js';
 export type { CreateIntent } from './intents.js';
 export type { AttachRequest, AttachResult, DetachResult } from './attachments.js';
 export type { ClaimResult, RequestKind, RequestTarget } from './request-names.js';
+export type { AuditQuery } from './audit.js';
+export type { OperationQuery } from './progress.js';
+export type { HistoryBounds } from './timeline.js';
+export type { GrowResult } from './volumes.js';
+export { timeId, timeOfId } from './timeline.js';
 export { HostRequestTimeoutError, type HostRequestInput, type PendingHostRequest } from './host-requests.js';
+export { RELEASE_TIMEOUT_MS, reportsIdle, type ReleaseOutcome } from './release.js';
 
 export interface StateStoreOptions {
   /** Key prefix (default `/volplugin`). */
@@ -72,10 +91,25 @@ export interface StateStoreOptions {
   owner?: string;
 }
 
+/** How an operation lock is taken (see withOperationLock). */
+export interface VolumeLockOptions extends Omit<OperationLockOptions, 'read'> {
+  /** Also read the volume's record and create intent in the transaction that takes the lock (VolumeLock). */
+  readVolume?: boolean;
+}
+
+/** An operation lock while held; with `readVolume`, what the volume looked like when it was taken. */
+export interface VolumeLock extends HeldLock {
+  /** The volume record (null: none; undefined: not read). */
+  readonly volume: VolumeRecord | null | undefined;
+  /** The volume's create intent (null: none; undefined: not read). */
+  readonly intent: CreateIntent | null | undefined;
+}
+
 export class StateStore {
   readonly keys: Keys;
   readonly owner: string;
   private readonly db: RecordKV;
+  private readonly lockLeases: operations.LockLeases;
 
   constructor(
     private readonly kv: KV,
@@ -84,6 +118,7 @@ export class StateStore {
     this.keys = makeKeys(options.prefix);
     this.owner = options.owner ?? `${hostname()}:${process.pid}`;
     this.db = new RecordKV(kv, this.keys);
+    this.lockLeases = new operations.LockLeases(kv);
   }
 
   // ---- the connection -----------------------------------------------------------------------
@@ -105,7 +140,9 @@ export class StateStore {
    * Closes the connection. Leases are not revoked, only no longer kept alive: etcd drops them (and
    * their keys) after their TTL, as if this process had died. Revoke first for a clean exit.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // The operation locks' lease: no lock is held any more, so its revoke costs nothing to others.
+    await Promise.race([this.lockLeases.revokeAll(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     return this.kv.close();
   }
 
@@ -206,17 +243,88 @@ export class StateStore {
     return volumes.getFormat(this.db, tenant, volume);
   }
 
-  /**
-   * Records a larger size of a volume whose image was grown, with the difference in its tenant's
-   * usage, within `quota`. Unchanged when it is at least that large already; null when it is gone.
-   */
-  growVolume(tenant: string, volume: string, sizeBytes: number, quota?: Quota): Promise<VolumeRecord | null> {
-    return volumes.growVolume(this.db, tenant, volume, sizeBytes, quota);
-  }
-
   /** Records a new copy of a snapshot as formatted (its source's filesystem); false when it has marks already or is gone. */
   markCopyFormatted(tenant: string, volume: string, formatted: string): Promise<boolean> {
     return volumes.markCopyFormatted(this.db, tenant, volume, formatted);
+  }
+
+  // ---- resizes (see volumes.ts growVolume) --------------------------------------------------
+
+  /**
+   * Sets the volume's size to `intent.toBytes` (never smaller), counting the growth in its tenant's
+   * usage within `quota`, and records the resize intent, in one transaction.
+   */
+  growVolume(intent: ResizeIntent, quota?: Quota): Promise<volumes.GrowResult> {
+    return volumes.growVolume(this.db, intent, quota);
+  }
+
+  /** Undoes growVolume (record, usage, intent) while the record still has the new size; false otherwise. */
+  revertGrow(intent: ResizeIntent): Promise<boolean> {
+    return volumes.revertGrow(this.db, intent);
+  }
+
+  getResize(tenant: string, volume: string): Promise<ResizeIntent | null> {
+    return this.db.read<ResizeIntent>(this.keys.resize(tenant, volume));
+  }
+
+  /** Resizes whose image may still be smaller than the record (running, or died half-way). */
+  listResizes(): Promise<ResizeIntent[]> {
+    return volumes.listResizes(this.db);
+  }
+
+  /** The image has the record's size now: the resize intent goes. */
+  finishResize(tenant: string, volume: string): Promise<void> {
+    return volumes.finishResize(this.db, tenant, volume);
+  }
+
+  // ---- long operations (see progress.ts) ----------------------------------------------------
+
+  /** Records a new running operation, alive while `lease` is; false if its id was taken. */
+  startOperation(record: OperationRecord, lease: Lease): Promise<boolean> {
+    return progress.startOperation(this.db, record, lease);
+  }
+
+  /** Changes a running operation of this store's owner; null once it is no longer running or ours. */
+  updateOperation(id: string, change: (current: OperationRecord) => OperationRecord): Promise<OperationRecord | null> {
+    return progress.updateOperation(this.db, id, this.owner, change);
+  }
+
+  /** The operation (one whose master stopped comes back interrupted), or null. */
+  getOperation(id: string): Promise<OperationRecord | null> {
+    return progress.getOperation(this.db, id);
+  }
+
+  listOperations(query?: OperationQuery): Promise<OperationRecord[]> {
+    return progress.listOperations(this.db, query);
+  }
+
+  /** Bounds the operations' history (count and age); how many records it deleted. */
+  pruneOperations(bounds: HistoryBounds): Promise<number> {
+    return pruneHistory(this.db, this.keys.progress, bounds);
+  }
+
+  // ---- the audit trail (see audit.ts) -------------------------------------------------------
+
+  /** Writes a new audit entry (pending or complete); false if its id was taken. */
+  writeAudit(entry: AuditEntry): Promise<boolean> {
+    return audit.writeAudit(this.db, entry);
+  }
+
+  completeAudit(entry: AuditEntry): Promise<void> {
+    return audit.completeAudit(this.db, entry);
+  }
+
+  dropAudit(id: string): Promise<void> {
+    return audit.dropAudit(this.db, id);
+  }
+
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]> {
+    return audit.listAudit(this.db, query);
+  }
+
+  /** Bounds the audit trail (count and age); how many entries it deleted. */
+  pruneAudit(bounds: HistoryBounds): Promise<number> {
+    return pruneHistory(this.db, this.keys.audit, bounds);
   }
 
   // ---- create intents (see intents.ts) ------------------------------------------------------
@@ -275,9 +383,13 @@ export class StateStore {
 
   /**
    * Ends a create: writes the volume record (only if none exists) and deletes its intent, in one
-   * transaction. False when a record already existed (nothing was written or deleted).
+   * transaction; with `written` (the intent as this create wrote it, and the operation lock it
+   * holds), only while both are still as written, giving the lock back in the same transaction.
+   * False when it did not happen (a record existed, or the intent or lock changed): nothing was
+   * written or deleted.
    */
-  commitCreate(record: VolumeRecord): Promise<boolean> {
+  commitCreate(record: VolumeRecord, written?: { intent: CreateIntent; lock: HeldLock }): Promise<boolean> {
+    if (written) return volumes.commitCreate(this.db, record, written.intent, written.lock);
     return volumes.createVolume(this.db, record, record);
   }
 
@@ -346,10 +458,11 @@ export class StateStore {
   /**
    * Runs `fn` while no host may take the volume's mount lock (a remove or rollback): created only
    * if no host holds the lock now (else StateMountedError, nothing done), and released however
-   * `fn` ends. See exclusion.ts.
+   * `fn` ends. See exclusion.ts. A holder that only keeps the volume idle (its grace after the
+   * last Unmount) is asked to release it first, and the exclusion is tried once more (release.ts).
    */
   withMountsExcluded<T>(tenant: string, volume: string, options: ExclusionOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return exclusion.withMountsExcluded(this.db, this.owner, tenant, volume, options, fn);
+    return exclusion.withMountsExcluded(this.db, this.owner, tenant, volume, options, fn, (holder) => this.askRelease(holder));
   }
 
   /** The remove or rollback that excludes mounts of the volume now, if any. */
@@ -424,11 +537,26 @@ export class StateStore {
 
   /**
    * Runs `fn` while holding the volume's operation lock. A busy lock is waited for (jittered
-   * backoff) until `waitMs`, then StateBusyError names the holder. The lock is released (its lease
-   * revoked) however `fn` ends; `signal` aborts if the lock's lease is lost.
+   * backoff) until `waitMs`, then StateBusyError names the holder. The lock is released however
+   * `fn` ends (unless fn's last transaction did: commitCreate); `signal` aborts if the lock's lease
+   * is lost. The lock is bound to a lease this process keeps for its locks (operations.ts).
    */
-  withOperationLock<T>(tenant: string, volume: string, options: OperationLockOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return operations.withOperationLock(this.db, this.owner, tenant, volume, options, fn);
+  withOperationLock<T>(tenant: string, volume: string, options: VolumeLockOptions, fn: (signal: AbortSignal, lock: VolumeLock) => Promise<T>): Promise<T> {
+    const { readVolume, ...rest } = options;
+    const volumeKey = this.keys.volume(tenant, volume);
+    const intentKey = this.keys.intent(tenant, volume);
+    const read = readVolume ? [volumeKey, intentKey] : [];
+    return operations.withOperationLock(this.db, this.lockLeases, this.owner, tenant, volume, { ...rest, read }, (signal, held) => {
+      const entry = (key: string) => held.reads.get(key) ?? null;
+      const lock = held as VolumeLock & { volume?: VolumeRecord | null; intent?: CreateIntent | null };
+      if (readVolume) {
+        const v = entry(volumeKey);
+        lock.volume = v ? this.db.parse<VolumeRecord>(v) : null;
+        const i = entry(intentKey);
+        lock.intent = i ? intents.intentOf(this.db, i) : null;
+      }
+      return fn(signal, lock);
+    });
   }
 
   /** Who holds the volume's operation lock, if anyone. */
@@ -496,6 +624,18 @@ export class StateStore {
     return schedule.setLastSnapshot(this.db, tenant, volume, at);
   }
 
+  // ---- backups (src/backups) ----------------------------------------------------------------
+
+  /** A volume's backup record, or null (none taken yet). */
+  getBackupRecord(tenant: string, volume: string): Promise<BackupRecord | null> {
+    return this.db.read<BackupRecord>(this.keys.backup(tenant, volume));
+  }
+
+  /** Replaces it: written only under the volume's operation lock, so one writer at a time. */
+  putBackupRecord(record: BackupRecord): Promise<void> {
+    return this.kv.put(this.keys.backup(record.tenant, record.volume), JSON.stringify(record));
+  }
+
   // ---- requests to a host -------------------------------------------------------------------
 
   /**
@@ -505,6 +645,19 @@ export class StateStore {
    */
   askHost(hostId: string, request: HostRequestInput, timeoutMs: number): Promise<HostAnswer> {
     return hostRequests.ask(this.db, this.keys, this.owner, hostId, request, timeoutMs);
+  }
+
+  /**
+   * Asks the holder of a volume's mount lock to let go of it if it only keeps it idle (its grace
+   * after the last Unmount): see release.ts. Never throws for the holder's sake: the outcome says
+   * whether the lock is gone.
+   */
+  askRelease(holder: MountRecord, timeoutMs?: number): Promise<ReleaseOutcome> {
+    return release.askRelease(
+      { getHostReport: (id) => this.getHostReport(id), askHost: (id, request, ms) => this.askHost(id, request, ms) },
+      holder,
+      timeoutMs,
+    );
   }
 
   /** The requests to `hostId` not answered yet, oldest first. */

@@ -3,13 +3,15 @@
 // a delete takes the volume's snapshot schedule, lock acquisition record and format marks along.
 // Creates and deletes change the tenant's usage in the same transaction (usage.ts). The format
 // marks (formatStarted, formatted) live in a key of their own, written only by the host holding the
-// mount lock (markFormat): volplugin's etcd user may write them, never the volume record.
+// mount lock (markFormat): volplugin's etcd user may write them, never the volume record. A resize
+// changes the record's size together with the usage and a resize intent (growVolume).
 
 import type { Quota } from '../policy/limits.js';
 import type { CreateIntent } from './intents.js';
 import type { Lease } from './kv.js';
+import { releaseOps, type HeldLock } from './operations.js';
 import { CONFLICT, type RecordKV } from './record-kv.js';
-import type { MountRecord, VolumeFormat, VolumeRecord } from './records.js';
+import type { MountRecord, ResizeIntent, VolumeFormat, VolumeRecord } from './records.js';
 import { changeUsage } from './usage.js';
 
 /**
@@ -39,6 +41,32 @@ export function createVolume(db: RecordKV, record: VolumeRecord, intent?: Pick<C
   });
 }
 
+/**
+ * Ends a create under its operation lock: the record replaces the intent this create wrote
+ * (`intent`, exactly as written) and the lock is given back, in one transaction, only while the
+ * record is absent and intent and lock are unchanged. The intent's share of the tenant's usage
+ * becomes the record's: when both are the same size the usage key is not touched (the count of
+ * records plus intents does not change), so parallel creates of a tenant do not contend for it
+ * here. False when the transaction did not apply (nothing changed).
+ */
+export async function commitCreate(db: RecordKV, record: VolumeRecord, intent: CreateIntent, lock: HeldLock): Promise<boolean> {
+  if ((intent.sizeBytes ?? 0) !== record.options.sizeBytes) {
+    // Not what the create path writes; counted through the usage key like any other change.
+    return createVolume(db, record, intent);
+  }
+  const key = db.keys.volume(record.tenant, record.volume);
+  const intentKey = db.keys.intent(intent.tenant, intent.volume);
+  const release = releaseOps(lock);
+  const ok = await db.kv.transaction({
+    absent: [key],
+    equal: [{ key: intentKey, value: JSON.stringify(intent) }, ...release.equal],
+    put: [{ key, value: JSON.stringify(record) }],
+    delete: [intentKey, ...release.delete],
+  });
+  if (ok) lock.released = true;
+  return ok;
+}
+
 /** Removes the record and its snapshot schedule, and its share of the tenant's usage; false if there was no such volume. */
 export function deleteVolume(db: RecordKV, tenant: string, volume: string): Promise<boolean> {
   const key = db.keys.volume(tenant, volume);
@@ -49,32 +77,10 @@ export function deleteVolume(db: RecordKV, tenant: string, volume: string): Prom
     return {
       ops: {
         unchanged: [{ key, modRevision: current.modRevision }],
-        delete: [key, db.keys.snapshotSchedule(tenant, volume), db.keys.acquired(tenant, volume), db.keys.format(tenant, volume)],
+        delete: [key, db.keys.snapshotSchedule(tenant, volume), db.keys.acquired(tenant, volume), db.keys.format(tenant, volume), db.keys.resize(tenant, volume)],
       },
       delta: { volumes: -1, bytes: -(db.parseOrNull<VolumeRecord>(current)?.options.sizeBytes ?? 0) },
       result: true,
-    };
-  });
-}
-
-/**
- * Records a larger size of a volume (its image was grown first) and adds the difference to its
- * tenant's usage in the same transaction, within `quota` (QuotaExceededError beyond it). A volume
- * that is already at least that large is returned unchanged; null when it does not exist.
- */
-export function growVolume(db: RecordKV, tenant: string, volume: string, sizeBytes: number, quota?: Quota): Promise<VolumeRecord | null> {
-  const key = db.keys.volume(tenant, volume);
-  return changeUsage<VolumeRecord | null>(db, tenant, `growing volume ${tenant}/${volume}`, async () => {
-    const current = await db.kv.get(key);
-    if (!current) return { skip: null };
-    const record = db.parse<VolumeRecord>(current);
-    if (record.options.sizeBytes >= sizeBytes) return { skip: record };
-    const next: VolumeRecord = { ...record, options: { ...record.options, sizeBytes } };
-    return {
-      ops: { unchanged: [{ key, modRevision: current.modRevision }], put: [{ key, value: JSON.stringify(next) }] },
-      delta: { volumes: 0, bytes: sizeBytes - record.options.sizeBytes },
-      quota,
-      result: next,
     };
   });
 }
@@ -156,4 +162,74 @@ export function markCopyFormatted(db: RecordKV, tenant: string, volume: string, 
     absent: [formatKey],
     put: [{ key: formatKey, value: JSON.stringify({ formatted, by: 'copy' } satisfies VolumeFormat) }],
   });
+}
+
+/** What growVolume found and did. */
+export type GrowResult =
+  | { ok: true; before: VolumeRecord; after: VolumeRecord }
+  | { ok: false; reason: 'no-volume' }
+  | { ok: false; reason: 'shrink'; current: VolumeRecord };
+
+/**
+ * Sets a volume's size to `intent.toBytes` and records the resize intent, in one transaction that
+ * also adds the growth to the tenant's usage within `quota` (QuotaExceededError beyond it): the
+ * record is the truth from then on, and the intent says that the image may still be smaller (the
+ * master grows it, then deletes the intent; the janitor finishes one whose master died). Never
+ * shrinks: a smaller size changes nothing. The same size only writes the intent (a resize run again
+ * to finish an earlier one).
+ */
+export function growVolume(db: RecordKV, intent: ResizeIntent, quota?: Quota): Promise<GrowResult> {
+  const { tenant, volume } = intent;
+  const key = db.keys.volume(tenant, volume);
+  return changeUsage<GrowResult>(db, tenant, `resize of volume ${tenant}/${volume}`, async () => {
+    const entry = await db.kv.get(key);
+    if (!entry) return { skip: { ok: false, reason: 'no-volume' } };
+    const before = db.parse<VolumeRecord>(entry);
+    if (intent.toBytes < before.options.sizeBytes) return { skip: { ok: false, reason: 'shrink', current: before } };
+    const after: VolumeRecord = { ...before, options: { ...before.options, sizeBytes: intent.toBytes } };
+    const stored: ResizeIntent = { ...intent, fromBytes: before.options.sizeBytes };
+    return {
+      ops: {
+        unchanged: [{ key, modRevision: entry.modRevision }],
+        put: [
+          ...(after.options.sizeBytes !== before.options.sizeBytes ? [{ key, value: JSON.stringify(after) }] : []),
+          { key: db.keys.resize(tenant, volume), value: JSON.stringify(stored) },
+        ],
+      },
+      delta: { volumes: 0, bytes: after.options.sizeBytes - before.options.sizeBytes },
+      quota,
+      result: { ok: true, before, after },
+    };
+  });
+}
+
+/**
+ * Undoes growVolume after the image could not be grown: the record goes back to `intent.fromBytes`
+ * (and the tenant's usage with it) and the intent goes, only while the record still has
+ * `intent.toBytes`. False when it did not (changed meanwhile: the intent stays for the janitor).
+ */
+export function revertGrow(db: RecordKV, intent: ResizeIntent): Promise<boolean> {
+  const { tenant, volume } = intent;
+  const key = db.keys.volume(tenant, volume);
+  return changeUsage<boolean>(db, tenant, `undoing the resize of ${tenant}/${volume}`, async () => {
+    const entry = await db.kv.get(key);
+    const current = entry && db.parseOrNull<VolumeRecord>(entry);
+    if (!entry || !current || current.options.sizeBytes !== intent.toBytes) return { skip: false };
+    const back: VolumeRecord = { ...current, options: { ...current.options, sizeBytes: intent.fromBytes } };
+    return {
+      ops: { unchanged: [{ key, modRevision: entry.modRevision }], put: [{ key, value: JSON.stringify(back) }], delete: [db.keys.resize(tenant, volume)] },
+      delta: { volumes: 0, bytes: intent.fromBytes - intent.toBytes },
+      result: true,
+    };
+  });
+}
+
+/** Every resize intent (resizes whose image may still be smaller than the record), by tenant and volume. */
+export function listResizes(db: RecordKV): Promise<ResizeIntent[]> {
+  return db.readAll<ResizeIntent>(db.keys.resizes, () => undefined);
+}
+
+/** Deletes the resize intent of a volume whose image has its record's size now. */
+export async function finishResize(db: RecordKV, tenant: string, volume: string): Promise<void> {
+  await db.kv.delete(db.keys.resize(tenant, volume));
 }

@@ -17,10 +17,13 @@ import {
   checkBoolean,
   checkCloneOptions,
   checkCreateOptions,
+  checkDiffOptions,
   checkLock,
   checkName,
   checkObject,
   checkParent,
+  checkPath,
+  checkProgress,
   checkQos,
   checkSize,
   checkText,
@@ -40,11 +43,15 @@ const CHECKS: Checks = {
     names({ pool, name });
     checkCreateOptions(options);
   },
-  removeImage: (pool, name) => names({ pool, name }),
+  removeImage: (pool, name, options) => {
+    names({ pool, name });
+    checkProgress(options);
+  },
   resizeImage: (pool, name, size, options = {}) => {
     names({ pool, name });
     checkSize('size', size);
     if (options.allowShrink !== undefined) checkBoolean('options.allowShrink', options.allowShrink);
+    checkProgress(options);
   },
   renameImage: (pool, from, to) => names({ pool, from, to }),
   imageInfo: (pool, name) => names({ pool, name }),
@@ -63,7 +70,22 @@ const CHECKS: Checks = {
     checkCloneOptions(options);
   },
   listChildren: (parent) => void checkParent(parent),
-  flattenImage: (pool, name) => names({ pool, name }),
+  flattenImage: (pool, name, options) => {
+    names({ pool, name });
+    checkProgress(options);
+  },
+
+  createGroup: (pool, group) => names({ pool, group }),
+  removeGroup: (pool, group) => names({ pool, group }),
+  addGroupImage: (pool, group, member) => {
+    names({ pool, group });
+    checkObject('member', member);
+    names({ 'member.pool': member.pool, 'member.image': member.image });
+  },
+  listGroupImages: (pool, group) => names({ pool, group }),
+  createGroupSnapshot: (pool, group, snapshot) => names({ pool, group, snapshot }),
+  listGroupSnapshots: (pool, group) => names({ pool, group }),
+  removeGroupSnapshot: (pool, group, snapshot) => names({ pool, group, snapshot }),
 
   listWatchers: (pool, image) => names({ pool, image }),
   addLock: (pool, image, lock) => {
@@ -100,6 +122,21 @@ const CHECKS: Checks = {
   },
 
   clusterInfo: () => undefined,
+
+  exportDiff: (pool, image, range, file, options) => {
+    names({ pool, image });
+    checkObject('range', range);
+    if (range.from !== null) checkName('range.from', range.from);
+    checkName('range.to', range.to);
+    checkPath('file', file);
+    checkDiffOptions(options, true);
+  },
+  applyDiff: (pool, image, file, options) => {
+    names({ pool, image });
+    checkPath('file', file);
+    checkDiffOptions(options, false);
+  },
+  inspectDiff: (file) => void checkPath('file', file),
 };
 
 /** How to reach the cluster: each field optional, each a string without NUL when given. */

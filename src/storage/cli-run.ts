@@ -32,6 +32,15 @@ export interface Target {
 
 export type Tool = 'rbd' | 'ceph' | 'rados';
 
+/** What a long command (export-diff, import-diff) may add: its stderr as it comes (progress), cancellation. */
+export interface ExecExtra {
+  onStderr?: (text: string) => void;
+  /** No time limit: it copies a whole image, and its caller bounds it. */
+  long?: boolean;
+  /** Aborting it kills the command; the call fails with ECANCELED. */
+  signal?: AbortSignal;
+}
+
 export const ERRNO = constants.errno as Record<string, number>;
 
 export class CliRunner {
@@ -71,8 +80,8 @@ export class CliRunner {
   }
 
   /** `rbd ARGS` (stdout), or the RbdError its failure means. */
-  rbd(args: string[], target: Target): Promise<string> {
-    return this.exec('rbd', args, target);
+  rbd(args: string[], target: Target, extra?: ExecExtra): Promise<string> {
+    return this.exec('rbd', args, target, extra);
   }
 
   /** `rbd ARGS --format=json`, parsed. */
@@ -82,22 +91,31 @@ export class CliRunner {
     return (out.trim() === '' ? {} : JSON.parse(out)) as T;
   }
 
-  async exec(tool: Tool, args: string[], target: Target): Promise<string> {
+  async exec(tool: Tool, args: string[], target: Target, extra: ExecExtra = {}): Promise<string> {
     await this.slot();
     try {
-      const result = await execa(this.tools[tool], [...this.base, ...args], {
+      const child = execa(this.tools[tool], [...this.base, ...args], {
         reject: false,
         stdin: 'ignore',
-        timeout: this.timeoutMs,
+        timeout: extra.long ? undefined : this.timeoutMs,
         forceKillAfterDelay: 2_000,
         stripFinalNewline: false,
         maxBuffer: 64 << 20,
+        cancelSignal: extra.signal,
       });
+      if (extra.onStderr) child.stderr?.on('data', (chunk: Buffer) => extra.onStderr!(chunk.toString()));
+      const result = await child;
       if (result.exitCode === 0 && !result.failed) return result.stdout;
+      if (result.isCanceled) throw new RbdError({ ...target, errno: -ERRNO.ECANCELED!, detail: `${tool} was cancelled` });
       throw cliError(tool, result, target);
     } finally {
       this.release();
     }
+  }
+
+  /** Processes running and calls waiting for one (at most `maxProcesses` run at once). */
+  counts(): { running: number; queued: number } {
+    return { running: this.running, queued: this.queue.length };
   }
 
   private slot(): Promise<void> {

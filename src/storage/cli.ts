@@ -1,26 +1,37 @@
+// Over 400 lines: one class that implements every Storage call with the rbd/ceph CLIs; the process handling is cli-run.ts.
 // The CLI backend: every operation is one or two `rbd` (or `ceph`, `rados`) processes (cli-run.ts
 // runs them and reads their failures back into RbdErrors) with `--format=json` output.
 //
 // Names go as `--image=NAME` (a name that starts with '-' cannot pass for an option), and free text
 // (lock cookies, metadata keys and values) after `--`.
 
+import { chmod, open, rm } from 'node:fs/promises';
+import { CliGroups } from './cli-groups.js';
 import { CliRunner, ERRNO, cloneError, type CliStorageOptions, type Target, type Tool } from './cli-run.js';
+import { inspectDiffFile } from './diff-format.js';
 import { RbdError } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
+  CloneImageOptions,
   CreateImageOptions,
+  DiffExport,
+  DiffOptions,
+  DiffSummary,
+  ExportDiffOptions,
+  GroupMember,
   ImageFeature,
   ImageInfo,
   ImageLock,
   ParentRef,
+  ProgressOptions,
   QosLimits,
   SnapshotInfo,
   Storage,
   StorageStats,
   Watcher,
 } from './types.js';
-import { applyQos, cloneSpec, createSpec, qosFromMetadata, sortFeatures } from './validate.js';
+import { applyQos, cancelledError, cloneSpec, createSpec, qosFromMetadata, sortFeatures } from './validate.js';
 
 export type { CliStorageOptions } from './cli-run.js';
 
@@ -28,11 +39,13 @@ export class CliStorage implements Storage {
   readonly kind = 'cli' as const;
 
   private readonly run: CliRunner;
+  private readonly groups: CliGroups;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | null = null;
 
   constructor(config: ClusterConfig = {}, options: CliStorageOptions = {}) {
     this.run = new CliRunner(config, options);
+    this.groups = new CliGroups(this.run);
   }
 
   /** Checks that `rbd` runs and reaches the cluster (openStorage calls it once). */
@@ -50,7 +63,7 @@ export class CliStorage implements Storage {
   }
 
   stats(): StorageStats {
-    return { pending: this.inFlight.size, openImages: 0, pools: 0 };
+    return { pending: this.inFlight.size, ...this.run.counts(), openImages: 0, pools: 0 };
   }
 
   // --- images ---
@@ -58,10 +71,22 @@ export class CliStorage implements Storage {
   async createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
     const o = createSpec(options);
     const args = ['create', `--pool=${pool}`, `--image=${name}`, `--size=${o.size}B`, ...imageOptionArgs(o.features, o.order, o.dataPool)];
-    return this.command('rbd', args, { op: 'rbd_create4', pool, image: name });
+    if (o.metadata.length === 0) return this.command('rbd', args, { op: 'rbd_create4', pool, image: name });
+    return this.call(async () => {
+      await this.run.rbd(args, { op: 'rbd_create4', pool, image: name });
+      try {
+        // The CLI has no "set several": one process per key (the addon opens the image once).
+        for (const [key, value] of o.metadata) {
+          await this.run.rbd(['image-meta', 'set', `--pool=${pool}`, `--image=${name}`, '--', key, value], { op: 'rbd_metadata_set', pool, image: name });
+        }
+      } catch (err) {
+        await this.run.rbd(['rm', `--pool=${pool}`, `--image=${name}`, '--no-progress'], { op: 'rbd_remove', pool, image: name }).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
-  async removeImage(pool: string, name: string): Promise<void> {
+  async removeImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
     return this.call(async () => {
       const target = { op: 'rbd_remove', pool, image: name };
       // librbd's remove spins forever trying to take the exclusive lock while an advisory lock is
@@ -70,13 +95,14 @@ export class CliStorage implements Storage {
       if (lockers.some((l) => !l.id.startsWith('auto '))) {
         throw new RbdError({ errno: -ERRNO.EBUSY!, ...target, detail: 'image has advisory locks: break them first' });
       }
-      await this.run.rbd(['rm', `--pool=${pool}`, `--image=${name}`, '--no-progress'], target);
+      await this.run.exec('rbd', ['rm', `--pool=${pool}`, `--image=${name}`, ...progressArgs(options)], target, { onStderr: percentOf(options) });
+      options.onProgress?.(100, 100);
     });
   }
 
-  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
-    const args = ['resize', `--pool=${pool}`, `--image=${name}`, `--size=${size}B`, '--no-progress'];
-    return this.command('rbd', options.allowShrink ? [...args, '--allow-shrink'] : args, { op: 'rbd_resize2', pool, image: name });
+  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } & ProgressOptions = {}): Promise<void> {
+    const args = ['resize', `--pool=${pool}`, `--image=${name}`, `--size=${size}B`, ...progressArgs(options)];
+    return this.command('rbd', options.allowShrink ? [...args, '--allow-shrink'] : args, { op: 'rbd_resize2', pool, image: name }, options);
   }
 
   async renameImage(pool: string, from: string, to: string): Promise<void> {
@@ -174,7 +200,7 @@ export class CliStorage implements Storage {
     return this.snapCommand('unprotect', 'rbd_snap_unprotect', pool, image, snapshot);
   }
 
-  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
+  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void> {
     return this.call(async () => {
       const o = cloneSpec(options);
       await this.run.rbd(
@@ -208,8 +234,9 @@ export class CliStorage implements Storage {
     });
   }
 
-  async flattenImage(pool: string, name: string): Promise<void> {
-    return this.command('rbd', ['flatten', `--pool=${pool}`, `--image=${name}`, '--no-progress'], { op: 'rbd_flatten', pool, image: name });
+  async flattenImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
+    const args = ['flatten', `--pool=${pool}`, `--image=${name}`, ...progressArgs(options)];
+    return this.command('rbd', args, { op: 'rbd_flatten', pool, image: name }, options);
   }
 
   // --- watchers, locks, fencing ---
@@ -299,6 +326,15 @@ export class CliStorage implements Storage {
     await applyQos(this, pool, image, limits);
   }
 
+  // --- consistency groups (cli-groups.ts) ---
+  createGroup = (pool: string, group: string) => this.call(() => this.groups.create(pool, group));
+  removeGroup = (pool: string, group: string) => this.call(() => this.groups.remove(pool, group));
+  addGroupImage = (pool: string, group: string, member: GroupMember) => this.call(() => this.groups.add(pool, group, member));
+  listGroupImages = (pool: string, group: string) => this.call(() => this.groups.members(pool, group));
+  createGroupSnapshot = (pool: string, group: string, snapshot: string) => this.call(() => this.groups.snap(pool, group, snapshot));
+  listGroupSnapshots = (pool: string, group: string) => this.call(() => this.groups.snapshots(pool, group));
+  removeGroupSnapshot = (pool: string, group: string, snapshot: string) => this.call(() => this.groups.removeSnap(pool, group, snapshot));
+
   async clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }> {
     return this.call(async () => {
       const out = await this.run.exec('ceph', ['mon', 'dump', '--format=json'], { op: 'rados_mon_command' });
@@ -306,7 +342,85 @@ export class CliStorage implements Storage {
     });
   }
 
+  // --- backups: `rbd export-diff` / `rbd import-diff` ---
+  // The addon's contract on top of rbd's: the snapshots are looked up first (one `rbd snap ls`), so
+  // that a missing one fails as in the native backend; the file is made 0600 and fsync'ed after
+  // rbd wrote it (rbd makes it 0644 and does not sync); an import checks the whole file first
+  // (`rbd import-diff` would apply a corrupt file half-way). Progress is read from rbd's own
+  // "N% complete" lines; the summary from the file.
+
+  async exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options: ExportDiffOptions = {}): Promise<DiffExport> {
+    return this.call(async () => {
+      const target = { op: 'rbd_diff_iterate2', pool, image };
+      if (options.signal?.aborted) throw cancelledError(target.op, target);
+      const snaps = await this.snapshotSizes(pool, image, 'rbd_open_read_only', range.to);
+      const size = snaps.get(range.to);
+      if (size === undefined) throw new RbdError({ errno: -ERRNO.ENOENT!, op: 'rbd_open_read_only', pool, image, snapshot: range.to, detail: `no snapshot ${range.to}` });
+      if (range.from !== null && !snaps.has(range.from)) {
+        throw new RbdError({ errno: -ERRNO.ENOENT!, op: 'rbd_snap_exists', pool, image, snapshot: range.from, detail: `the start snapshot ${range.from} does not exist` });
+      }
+      // Created (O_EXCL) and removed again first: open(2)'s errors as the addon reports them (EEXIST,
+      // ENOENT for a missing directory, EACCES), before rbd starts; rbd then creates it itself.
+      try {
+        await (await open(file, 'wx', 0o600)).close();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new RbdError({ errno: e.errno ?? -ERRNO.EIO!, op: 'open', detail: `${e.code}: ${file}` });
+      }
+      await rm(file, { force: true });
+      const wholeObject = options.wholeObject === true && (await this.info(pool, image, 'rbd_open_read_only')).features.includes('fast-diff');
+      const args = ['export-diff', `--pool=${pool}`, `--image=${image}`, `--snap=${range.to}`];
+      if (range.from !== null) args.push(`--from-snap=${range.from}`);
+      if (wholeObject) args.push('--whole-object');
+      try {
+        await this.run.rbd([...args, '--', file], target, { long: true, signal: options.signal, onStderr: progressReader(size, options) });
+        // rbd makes it 0644 and leaves it in the page cache: the addon's 0600 and fsync.
+        await chmod(file, 0o600);
+        const handle = await open(file, 'r');
+        await handle.sync().finally(() => handle.close());
+        const summary = await inspectDiffFile(file);
+        options.onProgress?.(size, size);
+        return { ...summary, wholeObject };
+      } catch (err) {
+        await rm(file, { force: true });
+        throw err;
+      }
+    });
+  }
+
+  async applyDiff(pool: string, image: string, file: string, options: DiffOptions = {}): Promise<DiffSummary> {
+    return this.call(async () => {
+      if (options.signal?.aborted) throw cancelledError('rbd_diff_v1', { pool, image });
+      const summary = await inspectDiffFile(file).catch((err: unknown) => {
+        throw err instanceof RbdError ? new RbdError({ errno: err.errno, op: err.op, pool, image, detail: err.detail }) : err;
+      });
+      const snaps = await this.snapshotSizes(pool, image, 'rbd_open');
+      if (summary.fromSnapshot !== null && !snaps.has(summary.fromSnapshot)) {
+        const detail = `the diff starts at snapshot ${summary.fromSnapshot}, which the image does not have`;
+        throw new RbdError({ errno: -ERRNO.ENOENT!, op: 'rbd_snap_exists', pool, image, snapshot: summary.fromSnapshot, detail });
+      }
+      if (summary.toSnapshot !== null && snaps.has(summary.toSnapshot)) {
+        const detail = `the diff ends at snapshot ${summary.toSnapshot}, which the image already has`;
+        throw new RbdError({ errno: -ERRNO.EEXIST!, op: 'rbd_snap_exists', pool, image, snapshot: summary.toSnapshot, detail });
+      }
+      const args = ['import-diff', `--pool=${pool}`, `--image=${image}`, '--', file];
+      await this.run.rbd(args, { op: 'rbd_diff_v1', pool, image }, { long: true, signal: options.signal, onStderr: progressReader(summary.streamBytes, options) });
+      options.onProgress?.(summary.streamBytes, summary.streamBytes);
+      return summary;
+    });
+  }
+
+  async inspectDiff(file: string): Promise<DiffSummary> {
+    return this.call(() => inspectDiffFile(file));
+  }
+
   // --- internals ---
+
+  /** The image's snapshots and their sizes, by name; `op` names the call when the image is missing. */
+  private async snapshotSizes(pool: string, image: string, op: string, snapshot?: string): Promise<Map<string, number>> {
+    const snaps = await this.run.rbdJson<CliSnap[]>(['snap', 'ls', `--pool=${pool}`, `--image=${image}`], { op, pool, image, snapshot });
+    return new Map(snaps.map((s) => [s.name, s.size]));
+  }
 
   /** Runs one public operation, tracked so that close() can wait for it. */
   private call<T>(body: () => Promise<T>): Promise<T> {
@@ -324,9 +438,10 @@ export class CliStorage implements Storage {
   }
 
   /** One command as a whole operation, whose output is not needed. */
-  private command(tool: Tool, args: string[], target: Target): Promise<void> {
+  private command(tool: Tool, args: string[], target: Target, progress: ProgressOptions = {}): Promise<void> {
     return this.call(async () => {
-      await this.run.exec(tool, args, target);
+      await this.run.exec(tool, args, target, { onStderr: percentOf(progress) });
+      progress.onProgress?.(100, 100);
     });
   }
 
@@ -366,9 +481,36 @@ function imageOptionArgs(features: ImageFeature[] | null, order: number | null, 
   return args;
 }
 
+/** Turns rbd's "Exporting image: 42% complete..." lines into progress of `total` bytes. */
+function progressReader(total: number, options: DiffOptions): ((text: string) => void) | undefined {
+  const report = options.onProgress;
+  if (!report) return undefined;
+  return (text) => {
+    const all = [...text.matchAll(/(\d{1,3})% complete/g)];
+    const pct = all.length > 0 ? Number(all.at(-1)![1]) : null;
+    if (pct !== null && pct < 100) report(Math.floor((total * pct) / 100), total);
+  };
+}
+
 /** `rbd snap ls` prints ctime(3) text in local time, to the second. */
 function parseCtime(text: string | undefined): Date | null {
   if (!text) return null;
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? null : new Date(ms);
+}
+
+/** rbd prints "<What>: N% complete..." on stderr unless told --no-progress: only asked for when someone listens. */
+function progressArgs(options: ProgressOptions): string[] {
+  return options.onProgress ? [] : ['--no-progress'];
+}
+
+/** Reads rbd's percentages off its stderr for `options.onProgress` (done of 100); the caller reports 100 at the end. */
+function percentOf(options: ProgressOptions): ((text: string) => void) | undefined {
+  const on = options.onProgress;
+  if (!on) return undefined;
+  return (text) => {
+    const all = [...text.matchAll(/(\d{1,3})% complete/g)];
+    const last = all.at(-1);
+    if (last) on(Math.min(100, Number(last[1])), 100);
+  };
 }

@@ -2,12 +2,14 @@
 // with an AddonLoadError that says what to install when it cannot), `cli` runs `rbd`/`ceph`, and
 // `memory` is the in-memory twin for unit tests. Whichever it is, it comes wrapped once in the
 // decorators every backend shares: checked.ts (refusal after close, argument checks, the caller's
-// stack on errors) and, when a bound is given, timed.ts.
+// stack on errors), metered.ts (latency and errors of every call, for Prometheus) and, when a bound
+// is given, timed.ts.
 
 import { checkConfig, checked } from './checked.js';
 import { CliStorage } from './cli.js';
 import { MemoryStorage } from './memory.js';
 import { NativeStorage } from './native.js';
+import { metered } from './metered.js';
 import { timed } from './timed.js';
 import type { BackendKind, ClusterConfig, Storage } from './types.js';
 import { TimeoutError, withTimeout } from '../common/timeout.js';
@@ -23,7 +25,7 @@ export async function openStorage(kind: BackendKind, config: ClusterConfig = {},
   checkConfig(config);
   const backend = await openBackend(kind, config);
   const bound = options.callTimeoutMs;
-  return checked(bound !== undefined && bound > 0 ? timed(backend, bound) : backend);
+  return checked(metered(bound !== undefined && bound > 0 ? timed(backend, bound) : backend));
 }
 
 async function openBackend(kind: BackendKind, config: ClusterConfig): Promise<Storage> {
@@ -62,7 +64,8 @@ export * from './types.js';
 export { RbdError, isRbdError, errnoName, type RbdErrorFields } from './errors.js';
 export { checked } from './checked.js';
 export { timed } from './timed.js';
+export { metered } from './metered.js';
 export { CliStorage, type CliStorageOptions } from './cli.js';
 export { MemoryStorage, memoryStorage, type MemoryStorageOptions, type MemoryImage, type Hang } from './memory.js';
 export { NativeStorage, AddonLoadError, loadAddon, writeSysfsFile } from './native.js';
-export { QOS_KEYS, FEATURE_BITS, DEFAULT_FEATURES } from './validate.js';
+export { QOS_KEYS, FEATURE_BITS, DEFAULT_FEATURES, qosMetadata } from './validate.js';

@@ -27,6 +27,13 @@ const OPS: Record<StorageCall, string> = {
   cloneSnapshot: 'rbd_clone3',
   listChildren: 'rbd_list_children3',
   flattenImage: 'rbd_flatten',
+  createGroup: 'rbd_group_create',
+  removeGroup: 'rbd_group_remove',
+  addGroupImage: 'rbd_group_image_add',
+  listGroupImages: 'rbd_group_image_list',
+  createGroupSnapshot: 'rbd_group_snap_create',
+  listGroupSnapshots: 'rbd_group_snap_list',
+  removeGroupSnapshot: 'rbd_group_snap_remove',
   listWatchers: 'rbd_watchers_list',
   addLock: 'rbd_lock_exclusive',
   listLocks: 'rbd_list_lockers',
@@ -39,6 +46,9 @@ const OPS: Record<StorageCall, string> = {
   getQos: 'rbd_metadata_list',
   setQos: 'rbd_metadata_set',
   clusterInfo: 'rados_mon_command',
+  exportDiff: 'rbd_diff_iterate2',
+  applyDiff: 'rbd_diff_v1',
+  inspectDiff: 'rbd_diff_v1',
 };
 
 const SNAPSHOT_CALLS = new Set<StorageCall>(['createSnapshot', 'removeSnapshot', 'rollbackSnapshot', 'protectSnapshot', 'unprotectSnapshot']);
@@ -101,7 +111,7 @@ export function callError(call: StorageCall, args: readonly unknown[], errno: nu
   let target: { pool?: string; image?: string; snapshot?: string };
   if (call === 'cloneSnapshot') target = { pool: b as string, image: c as string };
   else if (call === 'listChildren') target = { ...(a as ParentRef) };
-  else if (call.startsWith('blocklist') || call === 'clusterInfo') target = {};
+  else if (call.startsWith('blocklist') || call === 'clusterInfo' || call === 'inspectDiff') target = {};
   else target = { pool: a as string, image: b as string, snapshot: SNAPSHOT_CALLS.has(call) ? (c as string) : undefined };
   return new RbdError({ errno, op: OPS[call], ...target, detail: detail ?? getSystemErrorMap().get(-Math.abs(errno))?.[1] });
 }
@@ -160,6 +170,15 @@ export abstract class FaultHooks {
     const gate = new Gate(call ?? null);
     this.gates.push(gate);
     return gate;
+  }
+
+  /**
+   * A failNext() armed for `call` itself (not '*'), taken: for a step a call makes inside another
+   * (createImage setting its metadata, as setMetadata would), whose errno it returns; null if none.
+   */
+  protected takeFailure(call: StorageCall): number | null {
+    const i = this.failures.findIndex((f) => f.call === call);
+    return i >= 0 ? this.failures.splice(i, 1)[0]!.errno : null;
   }
 
   /** Calls that have not settled yet (held ones too). */

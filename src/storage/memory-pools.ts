@@ -3,10 +3,11 @@
 // snapshot). memory.ts puts the Storage calls on top of it.
 
 import { RbdError, type RbdErrorFields } from './errors.js';
+import type { BlockMap } from './memory-data.js';
 import type { ImageFeature, ParentRef, QosLimits, Watcher } from './types.js';
 import { qosFromMetadata } from './validate.js';
 
-const ERRNO = { ENOENT: 2, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOTEMPTY: 39 } as const;
+const ERRNO = { ENOENT: 2, EBUSY: 16, EEXIST: 17, EINVAL: 22, EMLINK: 31, ENOTEMPTY: 39, ECANCELED: 125 } as const;
 
 export type ErrnoName = keyof typeof ERRNO;
 
@@ -17,6 +18,8 @@ export interface MemSnapshot {
   createdAt: Date;
   /** The image's parent when the snapshot was taken. */
   parent: ParentRef | null;
+  /** The image's contents then (memory-data.ts). */
+  data: BlockMap;
 }
 
 export interface MemImage {
@@ -29,6 +32,8 @@ export interface MemImage {
   metadata: Map<string, string>;
   watchers: Watcher[];
   locks: { exclusive: boolean; tag: string; holders: { owner: string; cookie: string }[] };
+  /** The head's contents (memory-data.ts). */
+  data: BlockMap;
 }
 
 /** An image as a test sees it: a copy, changing it changes nothing. */
@@ -75,6 +80,7 @@ export class MemoryPools {
       metadata: new Map(),
       watchers: [],
       locks: { exclusive: false, tag: '', holders: [] },
+      data: new Map(),
     };
   }
 

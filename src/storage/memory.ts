@@ -1,3 +1,4 @@
+// Over 400 lines: one method per Storage call, each a thin door to memory-pools/memory-groups; the faults are memory-faults.ts, the diffs memory-diff.ts.
 // An in-memory Storage for the unit tests of the layers above (master, plugin, supervisor, CLI). It
 // keeps the contract's rules (the same RbdError codes for the same situations; argument checks are
 // checked.ts's, in front of it as in front of every backend: openStorage('memory') or
@@ -10,14 +11,26 @@
 // snapshot is removed.
 
 import { checked } from './checked.js';
-import { FaultHooks } from './memory-faults.js';
-import { MemoryPools, type MemoryImage } from './memory-pools.js';
+import { FaultHooks, callError } from './memory-faults.js';
+import { MemoryPools, type MemImage, type MemoryImage } from './memory-pools.js';
+import { readBlocks, truncateBlocks, writeBlocks } from './memory-data.js';
+import { applyMemoryDiff, exportMemoryDiff } from './memory-diff.js';
+import { inspectDiffFile } from './diff-format.js';
+import { MemoryGroups } from './memory-groups.js';
 import type {
   ClusterConfig,
+  CloneImageOptions,
   CreateImageOptions,
+  DiffExport,
+  DiffOptions,
+  DiffSummary,
+  ExportDiffOptions,
+  GroupMember,
+  GroupSnapshotInfo,
   ImageInfo,
   ImageLock,
   ParentRef,
+  ProgressOptions,
   QosLimits,
   SnapshotInfo,
   Storage,
@@ -44,6 +57,13 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
   return checked(new MemoryStorage({}, options));
 }
 
+/** A long call's progress as librbd reports it: the image's objects, none done and then all. */
+function reportObjects(options: ProgressOptions, img: { size: number; order: number }): void {
+  const total = Math.max(1, Math.ceil(img.size / 2 ** img.order));
+  options.onProgress?.(0, total);
+  options.onProgress?.(total, total);
+}
+
 export class MemoryStorage extends FaultHooks implements Storage {
   readonly kind = 'memory' as const;
   /** The address this fake client has, as lock owners and watchers would show it. */
@@ -57,12 +77,14 @@ export class MemoryStorage extends FaultHooks implements Storage {
   private readonly pools: MemoryPools;
   private readonly fsid: string;
   private readonly monAddresses: string[];
+  private readonly groups: MemoryGroups;
   private nextSnapId = 1;
   private closed = false;
 
   constructor(_config: ClusterConfig = {}, options: MemoryStorageOptions = {}) {
     super();
     this.pools = new MemoryPools(options.pools ?? ['rbd']);
+    this.groups = new MemoryGroups(this.pools);
     this.fsid = options.fsid ?? '00000000-0000-4000-8000-000000000000';
     this.monAddresses = options.monAddresses ?? ['127.0.0.1:6789'];
     this.now = options.now ?? Date.now;
@@ -94,6 +116,21 @@ export class MemoryStorage extends FaultHooks implements Storage {
     return this.pools.view();
   }
 
+  /** Writes `data` into the image's head at `offset` (what a mounted volume's writes would do). */
+  writeData(pool: string, image: string, offset: number, data: Buffer): void {
+    const img = this.pools.image('writeData', pool, image);
+    if (offset + data.length > img.size) throw new RangeError(`writeData: ${data.length} bytes at ${offset} are beyond the image size ${img.size}`);
+    writeBlocks(img.data, offset, data);
+  }
+
+  /** What the image's head (or a snapshot) reads as, whole: for small test images. */
+  readData(pool: string, image: string, snapshot?: string): Buffer {
+    const img = this.pools.image('readData', pool, image);
+    if (snapshot === undefined) return readBlocks(img.data, img.size);
+    const snap = this.pools.snap(img, 'readData', pool, image, snapshot);
+    return readBlocks(snap.data, snap.size);
+  }
+
   /** The snapshot names of an image, oldest first ([] when there is no such image). */
   snapshotNames(pool: string, image: string): string[] {
     return this.pools.view().get(`${pool}/${image}`)?.snapshots ?? [];
@@ -106,7 +143,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
   }
 
   stats(): StorageStats {
-    return { pending: this.pending, openImages: 0, pools: this.closed ? 0 : this.pools.size };
+    return { pending: this.pending, running: this.pending, queued: 0, openImages: 0, pools: this.closed ? 0 : this.pools.size };
   }
 
   createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
@@ -116,10 +153,20 @@ export class MemoryStorage extends FaultHooks implements Storage {
       if (spec.dataPool !== null) this.pools.pool(spec.dataPool, name, 'rbd_create4');
       if (images.has(name)) throw this.pools.err('EEXIST', { op: 'rbd_create4', pool, image: name });
       images.set(name, this.pools.newImage(spec.size, spec.features, spec.order, spec.dataPool, null));
+      if (spec.metadata.length === 0) return;
+      try {
+        // As setMetadata would: failNext('setMetadata') fails this step too.
+        const errno = this.takeFailure('setMetadata');
+        if (errno !== null) throw callError('setMetadata', [pool, name], errno);
+        for (const [key, value] of spec.metadata) this.pools.setKey(pool, name, key, value);
+      } catch (err) {
+        images.delete(name); // as the real backends do: no image whose metadata could not be set
+        throw err;
+      }
     });
   }
 
-  removeImage(pool: string, name: string): Promise<void> {
+  removeImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
     return this.call('removeImage', [pool, name], () => {
       const img = this.pools.image('rbd_remove', pool, name);
       if (img.watchers.length > 0) {
@@ -128,23 +175,28 @@ export class MemoryStorage extends FaultHooks implements Storage {
       if (img.locks.holders.length > 0) {
         throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has advisory locks' });
       }
-      if (img.snapshots.size > 0) {
+      if (img.snapshots.size > 0 || this.groups.snapshotsOf({ pool, image: name }) > 0) {
         throw this.pools.err('ENOTEMPTY', { op: 'rbd_remove', pool, image: name, detail: 'image has snapshots' });
       }
+      const group = this.groups.groupOf({ pool, image: name });
+      if (group) throw this.pools.err('EMLINK', { op: 'rbd_remove', pool, image: name, detail: `image belongs to group ${group}` });
       if (this.pools.everyParent().some((p) => p.pool === pool && p.image === name)) {
         throw this.pools.err('EBUSY', { op: 'rbd_remove', pool, image: name, detail: 'image has clones' });
       }
+      reportObjects(options, img);
       this.pools.pool(pool, name).delete(name);
     });
   }
 
-  resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
+  resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } & ProgressOptions = {}): Promise<void> {
     return this.call('resizeImage', [pool, name, size, options], () => {
       const img = this.pools.image('rbd_open', pool, name);
       if (size < img.size && !options.allowShrink) {
         throw this.pools.err('EINVAL', { op: 'rbd_resize2', pool, image: name, detail: 'shrinking needs allowShrink' });
       }
+      truncateBlocks(img.data, size);
       img.size = size;
+      reportObjects(options, img);
     });
   }
 
@@ -175,7 +227,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
         objectSize: 2 ** img.order,
         features,
         parent: img.parent ? { ...img.parent } : null,
-        snapshotCount: img.snapshots.size,
+        snapshotCount: img.snapshots.size + this.groups.snapshotsOf({ pool, image: name }),
       };
     });
   }
@@ -192,13 +244,19 @@ export class MemoryStorage extends FaultHooks implements Storage {
     return this.call('createSnapshot', [pool, image, snapshot], () => {
       const img = this.pools.image('rbd_open', pool, image);
       if (img.snapshots.has(snapshot)) throw this.pools.err('EEXIST', { op: 'rbd_snap_create', pool, image, snapshot });
-      img.snapshots.set(snapshot, {
-        id: this.nextSnapId++,
-        size: img.size,
-        protected: false,
-        createdAt: new Date(Math.floor(this.now() / 1000) * 1000),
-        parent: img.parent ? { ...img.parent } : null,
-      });
+      this.snapshotOf(img, snapshot);
+    });
+  }
+
+  /** Takes snapshot `name` of the image's head (the name is free: the caller checked). */
+  private snapshotOf(img: MemImage, name: string): void {
+    img.snapshots.set(name, {
+      id: this.nextSnapId++,
+      size: img.size,
+      protected: false,
+      createdAt: new Date(Math.floor(this.now() / 1000) * 1000),
+      parent: img.parent ? { ...img.parent } : null,
+      data: new Map(img.data),
     });
   }
 
@@ -223,7 +281,9 @@ export class MemoryStorage extends FaultHooks implements Storage {
   rollbackSnapshot(pool: string, image: string, snapshot: string): Promise<void> {
     return this.call('rollbackSnapshot', [pool, image, snapshot], () => {
       const img = this.pools.image('rbd_open', pool, image);
-      img.size = this.pools.snap(img, 'rbd_snap_rollback', pool, image, snapshot).size;
+      const snap = this.pools.snap(img, 'rbd_snap_rollback', pool, image, snapshot);
+      img.size = snap.size;
+      img.data = new Map(snap.data);
     });
   }
 
@@ -246,7 +306,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
     });
   }
 
-  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
+  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void> {
     return this.call('cloneSnapshot', [parent, pool, name, options], () => {
       const p = { pool: parent.pool, image: parent.image, snapshot: parent.snapshot };
       const spec = cloneSpec(options);
@@ -262,6 +322,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
       const clone = this.pools.newImage(snap.size, features, spec.order ?? src.order, spec.dataPool, p);
       // librbd copies the parent's image metadata into the clone.
       clone.metadata = new Map(src.metadata);
+      clone.data = new Map(snap.data);
       images.set(name, clone);
     });
   }
@@ -274,13 +335,42 @@ export class MemoryStorage extends FaultHooks implements Storage {
     });
   }
 
-  flattenImage(pool: string, name: string): Promise<void> {
+  flattenImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
     return this.call('flattenImage', [pool, name], () => {
       const img = this.pools.image('rbd_open', pool, name);
       if (!img.parent) throw this.pools.err('EINVAL', { op: 'rbd_flatten', pool, image: name, detail: 'image has no parent' });
+      reportObjects(options, img);
       img.parent = null;
       if (img.features.includes('deep-flatten')) for (const snap of img.snapshots.values()) snap.parent = null;
     });
+  }
+
+  createGroup(pool: string, group: string): Promise<void> {
+    return this.call('createGroup', [pool, group], () => this.groups.create(pool, group));
+  }
+
+  removeGroup(pool: string, group: string): Promise<void> {
+    return this.call('removeGroup', [pool, group], () => this.groups.remove(pool, group));
+  }
+
+  addGroupImage(pool: string, group: string, member: GroupMember): Promise<void> {
+    return this.call('addGroupImage', [pool, group, member], () => this.groups.add(pool, group, member));
+  }
+
+  listGroupImages(pool: string, group: string): Promise<GroupMember[]> {
+    return this.call('listGroupImages', [pool, group], () => this.groups.members(pool, group));
+  }
+
+  createGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.call('createGroupSnapshot', [pool, group, snapshot], () => this.groups.snap(pool, group, snapshot));
+  }
+
+  listGroupSnapshots(pool: string, group: string): Promise<GroupSnapshotInfo[]> {
+    return this.call('listGroupSnapshots', [pool, group], () => this.groups.snapshots(pool, group));
+  }
+
+  removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.call('removeGroupSnapshot', [pool, group, snapshot], () => this.groups.removeSnap(pool, group, snapshot));
   }
 
   listWatchers(pool: string, image: string): Promise<Watcher[]> {
@@ -363,5 +453,19 @@ export class MemoryStorage extends FaultHooks implements Storage {
 
   clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }> {
     return this.call('clusterInfo', [], () => ({ fsid: this.fsid, monAddresses: [...this.monAddresses] }));
+  }
+
+  exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options: ExportDiffOptions = {}): Promise<DiffExport> {
+    return this.call('exportDiff', [pool, image, range, file, options], () => exportMemoryDiff(this.pools, pool, image, range, file, options));
+  }
+
+  applyDiff(pool: string, image: string, file: string, options: DiffOptions = {}): Promise<DiffSummary> {
+    return this.call('applyDiff', [pool, image, file, options], () =>
+      applyMemoryDiff(this.pools, pool, image, file, options, (img, name) => this.snapshotOf(img, name)),
+    );
+  }
+
+  inspectDiff(file: string): Promise<DiffSummary> {
+    return this.call('inspectDiff', [file], () => inspectDiffFile(file));
   }
 }

@@ -14,19 +14,33 @@ import { RbdError, callSite, withCallSite } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
+  CloneImageOptions,
   CreateImageOptions,
+  DiffExport,
+  DiffOptions,
+  DiffSummary,
+  ExportDiffOptions,
+  GroupMember,
+  GroupSnapshotInfo,
   ImageInfo,
   ImageLock,
   ParentRef,
+  ProgressOptions,
   QosLimits,
   SnapshotInfo,
   Storage,
   StorageStats,
   Watcher,
 } from './types.js';
-import { applyQos, checkText, cloneSpec, createSpec, featureMask, featureNames, qosFromMetadata } from './validate.js';
+import { applyQos, cancelledError, checkText, cloneSpec, createSpec, featureMask, featureNames, qosFromMetadata } from './validate.js';
 
 type AddonModule = typeof Addon;
+
+/** The addon's progress callback for a call's onProgress (null: none; the addon then only counts). */
+function listener(options: ProgressOptions): Addon.NativeProgress | undefined {
+  const on = options.onProgress;
+  return on ? (done, total) => void on(done, total) : undefined;
+}
 
 const ADDON_FILE = 'volplugin_rbd.node';
 
@@ -142,22 +156,23 @@ export class NativeStorage implements Storage {
   }
 
   stats(): StorageStats {
-    return this.cluster.stats();
+    const { busy, queued } = this.cluster.threadStats();
+    return { ...this.cluster.stats(), running: busy, queued };
   }
 
   // --- images ---
 
   async createImage(pool: string, name: string, options: CreateImageOptions): Promise<void> {
     const o = createSpec(options);
-    return this.cluster.createImage(pool, name, o.size, featureMask(o.features), o.order, o.dataPool);
+    return this.cluster.createImage(pool, name, o.size, featureMask(o.features), o.order, o.dataPool, o.metadata.length > 0 ? o.metadata : null);
   }
 
-  async removeImage(pool: string, name: string): Promise<void> {
-    return this.cluster.removeImage(pool, name);
+  async removeImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
+    return this.cluster.removeImage(pool, name, listener(options));
   }
 
-  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } = {}): Promise<void> {
-    return this.cluster.resizeImage(pool, name, size, options.allowShrink ?? false);
+  async resizeImage(pool: string, name: string, size: number, options: { allowShrink?: boolean } & ProgressOptions = {}): Promise<void> {
+    return this.cluster.resizeImage(pool, name, size, options.allowShrink ?? false, listener(options));
   }
 
   async renameImage(pool: string, from: string, to: string): Promise<void> {
@@ -221,7 +236,7 @@ export class NativeStorage implements Storage {
     return this.cluster.unprotectSnapshot(pool, image, snapshot);
   }
 
-  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void> {
+  async cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void> {
     const o = cloneSpec(options);
     const features = o.features === null ? null : featureMask(o.features);
     return this.cluster.cloneSnapshot(parent.pool, parent.image, parent.snapshot, pool, name, features, o.order, o.dataPool);
@@ -231,8 +246,54 @@ export class NativeStorage implements Storage {
     return (await this.cluster.listChildren(parent.pool, parent.image, parent.snapshot)).sort();
   }
 
-  async flattenImage(pool: string, name: string): Promise<void> {
-    return this.cluster.flattenImage(pool, name);
+  async flattenImage(pool: string, name: string, options: ProgressOptions = {}): Promise<void> {
+    return this.cluster.flattenImage(pool, name, listener(options));
+  }
+
+  // --- consistency groups ---
+
+  async createGroup(pool: string, group: string): Promise<void> {
+    return this.cluster.createGroup(pool, group);
+  }
+
+  async removeGroup(pool: string, group: string): Promise<void> {
+    await this.groupExists('rbd_group_remove', pool, group);
+    return this.cluster.removeGroup(pool, group);
+  }
+
+  async addGroupImage(pool: string, group: string, member: GroupMember): Promise<void> {
+    // librbd answers EEXIST for a member of this group too: only another group is a refusal.
+    try {
+      return await this.cluster.addGroupImage(pool, group, member.pool, member.image);
+    } catch (err) {
+      const mine = (await this.listGroupImages(pool, group).catch(() => [])).some((m) => m.pool === member.pool && m.image === member.image);
+      if (!mine) throw err;
+    }
+  }
+
+  async listGroupImages(pool: string, group: string): Promise<GroupMember[]> {
+    // librbd 16 lists a group that does not exist as empty: ENOENT, as for every other group call.
+    await this.groupExists('rbd_group_image_list', pool, group);
+    return (await this.cluster.listGroupImages(pool, group)).map((m) => ({ pool: m.pool, image: m.image }));
+  }
+
+  async createGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.cluster.createGroupSnapshot(pool, group, snapshot);
+  }
+
+  async listGroupSnapshots(pool: string, group: string): Promise<GroupSnapshotInfo[]> {
+    await this.groupExists('rbd_group_snap_list', pool, group);
+    return (await this.cluster.listGroupSnapshots(pool, group)).map((s) => ({ name: s.name, complete: s.state === 'complete' }));
+  }
+
+  async removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
+    return this.cluster.removeGroupSnapshot(pool, group, snapshot);
+  }
+
+  private async groupExists(op: string, pool: string, group: string): Promise<void> {
+    if (!(await this.cluster.listGroups(pool)).includes(group)) {
+      throw new RbdError({ errno: -2, op, pool, image: group, detail: `group ${pool}/${group} does not exist` });
+    }
   }
 
   // --- watchers, locks, fencing ---
@@ -295,4 +356,47 @@ export class NativeStorage implements Storage {
     ]);
     return { fsid, monAddresses: parseMonDump(dump.out).monAddresses };
   }
+
+  // --- backups: export-diff streams ---
+
+  async exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options: ExportDiffOptions = {}): Promise<DiffExport> {
+    if (options.signal?.aborted) throw cancelledError('rbd_diff_iterate2', { pool, image });
+    const r = await this.cluster.exportDiff(pool, image, range.from, range.to, file, options.wholeObject ?? false, progressOf(options));
+    return summaryOf(r, r.wholeObject);
+  }
+
+  async applyDiff(pool: string, image: string, file: string, options: DiffOptions = {}): Promise<DiffSummary> {
+    if (options.signal?.aborted) throw cancelledError('rbd_diff_v1', { pool, image });
+    return summaryOf(await this.cluster.applyDiff(pool, image, file, progressOf(options)));
+  }
+
+  async inspectDiff(file: string): Promise<DiffSummary> {
+    return summaryOf(await this.cluster.inspectDiff(file));
+  }
+}
+
+/** The addon's progress callback for `options`: reports, and cancels (returns false) once the signal aborts. Null when neither is asked for. */
+function progressOf(options: DiffOptions): Addon.NativeProgress | null {
+  const { onProgress, signal } = options;
+  if (!onProgress && !signal) return null;
+  return (done, total) => {
+    onProgress?.(done, total);
+    return signal?.aborted ? false : undefined;
+  };
+}
+
+function summaryOf(s: Addon.NativeDiffSummary): DiffSummary;
+function summaryOf(s: Addon.NativeDiffSummary, wholeObject: boolean): DiffExport;
+function summaryOf(s: Addon.NativeDiffSummary, wholeObject?: boolean): DiffSummary | DiffExport {
+  const out: DiffSummary = {
+    fromSnapshot: s.fromSnapshot,
+    toSnapshot: s.toSnapshot,
+    size: s.size,
+    streamBytes: s.streamBytes,
+    dataBytes: s.dataBytes,
+    zeroBytes: s.zeroBytes,
+    writeRecords: s.writeRecords,
+    zeroRecords: s.zeroRecords,
+  };
+  return wholeObject === undefined ? out : { ...out, wholeObject };
 }

@@ -38,7 +38,18 @@ export interface CreateImageOptions {
   order?: number;
   /** Put the image's data objects in another (e.g. erasure-coded) pool. */
   dataPool?: string;
+  /**
+   * Image metadata (`rbd image-meta`) the new image has when createImage resolves: the addon writes
+   * it with the create, without opening the image (setMetadata opens it, takes its exclusive lock and
+   * notifies its watchers, once per key). Of the conf_* keys only the QoS limits are admitted, with
+   * unsigned integer values. When the metadata cannot be set, the image is removed again and that
+   * error (op rbd_metadata_set) is thrown.
+   */
+  metadata?: Record<string, string>;
 }
+
+/** What a clone may choose: the create options but size (the parent's) and metadata (copied from the parent). */
+export type CloneImageOptions = Omit<CreateImageOptions, 'size' | 'metadata'>;
 
 export interface ParentRef {
   pool: string;
@@ -69,6 +80,18 @@ export interface SnapshotInfo {
   createdAt: Date | null;
 }
 
+/** An image in a consistency group. */
+export interface GroupMember {
+  pool: string;
+  image: string;
+}
+
+export interface GroupSnapshotInfo {
+  name: string;
+  /** False when its creation was interrupted: it holds no usable instant (remove it, take another). */
+  complete: boolean;
+}
+
 /** A client that has the image open (rbd-fuse, krbd, librbd user). */
 export interface Watcher {
   /** The client's address as the OSDs see it, e.g. "127.0.0.1:0/3141592653": what blocklisting takes. */
@@ -97,10 +120,67 @@ export interface QosLimits {
   writeBps?: number;
 }
 
+/**
+ * What an `rbd export-diff` stream (format v1, what `rbd import-diff` reads) holds: exportDiff,
+ * applyDiff and inspectDiff all answer with it. Sizes in bytes.
+ */
+export interface DiffSummary {
+  /** The snapshot the diff starts from; null: from the beginning (a full export). */
+  fromSnapshot: string | null;
+  /** The snapshot it ends at, which applyDiff creates; null: none (the head). */
+  toSnapshot: string | null;
+  /** The image size at the end. */
+  size: number;
+  /** Bytes of the stream itself (what the file holds). */
+  streamBytes: number;
+  /** Image data carried in 'w' records. */
+  dataBytes: number;
+  /** Image bytes that read as zeros, in 'z' records (no data in the stream). */
+  zeroBytes: number;
+  writeRecords: number;
+  zeroRecords: number;
+}
+
+export interface DiffExport extends DiffSummary {
+  /** Whether whole-object diffing was used (asked for, and the image has a fast-diff map). */
+  wholeObject: boolean;
+}
+
+/**
+ * Progress of a diff call, in bytes (export: image bytes walked of the image size; apply: stream
+ * bytes read of the file size). Called now and then and once at the end.
+ */
+export type DiffProgress = ProgressListener;
+
+export interface DiffOptions extends ProgressOptions {
+  /** Aborting it cancels the call: it rejects with ECANCELED (an export removes its file). */
+  signal?: AbortSignal;
+}
+
+export interface ExportDiffOptions extends DiffOptions {
+  /** Diff whole objects from the fast-diff map: faster to walk, larger streams. Default false. */
+  wholeObject?: boolean;
+}
+
+/**
+ * Progress of a long call (remove, resize, flatten): `done` of `total` in the call's own unit
+ * (librbd's objects for the native backend, percent for the CLI backend), at most every 100 ms and
+ * once at the end. A listener must not throw.
+ */
+export type ProgressListener = (done: number, total: number) => void;
+
+export interface ProgressOptions {
+  onProgress?: ProgressListener;
+}
+
 /** Counters for metrics and back-pressure. */
 export interface StorageStats {
   /** Operations queued or running right now. */
   pending: number;
+  /** Calls running in Ceph now: on the addon's threads (native), as rbd/ceph processes (cli). */
+  running: number;
+  /** Calls waiting for an addon thread (native) or a process slot (cli) because all are busy. */
+  queued: number;
   /** Image handles open right now (0 when idle: a leak check). */
   openImages: number;
   /** Pool contexts cached. */
@@ -117,9 +197,9 @@ export interface Storage {
   // Images
   createImage(pool: string, name: string, options: CreateImageOptions): Promise<void>;
   /** Fails with EBUSY while watched, ENOTEMPTY while it has snapshots. */
-  removeImage(pool: string, name: string): Promise<void>;
+  removeImage(pool: string, name: string, options?: ProgressOptions): Promise<void>;
   /** `size` in bytes; shrinking is allowed only with `allowShrink`. */
-  resizeImage(pool: string, name: string, size: number, options?: { allowShrink?: boolean }): Promise<void>;
+  resizeImage(pool: string, name: string, size: number, options?: { allowShrink?: boolean } & ProgressOptions): Promise<void>;
   renameImage(pool: string, from: string, to: string): Promise<void>;
   imageInfo(pool: string, name: string): Promise<ImageInfo>;
   listImages(pool: string): Promise<string[]>;
@@ -133,10 +213,25 @@ export interface Storage {
   protectSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
   unprotectSnapshot(pool: string, image: string, snapshot: string): Promise<void>;
   /** Clone a protected snapshot into a new image (layering). */
-  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: Omit<CreateImageOptions, 'size'>): Promise<void>;
+  cloneSnapshot(parent: ParentRef, pool: string, name: string, options?: CloneImageOptions): Promise<void>;
   /** Names of the images cloned from a snapshot ("pool/image"). */
   listChildren(parent: ParentRef): Promise<string[]>;
-  flattenImage(pool: string, name: string): Promise<void>;
+  flattenImage(pool: string, name: string, options?: ProgressOptions): Promise<void>;
+
+  // Consistency groups (librbd groups). An image is in at most one group; a member cannot be
+  // removed (EMLINK) until it leaves its group, nor while it has group snapshots (ENOTEMPTY). A
+  // group snapshot is one crash-consistent instant of every member, in the members' group
+  // namespace: listSnapshots does not show it.
+  createGroup(pool: string, group: string): Promise<void>;
+  /** Removes the group's snapshots and lets its members go. */
+  removeGroup(pool: string, group: string): Promise<void>;
+  /** EEXIST when the image is in another group; nothing when it is in this one already. */
+  addGroupImage(pool: string, group: string, member: GroupMember): Promise<void>;
+  listGroupImages(pool: string, group: string): Promise<GroupMember[]>;
+  createGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
+  /** Oldest first. */
+  listGroupSnapshots(pool: string, group: string): Promise<GroupSnapshotInfo[]>;
+  removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
 
   // Watchers, locks, fencing
   listWatchers(pool: string, image: string): Promise<Watcher[]>;
@@ -157,6 +252,24 @@ export interface Storage {
 
   /** The mon addresses and fsid, for krbd's sysfs string. */
   clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }>;
+
+  // Backups: `rbd export-diff` streams (format v1) in files
+  /**
+   * Writes what changed in `image` from snapshot `range.from` (null: from the beginning, a full
+   * export) to snapshot `range.to` into `file` (an absolute path, created, never overwritten:
+   * EEXIST; mode 0600; fsync'ed; removed again when the call fails). ENOENT naming the snapshot
+   * when either is missing.
+   */
+  exportDiff(pool: string, image: string, range: { from: string | null; to: string }, file: string, options?: ExportDiffOptions): Promise<DiffExport>;
+  /**
+   * Applies a stream from `file` to `image`'s head, as `rbd import-diff` does: the start snapshot
+   * must exist (ENOENT), the end snapshot must not (EEXIST); the image is resized to the stream's
+   * size, written and the end snapshot created. The file is checked whole first: a corrupt or
+   * truncated one is refused (EBADMSG, op rbd_diff_v1) with nothing changed.
+   */
+  applyDiff(pool: string, image: string, file: string, options?: DiffOptions): Promise<DiffSummary>;
+  /** Reads a whole stream and checks it as applyDiff would, touching no image. */
+  inspectDiff(file: string): Promise<DiffSummary>;
 }
 
 /** The calls of Storage that reach the cluster (everything but `kind`, `close` and `stats`). */
@@ -181,6 +294,13 @@ const CALLS: Record<StorageCall, true> = {
   cloneSnapshot: true,
   listChildren: true,
   flattenImage: true,
+  createGroup: true,
+  removeGroup: true,
+  addGroupImage: true,
+  listGroupImages: true,
+  createGroupSnapshot: true,
+  listGroupSnapshots: true,
+  removeGroupSnapshot: true,
   listWatchers: true,
   addLock: true,
   listLocks: true,
@@ -193,6 +313,9 @@ const CALLS: Record<StorageCall, true> = {
   getQos: true,
   setQos: true,
   clusterInfo: true,
+  exportDiff: true,
+  applyDiff: true,
+  inspectDiff: true,
 };
 
 export const STORAGE_CALLS = Object.keys(CALLS) as readonly StorageCall[];

@@ -3,7 +3,7 @@
 // in (createSpec, cloneSpec), QoS as image metadata, the error of a call after close().
 
 import { RbdError } from './errors.js';
-import type { CreateImageOptions, ImageFeature, ParentRef, QosLimits } from './types.js';
+import type { CloneImageOptions, CreateImageOptions, ImageFeature, ParentRef, QosLimits } from './types.js';
 
 /** librbd's feature bits (rbd/features.h), by the names `rbd info` prints. */
 export const FEATURE_BITS: Readonly<Record<ImageFeature, number>> = {
@@ -96,6 +96,8 @@ export interface ImageSpec {
   features: ImageFeature[];
   order: number;
   dataPool: string | null;
+  /** Metadata to set on the new image, sorted by key ([] for none). */
+  metadata: Array<[string, string]>;
 }
 
 /** What cloneSnapshot asks for; null is "as the parent has it" (features, order) or "none" (dataPool). */
@@ -112,11 +114,12 @@ export function createSpec(options: CreateImageOptions): ImageSpec {
     features: sortFeatures(options.features ?? DEFAULT_FEATURES),
     order: options.order ?? DEFAULT_ORDER,
     dataPool: options.dataPool ?? null,
+    metadata: Object.entries(options.metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   };
 }
 
 /** The spec of checked cloneSnapshot options. */
-export function cloneSpec(options: Omit<CreateImageOptions, 'size'> | undefined): CloneSpec {
+export function cloneSpec(options: CloneImageOptions | undefined): CloneSpec {
   return {
     features: options?.features === undefined ? null : sortFeatures(options.features),
     order: options?.order ?? null,
@@ -125,7 +128,7 @@ export function cloneSpec(options: Omit<CreateImageOptions, 'size'> | undefined)
 }
 
 /** features, order and dataPool of create or clone options. */
-function checkImageFields(options: Omit<CreateImageOptions, 'size'>): void {
+function checkImageFields(options: CloneImageOptions): void {
   if (options.features !== undefined) {
     if (!Array.isArray(options.features)) {
       throw new TypeError(`options.features must be an array, got ${describe(options.features)}`);
@@ -151,12 +154,27 @@ export function checkCreateOptions(options: CreateImageOptions): ImageSpec {
   checkObject('options', options);
   checkSize('options.size', options.size, { min: 1 });
   checkImageFields(options);
+  if (options.metadata !== undefined) {
+    checkObject('options.metadata', options.metadata);
+    for (const [key, value] of Object.entries(options.metadata)) {
+      checkText('options.metadata key', key);
+      checkText(`options.metadata.${key}`, value);
+      // The addon writes these without librbd's check of conf_* values: admit only what it would.
+      if (key.startsWith('conf_')) {
+        if (!(Object.values(QOS_KEYS) as string[]).includes(key)) {
+          throw new TypeError(`options.metadata.${key}: of the conf_ keys only the QoS limits (${Object.values(QOS_KEYS).join(', ')}) may be set at create; set others with setMetadata`);
+        }
+        if (!/^\d{1,19}$/.test(value)) throw new TypeError(`options.metadata.${key} must be an unsigned integer, got ${JSON.stringify(value)}`);
+      }
+    }
+  }
   return createSpec(options);
 }
 
-export function checkCloneOptions(options: Omit<CreateImageOptions, 'size'> | undefined): CloneSpec {
+export function checkCloneOptions(options: CloneImageOptions | undefined): CloneSpec {
   if (options !== undefined) {
     checkObject('options', options);
+    if ('metadata' in options) throw new TypeError('options.metadata: a clone gets its parent\'s metadata; set keys with setMetadata after cloning');
     checkImageFields(options);
   }
   return cloneSpec(options);
@@ -234,6 +252,15 @@ export function qosFromMetadata(meta: Record<string, string>): QosLimits {
  * Applies QoS limits through metadata calls of any backend: a positive limit is set, 0 removes the
  * key (an absent key is fine), absent fields are left alone.
  */
+/** The metadata that sets `limits` on an image that has none yet (a new one): the limits above 0. */
+export function qosMetadata(limits: QosLimits): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [field, value] of Object.entries(limits) as [keyof QosLimits, number | undefined][]) {
+    if (value !== undefined && value > 0) out[QOS_KEYS[field]] = String(value);
+  }
+  return out;
+}
+
 export async function applyQos(
   ops: {
     setMetadata(pool: string, image: string, key: string, value: string): Promise<void>;
@@ -261,6 +288,40 @@ export async function applyQos(
 /** The error a call after close() gets (checked.ts). */
 export function closedError(op: string): RbdError {
   return new RbdError({ errno: -107 /* ENOTCONN */, op, detail: 'storage is closed' });
+}
+
+/** What a diff call gives when its signal was aborted: ECANCELED, as the addon's cancellation. */
+export function cancelledError(op: string, target: { pool?: string; image?: string } = {}): RbdError {
+  return new RbdError({ errno: -125 /* ECANCELED */, op, ...target, detail: 'cancelled' });
+}
+
+/** A file a diff is written to or read from: an absolute path (it goes to `rbd` as an argument), no NUL. */
+export function checkPath(field: string, value: unknown): string {
+  checkText(field, value);
+  if (!(value as string).startsWith('/')) throw new TypeError(`${field} must be an absolute path, got ${JSON.stringify(value)}`);
+  return value as string;
+}
+
+/** The options of exportDiff/applyDiff: an object (or absent) of onProgress, signal and wholeObject. */
+export function checkDiffOptions(options: unknown, withWholeObject: boolean): void {
+  if (options === undefined) return;
+  checkObject('options', options);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['onProgress', 'signal', ...(withWholeObject ? ['wholeObject'] : [])].includes(key)) throw new TypeError(`options.${key} is not an option of this call`);
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`options.onProgress must be a function, got ${describe(o.onProgress)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError(`options.signal must be an AbortSignal, got ${describe(o.signal)}`);
+  if (o.wholeObject !== undefined) checkBoolean('options.wholeObject', o.wholeObject);
+}
+
+/** `options.onProgress`, when given, is a function. */
+export function checkProgress(options: { onProgress?: unknown } | undefined): void {
+  if (options === undefined) return;
+  checkObject('options', options);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new TypeError(`options.onProgress must be a function (done, total) => void, got ${typeof options.onProgress}`);
+  }
 }
 
 export function checkObject(field: string, value: unknown): void {

@@ -8,12 +8,14 @@
 // tried again after a backoff. Everything here is driven by an injected clock.
 
 import type { Logger } from 'pino';
+import { supervisorJobDuration, type ScheduledVolume } from '../metrics/families.js';
 import type { StateCorruptError, StateStore } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import type { Clock } from '../snapshots/clock.js';
 import { dueSlot, nextDueAt, scheduleOf, type ScheduleSettings } from '../snapshots/schedule.js';
 import type { SnapshotService } from '../snapshots/service.js';
 import { formatDuration } from '../policy/units.js';
+import { describeRetention, sameRetention, type Retention } from '../snapshots/retention.js';
 
 export interface SchedulerOptions {
   /** How often volumes are read and checked (default 1000 ms). */
@@ -34,7 +36,7 @@ interface VolumeState {
   /** The last slot taken; undefined until read from etcd in this term. */
   lastSlot: number | null | undefined;
   /** `keep` of the last successful prune; prune again when it changes. */
-  prunedKeep: number | null;
+  prunedKeep: Retention | null;
   snapshotJob: Promise<void> | null;
   flattenJob: Promise<void> | null;
   /** True once the volume is known not to depend on a parent snapshot. */
@@ -198,7 +200,7 @@ export class Scheduler {
     if (state.problem && state.problem !== beforeProblem) {
       this.log.error({ ...fields, problem: state.problem }, 'volume has invalid snapshot settings: not scheduled; fix them with volcli volume runtime');
     }
-    const describe = (s: ScheduleSettings | null) => (s ? `every ${formatDuration(s.frequencyMs)}, keep ${s.keep}` : 'off');
+    const describe = (s: ScheduleSettings | null) => (s ? `every ${formatDuration(s.frequencyMs)}, ${describeRetention(s.keep)}` : 'off');
     if (describe(before) !== describe(state.settings) && !(before === null && state.settings === null)) {
       this.log.info({ ...fields, schedule: describe(state.settings), was: before ? describe(before) : undefined }, 'snapshot schedule');
     }
@@ -206,7 +208,7 @@ export class Scheduler {
 
   private considerSnapshot(state: VolumeState, record: VolumeRecord, settings: ScheduleSettings, now: number): void {
     // Decide inside the job: the last slot may have to be read from etcd first.
-    const needsPrune = state.prunedKeep !== settings.keep;
+    const needsPrune = state.prunedKeep === null || !sameRetention(state.prunedKeep, settings.keep);
     if (state.lastSlot !== undefined && dueSlot(now, settings.frequencyMs, state.lastSlot) === null && !needsPrune) return;
     this.launch(state, 'snapshotJob', async () => {
       if (state.lastSlot === undefined) state.lastSlot = (await this.store.getLastSnapshot(record.tenant, record.volume))?.getTime() ?? null;
@@ -252,13 +254,16 @@ export class Scheduler {
   private launch(state: VolumeState, slot: 'snapshotJob' | 'flattenJob', fn: () => Promise<void>): void {
     const fields = { tenant: state.tenant, volume: state.volume };
     const run = async () => {
+      const end = supervisorJobDuration.startTimer({ job: slot === 'snapshotJob' ? 'snapshot' : 'flatten' });
       try {
         await fn();
+        end({ result: 'ok' });
         if (slot === 'snapshotJob') {
           state.failures = 0;
           state.lastError = null;
         } else state.flattenFailures = 0;
       } catch (err) {
+        end({ result: 'error' });
         const failures = slot === 'snapshotJob' ? ++state.failures : ++state.flattenFailures;
         const backoff = Math.min(this.maxBackoffMs, 1000 * 2 ** Math.min(failures - 1, 16));
         if (slot === 'snapshotJob') state.retryAt = this.clock.now() + backoff;
@@ -275,6 +280,18 @@ export class Scheduler {
     this.jobs.add(job);
   }
 
+  /** The volumes with a schedule, and when each one's last good snapshot's slot began (its creation before the first). */
+  scheduled(): ScheduledVolume[] {
+    return [...this.states.values()]
+      .filter((s) => s.settings !== null)
+      .map((s) => ({
+        tenant: s.tenant,
+        volume: s.volume,
+        frequencyMs: s.settings!.frequencyMs,
+        lastGoodMs: s.lastSlot === undefined ? null : (s.lastSlot ?? Date.parse(s.createdAt)),
+      }));
+  }
+
   status(): SchedulerStatus {
     const now = this.clock.now();
     const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
@@ -284,7 +301,7 @@ export class Scheduler {
       volumes: [...this.states.values()].map((s) => ({
         volume: keyOf(s.tenant, s.volume),
         schedule:
-          (s.settings ? `every ${formatDuration(s.settings.frequencyMs)}, keep ${s.settings.keep}` : s.problem ? `invalid: ${s.problem}` : 'off') +
+          (s.settings ? `every ${formatDuration(s.settings.frequencyMs)}, ${describeRetention(s.settings.keep)}` : s.problem ? `invalid: ${s.problem}` : 'off') +
           (s.independent ? '' : ' (a copy: waits until flattened)'),
         lastSlot: iso(s.lastSlot),
         nextDue: s.settings && s.lastSlot !== undefined ? iso(Math.max(nextDueAt(now, s.settings.frequencyMs, s.lastSlot), s.retryAt)) : null,

@@ -8,11 +8,14 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ExponentialBackoff, handleAll, noJitterGenerator, retry, type RetryPolicy } from 'cockatiel';
 import type { Logger } from 'pino';
+import type { ScheduledVolume } from '../metrics/families.js';
 import type { Election } from '../state/kv.js';
 import type { StateStore } from '../state/store.js';
 import { systemClock, type Clock } from '../snapshots/clock.js';
-import { SnapshotService } from '../snapshots/service.js';
+import { SnapshotService, type ProtectedSnapshots } from '../snapshots/service.js';
 import type { Storage } from '../storage/types.js';
+import { BackupScheduler, type BackupSchedulerOptions, type BackupSchedulerStatus } from '../backups/scheduler.js';
+import { BackupService, type BackupServiceOptions } from '../backups/service.js';
 import { Scheduler, type SchedulerOptions, type SchedulerStatus } from './scheduler.js';
 
 export interface SupervisorOptions {
@@ -27,6 +30,13 @@ export interface SupervisorOptions {
   longTimeoutMs?: number;
   /** How long stop() waits for running jobs after resigning (default 10 s). */
   stopTimeoutMs?: number;
+  /** Scheduled backups (src/backups), beside the snapshot scheduler; absent: none. */
+  backups?: Pick<BackupServiceOptions, 'config' | 'afterExport' | 'openTargetStorage'> & BackupSchedulerOptions;
+  /**
+   * Snapshots pruning must retain whatever `keep` says (the backups' chain bases). Default: none.
+   * The backups wire theirs here (main.ts), one line.
+   */
+  protectedSnapshots?: ProtectedSnapshots;
 }
 
 export interface SupervisorIdentity {
@@ -42,6 +52,7 @@ export interface SupervisorStatus {
   leader: SupervisorIdentity | string | null;
   leaderSince: string | null;
   scheduler: SchedulerStatus | null;
+  backups?: BackupSchedulerStatus | null;
 }
 
 export class Supervisor {
@@ -52,6 +63,8 @@ export class Supervisor {
   private readonly ttl: number;
   private readonly stopTimeoutMs: number;
   private readonly scheduler: Scheduler;
+  private readonly backupService: BackupService | null = null;
+  private readonly backups: BackupScheduler | null = null;
   private readonly election: Election;
   private readonly campaignRetry: RetryPolicy;
   private term: AbortController | null = null;
@@ -75,8 +88,14 @@ export class Supervisor {
       // A leader that dies must not block its successor through its operation locks longer than
       // through its leadership.
       lockTtlSeconds: this.ttl,
+      protectedSnapshots: options.protectedSnapshots,
     });
     this.scheduler = new Scheduler(options.store, service, this.clock, this.log, options.scheduler);
+    if (options.backups) {
+      const { config, afterExport, openTargetStorage, ...scheduling } = options.backups;
+      this.backupService = new BackupService(options.storage, options.store, { config, afterExport, openTargetStorage, clock: this.clock, logger: this.log, lockTtlSeconds: this.ttl });
+      this.backups = new BackupScheduler(options.store, this.backupService, this.clock, this.log, scheduling);
+    }
     this.election = this.store.supervisorElection(this.ttl);
     this.election.onLost((err) => {
       this.log.error({ err }, 'leadership lost (lease expired or leader key deleted): stopping work and campaigning again');
@@ -117,7 +136,7 @@ export class Supervisor {
       this.leaderSince = this.clock.now();
       this.log.info({ id: this.identity.id }, 'leading: taking scheduled snapshots');
       try {
-        await this.scheduler.run(term.signal);
+        await Promise.all([this.scheduler.run(term.signal), this.backups?.run(term.signal)]);
       } finally {
         this.term = null;
         this.leaderSince = null;
@@ -167,6 +186,12 @@ export class Supervisor {
       clearTimeout(timer);
       if (result === 'timeout') this.log.warn({ ms: this.stopTimeoutMs }, 'jobs still running at shutdown: not waiting longer');
     }
+    await this.backupService?.close();
+  }
+
+  /** The volumes the scheduler takes snapshots of, while this process leads (for the metrics: src/metrics). */
+  scheduled(): ScheduledVolume[] {
+    return this.isLeader ? this.scheduler.scheduled() : [];
   }
 
   /** What it is doing (SIGUSR1 logs this). */
@@ -184,6 +209,7 @@ export class Supervisor {
       leader,
       leaderSince: this.leaderSince === null ? null : new Date(this.leaderSince).toISOString(),
       scheduler: this.isLeader ? this.scheduler.status() : null,
+      ...(this.backups ? { backups: this.isLeader ? this.backups.status() : null } : {}),
     };
   }
 }

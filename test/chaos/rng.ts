@@ -2,7 +2,7 @@
 // its own generator derived from (seed, scenario name, round), independent of what ran before it.
 
 /** A small, well-known 32-bit generator (mulberry32): uniform floats in [0, 1). */
-function mulberry32(state: number): () => number {
+export function mulberry32(state: number): () => number {
   let a = state >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -68,6 +68,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
     hosts: scenario.hosts,
     lockTtl: options.settings.lockTtl,
     masterEnv: scenario.masterEnv,
+    hostArgs: scenario.hostArgs,
   });
   try {
     await world.open();

@@ -56,6 +56,8 @@ export interface Scenario {
   /** How long the end-of-scenario orphan check waits for asynchronous clean-up. */
   orphanWaitMs?: number;
   masterEnv?: Record<string, string>;
+  /** Extra volplugin flags of every host of the scenario (e.g. --unmount-grace). */
+  hostArgs?: string[];
   /** Run once before the rounds (e.g. create each lane's volume). */
   setup?(world: World, settings: ChaosSettings): Promise<void>;
   round(r: Round): Promise<void>;

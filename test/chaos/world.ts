@@ -26,6 +26,8 @@ export interface WorldOptions {
   lockTtl: number;
   /** Extra environment of the volmaster (VOLMASTER_FAILPOINTS). */
   masterEnv?: Record<string, string>;
+  /** Extra volplugin flags of every host (the scenario's hostArgs). */
+  hostArgs?: string[];
 }
 
 export const POOL = 'rbd';
@@ -89,7 +91,7 @@ export class World {
       label: extra.label ?? `host${++this.hostCounter}`,
       root: this.dir,
       master: this.master,
-      placement: this.placement,
+      placement: { ...this.placement, extraArgs: this.options.hostArgs },
       lockTtl: this.options.lockTtl,
       env: extra.env,
       seedState: extra.seedState,

@@ -195,9 +195,11 @@ describe('the volplugin image', () => {
 
   it('volmaster from the image serves the test etcd and Ceph', async () => {
     masterPort = await freePort();
+    const metricsPort = await freePort();
     await docker([
       'run', '-d', '--name', masterName, '--network', 'host', ...cephMount(), '-v', `${work}:${work}:ro`, IMAGE,
       'volmaster', '--listen', `127.0.0.1:${masterPort}`, '--etcd', etcdUrl(), '--prefix', PREFIX, ...cephFlags('volmaster'), '--token-file', tokenFile,
+      '--metrics-listen', `127.0.0.1:${metricsPort}`,
     ]);
     const base = `http://127.0.0.1:${masterPort}`;
     await waitFor('volmaster did not answer /v1/health', async () => (await fetch(`${base}/v1/health`)).ok, 60_000, () => logsOf(masterName));
@@ -206,6 +208,8 @@ describe('the volplugin image', () => {
     const ready = await fetch(`${base}/v1/ready`, { headers: { authorization: `Bearer ${token}` } });
     expect(await ready.json()).toMatchObject({ ready: true, checks: { etcd: { ok: true }, ceph: { ok: true } } });
     expect((await fetch(`${base}/v1/ready`)).status).toBe(401);
+    const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await scraped.text()).toContain('volplugin_build_info{daemon="volmaster"');
 
     // A tenant and a volume through volcli from the image: the RBD image appears in the test Ceph.
     const policy = readFileSync(path.join(repoRoot, 'examples', 'tenant1.json'), 'utf8');
@@ -252,7 +256,7 @@ describe('the volplugin image', () => {
       ...cephMount(), '-v', `${tokenFile}:${tokenFile}:ro`,
       IMAGE, 'volplugin',
       '--plugin-name', PLUGIN, '--master', `127.0.0.1:${masterPort}`, '--etcd', etcdUrl(), '--prefix', PREFIX, '--token-file', tokenFile,
-      ...cephFlags('volplugin'), '--mount-root', mountRoot, '--state-dir', stateDir,
+      ...cephFlags('volplugin'), '--mount-root', mountRoot, '--state-dir', stateDir, '--metrics-listen', 'none',
     ]);
     const socket = path.join(SOCKET_DIR, `${PLUGIN}.sock`);
     await waitFor(`volplugin did not create ${socket}`, async () => existsSync(socket), 60_000, () => logsOf(pluginName));

@@ -1,7 +1,8 @@
 // The seed's flow with the real dockerd the test setup started: upload a tenant, `docker volume
 // create -d <plugin> --name TENANT/foo`, a container writes a file, a second one reads it back and
 // sees the block device in `mount`, --opt size and --opt filesystem are honoured, the write-iops
-// limit holds a 4k O_DIRECT write loop near the limit, and `docker volume rm` removes the volume.
+// limit holds a 4k O_DIRECT write loop near the limit, `volcli volume resize` grows a volume under a
+// running container (df in it shows the new size), and `docker volume rm` removes the volume.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -162,6 +163,39 @@ describe('volplugin with the real dockerd', () => {
     } finally {
       await docker('rm', '-f', id);
     }
+  });
+
+  it('volcli volume resize grows an xfs volume under a running container: df in the container shows the new size, its files stay', async () => {
+    // xfs: it grows online on any host; ext4 grows online only where volplugin has CAP_SYS_RESOURCE
+    // (this machine is a container without it: ext4 then grows at the next mount, integration/resize.test.ts).
+    const name = `${tenant}/grow`;
+    await volumeCreate(name, 'size=320MB', 'filesystem=xfs');
+    const id = (await docker('run', '-d', '--network', 'none', '-v', `${name}:/mnt`, 'busybox', 'sh', '-c', 'echo before > /mnt/kept; sleep 300')).trim();
+    try {
+      /** The size of /mnt in KiB as df in the running container shows it. */
+      const dfKiB = async () => Number((await docker('exec', id, 'df', '-k', '/mnt')).trim().split('\n')[1]!.trim().split(/\s+/)[1]);
+      await waitFor('the container to have written its file', async () => (await docker('exec', id, 'cat', '/mnt/kept').catch(() => '')).trim() === 'before', 30_000);
+      const before = await dfKiB();
+      expect(before).toBeLessThan(320 * 1024);
+      const { stdout, stderr } = await exec(
+        process.execPath,
+        [path.join(repoRoot, 'dist/cli/main.js'), '--master', master.address, '--token-file', master.tokenFile, 'volume', 'resize', name, '512MB'],
+        { timeout: 180_000 },
+      );
+      expect(stdout).toBe(`${name} is 512MB; its filesystem on host e2e grew with it (df shows it now)\n`);
+      expect(stderr).toMatch(new RegExp(`^resize ${name}: `)); // progress lines (stderr is no terminal here)
+      const after = await dfKiB();
+      expect(after).toBeGreaterThan(before + 180 * 1024);
+      expect((await docker('exec', id, 'cat', '/mnt/kept')).trim()).toBe('before');
+      await docker('exec', id, 'sh', '-c', 'echo after >> /mnt/kept');
+      expect((await docker('exec', id, 'cat', '/mnt/kept')).trim()).toBe('before\nafter');
+      // The audit trail names the token that did it.
+      const audit = await master.api.listAudit({ tenant });
+      expect(audit.filter((e) => e.route === '/v1/volumes/:tenant/:volume/resize').at(-1)).toMatchObject({ who: { name: 'bootstrap' }, outcome: 'ok', body: { size: '512MB' } });
+    } finally {
+      await docker('rm', '-f', id);
+    }
+    expect(await rbd('info', '--format', 'json', `${testPool()}/${tenant}.grow`).then((t) => (JSON.parse(t) as { size: number }).size)).toBe(512 * 1024 * 1024);
   });
 
   it('docker volume rm removes the volume (records; the image stays unless ephemeral)', async () => {

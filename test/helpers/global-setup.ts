@@ -31,6 +31,9 @@ export default async function setup(project: TestProject) {
   process.env.VOLPLUGIN_TEST_POOL = 'rbd';
   process.env.VOLPLUGIN_TEST_DOCKER = `unix://${testDockerSock}`;
   process.env.VOLPLUGIN_TEST_ROOT = testRoot;
+  // Daemons the tests start serve no metrics unless a test asks (--metrics-listen): their default
+  // ports would be shared by parallel runs and by `make up`.
+  for (const variable of ['VOLMASTER_METRICS_LISTEN', 'VOLPLUGIN_METRICS_LISTEN', 'VOLSUPERVISOR_METRICS_LISTEN']) process.env[variable] = 'none';
   console.log(`test services up in ${Date.now() - started} ms (Ceph, etcd, dockerd under ${testRoot})`);
 
   return async () => {

@@ -2,6 +2,7 @@
 // and of the master, for the plugin's unit tests; Ceph is src/storage's MemoryStorage, etcd
 // src/state's MemoryKV.
 import { DeviceReadError, type DeviceContents } from '../../src/mapper/fs.js';
+import type { GrowReport } from '../../src/mapper/grow.js';
 import type { Mapper, Mapping, MapTarget } from '../../src/mapper/types.js';
 import type { RateLimit } from '../../src/policy/types.js';
 import type { VolumeRecord } from '../../src/state/records.js';
@@ -66,6 +67,12 @@ export class FakeMapper implements Mapper {
     return !!m.device && this.mapped.get(m.device)?.image === m.image;
   }
 
+  /** Devices asked to show their image's size again (refreshSize), in order. */
+  refreshed: string[] = [];
+  async refreshSize(m: Mapping): Promise<void> {
+    this.refreshed.push(m.device ?? '?');
+  }
+
   /** The image a device maps now (for FakeHost). */
   imageOf = (device: string): string => this.mapped.get(device)?.image ?? device;
 }
@@ -123,6 +130,25 @@ export class FakeHost implements HostOps {
     return { major: 7, minor: 0 };
   }
   async removeDir(): Promise<void> {}
+  /** Device sizes in bytes (deviceBytes; default 1 GiB), and the filesystems grown, in order. */
+  sizes = new Map<string, number>();
+  grown: string[] = [];
+  async deviceBytes(device: string): Promise<number> {
+    return this.sizes.get(device) ?? 1 << 30;
+  }
+  async growFilesystem(device: string, dir: string): Promise<GrowReport> {
+    if (this.fail.growFilesystem) throw this.fail.growFilesystem;
+    this.grown.push(dir);
+    const bytes = await this.deviceBytes(device);
+    return { type: 'ext4', deviceBytes: bytes, beforeBytes: 0, afterBytes: bytes };
+  }
+  /** Devices grown while unmounted, in order. */
+  grownUnmounted: string[] = [];
+  async growUnmounted(_type: string, device: string): Promise<void> {
+    if (this.fail.growUnmounted) throw this.fail.growUnmounted;
+    if (this.mounted.size > 0 && [...this.mounted.values()].includes(device)) throw new Error(`${device} is mounted`);
+    this.grownUnmounted.push(device);
+  }
 }
 
 /** The master's volume records, kept in a map ("tenant/volume"); an unknown volume is VOLUME_NOT_FOUND. */

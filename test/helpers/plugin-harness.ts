@@ -43,7 +43,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>, ms: n
  * Each daemon's own cephx key, with the least caps it works with (scripts/sandbox.sh makes them):
  * the tests run volmaster and volplugin as they should run in production.
  */
-export function cephArgs(component: 'volmaster' | 'volplugin', conf = env('CEPH_CONF')): string[] {
+export function cephArgs(component: 'volmaster' | 'volplugin' | 'volsupervisor', conf = env('CEPH_CONF')): string[] {
   return ['--ceph-conf', conf, '--ceph-id', component, '--ceph-keyring', path.join(path.dirname(conf), `ceph.client.${component}.keyring`)];
 }
 
@@ -51,6 +51,12 @@ export function cephArgs(component: 'volmaster' | 'volplugin', conf = env('CEPH_
 export function uniq(): string {
   return randomBytes(4).toString('hex');
 }
+
+/**
+ * Test daemons serve no metrics unless a test asks (--metrics-listen): on their default ports,
+ * parallel daemons (several hosts, the chaos suite outside vitest) would compete for one port.
+ */
+const METRICS_OFF: Record<string, string> = { VOLMASTER_METRICS_LISTEN: 'none', VOLPLUGIN_METRICS_LISTEN: 'none', VOLSUPERVISOR_METRICS_LISTEN: 'none' };
 
 export class Proc {
   proc: ChildProcess | null = null;
@@ -62,7 +68,7 @@ export class Proc {
 
   async spawn(args: string[], env: Record<string, string> = {}): Promise<void> {
     await mkdir(path.dirname(this.logFile), { recursive: true });
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...METRICS_OFF, ...process.env, ...env } });
     this.proc = proc;
     const chunks: Buffer[] = [];
     const append = (d: Buffer) => {
@@ -123,18 +129,24 @@ export interface DaemonPlacement {
   cephConf?: string;
   /** Extra environment (test hooks such as VOLMASTER_FAILPOINTS, VOLPLUGIN_BOOT_ID_FILE). */
   env?: Record<string, string>;
+  /** More flags, e.g. --metrics-listen, --tls-cert and --tls-key. */
   extraArgs?: string[];
 }
 
+export interface MasterOptions extends DaemonPlacement {
+  /** The CA of the master's certificate when `extraArgs` give it one: the client then speaks https. */
+  tlsCa?: string;
+}
+
 /** A volmaster on a free port with its own etcd prefix and token. */
-export async function startMaster(root: string, prefix: string, placement: DaemonPlacement = {}): Promise<TestMaster> {
+export async function startMaster(root: string, prefix: string, placement: MasterOptions = {}): Promise<TestMaster> {
   const port = await freePort();
   const token = randomBytes(16).toString('hex');
   const tokenFile = path.join(root, 'token');
   await mkdir(root, { recursive: true });
   await writeFile(tokenFile, token, { mode: 0o600 });
   const address = `127.0.0.1:${port}`;
-  const api = new ApiClient({ master: address, token, timeoutMs: 60_000 });
+  const api = new ApiClient({ master: address, token, timeoutMs: 60_000, ca: placement.tlsCa ? await readFile(placement.tlsCa, 'utf8') : null });
   let starts = 0;
   const master: TestMaster = {
     address,
@@ -177,6 +189,11 @@ export interface PluginOptions extends DaemonPlacement {
   lockTtl?: number;
   fenceSeconds?: number;
   convergeSeconds?: number;
+  /**
+   * --unmount-grace in seconds. Tests default to 0 (the last Unmount tears down at once, as the
+   * tests of other concerns expect); the grace's own tests set it.
+   */
+  unmountGrace?: number;
   /** Docker API for rate limits (default none). */
   docker?: string;
 }
@@ -230,6 +247,7 @@ export class TestPlugin {
       '--lock-ttl', String(o.lockTtl ?? 30),
       '--fence-seconds', String(o.fenceSeconds ?? 300),
       '--converge-seconds', String(o.convergeSeconds ?? 2),
+      '--unmount-grace', String(o.unmountGrace ?? 0),
       '--docker', o.docker ?? 'none',
       '--debug',
       ...(o.extraArgs ?? []),

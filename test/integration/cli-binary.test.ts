@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdKV } from '../../src/state/etcd.js';
+import { StateStore } from '../../src/state/store.js';
 import { repoRoot, testBackend as backend } from '../helpers/sandbox.js';
 import { freePort, rbdLs as rbdLsOf } from '../helpers/net.js';
 
@@ -63,6 +65,14 @@ describe(`volcli binary against a volmaster binary (${backend} backend)`, () => 
   const ok = async (args: string[], stdin?: string) => {
     const r = await volcli(args, { stdin });
     expect(r.stderr, `volcli ${args.join(' ')}`).toBe('');
+    expect(r.code).toBe(0);
+    return r.stdout;
+  };
+
+  /** ok() for a command that follows an operation: stderr (no terminal here) has only its progress lines. */
+  const okWithProgress = async (args: string[]) => {
+    const r = await volcli(args);
+    for (const line of r.stderr.split('\n').filter(Boolean)) expect(line, `volcli ${args.join(' ')}`).toMatch(/^(remove|resize|copy) \S+: /);
     expect(r.code).toBe(0);
     return r.stdout;
   };
@@ -129,13 +139,13 @@ describe(`volcli binary against a volmaster binary (${backend} backend)`, () => 
     expect((JSON.parse(await ok(['--json', 'volume', 'get', `${tenant}/foo`])) as { image: string }).image).toBe(`${tenant}.foo`);
     expect(await ok(['mount', 'list'])).toBe('');
 
-    expect(await ok(['volume', 'remove', `${tenant}/foo`])).toBe(`removed ${tenant}/foo\n`);
+    expect(await okWithProgress(['volume', 'remove', `${tenant}/foo`])).toBe(`removed ${tenant}/foo\n`);
     expect(await rbdLs()).not.toContain(`${tenant}.foo`);
     expect(await ok(['volume', 'force-remove', `${tenant}/bar`])).toMatch(/image was left alone/);
     expect(await rbdLs()).toContain(`${tenant}.bar`);
     // The force-removed volume's image is taken over by a create of the same size.
     expect(await ok(['volume', 'create', `${tenant}/bar`, '--opt', 'size=20', '--opt', 'filesystem=xfs'])).toMatch(/^created/);
-    expect(await ok(['volume', 'remove', `${tenant}/bar`])).toBe(`removed ${tenant}/bar\n`);
+    expect(await okWithProgress(['volume', 'remove', `${tenant}/bar`])).toBe(`removed ${tenant}/bar\n`);
     expect((await rbdLs()).filter((i) => i.startsWith(`${tenant}.`))).toEqual([]);
   });
 
@@ -206,5 +216,18 @@ describe(`volcli binary against a volmaster binary (${backend} backend)`, () => 
     expect(await ok([...direct, 'volume', 'force-remove', `${tenant}c/direct`])).toMatch(/records/);
     await refused([...direct, 'volume', 'get', `${tenant}c/direct`], 1, /does not exist/);
     await refused(['volume', 'remove', `${tenant}c/direct`], 1, /cannot reach volmaster/);
+    // Changes made in etcd directly are in the audit trail too, named by the etcd user (none here: "etcd").
+    const kv = new EtcdKV({ endpoints: [etcdUrl!] });
+    try {
+      const trail = await new StateStore(kv, { prefix }).listAudit({ since: new Date(Date.now() - 600_000) });
+      const direct = trail.filter((e) => e.who.via === 'etcd').map((e) => [e.method, e.path, e.outcome, e.code ?? '']);
+      expect(direct).toEqual([
+        ['PUT', `/v1/tenants/${tenant}d`, 'ok', ''],
+        // (the malformed policy was refused by volcli before it reached etcd: nothing to record)
+        ['DELETE', `/v1/volumes/${tenant}c/direct`, 'ok', ''],
+      ]);
+    } finally {
+      await kv.close();
+    }
   });
 });

@@ -123,6 +123,35 @@ describe(`volmaster binaries on real etcd and Ceph (${backend} backend)`, () => 
     expect(await rbdLs()).not.toContain(`${tenant}.race`);
   });
 
+  it('a read through one master after a write through the other sees the write, also among many concurrent reads', async () => {
+    // Reads of one master are sent to etcd together (src/state/etcd-reads.ts): the reads that
+    // follow each write here land among a stream of others, so that they join batches.
+    await a.api().createVolume(tenant, 'raw');
+    const reader = b.api();
+    let stop = false;
+    const background = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (!stop) await reader.getVolume(tenant, 'raw');
+      }),
+    );
+    try {
+      for (let keep = 1; keep <= 10; keep++) {
+        await a.api().setRuntime(tenant, 'raw', { 'snapshots.keep': keep });
+        const seen = await Promise.all([reader.getVolume(tenant, 'raw'), reader.getVolume(tenant, 'raw')]);
+        expect(seen.map((v) => v.runtime.snapshot.keep)).toEqual([keep, keep]);
+      }
+      // A create through one master is there for the other at once, a remove is gone at once.
+      await b.api().createVolume(tenant, 'raw2');
+      expect((await a.api().getVolume(tenant, 'raw2')).image).toBe(`${tenant}.raw2`);
+      await a.api().removeVolume(tenant, 'raw2');
+      await expect(reader.getVolume(tenant, 'raw2')).rejects.toMatchObject({ code: 'VOLUME_NOT_FOUND' });
+    } finally {
+      stop = true;
+      await background;
+    }
+    await b.api().removeVolume(tenant, 'raw');
+  });
+
   it('a failed create leaves no image and no record', async () => {
     await expect(a.api().createVolume(tenant, 'nopool', { pool: `nopool${id}` })).rejects.toMatchObject({ code: 'POOL_NOT_FOUND', status: 400 });
     await expect(a.api().createVolume(tenant, 'badopt', { colour: 'red' })).rejects.toMatchObject({ code: 'INVALID_OPTION', field: 'colour' });

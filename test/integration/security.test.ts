@@ -15,6 +15,7 @@ import { ApiError } from '../../src/api/errors.js';
 import { repoRoot, testBackend as backend } from '../helpers/sandbox.js';
 import { freePort, rbdLs } from '../helpers/net.js';
 import { waitFor } from '../helpers/plugin-harness.js';
+import { makeCertificates } from '../helpers/tls.js';
 
 const exec = promisify(execFile);
 const etcdUrl = process.env.VOLPLUGIN_TEST_ETCD!;
@@ -30,16 +31,6 @@ const caFile = path.join(dir, 'ca.pem');
 const certFile = path.join(dir, 'master.pem');
 const keyFile = path.join(dir, 'master.key');
 const adminFile = path.join(dir, 'admin-token');
-
-/** A CA and a certificate for 127.0.0.1 and localhost that it signed: what an operator makes with openssl. */
-async function makeCertificates(): Promise<void> {
-  const openssl = (...args: string[]) => exec('openssl', args, { cwd: dir, timeout: 60_000 });
-  await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=volplugin test CA');
-  await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'master.key', '-out', 'master.csr', '-subj', '/CN=volmaster');
-  writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  await openssl('x509', '-req', '-in', 'master.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'master.pem', '-days', '2', '-extfile', 'san.ext');
-  await exec('chmod', ['600', keyFile]);
-}
 
 interface Master {
   proc: ChildProcess;
@@ -104,7 +95,7 @@ const tenant = (name: string) => {
 
 beforeAll(async () => {
   if (!existsSync(masterBin) || !existsSync(volcliBin)) throw new Error('dist/ is missing: build first (make build)');
-  await makeCertificates();
+  await makeCertificates(dir);
   writeFileSync(adminFile, `${randomUUID()}${randomUUID()}\n`, { mode: 0o600 });
   // A master beyond loopback (it has a token, so it may) and one on loopback: one etcd, one Ceph.
   [a, b] = await Promise.all([startTlsMaster('0.0.0.0'), startTlsMaster('127.0.0.1')]);

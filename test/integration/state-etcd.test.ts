@@ -35,6 +35,33 @@ kvContract('EtcdKV', () => ({
 }));
 
 describe('EtcdKV specifics', () => {
+  it('lists a prefix in pages, in key order, at one revision; and lists answers beyond 4 MiB', { timeout: 60_000 }, async () => {
+    const prefix = `/test-${crypto.randomUUID()}/`;
+    const kv = new EtcdKV({ endpoints, timeoutMs: 15_000, listPageKeys: 3 });
+    try {
+      const keys = Array.from({ length: 10 }, (_, i) => `${prefix}k${String(i).padStart(2, '0')}`);
+      for (const key of [...keys].reverse()) await kv.put(key, `value of ${key}`);
+      await kv.put(`${prefix.slice(0, -1)}0`, 'just past the prefix'); // not ours
+      const listed = await kv.list(prefix);
+      expect(listed.map((e) => e.key)).toEqual(keys);
+      expect(listed.map((e) => e.value)).toEqual(keys.map((k) => `value of ${k}`));
+
+      // Five records of 1 MB: 5 MB in one list, beyond gRPC's default 4 MiB answer (10,000 volume
+      // records are 6.5 MB), with the default page size.
+      const big = new EtcdKV({ endpoints, timeoutMs: 15_000 });
+      try {
+        for (let i = 0; i < 5; i++) await big.put(`${prefix}big/${i}`, String(i).repeat(1_000_000));
+        const all = await big.list(`${prefix}big/`);
+        expect(all.map((e) => e.value.length)).toEqual([1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000]);
+      } finally {
+        await big.close();
+      }
+    } finally {
+      await outside.delete().prefix(prefix.slice(0, -1));
+      await kv.close();
+    }
+  });
+
   it('fails with StateUnavailableError naming the endpoint when nothing listens there', { timeout: 15_000 }, async () => {
     // Find a closed port: bind one, then free it.
     const port = await new Promise<number>((resolve) => {

@@ -6,12 +6,17 @@
 // Image names are unique per test (backend, label, pid, counter, random), so files running in
 // parallel and reruns on a kept cluster never collide.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/index.js';
 import { RbdError } from '../../src/storage/errors.js';
-import type { Storage } from '../../src/storage/types.js';
+import type { DiffExport, DiffSummary, Storage } from '../../src/storage/types.js';
+import { diffStream, imageDigest, random, rbdImportDiff, userSnaps } from '../helpers/rbd-diff.js';
 
 const CONF = process.env.CEPH_CONF;
 if (!CONF) {
@@ -119,6 +124,30 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 30_000)
 }
 
 const BACKENDS = ['native', 'cli'] as const;
+
+let diffDir = '';
+beforeAll(async () => {
+  diffDir = await mkdtemp(path.join(tmpdir(), 'storage-contract-'));
+});
+afterAll(async () => {
+  if (diffDir) await rm(diffDir, { recursive: true, force: true });
+});
+
+/** An image with known contents at snapshots s1 and s2 (written with `rbd import-diff` of streams made by the test helper). */
+async function diffSource(s: Storage, name: string): Promise<{ s1: string; s2: string }> {
+  await s.createImage(POOL, name, { size: 8 * MiB, features: ['layering', 'exclusive-lock', 'object-map', 'fast-diff'] });
+  await rbdImportDiff(diffStream({ to: 's1', size: 8 * MiB, records: [{ w: [0, random(MiB)] }, { w: [5 * MiB + 1234, random(70_000)] }] }), `${POOL}/${name}`);
+  await rbdImportDiff(
+    diffStream({ from: 's1', to: 's2', size: 12 * MiB, records: [{ w: [4096, random(8192)] }, { z: [5 * MiB, MiB] }, { w: [10 * MiB, random(MiB)] }] }),
+    `${POOL}/${name}`,
+  );
+  return { s1: await imageDigest(`${POOL}/${name}@s1`), s2: await imageDigest(`${POOL}/${name}@s2`) };
+}
+
+/** An export's summary as applyDiff and inspectDiff report it (they do not know how it was walked). */
+const withoutWhole = ({ wholeObject: _whole, ...rest }: DiffExport): DiffSummary => rest;
+
+const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
 describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
   let s: Storage;
@@ -313,6 +342,35 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
       await expectRbdError(s.removeImage(POOL, name), { code: 'ENOENT', pool: POOL, image: name });
     });
 
+    it('2.14b remove, resize and flatten report progress: done of total, ending with all done', async () => {
+      const calls: Array<[number, number]> = [];
+      const onProgress = (done: number, total: number) => void calls.push([done, total]);
+      const last = () => {
+        const end = calls.at(-1);
+        calls.length = 0;
+        return end;
+      };
+      const big = await image('progress', 16 * MiB, ['layering']);
+      await s.resizeImage(POOL, big, 8 * MiB, { allowShrink: true, onProgress });
+      const shrunk = last();
+      expect(shrunk![0]).toBe(shrunk![1]);
+      expect(shrunk![1]).toBeGreaterThan(0);
+      await s.createSnapshot(POOL, big, 'base');
+      await s.protectSnapshot(POOL, big, 'base');
+      const child = unique(kind, 'progress-child');
+      await s.cloneSnapshot({ pool: POOL, image: big, snapshot: 'base' }, POOL, child);
+      await s.flattenImage(POOL, child, { onProgress });
+      const flattened = last();
+      expect(flattened![0]).toBe(flattened![1]);
+      expect(flattened![1]).toBeGreaterThan(0);
+      await s.removeImage(POOL, child, { onProgress });
+      const removed = last();
+      expect(removed![0]).toBe(removed![1]);
+      await s.unprotectSnapshot(POOL, big, 'base');
+      await s.removeSnapshot(POOL, big, 'base');
+      await expect(s.removeImage(POOL, big, { onProgress: 'no' as never })).rejects.toThrow(/onProgress must be a function/);
+    });
+
     it('2.15 refuses to remove an image with snapshots (ENOTEMPTY)', async () => {
       const name = await image('rm-snaps');
       await s.createSnapshot(POOL, name, 'keep');
@@ -482,6 +540,54 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
     });
   });
 
+  describe('3b. consistency groups', () => {
+    it('3b.1 a group snapshot covers every member at one instant; members are held until the group goes', async () => {
+      const group = unique(kind, 'grp');
+      const [a, b] = [await image('grp-a'), await image('grp-b')];
+      await s.createGroup(POOL, group);
+      try {
+        await s.addGroupImage(POOL, group, { pool: POOL, image: a });
+        await s.addGroupImage(POOL, group, { pool: POOL, image: b });
+        await s.addGroupImage(POOL, group, { pool: POOL, image: a }); // already a member: nothing
+        expect((await s.listGroupImages(POOL, group)).map((m) => `${m.pool}/${m.image}`).sort()).toEqual([`${POOL}/${a}`, `${POOL}/${b}`].sort());
+        await s.createGroupSnapshot(POOL, group, 'g1');
+        expect(await s.listGroupSnapshots(POOL, group)).toEqual([{ name: 'g1', complete: true }]);
+        // In the members' group namespace: not a user snapshot, but it counts and holds the image.
+        expect(await s.listSnapshots(POOL, a)).toEqual([]);
+        expect((await s.imageInfo(POOL, a)).snapshotCount).toBe(1);
+        await expectRbdError(s.removeImage(POOL, a), { code: 'ENOTEMPTY', pool: POOL, image: a });
+        await expectRbdError(s.createGroupSnapshot(POOL, group, 'g1'), { code: 'EEXIST' });
+        await s.removeGroupSnapshot(POOL, group, 'g1');
+        expect(await s.listGroupSnapshots(POOL, group)).toEqual([]);
+        await expectRbdError(s.removeImage(POOL, a), { code: 'EMLINK', pool: POOL, image: a });
+      } finally {
+        await s.removeGroup(POOL, group);
+      }
+      expect((await s.imageInfo(POOL, a)).snapshotCount).toBe(0);
+    });
+
+    it('3b.2 refuses a member of another group (EEXIST), a taken group name (EEXIST) and a missing group (ENOENT)', async () => {
+      const [g1, g2] = [unique(kind, 'grp1'), unique(kind, 'grp2')];
+      const a = await image('grp-x');
+      await s.createGroup(POOL, g1);
+      await s.createGroup(POOL, g2);
+      try {
+        await expectRbdError(s.createGroup(POOL, g1), { code: 'EEXIST' });
+        await s.addGroupImage(POOL, g1, { pool: POOL, image: a });
+        await expectRbdError(s.addGroupImage(POOL, g2, { pool: POOL, image: a }), { code: 'EEXIST' });
+        const missing = unique(kind, 'nogrp');
+        await expectRbdError(s.listGroupImages(POOL, missing), { code: 'ENOENT' });
+        await expectRbdError(s.listGroupSnapshots(POOL, missing), { code: 'ENOENT' });
+        await expectRbdError(s.createGroupSnapshot(POOL, missing, 'x'), { code: 'ENOENT' });
+        await expectRbdError(s.removeGroupSnapshot(POOL, g1, 'nope'), { code: 'ENOENT' });
+        await expectRbdError(s.removeGroup(POOL, missing), { code: 'ENOENT' });
+      } finally {
+        await s.removeGroup(POOL, g1);
+        await s.removeGroup(POOL, g2);
+      }
+    });
+  });
+
   describe('4. watchers, locks, fencing', () => {
     it('4.1 an idle image has no watchers (our own calls do not count)', async () => {
       const name = await image('watch-none');
@@ -599,11 +705,120 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
       await expect(s.setQos(POOL, name, { speed: 1 })).rejects.toThrow(/limits\.speed/);
     });
 
+    it('5.5 createImage sets metadata on the new image; a key that cannot be set leaves no image', async () => {
+      const name = unique(kind, 'create-meta');
+      created.push(name);
+      await s.createImage(POOL, name, {
+        size: 4 * MiB,
+        features: ['layering', 'exclusive-lock', 'object-map', 'fast-diff'],
+        metadata: { 'volplugin.volume': 't/v', conf_rbd_qos_write_iops_limit: '40' },
+      });
+      expect(await s.getMetadata(POOL, name)).toEqual({ conf_rbd_qos_write_iops_limit: '40', 'volplugin.volume': 't/v' });
+      expect(await s.getQos(POOL, name)).toEqual({ writeIops: 40 });
+      // Ceph's own tools read it as metadata librbd wrote, and the image opens as usual.
+      const { stdout } = await execa('rbd', [`--conf=${CONF}`, 'image-meta', 'list', `--pool=${POOL}`, `--image=${name}`, '--format=json']);
+      expect(JSON.parse(stdout)).toEqual({ conf_rbd_qos_write_iops_limit: '40', 'volplugin.volume': 't/v' });
+      expect((await s.imageInfo(POOL, name)).features).toEqual(['layering', 'exclusive-lock', 'object-map', 'fast-diff']);
+      await s.setMetadata(POOL, name, 'later', 'yes');
+      expect(await s.getMetadata(POOL, name)).toMatchObject({ later: 'yes', 'volplugin.volume': 't/v' });
+
+      // What librbd's check of conf_* values would refuse is refused before Ceph is asked.
+      const bad = unique(kind, 'create-meta-bad');
+      created.push(bad);
+      await expect(s.createImage(POOL, bad, { size: 4 * MiB, metadata: { owner: 'x', conf_rbd_qos_iops_limit: 'lots' } })).rejects.toThrow(/unsigned integer/);
+      await expect(s.createImage(POOL, bad, { size: 4 * MiB, metadata: { conf_rbd_cache: 'false' } })).rejects.toThrow(/only the QoS limits/);
+      await expect(s.createImage(POOL, bad, { size: 4 * MiB, metadata: { owner: '' } })).rejects.toThrow(/options\.metadata\.owner must not be empty/);
+      expect(await s.imageExists(POOL, bad)).toBe(false);
+      // An existing name: EEXIST from the create, and the image that was there keeps its metadata.
+      await expectRbdError(s.createImage(POOL, name, { size: 4 * MiB, metadata: { 'volplugin.volume': 'other' } }), { code: 'EEXIST', pool: POOL, image: name, op: 'rbd_create4' });
+      expect((await s.getMetadata(POOL, name))['volplugin.volume']).toBe('t/v');
+    });
+
     it('5.4 metadata of a missing image is ENOENT', async () => {
       const gone = unique(kind, 'meta-noimage');
       await expectRbdError(s.getMetadata(POOL, gone), { code: 'ENOENT', pool: POOL, image: gone });
       await expectRbdError(s.setMetadata(POOL, gone, 'k', 'v'), { code: 'ENOENT', pool: POOL, image: gone });
       await expectRbdError(s.getQos(POOL, gone), { code: 'ENOENT', pool: POOL, image: gone });
+    });
+  });
+
+  describe('6b. export-diff streams', () => {
+    let src = '';
+    let digests: { s1: string; s2: string };
+    const file = (label: string) => path.join(diffDir, `${kind}-${label}-${++counter}`);
+
+    beforeAll(async () => {
+      src = unique(kind, 'diffsrc');
+      created.push(src);
+      digests = await diffSource(s, src);
+    });
+
+    it('6b.1 a full and an incremental export applied to a fresh image give the source snapshots’ bytes', async () => {
+      const full = file('full');
+      const inc = file('inc');
+      const progress: Array<[number, number]> = [];
+      const r1 = await s.exportDiff(POOL, src, { from: null, to: 's1' }, full, { onProgress: (d, t) => progress.push([d, t]) });
+      const r2 = await s.exportDiff(POOL, src, { from: 's1', to: 's2' }, inc);
+      expect(r1).toMatchObject({ fromSnapshot: null, toSnapshot: 's1', size: 8 * MiB, wholeObject: false });
+      expect(r2).toMatchObject({ fromSnapshot: 's1', toSnapshot: 's2', size: 12 * MiB, wholeObject: false });
+      expect(r2.zeroRecords).toBeGreaterThan(0);
+      expect(r1.streamBytes).toBe((await stat(full)).size);
+      expect((await stat(full)).mode & 0o777).toBe(0o600);
+      expect(progress.at(-1)).toEqual([8 * MiB, 8 * MiB]);
+      for (const [d, t] of progress) expect(d).toBeLessThanOrEqual(t);
+
+      const dst = await image('diffdst', MiB);
+      const a1 = await s.applyDiff(POOL, dst, full);
+      const a2 = await s.applyDiff(POOL, dst, inc);
+      expect(a1).toEqual(withoutWhole(r1));
+      expect([a2.fromSnapshot, a2.toSnapshot]).toEqual(['s1', 's2']);
+      expect(await userSnaps(`${POOL}/${dst}`)).toEqual(['s1', 's2']);
+      expect(await imageDigest(`${POOL}/${dst}@s1`)).toBe(digests.s1);
+      expect(await imageDigest(`${POOL}/${dst}@s2`)).toBe(digests.s2);
+      expect(await s.inspectDiff(inc)).toEqual(withoutWhole(r2));
+    });
+
+    it('6b.2 never overwrites a file (EEXIST), and a missing snapshot is ENOENT with no file left', async () => {
+      const existing = file('existing');
+      await writeFile(existing, 'keep me');
+      await expectRbdError(s.exportDiff(POOL, src, { from: 's1', to: 's2' }, existing), { code: 'EEXIST', op: 'open' });
+      expect(await readFile(existing, 'utf8')).toBe('keep me');
+      const none = file('none');
+      await expectRbdError(s.exportDiff(POOL, src, { from: 'nope', to: 's2' }, none), { code: 'ENOENT', pool: POOL, image: src, snapshot: 'nope' });
+      await expectRbdError(s.exportDiff(POOL, src, { from: null, to: 'nope' }, none), { code: 'ENOENT', pool: POOL, image: src });
+      expect(existsSync(none)).toBe(false);
+      await expectRbdError(s.exportDiff(POOL, src, { from: null, to: 's1' }, path.join(diffDir, 'no-such-dir', 'x')), { code: 'ENOENT', op: 'open' });
+    });
+
+    it('6b.3 refuses a corrupt or truncated file (EBADMSG) and snapshots out of order, changing nothing', async () => {
+      const full = file('full-b');
+      await s.exportDiff(POOL, src, { from: null, to: 's1' }, full);
+      const dst = await image('diffbad', MiB);
+      await s.applyDiff(POOL, dst, full);
+      const before = { snaps: await userSnaps(`${POOL}/${dst}`), digest: await imageDigest(`${POOL}/${dst}`) };
+      const cut = file('cut');
+      const inc = file('inc-b');
+      await s.exportDiff(POOL, src, { from: 's1', to: 's2' }, inc);
+      await writeFile(cut, (await readFile(inc)).subarray(0, 100));
+      const bad = await expectRbdError(s.applyDiff(POOL, dst, cut), { code: 'EBADMSG', op: 'rbd_diff_v1' });
+      expect(bad.message).toMatch(/truncated diff stream/);
+      expect(bad.message).toContain(cut);
+      await expectRbdError(s.inspectDiff(cut), { code: 'EBADMSG', op: 'rbd_diff_v1' });
+      const fromMissing = file('from-missing');
+      await writeFile(fromMissing, diffStream({ from: 's9', to: 's10', size: MiB, records: [{ w: [0, random(4096)] }] }));
+      await expectRbdError(s.applyDiff(POOL, dst, fromMissing), { code: 'ENOENT', op: 'rbd_snap_exists', snapshot: 's9' });
+      await expectRbdError(s.applyDiff(POOL, dst, full), { code: 'EEXIST', op: 'rbd_snap_exists', snapshot: 's1' });
+      await expectRbdError(s.inspectDiff(file('absent')), { code: 'ENOENT', op: 'open' });
+      expect({ snaps: await userSnaps(`${POOL}/${dst}`), digest: await imageDigest(`${POOL}/${dst}`) }).toEqual(before);
+    });
+
+    it('6b.4 an aborted signal cancels (ECANCELED) and leaves no file', async () => {
+      const out = file('cancelled');
+      const controller = new AbortController();
+      controller.abort();
+      await expectRbdError(s.exportDiff(POOL, src, { from: null, to: 's2' }, out, { signal: controller.signal }), { code: 'ECANCELED' });
+      expect(existsSync(out)).toBe(false);
+      expect(s.stats()).toMatchObject({ pending: 0, openImages: 0 });
     });
   });
 
@@ -730,6 +945,30 @@ describe('storage contract: both backends give the same answers', () => {
       const b = await rejection(call(both()[1]));
       expect({ what, ...shape(b) }).toEqual({ what, ...shape(a) });
       if (!(a instanceof RbdError)) expect(String(b)).toBe(String(a));
+    }
+  });
+
+  it('7.3 write the same export-diff file, byte for byte, and fail the same way on diffs', async () => {
+    const [native, cli] = both();
+    const src = unique('x', 'diff');
+    created.push(src);
+    await diffSource(native, src);
+    for (const range of [{ from: null, to: 's1' }, { from: 's1', to: 's2' }]) {
+      const [a, b] = [path.join(diffDir, unique('x', 'n')), path.join(diffDir, unique('x', 'c'))];
+      const [ra, rb] = [await native.exportDiff(POOL, src, range, a), await cli.exportDiff(POOL, src, range, b)];
+      expect(rb).toEqual(ra);
+      expect(await sha256(b)).toBe(await sha256(a));
+    }
+    const cases: [string, (x: Storage) => Promise<unknown>][] = [
+      ['export from a missing snapshot', (x) => x.exportDiff(POOL, src, { from: 'nope', to: 's2' }, path.join(diffDir, unique('x', 'm')))],
+      ['export of a missing image', (x) => x.exportDiff(POOL, `${src}-gone`, { from: null, to: 's2' }, path.join(diffDir, unique('x', 'g')))],
+      ['apply of a missing file', (x) => x.applyDiff(POOL, src, path.join(diffDir, 'absent'))],
+      ['inspect of a missing file', (x) => x.inspectDiff(path.join(diffDir, 'absent'))],
+    ];
+    for (const [what, call] of cases) {
+      const a = await rejection(call(native));
+      const b = await rejection(call(cli));
+      expect({ what, ...shape(b) }).toEqual({ what, ...shape(a) });
     }
   });
 });

@@ -83,7 +83,7 @@ describe('native backend: handles and counters', () => {
     expect(s.stats().pending).toBe(500);
     const results = await Promise.all(calls);
     expect(results.filter((r) => r instanceof RbdError)).toHaveLength(100);
-    expect(s.stats()).toEqual({ pending: 0, openImages: 0, pools: 1 });
+    expect(s.stats()).toEqual({ pending: 0, running: 0, queued: 0, openImages: 0, pools: 1 });
   });
 
   it('2 holds an image handle only while an operation runs (never more than the calls in flight)', async () => {

@@ -83,6 +83,13 @@ function ok(r: Result) {
   return r.stdout;
 }
 
+/** ok() for a command that follows an operation: its progress lines (not a terminal) on stderr, each naming it. */
+function okWithProgress(r: Result, operation: RegExp) {
+  for (const line of r.stderr.split('\n').filter(Boolean)) expect(line).toMatch(operation);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+}
+
 function failed(r: Result, code: number, message: RegExp) {
   expect(r.code, `${r.stdout}${r.stderr}`).toBe(code);
   expect(r.stderr).toMatch(message);
@@ -136,6 +143,9 @@ describe('help and usage', () => {
     [['volume', 'runtime', 'set', 'a/b', 'size=10'], /unknown runtime option "size"/],
     [['tenant', 'get', 't', '--revision', 'x'], /--revision must be a revision number/],
     [['--timeout', '0', 'tenant', 'list'], /--timeout must be a positive number/],
+    [['volume', 'snapshot', 'take', 'a/b', 'a/c'], /several volumes are snapshotted together only as a group: add --group NAME/],
+    [['volume', 'snapshot', 'take', 'a/b', 'x/c', '--group', 'g'], /the volumes of a group are of one tenant; got a, x/],
+    [['volume', 'snapshot', 'take', 'a/b', '--group', 'g;x'], /--group: group name "g;x" contains ";"/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     failed(await volcli(args), 2, message);
     expect(await store.listVolumes()).toEqual([]);
@@ -211,7 +221,9 @@ describe('volumes', () => {
     expect((JSON.parse(ok(await volcli(['--json', 'volume', 'list-all']))) as unknown[]).length).toBe(2);
     failed(await volcli(['volume', 'list', 'nobody']), 1, /tenant nobody does not exist/);
 
-    expect(ok(await volcli(['volume', 'remove', 'tenant1/foo']))).toBe('removed tenant1/foo\n');
+    const removed = await volcli(['volume', 'remove', 'tenant1/foo']);
+    expect(okWithProgress(removed, /^remove tenant1\/foo: /)).toBe('removed tenant1/foo\n');
+    expect(removed.stderr).toMatch(/^remove tenant1\/foo: removing rbd\/tenant1.foo/);
     expect(storage.images.has('rbd/tenant1.foo')).toBe(false);
     failed(await volcli(['volume', 'get', 'tenant1/foo']), 1, /does not exist/);
     failed(await volcli(['volume', 'remove', 'tenant1/foo']), 1, /does not exist/);
@@ -330,11 +342,60 @@ describe('volumes', () => {
     expect(ok(await volcli(['volume', 'snapshot', 'take', 'tenant1/foo']))).toMatch(/^took snapshot manual-/);
     expect(ok(await volcli(['volume', 'snapshot', 'list', 'tenant1/foo']))).toMatch(/^NAME\s+ORIGIN[\s\S]*\nbefore\s+other/m);
     expect(ok(await volcli(['volume', 'snapshot', 'rollback', 'tenant1/foo', 'before']))).toBe('rolled tenant1/foo back to before\n');
-    expect(ok(await volcli(['volume', 'snapshot', 'copy', 'tenant1/foo', 'before', 'tenant2/copy']))).toMatch(/copied tenant1\/foo@before to tenant2\/copy \(rbd\/tenant2.copy\)/);
+    // A copy is a clone at once; volcli then follows its flatten (an operation), after which the snapshot has no clones.
+    const copied = okWithProgress(await volcli(['volume', 'snapshot', 'copy', 'tenant1/foo', 'before', 'tenant2/copy']), /^copy tenant1\/foo: /);
+    expect(copied).toMatch(/copied tenant1\/foo@before to tenant2\/copy \(rbd\/tenant2.copy\); tenant2\/copy is a copy of tenant1\/foo@before, flattened/);
     expect((await store.getVolume('tenant2', 'copy'))!.source).toEqual({ tenant: 'tenant1', volume: 'foo', snapshot: 'before' });
-    failed(await volcli(['volume', 'snapshot', 'remove', 'tenant1/foo', 'before']), 1, /has clones/);
+    // --no-wait returns with the clone; the flatten goes on.
+    expect(ok(await volcli(['volume', 'snapshot', 'copy', 'tenant1/foo', 'before', 'tenant2/copy2', '--no-wait']))).toMatch(/copied .* \(rbd\/tenant2.copy2\); flattening: operation \d{8}T/);
     failed(await volcli(['volume', 'snapshot', 'remove', 'tenant1/foo', 'nothing']), 1, /no snapshot "nothing"/);
     failed(await volcli(['volume', 'snapshot', 'copy', 'tenant1/foo', 'before', 'badref']), 2, /not TENANT\/VOLUME/);
+  });
+});
+
+describe('resize, operations and the audit trail', () => {
+  beforeEach(async () => {
+    ok(await volcli(['tenant', 'upload', 'tenant1'], { stdin: policy }));
+  });
+
+  it('volume resize grows the volume and prints what became of the filesystem; bad sizes change nothing', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    const grown = okWithProgress(await volcli(['volume', 'resize', 'tenant1/foo', '30MB']), /^resize tenant1\/foo: /);
+    expect(grown).toBe('tenant1/foo is 30MB; it is not mounted: its filesystem grows when it is next mounted\n');
+    expect((await store.getVolume('tenant1', 'foo'))!.options.sizeBytes).toBe(30 * MiB);
+    expect((await storage.imageInfo('rbd', 'tenant1.foo')).size).toBe(30 * MiB);
+    failed(await volcli(['volume', 'resize', 'tenant1/foo', '20MB']), 1, /size: 20MB is smaller than tenant1\/foo's 30MB; volumes only grow/);
+    failed(await volcli(['volume', 'resize', 'tenant1/foo', '40XB']), 1, /size/);
+    failed(await volcli(['volume', 'resize', 'tenant1/nope', '40MB']), 1, /tenant1\/nope does not exist/);
+    failed(await volcli(['volume', 'resize', 'tenant1', '40MB']), 2, /not TENANT\/VOLUME/);
+    expect((await store.getVolume('tenant1', 'foo'))!.options.sizeBytes).toBe(30 * MiB);
+    expect((await storage.imageInfo('rbd', 'tenant1.foo')).size).toBe(30 * MiB);
+
+    const json = JSON.parse(ok(await volcli(['--json', 'volume', 'resize', 'tenant1/foo', '40MB']))) as { id: string; state: string; result: { sizeBytes: number } };
+    expect(json).toMatchObject({ kind: 'resize', state: 'done', result: { sizeBytes: 40 * MiB, filesystem: 'not-mounted' } });
+    const started = ok(await volcli(['volume', 'resize', 'tenant1/foo', '50MB', '--no-wait']));
+    const id = /operation (\S+) \(volcli operation show/.exec(started)?.[1];
+    expect(id, started).toBeDefined();
+    expect(ok(await volcli(['operation', 'show', id!, '--follow']))).toMatch(/operation:\s+\S+ \(resize\)[\s\S]*state:\s+done/);
+    expect(ok(await volcli(['operation', 'list']))).toMatch(/^ID\s+KIND\s+VOLUME\s+STATE[\s\S]*resize\s+tenant1\/foo\s+done/);
+    failed(await volcli(['operation', 'show', 'nope']), 1, /no operation has the id "nope"/);
+    failed(await volcli(['operation', 'list', '--limit', '0']), 2, /--limit must be a number from 1 to 9999/);
+  });
+
+  it('audit lists every change with who made it and how it ended, refusals included; --json is the entries', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    failed(await volcli(['volume', 'resize', 'tenant1/foo', '1MB']), 1, /volumes only grow/);
+    const text = ok(await volcli(['audit']));
+    expect(text).toMatch(/^TIME\s+WHO\s+ROLE\s+REQUEST\s+OUTCOME\n/);
+    expect(text).toMatch(/PUT \/v1\/tenants\/tenant1\s+ok 20\d/);
+    expect(text).toMatch(/PUT \/v1\/volumes\/tenant1\/foo.*\s+ok 201/);
+    expect(text).toMatch(/POST \/v1\/volumes\/tenant1\/foo\/resize\?wait=false \{"size":"1MB"\}\s+refused 422 SHRINK_REFUSED/);
+    const entries = JSON.parse(ok(await volcli(['--json', 'audit', '--tenant', 'tenant1', '--limit', '2']))) as Array<{ method: string; outcome: string }>;
+    expect(entries.map((e) => [e.method, e.outcome])).toEqual([
+      ['PUT', 'ok'],
+      ['POST', 'refused'],
+    ]);
+    failed(await volcli(['audit', '--since', 'yesterday']), 1, /since/);
   });
 });
 

@@ -42,14 +42,16 @@ describe('shared flags', () => {
     });
   });
 
-  it.each(daemons)('$name: environment defaults (VOLPLUGIN_ETCD, VOLPLUGIN_PREFIX, CEPH_CONF)', ({ parse }) => {
-    const env = { VOLPLUGIN_ETCD: 'http://a:1,http://b:2', VOLPLUGIN_PREFIX: '/other', CEPH_CONF: '/c.conf' };
-    expect(shared(parse([], env))).toMatchObject({ etcd: ['http://a:1', 'http://b:2'], prefix: '/other', cephConf: '/c.conf' });
+  it.each(daemons)('$name: environment defaults (VOLPLUGIN_ETCD, VOLPLUGIN_PREFIX, CEPH_CONF, VOLPLUGIN_CEPH_ID, VOLPLUGIN_CEPH_KEYRING)', ({ parse }) => {
+    const env = { VOLPLUGIN_ETCD: 'http://a:1,http://b:2', VOLPLUGIN_PREFIX: '/other', CEPH_CONF: '/c.conf', VOLPLUGIN_CEPH_ID: 'volplugin', VOLPLUGIN_CEPH_KEYRING: '/k.keyring' };
+    expect(shared(parse([], env))).toMatchObject({ etcd: ['http://a:1', 'http://b:2'], prefix: '/other', cephConf: '/c.conf', cephId: 'volplugin', cephKeyring: '/k.keyring' });
     // Flags win over the environment; --etcd replaces the default instead of adding to it.
-    expect(shared(parse(['--etcd', 'http://x:1', '--prefix', '/p', '--ceph-conf', '/d.conf'], env))).toMatchObject({
+    expect(shared(parse(['--etcd', 'http://x:1', '--prefix', '/p', '--ceph-conf', '/d.conf', '--ceph-id', 'other', '--ceph-keyring', '/o.keyring'], env))).toMatchObject({
       etcd: ['http://x:1'],
       prefix: '/p',
       cephConf: '/d.conf',
+      cephId: 'other',
+      cephKeyring: '/o.keyring',
     });
   });
 
@@ -117,7 +119,7 @@ describe('shared flags', () => {
       expect(help).toContain(flag);
     }
     const variables = ['VOLPLUGIN_ETCD', 'VOLPLUGIN_ETCD_CA', 'VOLPLUGIN_ETCD_CERT', 'VOLPLUGIN_ETCD_KEY', 'VOLPLUGIN_ETCD_USER', 'VOLPLUGIN_ETCD_PASSWORD_FILE'];
-    for (const variable of [...variables, 'VOLPLUGIN_PREFIX', 'CEPH_CONF']) expect(help).toContain(variable);
+    for (const variable of [...variables, 'VOLPLUGIN_PREFIX', 'CEPH_CONF', 'VOLPLUGIN_CEPH_ID', 'VOLPLUGIN_CEPH_KEYRING']) expect(help).toContain(variable);
   });
 });
 
@@ -221,5 +223,15 @@ describe('volplugin --mkfs-allow', () => {
     expect(() => plugin.parseConfig(['--mkfs-allow', '/sbin/mkfs.ext4'], {})).toThrow(/^--mkfs-allow: "\/sbin\/mkfs.ext4" is not a program name/);
     expect(() => plugin.parseConfig([], { VOLPLUGIN_MKFS_ALLOW: 'sh -c' })).toThrow(/^VOLPLUGIN_MKFS_ALLOW: "sh -c" is not a program name/);
     expect(() => plugin.parseConfig(['--mkfs-allow', ','], {})).toThrow(/^--mkfs-allow names no program/);
+  });
+});
+
+describe('volsupervisor --concurrency', () => {
+  it('defaults to many jobs at once with the addon (snapshots wait on monitor commits), few with the CLI; the flag wins', () => {
+    expect(supervisor.parseConfig([], {}).concurrency).toBe(supervisor.DEFAULT_SUPERVISOR_CONCURRENCY);
+    expect(supervisor.DEFAULT_SUPERVISOR_CONCURRENCY).toBeGreaterThanOrEqual(64);
+    expect(supervisor.parseConfig(['--backend', 'cli'], {}).concurrency).toBe(8);
+    expect(supervisor.parseConfig(['--backend', 'cli', '--concurrency', '3'], {}).concurrency).toBe(3);
+    expect(() => supervisor.parseConfig(['--concurrency', '0'], {})).toThrow(/--concurrency/);
   });
 });

@@ -66,6 +66,17 @@ async function createVolume(name = 'tenant1/foo', options: Json = {}, a: App = a
   return put(`/v1/volumes/${name}`, { options }, a);
 }
 
+/** Polls an operation (by its URL) until it is no longer running. */
+async function operationEnd(url: string): Promise<Json> {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    const res = await app.inject({ method: 'GET', url });
+    expect(res.statusCode, res.body).toBe(200);
+    if (body(res).state !== 'running') return body(res);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`operation ${url} still running`);
+}
+
 async function mount(tenant: string, volume: string, host = 'host-a'): Promise<MountRecord> {
   const lease = await kv.lease(30);
   const record = mountRecord(tenant, volume, {
@@ -441,11 +452,11 @@ describe('volumes: create', () => {
   });
 
   it('resolves a create whose record write failed once etcd is back (janitor)', async () => {
-    const qos = storage.hang('setQos');
+    const made = storage.hang('createImage');
     const created = createVolume('tenant1/foo');
-    await qos.reached;
-    kv.setUnavailable(true); // etcd goes away after the image is made
-    await qos.release();
+    await made.reached;
+    kv.setUnavailable(true); // etcd goes away while the image is made
+    await made.release();
     expectError(await created, 503, 'STATE_UNAVAILABLE');
     kv.setUnavailable(false);
     // The failed master could not revoke its lock's lease while etcd was away: it expires after its TTL.
@@ -787,13 +798,25 @@ describe('snapshots', () => {
 
     expect((await post('/v1/volumes/tenant1/foo/snapshots/before-upgrade/rollback')).statusCode).toBe(204);
 
+    // A copy whose flatten fails stays a clone: its snapshot cannot go.
+    storage.failNext('flattenImage', 'EIO');
     const copy = await post('/v1/volumes/tenant1/foo/snapshots/before-upgrade/copy', { tenant: 'tenant2', volume: 'bar' });
     expect(copy.statusCode, copy.body).toBe(201);
     expect(body(copy)).toMatchObject({ tenant: 'tenant2', volume: 'bar', image: 'tenant2.bar', source: { tenant: 'tenant1', volume: 'foo', snapshot: 'before-upgrade' } });
+    const failed = await operationEnd(String(copy.headers.location));
+    expect(failed).toMatchObject({ kind: 'copy', state: 'failed', error: { code: 'STORAGE_ERROR' }, target: { tenant: 'tenant2', volume: 'bar' } });
     expect(storage.images.get('rbd/tenant2.bar')!.parent).toEqual({ pool: 'rbd', image: 'tenant1.foo', snapshot: 'before-upgrade' });
     expect(await app.volumes.intents.list()).toEqual([]);
     expectError(await del('/v1/volumes/tenant1/foo/snapshots/before-upgrade'), 409, 'VOLUME_HAS_CLONES');
     expectError(await post('/v1/volumes/tenant1/foo/snapshots/before-upgrade/copy', { tenant: 'tenant2', volume: 'bar' }), 409, 'VOLUME_EXISTS');
+
+    // A copy that flattens: usable at once, independent of its snapshot once its operation is done.
+    const flat = await post('/v1/volumes/tenant1/foo/snapshots/before-upgrade/copy?wait=false', { tenant: 'tenant2', volume: 'flat' });
+    expect(flat.statusCode, flat.body).toBe(202);
+    expect(body(flat)).toMatchObject({ kind: 'copy', state: 'running', target: { tenant: 'tenant2', volume: 'flat' }, by: 'anonymous' });
+    const done = await operationEnd(`/v1/operations/${String(body(flat).id)}`);
+    expect(done).toMatchObject({ state: 'done', result: { flatten: 'flattened' }, message: expect.stringMatching(/tenant2\/flat is a copy of tenant1\/foo@before-upgrade, flattened/) });
+    expect(storage.images.get('rbd/tenant2.flat')!.parent).toBeNull();
 
     expect((await del(`/v1/volumes/tenant1/foo/snapshots/${String(body(auto).name)}`)).statusCode).toBe(204);
   });

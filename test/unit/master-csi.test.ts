@@ -1,8 +1,8 @@
 // What the master gives the CSI controller, through inject() on MemoryKV and the memory Storage
 // twin: the provisioner role, attachments (one host per volume, takeover only from a host whose
 // volplugin is gone, refused while another host holds the mount lock), request names (a CO's
-// CreateVolume/CreateSnapshot name finds its target again and is never used for two) and growing
-// a volume within its tenant's limits. The CSI lifecycle against real processes:
+// CreateVolume/CreateSnapshot name finds its target again and is never used for two); growing a
+// volume is the API's resize (test/unit/master-resize.test.ts). The CSI lifecycle against real processes:
 // test/integration/csi-lifecycle.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
@@ -77,7 +77,10 @@ describe('the provisioner role', () => {
     const snap = await call('POST', '/v1/volumes/t1/a/snapshots', p, { name: 's1' });
     expect(snap.statusCode, snap.body).toBe(201);
     expect((await call('POST', '/v1/volumes/t1/a/snapshots/s1/copy', p, { tenant: 't1', volume: 'b' })).statusCode).toBe(201);
-    expect((await call('PUT', '/v1/volumes/t1/a/size', p, { sizeBytes: 20 * MiB })).statusCode).toBe(200);
+    const resized = await call('POST', '/v1/volumes/t1/a/resize', p, { size: '20MB' });
+    expect(resized.statusCode, resized.body).toBe(200);
+    expect(resized.json()).toMatchObject({ kind: 'resize', state: 'done', result: { sizeBytes: 20 * MiB, filesystem: 'not-mounted' } });
+    expect((await storage.imageInfo('rbd', 't1.a')).size).toBe(20 * MiB);
     expect((await call('DELETE', '/v1/volumes/t1/b', p)).statusCode).toBe(204);
     expect((await call('DELETE', '/v1/volumes/t1/a/snapshots/s1', p)).statusCode).toBe(204);
     expect((await call('DELETE', '/v1/volumes/t1/a', p)).statusCode).toBe(204);
@@ -95,7 +98,7 @@ describe('the provisioner role', () => {
     expect((await call('PUT', '/v1/volumes/t1/a', h, {})).statusCode).toBe(201);
     expectError(await call('POST', '/v1/volumes/t1/a/snapshots', h, {}), 403, 'FORBIDDEN');
     expectError(await call('PUT', '/v1/volumes/t1/a/attachment', h, { hostId: 'x' }), 403, 'FORBIDDEN');
-    expectError(await call('PUT', '/v1/volumes/t1/a/size', h, { sizeBytes: 20 * MiB }), 403, 'FORBIDDEN');
+    expectError(await call('POST', '/v1/volumes/t1/a/resize', h, { size: '20MB' }), 403, 'FORBIDDEN');
     expect((await call('GET', '/v1/attachments', h)).statusCode).toBe(200);
   });
 });
@@ -227,24 +230,5 @@ describe('request names', () => {
     expect(copy.statusCode, copy.body).toBe(201);
     expect(copy.json()).toMatchObject({ requestName: 'restore-1', source: { tenant: 't1', volume: 'a', snapshot: 's' } });
     expectError(await call('POST', '/v1/volumes/t1/a/snapshots/s/copy', ADMIN, { tenant: 't2', volume: 'c', requestName: 'restore-1' }), 409, 'NAME_TAKEN');
-  });
-});
-
-describe('growing a volume', () => {
-  it('grows image and record (and the tenant usage), never shrinks, and stays within the limits', async () => {
-    await create('t1', 'v');
-    const grown = await call('PUT', '/v1/volumes/t1/v/size', ADMIN, { sizeBytes: 30 * MiB });
-    expect(grown.statusCode, grown.body).toBe(200);
-    expect((grown.json() as { options: { sizeBytes: number } }).options.sizeBytes).toBe(30 * MiB);
-    expect((await storage.imageInfo('rbd', 't1.v')).size).toBe(30 * MiB);
-    expect((await store.getUsage('t1')).bytes).toBe(30 * MiB);
-    const smaller = await call('PUT', '/v1/volumes/t1/v/size', ADMIN, { sizeBytes: 20 * MiB });
-    expect((smaller.json() as { options: { sizeBytes: number } }).options.sizeBytes).toBe(30 * MiB);
-    expect((await storage.imageInfo('rbd', 't1.v')).size).toBe(30 * MiB);
-    expectError(await call('PUT', '/v1/volumes/t1/v/size', ADMIN, { sizeBytes: 65 * MiB }), 422, 'LIMIT_EXCEEDED');
-    await create('t1', 'w', { options: { size: '60MB' } });
-    expectError(await call('PUT', '/v1/volumes/t1/v/size', ADMIN, { sizeBytes: 50 * MiB }), 409, 'QUOTA_EXCEEDED');
-    expect((await storage.imageInfo('rbd', 't1.v')).size).toBe(30 * MiB);
-    expectError(await call('PUT', '/v1/volumes/t1/nope/size', ADMIN, { sizeBytes: 50 * MiB }), 404, 'VOLUME_NOT_FOUND');
   });
 });

@@ -5,22 +5,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DeviceContents } from '../../src/mapper/fs.js';
-import type { MountInfo } from '../../src/mapper/mountinfo.js';
 import type { RateLimit } from '../../src/policy/types.js';
-import { RateLimiter } from '../../src/ratelimit/index.js';
 import { MemoryKV } from '../../src/state/memory.js';
 import type { VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
-import { assembleHost } from '../../src/plugin/app.js';
-import { HostLease } from '../../src/plugin/cluster/lease.js';
 import { LocalState } from '../../src/plugin/mounts/local-state.js';
 import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume } from '../helpers/plugin-fakes.js';
+import { assembledFakeHost } from '../helpers/plugin-host.js';
 
-const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
 
 function record(volume: string, rateLimit = limits): VolumeRecord {
@@ -36,32 +31,7 @@ const master = new FakeMaster();
 for (const v of ['a', 'b', 'x']) master.volumes.set(`t/${v}`, record(v));
 
 function host(hostId: string, base: number, reuse?: { local: LocalState; mapper: FakeMapper; ops: FakeHost }) {
-  const client = kv.client();
-  const store = new StateStore(client);
-  const lease = new HostLease(client, 10);
-  const local = reuse?.local ?? new LocalState(path.join(dir, `${hostId}.json`));
-  const mapper = reuse?.mapper ?? new FakeMapper({ first: base, stateDir: `/state${base}` });
-  const ops = reuse?.ops ?? new FakeHost({ imageOf: mapper.imageOf, images });
-  const readMounts = async (): Promise<MountInfo[]> =>
-    [...ops.mounted].map(([mountPoint, source]) => ({ id: 1, parentId: 0, devNumber: '7:0', major: 7, minor: 0, root: '/', mountPoint, options: 'rw', fsType: 'ext4', source, superOptions: 'rw' }));
-  const { manager, convergence: loop } = assembleHost({
-    host: { id: hostId, label: hostId },
-    mountRoot: '/nonexistent/mnt',
-    fenceSeconds: 60,
-    store,
-    lease,
-    storage,
-    mapper,
-    master,
-    local,
-    limits: new RateLimiter({ docker: null, storage }),
-    docker: null,
-    log,
-    convergence: { version: 'test', intervalMs: 60_000 },
-    hostOps: ops,
-    readMounts,
-  });
-  return { store, lease, local, mapper, ops, manager, loop, hostId, client };
+  return assembledFakeHost({ kv, storage, images, volumes: master, dir }, hostId, base, { reuse });
 }
 
 const signal = () => new AbortController().signal;
@@ -224,7 +194,9 @@ describe('Convergence', () => {
     await a.store.updateRuntime('t', 'a', { ...record('a').runtime, rateLimit: fifty });
     await a.loop.runNow('volume put');
     expect(a.loop.lastPlan?.actions).toContainEqual({ kind: 'apply-limits', volume: 't/a', limits: fifty, changed: true });
-    expect(lastQos(storage, 'rbd', 't.a')).toEqual({ writeIops: 50, readIops: 0, writeBps: 0, readBps: 0 });
+    // Only what differs is written; the image ends with the new limits.
+    expect(lastQos(storage, 'rbd', 't.a')).toEqual({ writeIops: 50 });
+    expect(await storage.getQos('rbd', 't.a')).toMatchObject({ writeIops: 50 });
     expect(a.local.get('t', 'a')?.appliedLimits).toEqual(fifty);
     expect(a.loop.lastPlan?.problems).toEqual([]);
     await a.loop.stop();

@@ -94,6 +94,7 @@ describe('reboots (issue 12, rule 4)', () => {
     appliedLimits: null,
     lost: null,
     lockGeneration: 1,
+    idleUntil: null,
   });
 
   it('reads the boot id from the given file', async () => {

@@ -20,7 +20,9 @@ import { KeyedMutex } from '../../src/plugin/mounts/keyed-mutex.js';
 import { LocalState } from '../../src/plugin/mounts/local-state.js';
 import { MountManager } from '../../src/plugin/mounts/manager.js';
 import { Mounter } from '../../src/plugin/mounts/mounter.js';
-import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, lastQos, limitedVolume } from '../helpers/plugin-fakes.js';
+import { FakeHost, FakeMapper, FakeMaster, blocklistCalls, limitedVolume } from '../helpers/plugin-fakes.js';
+import { parseMetrics, valueOf } from '../helpers/metrics.js';
+import { registries } from '../../src/metrics/families.js';
 
 const log = pino({ level: 'silent' });
 const limits: RateLimit = { writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 };
@@ -65,7 +67,7 @@ function makeHost(hostId: string, label: string, sharedMapper?: FakeMapper): Hos
     local,
     log,
   });
-  const manager = new MountManager({ mounter, master, local, mutex: new KeyedMutex(), limits: limiter, deviceNumber: host.deviceNumber, log });
+  const manager = new MountManager({ mounter, volumes: master, local, mutex: new KeyedMutex(), limits: limiter, deviceNumber: host.deviceNumber, log });
   return { manager, store, lease, local, mapper, host, hostId };
 }
 
@@ -94,7 +96,7 @@ describe('MountManager', () => {
     const lock = await a.store.getMount('tenant1', 'foo');
     expect(lock).toMatchObject({ hostId: 'host-a', host: 'a', device: '/dev/loop0', clientAddress: '127.0.0.1:0/1000', mapper: 'fuse' });
     expect(JSON.parse((await holderNote('tenant1.foo'))!)).toMatchObject({ hostId: 'host-a', clientAddress: '127.0.0.1:0/1000' });
-    expect(lastQos(storage, 'rbd', 'tenant1.foo')).toEqual({ writeIops: 100, readIops: 0, writeBps: 0, readBps: 0 });
+    expect(await storage.getQos('rbd', 'tenant1.foo')).toMatchObject({ writeIops: 100 });
     expect(a.local.get('tenant1', 'foo')?.refs).toEqual(['id1']);
   });
 
@@ -357,5 +359,86 @@ describe('reboots and reused devices (issue 12, rule 4)', () => {
     const err = await a.manager.mount('tenant1', 'foo', 'id2', signal()).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/its device \/dev\/loop0 no longer maps rbd\/tenant1\.foo/);
     expect(a.host.mounted.size).toBe(0);
+  });
+});
+
+describe('the mount metrics (src/metrics)', () => {
+  const count = async (name: string, labels: Record<string, string>) => valueOf(parseMetrics(await registries.host.metrics()), name, labels);
+
+  it('a first mount and its teardown count once in the histogram of every step, by mapper; a failing step counts as the failure', async () => {
+    const a = makeHost('host-a', 'a');
+    const steps = ['lock', 'fence', 'qos', 'map', 'note', 'format', 'mount', 'record'];
+    const before = await Promise.all(steps.map((step) => count('volplugin_mount_step_duration_seconds_count', { mapper: 'fuse', step })));
+    const unmountBefore = await count('volplugin_unmount_step_duration_seconds_count', { mapper: 'fuse', step: 'unmap' });
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    const after = await Promise.all(steps.map((step) => count('volplugin_mount_step_duration_seconds_count', { mapper: 'fuse', step })));
+    expect(after.map((n, i) => n - before[i]!)).toEqual(steps.map(() => 1));
+    await a.manager.mount('tenant1', 'foo', 'id2', signal()); // a later reference runs no step
+    expect(await count('volplugin_mount_step_duration_seconds_count', { mapper: 'fuse', step: 'lock' })).toBe(after[0]);
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    await a.manager.unmount('tenant1', 'foo', 'id2', signal());
+    expect(await count('volplugin_unmount_step_duration_seconds_count', { mapper: 'fuse', step: 'unmap' })).toBe(unmountBefore + 1);
+
+    const failures = await count('volplugin_mount_failures_total', { mapper: 'fuse', step: 'mount' });
+    a.host.fail.mountDevice = new Error('mount: wrong fs type');
+    await expect(a.manager.mount('tenant1', 'foo', 'id3', signal())).rejects.toThrow(/wrong fs type/);
+    expect(await count('volplugin_mount_failures_total', { mapper: 'fuse', step: 'mount' })).toBe(failures + 1);
+  });
+});
+
+describe('growing a resized volume (issue 15)', () => {
+  const ext4 = (sizeBytes: number, deviceBytes: number): DeviceContents => ({ kind: 'filesystem', type: 'ext4', sizeBytes, deviceBytes });
+
+  it('a mount grows an ext4 filesystem smaller than its device before mounting it (offline: no capability needed)', async () => {
+    images.set('tenant1.foo', ext4(10 << 20, 20 << 20));
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.grownUnmounted).toEqual(['/dev/loop0']);
+    expect(a.host.grown).toEqual([]);
+  });
+
+  it('a mount grows an xfs filesystem smaller than its device after mounting it (xfs grows only mounted)', async () => {
+    images.set('tenant1.foo', { kind: 'filesystem', type: 'xfs', sizeBytes: 300 << 20, deviceBytes: 400 << 20 });
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.grown).toEqual(['/mnt/ceph/tenant1/foo']);
+    expect(a.host.grownUnmounted).toEqual([]);
+  });
+
+  it('a filesystem as large as its device (within the slack of a partial block) is not grown', async () => {
+    images.set('tenant1.foo', ext4((20 << 20) - 4096, 20 << 20));
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect([...a.host.grown, ...a.host.grownUnmounted]).toEqual([]);
+  });
+
+  it('a grow that fails at mount leaves the volume mounted as it is (retried at the next mount)', async () => {
+    images.set('tenant1.foo', ext4(10 << 20, 20 << 20));
+    const a = makeHost('host-a', 'a');
+    a.host.fail.growUnmounted = new Error('e2fsck: UNEXPECTED INCONSISTENCY');
+    const mountpoint = await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    expect(a.host.mounted.get(mountpoint)).toBe('/dev/loop0');
+    await a.manager.unmount('tenant1', 'foo', 'id1', signal());
+    delete a.host.fail.growUnmounted;
+    await a.manager.mount('tenant1', 'foo', 'id2', signal());
+    expect(a.host.grownUnmounted).toEqual([a.host.mounted.get(mountpoint)]);
+  });
+
+  it('resize-fs on the holder refreshes the device, waits for its new size and grows the mounted filesystem', async () => {
+    const a = makeHost('host-a', 'a');
+    await a.manager.mount('tenant1', 'foo', 'id1', signal());
+    a.host.sizes.set('/dev/loop0', 10 << 20);
+    // The device shows the new size only after a refresh, as a loop device over rbd-fuse does.
+    a.mapper.refreshSize = async () => void a.host.sizes.set('/dev/loop0', 20 << 20);
+    const report = await a.manager.growFilesystem('tenant1', 'foo', 20 << 20);
+    expect(report).toMatchObject({ deviceBytes: 20 << 20, afterBytes: 20 << 20 });
+    expect(a.host.grown).toEqual(['/mnt/ceph/tenant1/foo']);
+  });
+
+  it('resize-fs on a host that does not hold the volume answers NOT_MOUNTED and grows nothing', async () => {
+    const a = makeHost('host-a', 'a');
+    const err = await a.manager.growFilesystem('tenant1', 'foo', 20 << 20).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NOT_MOUNTED' });
+    expect(a.host.grown).toEqual([]);
   });
 });

@@ -147,6 +147,7 @@ describe('references and the local table', () => {
     appliedLimits: null,
     lost: null,
     lockGeneration: 1,
+    idleUntil: null,
   });
 
   it('one reference per ID', () => {
@@ -190,7 +191,7 @@ describe('rate-limit strings', () => {
   const dev = { major: 7, minor: 3 };
   const limits = { writeIops: 100, readIops: 0, writeBps: 1_000_000, readBps: 0 };
   it('writes only the limits that differ into a v1 cgroup, and makes the cgroup of a container that has not started', async () => {
-    const limiter = new RateLimiter({ docker: null, storage: { setQos: async () => undefined } });
+    const limiter = new RateLimiter({ docker: null, storage: { setQos: async () => undefined, getQos: async () => ({}) } });
     const cg = path.join(dir, 'blkio', 'docker', 'abc');
     await mkdir(cg, { recursive: true });
     const files = ['write_iops', 'read_iops', 'write_bps', 'read_bps'].map((f) => path.join(cg, `blkio.throttle.${f}_device`));

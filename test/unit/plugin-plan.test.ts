@@ -27,6 +27,7 @@ function entry(volume: string, refs: string[], extra: Partial<LocalVolume> = {})
     appliedLimits: null,
     lost: null,
     lockGeneration: 1,
+    idleUntil: null,
     ...extra,
   };
 }
@@ -53,6 +54,7 @@ function observe(o: Partial<Observation>): Observation {
     limits: new Map(),
     busy: new Set(),
     mountRoot: ROOT,
+    now: Date.now(),
     ...o,
   };
 }

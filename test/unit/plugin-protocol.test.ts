@@ -171,7 +171,7 @@ describe('Driver checks before asking anyone', () => {
   };
   const local = new LocalState('/nonexistent/mounts.json');
   const mountedWhere = async (_t: string, volume: string) => (volume === 'busy' ? 'beta (host id h2) since then' : null);
-  const driver = new Driver({ master, manager: {} as MountManager, local, mutex: new KeyedMutex(), mountedWhere });
+  const driver = new Driver({ master, volumes: master, manager: {} as MountManager, local, mutex: new KeyedMutex(), mountedWhere });
   const signal = new AbortController().signal;
 
   it('a name without a tenant says how to write one', async () => {

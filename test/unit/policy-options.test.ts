@@ -83,7 +83,7 @@ describe('merging default-options with driver options', () => {
     [{ snapshots: 'yes' }, 'snapshots', /not a boolean/],
     [{ ephemeral: 'nope' }, 'ephemeral', /not a boolean/],
     [{ 'snapshots.keep': '-1' }, 'snapshots.keep', /negative/],
-    [{ 'snapshots.keep': 'x' }, 'snapshots.keep', /not a whole number/],
+    [{ 'snapshots.keep': 'x' }, 'snapshots.keep', /not a number or TIER:N/],
     [{ 'snapshots.frequency': 'daily' }, 'snapshots.frequency', /not a duration/],
     [{ 'rate-limit.read.bps': '1.5' }, 'rate-limit.read.bps', /not a whole number/],
     [{ filesystem: 'xfs' }, 'filesystem', /"xfs" is not one of the tenant's filesystems \(btrfs, ext4\)/],
@@ -137,6 +137,23 @@ describe('runtime options', () => {
     });
   });
 
+  it('changes keep to tiers and consistency to fsfreeze and back; the default is not recorded', () => {
+    const tiered = applyRuntimeOptions(runtime, { 'snapshots.keep': 'last:3,daily:7', 'snapshots.consistency': 'fsfreeze' });
+    expect(tiered.snapshot).toEqual({ frequency: '30m', keep: { last: 3, daily: 7 }, consistency: 'fsfreeze' });
+    expect(runtimeAsOptions(tiered)).toMatchObject({ 'snapshots.keep': 'last:3,daily:7', 'snapshots.consistency': 'fsfreeze' });
+    expect(applyRuntimeOptions(tiered, { 'snapshots.consistency': 'crash' }).snapshot).toEqual({ frequency: '30m', keep: { last: 3, daily: 7 } });
+    // JSON clients may send the tiers as an object.
+    expect(applyRuntimeOptions(runtime, { 'snapshots.keep': { hourly: 24 } } as never).snapshot.keep).toEqual({ hourly: 24 });
+    expect(optionError(() => applyRuntimeOptions(runtime, { 'snapshots.consistency': 'freeze' })).message).toMatch(/write crash or fsfreeze/);
+    expect(optionError(() => applyRuntimeOptions(runtime, { 'snapshots.keep': { weekly: 0 } } as never)).message).toMatch(/keeps nothing/);
+  });
+
+  it('bounds the sum of the tiers by limits.snapshots', () => {
+    const limited = validatePolicy({ ...issuePolicy, limits: { snapshots: 20 } });
+    expect(() => resolveVolumeOptions(limited, { 'snapshots.keep': 'last:10,daily:10' })).not.toThrow();
+    expect(() => resolveVolumeOptions(limited, { 'snapshots.keep': 'last:10,daily:11' })).toThrow(/snapshots.keep: last:10,daily:11 keeps up to 21 snapshots/);
+  });
+
   it('refuses options that need a new volume', () => {
     expect(optionError(() => applyRuntimeOptions(runtime, { size: '10' })).message).toMatch(/unknown runtime option "size"/);
     expect(optionError(() => applyRuntimeOptions(runtime, { filesystem: 'ext4' })).field).toBe('filesystem');
@@ -147,6 +164,7 @@ describe('runtime options', () => {
       snapshots: 'true',
       'snapshots.frequency': '30m',
       'snapshots.keep': '20',
+      'snapshots.consistency': 'crash',
       'rate-limit.write.iops': '1000',
       'rate-limit.read.iops': '1000',
       'rate-limit.read.bps': '100000000',

@@ -75,6 +75,14 @@ describe('tenant policy validation', () => {
     [withOptions({ snapshot: { keep: 0 } }), 'default-options.snapshot.keep', /at least 1/],
     [withOptions({ snapshot: { keep: 1.5 } }), 'default-options.snapshot.keep', /whole number/],
     [withOptions({ snapshot: { keep: '20' } }), 'default-options.snapshot.keep', /whole number/],
+    [withOptions({ snapshot: { keep: { hourly: 'x' } } }), 'default-options.snapshot.keep.hourly', /whole number/],
+    [withOptions({ snapshot: { keep: { hourly: -1 } } }), 'default-options.snapshot.keep.hourly', /at least 0/],
+    [withOptions({ snapshot: { keep: { yearly: 2 } } }), 'default-options.snapshot.keep.yearly', /unknown key "yearly"/],
+    [withOptions({ snapshot: { keep: { daily: 0 } } }), 'default-options.snapshot.keep', /keeps nothing/],
+    [withOptions({ snapshot: { keep: {} } }), 'default-options.snapshot.keep', /at least 1 key/],
+    [withOptions({ snapshot: { keep: { last: 30 } } }, { limits: { snapshots: 20 } }), 'default-options.snapshot.keep', /limit of 20/],
+    [withOptions({ snapshot: { keep: { last: 3, daily: 10, weekly: 10 } } }, { limits: { snapshots: 20 } }), 'default-options.snapshot.keep', /keeps up to 23 snapshots.*limit of 20/],
+    [withOptions({ snapshot: { consistency: 'freeze' } }), 'default-options.snapshot.consistency', /"crash" or "fsfreeze"/],
     [withOptions({ snapshot: { frequency: 'hourly' } }), 'default-options.snapshot.frequency', /not a duration/],
     [withOptions({ snapshot: { frequency: '10ms' } }), 'default-options.snapshot.frequency', /too short/],
     [withOptions({ snapshot: { frequency: 30 } }), 'default-options.snapshot.frequency', /must be a string/],
@@ -100,6 +108,12 @@ describe('tenant policy validation', () => {
       expect(err.message.startsWith(`${field}: `)).toBe(true);
     }
     expect(err.message).toMatch(reason);
+  });
+
+  it('accepts tiered keeps and fsfreeze consistency, keeping them as written', () => {
+    const keep = { last: 3, hourly: 24, daily: 7, weekly: 4, monthly: 6 };
+    const policy = validatePolicy(withOptions({ snapshot: { frequency: '1h', keep, consistency: 'fsfreeze' } }, { limits: { snapshots: 44 } }));
+    expect(policy['default-options'].snapshot).toEqual({ frequency: '1h', keep, consistency: 'fsfreeze' });
   });
 
   it('accepts %% next to the device placeholder', () => {

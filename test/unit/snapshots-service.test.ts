@@ -260,6 +260,43 @@ describe('SnapshotService', () => {
       );
     });
 
+    it('prunes by tiers and retains what the protectedSnapshots provider names (a backup chain base)', async () => {
+      const needed: string[] = [];
+      const asked: string[] = [];
+      service = new SnapshotService(storage, store, {
+        clock,
+        logger: log,
+        protectedSnapshots: async (volume) => {
+          asked.push(`${volume.tenant}/${volume.volume}`);
+          return needed;
+        },
+      });
+      const record = (await store.getVolume('t1', 'data'))!;
+      // Every 6 hours for 3 days: 12 snapshots; keep the newest 2 and the newest of each of 3 days.
+      const t = Date.UTC(2026, 10, 20, 0, 0, 0);
+      const all = Array.from({ length: 12 }, (_, i) => supervisorSnapshotName(t + i * 6 * 3_600_000));
+      for (const name of all) await storage.createSnapshot('rbd', 't1.data', name);
+      needed.push(all[0]!);
+      const result = await service.prune(record, { last: 2, daily: 3 });
+      expect(asked).toEqual(['t1/data']);
+      expect(result).toMatchObject({ keep: [all[3], all[7], all[10], all[11]], retained: [all[0]], failed: [] });
+      expect(storage.snapshotNames('rbd', 't1.data').sort()).toEqual([all[0], all[3], all[7], all[10], all[11]].sort());
+    });
+
+    it('prunes nothing when the protectedSnapshots provider fails (fail closed)', async () => {
+      service = new SnapshotService(storage, store, {
+        clock,
+        logger: log,
+        protectedSnapshots: async () => {
+          throw new Error('backup state unreadable');
+        },
+      });
+      const record = (await store.getVolume('t1', 'data'))!;
+      for (let i = 0; i < 4; i++) await storage.createSnapshot('rbd', 't1.data', supervisorSnapshotName(clock.now() + i * 2000));
+      await expect(service.prune(record, 1)).rejects.toThrow(/backup state unreadable/);
+      expect(storage.snapshotNames('rbd', 't1.data')).toHaveLength(4);
+    });
+
     it('returns busy without waiting long while another operation holds the volume', async () => {
       const record = (await store.getVolume('t1', 'data'))!;
       let release!: () => void;

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { KV, Lease, WatchEvent } from '../../src/state/kv.js';
 import type { MountRecord, VolumeRecord } from '../../src/state/records.js';
 import { ElectionResignedError } from '../../src/state/election.js';
-import { LockReason, StateBusyError, StateCorruptError, StateStore } from '../../src/state/store.js';
+import { LockReason, StateBusyError, StateCorruptError, StateStore, timeId } from '../../src/state/store.js';
 
 export interface KVHarness {
   /** A new client on the shared store (another process talking to the same etcd). */
@@ -120,6 +120,21 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         await kv.put(`${p}/a`, 'two');
         const second = await kv.get(`${p}/a`);
         expect(BigInt(second!.modRevision)).toBeGreaterThan(BigInt(first!.modRevision));
+      });
+
+      it('range, count and deleteRange work on [from, to): limited, either order, nothing outside', async () => {
+        const kv = await open();
+        const p = newPrefix();
+        for (const k of ['a', 'b', 'c', 'd', 'e']) await kv.put(`${p}/h/${k}`, k);
+        await kv.put(`${p}/hz`, 'outside');
+        const all = { from: `${p}/h/`, to: `${p}/h0` };
+        expect((await kv.range(all, { limit: 2 })).map((e) => e.value)).toEqual(['a', 'b']);
+        expect((await kv.range(all, { limit: 2, descending: true })).map((e) => e.value)).toEqual(['e', 'd']);
+        expect((await kv.range({ from: `${p}/h/b`, to: `${p}/h/d` }, { limit: 10 })).map((e) => e.value)).toEqual(['b', 'c']);
+        expect(await kv.count(all)).toBe(5);
+        expect(await kv.deleteRange({ from: `${p}/h/`, to: `${p}/h/c` })).toBe(2);
+        expect((await kv.list(`${p}/`)).map((e) => e.value)).toEqual(['c', 'd', 'e', 'outside']);
+        expect(await kv.count({ from: `${p}/none/`, to: `${p}/none0` })).toBe(0);
       });
 
       it('delete reports whether the key existed', async () => {
@@ -493,6 +508,78 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         expect(await s.deleteVolume('t', 'v')).toBe(false);
         expect(await s.getVolume('t', 'v')).toBeNull();
         expect(await s.getLastSnapshot('t', 'v')).toBeNull();
+      });
+
+      it('growVolume grows the record, the usage and writes an intent in one step; never shrinks; revertGrow undoes it', async () => {
+        const s = await store();
+        await s.createVolume(volumeRecord('t', 'v'));
+        const GiB = 1 << 30;
+        const intent = { tenant: 't', volume: 'v', fromBytes: 0, toBytes: 2 * GiB, owner: 'me', since: new Date().toISOString() };
+        await expect(s.growVolume({ ...intent, toBytes: 4 * GiB }, { bytes: 3 * GiB })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', field: 'limits.total-size' });
+        expect((await s.getVolume('t', 'v'))?.options.sizeBytes).toBe(GiB);
+        expect(await s.getResize('t', 'v')).toBeNull();
+        const grown = await s.growVolume(intent, { bytes: 3 * GiB });
+        expect(grown).toMatchObject({ ok: true, before: { options: { sizeBytes: GiB } }, after: { options: { sizeBytes: 2 * GiB } } });
+        expect((await s.getUsage('t')).bytes).toBe(2 * GiB);
+        expect(await s.getResize('t', 'v')).toMatchObject({ fromBytes: GiB, toBytes: 2 * GiB });
+        expect(await s.growVolume({ ...intent, toBytes: GiB })).toMatchObject({ ok: false, reason: 'shrink' });
+        expect(await s.growVolume({ ...intent, volume: 'none' })).toEqual({ ok: false, reason: 'no-volume' });
+        expect(await s.revertGrow({ ...intent, fromBytes: GiB })).toBe(true);
+        expect((await s.getVolume('t', 'v'))?.options.sizeBytes).toBe(GiB);
+        expect((await s.getUsage('t')).bytes).toBe(GiB);
+        expect(await s.listResizes()).toEqual([]);
+        await s.growVolume(intent);
+        expect((await s.listResizes()).map((r) => `${r.tenant}/${r.volume}`)).toEqual(['t/v']);
+        await s.finishResize('t', 'v');
+        expect(await s.getResize('t', 'v')).toBeNull();
+        await s.growVolume(intent);
+        expect(await s.deleteVolume('t', 'v')).toBe(true);
+        expect(await s.getResize('t', 'v')).toBeNull();
+      });
+
+      it('an operation is changed only while running and by its owner; with its lease gone it reads as interrupted', async () => {
+        const kv = await open();
+        const s = await store(kv);
+        const lease = await kv.lease(harness.ttlSeconds);
+        const at = new Date().toISOString();
+        const id = timeId();
+        const record = { id, kind: 'resize', tenant: 't', volume: 'v', state: 'running' as const, done: 0, total: 1, unit: 'steps', message: 'starting', by: 'admin', owner: 'test-owner', startedAt: at, updatedAt: at };
+        expect(await s.startOperation(record, lease)).toBe(true);
+        expect(await s.startOperation(record, lease)).toBe(false);
+        expect(await s.updateOperation(id, (r) => ({ ...r, done: 1, message: 'half' }))).toMatchObject({ done: 1, message: 'half' });
+        const stranger = new StateStore(kv, { prefix: s.keys.prefix, owner: 'another-master' });
+        expect(await stranger.updateOperation(id, (r) => ({ ...r, done: 0 }))).toBeNull();
+        expect((await s.getOperation(id))?.state).toBe('running');
+        await lease.revoke();
+        const gone = await stranger.getOperation(id);
+        expect(gone).toMatchObject({ state: 'interrupted', error: { code: 'INTERRUPTED' }, done: 1 });
+        expect(gone?.error?.message).toContain('test-owner');
+        expect(await s.updateOperation(id, (r) => ({ ...r, state: 'done' }))).toBeNull();
+        expect((await s.getOperation(id))?.state).toBe('interrupted');
+        expect(await s.getOperation(timeId())).toBeNull();
+      });
+
+      it('histories (operations, audit) list by time and stay within their count and age bounds', async () => {
+        const s = await store();
+        const entry = (at: Date, tenant: string) => ({
+          id: timeId(at), at: at.toISOString(), who: { name: 'admin', role: 'admin', via: 'token' }, method: 'POST', route: '/v1/x', path: '/v1/x',
+          tenant, outcome: 'ok' as const, master: 'm',
+        });
+        const base = Date.now() - 10 * 86_400_000;
+        const entries = Array.from({ length: 12 }, (_, i) => entry(new Date(base + i * 86_400_000), i % 2 ? 'odd' : 'even'));
+        for (const e of entries) expect(await s.writeAudit(e)).toBe(true);
+        expect((await s.listAudit({ limit: 3 })).map((e) => e.id)).toEqual(entries.slice(-3).map((e) => e.id));
+        expect((await s.listAudit({ tenant: 'odd', limit: 2 })).map((e) => e.id)).toEqual([entries[9]!.id, entries[11]!.id]);
+        expect((await s.listAudit({ since: new Date(base + 9.5 * 86_400_000) })).map((e) => e.id)).toEqual(entries.slice(10).map((e) => e.id));
+        expect((await s.listAudit({ after: entries[10]!.id })).map((e) => e.id)).toEqual([entries[11]!.id]);
+        // 12 entries over 11 days: age 5 days drops the 6 oldest, count 4 two more.
+        expect(await s.pruneAudit({ maxCount: 4, maxAgeMs: 5.5 * 86_400_000 })).toBe(8);
+        expect((await s.listAudit()).map((e) => e.id)).toEqual(entries.slice(8).map((e) => e.id));
+        await s.completeAudit({ ...entries[11]!, outcome: 'refused', status: 403 });
+        expect((await s.listAudit({ after: entries[10]!.id }))[0]).toMatchObject({ outcome: 'refused', status: 403 });
+        await s.dropAudit(entries[11]!.id);
+        expect(await s.listAudit()).toHaveLength(3);
+        expect(await s.pruneOperations({ maxCount: 10, maxAgeMs: 86_400_000 })).toBe(0);
       });
 
       it('concurrent CAS updates of one volume all land', async () => {

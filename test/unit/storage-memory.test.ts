@@ -2,6 +2,10 @@
 // contract's rules (the same errors for the same mistakes), and its fault hooks must fail as the
 // real backends do, or those tests prove nothing.
 
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { TimeoutError } from '../../src/common/timeout.js';
 import { RbdError } from '../../src/storage/errors.js';
@@ -107,7 +111,7 @@ describe('memory storage', () => {
     await s.close();
     await s.close();
     expect(await code(s.listImages('rbd'))).toBe('ENOTCONN');
-    expect(s.stats()).toEqual({ pending: 0, openImages: 0, pools: 0 });
+    expect(s.stats()).toEqual({ pending: 0, running: 0, queued: 0, openImages: 0, pools: 0 });
   });
 });
 
@@ -285,5 +289,80 @@ describe('openStorage', () => {
   it('refuses an unknown backend name', async () => {
     // @ts-expect-error: not a backend
     await expect(openStorage('nfs')).rejects.toThrow(/native, cli, memory/);
+  });
+});
+
+describe('memory storage: export-diff streams', () => {
+  let s: MemoryStorage;
+  let dir: string;
+  const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) % 251 || 1));
+
+  beforeEach(async () => {
+    s = memoryStorage();
+    dir = await mkdtemp(path.join(tmpdir(), 'memory-diff-'));
+    await s.createImage('rbd', 'a', { size: MiB });
+    s.writeData('rbd', 'a', 0, bytes(10_000, 1));
+    s.writeData('rbd', 'a', 300_000, bytes(5000, 2));
+    await s.createSnapshot('rbd', 'a', 's1');
+    s.writeData('rbd', 'a', 8192, Buffer.alloc(4096)); // zeros written over data
+    s.writeData('rbd', 'a', 600_000, bytes(100, 3));
+    await s.resizeImage('rbd', 'a', 2 * MiB);
+    await s.createSnapshot('rbd', 'a', 's2');
+    return () => rm(dir, { recursive: true, force: true });
+  });
+
+  it('1 a chain exported and applied to a fresh image reads as the source snapshots, snapshot by snapshot', async () => {
+    const full = path.join(dir, 'full');
+    const inc = path.join(dir, 'inc');
+    const progress: number[][] = [];
+    const r1 = await s.exportDiff('rbd', 'a', { from: null, to: 's1' }, full, { onProgress: (d, t) => progress.push([d, t]) });
+    const r2 = await s.exportDiff('rbd', 'a', { from: 's1', to: 's2' }, inc);
+    expect(r1).toMatchObject({ fromSnapshot: null, toSnapshot: 's1', size: MiB, wholeObject: false, streamBytes: (await stat(full)).size });
+    expect(r2).toMatchObject({ fromSnapshot: 's1', toSnapshot: 's2', size: 2 * MiB, zeroRecords: 1 });
+    expect(progress).toEqual([[MiB, MiB]]);
+    expect((await stat(full)).mode & 0o777).toBe(0o600);
+    await s.createImage('rbd', 'b', { size: 4096 });
+    await s.applyDiff('rbd', 'b', full);
+    await s.applyDiff('rbd', 'b', inc);
+    expect(s.snapshotNames('rbd', 'b')).toEqual(['s1', 's2']);
+    expect(s.readData('rbd', 'b', 's1').equals(s.readData('rbd', 'a', 's1'))).toBe(true);
+    expect(s.readData('rbd', 'b').equals(s.readData('rbd', 'a', 's2'))).toBe(true);
+    const { wholeObject: _whole, ...summary } = r2;
+    expect(await s.inspectDiff(inc)).toEqual(summary);
+  });
+
+  it('2 keeps the addon’s rules: no overwrite, snapshots in order, a corrupt file changes nothing', async () => {
+    const full = path.join(dir, 'full');
+    await s.exportDiff('rbd', 'a', { from: null, to: 's1' }, full);
+    expect(await code(s.exportDiff('rbd', 'a', { from: null, to: 's1' }, full))).toBe('EEXIST');
+    expect(await code(s.exportDiff('rbd', 'a', { from: 'zz', to: 's1' }, path.join(dir, 'x')))).toBe('ENOENT');
+    expect(await code(s.exportDiff('rbd', 'a', { from: null, to: 'zz' }, path.join(dir, 'x')))).toBe('ENOENT');
+    expect(await code(s.exportDiff('rbd', 'a', { from: null, to: 's1' }, 'relative'))).toBe('TypeError');
+    await s.createImage('rbd', 'b', { size: 4096 });
+    await writeFile(path.join(dir, 'cut'), (await readFile(full)).subarray(0, 40));
+    const err = await s.applyDiff('rbd', 'b', path.join(dir, 'cut')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EBADMSG', op: 'rbd_diff_v1', pool: 'rbd', image: 'b' });
+    expect((err as Error).message).toMatch(/truncated diff stream.*cut/);
+    expect(s.images.get('rbd/b')).toMatchObject({ size: 4096, snapshots: [] });
+    await s.applyDiff('rbd', 'b', full);
+    expect(await code(s.applyDiff('rbd', 'b', full))).toBe('EEXIST');
+    const controller = new AbortController();
+    controller.abort();
+    expect(await code(s.exportDiff('rbd', 'a', { from: 's1', to: 's2' }, path.join(dir, 'c'), { signal: controller.signal }))).toBe('ECANCELED');
+    expect(existsSync(path.join(dir, 'c'))).toBe(false);
+  });
+
+  it('3 a rollback, a clone and a shrink carry the data as librbd does', async () => {
+    s.writeData('rbd', 'a', 0, bytes(100, 9));
+    await s.rollbackSnapshot('rbd', 'a', 's1');
+    expect(s.readData('rbd', 'a').subarray(0, 10_000).equals(bytes(10_000, 1))).toBe(true);
+    await s.protectSnapshot('rbd', 'a', 's1');
+    await s.cloneSnapshot({ pool: 'rbd', image: 'a', snapshot: 's1' }, 'rbd', 'c');
+    expect(s.readData('rbd', 'c').equals(s.readData('rbd', 'a', 's1'))).toBe(true);
+    await s.resizeImage('rbd', 'c', 5000, { allowShrink: true });
+    await s.resizeImage('rbd', 'c', MiB);
+    expect(s.readData('rbd', 'c').subarray(5000, 10_000).equals(Buffer.alloc(5000))).toBe(true);
+    s.failNext('exportDiff', 'ENOSPC');
+    expect(await code(s.exportDiff('rbd', 'a', { from: null, to: 's1' }, path.join(dir, 'f')))).toBe('ENOSPC');
   });
 });

@@ -1,5 +1,6 @@
-// volcli volume: create, get, list, list-all, remove, force-remove. Its runtime and snapshot
-// subcommands are runtime.ts and snapshot.ts.
+// volcli volume: create, get, list, list-all, resize, remove, force-remove. Its runtime and snapshot
+// subcommands are runtime.ts and snapshot.ts. Resize and remove run as operations on the master:
+// volcli follows them with a progress bar (progress.ts) unless --no-wait.
 
 import type { Command } from 'commander';
 import { DRIVER_OPTION_KEYS, parseDriverOptions } from '../../policy/options.js';
@@ -7,6 +8,7 @@ import { formatSize } from '../../policy/units.js';
 import { optOption, optionPairs, tenantName, volumeRef } from '../args.js';
 import type { Act } from '../context.js';
 import * as out from '../output.js';
+import { finish, noWaitOption } from '../progress.js';
 
 /** Adds `volume` and its own subcommands; returns it for runtime.ts and snapshot.ts. */
 export function volumeCommands(program: Command, act: Act): Command {
@@ -62,14 +64,36 @@ export function volumeCommands(program: Command, act: Act): Command {
     );
 
   volume
+    .command('resize')
+    .description('grow a volume to SIZE: its image and, where it is mounted, its filesystem while its containers run (volumes never shrink)')
+    .argument('<tenant/volume>', 'volume')
+    .argument('<size>', 'the new size: a number and a unit (KB, MB, GB, TB; binary), or a number of MB')
+    .addOption(noWaitOption())
+    .addHelpText(
+      'after',
+      '\nThe host that has the volume mounted grows its filesystem (ext4, xfs, btrfs); one that does not answer, or a volume not\n' +
+        'mounted, grows it at the next mount. Refused: a size smaller than the volume (SHRINK_REFUSED), beyond the tenant\'s\n' +
+        'limits.size or limits.total-size. The same size again finishes an earlier resize. Needs an admin token.\n' +
+        'Example: volcli volume resize tenant1/db 20GB',
+    )
+    .action(
+      act(async (ctx, ref, size) => {
+        const { tenant: t, volume: v } = volumeRef(ref!);
+        const op = await (await ctx.master()).resizeVolume(t, v, size!, { wait: false });
+        await finish(ctx, op);
+      }),
+    );
+
+  volume
     .command('remove')
     .description('remove a volume and its data (image and snapshots); refused while mounted or in use')
     .argument('<tenant/volume>', 'volume')
+    .addOption(noWaitOption())
     .action(
       act(async (ctx, ref) => {
         const { tenant: t, volume: v } = volumeRef(ref!);
-        await (await ctx.master()).removeVolume(t, v);
-        ctx.print(`removed ${t}/${v}\n`, { removed: `${t}/${v}` });
+        const op = await (await ctx.master()).startRemoveVolume(t, v);
+        await finish(ctx, op, `removed ${t}/${v}`);
       }),
     );
 

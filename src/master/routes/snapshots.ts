@@ -4,7 +4,9 @@
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
+  OperationRecordSchema,
   SnapshotCopyBody,
+  SnapshotCopyQuery,
   SnapshotList,
   SnapshotParams,
   SnapshotSchema,
@@ -13,16 +15,15 @@ import {
   VolumeRecordSchema,
   errorResponses,
 } from '../../api/schemas.js';
-import { limitsOf, quotaOf } from '../../policy/limits.js';
+import { limitsOf } from '../../policy/limits.js';
 import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
 import { ApiError, isApiError } from '../../api/errors.js';
 import { toErrorBody } from '../errors.js';
 import { claimSnapshotName, claimVolumeName } from '../request-names.js';
-import { emptyBodyIsObject } from './shared.js';
-import { qosOf } from '../../ratelimit/limits.js';
-import { IMAGE_OWNER_KEY } from '../../storage/conventions.js';
+import { createPath, emptyBodyIsObject } from './shared.js';
+import type { VolumeRecord } from '../../state/records.js';
 
 /** Validates a tenant/volume pair given as route parameters or in a body. */
 const names = (ref: { tenant: string; volume: string }) => assertVolumeRef(ref.tenant, ref.volume);
@@ -104,10 +105,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['snapshots'],
-        summary: 'Copy a snapshot into a new volume {tenant, volume} (a clone, flattened later by volsupervisor)',
+        summary: 'Copy a snapshot into a new volume {tenant, volume}: a clone, usable at once, then flattened (an operation)',
+        description:
+          'Answers 201 with the new volume once it exists (the clone); the flatten goes on as an operation (its id in the ' +
+          'Location header). With ?wait=false the answer is 202 with that operation. A master that stops mid-flatten leaves ' +
+          'the copy usable: volsupervisor flattens it.',
         params: SnapshotParams,
+        querystring: SnapshotCopyQuery,
         body: SnapshotCopyBody,
-        response: { 201: VolumeRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
+        response: { 201: VolumeRecordSchema, 202: OperationRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
       },
     },
     async (request, reply) => {
@@ -117,31 +123,43 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       names(target);
       const options = (request.body.options ?? {}) as OptionValues;
       parseDriverOptions(options); // 400 for unknown keys before anything else
-      const intents = app.volumes.intents;
+      const create = createPath(app);
       const requestName = request.body.requestName;
       const build = policyCopyRecord(app.store, options);
-      const claimed = requestName === undefined ? false : await claimVolumeName(app.store, requestName, target);
-      const record = await app.snapshots.copy({ tenant, volume, snapshot }, target, {
-        build: async (input) => ({ ...(await build(input)), ...(requestName === undefined ? {} : { requestName }) }),
-        // Reserves the copy's share of its tenant's usage, within its limits (409 QUOTA_EXCEEDED).
-        prepare: async (r) => {
-          const policy = (await app.store.getTenant(r.tenant))?.policy;
-          const intent = { tenant: r.tenant, volume: r.volume, pool: r.pool, image: r.image, owner: app.store.owner, since: r.createdAt, sizeBytes: r.options.sizeBytes };
-          await intents.put(intent, policy ? quotaOf(limitsOf(policy)) : undefined);
+      const copy = async () => {
+        // The request name (CSI's CreateVolume name) is claimed for the target first and recorded in it.
+        const claimed = requestName === undefined ? false : await claimVolumeName(app.store, requestName, target);
+        return app.snapshots
+          .copy({ tenant, volume, snapshot }, target, {
+            build: async (input) => ({ ...(await build(input)), ...(requestName === undefined ? {} : { requestName }) }),
+            prepare: create.prepare,
+            afterClone: create.mark,
+            commit: create.commit,
+            abandon: create.abandon,
+          })
+          .catch(async (err: unknown) => {
+            // A refusal made nothing: the name is free again.
+            if (claimed && toErrorBody(err).status < 500) await app.store.releaseRequestName(target).catch(() => undefined);
+            throw err;
+          });
+      };
+      let record: VolumeRecord | null = null;
+      // The clone is the point of no return; the flatten after it goes on in the background either way.
+      const { operation } = await app.operations.run(
+        async (accept) => {
+          record = await copy();
+          request.log.info({ source: `${tenant}/${volume}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from snapshot');
+          const op = await accept({ kind: 'copy', tenant, volume, target, by: request.caller.name, message: `flattening ${record.pool}/${record.image}` });
+          const outcome = await app.snapshots.finishClone(record, undefined, op.listener('objects'));
+          const name = `${target.tenant}/${target.volume}`;
+          return { value: record, result: { flatten: outcome }, message: `${name} is a copy of ${tenant}/${volume}@${snapshot}${outcome === 'flattened' ? ', flattened: it no longer depends on the snapshot' : ''}` };
         },
-        // A clone starts with its parent's image metadata: make the owner mark and QoS the copy's own.
-        afterClone: async (r) => {
-          await app.storage.setMetadata(r.pool, r.image, IMAGE_OWNER_KEY, `${r.tenant}/${r.volume}`);
-          await app.storage.setQos(r.pool, r.image, qosOf(r.runtime.rateLimit));
-        },
-        commit: (r) => intents.commit(r),
-        abandon: (r) => intents.delete(r.tenant, r.volume),
-      }).catch(async (err: unknown) => {
-        if (claimed && toErrorBody(err).status < 500) await app.store.releaseRequestName(target).catch(() => undefined);
-        throw err;
-      });
-      request.log.info({ source: `${tenant}/${volume}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from snapshot');
-      return reply.code(201).send(record);
+        { wait: false },
+      );
+      if (operation) request.audit.operation = operation.id;
+      if (request.query.wait === 'false' && operation) return reply.code(202).header('location', `/v1/operations/${operation.id}`).send(operation);
+      if (operation) void reply.header('location', `/v1/operations/${operation.id}`);
+      return reply.code(201).send(record!);
     },
   );
 

@@ -1,12 +1,15 @@
 // Volumes: create (idempotent PUT), get, list per tenant, list all, remove, remove keeping the
-// image (?keep-image=true), force-remove (?force=true).
+// image (?keep-image=true), force-remove (?force=true), resize. A remove with data and a resize run as
+// operations (src/master/operations.ts): ?wait=false answers 202 with the operation at once.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../api/errors.js';
 import {
   CreateVolumeBody,
-  GrowVolumeBody,
+  OperationRecordSchema,
   RemoveVolumeQuery,
+  ResizeBody,
+  WaitQuery,
   TenantParams,
   VolumeList,
   VolumeParams,
@@ -15,10 +18,18 @@ import {
 } from '../../api/schemas.js';
 import { assertName } from '../../policy/names.js';
 import { authorizeDestroy, checkRemoval, type Removal } from '../access.js';
-import { growVolume } from '../grow.js';
+import type { FastifyBaseLogger } from 'fastify';
 import { emptyBodyIsObject } from './shared.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  /** After a remove: the volume's request name (and, with its image gone, its snapshots') is free again. Best effort. */
+  async function releaseNames(log: FastifyBaseLogger, tenant: string, volume: string, snapshotsToo: boolean): Promise<void> {
+    if (snapshotsToo) {
+      await app.store.releaseSnapshotNames(tenant, volume).catch((err: unknown) => log.warn({ err, tenant, volume }, 'could not release the request names of its snapshots'));
+    }
+    await app.store.releaseRequestName({ tenant, volume }).catch((err: unknown) => log.warn({ err, tenant, volume }, 'could not release its request name'));
+  }
+
   app.get(
     '/v1/volumes',
     { schema: { tags: ['volumes'], summary: 'List every volume of every tenant', response: { 200: VolumeList, ...errorResponses(401, 503) } } },
@@ -66,6 +77,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const name = request.body?.requestName;
       const { record, created } = await app.volumes.create(tenant, volume, request.body?.options ?? {}, name === undefined ? undefined : { name });
       if (created) request.log.info({ tenant, volume, pool: record.pool, image: record.image, by: request.caller.name }, 'volume created');
+      else request.audit.unchanged = true;
       return reply.code(created ? 201 : 200).send(record);
     },
   );
@@ -98,7 +110,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'A host token may use keep-image=true, and remove only ephemeral volumes with their data; force needs an admin.',
         params: VolumeParams,
         querystring: RemoveVolumeQuery,
-        response: { 204: { type: 'null' }, ...errorResponses(400, 401, 403, 404, 409, 503) },
+        response: { 202: OperationRecordSchema, 204: { type: 'null' }, ...errorResponses(400, 401, 403, 404, 409, 500, 503) },
       },
     },
     async (request, reply) => {
@@ -118,31 +130,57 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         const record = await app.volumes.removeRecords(tenant, volume);
         request.log.info({ tenant, volume, pool: record.pool, image: record.image, by }, 'volume record removed; the image is kept');
       } else {
-        const record = await app.volumes.remove(tenant, volume, (r) => authorizeDestroy(request.caller, r));
-        request.log.info({ tenant, volume, pool: record.pool, image: record.image, by }, 'volume removed');
-        // Its snapshots went with the image: their request names are free again.
-        await app.store.releaseSnapshotNames(tenant, volume).catch((err: unknown) => request.log.warn({ err, tenant, volume }, 'could not release the request names of its snapshots'));
+        const wait = request.query.wait !== 'false';
+        const { operation } = await app.operations.run(
+          async (accept) => {
+            const record = await app.volumes.remove(
+              tenant,
+              volume,
+              (r) => authorizeDestroy(request.caller, r),
+              (r) => accept({ kind: 'remove', tenant, volume, by, message: `removing ${r.pool}/${r.image}` }),
+            );
+            request.log.info({ tenant, volume, pool: record.pool, image: record.image, by }, 'volume removed');
+            // Its snapshots went with the image, and the volume is gone: their request names are free again.
+            await releaseNames(request.log, tenant, volume, true);
+            return { value: record, result: { pool: record.pool, image: record.image }, message: `removed ${tenant}/${volume} and its image ${record.pool}/${record.image}` };
+          },
+          { wait },
+        );
+        if (operation) request.audit.operation = operation.id;
+        if (!wait && operation) return reply.code(202).header('location', `/v1/operations/${operation.id}`).send(operation);
+        return reply.code(204).send();
       }
-      await app.store.releaseRequestName({ tenant, volume }).catch((err: unknown) => request.log.warn({ err, tenant, volume }, 'could not release its request name'));
+      await releaseNames(request.log, tenant, volume, false);
       return reply.code(204).send();
     },
   );
 
-  app.put(
-    '/v1/volumes/:tenant/:volume/size',
+  app.post(
+    '/v1/volumes/:tenant/:volume/resize',
     {
       schema: {
         tags: ['volumes'],
-        summary: 'Grow a volume\'s image to sizeBytes (never shrinks: a larger volume is returned as it is)',
+        summary: 'Grow a volume: its record, its image and, where it is mounted, its filesystem (containers keep running)',
         description:
-          'Within the tenant\'s limits (422 LIMIT_EXCEEDED for limits.size, 409 QUOTA_EXCEEDED for limits.total-size). The filesystem ' +
-          'is grown on the host that has it mounted (the CSI node\'s NodeExpandVolume).',
+          'Body {"size": "20GB"}. Refused: a smaller size (422 SHRINK_REFUSED), beyond limits.size (422 LIMIT_EXCEEDED) or limits.total-size ' +
+          '(409 QUOTA_EXCEEDED). The host holding the volume grows the filesystem (ext4, xfs, btrfs); one that does not answer grows it ' +
+          'at the next mount (result.filesystem "pending"). The same size again finishes an earlier resize. Answers 200 with the ' +
+          'operation when done, or 202 at once with ?wait=false (poll GET /v1/operations/:id).',
         params: VolumeParams,
-        body: GrowVolumeBody,
-        response: { 200: VolumeRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 503) },
+        querystring: WaitQuery,
+        body: ResizeBody,
+        response: { 200: OperationRecordSchema, 202: OperationRecordSchema, ...errorResponses(400, 401, 403, 404, 409, 422, 500, 503) },
       },
     },
-    async (request) => growVolume({ store: app.store, storage: app.storage, log: request.log }, request.params.tenant, request.params.volume, request.body.sizeBytes),
+    async (request, reply) => {
+      const { tenant, volume } = request.params;
+      const wait = request.query.wait !== 'false';
+      const { operation } = await app.operations.run((accept) => app.resizer.resize(tenant, volume, request.body.size, request.caller.name, accept), { wait });
+      if (!operation) throw new Error('a resize ended without an operation');
+      request.audit.operation = operation.id;
+      if (!wait) return reply.code(202).header('location', `/v1/operations/${operation.id}`).send(operation);
+      return reply.code(200).send(operation);
+    },
   );
 };
 

@@ -6,7 +6,7 @@
 
 import type { Lease } from '../../state/kv.js';
 import type { MountRecord, VolumeFormat, VolumeRecord } from '../../state/records.js';
-import type { MountRefusal, StateStore } from '../../state/store.js';
+import type { MountRefusal, ReleaseOutcome, StateStore } from '../../state/store.js';
 import { PluginError } from '../errors.js';
 import type { HostIdentity } from '../mounts/host-id.js';
 import type { HostLease } from './lease.js';
@@ -17,13 +17,16 @@ export function describeHolder(holder: MountRecord): string {
   return `${where} since ${holder.since}`;
 }
 
-/** The error a mount gets when the lock is not free (`ttlSeconds`: the lock TTL, for the hint). */
-export function refusalError(name: string, refusal: MountRefusal, ttlSeconds: number): PluginError {
+/**
+ * The error a mount gets when the lock is not free (`ttlSeconds`: the lock TTL, for the hint;
+ * `asked`: what the holder said when asked to release it).
+ */
+export function refusalError(name: string, refusal: MountRefusal, ttlSeconds: number, asked?: string): PluginError {
   switch (refusal.reason) {
     case 'held':
       return new PluginError(
         'LOCKED',
-        `${name} is mounted on ${describeHolder(refusal.holder)}: unmount it there (stop its containers) first. ` +
+        `${name} is mounted on ${describeHolder(refusal.holder)}${asked ? ` (${asked})` : ''}: unmount it there (stop its containers) first. ` +
           `If that host is down, its lock expires within ${ttlSeconds} s and this host may mount it then`,
       );
     case 'excluded': {
@@ -110,6 +113,22 @@ export class MountLocks {
     return this.store.releaseMount(tenant, volume, { hostId: this.host.id, lease: leaseId });
   }
 
+  /**
+   * True when this host holds the volume's lock under its live lease, as acquisition `generation`
+   * (when known): what a kept (idle) mount needs before it is handed out again.
+   */
+  async heldNow(tenant: string, volume: string, generation: number | null): Promise<boolean> {
+    const live = this.lease.currentId;
+    if (!live) return false;
+    const holder = await this.store.getMount(tenant, volume);
+    return !!holder && holder.hostId === this.host.id && holder.lease === live && (generation === null || holder.generation === generation);
+  }
+
+  /** Asks another host that holds the volume's lock to let go of it if it only keeps it idle (state/release.ts). */
+  askRelease(holder: MountRecord): Promise<ReleaseOutcome> {
+    return this.store.askRelease(holder);
+  }
+
   /** Releases the volume's lock if this host holds it (under any of its leases). */
   async releaseIfOurs(tenant: string, volume: string): Promise<boolean> {
     const holder = await this.store.getMount(tenant, volume);
@@ -119,8 +138,8 @@ export class MountLocks {
 
   /** The volume's record and format marks as etcd has them now (read under the lock, for the format decision). */
   async volume(tenant: string, volume: string): Promise<(VolumeRecord & VolumeFormat) | null> {
-    const record = await this.store.getVolume(tenant, volume);
-    return record && { ...record, ...(await this.store.getVolumeFormat(tenant, volume)) };
+    const [record, format] = await Promise.all([this.store.getVolume(tenant, volume), this.store.getVolumeFormat(tenant, volume)]);
+    return record && { ...record, ...format };
   }
 
   /** Records a step of the volume's one format, only while this host holds its lock under `lease`. */

@@ -5,9 +5,11 @@
 import { rmdir } from 'node:fs/promises';
 import type { Fencing } from '../../fencing/index.js';
 import { unmountAll } from '../../mapper/fs.js';
+import { hostLeaseLosses, volumesLost } from '../../metrics/families.js';
 import type { Mapping } from '../../mapper/types.js';
 import { describeHolder, refusalError, type LockClaim, type MountLocks } from '../cluster/mount-lock.js';
 import { messageOf } from '../errors.js';
+import { isIdle } from '../mounts/idle.js';
 import type { KeyedMutex } from '../mounts/keyed-mutex.js';
 import { splitVolumeKey, volumeKey, type LocalState, type LocalVolume } from '../mounts/local-state.js';
 import type { MountManager } from '../mounts/manager.js';
@@ -33,7 +35,7 @@ function claimOf(entry: LocalVolume): LockClaim {
 
 export interface ActionParts {
   locks: MountLocks;
-  manager: Pick<MountManager, 'teardown' | 'applyLimits' | 'cleanupMapping'>;
+  manager: Pick<MountManager, 'teardown' | 'letGo' | 'applyLimits' | 'cleanupMapping'>;
   fencing: Fencing;
   local: LocalState;
   mutex: KeyedMutex;
@@ -88,6 +90,12 @@ export class ConvergenceActions {
           if (!entry || entry.refs.length > 0) return;
           await manager.teardown(entry);
           return;
+        case 'drop-idle':
+          if (!entry || !isIdle(entry)) return;
+          if (action.fence) await this.lost(entry, action.why);
+          log.info({ volume: action.volume, why: action.why }, 'letting go of an idle volume');
+          await manager.letGo(entry);
+          return;
         case 'release-lock': {
           if (entry && !entry.lost) return;
           const released = await locks.release(tenant, volume, action.lease);
@@ -128,6 +136,7 @@ export class ConvergenceActions {
   private async lost(entry: LocalVolume, why: string): Promise<void> {
     const name = volumeKey(entry.tenant, entry.volume);
     entry.lost = `${why}; noticed ${new Date().toISOString()}`;
+    volumesLost.inc({ reason: 'lock' });
     await this.parts.fencing.fenceSelf(entry.mapping, name);
     await this.parts.local.save();
     this.parts.log.error(
@@ -148,6 +157,8 @@ export class ConvergenceActions {
     const at = new Date().toISOString();
     const entries = local.all().filter((e) => !e.lost);
     for (const entry of entries) entry.lost = `the host lease was not renewed in time (${messageOf(err)}); I/O stopped at ${at}`;
+    hostLeaseLosses.inc();
+    volumesLost.inc({ reason: 'lease' }, entries.length);
     const inFlight = this.parts.inFlight?.() ?? [];
     await Promise.all([
       ...entries.map((e) => fencing.stopIo(e.mapping, volumeKey(e.tenant, e.volume))),

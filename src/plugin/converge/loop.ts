@@ -3,6 +3,7 @@
 // for (plan.ts, pure), and perform them (actions.ts). It runs at start, every --converge-seconds,
 // and soon after anything relevant changes (triggers.ts).
 
+import { convergenceActions, convergenceProblems, convergenceRounds } from '../../metrics/families.js';
 import type { RateLimiter } from '../../ratelimit/index.js';
 import { messageOf } from '../errors.js';
 import type { ConvergenceActions } from './actions.js';
@@ -74,7 +75,13 @@ export class Convergence {
       try {
         do {
           this.again = false;
-          await this.round(reason).catch((err: unknown) => this.parts.log.error({ err: messageOf(err) }, 'convergence round failed'));
+          await this.round(reason).then(
+            () => convergenceRounds.inc({ result: 'ok' }),
+            (err: unknown) => {
+              convergenceRounds.inc({ result: 'error' });
+              this.parts.log.error({ err: messageOf(err) }, 'convergence round failed');
+            },
+          );
         } while (this.again && !this.stopped);
       } finally {
         this.running = null;
@@ -114,13 +121,16 @@ export class Convergence {
     for (const action of plan.actions) {
       try {
         await this.parts.actions.act(action);
+        if (action.kind !== 'apply-limits' || action.changed) convergenceActions.inc({ action: action.kind, result: 'ok' });
       } catch (err) {
+        convergenceActions.inc({ action: action.kind, result: 'error' });
         failures.push(`${action.kind} ${action.volume}: ${messageOf(err)}`);
         this.parts.log.warn({ action: action.kind, volume: action.volume, err: messageOf(err) }, 'convergence action failed; retried next round');
       }
     }
     await this.parts.limits.sweepAhead().catch(() => undefined);
     this.problems = failures;
+    convergenceProblems.set(plan.problems.length + failures.length);
     await this.parts.triggers.ensureWatches();
     const acted = plan.actions.filter((a) => a.kind !== 'apply-limits' || a.changed);
     const level = acted.length > 0 || failures.length > 0 ? 'info' : 'debug';

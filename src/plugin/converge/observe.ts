@@ -45,7 +45,7 @@ export class HostObserver {
       if (!e.lost && !(await mapper.isMapped(e.mapping).catch(() => true))) broken.add(volumeKey(e.tenant, e.volume));
     }
     const { locks, locksKnown, limits } = await this.fromEtcd(entries);
-    return { hostId, leaseId, locksKnown, entries, mounts, mappings, locks, limits, broken, busy: new Set(mutex.keys()), mountRoot };
+    return { hostId, leaseId, locksKnown, entries, mounts, mappings, locks, limits, broken, busy: new Set(mutex.keys()), mountRoot, now: Date.now() };
   }
 
   private async liveLease(): Promise<string | null> {
@@ -67,9 +67,11 @@ export class HostObserver {
       const ours = new Set(entries.map((e) => volumeKey(e.tenant, e.volume)));
       locks = (await store.listMounts()).filter((l) => l.hostId === hostId || ours.has(volumeKey(l.tenant, l.volume)));
       locksKnown = true;
-      for (const e of entries) {
-        const record = await store.getVolume(e.tenant, e.volume);
-        if (record) limits.set(volumeKey(e.tenant, e.volume), record.runtime.rateLimit);
+      // All at once: the etcd client sends concurrent gets together (src/state/etcd-reads.ts), so
+      // 200 mounted volumes cost two etcd requests, not 200 one after the other.
+      const records = await Promise.all(entries.map((e) => store.getVolume(e.tenant, e.volume)));
+      for (const record of records) {
+        if (record) limits.set(volumeKey(record.tenant, record.volume), record.runtime.rateLimit);
       }
     } catch (err) {
       this.parts.log.warn({ err: messageOf(err) }, 'cannot read mount locks from etcd this round');

@@ -9,6 +9,7 @@ import type { Mapping } from '../../mapper/types.js';
 import type { MountInfo } from '../../mapper/mountinfo.js';
 import type { RateLimit } from '../../policy/types.js';
 import type { MountRecord } from '../../state/records.js';
+import { graceOver, isIdle } from '../mounts/idle.js';
 import type { LocalVolume } from '../mounts/local-state.js';
 import { volumeKey } from '../mounts/local-state.js';
 import { sameLimits } from '../../ratelimit/index.js';
@@ -32,6 +33,8 @@ export interface Observation {
   /** Volumes with a Mount/Unmount/Remove in progress: the loop leaves them alone this round. */
   busy: ReadonlySet<string>;
   mountRoot: string;
+  /** When the observation was made (ms since the epoch): the end of idle volumes' grace is compared with it. */
+  now: number;
 }
 
 export type Action =
@@ -46,6 +49,12 @@ export type Action =
   | { kind: 'lost-lock'; volume: string; holder: MountRecord }
   /** No references left (an Unmount that failed half-way): finish the teardown. */
   | { kind: 'teardown'; volume: string }
+  /**
+   * An idle volume (kept after its last Unmount) whose grace is over, or whose lock is no longer
+   * held under the live lease: let go of it; `fence` first when the lock vanished or another host
+   * holds it (this host's client must not write to it again).
+   */
+  | { kind: 'drop-idle'; volume: string; why: string; fence: boolean }
   /** The volume's rate limits differ from what was applied, or containers may need them. */
   | { kind: 'apply-limits'; volume: string; limits: RateLimit; changed: boolean }
   /** A lock of this host for a volume it no longer has, or has lost. */
@@ -70,6 +79,17 @@ export function volumeOfMountpoint(mountRoot: string, mountPoint: string): strin
   return `${rest[0]}/${rest[1]}`;
 }
 
+/** Why an idle volume must go now (see the 'drop-idle' action), or null while it may stay. */
+function idleDrop(entry: LocalVolume, o: Observation, lock: MountRecord | undefined): { why: string; fence: boolean } | null {
+  if (o.locksKnown) {
+    if (!lock) return { why: 'its mount lock vanished while it was idle', fence: true };
+    if (lock.hostId !== o.hostId) return { why: `host ${lock.host} (host id ${lock.hostId}) holds its mount lock`, fence: true };
+    if (o.leaseId && lock.lease !== o.leaseId) return { why: 'its mount lock is held under an earlier lease of this host (a restart)', fence: false };
+  }
+  if (graceOver(entry, o.now)) return { why: 'its grace is over', fence: false };
+  return null;
+}
+
 export function planConvergence(o: Observation): Plan {
   const actions: Action[] = [];
   const problems: string[] = [];
@@ -81,6 +101,11 @@ export function planConvergence(o: Observation): Plan {
     const mounted = o.mounts.some((m) => m.mountPoint === entry.mountpoint);
 
     if (entry.refs.length === 0) {
+      if (isIdle(entry)) {
+        const drop = idleDrop(entry, o, locks.get(key));
+        if (drop) actions.push({ kind: 'drop-idle', volume: key, ...drop });
+        continue;
+      }
       actions.push({ kind: 'teardown', volume: key });
       continue;
     }
@@ -155,6 +180,7 @@ export function planConvergence(o: Observation): Plan {
     'adopt-lock': 1,
     'take-lock': 1,
     teardown: 2,
+    'drop-idle': 2,
     'release-lock': 3,
     'cleanup-mount': 4,
     'cleanup-mapping': 5,

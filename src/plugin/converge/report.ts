@@ -6,6 +6,7 @@ import type { HostReport } from '../../state/records.js';
 import type { StateStore } from '../../state/store.js';
 import type { HostLease } from '../cluster/lease.js';
 import type { HostIdentity } from '../mounts/host-id.js';
+import { isIdle } from '../mounts/idle.js';
 import type { LocalState, LocalVolume } from '../mounts/local-state.js';
 
 /** The host report as `volcli mount list` shows it. */
@@ -16,14 +17,20 @@ export function hostReport(host: HostIdentity, version: string, entries: LocalVo
     pid: process.pid,
     version,
     reportedAt: new Date().toISOString(),
-    mounts: entries.map((e) => ({
-      tenant: e.tenant,
-      volume: e.volume,
-      device: e.mapping.device ?? '',
-      mountpoint: e.mountpoint,
-      mapper: e.mapping.kind,
-      references: e.refs.length,
-    })),
+    mounts: entries
+      .filter((e) => !isIdle(e))
+      .map((e) => ({
+        tenant: e.tenant,
+        volume: e.volume,
+        device: e.mapping.device ?? '',
+        mountpoint: e.mountpoint,
+        mapper: e.mapping.kind,
+        references: e.refs.length,
+      })),
+    // Kept after the last Unmount for the grace: no container uses them; another host gets them on asking.
+    idle: entries
+      .filter(isIdle)
+      .map((e) => ({ tenant: e.tenant, volume: e.volume, device: e.mapping.device ?? '', mountpoint: e.mountpoint, mapper: e.mapping.kind, until: e.idleUntil! })),
     problems,
   };
 }

@@ -1,5 +1,6 @@
-// The VolumeDriver behind the protocol server: checks names and options, asks the master about
-// volumes, and hands Mount and Unmount to the mount manager.
+// The VolumeDriver behind the protocol server: checks names and options, reads volume records
+// (from etcd, as the master does), asks the master to create and remove volumes, and hands Mount
+// and Unmount to the mount manager.
 
 import { PolicyError } from '../../policy/errors.js';
 import { parseVolumeRef, type VolumeRef } from '../../policy/names.js';
@@ -25,7 +26,10 @@ export function parseName(name: string): VolumeRef {
 }
 
 export interface DriverOptions {
+  /** Creates and removes volumes. */
   master: MasterClient;
+  /** Reads volume records (cluster/volume-records.ts: etcd, one read instead of a request to the master). */
+  volumes: Pick<MasterClient, 'getVolume'>;
   /** Who has the volume mounted (lock holder or a host's report), or null. */
   mountedWhere: (tenant: string, volume: string) => Promise<string | null>;
   manager: MountManager;
@@ -51,14 +55,16 @@ export class Driver implements VolumeDriver {
     const { tenant, volume } = parseName(name);
     await this.o.mutex.run(volumeKey(tenant, volume), async () => {
       const entry = this.o.local.get(tenant, volume);
-      if (entry) {
+      if (entry && entry.refs.length > 0) {
         throw new PluginError(
           'IN_USE',
           `${name} is mounted on this host (${entry.refs.length} reference${entry.refs.length === 1 ? '' : 's'}): stop the containers that use it, then remove it`,
         );
       }
+      // Kept idle after its last Unmount (or waiting for its teardown): let go of it now.
+      if (entry) await this.o.manager.letGo(entry);
       // `docker volume rm` drops the records; the data goes too only for an ephemeral volume.
-      const record = await this.o.master.getVolume(tenant, volume, signal);
+      const record = await this.o.volumes.getVolume(tenant, volume, signal);
       if (record.options.ephemeral) {
         await this.o.master.removeVolume(tenant, volume, { keepImage: false }, signal);
         return;
@@ -90,7 +96,7 @@ export class Driver implements VolumeDriver {
     const { tenant, volume } = parseName(name);
     const entry = this.o.local.get(tenant, volume);
     try {
-      const record = await this.o.master.getVolume(tenant, volume, signal);
+      const record = await this.o.volumes.getVolume(tenant, volume, signal);
       return {
         Name: name,
         Mountpoint: entry?.mountpoint ?? '',
@@ -107,8 +113,8 @@ export class Driver implements VolumeDriver {
       if (isPluginError(err, 'VOLUME_NOT_FOUND')) {
         throw new PluginError('VOLUME_NOT_FOUND', `volume ${name} does not exist: create it with docker volume create -d volplugin --name ${name}`);
       }
-      // Docker asks Get before Unmount: with the master down, a mounted volume still answers.
-      if (entry && isPluginError(err, 'MASTER_UNAVAILABLE')) return { Name: name, Mountpoint: entry.mountpoint };
+      // Docker asks Get before Unmount: with etcd down, a mounted volume still answers.
+      if (entry && (isPluginError(err, 'STATE_UNAVAILABLE') || isPluginError(err, 'MASTER_UNAVAILABLE'))) return { Name: name, Mountpoint: entry.mountpoint };
       throw err;
     }
   }

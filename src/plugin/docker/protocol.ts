@@ -5,6 +5,7 @@
 // answer is always ours, not dockerd's timeout.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dockerRequestDuration } from '../../metrics/families.js';
 import { PluginError, messageOf } from '../errors.js';
 
 export const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
@@ -197,6 +198,7 @@ export function createProtocolServer(driver: VolumeDriver, options: ProtocolOpti
       return;
     }
     const started = Date.now();
+    const observe = dockerRequestDuration.startTimer({ method });
     void (async () => {
       let body: Body = {};
       try {
@@ -205,11 +207,13 @@ export function createProtocolServer(driver: VolumeDriver, options: ProtocolOpti
         const level = method === 'VolumeDriver.Get' || method === 'VolumeDriver.List' || method === 'VolumeDriver.Path' ? 'debug' : 'info';
         log?.[level]({ method, name: body.Name, id: body.ID, ms: Date.now() - started }, 'docker request served');
         answer(res, 200, result);
+        observe({ result: 'ok' });
       } catch (err) {
         const code = err instanceof PluginError ? err.code : 'INTERNAL';
         const level = method === 'VolumeDriver.Get' && code === 'VOLUME_NOT_FOUND' ? 'debug' : 'warn';
         log?.[level]({ method, name: body.Name, id: body.ID, code, err: messageOf(err), ms: Date.now() - started }, 'docker request failed');
         answer(res, 200, { Err: messageOf(err) });
+        observe({ result: 'error' });
       }
     })();
   });

@@ -3,12 +3,13 @@
 
 import { rmdir } from 'node:fs/promises';
 import * as fs from '../../mapper/fs.js';
-import type { DeviceContents } from '../../mapper/fs.js';
+import type { DeviceContents, ProbeOptions } from '../../mapper/fs.js';
+import { growMountedFilesystem, growUnmounted, type GrowReport } from '../../mapper/grow.js';
 import { deviceNumberOf, type DeviceNumber } from '../../ratelimit/index.js';
 
 export interface HostOps {
   /** What the device holds (see mapper/fs.ts probeDevice); DeviceReadError when it cannot be read. */
-  probeDevice(device: string): Promise<DeviceContents>;
+  probeDevice(device: string, options?: ProbeOptions): Promise<DeviceContents>;
   formatDevice(command: string, device: string): Promise<void>;
   /** Removes every filesystem signature (before formatting again after an unfinished first format). */
   wipeSignatures(device: string): Promise<void>;
@@ -17,6 +18,12 @@ export interface HostOps {
   mountsAt(dir: string): Promise<number>;
   deviceNumber(device: string): Promise<DeviceNumber>;
   removeDir(dir: string): Promise<void>;
+  /** The device's size in bytes (an ioctl, no I/O). */
+  deviceBytes(device: string): Promise<number>;
+  /** Grows the filesystem mounted at `dir` from `device` to the device's size (mapper/grow.ts); GrowError when it cannot. */
+  growFilesystem(device: string, dir: string): Promise<GrowReport>;
+  /** Grows the unmounted filesystem of `type` (ext only) on `device` to the device's size. */
+  growUnmounted(type: string, device: string): Promise<void>;
 }
 
 /** The real host; `mkfsAllow` is the programs a filesystem command may run here (--mkfs-allow). */
@@ -30,5 +37,8 @@ export function realHostOps(options: { mkfsAllow?: readonly string[] } = {}): Ho
     mountsAt: fs.mountsAt,
     deviceNumber: deviceNumberOf,
     removeDir: (dir) => rmdir(dir).catch(() => undefined),
+    deviceBytes: fs.deviceSize,
+    growFilesystem: growMountedFilesystem,
+    growUnmounted,
   };
 }

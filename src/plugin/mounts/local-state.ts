@@ -33,6 +33,11 @@ export interface LocalVolume {
   lost: string | null;
   /** Which acquisition of the mount lock this mount holds (null in tables from before it existed). */
   lockGeneration: number | null;
+  /**
+   * Set (when the grace ends, ISO time) while the volume has no references and is kept mapped,
+   * mounted and locked for a next Mount on this host (the --unmount-grace period: idle.ts).
+   */
+  idleUntil: string | null;
 }
 
 export function volumeKey(tenant: string, volume: string): string {
@@ -102,6 +107,7 @@ export class LocalState {
           lost: v.lost ?? null,
           appliedLimits: v.appliedLimits ?? null,
           lockGeneration: v.lockGeneration ?? null,
+          idleUntil: v.idleUntil ?? null,
         });
       }
       return { corrupt: null };

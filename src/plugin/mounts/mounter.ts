@@ -4,17 +4,23 @@
 // to the host lease), fence the previous holder if it did not let go cleanly, set librbd QoS, map
 // the image (refused without a Ceph client address another host could fence), note which Ceph
 // client holds it (image metadata and the lock record), format it at most once in its life
-// (format.ts), mount it at MOUNT-ROOT/tenant/volume, and remember it in the host's mount table.
+// (format.ts), mount it at MOUNT-ROOT/tenant/volume (growing a filesystem smaller than its device
+// first or right after: grow.ts), and remember it in the host's mount table.
 // Each step that changes the host or the cluster pushes its undo: a failure anywhere reverses
 // everything done so far, so nothing stays locked, mapped or mounted.
 //
 // The teardown goes the other way: unmount, unmap, clear the holder note, forget, release the lock.
 
 import path from 'node:path';
+import { StepTimes, type StepRecorder } from '../../common/steps.js';
 import type { Fencing } from '../../fencing/index.js';
-import { DeviceReadError } from '../../mapper/fs.js';
+import { DeviceReadError, type DeviceContents } from '../../mapper/fs.js';
+import type { GrowReport } from '../../mapper/grow.js';
+import { mountDuration, mountFailures, mountStepDuration, timeResult, unmountDuration, unmountStepDuration } from '../../metrics/families.js';
+import { MeteredSteps } from '../../metrics/steps.js';
 import type { Mapper, Mapping } from '../../mapper/types.js';
 import { UNLIMITED, type RateLimiter } from '../../ratelimit/index.js';
+import type { QosLimits } from '../../storage/types.js';
 import { StateUnavailableError } from '../../state/kv.js';
 import type { VolumeRecord } from '../../state/records.js';
 import type { MountLocks, TakenLock } from '../cluster/mount-lock.js';
@@ -22,6 +28,7 @@ import { refusalError } from '../cluster/mount-lock.js';
 import { PluginError, messageOf } from '../errors.js';
 import { pauseAt, type PluginFailpoints } from '../failpoints.js';
 import { decideFormat, unreadableMessage } from './format.js';
+import { growMounted, growthPending, growToDevice } from './grow.js';
 import type { HostIdentity } from './host-id.js';
 import type { HostOps } from './host-ops.js';
 import type { LocalState, LocalVolume } from './local-state.js';
@@ -44,6 +51,8 @@ interface MountJob {
   since: string;
   undo: UndoStack;
   signal: AbortSignal;
+  /** Where each step's time goes (the log line, the bench, and the step histograms of src/metrics). */
+  steps: MeteredSteps;
 }
 
 type HeldLock = Extract<TakenLock, { ok: true }>;
@@ -54,7 +63,7 @@ export interface MounterParts {
   mountRoot: string;
   locks: MountLocks;
   fencing: Fencing;
-  limits: Pick<RateLimiter, 'applyQos'>;
+  limits: Pick<RateLimiter, 'qosChanges' | 'writeQos'>;
   mapper: Mapper;
   hostOps: HostOps;
   local: LocalState;
@@ -88,8 +97,10 @@ export class Mounter {
   }
 
   /** The first mount of a volume on this host, holding reference `id`; undone entirely if any step fails. */
-  async mount(record: VolumeRecord, id: string, signal: AbortSignal): Promise<LocalVolume> {
+  async mount(record: VolumeRecord, id: string, signal: AbortSignal, recorder: StepRecorder = new StepTimes()): Promise<LocalVolume> {
     const { tenant, volume } = record;
+    const mapper = this.parts.mapper.kind;
+    const steps = new MeteredSteps(recorder, mountStepDuration, mapper);
     const job: MountJob = {
       record,
       name: volumeKey(tenant, volume),
@@ -97,27 +108,37 @@ export class Mounter {
       since: new Date().toISOString(),
       undo: new UndoStack(),
       signal,
+      steps,
     };
     const started = Date.now();
     try {
-      const lock = await this.takeLock(job);
+      const lock = await steps.time('lock', () => this.takeLock(job));
       await pauseAt(this.parts.failpoints, 'after-lock');
-      await this.fencePreviousHolder(job);
-      await this.setQos(job);
-      const mapping = await this.map(job);
-      await this.noteHolder(job, lock, mapping);
-      await this.prepareFilesystem(job, lock, mapping.device);
-      await this.mountFilesystem(job, mapping.device);
-      const entry = await this.remember(job, mapping, lock, id);
+      // The holder note and the image's QoS are read at once; QoS is written (rarely: the master
+      // sets it) only after any fencing, so that no write waits on a holder that is being fenced.
+      const [, qos] = await Promise.all([steps.time('fence', () => this.fencePreviousHolder(job)), steps.time('qos', () => this.qosChanges(job))]);
+      if (qos) await steps.time('qos.write', () => this.writeQos(job, qos));
+      const mapping = await steps.time('map', () => this.map(job));
+      await steps.time('note', () => this.noteHolder(job, lock, mapping));
+      const contents = await steps.time('format', () => this.prepareFilesystem(job, lock, mapping.device));
+      // A resize the filesystem has not followed yet (made while unmounted, during a takeover, or deferred) is finished here.
+      const grow = growthPending(contents);
+      if (grow?.when === 'before-mount') await steps.time('grow', () => growToDevice(this.parts, job.name, mapping.device, job.mountpoint, grow));
+      await steps.time('mount', () => this.mountFilesystem(job, mapping.device));
+      if (grow?.when === 'after-mount') await steps.time('grow', () => growToDevice(this.parts, job.name, mapping.device, job.mountpoint, grow));
+      const entry = await steps.time('record', () => this.remember(job, mapping, lock, id));
       // The commit point: past it, Docker is told the mount worked. A lease lost meanwhile means the
       // lock may be gone: the mount is undone (the lease-loss handler cannot see it yet).
       signal.throwIfAborted();
       if (lock.lease.lost) throw new PluginError('LOCKED', `lost the mount lock of ${job.name} while mounting it (etcd lease not renewed in time); try again`);
       job.undo.commit();
+      mountDuration.observe({ mapper, result: 'ok' }, (Date.now() - started) / 1000);
       this.parts.log.info({ volume: job.name, id, device: mapping.device, mountpoint: job.mountpoint, ms: Date.now() - started }, 'volume mounted');
       return entry;
     } catch (err) {
       const failed = await job.undo.rollback(this.parts.log);
+      mountFailures.inc({ mapper, step: job.steps.failed ?? 'commit' });
+      mountDuration.observe({ mapper, result: 'error' }, (Date.now() - started) / 1000);
       const wrapped = wrapState(err);
       this.parts.log.warn({ volume: job.name, err: messageOf(wrapped), leftovers: failed.map((f) => f.what) }, 'mount failed and was undone');
       throw wrapped;
@@ -131,16 +152,18 @@ export class Mounter {
   /** The volume's cross-host lock, for this host under its live lease (LOCKED when another host holds it). */
   private async takeLock(job: MountJob): Promise<HeldLock> {
     const { tenant, volume } = job.record;
-    const lock = await this.parts.locks.take({
-      tenant,
-      volume,
-      device: '',
-      mountpoint: job.mountpoint,
-      mapper: this.parts.mapper.kind,
-      clientAddress: null,
-      since: job.since,
-    });
-    if (!lock.ok) throw refusalError(job.name, lock, this.parts.locks.lease.ttlSeconds);
+    const { locks, host, log } = this.parts;
+    const claim = { tenant, volume, device: '', mountpoint: job.mountpoint, mapper: this.parts.mapper.kind, clientAddress: null, since: job.since };
+    let lock = await locks.take(claim);
+    let asked: string | undefined;
+    // Another host that only keeps the volume idle (its grace after the last Unmount) lets go of it when asked.
+    if (!lock.ok && lock.reason === 'held' && lock.holder.hostId !== host.id) {
+      const outcome = await job.steps.time('lock.release', () => locks.askRelease((lock as Extract<TakenLock, { reason: 'held' }>).holder));
+      if (outcome.asked) log.info({ volume: job.name, holder: lock.holder.host, released: outcome.released, detail: outcome.detail }, 'asked the holder to release an idle volume');
+      asked = outcome.asked ? outcome.detail : undefined;
+      if (outcome.released) lock = await locks.take(claim);
+    }
+    if (!lock.ok) throw refusalError(job.name, lock, locks.lease.ttlSeconds, asked);
     job.undo.push('release the mount lock', async () => {
       await this.parts.locks.release(tenant, volume, lock.lease.id);
     });
@@ -162,20 +185,26 @@ export class Mounter {
     job.signal.throwIfAborted();
   }
 
-  /** librbd QoS on the image; a failure only warns (the cgroup limits still apply). */
-  private async setQos(job: MountJob): Promise<void> {
+  /** What of the image's librbd QoS differs from the volume's limits; a failure only warns (the cgroup limits still apply). */
+  private async qosChanges(job: MountJob): Promise<QosLimits | null> {
     const { pool, image } = job.record;
-    try {
-      await this.parts.limits.applyQos(pool, image, job.record.runtime?.rateLimit ?? UNLIMITED);
-    } catch (err) {
+    return this.parts.limits.qosChanges(pool, image, job.record.runtime?.rateLimit ?? UNLIMITED).catch((err: unknown) => {
+      this.parts.log.warn({ volume: job.name, err: messageOf(err) }, 'could not read librbd QoS of the image; cgroup limits still apply');
+      return null;
+    });
+  }
+
+  /** Sets the image's librbd QoS; a failure only warns. */
+  private async writeQos(job: MountJob, changes: QosLimits): Promise<void> {
+    await this.parts.limits.writeQos(job.record.pool, job.record.image, changes).catch((err: unknown) => {
       this.parts.log.warn({ volume: job.name, err: messageOf(err) }, 'could not set librbd QoS on the image; cgroup limits still apply');
-    }
+    });
   }
 
   /** Maps the image; refused (and unmapped) when its Ceph client cannot be told, since no other host could fence it then. */
   private async map(job: MountJob): Promise<MappedDevice> {
     const { tenant, volume, pool, image } = job.record;
-    const mapping = await this.parts.mapper.map({ tenant, volume, pool, image });
+    const mapping = await this.parts.mapper.map({ tenant, volume, pool, image }, { steps: job.steps });
     this.inFlight.set(job.name, mapping);
     job.undo.push(`unmap ${mapping.device ?? ''}`, () => this.parts.mapper.unmap(mapping));
     if (!mapping.device) throw new PluginError('INTERNAL', `mapping ${pool}/${image} gave no device`);
@@ -194,15 +223,18 @@ export class Mounter {
   /** Records the Ceph client that holds the image: the holder note on the image, and device and client in the lock. */
   private async noteHolder(job: MountJob, lock: HeldLock, mapping: MappedDevice): Promise<void> {
     const { pool, image } = job.record;
-    await this.parts.fencing.noteHolder(pool, image, {
-      hostId: this.parts.host.id,
-      host: this.parts.host.label,
-      mapper: mapping.kind,
-      clientAddress: mapping.clientAddress,
-      since: job.since,
-    });
+    // Both before anything is written to the device; independent of each other (Ceph and etcd).
     job.undo.push('clear the holder note', () => this.parts.fencing.clearHolder(pool, image, mapping.clientAddress));
-    const updated = await this.parts.locks.update({ ...lock.record, device: mapping.device, clientAddress: mapping.clientAddress }, lock.lease);
+    const [, updated] = await Promise.all([
+      this.parts.fencing.noteHolder(pool, image, {
+        hostId: this.parts.host.id,
+        host: this.parts.host.label,
+        mapper: mapping.kind,
+        clientAddress: mapping.clientAddress,
+        since: job.since,
+      }),
+      this.parts.locks.update({ ...lock.record, device: mapping.device, clientAddress: mapping.clientAddress }, lock.lease),
+    ]);
     if (!updated) throw new PluginError('LOCKED', `lost the mount lock of ${job.name} while mapping it (etcd lease expired?); try again`);
   }
 
@@ -212,14 +244,14 @@ export class Mounter {
    * formatStarted is recorded before mkfs runs and formatted after it succeeded, both only while
    * this host holds the lock.
    */
-  private async prepareFilesystem(job: MountJob, lock: HeldLock, device: string): Promise<void> {
+  private async prepareFilesystem(job: MountJob, lock: HeldLock, device: string): Promise<DeviceContents> {
     const { tenant, volume } = job.record;
     const { locks, hostOps, log } = this.parts;
-    const current = await locks.volume(tenant, volume);
+    const current = await job.steps.time('format.record', () => locks.volume(tenant, volume));
     if (!current) throw new PluginError('VOLUME_NOT_FOUND', `volume ${job.name} was removed while mounting it`);
     let contents;
     try {
-      contents = await hostOps.probeDevice(device);
+      contents = await job.steps.time('format.probe', () => hostOps.probeDevice(device, { expectFilesystem: !!current.formatted }));
     } catch (err) {
       if (!(err instanceof DeviceReadError)) throw err;
       throw new PluginError('UNSAFE_DEVICE', unreadableMessage(job.name, !!current.formatted, err.message), { cause: err });
@@ -242,13 +274,15 @@ export class Mounter {
         } else {
           log.info({ volume: job.name, device, filesystem: job.record.options.filesystem }, 'first use: formatting');
         }
-        await hostOps.formatDevice(current.formatCommand, device);
+        await job.steps.time('format.mkfs', () => hostOps.formatDevice(current.formatCommand, device));
         await pauseAt(this.parts.failpoints, 'after-format');
         await locks.markFormat(tenant, volume, lock.lease, 'done');
         break;
     }
     job.signal.throwIfAborted();
+    return contents;
   }
+
 
   private async mountFilesystem(job: MountJob, device: string): Promise<void> {
     await this.parts.hostOps.mountDevice(device, job.mountpoint);
@@ -256,6 +290,11 @@ export class Mounter {
       await this.parts.hostOps.unmountAll(job.mountpoint);
       await this.parts.hostOps.removeDir(job.mountpoint);
     });
+  }
+
+  /** A resize's `resize-fs` request (manager.ts): see grow.ts growMounted. */
+  growMounted(entry: LocalVolume, sizeBytes: number): Promise<GrowReport> {
+    return growMounted(this.parts, entry, sizeBytes);
   }
 
   /** Adds the volume to the host's mount table (on disk before Docker gets its answer). */
@@ -273,6 +312,7 @@ export class Mounter {
       appliedLimits: null,
       lost: null,
       lockGeneration: lock.record.generation ?? null,
+      idleUntil: null,
     };
     this.parts.local.set(entry);
     job.undo.push('forget the mount', async () => {
@@ -284,6 +324,18 @@ export class Mounter {
   }
 
   // ---- later mounts and the teardown ---------------------------------------------------------
+
+  /**
+   * Why a volume kept idle on this host (no references, still mapped and mounted) cannot be handed
+   * out again as it is, or null when it can: this host must still hold its lock under the live
+   * lease (as the same acquisition), and its device must still map its image.
+   */
+  async whyNotReusable(entry: LocalVolume): Promise<string | null> {
+    if (entry.lost) return `it is lost here (${entry.lost})`;
+    if (!(await this.parts.locks.heldNow(entry.tenant, entry.volume, entry.lockGeneration))) return 'this host no longer holds its mount lock under its live lease';
+    if (!(await this.parts.mapper.isMapped(entry.mapping))) return `its device ${entry.mapping.device ?? '?'} no longer maps ${entry.pool}/${entry.image}`;
+    return null;
+  }
 
   /**
    * Mounts the device again when someone unmounted it by hand while containers may still hold it,
@@ -310,36 +362,51 @@ export class Mounter {
    * Call with the volume's mutex held. The local part must succeed (else the entry stays and the
    * convergence loop retries); etcd and Ceph bookkeeping that fails is left to the loop.
    */
-  async teardown(entry: LocalVolume): Promise<void> {
-    const name = volumeKey(entry.tenant, entry.volume);
-    const log = this.parts.log;
-    log.debug({ volume: name, mountpoint: entry.mountpoint, lost: entry.lost }, 'tearing down: unmounting');
-    if (entry.lost) await this.parts.fencing.cutLocalIo(entry.mapping);
-    try {
-      await this.parts.hostOps.unmountAll(entry.mountpoint);
-    } catch (err) {
-      throw new PluginError(
-        'INTERNAL',
-        `cannot unmount ${entry.mountpoint} (${messageOf(err)}): a process still uses it? volplugin retries in the background`,
-        { cause: err },
-      );
-    }
-    await this.parts.hostOps.removeDir(entry.mountpoint);
-    await this.parts.hostOps.removeDir(path.dirname(entry.mountpoint));
-    await this.parts.mapper.unmap(entry.mapping);
-    if (!entry.lost) {
-      await this.parts.fencing.clearHolder(entry.pool, entry.image, entry.mapping.clientAddress).catch((err: unknown) => {
-        log.warn({ volume: name, err: messageOf(err) }, 'could not clear the holder note: the next mount will fence a client that is already gone (harmless)');
+  async teardown(entry: LocalVolume, recorder: StepRecorder = new StepTimes()): Promise<void> {
+    const mapper = entry.mapping.kind;
+    const steps = new MeteredSteps(recorder, unmountStepDuration, mapper);
+    await timeResult(unmountDuration, { mapper }, async () => {
+      const name = volumeKey(entry.tenant, entry.volume);
+      const log = this.parts.log;
+      log.debug({ volume: name, mountpoint: entry.mountpoint, lost: entry.lost }, 'tearing down: unmounting');
+      if (entry.lost) await steps.time('cut-io', () => this.parts.fencing.cutLocalIo(entry.mapping));
+      await steps.time('unmount', async () => {
+        try {
+          await this.parts.hostOps.unmountAll(entry.mountpoint);
+        } catch (err) {
+          throw new PluginError(
+            'INTERNAL',
+            `cannot unmount ${entry.mountpoint} (${messageOf(err)}): a process still uses it? volplugin retries in the background`,
+            { cause: err },
+          );
+        }
+        await this.parts.hostOps.removeDir(entry.mountpoint);
+        await this.parts.hostOps.removeDir(path.dirname(entry.mountpoint));
       });
-    }
-    this.parts.local.delete(entry.tenant, entry.volume);
-    await this.parts.local.save();
-    if (!entry.lost) {
-      await this.parts.locks.releaseIfOurs(entry.tenant, entry.volume).catch((err: unknown) => {
-        log.warn({ volume: name, err: messageOf(err) }, 'could not release the mount lock now; the convergence loop releases it (or it expires with the lease)');
-      });
-    }
-    log.info({ volume: name, mountpoint: entry.mountpoint }, 'volume unmounted, unmapped and released');
+      await steps.time('unmap', () => this.parts.mapper.unmap(entry.mapping, { steps }));
+      // The note goes before the lock: a host that takes the lock next must not find it and fence a closed client.
+      await Promise.all([
+        !entry.lost &&
+          steps.time('note', () =>
+            this.parts.fencing.clearHolder(entry.pool, entry.image, entry.mapping.clientAddress).catch((err: unknown) => {
+              log.warn({ volume: name, err: messageOf(err) }, 'could not clear the holder note: the next mount will fence a client that is already gone (harmless)');
+            }),
+          ),
+        steps.time('record', async () => {
+          this.parts.local.delete(entry.tenant, entry.volume);
+          await this.parts.local.save();
+        }),
+      ]);
+      if (!entry.lost) {
+        await steps.time('release', () =>
+          this.parts.locks.releaseIfOurs(entry.tenant, entry.volume).catch((err: unknown) => {
+            log.warn({ volume: name, err: messageOf(err) }, 'could not release the mount lock now; the convergence loop releases it (or it expires with the lease)');
+            return false;
+          }),
+        );
+      }
+      log.info({ volume: name, mountpoint: entry.mountpoint }, 'volume unmounted, unmapped and released');
+    });
   }
 
   /** A mapping of this host that no entry references (left by a crash): unmap it. */

@@ -5,6 +5,8 @@ import type { Scenario } from '../scenario.js';
 import { clonedHostId } from './clone.js';
 import { copyOfMountedScenario } from './copy.js';
 import { etcdCreate, etcdMount } from './etcd.js';
+import { graceHandover } from './grace.js';
+import { freezeAskerKilledScenario } from './freeze.js';
 import { removeVsMount, rollbackVsMount } from './exclusion.js';
 import { masterCreate, masterRemove } from './master.js';
 import { osdRestartScenario } from './osd.js';
@@ -31,6 +33,8 @@ export const SCENARIOS: readonly Scenario[] = [
   removeVsMount,
   rollbackVsMount,
   mountStorm,
+  graceHandover,
+  freezeAskerKilledScenario,
 ];
 
 /**
