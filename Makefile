@@ -9,7 +9,7 @@ SHELL := /bin/bash
 
 NATIVE := build/Release/volplugin_rbd.node
 NATIVE_SOURCES := binding.gyp $(wildcard native/*.cc native/*.h)
-TS_SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json package.json
+TS_SOURCES := $(shell find src -name '*.ts' -o -name '*.proto' 2>/dev/null) tsconfig.json tsconfig.build.json package.json
 
 .PHONY: help deps build up down test test-unit lint typecheck bench chaos image plugin clean
 

@@ -209,7 +209,7 @@ fi
 # The build context is an explicit list (the checkout also holds node_modules, build output and the
 # sandboxes' state, Docker's own data root among them), sent as a tar on stdin.
 context=(package.json pnpm-lock.yaml binding.gyp native bin src tsconfig.json tsconfig.build.json
-  scripts/chmod-bins.mjs docker)
+  scripts/chmod-bins.mjs scripts/copy-assets.mjs docker)
 for optional in .npmrc pnpm-workspace.yaml; do
   [[ -e $optional ]] && context+=("$optional")
 done

@@ -269,6 +269,7 @@ etcd_users() {
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/host-alive/" --prefix=true || return 1
   step role grant-permission volplugin-host read "$ETCD_PREFIX/exclusive/" --prefix=true || return 1
   step role grant-permission volplugin-host read "$ETCD_PREFIX/volumes/" --prefix=true || return 1
+  step role grant-permission volplugin-host read "$ETCD_PREFIX/attachments/" --prefix=true || return 1
   for user in volplugin volplugin-host; do
     step user add "$user" --interactive=false <"$pki/$user.password" || return 1
     step user grant-role "$user" "$user" || return 1

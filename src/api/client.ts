@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { readSecretFile } from '../common/secret-file.js';
 import type { Static } from '@sinclair/typebox';
-import type { AuditEntry, HostReport, MountRecord, OperationRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import type { AttachmentRecord, AuditEntry, HostReport, MountRecord, OperationRecord, TenantRecord, VolumeRecord } from '../state/records.js';
 import type { RuntimeOptions } from '../policy/types.js';
 import { ApiError, isErrorCode } from './errors.js';
 import type { BackupEntryBody, BackupListBody, BackupRestoreBodyIn, BackupRestoreResultBody, BackupVerifyBody } from './backups.js';
@@ -277,10 +277,19 @@ export class ApiClient {
 
   // ---- volumes --------------------------------------------------------------------------------
 
-  /** Creates a volume, or returns it when it exists with the same options (409 VOLUME_EXISTS otherwise). */
-  async createVolume(tenant: string, volume: string, options: Record<string, string | number | boolean> = {}): Promise<CreateVolumeResult> {
+  /**
+   * Creates a volume, or returns it when it exists with the same options (409 VOLUME_EXISTS
+   * otherwise). With `requestName` (a client's idempotency key, e.g. a CSI CreateVolume name) the
+   * name is claimed for this volume (409 NAME_TAKEN when it was given for another).
+   */
+  async createVolume(
+    tenant: string,
+    volume: string,
+    options: Record<string, string | number | boolean> = {},
+    extra: { requestName?: string } = {},
+  ): Promise<CreateVolumeResult> {
     const { status, body } = await this.request<VolumeRecord>('PUT', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}`, {
-      body: { options },
+      body: { options, ...(extra.requestName === undefined ? {} : { requestName: extra.requestName }) },
       timeoutMs: LONG_TIMEOUT_MS,
     });
     return { volume: body, created: status === 201 };
@@ -390,8 +399,9 @@ export class ApiClient {
     return (await this.get<{ snapshots: SnapshotEntry[] }>(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots`)).snapshots;
   }
 
-  async takeSnapshot(tenant: string, volume: string, name?: string): Promise<SnapshotEntry> {
-    const body = name === undefined ? {} : { name };
+  /** Takes a snapshot; with `requestName` (and `name`), taking it again for the same request returns it. */
+  async takeSnapshot(tenant: string, volume: string, name?: string, extra: { requestName?: string } = {}): Promise<SnapshotEntry> {
+    const body = { ...(name === undefined ? {} : { name }), ...(extra.requestName === undefined ? {} : { requestName: extra.requestName }) };
     return (await this.request<SnapshotEntry>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/snapshots`, { body, timeoutMs: LONG_TIMEOUT_MS })).body;
   }
 
@@ -404,7 +414,7 @@ export class ApiClient {
     tenant: string,
     volume: string,
     snapshot: string,
-    to: { tenant: string; volume: string; options?: Record<string, string | number | boolean> },
+    to: { tenant: string; volume: string; options?: Record<string, string | number | boolean>; requestName?: string },
   ): Promise<VolumeRecord> {
     return (await this.startCopySnapshot(tenant, volume, snapshot, to)).volume;
   }
@@ -422,6 +432,28 @@ export class ApiClient {
     });
     const operation = location?.split('/').pop();
     return { volume: body, ...(operation ? { operation } : {}) };
+  }
+
+  // ---- attachments (CSI ControllerPublishVolume) ---------------------------------------------
+
+  async listAttachments(): Promise<AttachmentRecord[]> {
+    return (await this.get<{ attachments: AttachmentRecord[] }>(`${API_PREFIX}/attachments`)).attachments;
+  }
+
+  /** The host the volume is attached to; ATTACHMENT_NOT_FOUND when none. */
+  getAttachment(tenant: string, volume: string): Promise<AttachmentRecord> {
+    return this.get(`${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/attachment`);
+  }
+
+  /** Attaches the volume to a host (idempotent for the same host and readonly flag). */
+  async attachVolume(tenant: string, volume: string, hostId: string, readonly = false): Promise<{ attachment: AttachmentRecord; created: boolean }> {
+    const { status, body } = await this.request<AttachmentRecord>('PUT', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/attachment`, { body: { hostId, readonly } });
+    return { attachment: body, created: status === 201 };
+  }
+
+  /** Detaches the volume (from `hostId` only, when given); nothing attached is success. */
+  async detachVolume(tenant: string, volume: string, hostId?: string): Promise<void> {
+    await this.request('DELETE', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/attachment`, { query: hostId === undefined ? {} : { 'host-id': hostId } });
   }
 
   async rollbackSnapshot(tenant: string, volume: string, snapshot: string): Promise<void> {

@@ -23,6 +23,7 @@ export const ERROR_CATALOGUE = {
   SNAPSHOT_NOT_FOUND: { status: 404, description: 'No such snapshot of the volume.' },
   HOST_NOT_FOUND: { status: 404, description: 'No volplugin with that host id reports (it is not running, or its lease expired).' },
   TOKEN_NOT_FOUND: { status: 404, description: 'No token has that name.' },
+  ATTACHMENT_NOT_FOUND: { status: 404, description: 'The volume is attached to no host (CSI ControllerPublishVolume).' },
   BACKUP_NOT_FOUND: { status: 404, description: 'No such backup of the volume (or none at or before the time asked for).' },
   OPERATION_NOT_FOUND: { status: 404, description: 'No operation has that id (it never existed, or is older than the history keeps).' },
   // 409: the request is fine but the cluster's state does not allow it now.
@@ -37,6 +38,9 @@ export const ERROR_CATALOGUE = {
   QUOTA_EXCEEDED: { status: 409, description: "The tenant has as many volumes, or as many bytes, as its limits allow (limits.volumes, limits.total-size); `field` names the limit." },
   SNAPSHOT_LIMIT: { status: 409, description: 'The volume has as many snapshots as its tenant allows (limits.snapshots); remove one first.' },
   TOKEN_EXISTS: { status: 409, description: 'A token of that name exists; revoke it first or choose another name.' },
+  VOLUME_ATTACHED: { status: 409, description: 'The volume is attached to another host whose volplugin is alive (the message names it); detach it there first.' },
+  ATTACHMENT_DIFFERS: { status: 409, description: 'The volume is attached to this host already, with another readonly flag.' },
+  NAME_TAKEN: { status: 409, description: 'The request name (a CSI CreateVolume or CreateSnapshot name) was given for another volume or snapshot, which still exists; the message names it.' },
   BACKUPS_NOT_CONFIGURED: { status: 409, description: "The volume's tenant policy names no backup target (default-options.backup.target)." },
   BACKUP_CHAIN_BROKEN: { status: 409, description: 'A backup the restore needs is missing or damaged in the target (the message names it); restore another backup.' },
   // 413, 415, 422

@@ -7,6 +7,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { DriverOptionValuesSchema, RuntimeOptionValuesSchema } from '../policy/schema.js';
 import {
+  AttachmentRecordSchema,
   AuditEntrySchema,
   HostReportSchema,
   MountRecordSchema,
@@ -29,6 +30,7 @@ export {
   VolumeOptionsSchema,
 } from '../policy/schema.js';
 export {
+  AttachmentRecordSchema,
   AuditEntrySchema,
   HostMountSchema,
   OperationRecordSchema,
@@ -131,8 +133,24 @@ export const Caller = Type.Object(
 /** A query flag: the text "true" or "false" (query strings are text; nothing is coerced). */
 const flag = (description: string) => Type.Union([Type.Literal('true'), Type.Literal('false')], { description, 'x-expected': '"true" or "false"' });
 
+/** A client's name for a create, repeated when it repeats the request (CSI's CreateVolume/CreateSnapshot name). */
+const REQUEST_NAME =
+  "The client's name for this create (its idempotency key, e.g. a CSI CreateVolume name): the same name again finds the same target; given for another target that exists it is refused (409 NAME_TAKEN)";
+const requestName = (more = '') => Type.String({ minLength: 1, maxLength: 1024, description: `${REQUEST_NAME}${more}` });
+
 export const CreateVolumeBody = Type.Object(
-  { options: Type.Optional(DriverOptionValuesSchema) },
+  { options: Type.Optional(DriverOptionValuesSchema), requestName: Type.Optional(requestName()) },
+  { additionalProperties: false },
+);
+export const AttachBody = Type.Object(
+  {
+    hostId: Type.String({ minLength: 1, maxLength: 256, description: "The host's id (its volplugin's state-dir/host-id; the CSI node id)" }),
+    readonly: Type.Optional(Type.Boolean({ description: 'Default false' })),
+  },
+  { additionalProperties: false, 'x-hint': 'send {"hostId": "<host id>"}' },
+);
+export const DetachQuery = Type.Object(
+  { 'host-id': Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Detach only from this host (default: whichever it is attached to)' })) },
   { additionalProperties: false },
 );
 export const RuntimeBody = Type.Object({ options: RuntimeOptionValuesSchema }, { additionalProperties: false });
@@ -179,7 +197,10 @@ export const RemoveVolumeQuery = Type.Object(
   { additionalProperties: false },
 );
 export const SnapshotTakeBody = Type.Object(
-  { name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })) },
+  {
+    name: Type.Optional(Type.String({ description: 'Default: a timestamped name' })),
+    requestName: Type.Optional(requestName('; needs name. Taking a snapshot again for the same request answers 200 with it')),
+  },
   { additionalProperties: false },
 );
 export const SnapshotCopyQuery = WaitQuery;
@@ -188,6 +209,7 @@ export const SnapshotCopyBody = Type.Object(
     tenant: Type.String({ 'x-hint': 'the tenant of the new volume' }),
     volume: Type.String({ 'x-hint': 'the name of the new volume' }),
     options: Type.Optional(DriverOptionValuesSchema),
+    requestName: Type.Optional(requestName()),
   },
   { additionalProperties: false },
 );
@@ -198,6 +220,7 @@ export const VolumeList = Type.Object({ volumes: Type.Array(VolumeRecordSchema) 
 export const MountList = Type.Object({ mounts: Type.Array(MountRecordSchema) });
 export const HostList = Type.Object({ hosts: Type.Array(HostReportSchema) });
 export const SnapshotList = Type.Object({ snapshots: Type.Array(SnapshotSchema) });
+export const AttachmentList = Type.Object({ attachments: Type.Array(AttachmentRecordSchema) });
 export const GroupParams = Type.Object({ tenant: name('Tenant'), group: name('Group') });
 export const GroupSnapshotParams = Type.Object({
   tenant: name('Tenant'),

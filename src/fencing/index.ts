@@ -54,6 +54,15 @@ export async function clearHolder(storage: FenceStorage, pool: string, image: st
   await storage.removeMetadata(pool, image, HOLDER_KEY);
 }
 
+/**
+ * Removes the note whatever it names: for an image nobody can hold yet, such as a clone, which
+ * librbd gives its parent's metadata (the source's holder note included, which would make the
+ * copy's first mount fence the source's live holder).
+ */
+export async function forgetHolder(storage: FenceStorage, pool: string, image: string): Promise<void> {
+  if (await readHolder(storage, pool, image)) await storage.removeMetadata(pool, image, HOLDER_KEY);
+}
+
 export interface FenceDecision {
   fence: boolean;
   address: string | null;

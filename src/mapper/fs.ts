@@ -256,3 +256,30 @@ export async function unmountAll(dir: string): Promise<void> {
   }
   if ((await mountsAt(dir)) > 0) throw new Error(`${dir} is still mounted after 8 unmounts`);
 }
+
+/**
+ * The mount flags a bind mount of a volume may be given (the CSI CO's mount_flags): flags of the
+ * mount point, which a bind remount can set, and none that would lift nosuid or nodev.
+ */
+export const BIND_FLAGS: readonly string[] = ['ro', 'noexec', 'noatime', 'nodiratime', 'relatime', 'strictatime', 'nosuid', 'nodev'];
+
+/**
+ * Bind-mounts `source` (a volume's mount, or a bind of it) on `target` (created if missing), then
+ * sets its flags: always nosuid and nodev (a bind remount clears what it is not given), `ro` when
+ * read-only, and `flags` (from BIND_FLAGS). A failure leaves nothing mounted on `target`.
+ */
+export async function bindMount(source: string, target: string, options: { readonly: boolean; flags?: readonly string[] }): Promise<void> {
+  const flags = options.flags ?? [];
+  const refused = flags.filter((f) => !BIND_FLAGS.includes(f));
+  if (refused.length > 0) throw new Error(`mount flag ${JSON.stringify(refused[0])} is not one a volume's bind mount may have (${BIND_FLAGS.join(', ')})`);
+  await mkdir(target, { recursive: true });
+  await run('mount', ['--bind', source, target], { timeoutMs: 60_000 });
+  const set = new Set(['remount', 'bind', ...MOUNT_OPTIONS.split(','), options.readonly ? 'ro' : 'rw', ...flags.filter((f) => f !== 'ro')]);
+  if (options.readonly || flags.includes('ro')) set.delete('rw');
+  try {
+    await run('mount', ['-o', [...set].join(','), target], { timeoutMs: 60_000 });
+  } catch (err) {
+    await run('umount', [target], { timeoutMs: 60_000 }).catch(() => undefined);
+    throw err;
+  }
+}

@@ -7,6 +7,10 @@
 //              `docker volume rm` does: forget the record and keep the image (?keep-image=true),
 //              or remove an ephemeral volume with its image. No force-remove, no data deletion of
 //              other volumes, no tenant upload, no snapshots, no rollback, no runtime changes.
+//   provisioner what the CSI controller needs (docs/csi.md), and all a host may: remove volumes
+//              with their data, take, remove and copy snapshots, grow volumes, attach and detach
+//              volumes to hosts. No tenant upload, force-remove, rollback, runtime changes,
+//              mount records or tokens.
 //   admin      everything, tokens included.
 //
 // A route missing from the table is admin-only: a new route is closed until someone decides.
@@ -20,7 +24,7 @@ import type { Caller } from './auth.js';
 /** The least role a route needs ('public': no token at all). */
 export type Access = 'public' | Role;
 
-const RANK: Record<Role, number> = { 'read-only': 1, host: 2, admin: 3 };
+const RANK: Record<Role, number> = { 'read-only': 1, host: 2, provisioner: 3, admin: 4 };
 
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/health': 'public',
@@ -48,16 +52,21 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/hosts': 'read-only',
   'GET /v1/hosts/:hostId': 'read-only',
   'GET /v1/volumes/:tenant/:volume/snapshots': 'read-only',
-  'POST /v1/volumes/:tenant/:volume/snapshots': 'admin',
-  'DELETE /v1/volumes/:tenant/:volume/snapshots/:snapshot': 'admin',
-  'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/copy': 'admin',
+  'POST /v1/volumes/:tenant/:volume/snapshots': 'provisioner',
+  'DELETE /v1/volumes/:tenant/:volume/snapshots/:snapshot': 'provisioner',
+  'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/copy': 'provisioner',
   'POST /v1/volumes/:tenant/:volume/snapshots/:snapshot/rollback': 'admin',
+  'GET /v1/attachments': 'read-only',
+  'GET /v1/volumes/:tenant/:volume/attachment': 'read-only',
+  'PUT /v1/volumes/:tenant/:volume/attachment': 'provisioner',
+  'DELETE /v1/volumes/:tenant/:volume/attachment': 'provisioner',
   'GET /v1/volumes/:tenant/:volume/backups': 'read-only',
   'POST /v1/volumes/:tenant/:volume/backups': 'admin',
   'POST /v1/volumes/:tenant/:volume/backups/restore': 'admin',
   // Reads every backup back: heavy on the target, so not for monitoring tokens.
   'POST /v1/volumes/:tenant/:volume/backups/verify': 'admin',
-  'POST /v1/volumes/:tenant/:volume/resize': 'admin',
+  // The CSI controller's ControllerExpandVolume (and the grow of a copy to its capacity range).
+  'POST /v1/volumes/:tenant/:volume/resize': 'provisioner',
   // Progress of long operations: monitoring may watch them; they name the token that started each.
   'GET /v1/operations': 'read-only',
   'GET /v1/operations/:id': 'read-only',
@@ -101,10 +110,10 @@ export function checkRemoval(caller: Caller, removal: Removal): void {
 
 /** Run under the volume's lock, with the record: a host may delete the data of ephemeral volumes only. */
 export function authorizeDestroy(caller: Caller, record: VolumeRecord): void {
-  if (caller.role === 'admin' || record.options.ephemeral) return;
+  if (may(caller, 'provisioner') || record.options.ephemeral) return;
   throw forbidden(
     caller,
     `remove ${record.tenant}/${record.volume} with its data (it is not ephemeral)`,
-    'a host may only forget the record (?keep-image=true, what docker volume rm does); an admin removes data (volcli volume remove)',
+    'a host may only forget the record (?keep-image=true, what docker volume rm does); an admin or provisioner removes data (volcli volume remove)',
   );
 }

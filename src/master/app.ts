@@ -36,6 +36,7 @@ import hostRoutes from './routes/hosts.js';
 import snapshotRoutes from './routes/snapshots.js';
 import groupRoutes from './routes/groups.js';
 import tokenRoutes from './routes/tokens.js';
+import attachmentRoutes from './routes/attachments.js';
 import backupRoutes from './routes/backups.js';
 import operationRoutes from './routes/operations.js';
 import auditRoutes from './routes/audit.js';
@@ -89,7 +90,7 @@ declare module 'fastify' {
 export type App = FastifyInstance;
 
 /** The one place the route plugins are listed: a new resource group is one line here. */
-export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, groupRoutes, backupRoutes, tokenRoutes, operationRoutes, auditRoutes];
+export const routeGroups = [healthRoutes, tenantRoutes, volumeRoutes, runtimeRoutes, mountRoutes, hostRoutes, snapshotRoutes, groupRoutes, backupRoutes, tokenRoutes, operationRoutes, auditRoutes, attachmentRoutes];
 
 async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promise<void> {
   const { store, storage } = options;
@@ -190,6 +191,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
         { name: 'snapshots', description: 'Snapshots of a volume' },
         { name: 'backups', description: "Backups of a volume to its tenant's target (docs/backups.md)" },
         { name: 'tokens', description: 'API tokens and their roles (admin only)' },
+        { name: 'attachments', description: 'Which host a CSI CO has published each volume to' },
         { name: 'operations', description: 'Long operations (resize, remove, copy) and their progress' },
         { name: 'audit', description: 'The audit trail: every change made through the API (admin only)' },
       ],

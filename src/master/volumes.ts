@@ -1,3 +1,4 @@
+// Over 400 lines: create, remove and runtime changes share the volume's lock, its records and the mapping of Ceph's errors.
 // The volume operations behind the routes: create, remove, force-remove and runtime changes (the
 // clean-up of creates that died half-way is janitor.ts). HTTP-free, so that tests and other front
 // ends can call it directly.
@@ -13,12 +14,14 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { ApiError } from '../api/errors.js';
 import type { RuntimeOptions, VolumeOptions } from '../policy/types.js';
+import type { Quota } from '../policy/limits.js';
 import { assertName, assertVolumeRef, imageName } from '../policy/names.js';
 import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeOf } from '../policy/options.js';
 import { limitsOf, quotaOf } from '../policy/limits.js';
 import { formatCommandFor } from '../policy/filesystem.js';
 import { formatSize } from '../policy/units.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../state/records.js';
+import { claimVolumeName } from './request-names.js';
 import { LockReason, type StateStore, type VolumeLock } from '../state/store.js';
 import { RbdError, isRbdError } from '../storage/errors.js';
 import { timed } from '../storage/timed.js';
@@ -26,7 +29,7 @@ import type { Storage } from '../storage/types.js';
 import { qosMetadata } from '../storage/validate.js';
 import { IMAGE_OWNER_KEY, VOLUME_IMAGE_FEATURES } from '../storage/conventions.js';
 import { qosOf } from '../ratelimit/limits.js';
-import { fromStorageError } from './errors.js';
+import { fromStorageError, toErrorBody } from './errors.js';
 import { failpoint, type Failpoints } from './failpoints.js';
 import type { Progress } from './operations.js';
 import { CreateJanitor, createIntents, type CreateIntents } from './janitor.js';
@@ -47,9 +50,24 @@ export interface VolumeServiceOptions {
   longCephTimeoutMs?: number;
 }
 
+/** A client's request name for a create (CSI's CreateVolume name): its idempotency key. */
+export interface CreateRequest {
+  name: string;
+}
+
 export interface CreateResult {
   record: VolumeRecord;
   created: boolean;
+}
+
+/** What a create under the volume's lock works with (create -> createLocked). */
+interface LockedCreate {
+  tenantRecord: TenantRecord;
+  options: VolumeOptions;
+  quota: Quota;
+  formatCommand: string;
+  signal: AbortSignal;
+  lock: VolumeLock;
 }
 
 /** A createImage error from after rbd_create4 made the image (opening it to set its metadata). */
@@ -125,8 +143,16 @@ export class VolumeService {
     return record;
   }
 
-  /** The record, or 409 when `values` asks for something else than what the volume has. */
-  private same(existing: VolumeRecord, values: Record<string, unknown> | null | undefined): CreateResult {
+  /** The record, or 409 when `values` (or the request name) asks for something else than what the volume has. */
+  private same(existing: VolumeRecord, values: Record<string, unknown> | null | undefined, request?: CreateRequest): CreateResult {
+    if (request && existing.requestName !== request.name) {
+      throw new ApiError(
+        'VOLUME_EXISTS',
+        `volume ${existing.tenant}/${existing.volume} exists but was not created for request name ${JSON.stringify(request.name)}` +
+          `${existing.requestName === undefined ? '' : ` (it was for ${JSON.stringify(existing.requestName)})`}; pick another name`,
+        { field: 'requestName' },
+      );
+    }
     const differ = conflictingOptions(existing.options, values);
     if (differ.length > 0) {
       const key = differ[0]!;
@@ -140,7 +166,13 @@ export class VolumeService {
     return { record: existing, created: false };
   }
 
-  async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined): Promise<CreateResult> {
+  /**
+   * Creates the volume, or returns it when it exists with the options given. With `request` (a
+   * client's request name, e.g. CSI's CreateVolume name), the name is claimed for this volume first
+   * (NAME_TAKEN when it names another volume that exists) and recorded in the volume record; an
+   * existing volume made for another name, or none, is a conflict.
+   */
+  async create(tenant: string, volume: string, values: Record<string, unknown> | null | undefined, request?: CreateRequest): Promise<CreateResult> {
     assertVolumeRef(tenant, volume);
     // Both in one etcd request (concurrent reads are coalesced: src/state/etcd-reads.ts).
     const [tenantRecord, known] = await Promise.all([this.requireTenant(tenant), this.store.getVolume(tenant, volume)]);
@@ -149,81 +181,103 @@ export class VolumeService {
     const formatCommand = formatCommandFor(tenantRecord.policy, options.filesystem);
 
     // Docker asks to create a volume on every host that uses it: answer those without the lock.
-    if (known) return this.same(known, values);
+    if (known) return this.same(known, values, request);
 
     // The lock's transaction also reads the record and the intent, as they are now that we hold it.
-    return this.lock(tenant, volume, LockReason.Create, async (signal, lock) => {
-      if (lock.volume) return this.same(lock.volume, values);
-      if (lock.intent) await this.janitor.clearDeadCreate(tenant, volume);
-
-      const image = imageName(tenant, volume);
-      const record: VolumeRecord = {
-        tenant,
-        volume,
-        pool: options.pool,
-        image,
-        options,
-        runtime: runtimeOf(options),
-        policyRevision: tenantRecord.revision,
-        formatCommand,
-        createdAt: new Date().toISOString(),
-      };
-
-      const exists = await this.imageExistsInPool(options.pool, image);
-      if (exists) {
-        await this.checkAdoptable(record);
-        if (hasLimits(record.runtime)) {
-          await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
-        }
-        if (!(await this.store.createVolume(record, quota))) {
-          throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
-        }
-        this.log.warn({ tenant, volume, pool: options.pool, image }, 'adopted an existing volplugin image with no record');
-        return { record, created: true };
-      }
-
-      // Reserves the volume's share of the tenant's usage, atomically within its limits (409 QUOTA_EXCEEDED).
-      const intent = { tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes };
-      await this.store.putCreateIntent(intent, quota);
-      await failpoint(this.failpoints, 'after-intent');
-      let imageCreated = false;
-      try {
-        // The owner mark and the QoS limits go on with the create: one open of the new image.
-        await this.createImage(options, image, { [IMAGE_OWNER_KEY]: `${tenant}/${volume}`, ...qosMetadata(qosOf(record.runtime.rateLimit)) });
-        imageCreated = true;
-        await failpoint(this.failpoints, 'after-image-create');
-        if (signal.aborted) {
-          throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
-        }
-      } catch (err) {
-        // The image was made when what failed came after rbd_create4 (setting its metadata): ours to remove.
-        imageCreated ||= err instanceof ApiError && afterCreate(err.cause);
-        if (err instanceof ApiError && err.code === 'STORAGE_UNAVAILABLE') {
-          // Ceph may still finish what timed out: leave the intent, the janitor resolves it later.
-          this.log.warn({ err, tenant, volume }, 'create stopped by an unreachable Ceph; the janitor will resolve it');
+    return this.lock(
+      tenant,
+      volume,
+      LockReason.Create,
+      async (signal, lock) => {
+        if (lock.volume) return this.same(lock.volume, values, request);
+        if (lock.intent) await this.janitor.clearDeadCreate(tenant, volume);
+        const create = { tenantRecord, options, quota, formatCommand, signal, lock };
+        if (!request) return this.createLocked(tenant, volume, create);
+        const claimed = await claimVolumeName(this.store, request.name, { tenant, volume });
+        try {
+          return await this.createLocked(tenant, volume, create, request);
+        } catch (err) {
+          // A refusal made nothing: the name is free again. Other failures keep it (the janitor
+          // resolves the create; a claim whose volume never appears is replaced by the next one).
+          if (claimed && toErrorBody(err).status < 500) await this.store.releaseRequestName({ tenant, volume }).catch(() => undefined);
           throw err;
         }
-        await this.undoCreate(tenant, volume, options.pool, image, imageCreated);
-        throw err;
-      }
+      },
+      { readVolume: true },
+    );
+  }
 
-      let committed: boolean;
-      try {
-        // The record replaces the intent and the lock is given back, in one transaction.
-        committed = await this.store.commitCreate(record, { intent, lock });
-      } catch (err) {
-        // The transaction may or may not have happened. Leave image and intent: if the record is
-        // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
-        // answers again.
-        this.log.error({ err, tenant, volume }, 'writing the volume record failed; the janitor will resolve the create');
+  /** The create itself, under the volume's operation lock, once no record exists. */
+  private async createLocked(tenant: string, volume: string, create: LockedCreate, request?: CreateRequest): Promise<CreateResult> {
+    const { tenantRecord, options, quota, formatCommand, signal, lock } = create;
+    const image = imageName(tenant, volume);
+    const record: VolumeRecord = {
+      tenant,
+      volume,
+      pool: options.pool,
+      image,
+      options,
+      runtime: runtimeOf(options),
+      policyRevision: tenantRecord.revision,
+      formatCommand,
+      ...(request ? { requestName: request.name } : {}),
+      createdAt: new Date().toISOString(),
+    };
+
+    const exists = await this.imageExistsInPool(options.pool, image);
+    if (exists) {
+      await this.checkAdoptable(record);
+      if (hasLimits(record.runtime)) {
+        await this.ceph(`setting QoS on ${options.pool}/${image}`, () => this.storage.setQos(options.pool, image, qosOf(record.runtime.rateLimit)));
+      }
+      if (!(await this.store.createVolume(record, quota))) {
+        throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment; try again`);
+      }
+      this.log.warn({ tenant, volume, pool: options.pool, image }, 'adopted an existing volplugin image with no record');
+      return { record, created: true };
+    }
+
+    // Reserves the volume's share of the tenant's usage, atomically within its limits (409 QUOTA_EXCEEDED).
+    const intent = { tenant, volume, pool: options.pool, image, owner: this.store.owner, since: record.createdAt, sizeBytes: options.sizeBytes };
+    await this.store.putCreateIntent(intent, quota);
+    await failpoint(this.failpoints, 'after-intent');
+    let imageCreated = false;
+    try {
+      // The owner mark and the QoS limits go on with the create: one open of the new image.
+      await this.createImage(options, image, { [IMAGE_OWNER_KEY]: `${tenant}/${volume}`, ...qosMetadata(qosOf(record.runtime.rateLimit)) });
+      imageCreated = true;
+      await failpoint(this.failpoints, 'after-image-create');
+      if (signal.aborted) {
+        throw new ApiError('BUSY', `lost the operation lock of ${tenant}/${volume} (etcd lease expired) while creating it; try again`);
+      }
+    } catch (err) {
+      // The image was made when what failed came after rbd_create4 (setting its metadata): ours to remove.
+      imageCreated ||= err instanceof ApiError && afterCreate(err.cause);
+      if (err instanceof ApiError && err.code === 'STORAGE_UNAVAILABLE') {
+        // Ceph may still finish what timed out: leave the intent, the janitor resolves it later.
+        this.log.warn({ err, tenant, volume }, 'create stopped by an unreachable Ceph; the janitor will resolve it');
         throw err;
       }
-      if (!committed) {
-        await this.undoCreate(tenant, volume, options.pool, image, true);
-        throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment, or its lock was lost; try again`);
-      }
-      return { record, created: true };
-    }, { readVolume: true });
+      await this.undoCreate(tenant, volume, options.pool, image, imageCreated);
+      throw err;
+    }
+
+    let committed: boolean;
+    try {
+      // The record replaces the intent and the lock is given back, in one transaction.
+      committed = await this.store.commitCreate(record, { intent, lock });
+    } catch (err) {
+      // The transaction may or may not have happened. Leave image and intent: if the record is
+      // there the intent is stale, if not the image is an orphan; the janitor decides once etcd
+      // answers again.
+      this.log.error({ err, tenant, volume }, 'writing the volume record failed; the janitor will resolve the create');
+      throw err;
+    }
+    if (!committed) {
+      await this.undoCreate(tenant, volume, options.pool, image, true);
+      throw new ApiError('BUSY', `volume ${tenant}/${volume} was created by someone else at the same moment, or its lock was lost; try again`);
+    }
+    return { record, created: true };
   }
 
   private async imageExistsInPool(pool: string, image: string): Promise<boolean> {

@@ -1,7 +1,9 @@
+// Over 400 lines: the host agent's assembly is one sequence (identity, lease, table, loop) best read in one place.
 // volplugin assembled: host identity, etcd, Ceph, the mapper, the local mount table, the
-// convergence loop and the Docker protocol server on <socket-dir>/<plugin-name>.sock. main.ts
-// only parses flags and handles signals; tests can build the same thing in-process, and the unit
-// tests wire a host's parts with assembleHost as startPlugin does.
+// convergence loop (startHost, which the CSI node service uses too: src/csi/) and the Docker
+// protocol server on <socket-dir>/<plugin-name>.sock (startPlugin). main.ts only parses flags and
+// handles signals; tests can build the same thing in-process, and the unit tests wire a host's
+// parts with assembleHost as startPlugin does.
 
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
@@ -27,7 +29,7 @@ import { HostRequestInbox } from './cluster/requests.js';
 import { ApiMasterClient, type MasterClient } from './cluster/master-client.js';
 import { VolumeRecords } from './cluster/volume-records.js';
 import { MountLocks, describeHolder } from './cluster/mount-lock.js';
-import type { PluginConfig } from './config.js';
+import type { HostConfig, PluginConfig } from './config.js';
 import { socketPath } from './config.js';
 import { HostIdentityClaim, IdentityConflictError } from './cluster/identity.js';
 import { ConvergenceActions } from './converge/actions.js';
@@ -175,7 +177,7 @@ export function assembleHost(setup: HostSetup): AssembledHost {
 }
 
 /** Fails when another process serves `socket`; removes a stale socket file. */
-async function claimSocket(socket: string): Promise<void> {
+export async function claimSocket(socket: string): Promise<void> {
   const exists = await stat(socket).then(
     () => true,
     () => false,
@@ -197,13 +199,13 @@ async function claimSocket(socket: string): Promise<void> {
   await rm(socket, { force: true });
 }
 
-async function connectMaster(config: PluginConfig): Promise<MasterClient> {
+async function connectMaster(config: HostConfig): Promise<MasterClient> {
   const api = await ApiClient.fromOptions({ master: config.master, tokenFile: config.tokenFile, caFile: config.tlsCa, timeoutMs: 10_000, userAgent: `volplugin/${VERSION}` });
   return new ApiMasterClient(api);
 }
 
 /** The mapper given (tests) or the one --mapper picks on this host. */
-async function chooseMapper(config: PluginConfig, deps: PluginDeps): Promise<Mapper> {
+async function chooseMapper(config: HostConfig, deps: PluginDeps): Promise<Mapper> {
   const { storage, log } = deps;
   const mapperLog = log.child({ part: 'mapper' });
   const { mapper, why } = deps.mapper ? { mapper: deps.mapper, why: 'given' } : await selectMapper({
@@ -245,7 +247,7 @@ async function releaseForgotten(locks: MountLocks, forgotten: LocalVolume[], log
 }
 
 /** The rate limiter, with the cgroups it made ahead before a restart, and dockerd's cgroup driver learnt (the Mount path must not wait for it). */
-async function startRateLimiter(config: PluginConfig, docker: DockerClient | null, storage: Storage, log: Logger): Promise<RateLimiter> {
+async function startRateLimiter(config: HostConfig, docker: DockerClient | null, storage: Storage, log: Logger): Promise<RateLimiter> {
   const limits = new RateLimiter({ docker, storage, log: log.child({ part: 'limits' }), aheadFile: path.join(config.stateDir, 'cgroups-ahead.json') });
   await limits.load();
   if (docker) {
@@ -281,7 +283,7 @@ export const SOCKET_MODE = 0o600;
  * waits up to one TTL for another holder to lapse; a later one (after a lost lease) that finds
  * another live process holding the id ends this one (deps.onFatal).
  */
-function hostLease(config: PluginConfig, store: StateStore, host: HostIdentity, bootId: string, deps: PluginDeps): HostLease {
+function hostLease(config: HostConfig, store: StateStore, host: HostIdentity, bootId: string, deps: PluginDeps): HostLease {
   const log = deps.log.child({ part: 'lease' });
   const identity = new HostIdentityClaim({ store, host, bootId, stateDir: config.stateDir, log });
   return new HostLease(store, config.lockTtl, log, async (lease, first) => {
@@ -339,12 +341,35 @@ function startRequestInbox(store: StateStore, host: HostIdentity, local: LocalSt
   return inbox;
 }
 
-export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promise<RunningPlugin> {
+/** A host agent running: identity, lease, mount table, mount manager, convergence and request inbox. */
+export interface RunningHost {
+  host: HostIdentity;
+  store: StateStore;
+  master: MasterClient;
+  mapper: Mapper;
+  manager: MountManager;
+  convergence: Convergence;
+  local: LocalState;
+  /** Serialises the mount work of one volume (the manager takes it per volume). */
+  mutex: KeyedMutex;
+  lease: HostLease;
+  requests: HostRequestInbox;
+  /** Who has a volume mounted (lock holder or a host's report), for refusals. */
+  mountedWhere: (tenant: string, volume: string) => Promise<string | null>;
+  /** Stops answering requests (thawing what it froze), lets go of idle volumes and stops converging. Mounts in use stay; their locks until the lease TTL. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts what every host agent has, whatever it serves (Docker's protocol here, CSI's Node service
+ * in src/csi/): its identity (one process per host id), etcd, the master, the mapper, the mount
+ * table (forgotten after a reboot), the host lease, the mount manager and convergence loop (which
+ * adopt what survived a restart before this returns) and the request inbox.
+ */
+export async function startHost(config: HostConfig, deps: PluginDeps): Promise<RunningHost> {
   const { log, storage } = deps;
   const host: HostIdentity = { id: await loadHostId(config.stateDir), label: config.hostLabel };
   const bootId = await readBootId(deps.bootIdFile);
-  const socket = socketPath(config);
-  await claimSocket(socket);
   await mkdir(config.mountRoot, { recursive: true });
 
   const kv = deps.kv ?? (await openEtcd(config));
@@ -375,7 +400,7 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
     failpoints: deps.failpoints,
   });
 
-  // Adopt what survived a restart (locks, references) before Docker can send its first request;
+  // Adopt what survived a restart (locks, references) before the first request can come;
   // release what a reboot destroyed.
   await releaseForgotten(new MountLocks(store, lease, host), forgotten, log);
   await convergence.start();
@@ -383,7 +408,31 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
   const freezer = new HostFreezer({ local, mutex, ops: realFreezeOps(mountsAt), log: log.child({ part: 'freeze' }) });
   const requests = startRequestInbox(store, host, local, manager, log, [freezer]);
 
-  const driver = new Driver({ master, volumes: new VolumeRecords(store), manager, local, mutex, mountedWhere: mountedWhereIn(store) });
+  let stopped: Promise<void> | null = null;
+  const stop = () => {
+    stopped ??= (async () => {
+      await requests.stop();
+      await freezer.thawAll();
+      await manager.stop();
+      await convergence.stop();
+      // With nothing mounted the locks can go now; otherwise they must outlive this process for
+      // a restart (within the TTL) to find them.
+      await lease.close({ revoke: local.all().length === 0 });
+      if (!deps.kv) await store.close().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'closing etcd failed'));
+    })();
+    return stopped;
+  };
+  return { host, store, master, mapper, manager, convergence, local, mutex, lease, requests, mountedWhere: mountedWhereIn(store), stop };
+}
+
+export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promise<RunningPlugin> {
+  const { log } = deps;
+  const socket = socketPath(config);
+  await claimSocket(socket);
+  const agent = await startHost(config, deps);
+  const { host, master, manager, local, mutex } = agent;
+
+  const driver = new Driver({ master, volumes: new VolumeRecords(agent.store), manager, local, mutex, mountedWhere: agent.mountedWhere });
   const server = createProtocolServer(driver, { log: log.child({ part: 'docker' }) });
   await listen(server, socket);
   log.info(
@@ -399,18 +448,11 @@ export async function startPlugin(config: PluginConfig, deps: PluginDeps): Promi
         server.closeAllConnections();
       });
       await rm(socket, { force: true });
-      await requests.stop();
-      await freezer.thawAll();
-      await manager.stop();
-      await convergence.stop();
-      // With nothing mounted the locks can go now; otherwise they must outlive this process for
-      // a restart (within the TTL) to find them.
-      await lease.close({ revoke: local.all().length === 0 });
-      if (!deps.kv) await store.close().catch((err: unknown) => log.warn({ err: messageOf(err) }, 'closing etcd failed'));
+      await agent.stop();
       log.info({ mounted: local.all().length }, 'volplugin stopped');
     })();
     return stopped;
   };
 
-  return { hostId: host.id, socket, mapper, manager, convergence, local, requests, stop };
+  return { hostId: host.id, socket, mapper: agent.mapper, manager, convergence: agent.convergence, local, requests: agent.requests, stop };
 }

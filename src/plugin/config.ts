@@ -10,7 +10,8 @@ import { addMetricsOptions, metricsConfig, type MetricsConfig, type MetricsOptio
 import { DEFAULT_MKFS_ALLOW, mkfsProgramProblem } from '../policy/filesystem.js';
 import { defaultDockerAddress } from './docker/client.js';
 
-export interface PluginConfig extends DaemonConfig {
+/** What every host agent is configured with (volplugin, and the CSI node service: src/csi/config.ts). */
+export interface HostConfig extends DaemonConfig {
   master: string;
   tokenFile: string | null;
   /** CA of the master's TLS certificate (then the master address defaults to https). */
@@ -19,8 +20,6 @@ export interface PluginConfig extends DaemonConfig {
   mountRoot: string;
   stateDir: string;
   mapper: 'auto' | MapperKind;
-  pluginName: string;
-  socketDir: string;
   lockTtl: number;
   fenceSeconds: number;
   docker: string | null;
@@ -29,8 +28,6 @@ export interface PluginConfig extends DaemonConfig {
   unmountGrace: number;
   /** The programs a tenant's filesystem command may run on this host. */
   mkfsAllow: string[];
-  /** The Prometheus endpoint (src/metrics). */
-  metrics: MetricsConfig;
 }
 
 /**
@@ -51,6 +48,14 @@ function unmountGrace(value: string): number {
   return seconds;
 }
 
+/** volplugin's configuration: a host agent serving Docker's volume plugin protocol on a socket. */
+export interface PluginConfig extends HostConfig {
+  pluginName: string;
+  socketDir: string;
+  /** The Prometheus endpoint (src/metrics); volplugin's only: `volplugin csi` serves none yet. */
+  metrics: MetricsConfig;
+}
+
 function pluginName(value: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(value)) {
     throw new InvalidArgumentError(`${JSON.stringify(value)} is not a plugin name: use letters, digits, "_", "-" and "." (it names the socket file)`);
@@ -58,22 +63,39 @@ function pluginName(value: string): string {
   return value;
 }
 
-export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
-  const command = new Command('volplugin')
-    .description('Docker volume plugin for Ceph RBD: maps, formats and mounts volumes on this host, one host at a time per volume')
+/**
+ * The host agent's flags, which volplugin and `volplugin csi` share: the master, this host's name,
+ * mount root and state dir, the mapper, the lock TTL, fencing, rate limits and mkfs programs.
+ */
+export function addHostOptions(command: Command, env: NodeJS.ProcessEnv, defaults: { docker?: string } = {}): Command {
+  return command
     .addOption(new Option('--master <host:port>', 'volmaster address [env VOLPLUGIN_MASTER]').default(env.VOLPLUGIN_MASTER || '127.0.0.1:9005'))
     .addOption(new Option('--token-file <path>', "file (mode 600) holding this host's token for the master (volcli token create --role host) [env VOLPLUGIN_TOKEN_FILE]").default(env.VOLPLUGIN_TOKEN_FILE || undefined))
     .addOption(new Option('--tls-ca <path>', "CA that signed the master's TLS certificate; the master address defaults to https [env VOLPLUGIN_TLS_CA]").default(env.VOLPLUGIN_TLS_CA || undefined))
-    .addOption(new Option('--host-label <name>', 'this host\'s name in locks and reports').default(hostname()))
+    .addOption(new Option('--host-label <name>', 'this host\'s name in locks and reports [env VOLPLUGIN_HOST_LABEL]').default(env.VOLPLUGIN_HOST_LABEL || hostname()))
     .addOption(new Option('--mount-root <dir>', 'volumes are mounted at <dir>/<tenant>/<volume>').default('/mnt/ceph'))
     .addOption(new Option('--state-dir <dir>', 'host identity, mount table and rbd-fuse mountpoints').default('/var/lib/volplugin'))
     .addOption(new Option('--mapper <kind>', 'how images become block devices').choices(['auto', 'krbd', 'nbd', 'fuse']).default('auto'))
-    .addOption(new Option('--plugin-name <name>', 'Docker driver name (socket <socket-dir>/<name>.sock)').default('volplugin').argParser(pluginName))
-    .addOption(new Option('--socket-dir <dir>', 'where Docker looks for plugin sockets').default('/run/docker/plugins'))
     .addOption(new Option('--lock-ttl <seconds>', 'TTL of the host lease that holds the mount locks').default(30).argParser(wholeNumber('--lock-ttl', 2)))
     .addOption(new Option('--fence-seconds <seconds>', 'how long a fenced Ceph client stays blocklisted').default(3600).argParser(wholeNumber('--fence-seconds', 1)))
-    .addOption(new Option('--docker <address>', 'Docker API (unix:///path or tcp://host:port) for rate limits; "none" disables [env DOCKER_HOST]').default(defaultDockerAddress(env)))
+    .addOption(new Option('--docker <address>', 'Docker API (unix:///path or tcp://host:port) for rate limits; "none" disables [env DOCKER_HOST]').default(defaults.docker ?? defaultDockerAddress(env)))
     .addOption(new Option('--converge-seconds <seconds>', 'period of the convergence loop').default(10).argParser(wholeNumber('--converge-seconds', 1)))
+    .addOption(
+      new Option(
+        '--mkfs-allow <programs>',
+        `programs a tenant's filesystem command may run here, comma-separated or repeated; ` +
+          `commands run without a shell [env VOLPLUGIN_MKFS_ALLOW, else ${DEFAULT_MKFS_ALLOW.join(',')}]`,
+      ).argParser(collectList),
+    );
+}
+
+export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
+  const command = new Command('volplugin')
+    .description('Docker volume plugin for Ceph RBD: maps, formats and mounts volumes on this host, one host at a time per volume')
+    .addHelpText('after', '\nThe CSI driver (Kubernetes, Nomad, Docker Swarm) is `volplugin csi`: see volplugin csi --help and docs/csi.md.');
+  addHostOptions(command, env)
+    .addOption(new Option('--plugin-name <name>', 'Docker driver name (socket <socket-dir>/<name>.sock)').default('volplugin').argParser(pluginName))
+    .addOption(new Option('--socket-dir <dir>', 'where Docker looks for plugin sockets').default('/run/docker/plugins'))
     .addOption(
       new Option(
         '--unmount-grace <seconds>',
@@ -82,19 +104,13 @@ export function buildCommand(env: NodeJS.ProcessEnv = process.env): Command {
       )
         .default(DEFAULT_UNMOUNT_GRACE_SECONDS)
         .argParser(unmountGrace),
-    )
-    .addOption(
-      new Option(
-        '--mkfs-allow <programs>',
-        `programs a tenant's filesystem command may run here, comma-separated or repeated; ` +
-          `commands run without a shell [env VOLPLUGIN_MKFS_ALLOW, else ${DEFAULT_MKFS_ALLOW.join(',')}]`,
-      ).argParser(collectList),
     );
   addMetricsOptions(command, env, 'volplugin');
   return addDaemonOptions(command, env, 'mount locks and host reports live there');
 }
 
-export interface RawOptions extends DaemonOptions, MetricsOptions {
+/** The host agent's flags as commander hands them over. */
+export interface RawHostOptions extends DaemonOptions {
   master: string;
   tokenFile?: string;
   tlsCa?: string;
@@ -102,14 +118,18 @@ export interface RawOptions extends DaemonOptions, MetricsOptions {
   mountRoot: string;
   stateDir: string;
   mapper: PluginConfig['mapper'];
-  pluginName: string;
-  socketDir: string;
   lockTtl: number;
   fenceSeconds: number;
   docker: string;
   convergeSeconds: number;
-  unmountGrace: number;
+  /** volplugin's only (Docker's Mount/Unmount pairs): the CSI node has no grace, since a CO detaches right after NodeUnstageVolume and the detach is refused while the mount lock is held. */
+  unmountGrace?: number;
   mkfsAllow?: string[];
+}
+
+export interface RawOptions extends RawHostOptions, MetricsOptions {
+  pluginName: string;
+  socketDir: string;
 }
 
 /** Parses argv (without node and script) into a checked configuration. Throws on bad flags. */
@@ -117,8 +137,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   return parseFlags(buildCommand, configFromOptions, argv, env);
 }
 
-/** The checked configuration from a parsed command's options. */
-export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = process.env): PluginConfig {
+/** The checked host agent configuration from a parsed command's options. */
+export function hostConfigFromOptions(o: RawHostOptions, env: NodeJS.ProcessEnv = process.env): HostConfig {
   return {
     ...daemonConfig(o, env),
     master: o.master,
@@ -128,16 +148,18 @@ export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = proces
     mountRoot: path.resolve(o.mountRoot),
     stateDir: path.resolve(o.stateDir),
     mapper: o.mapper,
-    pluginName: o.pluginName,
-    socketDir: path.resolve(o.socketDir),
     lockTtl: o.lockTtl,
     fenceSeconds: o.fenceSeconds,
     docker: o.docker === 'none' || o.docker === '' ? null : o.docker,
     convergeSeconds: o.convergeSeconds,
-    unmountGrace: o.unmountGrace,
+    unmountGrace: o.unmountGrace ?? 0,
     mkfsAllow: mkfsAllowFrom(o.mkfsAllow, env),
-    metrics: metricsConfig(o),
   };
+}
+
+/** The checked configuration from a parsed command's options. */
+export function configFromOptions(o: RawOptions, env: NodeJS.ProcessEnv = process.env): PluginConfig {
+  return { ...hostConfigFromOptions(o, env), pluginName: o.pluginName, socketDir: path.resolve(o.socketDir), metrics: metricsConfig(o) };
 }
 
 /** --mkfs-allow, else VOLPLUGIN_MKFS_ALLOW, else the default list; each a bare program name. */

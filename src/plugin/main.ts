@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// volplugin: runs on every container host as root and serves Docker's volume plugin protocol.
+// volplugin: runs on every container host as root and serves Docker's volume plugin protocol
+// (`volplugin csi`: the CSI driver instead, src/csi/main.ts).
 //   volplugin --master 127.0.0.1:9005 --etcd http://127.0.0.1:2379 --ceph-conf /etc/ceph/ceph.conf
 // SIGTERM/SIGINT: stop serving and exit (bounded: see src/common/daemon.ts); mounted volumes stay
 // mounted for their containers, and a volplugin started again within --lock-ttl seconds takes their
@@ -7,6 +8,7 @@
 // Test-only environment (production never sets them): VOLPLUGIN_FAILPOINTS (src/plugin/failpoints.ts)
 // and VOLPLUGIN_BOOT_ID_FILE (read the boot id from that file, to simulate a reboot).
 
+import { runCsi } from '../csi/main.js';
 import { daemonLogger, openDaemonStorage, runDaemon, stopOnSignals } from '../common/daemon.js';
 import { readFlags } from '../common/flags.js';
 import { trackMounts } from '../metrics/families.js';
@@ -17,7 +19,13 @@ import { parsePluginFailpoints } from './failpoints.js';
 
 const CLOSE_TIMEOUT_MS = 5_000;
 
-runDaemon('volplugin', async () => {
+// `volplugin csi ...` is the CSI driver (src/csi/main.ts).
+// The word is dropped so that its flags parse as the driver's own.
+if (process.argv[2] === 'csi') {
+  process.argv.splice(2, 1);
+  runCsi();
+}
+else runDaemon('volplugin', async () => {
   const config = readFlags('volplugin', buildCommand().version(VERSION), configFromOptions);
   const log = daemonLogger('volplugin', config, { pid: process.pid, host: config.hostLabel });
   log.info({ version: VERSION, config: { ...config } }, 'volplugin starting');

@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { imageName } from '../policy/names.js';
 import type { Storage, SnapshotInfo, ParentRef, ProgressListener } from '../storage/types.js';
 import { isRbdError } from '../storage/errors.js';
+import { forgetHolder } from '../fencing/index.js';
 import { countSnapshot } from '../metrics/families.js';
 import { LockReason, StateMountedError, type StateStore } from '../state/store.js';
 import type { VolumeFormat, VolumeRecord } from '../state/records.js';
@@ -349,6 +350,9 @@ export class SnapshotService {
             this.storage.cloneSnapshot(parent, record.pool, record.image),
           );
           cloned = true;
+          // librbd copies the parent's metadata into the clone: a holder note of the source's host there
+          // would get that host fenced by the copy's first mount.
+          await this.call(`clearing the holder note copied to ${record.pool}/${record.image}`, () => forgetHolder(this.storage, record.pool, record.image));
           if (hooks.afterClone) await hooks.afterClone(record);
           const committed = hooks.commit ? await hooks.commit(record) : await this.store.createVolume(record);
           if (!committed) {

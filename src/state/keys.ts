@@ -52,6 +52,18 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
      */
     hostRequests: (hostId: string) => `${p}/host-requests/${hostId}/`,
     hostRequest: (hostId: string, id: string) => `${p}/host-requests/${hostId}/${id}`,
+    /** Where a CSI CO has published each volume (ControllerPublishVolume): one host per volume (attachments.ts). */
+    attachments: `${p}/attachments/`,
+    attachment: (tenant: string, volume: string) => `${p}/attachments/${tenant}/${volume}`,
+    /**
+     * Request names (a CSI CreateVolume or CreateSnapshot name) by the SHA-256 of the name, and the
+     * reverse index by what each made, so that removing the target releases its name (request-names.ts).
+     */
+    requestName: (kind: 'volume' | 'snapshot', hash: string) => `${p}/request-names/by-name/${kind}/${hash}`,
+    requestTarget: (tenant: string, volume: string, snapshot?: string) =>
+      `${p}/request-names/by-target/${tenant}/${volume}${snapshot === undefined ? '' : `/@${snapshot}`}`,
+    /** The reverse index entries of a volume's snapshots. */
+    requestTargetSnapshots: (tenant: string, volume: string) => `${p}/request-names/by-target/${tenant}/${volume}/@`,
     /** The one live volplugin process of a host id, bound to its lease (see hosts.ts). */
     hostAlive: (hostId: string) => `${p}/host-alive/${hostId}`,
     /**

@@ -5,6 +5,8 @@
 import type { Static } from '@sinclair/typebox';
 import type {
   AcquisitionRecordSchema,
+  AttachmentRecordSchema,
+  RequestNameSchema,
   BackupEntrySchema,
   BackupRecordSchema,
   AuditEntrySchema,
@@ -81,6 +83,11 @@ export type HostAliveRecord = Static<typeof HostAliveRecordSchema>;
 /** A volume's format marks (volumes.ts markFormat). */
 export type VolumeFormat = Static<typeof VolumeFormatSchema>;
 
+/** Where a CSI CO has published a volume (attachments.ts). */
+export type AttachmentRecord = Static<typeof AttachmentRecordSchema>;
+
+/** A client's request name and what it made (request-names.ts). */
+export type RequestNameRecord = Static<typeof RequestNameSchema>;
 /** A volume's backups as etcd keeps them (src/backups; the target's manifest is the truth for restores). */
 export type BackupRecord = Static<typeof BackupRecordSchema>;
 export type BackupEntry = Static<typeof BackupEntrySchema>;

@@ -1,3 +1,4 @@
+// Over 400 lines: every record kind's schema and the table of which key holds which, in the one place src/state keeps them.
 // The TypeBox schema of every record volplugin keeps in etcd, and which key holds which. Every
 // record read back (RecordKV.parse) is checked against the schema of its key, strictly (unknown
 // keys and wrong types are errors), so that whoever can write etcd by hand cannot slip a record in
@@ -34,6 +35,9 @@ export const VolumeRecordSchema = Type.Object(
     policyRevision: Type.Integer(),
     formatCommand: Type.String(),
     source: Type.Optional(Type.Object({ tenant: Type.String(), volume: Type.String(), snapshot: Type.String() }, strict)),
+    requestName: Type.Optional(
+      Type.String({ description: "The name a client's create request gave (a CSI CreateVolume name): its idempotency key (request-names.ts)" }),
+    ),
     createdAt: Type.String(),
   },
   { title: 'Volume', ...strict },
@@ -233,7 +237,7 @@ export const TenantUsageReport = Type.Object(
   { title: 'TenantUsageReport' },
 );
 
-export const ROLES = ['admin', 'host', 'read-only'] as const;
+export const ROLES = ['admin', 'provisioner', 'host', 'read-only'] as const;
 export const RoleSchema = Type.Union(ROLES.map((r) => Type.Literal(r)), { 'x-expected': `one of ${ROLES.join(', ')}` });
 
 export const TokenRecordSchema = Type.Object(
@@ -286,6 +290,43 @@ export const HostRequestSchema = Type.Object(
     answer: Type.Optional(HostAnswerSchema),
   },
   { title: 'HostRequest', ...strict },
+);
+
+/**
+ * A volume published to one host for a CSI CO (ControllerPublishVolume): the CO's view of where the
+ * volume may be staged. Not lease-bound; it names the volume record it was made for, so that one
+ * left behind by a removed volume does not bind a new volume of the same name (attachments.ts).
+ */
+export const AttachmentRecordSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    hostId: Type.String({ description: "The host's persistent id (the CSI node id)" }),
+    host: Type.String({ description: 'Its --host-label when it was attached' }),
+    readonly: Type.Boolean(),
+    volumeCreatedAt: Type.String({ description: "The createdAt of the volume record it was made for" }),
+    since: Type.String(),
+    by: Type.String({ description: 'Who attached it (the token name)' }),
+    /** The host it was taken over from, when that host's volplugin was gone. */
+    takenFrom: Type.Optional(Type.String()),
+  },
+  { title: 'Attachment', ...strict },
+);
+
+/**
+ * A client's request name (CSI CreateVolume and CreateSnapshot names) and what it made: one per
+ * name, so that a name is never used for two targets (request-names.ts).
+ */
+export const RequestNameSchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('volume'), Type.Literal('snapshot')]),
+    name: Type.String(),
+    tenant: Type.String(),
+    volume: Type.String(),
+    snapshot: Type.Optional(Type.String()),
+    at: Type.String(),
+  },
+  strict,
 );
 
 /** A time-sorted id (timeline.ts): `20261130T174823123Z-9f3a1c2b`. */
@@ -372,6 +413,9 @@ export const ResizeIntentSchema = Type.Object(
   strict,
 );
 
+/** The reverse index of a request name: the name's key, by what it made (request-names.ts). */
+export const RequestTargetSchema = Type.Object({ key: Type.String() }, strict);
+
 /** Checks one kind of record; extra rules beyond the schema (a tenant's policy) may follow. */
 interface RecordSpec {
   what: string;
@@ -418,6 +462,9 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [`${keys.prefix}/exclusive/`, spec('a mount exclusion', ExclusionRecordSchema)],
     [`${keys.prefix}/host-alive/`, spec('a host-alive record', HostAliveRecordSchema)],
     [`${keys.prefix}/formats/`, spec('the format marks of a volume', VolumeFormatSchema)],
+    [keys.attachments, spec('a volume attachment', AttachmentRecordSchema)],
+    [`${keys.prefix}/request-names/by-name/`, spec('a request name', RequestNameSchema)],
+    [`${keys.prefix}/request-names/by-target/`, spec('a request name index entry', RequestTargetSchema)],
     [keys.progress, spec('an operation record', OperationRecordSchema)],
     [`${keys.prefix}/progress-alive/`, spec("an operation's liveness mark", OperationAliveSchema)],
     [keys.audit, spec('an audit entry', AuditEntrySchema)],

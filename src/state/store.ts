@@ -11,6 +11,8 @@
 import { hostname } from 'node:os';
 import type { RuntimeOptions, TenantPolicy } from '../policy/types.js';
 import type { StateCorruptError } from './errors.js';
+import * as attachments from './attachments.js';
+import type { AttachRequest, AttachResult, DetachResult } from './attachments.js';
 import * as audit from './audit.js';
 import type { AuditQuery } from './audit.js';
 import * as hostRequests from './host-requests.js';
@@ -33,9 +35,13 @@ import type { OperationQuery } from './progress.js';
 import { pruneHistory, type HistoryBounds } from './timeline.js';
 import type { HeldLock, OperationLockOptions, OperationLockRecord } from './operations.js';
 import { RecordKV } from './record-kv.js';
+import * as requestNames from './request-names.js';
+import type { ClaimResult, RequestKind, RequestTarget } from './request-names.js';
 import { limitsOf, type Quota, type TenantLimits } from '../policy/limits.js';
 import type {
   AcquisitionRecord,
+  AttachmentRecord,
+  RequestNameRecord,
   BackupRecord,
   AuditEntry,
   OperationRecord,
@@ -68,6 +74,8 @@ export type { ExclusionOptions } from './exclusion.js';
 export type { HostAliveClaim } from './hosts.js';
 export type { MountEvent, VolumeEvent } from './watch.js';
 export type { CreateIntent } from './intents.js';
+export type { AttachRequest, AttachResult, DetachResult } from './attachments.js';
+export type { ClaimResult, RequestKind, RequestTarget } from './request-names.js';
 export type { AuditQuery } from './audit.js';
 export type { OperationQuery } from './progress.js';
 export type { HistoryBounds } from './timeline.js';
@@ -460,6 +468,53 @@ export class StateStore {
   /** The remove or rollback that excludes mounts of the volume now, if any. */
   getExclusion(tenant: string, volume: string): Promise<ExclusionRecord | null> {
     return this.db.read<ExclusionRecord>(this.keys.exclusive(tenant, volume));
+  }
+
+  // ---- CSI attachments (see attachments.ts) -------------------------------------------------
+
+  /**
+   * Publishes the volume to one host, in one transaction: only while the host's volplugin is alive,
+   * no other host holds the mount lock, and the volume is attached to nobody, to this host, or to a
+   * host whose volplugin is gone (a takeover).
+   */
+  attachVolume(request: AttachRequest): Promise<AttachResult> {
+    return attachments.attach(this.db, request);
+  }
+
+  /** Removes the volume's attachment (to `hostId` only, when given); refused while that host holds the mount lock. */
+  detachVolume(tenant: string, volume: string, hostId: string | null): Promise<DetachResult> {
+    return attachments.detach(this.db, tenant, volume, hostId);
+  }
+
+  /** The volume's attachment, or null (also for one left behind by an earlier volume of the same name). */
+  getAttachment(tenant: string, volume: string): Promise<AttachmentRecord | null> {
+    return attachments.getAttachment(this.db, tenant, volume);
+  }
+
+  /** Every attachment record as stored (including ones of removed volumes). */
+  listAttachments(): Promise<AttachmentRecord[]> {
+    return this.db.readAll<AttachmentRecord>(this.keys.attachments);
+  }
+
+  // ---- request names (see request-names.ts) -------------------------------------------------
+
+  /** Claims a client's request name for `target`; refused with the holder when it names another target that still exists. */
+  claimRequestName(kind: RequestKind, name: string, target: RequestTarget, isGone: (holder: RequestNameRecord) => Promise<boolean>): Promise<ClaimResult> {
+    return requestNames.claimRequestName(this.db, kind, name, target, isGone);
+  }
+
+  getRequestName(kind: RequestKind, name: string): Promise<RequestNameRecord | null> {
+    return requestNames.getRequestName(this.db, kind, name);
+  }
+
+  /** Releases the request name of a removed volume or snapshot; false when it had none. */
+  releaseRequestName(target: RequestTarget): Promise<boolean> {
+    return requestNames.releaseRequestName(this.db, target);
+  }
+
+  /** Releases the request names of every snapshot of a removed volume. */
+  releaseSnapshotNames(tenant: string, volume: string): Promise<number> {
+    return requestNames.releaseSnapshotNames(this.db, tenant, volume);
   }
 
   // ---- watches ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ function env(name: string): string {
 }
 
 /** The daemon as users start it: bin/vol<role>.cjs (which loads dist/<role>/main.js). */
-function bin(role: 'master' | 'plugin'): string {
+export function bin(role: 'master' | 'plugin'): string {
   const main = path.join(repoRoot, 'dist', role, 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: build first (pnpm build:ts)`);
   const launcher = path.join(repoRoot, 'bin', `vol${role}.cjs`);
@@ -58,7 +58,7 @@ export function uniq(): string {
  */
 const METRICS_OFF: Record<string, string> = { VOLMASTER_METRICS_LISTEN: 'none', VOLPLUGIN_METRICS_LISTEN: 'none', VOLSUPERVISOR_METRICS_LISTEN: 'none' };
 
-class Proc {
+export class Proc {
   proc: ChildProcess | null = null;
   exited: Promise<number | null> = Promise.resolve(null);
   constructor(

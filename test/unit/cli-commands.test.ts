@@ -459,7 +459,7 @@ describe('tokens and tenant usage', () => {
     const r = await withAdmin(['token', 'create', '--role', 'read-only', '--name', 'grafana']);
     ok(r);
     expect(r.stdout).toMatch(/^created token grafana \(role read-only\); it is shown only this once:\nvpt_[A-Za-z0-9_-]{43}\n$/);
-    failed(await withAdmin(['token', 'create', '--role', 'root', '--name', 'x']), 2, /Allowed choices are admin, host, read-only/);
+    failed(await withAdmin(['token', 'create', '--role', 'root', '--name', 'x']), 2, /Allowed choices are admin, provisioner, host, read-only/);
     failed(await withAdmin(['token', 'create', '--role', 'host', '--name', 'a b']), 2, /--name: must be a token name/);
     failed(await withAdmin(['token', 'create', '--role', 'host']), 2, /required option '--name <name>'/);
   });

@@ -1,5 +1,5 @@
 // Secure by default, through inject() on MemoryKV and the memory Storage twin: no coercion of any
-// request, tokens and their roles (admin, host, read-only), revocation, tenant limits and their
+// request, tokens and their roles (admin, provisioner, host, read-only), revocation, tenant limits and their
 // usage, records read back from etcd checked against their schema. The same against the real
 // etcd, Ceph and binaries: test/integration/security.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -130,7 +130,7 @@ describe('tokens and roles', () => {
   it('refuses a second token of one name (409), a bad role or name (400), and the reserved names', async () => {
     await newToken('host1', 'host');
     expectError(await call('POST', '/v1/tokens', ADMIN, { name: 'host1', role: 'host' }), 409, 'TOKEN_EXISTS', /revoke it first/, 'name');
-    expectError(await call('POST', '/v1/tokens', ADMIN, { name: 'host2', role: 'root' }), 400, 'INVALID_REQUEST', /role: must be one of admin, host, read-only/, 'role');
+    expectError(await call('POST', '/v1/tokens', ADMIN, { name: 'host2', role: 'root' }), 400, 'INVALID_REQUEST', /role: must be one of admin, provisioner, host, read-only/, 'role');
     expectError(await call('POST', '/v1/tokens', ADMIN, { name: 'a/b', role: 'host' }), 400, 'INVALID_REQUEST', /name: must be a token name/, 'name');
     expectError(await call('POST', '/v1/tokens', ADMIN, { name: 'bootstrap', role: 'admin' }), 400, 'INVALID_NAME');
     expect((await store.listTokens()).map((t) => t.name)).toEqual(['host1']);

@@ -31,7 +31,7 @@ export function tokenCommands(program: Command, act: Act): void {
     .command('create')
     .description('create a token; prints it once (the master keeps only its SHA-256), or writes it to --file')
     .requiredOption('--name <name>', 'its name, e.g. the host it is for')
-    .addOption(new Option('--role <role>', 'admin: everything; host: what volplugin needs; read-only: GETs').choices(ROLES).makeOptionMandatory())
+    .addOption(new Option('--role <role>', 'admin: everything; provisioner: what the CSI controller needs (volumes with their data, snapshots, attachments); host: what volplugin needs; read-only: GETs').choices(ROLES).makeOptionMandatory())
     .option('--file <path>', 'write the token to this new file (mode 600) instead of printing it')
     .addHelpText('after', '\nExample: volcli token create --role host --name node3 --file /etc/volplugin/host-token')
     .action(

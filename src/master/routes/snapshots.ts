@@ -19,6 +19,9 @@ import { limitsOf } from '../../policy/limits.js';
 import { assertVolumeRef } from '../../policy/names.js';
 import { parseDriverOptions, type OptionValues } from '../../policy/options.js';
 import { policyCopyRecord } from '../../snapshots/copy-record.js';
+import { ApiError, isApiError } from '../../api/errors.js';
+import { toErrorBody } from '../errors.js';
+import { claimSnapshotName, claimVolumeName } from '../request-names.js';
 import { createPath, emptyBodyIsObject } from './shared.js';
 import type { VolumeRecord } from '../../state/records.js';
 
@@ -53,7 +56,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Take a snapshot now (named manual-<time> unless a name is given)',
         params: VolumeParams,
         body: SnapshotTakeBody,
-        response: { 201: SnapshotSchema, ...errorResponses(400, 401, 403, 404, 409, 503) },
+        response: { 200: SnapshotSchema, 201: SnapshotSchema, ...errorResponses(400, 401, 403, 404, 409, 503) },
       },
     },
     async (request, reply) => {
@@ -61,8 +64,20 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const { tenant, volume } = request.params;
       const policy = (await app.store.getTenant(tenant))?.policy;
       const limit = policy ? (limitsOf(policy).maxSnapshots ?? undefined) : undefined;
-      const snapshot = await app.snapshots.take(tenant, volume, request.body?.name, limit);
-      return reply.code(201).send(snapshot);
+      const { name, requestName } = request.body ?? {};
+      if (requestName === undefined) return reply.code(201).send(await app.snapshots.take(tenant, volume, name, limit));
+      if (name === undefined) throw new ApiError('INVALID_REQUEST', 'body: requestName needs name (the snapshot it is for)', { field: 'name' });
+      if (!(await app.store.getVolume(tenant, volume))) throw new ApiError('VOLUME_NOT_FOUND', `volume ${tenant}/${volume} does not exist`, { field: 'volume' });
+      const claimed = await claimSnapshotName(app.store, app.storage, requestName, { tenant, volume, snapshot: name });
+      try {
+        return reply.code(201).send(await app.snapshots.take(tenant, volume, name, limit));
+      } catch (err) {
+        // Taken already for this very request (an answer that was lost): the same snapshot again.
+        const existing = !claimed && isApiError(err, 'SNAPSHOT_EXISTS') ? (await app.snapshots.list(tenant, volume)).find((s) => s.name === name) : undefined;
+        if (existing) return reply.code(200).send(existing);
+        if (claimed && toErrorBody(err).status < 500) await app.store.releaseRequestName({ tenant, volume, snapshot: name }).catch(() => undefined);
+        throw err;
+      }
     },
   );
 
@@ -80,6 +95,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       names(request.params);
       const { tenant, volume, snapshot } = request.params;
       await app.snapshots.remove(tenant, volume, snapshot);
+      await app.store.releaseRequestName({ tenant, volume, snapshot }).catch((err: unknown) => request.log.warn({ err, tenant, volume, snapshot }, 'could not release its request name'));
       return reply.code(204).send();
     },
   );
@@ -108,13 +124,25 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const options = (request.body.options ?? {}) as OptionValues;
       parseDriverOptions(options); // 400 for unknown keys before anything else
       const create = createPath(app);
-      const copy = () => app.snapshots.copy({ tenant, volume, snapshot }, target, {
-        build: policyCopyRecord(app.store, options),
-        prepare: create.prepare,
-        afterClone: create.mark,
-        commit: create.commit,
-        abandon: create.abandon,
-      });
+      const requestName = request.body.requestName;
+      const build = policyCopyRecord(app.store, options);
+      const copy = async () => {
+        // The request name (CSI's CreateVolume name) is claimed for the target first and recorded in it.
+        const claimed = requestName === undefined ? false : await claimVolumeName(app.store, requestName, target);
+        return app.snapshots
+          .copy({ tenant, volume, snapshot }, target, {
+            build: async (input) => ({ ...(await build(input)), ...(requestName === undefined ? {} : { requestName }) }),
+            prepare: create.prepare,
+            afterClone: create.mark,
+            commit: create.commit,
+            abandon: create.abandon,
+          })
+          .catch(async (err: unknown) => {
+            // A refusal made nothing: the name is free again.
+            if (claimed && toErrorBody(err).status < 500) await app.store.releaseRequestName(target).catch(() => undefined);
+            throw err;
+          });
+      };
       let record: VolumeRecord | null = null;
       // The clone is the point of no return; the flatten after it goes on in the background either way.
       const { operation } = await app.operations.run(

@@ -18,9 +18,18 @@ import {
 } from '../../api/schemas.js';
 import { assertName } from '../../policy/names.js';
 import { authorizeDestroy, checkRemoval, type Removal } from '../access.js';
+import type { FastifyBaseLogger } from 'fastify';
 import { emptyBodyIsObject } from './shared.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  /** After a remove: the volume's request name (and, with its image gone, its snapshots') is free again. Best effort. */
+  async function releaseNames(log: FastifyBaseLogger, tenant: string, volume: string, snapshotsToo: boolean): Promise<void> {
+    if (snapshotsToo) {
+      await app.store.releaseSnapshotNames(tenant, volume).catch((err: unknown) => log.warn({ err, tenant, volume }, 'could not release the request names of its snapshots'));
+    }
+    await app.store.releaseRequestName({ tenant, volume }).catch((err: unknown) => log.warn({ err, tenant, volume }, 'could not release its request name'));
+  }
+
   app.get(
     '/v1/volumes',
     { schema: { tags: ['volumes'], summary: 'List every volume of every tenant', response: { 200: VolumeList, ...errorResponses(401, 503) } } },
@@ -65,7 +74,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { tenant, volume } = request.params;
-      const { record, created } = await app.volumes.create(tenant, volume, request.body?.options ?? {});
+      const name = request.body?.requestName;
+      const { record, created } = await app.volumes.create(tenant, volume, request.body?.options ?? {}, name === undefined ? undefined : { name });
       if (created) request.log.info({ tenant, volume, pool: record.pool, image: record.image, by: request.caller.name }, 'volume created');
       else request.audit.unchanged = true;
       return reply.code(created ? 201 : 200).send(record);
@@ -130,13 +140,17 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
               (r) => accept({ kind: 'remove', tenant, volume, by, message: `removing ${r.pool}/${r.image}` }),
             );
             request.log.info({ tenant, volume, pool: record.pool, image: record.image, by }, 'volume removed');
+            // Its snapshots went with the image, and the volume is gone: their request names are free again.
+            await releaseNames(request.log, tenant, volume, true);
             return { value: record, result: { pool: record.pool, image: record.image }, message: `removed ${tenant}/${volume} and its image ${record.pool}/${record.image}` };
           },
           { wait },
         );
         if (operation) request.audit.operation = operation.id;
         if (!wait && operation) return reply.code(202).header('location', `/v1/operations/${operation.id}`).send(operation);
+        return reply.code(204).send();
       }
+      await releaseNames(request.log, tenant, volume, false);
       return reply.code(204).send();
     },
   );

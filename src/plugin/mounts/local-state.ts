@@ -7,8 +7,9 @@
 // Reference counting is Docker's contract: every Mount carries a fresh random ID, its Unmount the
 // same ID. A volume stays mounted while at least one ID holds it.
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { StateFileWriter } from '../../common/state-file.js';
 import type { Mapping } from '../../mapper/types.js';
 import type { RateLimit } from '../../policy/types.js';
 
@@ -73,11 +74,13 @@ export function dropRef(entry: LocalVolume, id: string): boolean {
 
 export class LocalState {
   private readonly volumes = new Map<string, LocalVolume>();
-  private writing: Promise<void> = Promise.resolve();
+  private readonly writer: StateFileWriter;
   /** The boot the table describes; null when unknown (a new or old file). */
   bootId: string | null = null;
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string) {
+    this.writer = new StateFileWriter(file);
+  }
 
   static inDir(stateDir: string): LocalState {
     return new LocalState(path.join(stateDir, 'mounts.json'));
@@ -141,14 +144,6 @@ export class LocalState {
   /** Writes the table to disk (serialised: the last save wins, none interleave). */
   save(): Promise<void> {
     const snapshot: StateFile = { version: 1, ...(this.bootId ? { bootId: this.bootId } : {}), volumes: this.all() };
-    const text = `${JSON.stringify(snapshot, null, 2)}\n`;
-    const next = this.writing.then(async () => {
-      await mkdir(path.dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.tmp`;
-      await writeFile(tmp, text, { mode: 0o600 });
-      await rename(tmp, this.file);
-    });
-    this.writing = next.catch(() => undefined);
-    return next;
+    return this.writer.write(snapshot);
   }
 }

@@ -10,6 +10,7 @@ export const INVARIANTS = {
   'acked-creates': 'every acknowledged create exists (record and image)',
   'clean-failure': 'a refused or failed operation changes nothing and says why (and refusals that must happen do)',
   bounded: 'every call answers within its deadline; no daemon hangs',
+  'no-stray-fence': 'a mount fences only a holder that did not let go of that very volume (never the holder of its source)',
 } as const;
 
 export type InvariantName = keyof typeof INVARIANTS;

@@ -3,6 +3,7 @@
 
 import type { Scenario } from '../scenario.js';
 import { clonedHostId } from './clone.js';
+import { copyOfMountedScenario } from './copy.js';
 import { etcdCreate, etcdMount } from './etcd.js';
 import { graceHandover } from './grace.js';
 import { freezeAskerKilledScenario } from './freeze.js';
@@ -28,6 +29,7 @@ export const SCENARIOS: readonly Scenario[] = [
   readError,
   rebootScenario,
   clonedHostId,
+  copyOfMountedScenario,
   removeVsMount,
   rollbackVsMount,
   mountStorm,
