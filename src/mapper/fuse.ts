@@ -67,6 +67,22 @@ export async function checkFuseAvailable(): Promise<void> {
   }
 }
 
+/**
+ * mkdir -p that survives the unmap of a sibling volume removing the tenant directory it found empty
+ * (removeDir) between the two steps of the recursive mkdir (seen in make chaos: ENOTDIR/ENOENT).
+ */
+async function makeDir(dir: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await mkdir(dir, { recursive: true });
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (attempt >= 5 || (code !== 'ENOENT' && code !== 'ENOTDIR')) throw err;
+    }
+  }
+}
+
 /** Pids of the rbd-fuse processes serving `dir` (from /proc/PID/cmdline). */
 export async function rbdFusePids(dir: string): Promise<number[]> {
   const out: number[] = [];
@@ -152,7 +168,7 @@ export class FuseMapper implements Mapper {
     const note: FuseNote = { ...target, clientAddress: null };
     // A leftover of a crash at the same place is removed first: it may be fenced or stale.
     await step('leftovers', () => this.unmapDir(dir));
-    await mkdir(dir, { recursive: true });
+    await makeDir(dir);
     await this.writeNote(dir, note);
     let fuseMounted = false;
     let device: string | null = null;
