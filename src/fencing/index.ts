@@ -12,6 +12,12 @@
 //   renewed in time) cuts the local I/O path (the mapper's stopIo) and blocklists its own client,
 //   so that its writes fail at once; it cuts the path again before it tears such a volume down, so
 //   the teardown cannot hang.
+// - Fencing a leftover. A mapping this host finds without an entry (its volplugin or the whole
+//   host died: a crash, a reboot) may have lost its Ceph client without a goodbye. Such a client's
+//   watch stays on the OSD for osd_client_watch_timeout (30 s) and its exclusive lock with it, and
+//   until then every metadata change of the image (the holder note's removal) and every other
+//   client's write waits. So the leftover's client is blocklisted (harmless for a dead client: its
+//   watch and lock go at once), and its holder note is cleared only once that worked.
 
 import type { Mapper, MapperKind, Mapping } from '../mapper/types.js';
 import type { Storage } from '../storage/types.js';
@@ -170,6 +176,28 @@ export class Fencing {
   async fenceSelf(mapping: Mapping, volume: string): Promise<void> {
     await this.stopIo(mapping, volume);
     await this.blocklistOwn(mapping, volume);
+  }
+
+  /**
+   * A leftover mapping of this host was removed (no mount table entry had it): fences its client,
+   * then clears the image's holder note if it names that client. Fail closed: when the blocklist
+   * fails, the note stays, and the next holder fences the client itself. Failures are logged,
+   * never thrown (the mapping is gone either way).
+   */
+  async releaseLeftover(mapping: Mapping, volume: string): Promise<void> {
+    const { pool, image, clientAddress } = mapping;
+    if (!pool || !image) return;
+    if (clientAddress) {
+      try {
+        await blocklist(this.storage, clientAddress, this.seconds, 'self');
+      } catch (err) {
+        this.log?.error({ volume, address: clientAddress, err: messageOf(err) }, 'could not fence the client of a leftover mapping: its holder note stays for the next holder to fence');
+        return;
+      }
+    }
+    await clearHolder(this.storage, pool, image, clientAddress).catch((err: unknown) =>
+      this.log?.error({ volume, err: messageOf(err) }, 'could not clear the holder note of a leftover mapping'),
+    );
   }
 
   /** Cuts the local I/O path of a lost volume again before tearing it down, so that the teardown cannot hang (errors ignored). */

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { HOLDER_KEY } from '../../src/fencing/index.js';
 import type { DeviceContents } from '../../src/mapper/fs.js';
 import type { RateLimit } from '../../src/policy/types.js';
 import { MemoryKV } from '../../src/state/memory.js';
@@ -172,6 +173,40 @@ describe('Convergence', () => {
     await a.loop.runNow('test');
     expect(await a.store.getMount('t', 'b')).toBeNull();
     await a.loop.stop();
+  });
+
+  it('a leftover mapping (its host rebooted): its client is blocklisted before its holder note is cleared, so no dead watch holds the image\'s lock', async () => {
+    const a = host('h1', 0);
+    await a.manager.mount('t', 'a', 'id1', signal());
+    expect((await storage.getMetadata('rbd', 't.a'))[HOLDER_KEY]).toContain('127.0.0.1:0/0');
+    a.local.forgetAll(); // what a reboot forgets (boot.ts); the mapping below it is a leftover
+    storage.calls.length = 0;
+    await a.loop.runNow('test');
+    expect(a.mapper.mapped.size).toBe(0);
+    expect(blocklistCalls(storage).map((c) => c.address)).toEqual(['127.0.0.1:0/0']);
+    const order = storage.calls.map((c) => c.split(' ')[0]);
+    expect(order.indexOf('blocklistAdd')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('blocklistAdd')).toBeLessThan(order.indexOf('removeMetadata'));
+    expect((await storage.getMetadata('rbd', 't.a'))[HOLDER_KEY]).toBeUndefined();
+    await a.loop.stop();
+  });
+
+  it('a leftover mapping whose client cannot be blocklisted keeps its holder note, for the next holder to fence (fail closed)', async () => {
+    const a = host('h1', 0);
+    await a.manager.mount('t', 'a', 'id1', signal());
+    a.local.forgetAll();
+    storage.failNext('blocklistAdd', 'ETIMEDOUT');
+    await a.loop.runNow('test');
+    expect(a.mapper.mapped.size).toBe(0);
+    expect((await storage.getMetadata('rbd', 't.a'))[HOLDER_KEY]).toContain('127.0.0.1:0/0');
+    const b = host('h2', 10);
+    await vi.waitFor(async () => expect(await a.store.getMount('t', 'a')).toBeNull(), { timeout: 5_000 });
+    storage.calls.length = 0;
+    storage.callArgs.length = 0;
+    await b.manager.mount('t', 'a', 'id9', signal());
+    expect(blocklistCalls(storage).map((c) => c.address)).toEqual(['127.0.0.1:0/0']);
+    await a.loop.stop();
+    await b.loop.stop();
   });
 
   it('an entry left without references (a failed Unmount) is torn down', async () => {

@@ -111,9 +111,8 @@ export class ConvergenceActions {
         case 'cleanup-mapping': {
           if (entry && (entry.mapping.device === action.mapping.device || entry.mapping.fuseDir === action.mapping.fuseDir)) return;
           await manager.cleanupMapping(action.mapping);
-          if (action.mapping.pool && action.mapping.image && !entry) {
-            await this.parts.fencing.clearHolder(action.mapping.pool, action.mapping.image, action.mapping.clientAddress).catch(() => undefined);
-          }
+          // Its client may have died without closing the image (src/fencing: fencing a leftover).
+          if (!entry) await this.parts.fencing.releaseLeftover(action.mapping, action.volume);
           log.info({ volume: action.volume, device: action.mapping.device, kind: action.mapping.kind }, 'removed a leftover mapping');
           return;
         }
