@@ -4,7 +4,7 @@
 // "Docker" holds, so that a scenario can end as Docker would: by unmounting them.
 
 import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { listLoopDevices } from '../../src/mapper/loop.js';
 import { readMountInfo } from '../../src/mapper/mountinfo.js';
@@ -169,6 +169,17 @@ export class ChaosHost {
     if (!mount) return { host: this.label, mounted: false, device: null, image: null };
     const loop = (await listLoopDevices()).find((l) => l.device === mount.source);
     return { host: this.label, mounted: true, device: mount.source, image: loop ? path.basename(loop.backingFile) : null };
+  }
+
+  /**
+   * Why this host's volplugin holds `name` as lost (its lease lapsed, another host took it), from
+   * its mount table; null when it does not (or has no entry for it).
+   */
+  async lostReason(name: string): Promise<string | null> {
+    const [tenant, volume] = name.split('/');
+    const text = await readFile(path.join(this.stateDir, 'mounts.json'), 'utf8').catch(() => '{"volumes":[]}');
+    const table = JSON.parse(text) as { volumes?: Array<{ tenant: string; volume: string; lost?: string | null }> };
+    return table.volumes?.find((v) => v.tenant === tenant && v.volume === volume)?.lost ?? null;
   }
 
   /**
