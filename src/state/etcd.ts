@@ -1,4 +1,4 @@
-// EtcdKV: the KV surface on etcd v3 through the `etcd3` client (gRPC).
+// EtcdKV: the KV surface on etcd v3 through the `etcd3` client (gRPC). (Over 400 lines: the one class wrapping that client: calls, transactions, paged lists, watches.)
 //
 // Every unary call carries a gRPC deadline and is also raced against a timer, so that no caller
 // waits longer than `timeoutMs` (the client's own retries included). Connection failures become
@@ -410,10 +410,16 @@ export class EtcdKV extends TransactionalKV implements KV {
     // or that ends without close() is dead: its owner hears it (onDead) and must watch again.
     // Only a watch in this.watchers can die: one not yet established, or closed (by close() or
     // EtcdKV.close()), is not reported.
+    // A dead watch is not cancelled: etcd3 has already dropped it (both events come after it took
+    // the watcher off its list), and cancelling it would ask etcd to cancel a watch id etcd still
+    // knows (a compacted watch stays in its stream until then), whose answer etcd3 cannot match
+    // to a watcher and throws from the stream ("Failed to find watcher for IWatchResponse"),
+    // killing the process.
     let gap = false;
+    let cancelledByEtcd = false;
     const die = (err: Error) => {
+      cancelledByEtcd = true;
       if (!this.watchers.delete(watcher)) return;
-      void watcher.cancel().catch(() => undefined);
       options.onDead?.(err);
     };
     watcher.on('error', (err: Error) => die(err));
@@ -436,7 +442,7 @@ export class EtcdKV extends TransactionalKV implements KV {
           }),
       );
     } catch (err) {
-      void watcher.cancel().catch(() => undefined);
+      if (!cancelledByEtcd) void watcher.cancel().catch(() => undefined);
       throw err;
     }
     this.watchers.add(watcher);

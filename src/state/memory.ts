@@ -154,9 +154,10 @@ export class MemoryKV extends TransactionalKV implements KV {
     this.backend.unavailable = unavailable;
   }
 
-  /** Every watch on the store dies (as when etcd cancels them): no more events, onDead is called. */
-  killWatches(): void {
+  /** Every watch on the store (or those of prefixes `only` accepts) dies, as when etcd cancels them: no more events, onDead is called. */
+  killWatches(only: (prefix: string) => boolean = () => true): void {
     for (const watcher of [...this.backend.watchers]) {
+      if (!only(watcher.prefix)) continue;
       this.backend.watchers.delete(watcher);
       watcher.options.onDead?.(new Error(`watch of ${watcher.prefix} cancelled (test)`));
     }

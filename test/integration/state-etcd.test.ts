@@ -4,8 +4,9 @@ import { createServer } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EtcdKV } from '../../src/state/etcd.js';
-import { StateUnavailableError } from '../../src/state/kv.js';
+import { StateUnavailableError, type WatchEvent } from '../../src/state/kv.js';
 import { kvContract, waitFor } from '../unit/state-kv.contract.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const endpoint = process.env.VOLPLUGIN_TEST_ETCD;
 if (!endpoint) {
@@ -126,6 +127,39 @@ describe('EtcdKV specifics', () => {
     } finally {
       await host.close();
       await observer.close();
+    }
+  });
+  it('a watch etcd cancels (its revision compacted while cut off) is reported dead, and the process goes on', { timeout: 60_000 }, async () => {
+    const prefix = `/test-${crypto.randomUUID()}/`;
+    const proxy = await startTcpProxy(endpoints[0]!);
+    const kv = new EtcdKV({ endpoints: [proxy.url], timeoutMs: 15_000 });
+    try {
+      const dead: Error[] = [];
+      const old = await kv.watch(`${prefix}old/`, () => undefined, { onDead: (err) => dead.push(err) });
+      proxy.cut();
+      // A watch asked for while cut off starts from the revision it is set up at: etcd keeps it, and
+      // with it the stream that etcd cancels the old one on.
+      const laterEvents: WatchEvent[] = [];
+      const later = kv.watch(`${prefix}later/`, (e) => laterEvents.push(e), { onDead: (err) => dead.push(err) });
+      await outside.put(`${prefix}old/k`).value('missed');
+      const { header } = await outside.put(`${prefix}compact`).value('x');
+      await outside.kv.compact({ revision: header.revision });
+      proxy.restore();
+      await waitFor('the old watch to be reported dead', () => dead.length > 0, 30_000);
+      expect(dead.map((e) => e.message)).toEqual([expect.stringMatching(/canceled/i)]);
+      // This process is still alive (etcd3 used to throw from the stream when the dead watch was
+      // cancelled as well) and the watch set up while cut off delivers.
+      const liveWatch = await later;
+      await waitFor('the other watch to deliver', async () => {
+        await outside.put(`${prefix}later/k`).value(String(Date.now()));
+        return laterEvents.length > 0;
+      }, 30_000);
+      expect(dead).toHaveLength(1);
+      await old.close();
+      await liveWatch.close();
+    } finally {
+      await kv.close();
+      await proxy.close();
     }
   });
 });

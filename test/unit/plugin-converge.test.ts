@@ -163,6 +163,27 @@ describe('Convergence', () => {
     await a.loop.stop();
   });
 
+  it('a watch that dies alone is set up again alone: the live one is not closed (closing a watch etcd cancels too crashed etcd3)', async () => {
+    const a = host('h1', 0);
+    await a.manager.mount('t', 'a', 'id1', signal());
+    await a.loop.runNow('start');
+    expect(kv.watchCount).toBe(2);
+    const watch = vi.spyOn(MemoryKV.prototype, 'watch'); // every client's (the host's is kv.client())
+    const rounds = a.loop.rounds;
+    const volumes = a.store.keys.volumes;
+    kv.killWatches((prefix) => prefix === volumes);
+    expect(kv.watchCount).toBe(1);
+    await vi.waitFor(() => expect(kv.watchCount).toBe(2), { timeout: 5_000 });
+    expect(a.loop.rounds).toBeGreaterThan(rounds);
+    expect(watch.mock.calls.map(([prefix]) => prefix)).toEqual([volumes]);
+    watch.mockRestore();
+    // The new volumes watch delivers.
+    const fifty = { ...limits, writeIops: 50 };
+    await a.store.updateRuntime('t', 'a', { ...record('a').runtime, rateLimit: fifty });
+    await vi.waitFor(() => expect(a.local.get('t', 'a')?.appliedLimits).toEqual(fifty), { timeout: 5_000 });
+    await a.loop.stop();
+  });
+
   it('a lock of this host for a volume it does not have is released', async () => {
     const a = host('h1', 0);
     const lease = await a.lease.get();

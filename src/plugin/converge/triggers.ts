@@ -38,11 +38,20 @@ const dockerEventsReconnect = retry(handleAll, {
   backoff: new ExponentialBackoff({ initialDelay: 1_000, maxDelay: 30_000, generator: noJitterGenerator }),
 }).dangerouslyUnref();
 
+/** What volplugin watches in etcd, each with its own watch. */
+const WATCHED = ['mount locks', 'volumes'] as const;
+type WatchedThing = (typeof WATCHED)[number];
+
 /** Pause before following the events again after dockerd closed the stream (it restarted). */
 const RECONNECT_AFTER_END_MS = 1_000;
 
 export class ConvergenceTriggers {
-  private watches: Watch[] = [];
+  /**
+   * The live watches by what they watch. A dead one is only taken out (etcd has ended it already);
+   * the others are left alone: closing one while etcd cancels it too (both are cancelled after a
+   * compaction) would crash etcd3, which cannot match etcd's second cancellation to a watcher.
+   */
+  private readonly watches = new Map<WatchedThing, Watch>();
   private wake: (reason: string) => void = () => undefined;
   /** Aborted by stop(): ends the Docker event stream and any further watch. */
   private readonly stopped = new AbortController();
@@ -56,32 +65,44 @@ export class ConvergenceTriggers {
     this.wake = wake;
   }
 
-  /** Watches the mount locks and volume records in etcd (once set up, they stay until stop). */
+  /** Watches the mount locks and volume records in etcd (each one set up again after it died). */
   async ensureWatches(): Promise<void> {
-    if (this.watches.length > 0 || this.stopped.signal.aborted) return;
     const { store, local, log } = this.parts;
     const ifOurs = (what: string) => (event: { type: string; tenant: string; volume: string }) => {
       if (local.get(event.tenant, event.volume)) this.wake(`${what} ${event.type}`);
     };
     const corrupt = (what: string) => () => this.wake(`${what} record unreadable`);
-    const options = (what: string) => ({
-      onDead: (err: Error) => void this.watchDied(what, err),
-      onResumed: () => this.wake(`etcd watch of ${what} resumed after a gap`),
-    });
-    try {
-      this.watches.push(await store.watchMounts(ifOurs('mount lock'), corrupt('mount lock'), options('mount locks')));
-      this.watches.push(await store.watchVolumes(ifOurs('volume'), corrupt('volume'), options('volumes')));
-    } catch (err) {
-      log.debug({ err: messageOf(err) }, 'etcd watches not set up yet; retried next round');
-      await this.closeWatches();
+    for (const what of WATCHED) {
+      if (this.watches.has(what) || this.stopped.signal.aborted) continue;
+      let watch: Watch | null = null;
+      let died = false;
+      const options = {
+        onDead: (err: Error) => {
+          died = true;
+          this.watchDied(what, watch, err);
+        },
+        onResumed: () => this.wake(`etcd watch of ${what} resumed after a gap`),
+      };
+      try {
+        watch =
+          what === 'mount locks'
+            ? await store.watchMounts(ifOurs('mount lock'), corrupt('mount lock'), options)
+            : await store.watchVolumes(ifOurs('volume'), corrupt('volume'), options);
+      } catch (err) {
+        log.debug({ watch: what, err: messageOf(err) }, 'etcd watch not set up yet; retried next round');
+        continue;
+      }
+      // stop() ran while this watch was being set up: it is nobody's to close otherwise.
+      if (this.stopped.signal.aborted) await watch.close().catch(() => undefined);
+      else if (!died) this.watches.set(what, watch);
     }
   }
 
-  /** A watch died: drop every watch and wake a round, which re-reads etcd and watches again (ensureWatches). */
-  private async watchDied(what: string, err: Error): Promise<void> {
+  /** A watch died: take it out and wake a round, which re-reads etcd and watches again (ensureWatches). */
+  private watchDied(what: WatchedThing, watch: Watch | null, err: Error): void {
     if (this.stopped.signal.aborted) return;
+    if (watch !== null && this.watches.get(what) === watch) this.watches.delete(what);
     this.parts.log.warn({ watch: what, err: messageOf(err) }, 'etcd watch died: watching again and converging (events may have been missed)');
-    await this.closeWatches();
     this.wake(`etcd watch of ${what} died`);
   }
 
@@ -93,12 +114,9 @@ export class ConvergenceTriggers {
 
   async stop(): Promise<void> {
     this.stopped.abort();
-    await this.closeWatches();
-  }
-
-  private async closeWatches(): Promise<void> {
-    for (const w of this.watches) await w.close().catch(() => undefined);
-    this.watches = [];
+    const watches = [...this.watches.values()];
+    this.watches.clear();
+    for (const w of watches) await w.close().catch(() => undefined);
   }
 
   private async followEvents(docker: DockerClient): Promise<void> {
