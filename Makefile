@@ -54,7 +54,7 @@ SEED ?=
 SCALE ?= 1
 ONLY ?=
 chaos: build
-	pnpm exec tsx test/chaos/main.ts --scale $(SCALE) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
+	node --import tsx test/chaos/main.ts --scale $(SCALE) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
 
 # The image compiles its own addon and TypeScript: nothing of the checkout's build goes in.
 image: deps
