@@ -29,9 +29,17 @@ export function runBounded(file: string, args: string[], timeoutMs: number): Pro
       clearTimeout(timer);
       resolve({ code: null, stdout, stderr: err.message, timedOut: false });
     });
+    // 'exit' can come before the last of stdout was read (a journal read then looked empty: "Unexpected
+    // end of JSON input"); 'close' comes after it, but never when a daemon the child started keeps
+    // the pipes (sandbox.sh): so the output gets a moment after the exit, not forever.
     child.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut: false });
+      const done = () => resolve({ code, stdout, stderr, timedOut: false });
+      const grace = setTimeout(done, 2_000);
+      child.on('close', () => {
+        clearTimeout(grace);
+        done();
+      });
     });
   });
 }
