@@ -11,6 +11,7 @@ import { openEtcd } from '../../src/common/etcd.js';
 import type { EtcdKV } from '../../src/state/etcd.js';
 import { ApiClient } from '../../src/api/client.js';
 import type { NodeBackend } from '../lib/backends.js';
+import { cPhases, RBD_FEATURE, runCLoop } from '../lib/c-loop.js';
 import { type BenchEtcd, benchRoot, ensureEtcd, ensureMasterTls, repoRoot, stopEtcd } from '../lib/cluster.js';
 import { setEtcdPidFile, setServicePids } from '../lib/cpu.js';
 import type { BenchContext, Sizes } from '../lib/context.js';
@@ -255,6 +256,25 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
             await etcdClient.get(key);
           }),
         ],
+      });
+    }
+    // The Ceph floor of a create: the C program creating (and removing) images with the features
+    // volmaster gives a volume, 8 at once like the API clients, with no etcd, HTTP or metadata.
+    if (ctx.storage.native) {
+      contenders.push({
+        spec: { bench: 'master', backend: 'c', concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name, notes: { probe: 'Ceph floor of a create', features: 'layering,exclusive-lock,object-map,fast-diff' } },
+        round: async (r) =>
+          cPhases(
+            await runCLoop(ctx.cluster, {
+              mode: 'image',
+              prefix: `${ctx.prefix}mc${r}`,
+              workers: MASTER_CLIENTS,
+              count: sizes.count,
+              size: 2 ** 30,
+              features: RBD_FEATURE.layering | RBD_FEATURE.exclusiveLock | RBD_FEATURE.objectMap | RBD_FEATURE.fastDiff,
+            }),
+            { image_create: 'c_image_create_8', image_remove: 'c_image_remove_8' },
+          ),
       });
     }
     const out = await measureInterleaved(contenders, sizes.warmup, sizes.rounds).finally(() => etcdClient.close());

@@ -93,6 +93,8 @@ const opNames: Record<string, string> = {
   api_volume_remove: 'API: volume remove',
   api_health: 'API: GET /v1/health (no etcd; the HTTPS floor)',
   etcd_get: 'etcd get, 8 clients (no master; the etcd floor)',
+  c_image_create_8: 'C program: image create, 8 at once (the Ceph floor of an API create)',
+  c_image_remove_8: 'C program: image remove, 8 at once',
   api_read_after_write: 'API: write on one master, read on another',
   image_info: 'image info',
   image_list: 'image list',

@@ -19,6 +19,14 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     mounts: `${p}/mounts/`,
     mount: (tenant: string, volume: string) => `${p}/mounts/${tenant}/${volume}`,
     /**
+     * One host's mount locks, `<hostId>/<tenant>/<volume>`: written and removed in the transaction
+     * that writes or removes the lock, bound to the same lease, so that a host finds its own locks
+     * without listing every lock of the cluster (its convergence pass). An index, not a lock: the
+     * lock key decides; an entry whose lock is gone (force-removed) lasts only as long as its lease.
+     */
+    hostMounts: (hostId: string) => `${p}/host-mounts/${hostId}/`,
+    hostMount: (hostId: string, tenant: string, volume: string) => `${p}/host-mounts/${hostId}/${tenant}/${volume}`,
+    /**
      * The last acquisition of a volume's mount lock (who, under which lease, which generation):
      * persistent, not lease-bound, written in the transaction that takes the lock (see mounts.ts).
      */

@@ -6,10 +6,14 @@
 // transaction it rewrites the volume's acquisition record (persistent, not lease-bound) with the
 // next generation. A lock is taken only while no remove or rollback excludes mounts (exclusion.ts)
 // and the volume record exists, in that same transaction.
+//
+// Every write of a lock also writes its entry in the holder's index (keys.hostMount), under the
+// same lease, and every removal removes it, in the same transaction: a host lists its own locks
+// through the index (listHostMounts) at a cost that grows with its mounts, not with the cluster's.
 
 import type { Lease } from './kv.js';
 import { CONFLICT, type RecordKV } from './record-kv.js';
-import type { AcquisitionRecord, ExclusionRecord, MountRecord } from './records.js';
+import type { AcquisitionRecord, ExclusionRecord, HostMountIndex, MountRecord } from './records.js';
 
 /** Why a lock was not taken: another holder, a remove/rollback in progress, or no such volume. */
 export type MountRefusal =
@@ -28,6 +32,12 @@ interface Holder {
 }
 
 const sameHolder = (a: Holder, b: Holder) => a.hostId === b.hostId && a.lease === b.lease;
+
+/** The index entry of `record`'s lock, bound to the lock's lease (written with every write of the lock). */
+function indexPut(db: RecordKV, record: MountRecord, lease: Lease) {
+  const entry: HostMountIndex = { tenant: record.tenant, volume: record.volume };
+  return { key: db.keys.hostMount(record.hostId, record.tenant, record.volume), value: JSON.stringify(entry), lease };
+}
 
 function assertLease(record: MountRecord, lease: Lease): void {
   if (record.lease !== lease.id) {
@@ -77,7 +87,7 @@ async function takeFree(
     absent: [db.keys.mount(tenant, volume), db.keys.exclusive(tenant, volume), ...acquisition.absent],
     present: [db.keys.volume(tenant, volume)],
     unchanged: acquisition.unchanged,
-    put: [{ key: db.keys.mount(tenant, volume), value: JSON.stringify(next), lease }, acquisition.put],
+    put: [{ key: db.keys.mount(tenant, volume), value: JSON.stringify(next), lease }, indexPut(db, next, lease), acquisition.put],
   });
   return ok ? { ok: true, record: next } : refusal(db, record);
 }
@@ -131,10 +141,22 @@ export function adoptMount(db: RecordKV, record: MountRecord, lease: Lease, expe
     const ok = await db.kv.transaction({
       absent: acquisition.absent,
       unchanged: [{ key, modRevision: entry.modRevision }, ...acquisition.unchanged],
-      put: [{ key, value: JSON.stringify(next), lease }, acquisition.put],
+      put: [{ key, value: JSON.stringify(next), lease }, indexPut(db, next, lease), acquisition.put],
     });
     return ok ? next : CONFLICT;
   });
+}
+
+/**
+ * The mount locks `hostId` holds (found through its index) and those of `volumes` whoever holds
+ * them; each read from its own key, all at once (concurrent gets go to etcd together).
+ */
+export async function listHostMounts(db: RecordKV, hostId: string, volumes: ReadonlyArray<{ tenant: string; volume: string }>): Promise<MountRecord[]> {
+  const indexed = await db.readAll<HostMountIndex>(db.keys.hostMounts(hostId));
+  const named = new Set(volumes.map((v) => db.keys.mount(v.tenant, v.volume)));
+  const wanted = new Set([...named, ...indexed.map((v) => db.keys.mount(v.tenant, v.volume))]);
+  const locks = await Promise.all([...wanted].map(async (key) => ({ key, lock: await db.read<MountRecord>(key) })));
+  return locks.filter(({ key, lock }) => lock !== null && (lock.hostId === hostId || named.has(key))).map(({ lock }) => lock!);
 }
 
 export function updateMount(db: RecordKV, record: MountRecord, lease: Lease): Promise<boolean> {
@@ -153,8 +175,13 @@ export function releaseMount(db: RecordKV, tenant: string, volume: string, owner
   return db.cas(`mount lock of ${tenant}/${volume}`, async () => {
     const entry = await db.kv.get(key);
     if (!entry) return false;
-    if (!sameHolder(db.parse<MountRecord>(entry), owner)) return false;
-    return (await db.kv.deleteIf(key, entry.modRevision)) ? true : CONFLICT;
+    const holder = db.parse<MountRecord>(entry);
+    if (!sameHolder(holder, owner)) return false;
+    const removed = await db.kv.transaction({
+      unchanged: [{ key, modRevision: entry.modRevision }],
+      delete: [key, db.keys.hostMount(holder.hostId, tenant, volume)],
+    });
+    return removed ? true : CONFLICT;
   });
 }
 
@@ -168,6 +195,7 @@ export async function forceRemoveMount(db: RecordKV, tenant: string, volume: str
   const entry = await db.kv.get(key);
   if (!entry) return null;
   const holder = db.parseOrNull<MountRecord>(entry);
-  await db.kv.delete(key);
+  // A corrupt lock names no host: its index entry (if any) stays until that host's lease ends.
+  await db.kv.transaction({ delete: holder ? [key, db.keys.hostMount(holder.hostId, tenant, volume)] : [key] });
   return holder;
 }

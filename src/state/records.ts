@@ -5,6 +5,7 @@
 import type { Static } from '@sinclair/typebox';
 import type {
   AcquisitionRecordSchema,
+  HostMountIndexSchema,
   AttachmentRecordSchema,
   RequestNameSchema,
   BackupEntrySchema,
@@ -73,6 +74,7 @@ export type HostAnswer = Static<typeof HostAnswerSchema>;
 
 /** The last acquisition of a volume's mount lock (mounts.ts: who may take a vanished lock back). */
 export type AcquisitionRecord = Static<typeof AcquisitionRecordSchema>;
+export type HostMountIndex = Static<typeof HostMountIndexSchema>;
 
 /** A remove or rollback in progress: no mount lock may be taken while it exists (exclusion.ts). */
 export type ExclusionRecord = Static<typeof ExclusionRecordSchema>;

@@ -78,6 +78,9 @@ export const AcquisitionRecordSchema = Type.Object(
   strict,
 );
 
+/** An entry of a host's index of its mount locks (keys.hostMount): which lock to read. */
+export const HostMountIndexSchema = Type.Object({ tenant: Type.String(), volume: Type.String() }, strict);
+
 /** A remove or rollback in progress on a volume: while it exists no host may take the mount lock. */
 export const ExclusionRecordSchema = Type.Object(
   {
@@ -449,6 +452,7 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [`${keys.prefix}/tenant-history/`, tenant],
     [keys.volumes, spec('a volume record', VolumeRecordSchema)],
     [keys.mounts, spec('a mount record', MountRecordSchema)],
+    [`${keys.prefix}/host-mounts/`, spec("an entry of a host's mount index", HostMountIndexSchema)],
     [keys.hosts, spec('a host report', HostReportSchema)],
     [keys.intents, spec('a create intent', CreateIntentSchema)],
     [`${keys.prefix}/operations/`, spec('an operation lock', OperationLockRecordSchema)],

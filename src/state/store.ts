@@ -437,6 +437,11 @@ export class StateStore {
     return this.db.readAll<MountRecord>(this.keys.mounts);
   }
 
+  /** The locks `hostId` holds and those of `volumes` (whoever holds them), without listing the cluster's. */
+  listHostMounts(hostId: string, volumes: ReadonlyArray<{ tenant: string; volume: string }>): Promise<MountRecord[]> {
+    return mounts.listHostMounts(this.db, hostId, volumes);
+  }
+
   /**
    * Rewrites our own mount record (e.g. to add the device or client address once mapped), keeping
    * it bound to `lease`. False if the lock is no longer ours.

@@ -717,6 +717,37 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         await l2.revoke();
       });
 
+      it("listHostMounts finds a host's locks through its index, kept with every lock write, release, lease loss and force-remove", { timeout: 40_000 }, async () => {
+        const { k1, k2, s1, s2, l1, l2 } = await twoHosts();
+        for (const v of ['a', 'b', 'c']) await s1.createVolume(volumeRecord('t', v));
+        const mine = async (store: StateStore, hostId: string, named: Array<{ tenant: string; volume: string }> = []) =>
+          (await store.listHostMounts(hostId, named)).map((m) => `${m.volume}@${m.host}`).sort();
+        await s1.acquireMount(mountRecord('t', 'v', 'host1', l1), l1);
+        await s1.acquireMount(mountRecord('t', 'a', 'host1', l1), l1);
+        await s2.acquireMount(mountRecord('t', 'b', 'host2', l2), l2);
+        expect(await mine(s1, 'host1-id')).toEqual(['a@host1', 'v@host1']);
+        expect(await mine(s2, 'host2-id')).toEqual(['b@host2']);
+        // Volumes named by the caller come with their lock whoever holds it (its mount table's volumes).
+        expect(await mine(s2, 'host2-id', [{ tenant: 't', volume: 'v' }, { tenant: 't', volume: 'c' }])).toEqual(['b@host2', 'v@host1']);
+        // Released: gone from the index in the same transaction.
+        expect(await s1.releaseMount('t', 'a', { hostId: 'host1-id', lease: l1.id })).toBe(true);
+        expect(await mine(s1, 'host1-id')).toEqual(['v@host1']);
+        expect(await k1.list(s1.keys.hostMounts('host1-id'))).toHaveLength(1);
+        // Adopted under a new lease (a restarted volplugin): the entry moves with it.
+        const l1b = await k1.lease(harness.ttlSeconds);
+        expect(await s1.adoptMount(mountRecord('t', 'v', 'host1', l1b), l1b)).toMatchObject({ lease: l1b.id });
+        await l1.revoke();
+        expect(await mine(s1, 'host1-id')).toEqual(['v@host1']);
+        // Force-removed: the entry goes too.
+        expect(await s1.forceRemoveMount('t', 'v')).toMatchObject({ host: 'host1' });
+        expect(await k1.list(s1.keys.hostMounts('host1-id'))).toEqual([]);
+        // The lease lapses: lock and entry vanish together.
+        await harness.expire(k1, l2.id);
+        expect(await mine(s2, 'host2-id')).toEqual([]);
+        expect(await k2.list(`${s2.keys.prefix}/host-mounts/`)).toEqual([]);
+        await l1b.revoke();
+      });
+
       it('a remove or rollback and a mount exclude each other atomically', async () => {
         const { s1, s2, l1 } = await twoHosts();
         let mountDuring: unknown;
