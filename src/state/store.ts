@@ -625,8 +625,8 @@ export class StateStore {
     return schedule.getLastSnapshot(this.db, tenant, volume);
   }
 
-  setLastSnapshot(tenant: string, volume: string, at: Date): Promise<void> {
-    return schedule.setLastSnapshot(this.db, tenant, volume, at);
+  setLastSnapshot(tenant: string, volume: string, at: Date, lock?: HeldLock): Promise<void> {
+    return schedule.setLastSnapshot(this.db, tenant, volume, at, lock);
   }
 
   // ---- backups (src/backups) ----------------------------------------------------------------

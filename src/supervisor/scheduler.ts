@@ -214,32 +214,24 @@ export class Scheduler {
       if (state.lastSlot === undefined) state.lastSlot = (await this.store.getLastSnapshot(record.tenant, record.volume))?.getTime() ?? null;
       const slot = dueSlot(this.clock.now(), settings.frequencyMs, state.lastSlot);
       const fields = { tenant: record.tenant, volume: record.volume };
-      let prune = needsPrune;
-      if (slot !== null && !this.signal.aborted) {
-        const result = await this.service.takeScheduled(record, slot, this.signal);
-        switch (result.outcome) {
-          case 'taken':
-          case 'existed':
-            state.lastSlot = slot;
-            state.lastSnapshot = result.name;
-            prune = true;
-            this.log.info({ ...fields, snapshot: result.name, existed: result.outcome === 'existed' || undefined }, result.outcome === 'taken' ? 'scheduled snapshot taken' : 'scheduled snapshot existed already: recorded');
-            break;
-          case 'busy':
-            this.log.debug(fields, 'volume busy with another operation: snapshot on the next tick');
-            return;
-          case 'gone':
-          case 'aborted':
-            return;
-        }
+      if (this.signal.aborted || (slot === null && !needsPrune)) return;
+      // The snapshot and the prune after it go under one operation lock (runScheduled).
+      const run = await this.service.runScheduled(record, { slotMs: slot, keep: slot !== null || needsPrune ? settings.keep : null }, this.signal);
+      if ('outcome' in run) {
+        if (run.outcome === 'busy') this.log.debug(fields, 'volume busy with another operation: snapshot on the next tick');
+        return;
       }
-      if (prune && !this.signal.aborted) {
-        const pruned = await this.service.prune(record, settings.keep, this.signal);
-        if ('outcome' in pruned) return;
-        if (pruned.failed.length === 0) state.prunedKeep = settings.keep;
-        if (pruned.removed.length > 0 || pruned.retained.length > 0) {
-          this.log.info({ ...fields, keep: settings.keep, removed: pruned.removed, retained: pruned.retained.length > 0 ? pruned.retained : undefined }, 'snapshots pruned');
-        }
+      const result = run.taken;
+      if (result && (result.outcome === 'taken' || result.outcome === 'existed')) {
+        state.lastSlot = slot;
+        state.lastSnapshot = result.name;
+        this.log.info({ ...fields, snapshot: result.name, existed: result.outcome === 'existed' || undefined }, result.outcome === 'taken' ? 'scheduled snapshot taken' : 'scheduled snapshot existed already: recorded');
+      }
+      const pruned = run.pruned;
+      if (!pruned || 'outcome' in pruned) return;
+      if (pruned.failed.length === 0) state.prunedKeep = settings.keep;
+      if (pruned.removed.length > 0 || pruned.retained.length > 0) {
+        this.log.info({ ...fields, keep: settings.keep, removed: pruned.removed, retained: pruned.retained.length > 0 ? pruned.retained : undefined }, 'snapshots pruned');
       }
     });
   }

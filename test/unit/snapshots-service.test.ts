@@ -233,6 +233,27 @@ describe('SnapshotService', () => {
       expect((await store.getLastSnapshot('t1', 'data'))?.getTime()).toBe(slot);
     });
 
+    it('a scheduled run snapshots and prunes under one operation lock, records the slot as it gives the lock back, and records nothing for a holder that lost the lock', async () => {
+      const record = (await store.getVolume('t1', 'data'))!;
+      const t = Date.UTC(2026, 10, 22, 12, 0, 0);
+      for (let i = 0; i < 3; i++) await storage.createSnapshot('rbd', 't1.data', supervisorSnapshotName(t + i * 60_000));
+      const slot = t + 3 * 60_000;
+      const run = await service.runScheduled(record, { slotMs: slot, keep: 2 }, undefined);
+      expect(run).toMatchObject({ taken: { outcome: 'taken' }, pruned: { removed: [supervisorSnapshotName(t), supervisorSnapshotName(t + 60_000)] } });
+      expect((await store.getLastSnapshot('t1', 'data'))?.getTime()).toBe(slot);
+      expect(await store.getOperationLock('t1', 'data')).toBeNull(); // given back
+      // A holder whose lock was lost (its lease lapsed and another process took the lock) records
+      // nothing as it ends, and leaves the other holder's lock alone.
+      await store.withOperationLock('t1', 'data', { reason: 'snapshot', waitMs: 0 }, async (_signal, lock) => {
+        await kv.delete(store.keys.operation('t1', 'data'));
+        await new StateStore(kv, { owner: 'other' }).withOperationLock('t1', 'data', { reason: 'remove', waitMs: 0 }, async () => {
+          await store.setLastSnapshot('t1', 'data', new Date(slot + 60_000), lock);
+          expect((await store.getLastSnapshot('t1', 'data'))?.getTime()).toBe(slot);
+          expect(await store.getOperationLock('t1', 'data')).toMatchObject({ owner: 'other' });
+        });
+      });
+    });
+
     it('reports a removed volume as gone and writes no schedule for it', async () => {
       const record = (await store.getVolume('t1', 'data'))!;
       await store.deleteVolume('t1', 'data');
