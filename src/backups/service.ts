@@ -12,6 +12,7 @@ import { ApiError } from '../api/errors.js';
 import { withTimeout } from '../common/timeout.js';
 import { policyDefaults } from '../policy/validate.js';
 import { DEFAULT_BACKUP, type BackupTarget } from '../policy/backup.js';
+import { describeRetention, retentionProblem, type Retention } from '../policy/retention.js';
 import { parseFrequency } from '../policy/units.js';
 import type { BackupRecord, VolumeRecord } from '../state/records.js';
 import type { StateStore } from '../state/store.js';
@@ -46,7 +47,8 @@ export interface BackupServiceOptions {
 /** A volume's backup settings: its schedule (runtime options) and its tenant's target and hook. */
 export interface BackupSettings {
   target: BackupTarget;
-  keep: number;
+  /** Restore points kept: a number or tiers (manifest.ts planBackupPrune). */
+  keep: Retention;
   frequency: string;
   hook: string[] | null;
 }
@@ -142,9 +144,13 @@ export class BackupService {
     }
     const defaults = policyDefaults(policy).backup;
     const schedule = record?.runtime.backup ?? record?.options.backup;
+    const keep = schedule?.keep ?? defaults?.keep ?? DEFAULT_BACKUP.keep;
+    // A record in etcd is not trusted: tiers that keep nothing would leave no backup.
+    const problem = retentionProblem(keep);
+    if (problem) throw new ApiError('INVALID_OPTION', `backups.keep of ${tenant}/${volume} ${problem}; set it with volcli volume runtime set`, { field: 'backups.keep' });
     return {
       target: block.target,
-      keep: schedule?.keep ?? defaults?.keep ?? DEFAULT_BACKUP.keep,
+      keep,
       frequency: schedule?.frequency ?? defaults?.frequency ?? DEFAULT_BACKUP.frequency,
       hook: block.hook ?? null,
     };
@@ -251,7 +257,7 @@ export class BackupService {
       }
       // It counts from here on; what follows only tidies up (and is retried by the next backup).
       await target.drop(plan.remove).catch((err: unknown) => this.log.warn({ err, tenant, volume }, 'could not remove pruned backups; the next backup tries again'));
-      if (plan.remove.length > 0) this.log.info({ tenant, volume, removed: plan.remove.map((b) => b.name), keep: settings.keep }, 'backups pruned');
+      if (plan.remove.length > 0) this.log.info({ tenant, volume, removed: plan.remove.map((b) => b.name), keep: describeRetention(settings.keep) }, 'backups pruned');
       if (last && snaps.includes(last)) {
         await this.call(`removing ${pool}/${image}@${last}`, () => this.storage.removeSnapshot(pool, image, last)).catch((err: unknown) =>
           this.log.warn({ err, tenant, volume, snapshot: last }, 'could not remove the previous backup snapshot; the next backup does'),
