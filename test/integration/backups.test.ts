@@ -1,7 +1,8 @@
 // Backups on the real cluster and etcd (issue 16): files volplugin writes import with the real
 // `rbd import-diff` to the source snapshots' bytes, and files the real `rbd export-diff` writes
 // restore with volplugin; a replica in a second pool; a full target; a volsupervisor killed in
-// the middle of a backup leaves nothing counted and the next one continues.
+// the middle of a backup leaves nothing counted and the next one continues; a tiered keep prunes
+// real backups by their time, freeing whole chains, and every backup it keeps still restores.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { restoreIntoNew } from '../../src/backups/restore.js';
 import { BackupService } from '../../src/backups/service.js';
 import { verifyBackups } from '../../src/backups/verify.js';
 import { validatePolicy } from '../../src/policy/validate.js';
+import { ManualClock } from '../../src/snapshots/clock.js';
 import { policyCopyRecord } from '../../src/snapshots/copy-record.js';
 import { EtcdKV } from '../../src/state/etcd.js';
 import type { VolumeRecord } from '../../src/state/records.js';
@@ -183,6 +185,44 @@ describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
       await execa('umount', [small], { reject: false });
     }
   }, 60_000);
+
+  it('6 a tiered keep prunes real backups by their time: a diff no point needs goes, then a whole old chain; every kept backup restores', async () => {
+    // {"last": 1, "daily": 2}: chains of 3 (the tiers' sum). Backups at 10:00 and 20:00 of three days.
+    const v = await volume('v6', { backup: { frequency: '12h', keep: { last: 1, daily: 2 } } });
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 10));
+    const svc = new BackupService(storage, store, { config, logger: log, clock });
+    const digests = new Map<string, string>();
+    const kept: string[][] = [];
+    try {
+      for (const [i, at] of [Date.UTC(2026, 5, 1, 10), Date.UTC(2026, 5, 1, 20), Date.UTC(2026, 5, 2, 10), Date.UTC(2026, 5, 2, 20), Date.UTC(2026, 5, 3, 10)].entries()) {
+        clock.set(at);
+        if (i > 0) await rbdImportDiff(diffStream({ size: SIZE, records: [{ w: [i * 3 * MiB + 4096, random(65_536)] }] }), `${pool}/${v.image}`);
+        const b = await svc.take(tenant, 'v6');
+        digests.set(b.name, await imageDigest(`${pool}/${v.image}@${b.name}`));
+        kept.push((await svc.list(tenant, 'v6')).backups.map((x) => x.name));
+      }
+    } finally {
+      await svc.close();
+    }
+    const [b0, b1, b2, b3, b4] = [...digests.keys()];
+    expect(kept[2], 'after the third: one chain of 3, all needed').toEqual([b0, b1, b2]);
+    // Day 2, 20:00 starts a new chain; the points are b3 (last, daily) and b1 (day 1's newest): b2 goes, b0 stays as b1's base.
+    expect(kept[3]).toEqual([b0, b1, b3]);
+    expect(kept[4], 'the points b4 and b3 (day 3, day 2) need only the new chain: the old one is freed whole').toEqual([b3, b4]);
+    const listing = await service.list(tenant, 'v6');
+    expect(listing.backups.map((b) => [b.name, b.kind])).toEqual([
+      [b3, 'full'],
+      [b4, 'incremental'],
+    ]);
+    expect((await readdir(targetDir('v6'))).sort()).toEqual([`${b3}.diff`, `${b4}.diff`, 'manifest.json'].sort());
+    expect((await store.getBackupRecord(tenant, 'v6'))?.backups.map((b) => b.name)).toEqual([b3, b4]);
+    expect((await verifyBackups(service, tenant, 'v6')).ok).toBe(true);
+    const hooks = { build: async (i: { target: { tenant: string; volume: string }; sizeBytes: number; source: VolumeRecord | null; backup: string }) => policyCopyRecord(store, {})({ target: i.target, sizeBytes: i.sizeBytes, sourceRecord: i.source ?? v, snapshot: i.backup }) };
+    for (const [i, name] of [b3!, b4!].entries()) {
+      const r = await restoreIntoNew(service, { tenant, volume: 'v6' }, { backup: name }, { tenant, volume: `v6-restored-${i}` }, hooks);
+      expect(await imageDigest(`${pool}/${r.image}`), `restore of ${name}`).toBe(digests.get(name));
+    }
+  }, 120_000);
 
   describe('volsupervisor', () => {
     const bin = path.join(repoRoot, 'dist/supervisor/main.js');
