@@ -177,11 +177,16 @@ export class BackupService {
 
   // ---- taking backups ------------------------------------------------------------------------
 
-  /** Takes a backup now (volcli volume backup take); waits a while for a busy volume. */
-  async take(tenant: string, volume: string, options: { signal?: AbortSignal; onProgress?: OnBackupProgress } = {}): Promise<BackupView> {
+  /**
+   * Takes a backup now (volcli volume backup take); waits a while for a busy volume. `begin` runs
+   * once the volume is locked, before the target is opened: what fails before it (no such volume,
+   * no target configured, a busy volume) is a refusal; from there on the backup is under way (the
+   * master records an operation there).
+   */
+  async take(tenant: string, volume: string, options: { signal?: AbortSignal; onProgress?: OnBackupProgress; begin?: () => Promise<void> } = {}): Promise<BackupView> {
     const record = await this.volume(tenant, volume);
     const settings = await this.settings(tenant, record);
-    return this.run(record, settings, null, options.signal, options.onProgress, this.lockWaitMs);
+    return this.run(record, settings, null, { ...options, waitMs: this.lockWaitMs });
   }
 
   /** The backup of schedule slot `slotMs` (volsupervisor); 'busy' without waiting long when another operation holds the volume. */
@@ -191,15 +196,21 @@ export class BackupService {
     if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' };
     const settings = await this.settings(record.tenant, current);
     try {
-      return { outcome: 'taken', backup: await this.run(current, settings, slotMs, signal, undefined, 1_000) };
+      return { outcome: 'taken', backup: await this.run(current, settings, slotMs, { signal, waitMs: 1_000 }) };
     } catch (err) {
       if ((err as { code?: unknown }).code === 'BUSY') return { outcome: 'busy' };
       throw err;
     }
   }
 
-  private async run(record: VolumeRecord, settings: BackupSettings, slotMs: number | null, signal: AbortSignal | undefined, onProgress: OnBackupProgress | undefined, waitMs: number): Promise<BackupView> {
+  private async run(
+    record: VolumeRecord,
+    settings: BackupSettings,
+    slotMs: number | null,
+    options: { signal?: AbortSignal; onProgress?: OnBackupProgress; begin?: () => Promise<void>; waitMs: number },
+  ): Promise<BackupView> {
     const { tenant, volume } = record;
+    const { signal, onProgress, waitMs } = options;
     let done: { entry: ManifestEntry; target: TargetVolume };
     try {
       done = await this.withLock(
@@ -207,6 +218,7 @@ export class BackupService {
         volume,
         'backup',
         async (lockLost) => {
+          await options.begin?.();
           const target = await this.openTarget(settings, tenant, volume, record.image);
           const result = await this.backupLocked(record, settings, target, this.bounded(signal, lockLost), onProgress);
           await this.record(record, target, result.manifest, { lastSlot: slotMs === null ? undefined : new Date(slotMs).toISOString() });
