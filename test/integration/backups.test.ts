@@ -71,6 +71,15 @@ describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
     return record;
   }
 
+  /** Removes the images of `owner`'s volumes (with their snapshots) and the etcd keys under `keys`. */
+  async function removeAll(owner: string, keys: string): Promise<void> {
+    for (const image of (await storage.listImages(pool)).filter((i) => i.startsWith(`${owner}.`))) {
+      await rbd('snap', 'purge', '--no-progress', `${pool}/${image}`).catch(() => undefined);
+      await rbd('rm', '--no-progress', `${pool}/${image}`).catch(() => undefined);
+    }
+    for (const entry of await kv.list(`${keys}/`)) await kv.delete(entry.key);
+  }
+
   const putPolicy = (target: unknown) => store.putTenant(tenant, validatePolicy({ 'default-options': { pool, size: '32MB', backups: false, backup: { keep: 4, target } } }));
   const targetDir = (v: string) => path.join(root, 'dir', tenant, v);
 
@@ -87,11 +96,7 @@ describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
 
   afterAll(async () => {
     await service?.close();
-    for (const image of (await storage.listImages(pool)).filter((i) => i.startsWith(`${tenant}.`))) {
-      await rbd('snap', 'purge', '--no-progress', `${pool}/${image}`).catch(() => undefined);
-      await rbd('rm', '--no-progress', `${pool}/${image}`).catch(() => undefined);
-    }
-    for (const entry of await kv.list(`${prefix}/`)) await kv.delete(entry.key);
+    await removeAll(tenant, prefix);
     await storage.close();
     await kv.close();
     await execa('umount', [path.join(root, 'small')], { reject: false });
@@ -244,11 +249,7 @@ describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
 
     afterAll(async () => {
       await master?.stop();
-      for (const image of (await storage.listImages(pool)).filter((i) => i.startsWith(`${mtenant}.`))) {
-        await rbd('snap', 'purge', '--no-progress', `${pool}/${image}`).catch(() => undefined);
-        await rbd('rm', '--no-progress', `${pool}/${image}`).catch(() => undefined);
-      }
-      for (const entry of await kv.list(`${mprefix}/`)) await kv.delete(entry.key);
+      await removeAll(mtenant, mprefix);
     });
 
     /** Polls an operation to its end; returns every state seen. */

@@ -10,23 +10,12 @@ import { chainLimit, chainTo, emptyManifest, nextBase, planBackupPrune, TIERED_C
 import type { Retention } from '../../src/policy/retention.js';
 import { planRetention } from '../../src/snapshots/retention.js';
 import { mulberry32 } from '../chaos/rng.js';
+import { manifestEntry, randomKeep } from '../helpers/fixtures.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-const entry = (name: string, parent: string | null, at: number): ManifestEntry => ({
-  name,
-  parent,
-  file: `${name}.diff`,
-  bytes: 1,
-  dataBytes: 1,
-  sizeBytes: 1,
-  sha256: '0'.repeat(64),
-  source: { pool: 'rbd', image: 't1.data' },
-  startedAt: new Date(at).toISOString(),
-  at: new Date(at).toISOString(),
-  ms: 0,
-});
+const entry = manifestEntry;
 
 const manifestOf = (backups: ManifestEntry[]): Manifest => ({ ...emptyManifest('t1', 'data'), backups });
 const names = (entries: ManifestEntry[]) => entries.map((e) => e.name);
@@ -87,18 +76,10 @@ describe('planBackupPrune with tiers', () => {
 });
 
 describe('properties over random histories (seeded)', () => {
-  function randomKeep(random: () => number): Retention {
-    if (random() < 0.2) return 1 + Math.floor(random() * 10);
-    const n = () => (random() < 0.4 ? 0 : Math.floor(random() * 6));
-    const tiers = { last: n(), hourly: n(), daily: n(), weekly: n(), monthly: n() };
-    if (Object.values(tiers).every((v) => v === 0)) tiers.daily = 1;
-    return tiers;
-  }
-
   for (let seed = 1; seed <= 60; seed++) {
     it(`seed ${seed}`, () => {
       const random = mulberry32(seed);
-      const keep = randomKeep(random);
+      const keep = randomKeep(random, 0.4, 6);
       const chained = random() < 0.85;
       const gaps = [60_000, HOUR, 6 * HOUR, DAY, 3 * DAY, 9 * DAY];
       let t = Date.UTC(2025, 0, 1) + Math.floor(random() * 365 * DAY);

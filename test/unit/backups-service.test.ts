@@ -22,7 +22,7 @@ import { MemoryKV } from '../../src/state/memory.js';
 import type { VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
 import { memoryStorage, type MemoryStorage } from '../../src/storage/memory.js';
-import { mountRecord, volumeRecord } from '../helpers/fixtures.js';
+import { manifestEntry, mountRecord, volumeRecord } from '../helpers/fixtures.js';
 
 const log = pino({ level: 'silent' });
 const MiB = 1024 * 1024;
@@ -39,19 +39,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 /** Whole images compared as bytes (toEqual on megabytes is slow, and its diff unreadable). */
 const same = (a: Buffer, b: Buffer) => a.length === b.length && a.equals(b);
 
-const entry = (name: string, parent: string | null): ManifestEntry => ({
-  name,
-  parent,
-  file: `${name}.diff`,
-  bytes: 1,
-  dataBytes: 1,
-  sizeBytes: 1,
-  sha256: '0'.repeat(64),
-  source: { pool: 'rbd', image: 't1.data' },
-  startedAt: '2026-11-22T12:00:00.000Z',
-  at: '2026-11-22T12:00:00.000Z',
-  ms: 0,
-});
+const entry = (name: string, parent: string | null): ManifestEntry => manifestEntry(name, parent);
 
 describe('backup manifest rules', () => {
   const manifest = (...entries: ManifestEntry[]): Manifest => ({ ...emptyManifest('t1', 'data'), backups: entries });
