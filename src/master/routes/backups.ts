@@ -24,9 +24,9 @@ import { createPath, emptyBodyIsObject } from './shared.js';
 
 /** What an operation says it does in each phase of a backup or restore (its unit is bytes). */
 const PHASE_STEP: Record<BackupProgress['phase'], string> = {
-  export: 'exporting what changed',
+  export: 'exporting a diff stream',
   checksum: 'reading the diff back for its checksum',
-  apply: 'applying the backup to a new image',
+  apply: 'applying a diff stream to an image',
   verify: 'checking the backup files against their checksums',
 };
 
