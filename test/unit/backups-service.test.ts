@@ -145,6 +145,15 @@ describe('BackupService', () => {
       expect((await storage.listSnapshots('rbd', record.image)).map((s) => s.name)).toEqual([second.name]);
     });
 
+    it('refuses a record whose keep keeps nothing (etcd is not trusted) before anything is written', async () => {
+      await store.updateVolume('t1', 'data', (r) => ({ ...r, runtime: { ...r.runtime, backup: { frequency: '1h', keep: { daily: 0 } } } }));
+      const err = await service.take('t1', 'data').catch((e: unknown) => e);
+      expect(isApiError(err) && [err.code, err.field]).toEqual(['INVALID_OPTION', 'backups.keep']);
+      expect((err as Error).message).toMatch(/keeps nothing.*volcli volume runtime set/);
+      expect(await storage.listSnapshots('rbd', record.image)).toEqual([]);
+      expect(await readdir(path.join(root, 'dir'))).toEqual([]);
+    });
+
     it('restores at a time or by name into a new volume with the bytes of that moment', async () => {
       await store.putTenant('t2', validatePolicy({ 'default-options': { pool: 'rbd', size: '10MB' } }));
       write(0, 8192, 1);
