@@ -21,8 +21,9 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Creating, removing and copying wait for the volume's operation lock and for Ceph: give them longer. */
 export const LONG_TIMEOUT_MS = 120_000;
 /**
- * How long volcli waits for a backup, restore or verify, which read or write a whole volume (the
- * fetch under it gives up on a master silent for 5 minutes: longer ones await the operations API).
+ * How long a client waits for a backup, restore or verify answered at its end, which read or write
+ * a whole volume. volcli starts backups and restores with startBackup/startRestore and follows
+ * their operation instead.
  */
 export const BACKUP_TIMEOUT_MS = 3_600_000;
 
@@ -470,6 +471,16 @@ export class ApiClient {
 
   async takeBackup(tenant: string, volume: string): Promise<BackupEntryBody> {
     return (await this.request<BackupEntryBody>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups`, { timeoutMs: BACKUP_TIMEOUT_MS })).body;
+  }
+
+  /** Starts a backup and answers once it is under way: the operation to poll (getOperation), its `result` the backup. */
+  async startBackup(tenant: string, volume: string): Promise<OperationRecord> {
+    return (await this.request<OperationRecord>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups`, { query: { wait: 'false' }, timeoutMs: LONG_TIMEOUT_MS })).body;
+  }
+
+  /** Starts a restore (as restoreBackup) and answers once it is under way: the operation to poll, its `result` the restore. */
+  async startRestore(tenant: string, volume: string, body: BackupRestoreBodyIn = {}): Promise<OperationRecord> {
+    return (await this.request<OperationRecord>('POST', `${API_PREFIX}/volumes/${seg(tenant)}/${seg(volume)}/backups/restore`, { body, query: { wait: 'false' }, timeoutMs: LONG_TIMEOUT_MS })).body;
   }
 
   /** Restores a backup into the volume, or with `into` into a new volume. */

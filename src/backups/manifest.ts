@@ -4,10 +4,18 @@
 // image), so that the backups can be restored with nothing else: no etcd, no original cluster.
 // This file is its schema and the pure rules over it: chains, when the next backup is full, what
 // pruning removes.
+//
+// Retention (`backup.keep`, a number or tiers as a snapshot keep): the retention planner
+// (src/snapshots/retention.ts, the one that decides for snapshots too) picks the restore points by
+// each backup's `at`; every backup a point needs (its chain back to its full backup) stays with it,
+// so pruning never removes a base still needed. A chain is at most chainLimit(keep) backups long,
+// so that a restore applies a bounded number of diffs and whole old chains can be freed.
 
 import { Type, type Static } from '@sinclair/typebox';
 import { compileSchema } from '../common/schema.js';
 import { ApiError } from '../api/errors.js';
+import { maxKept, tiersOf, type Retention } from '../policy/retention.js';
+import { planRetention } from '../snapshots/retention.js';
 
 export const MANIFEST_FORMAT = 'volplugin-backup-manifest/1';
 
@@ -108,18 +116,32 @@ export function lastChainLength(manifest: Manifest): number {
   }
 }
 
+/** The longest chain of a tiered keep without a `last` of more: a full backup at least every 7 (weekly, for daily backups). */
+export const TIERED_CHAIN = 7;
+
+/**
+ * How many backups one chain (a full backup and its diffs) holds at most under `keep`. A number N
+ * (or {"last": N}): N, as it always was. Tiers: their `last`, but at least min(the sum of the
+ * tiers, TIERED_CHAIN): a chain longer than the spacing of the coarse tiers' points only makes each
+ * kept point hold more diffs, and a restore apply more; a shorter one makes more full backups.
+ */
+export function chainLimit(keep: Retention): number {
+  const last = tiersOf(keep).last ?? 0;
+  return Math.max(1, last, Math.min(maxKept(keep), TIERED_CHAIN));
+}
+
 /**
  * What the next backup of an image is: incremental from the last backup when that backup was taken
- * from the same image, its snapshot is still there, its chain is whole and shorter than `keep`
- * (a chain of at most `keep` backups bounds a restore to `keep` diffs and lets pruning free a whole
- * chain); else a full backup that starts a new chain.
+ * from the same image, its snapshot is still there, its chain is whole and shorter than
+ * chainLimit(keep) (a bounded chain bounds a restore's diffs and lets pruning free a whole chain);
+ * else a full backup that starts a new chain.
  */
-export function nextBase(manifest: Manifest, source: { pool: string; image: string; snapshots: readonly string[] }, keep: number, chained = true): string | null {
+export function nextBase(manifest: Manifest, source: { pool: string; image: string; snapshots: readonly string[] }, keep: Retention, chained = true): string | null {
   const last = manifest.backups.at(-1);
   if (!last) return null;
   if (last.source.pool !== source.pool || last.source.image !== source.image) return null;
   if (!source.snapshots.includes(last.name)) return null;
-  return !chained || lastChainLength(manifest) < keep ? last.name : null;
+  return !chained || lastChainLength(manifest) < chainLimit(keep) ? last.name : null;
 }
 
 /**
@@ -139,12 +161,14 @@ export function neededFor(manifest: Manifest, points: readonly string[]): Set<st
 }
 
 /**
- * Pruning by `keep`: the newest `keep` backups stay restorable (with their chains, when backups are
- * `chained`); the rest is removed, oldest first.
+ * Pruning by `keep` (see the top of this file): the retention planner picks the restore points by
+ * their `at`; with `chained` backups, each point's chain stays with it. Throws a RangeError for a
+ * keep that keeps nothing (policy checks come first).
  */
-export function planBackupPrune(manifest: Manifest, keep: number, chained = true): { keep: ManifestEntry[]; remove: ManifestEntry[] } {
-  if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be a whole number of at least 1, got ${keep}`);
-  const points = manifest.backups.slice(-keep).map((b) => b.name);
+export function planBackupPrune(manifest: Manifest, keep: Retention, chained = true): { keep: ManifestEntry[]; remove: ManifestEntry[] } {
+  // Named by their place in the manifest, so that of two equal times the later entry counts as the newer.
+  const dated = manifest.backups.map((b, i) => ({ name: String(i).padStart(12, '0'), time: Date.parse(b.at) }));
+  const points = planRetention(dated, keep).keep.map((p) => manifest.backups[Number(p.name)]!.name);
   const needed = chained ? neededFor(manifest, points) : new Set(points);
   return {
     keep: manifest.backups.filter((b) => needed.has(b.name)),

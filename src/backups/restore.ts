@@ -34,6 +34,11 @@ export interface RestoreChoice {
 export interface RestoreOptions {
   signal?: AbortSignal;
   onProgress?: OnBackupProgress;
+  /**
+   * Runs once the volume is locked (and, into a new volume, its name found free), before the
+   * target is read: from there on the restore is under way (the master records an operation there).
+   */
+  begin?: () => Promise<void>;
 }
 
 /** How a restore into a new volume creates it: the master's create path (as a snapshot copy does). */
@@ -123,6 +128,7 @@ export async function restoreIntoNew(service: BackupService, source: { tenant: s
     if (await service.store.getVolume(into.tenant, into.volume)) {
       throw new ApiError('VOLUME_EXISTS', `volume ${into.tenant}/${into.volume} exists already; restore into a new name, or into the volume itself (without --into)`);
     }
+    await options.begin?.();
     const sourceRecord = await service.store.getVolume(source.tenant, source.volume);
     const src = await choose(service, source.tenant, source.volume, sourceRecord?.image ?? `${source.tenant}.${source.volume}`, sourceRecord, choice);
     const record = await hooks.build({ target: into, sizeBytes: src.entry.sizeBytes, source: sourceRecord, backup: src.entry.name });
@@ -158,6 +164,7 @@ export async function restoreInPlace(service: BackupService, tenant: string, vol
   const started = service.clock.now();
   return service.withLock(tenant, volume, 'backup restore', async (lockLost) => {
     const record = await service.volume(tenant, volume);
+    await options.begin?.();
     const { pool, image } = record;
     const src = await choose(service, tenant, volume, image, record, choice);
     try {

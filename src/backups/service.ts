@@ -12,6 +12,7 @@ import { ApiError } from '../api/errors.js';
 import { withTimeout } from '../common/timeout.js';
 import { policyDefaults } from '../policy/validate.js';
 import { DEFAULT_BACKUP, type BackupTarget } from '../policy/backup.js';
+import { describeRetention, retentionProblem, type Retention } from '../policy/retention.js';
 import { parseFrequency } from '../policy/units.js';
 import type { BackupRecord, VolumeRecord } from '../state/records.js';
 import type { StateStore } from '../state/store.js';
@@ -46,7 +47,8 @@ export interface BackupServiceOptions {
 /** A volume's backup settings: its schedule (runtime options) and its tenant's target and hook. */
 export interface BackupSettings {
   target: BackupTarget;
-  keep: number;
+  /** Restore points kept: a number or tiers (manifest.ts planBackupPrune). */
+  keep: Retention;
   frequency: string;
   hook: string[] | null;
 }
@@ -142,9 +144,13 @@ export class BackupService {
     }
     const defaults = policyDefaults(policy).backup;
     const schedule = record?.runtime.backup ?? record?.options.backup;
+    const keep = schedule?.keep ?? defaults?.keep ?? DEFAULT_BACKUP.keep;
+    // A record in etcd is not trusted: tiers that keep nothing would leave no backup.
+    const problem = retentionProblem(keep);
+    if (problem) throw new ApiError('INVALID_OPTION', `backups.keep of ${tenant}/${volume} ${problem}; set it with volcli volume runtime set`, { field: 'backups.keep' });
     return {
       target: block.target,
-      keep: schedule?.keep ?? defaults?.keep ?? DEFAULT_BACKUP.keep,
+      keep,
       frequency: schedule?.frequency ?? defaults?.frequency ?? DEFAULT_BACKUP.frequency,
       hook: block.hook ?? null,
     };
@@ -171,11 +177,16 @@ export class BackupService {
 
   // ---- taking backups ------------------------------------------------------------------------
 
-  /** Takes a backup now (volcli volume backup take); waits a while for a busy volume. */
-  async take(tenant: string, volume: string, options: { signal?: AbortSignal; onProgress?: OnBackupProgress } = {}): Promise<BackupView> {
+  /**
+   * Takes a backup now (volcli volume backup take); waits a while for a busy volume. `begin` runs
+   * once the volume is locked, before the target is opened: what fails before it (no such volume,
+   * no target configured, a busy volume) is a refusal; from there on the backup is under way (the
+   * master records an operation there).
+   */
+  async take(tenant: string, volume: string, options: { signal?: AbortSignal; onProgress?: OnBackupProgress; begin?: () => Promise<void> } = {}): Promise<BackupView> {
     const record = await this.volume(tenant, volume);
     const settings = await this.settings(tenant, record);
-    return this.run(record, settings, null, options.signal, options.onProgress, this.lockWaitMs);
+    return this.run(record, settings, null, { ...options, waitMs: this.lockWaitMs });
   }
 
   /** The backup of schedule slot `slotMs` (volsupervisor); 'busy' without waiting long when another operation holds the volume. */
@@ -185,15 +196,21 @@ export class BackupService {
     if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' };
     const settings = await this.settings(record.tenant, current);
     try {
-      return { outcome: 'taken', backup: await this.run(current, settings, slotMs, signal, undefined, 1_000) };
+      return { outcome: 'taken', backup: await this.run(current, settings, slotMs, { signal, waitMs: 1_000 }) };
     } catch (err) {
       if ((err as { code?: unknown }).code === 'BUSY') return { outcome: 'busy' };
       throw err;
     }
   }
 
-  private async run(record: VolumeRecord, settings: BackupSettings, slotMs: number | null, signal: AbortSignal | undefined, onProgress: OnBackupProgress | undefined, waitMs: number): Promise<BackupView> {
+  private async run(
+    record: VolumeRecord,
+    settings: BackupSettings,
+    slotMs: number | null,
+    options: { signal?: AbortSignal; onProgress?: OnBackupProgress; begin?: () => Promise<void>; waitMs: number },
+  ): Promise<BackupView> {
     const { tenant, volume } = record;
+    const { signal, onProgress, waitMs } = options;
     let done: { entry: ManifestEntry; target: TargetVolume };
     try {
       done = await this.withLock(
@@ -201,6 +218,7 @@ export class BackupService {
         volume,
         'backup',
         async (lockLost) => {
+          await options.begin?.();
           const target = await this.openTarget(settings, tenant, volume, record.image);
           const result = await this.backupLocked(record, settings, target, this.bounded(signal, lockLost), onProgress);
           await this.record(record, target, result.manifest, { lastSlot: slotMs === null ? undefined : new Date(slotMs).toISOString() });
@@ -251,7 +269,7 @@ export class BackupService {
       }
       // It counts from here on; what follows only tidies up (and is retried by the next backup).
       await target.drop(plan.remove).catch((err: unknown) => this.log.warn({ err, tenant, volume }, 'could not remove pruned backups; the next backup tries again'));
-      if (plan.remove.length > 0) this.log.info({ tenant, volume, removed: plan.remove.map((b) => b.name), keep: settings.keep }, 'backups pruned');
+      if (plan.remove.length > 0) this.log.info({ tenant, volume, removed: plan.remove.map((b) => b.name), keep: describeRetention(settings.keep) }, 'backups pruned');
       if (last && snaps.includes(last)) {
         await this.call(`removing ${pool}/${image}@${last}`, () => this.storage.removeSnapshot(pool, image, last)).catch((err: unknown) =>
           this.log.warn({ err, tenant, volume, snapshot: last }, 'could not remove the previous backup snapshot; the next backup does'),

@@ -1,4 +1,4 @@
-// Following a long operation (resize, remove, copy) until it ends: volcli polls the master's
+// Following a long operation (resize, remove, copy, backup, restore) until it ends: volcli polls the master's
 // GET /v1/operations/:id and shows how far it is. On a terminal a progress bar (cli-progress) on
 // stderr; otherwise plain lines on stderr, one per step and per tenth of a step, so that a log or a
 // pipe gets a readable record; with --json nothing until the end (stdout gets the operation). An

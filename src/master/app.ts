@@ -124,6 +124,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
     lockTtlSeconds: options.lockTtlSeconds,
     callTimeoutMs: options.cephTimeoutMs,
     openTargetStorage: options.openBackupTarget,
+    ...(options.failpoints?.['backup-after-export'] !== undefined ? { afterExport: () => failpoint(options.failpoints, 'backup-after-export') } : {}),
   });
   app.decorate('backups', backups);
   app.decorate('operations', new OperationRunner({ store, log: app.log }));

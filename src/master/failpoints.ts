@@ -6,10 +6,12 @@
 //   after-intent        the intent is written, the image not yet created
 //   after-image-create  the image exists, the record is not yet written
 //   after-freeze        the holders of a snapshot's fsfreeze volumes froze them, the snapshot is not yet taken
+//   backup-after-export a backup's diff is written and checksummed, not yet part of the target (its
+//                       operation shows the bytes counted meanwhile)
 
 import { failpointPause, parseFailpoints as parse, type Failpoints as Points } from '../common/failpoints.js';
 
-const NAMES = ['after-intent', 'after-image-create', 'after-freeze'] as const;
+const NAMES = ['after-intent', 'after-image-create', 'after-freeze', 'backup-after-export'] as const;
 
 export type FailpointName = (typeof NAMES)[number];
 

@@ -1,5 +1,5 @@
 // Long operations as something a client can poll (GET /v1/operations/:id): a resize, a remove of a
-// large image, a copy that flattens. A route hands its work to OperationRunner.run: the work does
+// large image, a copy that flattens, a backup taken or restored on demand. A route hands its work to OperationRunner.run: the work does
 // its checks first (a refusal is an ordinary error answer and leaves no operation behind), calls
 // `accept` at its point of no return, which records the operation in etcd (src/state/progress.ts,
 // with a liveness mark bound to a lease of this master), and reports progress through the handle it
@@ -20,10 +20,10 @@ import { toErrorBody } from './errors.js';
 
 /** What an operation is about, given when it is accepted. */
 export interface OperationSpec {
-  kind: 'resize' | 'remove' | 'copy';
+  kind: 'resize' | 'remove' | 'copy' | 'backup' | 'restore';
   tenant: string;
   volume: string;
-  /** A copy's new volume. */
+  /** A copy's new volume, or the new volume a backup is restored into. */
   target?: { tenant: string; volume: string };
   /** The token that asked for it. */
   by: string;

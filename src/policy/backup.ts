@@ -1,7 +1,7 @@
 // The `backup` block of a tenant policy, beside `snapshot`:
 //
 //   "default-options": { "pool": "rbd", "backups": true,
-//     "backup": { "frequency": "24h", "keep": 7,
+//     "backup": { "frequency": "24h", "keep": 7,            (or tiers: {"last": 3, "daily": 7, "weekly": 4})
 //                 "target": { "directory": "/var/backups/volplugin" },
 //                 "hook": ["upload-backup", "--bucket=b1"] } }
 //
@@ -20,6 +20,7 @@ import path from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import { mkfsProgramProblem } from './filesystem.js';
 import { poolProblem } from './names.js';
+import { retentionProblem, type Retention } from './retention.js';
 import type { BackupBlockSchema, BackupTargetSchema } from './schema.js';
 import { parseFrequency } from './units.js';
 
@@ -27,7 +28,7 @@ export type BackupTarget = Static<typeof BackupTargetSchema>;
 export type BackupBlock = Static<typeof BackupBlockSchema>;
 
 /** When `default-options.backup` (or one of its keys) is absent. */
-export const DEFAULT_BACKUP = Object.freeze({ frequency: '24h', keep: 7 });
+export const DEFAULT_BACKUP: Readonly<{ frequency: string; keep: Retention }> = Object.freeze({ frequency: '24h', keep: 7 });
 
 export const MAX_HOOK_ARGUMENT = 1024;
 const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -101,14 +102,18 @@ export function checkBackupDefaults(
   raw: { backups?: boolean; backup?: BackupBlock },
   field: string,
   fail: (field: string, message: string) => never,
-): { backups: boolean; backup: { frequency: string; keep: number } } {
+): { backups: boolean; backup: { frequency: string; keep: Retention } } {
   const block = raw.backup ?? {};
-  const backup: { frequency: string; keep: number } = { ...DEFAULT_BACKUP };
+  const backup: { frequency: string; keep: Retention } = { ...DEFAULT_BACKUP };
   if (block.frequency !== undefined) {
     parseFrequency(block.frequency, { field: `${field}.backup.frequency`, code: 'INVALID_POLICY' });
     backup.frequency = block.frequency.trim();
   }
-  if (block.keep !== undefined) backup.keep = block.keep;
+  if (block.keep !== undefined) {
+    const problem = retentionProblem(block.keep);
+    if (problem) fail(`${field}.backup.keep`, problem);
+    backup.keep = structuredClone(block.keep);
+  }
   if (block.target !== undefined) {
     const problem = targetProblem(block.target);
     if (problem) fail(`${field}.backup.target.${problem[0]}`, problem[1]);

@@ -3,7 +3,9 @@
 //   "limits": { "size": "100GB",        the largest volume
 //               "total-size": "1TB",    all the tenant's volumes together (creates in progress count)
 //               "volumes": 50,          how many volumes (creates in progress count)
-//               "snapshots": 30,        snapshots per volume (and the largest snapshot keep)
+//               "snapshots": 30,        snapshots per volume (and the largest snapshot keep; not
+//                                       backups.keep: backups live in the target, and all of a
+//                                       volume's backups hold one snapshot of its image)
 //               "pools": ["rbd"],       the pools its volumes may be in
 //               "rate-limit": { "write-iops": 5000, ... } }   ceilings of every volume's rate limits
 //

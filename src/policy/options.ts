@@ -52,7 +52,7 @@ export interface ParsedOptions {
   rateLimit: Partial<RateLimit>;
   backups?: boolean;
   backupFrequency?: string;
-  backupKeep?: number;
+  backupKeep?: Retention;
 }
 
 function parseOptions(values: Record<string, unknown> | null | undefined, shape: typeof driverShape | typeof runtimeShape): ParsedOptions {
@@ -82,8 +82,7 @@ function parseOptions(values: Record<string, unknown> | null | undefined, shape:
         out.frequency = text.trim();
         break;
       case 'snapshots.keep':
-        // JSON clients may send the tiers as an object; Docker and volcli send text.
-        out.keep = typeof raw === 'object' && raw !== null ? checkRetention(raw, key, 'INVALID_OPTION') : parseRetentionText(text, key);
+        out.keep = parseKeepOption(raw, text, key);
         break;
       case 'snapshots.consistency':
         out.consistency = parseConsistency(text, key);
@@ -103,13 +102,18 @@ function parseOptions(values: Record<string, unknown> | null | undefined, shape:
         out.backupFrequency = text.trim();
         break;
       case 'backups.keep':
-        out.backupKeep = parseIntegerOption(text, key, 1);
+        out.backupKeep = parseKeepOption(raw, text, key);
         break;
       default:
         out.rateLimit[rateLimitField[key]!] = parseIntegerOption(text, key, 0);
     }
   }
   return out;
+}
+
+/** A keep option: JSON clients may send the tiers as an object; Docker and volcli send text. */
+function parseKeepOption(raw: unknown, text: string, key: string): Retention {
+  return typeof raw === 'object' && raw !== null ? checkRetention(raw, key, 'INVALID_OPTION') : parseRetentionText(text, key);
 }
 
 function parseConsistency(text: string, field: string): ConsistencyMode {
@@ -209,7 +213,7 @@ export function conflictingOptions(existing: VolumeOptions, values: Record<strin
   if (given.ephemeral !== undefined && given.ephemeral !== existing.ephemeral) out.push('ephemeral');
   if (given.backups !== undefined && given.backups !== (existing.backups ?? false)) out.push('backups');
   if (given.backupFrequency !== undefined && !sameDuration(given.backupFrequency, existing.backup?.frequency ?? '')) out.push('backups.frequency');
-  if (given.backupKeep !== undefined && given.backupKeep !== existing.backup?.keep) out.push('backups.keep');
+  if (given.backupKeep !== undefined && (existing.backup === undefined || !sameRetention(given.backupKeep, existing.backup.keep))) out.push('backups.keep');
   for (const [key, field] of Object.entries(rateLimitField)) {
     const v = given.rateLimit[field];
     if (v !== undefined && v !== existing.rateLimit[field]) out.push(key);
@@ -225,7 +229,7 @@ export function runtimeOf(options: VolumeOptions): RuntimeOptions {
     rateLimit: { ...options.rateLimit },
   };
   if (options.backups !== undefined) runtime.backups = options.backups;
-  if (options.backup !== undefined) runtime.backup = { ...options.backup };
+  if (options.backup !== undefined) runtime.backup = structuredClone(options.backup);
   return runtime;
 }
 
@@ -272,7 +276,7 @@ export function runtimeAsOptions(runtime: RuntimeOptions): Record<Exclude<Runtim
     ...base,
     backups: String(runtime.backups ?? false),
     'backups.frequency': runtime.backup?.frequency ?? DEFAULT_BACKUP.frequency,
-    'backups.keep': String(runtime.backup?.keep ?? DEFAULT_BACKUP.keep),
+    'backups.keep': formatRetention(runtime.backup?.keep ?? DEFAULT_BACKUP.keep),
   };
 }
 

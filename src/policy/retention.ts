@@ -37,7 +37,7 @@ export const RETENTION_EXPECTED =
 /** `keep` in policies and records. */
 export const RetentionSchema = Type.Union([Type.Integer({ minimum: 1 }), RetentionTiersSchema], {
   'x-expected': RETENTION_EXPECTED,
-  description: 'The newest N snapshots, or tiers: {"last": 3, "hourly": 24, "daily": 7, "weekly": 4, "monthly": 6}',
+  description: 'The newest N (snapshots, or backups as restore points), or tiers: {"last": 3, "hourly": 24, "daily": 7, "weekly": 4, "monthly": 6}',
 });
 
 export type RetentionTiers = Static<typeof RetentionTiersSchema>;
@@ -115,7 +115,7 @@ function describe(value: unknown): string {
 }
 
 /**
- * Parses the text of a `snapshots.keep` option: "20", "last:3,hourly:24,daily:7" or the JSON object
+ * Parses the text of a `snapshots.keep` or `backups.keep` option: "20", "last:3,hourly:24,daily:7" or the JSON object
  * ('{"last": 3, "daily": 7}'). Throws INVALID_OPTION naming `field`.
  */
 export function parseRetentionText(text: string, field: string): Retention {

@@ -71,7 +71,8 @@ export const BackupTargetSchema = Type.Union(
 export const BackupBlockSchema = Type.Object(
   {
     frequency: optional(Type.String({ description: 'Go duration, at least 1s (default 24h)', examples: ['24h'] })),
-    keep: optional(Type.Integer({ minimum: 1, description: 'Backups kept at least (default 7); a chain starts with a full backup every `keep` backups' })),
+    // Default 7; the chains the kept backups need stay too (docs/backups.md, "Retention").
+    keep: optional(RetentionSchema),
     target: optional(BackupTargetSchema),
     hook: optional(
       Type.Array(Type.String(), {
@@ -164,7 +165,7 @@ const DRIVER_OPTIONS = {
   'rate-limit.write.bps': optional(countOption),
   backups: optional(boolOption),
   'backups.frequency': optional(Type.String({ 'x-expected': 'a string: a Go duration such as "24h"' })),
-  'backups.keep': optional(countOption),
+  'backups.keep': optional(keepOption),
 };
 
 /** Spellings users borrow from the policy file, mapped to the option key they meant (for "did you mean"). */
@@ -235,7 +236,7 @@ export const SnapshotScheduleSchema = Type.Object(
 export const BackupScheduleSchema = Type.Object(
   {
     frequency: Type.String({ description: 'Go duration, e.g. "24h"' }),
-    keep: Type.Integer({ minimum: 1 }),
+    keep: RetentionSchema,
   },
   { additionalProperties: false },
 );

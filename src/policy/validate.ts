@@ -22,7 +22,7 @@ import { DEFAULT_FILESYSTEMS, formatCommandProblem } from './filesystem.js';
 import { parseJson } from './json.js';
 import { checkDefaultsWithinLimits, parseLimits, type TenantLimits } from './limits.js';
 import { poolProblem } from './names.js';
-import { retentionProblem } from './retention.js';
+import { retentionProblem, type Retention } from './retention.js';
 import { TenantPolicySchema } from './schema.js';
 import { parseFrequency, parseSize } from './units.js';
 
@@ -49,7 +49,8 @@ export interface PolicyDefaults {
 export interface PolicyBackupDefaults {
   backups: boolean;
   frequency: string;
-  keep: number;
+  /** Backups kept as restore points: a number or tiers (src/backups/manifest.ts planBackupPrune). */
+  keep: Retention;
   /** Whether the policy names a target (driver options may turn backups on only then). */
   target: boolean;
 }

@@ -1,6 +1,8 @@
 // Records and policies the unit tests build, in one place: a test states only what it cares about
 // (as overrides) and gets the rest from here.
 
+import type { ManifestEntry } from '../../src/backups/manifest.js';
+import type { Retention } from '../../src/policy/retention.js';
 import type { RuntimeOptions, TenantPolicy, VolumeOptions } from '../../src/policy/types.js';
 import type { MountRecord, TenantRecord, VolumeRecord } from '../../src/state/records.js';
 
@@ -74,4 +76,30 @@ export function mountRecord(tenant: string, volume: string, overrides: Partial<M
     since: '2026-11-22T12:00:00.000Z',
     ...overrides,
   };
+}
+
+/** A backup manifest entry of t1/data (rbd/t1.data) complete at `at` (ms), its file named after it. */
+export function manifestEntry(name: string, parent: string | null, at = Date.UTC(2026, 10, 22, 12)): ManifestEntry {
+  return {
+    name,
+    parent,
+    file: `${name}.diff`,
+    bytes: 1,
+    dataBytes: 1,
+    sizeBytes: 1,
+    sha256: '0'.repeat(64),
+    source: { pool: 'rbd', image: 't1.data' },
+    startedAt: new Date(at).toISOString(),
+    at: new Date(at).toISOString(),
+    ms: 0,
+  };
+}
+
+/** A random keep from a seeded `random`: a fifth plain numbers, the rest tiers (each 0 with probability `zero`), never keeping nothing. */
+export function randomKeep(random: () => number, zero = 0.3, most = 8): Retention {
+  if (random() < 0.2) return 1 + Math.floor(random() * 10);
+  const n = () => (random() < zero ? 0 : Math.floor(random() * most));
+  const tiers = { last: n(), hourly: n(), daily: n(), weekly: n(), monthly: n() };
+  if (Object.values(tiers).every((v) => v === 0)) tiers.daily = 1;
+  return tiers;
 }

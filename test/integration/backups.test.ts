@@ -1,7 +1,10 @@
 // Backups on the real cluster and etcd (issue 16): files volplugin writes import with the real
 // `rbd import-diff` to the source snapshots' bytes, and files the real `rbd export-diff` writes
 // restore with volplugin; a replica in a second pool; a full target; a volsupervisor killed in
-// the middle of a backup leaves nothing counted and the next one continues.
+// the middle of a backup leaves nothing counted and the next one continues; a tiered keep prunes
+// real backups by their time, freeing whole chains, and every backup it keeps still restores; a
+// backup and a restore through a real volmaster run as operations whose progress and end a client
+// polls.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -17,6 +20,7 @@ import { restoreIntoNew } from '../../src/backups/restore.js';
 import { BackupService } from '../../src/backups/service.js';
 import { verifyBackups } from '../../src/backups/verify.js';
 import { validatePolicy } from '../../src/policy/validate.js';
+import { ManualClock } from '../../src/snapshots/clock.js';
 import { policyCopyRecord } from '../../src/snapshots/copy-record.js';
 import { EtcdKV } from '../../src/state/etcd.js';
 import type { VolumeRecord } from '../../src/state/records.js';
@@ -24,7 +28,8 @@ import { StateStore } from '../../src/state/store.js';
 import { openStorage } from '../../src/storage/index.js';
 import type { Storage } from '../../src/storage/types.js';
 import { diffStream, imageDigest, random, rbd, rbdImportDiff } from '../helpers/rbd-diff.js';
-import { waitFor } from '../helpers/plugin-harness.js';
+import { startMaster, testPolicy, waitFor, type TestMaster } from '../helpers/plugin-harness.js';
+import type { OperationRecord } from '../../src/state/records.js';
 import { repoRoot } from '../helpers/sandbox.js';
 
 const backend = existsSync(path.join(repoRoot, 'build/Release/volplugin_rbd.node')) ? 'native' : 'cli';
@@ -66,6 +71,15 @@ describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
     return record;
   }
 
+  /** Removes the images of `owner`'s volumes (with their snapshots) and the etcd keys under `keys`. */
+  async function removeAll(owner: string, keys: string): Promise<void> {
+    for (const image of (await storage.listImages(pool)).filter((i) => i.startsWith(`${owner}.`))) {
+      await rbd('snap', 'purge', '--no-progress', `${pool}/${image}`).catch(() => undefined);
+      await rbd('rm', '--no-progress', `${pool}/${image}`).catch(() => undefined);
+    }
+    for (const entry of await kv.list(`${keys}/`)) await kv.delete(entry.key);
+  }
+
   const putPolicy = (target: unknown) => store.putTenant(tenant, validatePolicy({ 'default-options': { pool, size: '32MB', backups: false, backup: { keep: 4, target } } }));
   const targetDir = (v: string) => path.join(root, 'dir', tenant, v);
 
@@ -82,11 +96,7 @@ describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
 
   afterAll(async () => {
     await service?.close();
-    for (const image of (await storage.listImages(pool)).filter((i) => i.startsWith(`${tenant}.`))) {
-      await rbd('snap', 'purge', '--no-progress', `${pool}/${image}`).catch(() => undefined);
-      await rbd('rm', '--no-progress', `${pool}/${image}`).catch(() => undefined);
-    }
-    for (const entry of await kv.list(`${prefix}/`)) await kv.delete(entry.key);
+    await removeAll(tenant, prefix);
     await storage.close();
     await kv.close();
     await execa('umount', [path.join(root, 'small')], { reject: false });
@@ -183,6 +193,120 @@ describe(`backups on real Ceph and etcd (${backend} backend)`, () => {
       await execa('umount', [small], { reject: false });
     }
   }, 60_000);
+
+  it('6 a tiered keep prunes real backups by their time: a diff no point needs goes, then a whole old chain; every kept backup restores', async () => {
+    // {"last": 1, "daily": 2}: chains of 3 (the tiers' sum). Backups at 10:00 and 20:00 of three days.
+    const v = await volume('v6', { backup: { frequency: '12h', keep: { last: 1, daily: 2 } } });
+    const clock = new ManualClock(Date.UTC(2026, 5, 1, 10));
+    const svc = new BackupService(storage, store, { config, logger: log, clock });
+    const digests = new Map<string, string>();
+    const kept: string[][] = [];
+    try {
+      for (const [i, at] of [Date.UTC(2026, 5, 1, 10), Date.UTC(2026, 5, 1, 20), Date.UTC(2026, 5, 2, 10), Date.UTC(2026, 5, 2, 20), Date.UTC(2026, 5, 3, 10)].entries()) {
+        clock.set(at);
+        if (i > 0) await rbdImportDiff(diffStream({ size: SIZE, records: [{ w: [i * 3 * MiB + 4096, random(65_536)] }] }), `${pool}/${v.image}`);
+        const b = await svc.take(tenant, 'v6');
+        digests.set(b.name, await imageDigest(`${pool}/${v.image}@${b.name}`));
+        kept.push((await svc.list(tenant, 'v6')).backups.map((x) => x.name));
+      }
+    } finally {
+      await svc.close();
+    }
+    const [b0, b1, b2, b3, b4] = [...digests.keys()];
+    expect(kept[2], 'after the third: one chain of 3, all needed').toEqual([b0, b1, b2]);
+    // Day 2, 20:00 starts a new chain; the points are b3 (last, daily) and b1 (day 1's newest): b2 goes, b0 stays as b1's base.
+    expect(kept[3]).toEqual([b0, b1, b3]);
+    expect(kept[4], 'the points b4 and b3 (day 3, day 2) need only the new chain: the old one is freed whole').toEqual([b3, b4]);
+    const listing = await service.list(tenant, 'v6');
+    expect(listing.backups.map((b) => [b.name, b.kind])).toEqual([
+      [b3, 'full'],
+      [b4, 'incremental'],
+    ]);
+    expect((await readdir(targetDir('v6'))).sort()).toEqual([`${b3}.diff`, `${b4}.diff`, 'manifest.json'].sort());
+    expect((await store.getBackupRecord(tenant, 'v6'))?.backups.map((b) => b.name)).toEqual([b3, b4]);
+    expect((await verifyBackups(service, tenant, 'v6')).ok).toBe(true);
+    const hooks = { build: async (i: { target: { tenant: string; volume: string }; sizeBytes: number; source: VolumeRecord | null; backup: string }) => policyCopyRecord(store, {})({ target: i.target, sizeBytes: i.sizeBytes, sourceRecord: i.source ?? v, snapshot: i.backup }) };
+    for (const [i, name] of [b3!, b4!].entries()) {
+      const r = await restoreIntoNew(service, { tenant, volume: 'v6' }, { backup: name }, { tenant, volume: `v6-restored-${i}` }, hooks);
+      expect(await imageDigest(`${pool}/${r.image}`), `restore of ${name}`).toBe(digests.get(name));
+    }
+  }, 120_000);
+
+  describe('through a real volmaster', () => {
+    const mtenant = `bm${id}`;
+    const mprefix = `/it-backups-master-${id}`;
+    let master: TestMaster;
+    const policy = (directory: string) => {
+      const base = testPolicy();
+      return { ...base, 'default-options': { ...base['default-options'], backup: { target: { directory } } } };
+    };
+
+    beforeAll(async () => {
+      // The pause after a backup's export holds the operation running with its bytes counted, so that a poll sees them.
+      master = await startMaster(path.join(root, 'master'), mprefix, { env: { VOLMASTER_FAILPOINTS: 'backup-after-export=3000' }, extraArgs: ['--backup-allow', root] });
+      await master.api.uploadTenant(mtenant, policy(path.join(root, 'dir')));
+    });
+
+    afterAll(async () => {
+      await master?.stop();
+      await removeAll(mtenant, mprefix);
+    });
+
+    /** Polls an operation to its end; returns every state seen. */
+    async function follow(first: OperationRecord): Promise<OperationRecord[]> {
+      const seen = [first];
+      await waitFor(`operation ${first.id} to end`, async () => {
+        const op = await master.api.getOperation(first.id);
+        seen.push(op);
+        return op.state !== 'running';
+      }, 60_000);
+      return seen;
+    }
+
+    it('7 a backup and a restore run as operations: bytes done of total while running, the backup and the restore as results, the audit names them', async () => {
+      const { volume: record } = await master.api.createVolume(mtenant, 'm1');
+      await rbdImportDiff(diffStream({ size: record.options.sizeBytes, records: [{ w: [2 * MiB, random(MiB)] }] }), `${pool}/${record.image}`);
+      const started = await master.api.startBackup(mtenant, 'm1');
+      expect(started).toMatchObject({ kind: 'backup', tenant: mtenant, volume: 'm1', state: 'running', by: 'bootstrap' });
+      const seen = await follow(started);
+      const running = seen.filter((op) => op.state === 'running' && op.unit === 'bytes' && op.total > 0);
+      expect(running.length, JSON.stringify(seen)).toBeGreaterThan(0);
+      expect(running.at(-1)!.done).toBeLessThanOrEqual(running.at(-1)!.total);
+      const done = seen.at(-1)!;
+      expect(done).toMatchObject({ state: 'done', unit: 'bytes', result: { kind: 'full', parent: null }, message: expect.stringMatching(/^took full backup vb-/) });
+      const backup = done.result as { name: string; bytes: number };
+      expect(backup.bytes).toBeGreaterThan(MiB);
+      const digest = await imageDigest(`${pool}/${record.image}@${backup.name}`);
+      expect((await master.api.listBackups(mtenant, 'm1')).backups.map((b) => b.name)).toEqual([backup.name]);
+
+      const restore = await master.api.startRestore(mtenant, 'm1', { into: { tenant: mtenant, volume: 'm1-back' } });
+      expect(restore).toMatchObject({ kind: 'restore', target: { tenant: mtenant, volume: 'm1-back' } });
+      const restored = (await follow(restore)).at(-1)!;
+      expect(restored).toMatchObject({ state: 'done', unit: 'bytes', result: { backup: backup.name, created: true, tenant: mtenant, volume: 'm1-back' } });
+      expect(restored.total).toBeGreaterThan(0);
+      expect(await imageDigest(`${pool}/${(restored.result as { image: string }).image}`)).toBe(digest);
+      expect((await master.api.getVolume(mtenant, 'm1-back')).options.sizeBytes).toBe(record.options.sizeBytes);
+
+      const audit = await master.api.listAudit({ tenant: mtenant });
+      expect(audit.find((e) => e.operation === started.id)).toMatchObject({ method: 'POST', route: '/v1/volumes/:tenant/:volume/backups', outcome: 'ok', status: 202 });
+      expect(audit.find((e) => e.operation === restore.id)).toMatchObject({ route: '/v1/volumes/:tenant/:volume/backups/restore', outcome: 'ok', status: 202 });
+    }, 120_000);
+
+    it('8 a backup whose target directory is missing ends its operation with the error, and nothing is counted', async () => {
+      const { volume: record } = await master.api.createVolume(mtenant, 'm2');
+      await master.api.uploadTenant(mtenant, policy(path.join(root, 'gone')));
+      try {
+        const started = await master.api.startBackup(mtenant, 'm2');
+        const failed = (await follow(started)).at(-1)!;
+        expect(failed).toMatchObject({ state: 'failed', error: { code: 'BACKUP_TARGET_UNAVAILABLE', message: expect.stringMatching(/gone does not exist/) } });
+        expect(await storage.listSnapshots(pool, record.image)).toEqual([]);
+        const err = await master.api.restoreBackup(mtenant, 'm2', {}).catch((e: unknown) => e);
+        expect(isApiError(err) && err.code, String(err)).toBe('BACKUP_TARGET_UNAVAILABLE');
+      } finally {
+        await master.api.uploadTenant(mtenant, policy(path.join(root, 'dir')));
+      }
+    }, 60_000);
+  });
 
   describe('volsupervisor', () => {
     const bin = path.join(repoRoot, 'dist/supervisor/main.js');

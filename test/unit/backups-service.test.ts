@@ -22,7 +22,7 @@ import { MemoryKV } from '../../src/state/memory.js';
 import type { VolumeRecord } from '../../src/state/records.js';
 import { StateStore } from '../../src/state/store.js';
 import { memoryStorage, type MemoryStorage } from '../../src/storage/memory.js';
-import { mountRecord, volumeRecord } from '../helpers/fixtures.js';
+import { manifestEntry, mountRecord, volumeRecord } from '../helpers/fixtures.js';
 
 const log = pino({ level: 'silent' });
 const MiB = 1024 * 1024;
@@ -39,19 +39,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 /** Whole images compared as bytes (toEqual on megabytes is slow, and its diff unreadable). */
 const same = (a: Buffer, b: Buffer) => a.length === b.length && a.equals(b);
 
-const entry = (name: string, parent: string | null): ManifestEntry => ({
-  name,
-  parent,
-  file: `${name}.diff`,
-  bytes: 1,
-  dataBytes: 1,
-  sizeBytes: 1,
-  sha256: '0'.repeat(64),
-  source: { pool: 'rbd', image: 't1.data' },
-  startedAt: '2026-11-22T12:00:00.000Z',
-  at: '2026-11-22T12:00:00.000Z',
-  ms: 0,
-});
+const entry = (name: string, parent: string | null): ManifestEntry => manifestEntry(name, parent);
 
 describe('backup manifest rules', () => {
   const manifest = (...entries: ManifestEntry[]): Manifest => ({ ...emptyManifest('t1', 'data'), backups: entries });
@@ -155,6 +143,15 @@ describe('BackupService', () => {
       ]);
       // Only the last backup's snapshot stays on the volume: the base of the next diff.
       expect((await storage.listSnapshots('rbd', record.image)).map((s) => s.name)).toEqual([second.name]);
+    });
+
+    it('refuses a record whose keep keeps nothing (etcd is not trusted) before anything is written', async () => {
+      await store.updateVolume('t1', 'data', (r) => ({ ...r, runtime: { ...r.runtime, backup: { frequency: '1h', keep: { daily: 0 } } } }));
+      const err = await service.take('t1', 'data').catch((e: unknown) => e);
+      expect(isApiError(err) && [err.code, err.field]).toEqual(['INVALID_OPTION', 'backups.keep']);
+      expect((err as Error).message).toMatch(/keeps nothing.*volcli volume runtime set/);
+      expect(await storage.listSnapshots('rbd', record.image)).toEqual([]);
+      expect(await readdir(path.join(root, 'dir'))).toEqual([]);
     });
 
     it('restores at a time or by name into a new volume with the bytes of that moment', async () => {

@@ -105,6 +105,74 @@ describe('backup routes', () => {
   });
 });
 
+/** Polls an operation until it is no longer running. */
+async function ended(id: string): Promise<Json> {
+  for (let i = 0; i < 500; i++) {
+    const op = json(await app.inject({ method: 'GET', url: `/v1/operations/${id}` }));
+    if (op.state !== 'running') return op;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`operation ${id} still running`);
+}
+
+/** Waits until no operation runs (one started with ?wait=false ends on its own). */
+async function waitForOperations(): Promise<void> {
+  const { operations } = json(await app.inject({ method: 'GET', url: '/v1/operations' })) as { operations: Json[] };
+  for (const op of operations) await ended(op.id as string);
+}
+
+describe('backup and restore as operations', () => {
+  it('?wait=false answers 202 with the operation; it ends done with the backup, its bytes counted, and the audit names it', async () => {
+    storage.writeData('rbd', 't1.db', 0, Buffer.alloc(65_536, 7));
+    const res = await post('/v1/volumes/t1/db/backups?wait=false');
+    expect(res.statusCode, res.body).toBe(202);
+    const op = json(res);
+    expect(op).toMatchObject({ kind: 'backup', tenant: 't1', volume: 'db', state: 'running' });
+    expect(res.headers.location).toBe(`/v1/operations/${op.id as string}`);
+    const done = await ended(op.id as string);
+    expect(done).toMatchObject({ state: 'done', unit: 'bytes', result: { kind: 'full', parent: null }, message: expect.stringMatching(/^took full backup vb-\S+ of t1\/db: \d+ bytes/) });
+    expect(done.total as number).toBeGreaterThan(0);
+    expect(done.done).toBe(done.total);
+    const list = json(await app.inject({ method: 'GET', url: '/v1/volumes/t1/db/backups' })) as { backups: Json[] };
+    expect(list.backups.map((b) => b.name)).toEqual([(done.result as Json).name]);
+    await waitForAudit(op.id as string, { method: 'POST', route: '/v1/volumes/:tenant/:volume/backups', status: 202, outcome: 'ok' });
+
+    const restore = await post('/v1/volumes/t1/db/backups/restore?wait=false', { into: { tenant: 't1', volume: 'back' } });
+    expect(restore.statusCode, restore.body).toBe(202);
+    expect(json(restore)).toMatchObject({ kind: 'restore', tenant: 't1', volume: 'db', target: { tenant: 't1', volume: 'back' } });
+    const restored = await ended(json(restore).id as string);
+    expect(restored).toMatchObject({ state: 'done', result: { created: true, tenant: 't1', volume: 'back', backup: (done.result as Json).name } });
+    expect(storage.readData('rbd', 't1.back').subarray(0, 65_536).equals(Buffer.alloc(65_536, 7))).toBe(true);
+  });
+
+  it('a failure after the volume is locked ends the operation with the error; a waiting request answers it and its audit names the operation', async () => {
+    await rm(path.join(root, 'b'), { recursive: true });
+    const res = await post('/v1/volumes/t1/db/backups?wait=false');
+    expect(res.statusCode, res.body).toBe(202);
+    const failed = await ended(json(res).id as string);
+    expect(failed).toMatchObject({ state: 'failed', error: { code: 'BACKUP_TARGET_UNAVAILABLE', message: expect.stringMatching(/does not exist/) } });
+    const waited = await post('/v1/volumes/t1/db/backups');
+    expectError(waited, 503, 'BACKUP_TARGET_UNAVAILABLE');
+    const entry = await waitForAudit(null, { method: 'POST', status: 503, outcome: 'failed' });
+    expect(json(await app.inject({ method: 'GET', url: `/v1/operations/${entry.operation as string}` }))).toMatchObject({ kind: 'backup', state: 'failed' });
+    // A refusal before the lock (no such volume) is an answer without an operation.
+    const before = (json(await app.inject({ method: 'GET', url: '/v1/operations' })) as { operations: Json[] }).operations.length;
+    expectError(await post('/v1/volumes/t1/nope/backups?wait=false'), 404, 'VOLUME_NOT_FOUND');
+    expect((json(await app.inject({ method: 'GET', url: '/v1/operations' })) as { operations: Json[] }).operations).toHaveLength(before);
+  });
+});
+
+/** The newest audit entry of the operation `id` (null: any) once it is complete and matches `fields`. */
+async function waitForAudit(id: string | null, fields: Json): Promise<Json> {
+  for (let i = 0; i < 200; i++) {
+    const { entries } = json(await app.inject({ method: 'GET', url: '/v1/audit' })) as { entries: Json[] };
+    const found = entries.find((e) => (id === null ? e.operation !== undefined : e.operation === id) && Object.entries(fields).every(([k, v]) => e[k] === v));
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no audit entry ${JSON.stringify(fields)} for operation ${id}`);
+}
+
 describe('volcli volume backup', () => {
   async function volcli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const address = app.server.address();
@@ -119,17 +187,21 @@ describe('volcli volume backup', () => {
 
   it('takes, lists, verifies and restores; verify exits 1 on a broken chain', async () => {
     const take = await volcli(['volume', 'backup', 'take', 't1/db']);
-    expect(take.stderr).toBe('');
+    expect(take.code, take.stderr).toBe(0);
+    expect(take.stderr, 'progress lines of the operation (not a terminal)').toMatch(/^backup t1\/db: /);
     expect(take.stdout).toMatch(/^took full backup vb-\d{8}T\d{6}Z of t1\/db: \d+ bytes/);
+    const noWait = await volcli(['volume', 'backup', 'take', 't1/db', '--no-wait']);
+    expect(noWait.stdout).toMatch(/^backup of t1\/db is under way: operation (\S+) \(volcli operation show \1 --follow\)/);
     const list = await volcli(['volume', 'backup', 'list', 't1/db']);
     expect(list.stdout).toMatch(/target: directory .*\nNAME +KIND +PARENT/);
     expect(list.stdout).toMatch(/vb-\S+ +full +- /);
-    expect((await volcli(['volume', 'backup', 'verify', 't1/db'])).stdout).toMatch(/all 1 backups are good/);
+    await waitForOperations();
+    expect((await volcli(['volume', 'backup', 'verify', 't1/db'])).stdout).toMatch(/all 2 backups are good/);
     const restore = await volcli(['volume', 'backup', 'restore', 't1/db', '--into', 't1/db2']);
     expect(restore.stdout).toMatch(/restored backup vb-\S+ of t1\/db into new volume t1\/db2/);
     expect((await volcli(['volume', 'backup', 'restore', 't1/db', '--at', 'noon'])).stderr).toMatch(/--at must be an ISO time/);
     const dir = path.join(root, 'b', 't1', 'db');
-    const diff = (await readdir(dir)).find((f) => f.endsWith('.diff'))!;
+    const diff = (await readdir(dir)).find((f) => f.endsWith('.diff'))!; // the full one: both need it
     await writeFile(path.join(dir, diff), 'rbd diff v1\n');
     const verify = await volcli(['volume', 'backup', 'verify', 't1/db']);
     expect(verify.code).toBe(1);

@@ -1,7 +1,7 @@
 // The tenant policy's `backup` block and the driver/runtime options that override it (src/policy/backup.ts).
 import { describe, expect, it } from 'vitest';
 import { PolicyError, policyDefaults, validatePolicy } from '../../src/policy/index.js';
-import { applyRuntimeOptions, resolveVolumeOptions, runtimeAsOptions, runtimeOf } from '../../src/policy/options.js';
+import { applyRuntimeOptions, conflictingOptions, resolveVolumeOptions, runtimeAsOptions, runtimeOf } from '../../src/policy/options.js';
 import { hookArgv, hookProblem, insideAllowed, targetProblem } from '../../src/policy/backup.js';
 
 const withBackup = (options: Record<string, unknown>) => ({ 'default-options': { pool: 'rbd', size: '1GB', ...options } });
@@ -22,6 +22,15 @@ describe('policy backup block', () => {
     expect(policyDefaults(policy).backup).toEqual({ backups: true, frequency: '6h', keep: 4, target: true });
     expect(policyDefaults(validatePolicy(withBackup({}))).backup).toBeUndefined();
     expect(policyDefaults(validatePolicy(withBackup({ backup: { target: { directory: '/b' } } }))).backup).toEqual({ backups: false, frequency: '24h', keep: 7, target: true });
+  });
+
+  it('takes tiers for keep, as a snapshot keep, and refuses tiers that keep nothing or are unknown', () => {
+    const keep = { last: 3, daily: 7, weekly: 4, monthly: 6 };
+    expect(policyDefaults(validatePolicy(withBackup({ backup: { keep, target: { directory: '/b' } } }))).backup?.keep).toEqual(keep);
+    const none = rejected(withBackup({ backup: { keep: { daily: 0 }, target: { directory: '/b' } } }));
+    expect(none.field).toBe('default-options.backup.keep');
+    expect(none.message).toMatch(/keeps nothing/);
+    expect(rejected(withBackup({ backup: { keep: { yearly: 2 }, target: { directory: '/b' } } })).field).toMatch(/backup\.keep/);
   });
 
   it('accepts a Ceph target and checks its fields', () => {
@@ -75,6 +84,26 @@ describe('backup driver and runtime options', () => {
     expect(resolveVolumeOptions(policy, {})).toMatchObject({ backups: false, backup: { frequency: '24h', keep: 7 } });
   });
 
+  it('take tiers as text (backups.keep=last:3,daily:7) or as a JSON object, as snapshots.keep does; limits.snapshots does not bound them', () => {
+    const limited = validatePolicy({ ...withBackup({ backup: { keep: 7, target: { directory: '/b' } } }), limits: { snapshots: 2 } });
+    const options = resolveVolumeOptions(limited, { 'backups.keep': 'last:3,daily:7' });
+    expect(options.backup).toEqual({ frequency: '24h', keep: { last: 3, daily: 7 } });
+    expect(resolveVolumeOptions(policy, { 'backups.keep': { weekly: 4 } } as never).backup?.keep).toEqual({ weekly: 4 });
+    expect(runtimeAsOptions(runtimeOf(options))['backups.keep']).toBe('last:3,daily:7');
+    expect(conflictingOptions(options, { 'backups.keep': 'daily:7,last:3' })).toEqual([]);
+    expect(conflictingOptions(options, { 'backups.keep': '3' })).toEqual(['backups.keep']);
+    const bad = (() => {
+      try {
+        resolveVolumeOptions(policy, { 'backups.keep': 'last:3,yearly:2' });
+      } catch (err) {
+        return err as PolicyError;
+      }
+      throw new Error('accepted');
+    })();
+    expect(bad.field).toBe('backups.keep');
+    expect(bad.message).toMatch(/unknown tier "yearly"/);
+  });
+
   it('are refused when the tenant names no target, and absent for tenants without backups', () => {
     const plain = validatePolicy(withBackup({}));
     expect(() => resolveVolumeOptions(plain, { backups: 'true' })).toThrow(/names no backup target/);
@@ -88,6 +117,7 @@ describe('backup driver and runtime options', () => {
     const next = applyRuntimeOptions(runtime, { backups: 'true', 'backups.keep': '2' });
     expect(next).toMatchObject({ backups: true, backup: { frequency: '24h', keep: 2 } });
     expect(runtimeAsOptions(next)).toMatchObject({ backups: 'true', 'backups.frequency': '24h', 'backups.keep': '2' });
+    expect(applyRuntimeOptions(next, { 'backups.keep': 'hourly:24,daily:7' }).backup).toEqual({ frequency: '24h', keep: { hourly: 24, daily: 7 } });
     expect(runtimeAsOptions(runtimeOf(resolveVolumeOptions(validatePolicy(withBackup({})), {})))).not.toHaveProperty('backups');
   });
 });

@@ -11,6 +11,7 @@ import { periodOf, planRetention, type Dated } from '../../src/snapshots/retenti
 import { planPrune } from '../../src/snapshots/prune.js';
 import { supervisorSnapshotName } from '../../src/snapshots/names.js';
 import { mulberry32 } from '../chaos/rng.js';
+import { randomKeep } from '../helpers/fixtures.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -32,14 +33,6 @@ function history(random: () => number, count: number): Dated[] {
     out.push({ name: `s${String(i).padStart(4, '0')}`, time: t });
   }
   return out;
-}
-
-function randomKeep(random: () => number): Retention {
-  if (random() < 0.2) return 1 + Math.floor(random() * 10);
-  const n = () => (random() < 0.3 ? 0 : Math.floor(random() * 8));
-  const tiers = { last: n(), hourly: n(), daily: n(), weekly: n(), monthly: n() };
-  if (Object.values(tiers).every((v) => v === 0)) tiers.daily = 1;
-  return tiers;
 }
 
 /**
