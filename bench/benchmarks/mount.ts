@@ -19,7 +19,7 @@ import { type Contender, measureInterleaved } from '../lib/harness.js';
 
 /** 1 GiB: mkfs.ext4 time depends on the size (inode tables), so it is fixed here. */
 const MOUNT_IMAGE_SIZE = 2 ** 30;
-const MKFS = 'mkfs.ext4 -q -m0 %';
+const MKFS = 'mkfs.ext4 -q -m0 -E lazy_journal_init=1 %';
 
 export const mountSteps = ['create', 'map', 'probe', 'mkfs', 'mount', 'unmount', 'unmap', 'remove'] as const;
 

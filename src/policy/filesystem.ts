@@ -20,8 +20,14 @@
 import { PolicyError } from './errors.js';
 import type { TenantPolicy } from './types.js';
 
-/** Used when a policy has no `filesystems` block. */
-export const DEFAULT_FILESYSTEMS: Readonly<Record<string, string>> = Object.freeze({ ext4: 'mkfs.ext4 -m0 %' });
+/**
+ * Used when a policy has no `filesystems` block. `lazy_journal_init=1`: mke2fs does not zero the
+ * journal, which is safe here because volplugin formats only an image that reads as zeros (the
+ * master creates it thin, and the mount checks its ends before formatting), and which matters:
+ * zeroing the journal through rbd-fuse took 0.65 s of a 1 GiB volume's 0.66 s mkfs (the journal
+ * grows with the volume, to 128 MiB at 10 GiB). The example policies say the same.
+ */
+export const DEFAULT_FILESYSTEMS: Readonly<Record<string, string>> = Object.freeze({ ext4: 'mkfs.ext4 -m0 -E lazy_journal_init=1 %' });
 
 /** The programs a filesystem command may run unless the host says otherwise (volplugin --mkfs-allow). */
 export const DEFAULT_MKFS_ALLOW: readonly string[] = Object.freeze(['mkfs.ext4', 'mkfs.xfs', 'mkfs.btrfs']);

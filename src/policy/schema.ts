@@ -126,7 +126,7 @@ export const TenantPolicySchema = Type.Object(
     'default-options': DefaultOptionsSchema,
     filesystems: optional(
       Type.Record(Type.String(), Type.String({ description: 'The format command; `%` is the device, `%%` a literal %' }), {
-        description: 'Default: {"ext4": "mkfs.ext4 -m0 %"}',
+        description: 'Default: {"ext4": "mkfs.ext4 -m0 -E lazy_journal_init=1 %"}',
       }),
     ),
     limits: optional(LimitsSchema),

@@ -153,7 +153,7 @@ function checkShape(value: unknown): asserts value is TenantPolicy {
 
 /**
  * Checks a parsed policy and returns it normalised: `filesystems` is filled with the default
- * (`ext4: mkfs.ext4 -m0 %`) when omitted; everything else is kept as written.
+ * (`ext4: mkfs.ext4 -m0 -E lazy_journal_init=1 %`) when omitted; everything else is kept as written.
  */
 export function validatePolicy(value: unknown): TenantPolicy {
   checkShape(value);

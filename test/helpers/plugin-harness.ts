@@ -329,7 +329,7 @@ export function testPolicy(options: { size?: string; writeIops?: number; filesys
       ephemeral: false,
       'rate-limit': { 'write-iops': options.writeIops ?? 0, 'read-iops': 0, 'write-bps': 0, 'read-bps': 0 },
     },
-    filesystems: options.filesystems ?? { ext4: 'mkfs.ext4 -q -m0 %' },
+    filesystems: options.filesystems ?? { ext4: 'mkfs.ext4 -q -m0 -E lazy_journal_init=1 %' },
   };
 }
 

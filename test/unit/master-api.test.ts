@@ -227,7 +227,7 @@ describe('tenants', () => {
 
   it('fills in the default filesystems', async () => {
     const res = await put('/v1/tenants/t2', { 'default-options': { pool: 'rbd', size: '1GB' } });
-    expect(body(res)).toMatchObject({ policy: { filesystems: { ext4: 'mkfs.ext4 -m0 %' } } });
+    expect(body(res)).toMatchObject({ policy: { filesystems: { ext4: 'mkfs.ext4 -m0 -E lazy_journal_init=1 %' } } });
   });
 
   it('404s for an unknown tenant and its history', async () => {

@@ -36,7 +36,7 @@ describe('tenant policy validation', () => {
 
   it('fills the default filesystems and defaults when omitted', () => {
     const policy = validatePolicy({ 'default-options': { pool: 'rbd' } });
-    expect(policy.filesystems).toEqual({ ext4: 'mkfs.ext4 -m0 %' });
+    expect(policy.filesystems).toEqual({ ext4: 'mkfs.ext4 -m0 -E lazy_journal_init=1 %' });
     expect(policyDefaults(policy)).toEqual({
       pool: 'rbd',
       sizeBytes: null,
