@@ -5,7 +5,7 @@
 //
 //   pnpm bench                    the full run (about 6 minutes on 2 cores)
 //   pnpm bench --quick            a short run for development (numbers are not worth keeping)
-//   pnpm bench --only snapshot,read   a subset: snapshot image read mount master backup paxos
+//   pnpm bench --only snapshot,read   a subset: snapshot image read mount master backup paxos supervisor scale docker
 //   pnpm bench --keep             leave the clusters running afterwards
 //   pnpm bench --out DIR          write results elsewhere (latest.json and chart.svg too)
 //   pnpm bench --docs             also put the table into docs/performance.md (between its markers)
@@ -17,6 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Storage } from '../src/storage/types.js';
 import { backupBench } from './benchmarks/backup.js';
+import { dockerRunBench } from './benchmarks/docker.js';
 import { imageBench, removeVariantsBench } from './benchmarks/image.js';
 import { scaleBench } from './benchmarks/scale.js';
 import { supervisorBench } from './benchmarks/supervisor.js';
@@ -43,7 +44,7 @@ import { checkAims, compare, toRows } from './lib/report.js';
 import { checkScaleAims } from './lib/aims-scale.js';
 import { aimsText, cpuTextTable, textTable } from './lib/table.js';
 
-const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'backup', 'paxos', 'supervisor', 'scale'] as const;
+const BENCHES = ['snapshot', 'image', 'read', 'mount', 'master', 'backup', 'paxos', 'supervisor', 'scale', 'docker'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const { values: flags } = parseArgs({
@@ -61,7 +62,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(
-    'usage: pnpm bench [--quick] [--only snapshot,image,read,mount,master,backup,paxos,supervisor,scale] [--scale-max N] [--keep] [--out DIR] [--docs] [--from FILE]\n' +
+    'usage: pnpm bench [--quick] [--only snapshot,image,read,mount,master,backup,paxos,supervisor,scale,docker] [--scale-max N] [--keep] [--out DIR] [--docs] [--from FILE]\n' +
       'Runs the benchmarks on a throw-away Ceph under .sandbox-bench/ and writes bench/results/.\n' +
       '--scale-max N: the scale benchmark grows to at most N volumes (100, 1000, 10000; default 10000, 1000 with --quick).\n',
   );
@@ -190,6 +191,12 @@ async function main(): Promise<void> {
         await closeBackends(ctx);
       }
     });
+  }
+
+  if (only.has('docker')) {
+    // On the `make up` stack (started here unless it runs, and stopped again afterwards).
+    env.clusters.push({ name: 'make-up', paxos_propose_interval_s: 0.01, mon: 'the `make up` sandbox (.sandbox/): one mon, one memstore OSD, pool size 1', osd_objectstore: 'memstore' });
+    measurements.push(...(await dockerRunBench(quick ? { warmup: 0, rounds: 1, count: 1 } : { warmup: 1, rounds: 5, count: 1 }, flags.keep, missing)));
   }
 
   if (only.has('paxos') || only.has('supervisor')) {

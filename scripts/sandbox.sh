@@ -265,6 +265,7 @@ etcd_users() {
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/hosts/" --prefix=true || return 1
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/host-requests/" --prefix=true || return 1
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/acquired/" --prefix=true || return 1
+  step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/host-mounts/" --prefix=true || return 1
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/formats/" --prefix=true || return 1
   step role grant-permission volplugin-host readwrite "$ETCD_PREFIX/host-alive/" --prefix=true || return 1
   step role grant-permission volplugin-host read "$ETCD_PREFIX/exclusive/" --prefix=true || return 1

@@ -28,6 +28,22 @@ export function checkScaleAims(results: readonly ResultRow[]): AimResult[] {
   ]);
   rate('api_volume_create', 'master API: volume creates, 8 clients', 200, [['c_image_create_8', 'c', 'Ceph alone (C, 8 at once)']]);
 
+  // docker run with a volume against the same run without one, in the same rounds (make up's stack).
+  const none = row(results, 'docker_run_none');
+  const ratio = (op: string, aim: string, times: number) => {
+    const r = row(results, op);
+    const x = r && none ? r.median_ms / none.median_ms : null;
+    out.push({
+      aim,
+      target: `≤ ${times}× the run without a volume`,
+      measured: x === null ? 'not measured' : `${x.toFixed(2)}× (median ${r!.median_ms} ms against ${none!.median_ms} ms)`,
+      met: x === null ? null : x <= times,
+    });
+  };
+  ratio('docker_run_warm', 'docker run with an existing volume, used within the unmount grace', 1.5);
+  ratio('docker_run_cold', 'docker run with an existing volume, first use after the grace (map, mount)', 1.5);
+  ratio('docker_run_fresh', 'docker run with a fresh volume (docker volume create + run)', 2);
+
   const raw = row(results, 'api_read_after_write');
   const stale = note(raw, 'stale_reads');
   const checked = note(raw, 'read_after_write_checked');

@@ -1,5 +1,5 @@
 // Nothing left behind once every reference is unmounted: no image without a record (or record
-// without image), no mount lock, create intent or operation lock in etcd, no host reporting a
+// without image), no mount lock (nor its entry in the holder's index), create intent or operation lock in etcd, no host reporting a
 // mount, no open client on an image, and on this machine no mount, loop device or rbd-fuse process
 // below the scenario's directory. Cleanup may be asynchronous (the master's janitor, the hosts'
 // convergence loops, a dead client's watch timing out), so the check waits for it, with a bound.
@@ -35,6 +35,7 @@ export async function findOrphans(cluster: Cluster, dir: string): Promise<string
   }
   for (const [root, what] of [
     [k.mounts, 'mount lock'],
+    [`${k.prefix}/host-mounts/`, "entry of a host's mount index"],
     [k.intents, 'create intent'],
     [`${k.prefix}/operations/`, 'operation lock'],
   ] as const) {
