@@ -165,8 +165,8 @@ export async function probeDevice(device: string, options: ProbeOptions = {}): P
       return { kind: 'filesystem', type, sizeBytes: filesystemBytes(type, head), deviceBytes: size };
     }
   }
-  const { zeros, size, head } = await readEdges(device);
-  const result = await blkidProbe(device);
+  // Both only read the device: at once (the edges go through rbd-fuse, blkid is a process start).
+  const [{ zeros, size, head }, result] = await Promise.all([readEdges(device), blkidProbe(device)]);
   const type = blkidType(result);
   if (type) return { kind: 'filesystem', type, sizeBytes: filesystemBytes(type, head), deviceBytes: size };
   if (result.exitCode === 0) {
