@@ -245,6 +245,14 @@ export async function mountDevice(device: string, dir: string): Promise<void> {
 }
 
 /** The mounts at exactly `dir` (several when stacked), innermost last. */
+/**
+ * Writes what the filesystem mounted at `dir` holds in memory to its device and commits its
+ * journal (syncfs(2), through coreutils' `sync --file-system`): what an unmount does first.
+ */
+export async function syncFilesystem(dir: string): Promise<void> {
+  await run('sync', ['--file-system', dir], { timeoutMs: 120_000 });
+}
+
 export async function mountsAt(dir: string): Promise<number> {
   return (await readMountInfo()).filter((m) => m.mountPoint === dir).length;
 }

@@ -154,6 +154,7 @@ export function assembleHost(setup: HostSetup): AssembledHost {
     mutex,
     limits,
     deviceNumber: hostOps.deviceNumber,
+    syncFilesystem: (dir) => hostOps.syncFilesystem(dir),
     log: mountsLog,
     onChange: async () => convergence?.publishReport(),
     graceMs: setup.graceMs,

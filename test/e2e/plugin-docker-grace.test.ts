@@ -56,6 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await docker('volume', 'rm', '-f', `${tenant}/copy`).catch(() => undefined);
   if (!removed) await docker('volume', 'rm', '-f', `${tenant}/vol`).catch(() => undefined);
   await plugin?.stop();
   await master?.stop();
@@ -80,6 +81,14 @@ describe('docker run with the unmount grace', () => {
     expect(ops.filter((op) => op === 'reuse')).toHaveLength(3);
     expect(ops.filter((op) => op === 'idle')).toHaveLength(4);
     expect(ops).not.toContain('unmount');
+
+    // A snapshot taken right after the run (the volume idle, still mounted on the host) has what
+    // the container wrote: volplugin wrote the filesystem to its device at the last Unmount.
+    await master.api.takeSnapshot(tenant, 'vol', 'after-run');
+    await master.api.copySnapshot(tenant, 'vol', 'after-run', { tenant, volume: 'copy' });
+    const copied = await docker('run', '--rm', '--network', 'none', '-v', `${tenant}/copy:/mnt`, 'busybox', 'cat', '/mnt/f');
+    expect(copied.trim().split('\n')).toEqual(['one', 'two']);
+    await docker('volume', 'rm', `${tenant}/copy`);
 
     await docker('volume', 'rm', name);
     removed = true;

@@ -126,6 +126,12 @@ export class FakeHost implements HostOps {
   async mountsAt(dir: string): Promise<number> {
     return this.mounted.has(dir) ? 1 : 0;
   }
+  /** The mountpoints written to their devices (syncFilesystem), in order. */
+  synced: string[] = [];
+  async syncFilesystem(dir: string): Promise<void> {
+    if (this.fail.syncFilesystem) throw this.fail.syncFilesystem;
+    this.synced.push(dir);
+  }
   async deviceNumber(): Promise<{ major: number; minor: number }> {
     return { major: 7, minor: 0 };
   }

@@ -84,6 +84,27 @@ describe('the unmount grace', () => {
     expect((await a.store.getHostReport('h1'))?.mounts).toMatchObject([{ volume: 'a', references: 1 }]);
   });
 
+  it("writes the filesystem to its device when the last container goes, before it is reported idle (a snapshot during the grace has the container's writes)", async () => {
+    const a = host('h1', 0, 60_000);
+    const mountpoint = await a.manager.mount('t', 'a', 'id1', signal());
+    await a.manager.mount('t', 'a', 'id2', signal());
+    await a.manager.unmount('t', 'a', 'id1', signal());
+    expect(a.ops.synced).toEqual([]); // a container still uses it
+    await a.manager.unmount('t', 'a', 'id2', signal());
+    expect(a.ops.synced).toEqual([mountpoint]);
+    expect(a.local.get('t', 'a')?.idleUntil).not.toBeNull();
+  });
+
+  it('a volume that cannot be written to its device is torn down instead of kept idle (the unmount flushes or fails visibly)', async () => {
+    const a = host('h1', 0, 60_000);
+    const mountpoint = await a.manager.mount('t', 'a', 'id1', signal());
+    a.ops.fail.syncFilesystem = new Error('EIO');
+    await a.manager.unmount('t', 'a', 'id1', signal());
+    expect(a.local.get('t', 'a')).toBeUndefined();
+    expect(a.ops.mounted.has(mountpoint)).toBe(false);
+    expect(await a.store.getMount('t', 'a')).toBeNull();
+  });
+
   it('lets go of the volume when the grace ends: unmounted, unmapped, its lock released', async () => {
     const a = host('h1', 0, 50);
     const mountpoint = await a.manager.mount('t', 'a', 'id1', signal());

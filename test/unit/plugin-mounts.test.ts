@@ -67,7 +67,7 @@ function makeHost(hostId: string, label: string, sharedMapper?: FakeMapper): Hos
     local,
     log,
   });
-  const manager = new MountManager({ mounter, volumes: master, local, mutex: new KeyedMutex(), limits: limiter, deviceNumber: host.deviceNumber, log });
+  const manager = new MountManager({ mounter, volumes: master, local, mutex: new KeyedMutex(), limits: limiter, deviceNumber: host.deviceNumber, syncFilesystem: (d) => host.syncFilesystem(d), log });
   return { manager, store, lease, local, mapper, host, hostId };
 }
 

@@ -16,6 +16,8 @@ export interface HostOps {
   mountDevice(device: string, dir: string): Promise<void>;
   unmountAll(dir: string): Promise<void>;
   mountsAt(dir: string): Promise<number>;
+  /** Writes the filesystem mounted at `dir` to its device (syncfs), as an unmount would. */
+  syncFilesystem(dir: string): Promise<void>;
   deviceNumber(device: string): Promise<DeviceNumber>;
   removeDir(dir: string): Promise<void>;
   /** The device's size in bytes (an ioctl, no I/O). */
@@ -35,6 +37,7 @@ export function realHostOps(options: { mkfsAllow?: readonly string[] } = {}): Ho
     mountDevice: fs.mountDevice,
     unmountAll: fs.unmountAll,
     mountsAt: fs.mountsAt,
+    syncFilesystem: fs.syncFilesystem,
     deviceNumber: deviceNumberOf,
     removeDir: (dir) => rmdir(dir).catch(() => undefined),
     deviceBytes: fs.deviceSize,

@@ -41,6 +41,8 @@ export interface MountManagerParts {
   limits: Pick<RateLimiter, 'applyQos' | 'applyToContainers'>;
   /** The device number of a mapped device (blkio limits are per device). */
   deviceNumber: HostOps['deviceNumber'];
+  /** Writes a mounted filesystem to its device (when its last container is gone, see keepIdle). */
+  syncFilesystem: HostOps['syncFilesystem'];
   log: MountLog;
   /**
    * Called after a volume was mounted, kept idle or torn down, before Docker gets its answer:
@@ -186,9 +188,20 @@ export class MountManager {
       }
       const graceMs = this.parts.graceMs ?? 0;
       if (dropped && graceMs > 0 && !entry.lost) {
-        await this.keepIdle(entry, graceMs, steps);
-        this.done('idle', name, id, steps);
-        return;
+        // What the last container wrote goes to the device now, as an unmount would do: without
+        // it a snapshot or backup taken during the grace could miss it (ext4 commits every 5 s).
+        const synced = await steps.time('sync', () => this.parts.syncFilesystem(entry.mountpoint)).then(
+          () => true,
+          (err: unknown) => {
+            this.parts.log.warn({ volume: name, err: messageOf(err) }, 'could not write the idle volume to its device: tearing it down instead of keeping it');
+            return false;
+          },
+        );
+        if (synced) {
+          await this.keepIdle(entry, graceMs, steps);
+          this.done('idle', name, id, steps);
+          return;
+        }
       }
       if (dropped) await this.parts.local.save();
       await this.letGo(entry, steps);
