@@ -292,8 +292,12 @@ etcd_up() { # DIR CLIENT_PORT PEER_PORT [--secure]
   local url=$scheme://127.0.0.1:$port
   health=(etcdctl --endpoints "$url" "${tls[@]}" --dial-timeout 2s endpoint health)
   mkdir -p "$dir"
-  # A secure etcd counts as running only once its users were made (users.done).
-  if pidfile_alive "$dir/etcd.pid" && { [[ -z $secure ]] || [[ -f $dir/users.done ]]; } && "${health[@]}" >/dev/null 2>&1; then
+  # A secure etcd counts as running only once its users were made (users.done). A running one is
+  # never wiped because one health check failed (a busy machine): it gets the usual wait, and if it
+  # stays unhealthy the script stops and says so; its data (and every daemon using it) stays.
+  if pidfile_alive "$dir/etcd.pid" && { [[ -z $secure ]] || [[ -f $dir/users.done ]]; }; then
+    wait_for 20 etcd "${health[@]}" ||
+      die_with_log etcd "$dir/etcd.log" "is running (pid $(cat "$dir/etcd.pid")) but not healthy within 20 s; look at its log, or start over with make down"
     say "etcd already running ($url)"
     return 0
   fi
