@@ -4,6 +4,8 @@
 // machine load:
 //
 //   docker_run_none       docker run --rm --network none busybox true
+//   docker_run_local      the same with a volume of Docker's own `local` driver (a directory):
+//                         what a volume costs Docker itself, the floor for any volume plugin
 //   docker_run_warm       the same with an existing volume used moments before (inside the grace)
 //   docker_run_cold       the same with an existing, formatted volume not used for longer than the grace
 //   docker_volume_create  docker volume create -d volplugin (the create alone)
@@ -124,6 +126,9 @@ export async function dockerRunBench(sizes: Sizes, keep: boolean, missing: strin
     };
     const run = (withVolume: string | null) => docker('run', '--rm', '--network', 'none', ...(withVolume ? ['-v', `${withVolume}:/mnt`] : []), 'busybox', 'true');
     // The volumes the warm and cold runs use, made and formatted before the rounds.
+    const local = `benchd${runId}-local`;
+    await docker('volume', 'create', '--name', local);
+    made.push(local);
     await create('warm');
     await run(volume('warm'));
     for (let r = 0; r < total; r++) {
@@ -139,6 +144,7 @@ export async function dockerRunBench(sizes: Sizes, keep: boolean, missing: strin
       async (r) => {
         const phases: PhaseResult[] = [];
         phases.push(await one('docker_run_none', () => run(null)));
+        phases.push(await one('docker_run_local', () => run(local)));
         await run(volume('warm')); // used moments before the measured run: inside the grace
         phases.push(await one('docker_run_warm', () => run(volume('warm'))));
         phases.push(await one('docker_run_cold', () => run(volume(`cold${r}`))));

@@ -89,6 +89,7 @@ const opNames: Record<string, string> = {
   backup_service_full: 'backup: volplugin backup take, full (directory target)',
   cli_process_start: 'rbd process start only (rbd --version)',
   docker_run_none: 'docker run, no volume',
+  docker_run_local: "docker run, a volume of Docker's local driver (no plugin)",
   docker_run_warm: 'docker run, existing volume used within the grace',
   docker_run_cold: 'docker run, existing volume unused for longer than the grace',
   docker_volume_create: 'docker volume create',
