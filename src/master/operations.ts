@@ -20,8 +20,9 @@ import { toErrorBody } from './errors.js';
 
 /** What an operation is about, given when it is accepted. */
 export interface OperationSpec {
-  kind: 'resize' | 'remove' | 'copy';
+  kind: 'resize' | 'remove' | 'copy' | 'group-rollback';
   tenant: string;
+  /** The volume (a group rollback: the group's name). */
   volume: string;
   /** A copy's new volume. */
   target?: { tenant: string; volume: string };

@@ -1,5 +1,5 @@
 // volcli volume snapshot: take (of one volume, or of several at one instant with --group), list,
-// remove, copy into a new volume, roll back, and group list/remove. Always through
+// remove, copy into a new volume, roll back, and group list/remove/rollback/copy. Always through
 // the master (they touch Ceph).
 
 import type { Command } from 'commander';
@@ -8,7 +8,7 @@ import { optOption, optionPairs, UsageError, volumeRef } from '../args.js';
 import { assertName } from '../../policy/names.js';
 import type { Act } from '../context.js';
 import * as out from '../output.js';
-import { followOperation, noWaitOption } from '../progress.js';
+import { finish, followOperation, noWaitOption } from '../progress.js';
 
 /** A group name as volcli takes it (the rules of a volume name). */
 function groupName(text: string): string {
@@ -136,6 +136,45 @@ export function snapshotCommands(volume: Command, act: Act): void {
         const { tenant: t, volume: g } = volumeRef(ref!);
         await (await ctx.master()).removeGroupSnapshot(t, g, name!);
         ctx.print(`removed group snapshot ${name} of ${t}/${g}\n`, { removed: name });
+      }),
+    );
+
+  group
+    .command('rollback')
+    .description('roll every volume of the group back to a group snapshot, at once (refused while any of them is mounted or open)')
+    .argument('<tenant/group>', 'group')
+    .argument('<snapshot>', 'group snapshot name')
+    .addOption(noWaitOption())
+    .addHelpText(
+      'after',
+      '\nNo host can mount a volume of the group while it runs. Refused, with nothing changed, while any volume of the group is\n' +
+        'mounted (stop its containers) or open. Needs an admin token. Exit code 1 with the error on a refusal.',
+    )
+    .action(
+      act(async (ctx, ref, name) => {
+        const { tenant: t, volume: g } = volumeRef(ref!);
+        const op = await (await ctx.master()).startGroupRollback(t, groupName(g), name!);
+        await finish(ctx, op);
+      }),
+    );
+
+  group
+    .command('copy')
+    .description("copy one volume's part of a group snapshot into a new volume")
+    .argument('<tenant/group>', 'group')
+    .argument('<snapshot>', 'group snapshot name')
+    .argument('<volume>', 'the volume of the group to copy (of the same tenant)')
+    .argument('<new-tenant/new-volume>', 'the volume to create')
+    .addOption(optOption())
+    .addOption(noWaitOption())
+    .addHelpText('after', '\nA full copy (independent of the group snapshot at once), followed as an operation (--no-wait: not). Needs the master on its native backend.')
+    .action(
+      act(async (ctx, ref, name, member, target) => {
+        const { tenant: t, volume: g } = volumeRef(ref!);
+        const to = volumeRef(target!);
+        const values = optionPairs(ctx.opts.opt, parseDriverOptions);
+        const op = await (await ctx.master()).startGroupMemberCopy(t, groupName(g), name!, volumeRef(`${t}/${member!}`).volume, { ...to, options: values });
+        await finish(ctx, op);
       }),
     );
 }
