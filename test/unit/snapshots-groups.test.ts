@@ -27,6 +27,8 @@ async function code(promise: Promise<unknown>): Promise<string> {
 describe('group snapshots (twins)', () => {
   let storage: MemoryStorage;
   let kv: MemoryKV;
+  /** The master's own etcd client (crash() kills it as a master dies). */
+  let masterKv: MemoryKV;
   let store: StateStore;
   let service: SnapshotService;
 
@@ -39,7 +41,8 @@ describe('group snapshots (twins)', () => {
   beforeEach(async () => {
     storage = memoryStorage({ pools: ['rbd', 'fast'] });
     kv = new MemoryKV();
-    store = new StateStore(kv.client(), { owner: 'test' });
+    masterKv = kv.client();
+    store = new StateStore(masterKv, { owner: 'test' });
     service = new SnapshotService(storage, store, { clock: new ManualClock(Date.UTC(2026, 10, 22, 12, 30)), logger: log, lockWaitMs: 200, freeze: { askTimeoutMs: 200 } });
     await volume('db');
     await volume('files');
@@ -146,6 +149,27 @@ describe('group snapshots (twins)', () => {
       await hang.release();
       await rolling;
       expect((await store.acquireMount(mountRecord('t1', 'files', { lease: lease.id }), lease)).ok).toBe(true);
+      await lease.revoke();
+    });
+
+    it('a master that dies mid-rollback holds nothing once its leases lapse', async () => {
+      const hang = storage.hang('rollbackGroupSnapshot');
+      const rolling = service.groups.rollback('t1', 'app', 'one').catch((e: unknown) => e);
+      await hang.reached;
+      const other = new StateStore(kv.client(), { owner: 'other' });
+      for (const v of ['db', 'files']) {
+        expect(await other.getExclusion('t1', v)).toMatchObject({ reason: 'group snapshot rollback' });
+        expect(await other.getOperationLock('t1', v)).toMatchObject({ reason: 'group snapshot rollback' });
+      }
+      masterKv.crash();
+      const lease = await kv.lease(30);
+      for (const v of ['db', 'files']) {
+        expect(await other.getExclusion('t1', v)).toBeNull();
+        expect(await other.getOperationLock('t1', v)).toBeNull();
+        expect((await other.acquireMount(mountRecord('t1', v, { lease: lease.id }), lease)).ok).toBe(true);
+      }
+      await hang.release();
+      await rolling;
       await lease.revoke();
     });
 
