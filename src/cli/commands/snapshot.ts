@@ -19,6 +19,17 @@ function groupName(text: string): string {
   }
 }
 
+/** TENANT/GROUP as volcli takes it: a volume reference's rules, its errors naming a group. */
+function groupRef(text: string): { tenant: string; group: string } {
+  try {
+    const { tenant, volume } = volumeRef(text);
+    return { tenant, group: volume };
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    throw new UsageError(err.message.replace(/volume name/g, 'group name').replace(/TENANT\/VOLUME/g, 'TENANT/GROUP'));
+  }
+}
+
 export function snapshotCommands(volume: Command, act: Act): void {
   const snapshot = volume.command('snapshot').description('snapshots of a volume');
 
@@ -119,7 +130,7 @@ export function snapshotCommands(volume: Command, act: Act): void {
     .argument('<tenant/group>', 'group')
     .action(
       act(async (ctx, ref) => {
-        const { tenant: t, volume: g } = volumeRef(ref!);
+        const { tenant: t, group: g } = groupRef(ref!);
         const snaps = await (await ctx.master()).listGroupSnapshots(t, g);
         const text = snaps.map((s) => `${s.name}${s.complete ? '' : ' (incomplete: remove it)'}  ${s.volumes.join(' ')}\n`).join('');
         ctx.print(text, snaps);
@@ -133,7 +144,7 @@ export function snapshotCommands(volume: Command, act: Act): void {
     .argument('<snapshot>', 'snapshot name')
     .action(
       act(async (ctx, ref, name) => {
-        const { tenant: t, volume: g } = volumeRef(ref!);
+        const { tenant: t, group: g } = groupRef(ref!);
         await (await ctx.master()).removeGroupSnapshot(t, g, name!);
         ctx.print(`removed group snapshot ${name} of ${t}/${g}\n`, { removed: name });
       }),
@@ -152,8 +163,8 @@ export function snapshotCommands(volume: Command, act: Act): void {
     )
     .action(
       act(async (ctx, ref, name) => {
-        const { tenant: t, volume: g } = volumeRef(ref!);
-        const op = await (await ctx.master()).startGroupRollback(t, groupName(g), name!);
+        const { tenant: t, group: g } = groupRef(ref!);
+        const op = await (await ctx.master()).startGroupRollback(t, g, name!);
         await finish(ctx, op);
       }),
     );
@@ -170,10 +181,10 @@ export function snapshotCommands(volume: Command, act: Act): void {
     .addHelpText('after', '\nA full copy (independent of the group snapshot at once), followed as an operation (--no-wait: not). Needs the master on its native backend.')
     .action(
       act(async (ctx, ref, name, member, target) => {
-        const { tenant: t, volume: g } = volumeRef(ref!);
+        const { tenant: t, group: g } = groupRef(ref!);
         const to = volumeRef(target!);
         const values = optionPairs(ctx.opts.opt, parseDriverOptions);
-        const op = await (await ctx.master()).startGroupMemberCopy(t, groupName(g), name!, volumeRef(`${t}/${member!}`).volume, { ...to, options: values });
+        const op = await (await ctx.master()).startGroupMemberCopy(t, g, name!, volumeRef(`${t}/${member!}`).volume, { ...to, options: values });
         await finish(ctx, op);
       }),
     );
