@@ -341,7 +341,7 @@ const OperationErrorSchema = Type.Object({ code: Type.String(), message: Type.St
 export const OperationRecordSchema = Type.Object(
   {
     id: TimeIdSchema,
-    kind: Type.String({ pattern: '^[a-z][a-z-]{0,31}$', description: 'resize, remove, copy' }),
+    kind: Type.String({ pattern: '^[a-z][a-z-]{0,31}$', description: 'resize, remove, copy, group-rollback' }),
     tenant: Type.String(),
     volume: Type.String(),
     /** A copy's new volume. */
