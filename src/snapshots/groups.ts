@@ -160,7 +160,7 @@ export class GroupSnapshots {
     const volumes = await this.members(tenant, pool, cephGroup);
     return this.withLocks(tenant, volumes, 'group snapshot rollback', async () => {
       await this.snapshotOf(tenant, group, pool, cephGroup, snapshot);
-      const records = await Promise.all(volumes.map((v) => this.volume(tenant, v)));
+      const records = await Promise.all(volumes.map((v) => this.memberRecord(tenant, group, v)));
       await this.excludingMounts(tenant, volumes, async (signal) => {
         for (const r of records) {
           const watchers = await this.p.storage.listWatchers(r.pool, r.image);
@@ -231,6 +231,17 @@ export class GroupSnapshots {
         return record;
       });
     });
+  }
+
+  /** A member's volume record; a member whose record is gone (force-removed) stops a rollback of the group. */
+  private async memberRecord(tenant: string, group: string, volume: string): Promise<VolumeRecord> {
+    const record = await this.p.store.getVolume(tenant, volume);
+    if (record) return record;
+    throw new ApiError(
+      'VOLUME_NOT_FOUND',
+      `group ${tenant}/${group} holds volume ${tenant}/${volume}, which has no record any more (force-removed?); volplugin rolls back only volumes it manages: create ${tenant}/${volume} again, or remove the group's snapshots`,
+      { field: 'volume' },
+    );
   }
 
   /** The group snapshot, refused when missing or incomplete. */

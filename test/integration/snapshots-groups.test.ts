@@ -205,6 +205,17 @@ describe('group snapshots: members match, rollback, copy (real volplugin, Ceph, 
     expect((await master.api.listVolumes(tenant)).map((v) => v.volume).sort()).toEqual(
       ['v1', 'v1-g1', 'v2', 'v2-g1', 'v3', 'v3-g1'],
     );
+    // A member whose record was removed behind volplugin's back (force-remove: the image stays in the
+    // group): the group is not rolled back, that member not copied, and nothing is held.
+    expect((await volcli(['volume', 'force-remove', `${tenant}/v3`])).code).toBe(0);
+    await expect(master.api.startGroupRollback(tenant, 'app', 'g1')).rejects.toMatchObject({
+      code: 'VOLUME_NOT_FOUND',
+      status: 404,
+      message: expect.stringMatching(new RegExp(`holds volume ${tenant}/v3, which has no record any more`)),
+    });
+    await expect(master.api.startGroupMemberCopy(tenant, 'app', 'g1', 'v3', { tenant, volume: 'x' })).rejects.toMatchObject({ code: 'VOLUME_NOT_FOUND' });
+    expect((await plugin.mount(`${tenant}/v1`, 'w')).Err).toBe(''); // not excluded
+    expect((await plugin.unmount(`${tenant}/v1`, 'w')).Err).toBe('');
     await master.api.removeGroupSnapshot(tenant, 'app', 'g1');
     await expect(master.api.startGroupRollback(tenant, 'app', 'g1')).rejects.toMatchObject({ code: 'GROUP_NOT_FOUND' });
   }, 120_000);
