@@ -1,3 +1,4 @@
+// Over 400 lines: one thin method per Storage call over the addon (the checks are checked.ts, the work native/*.cc).
 // The native backend: a thin facade over the C++ addon (native/*.cc, built to
 // build/Release/volplugin_rbd.node). The addon holds one librados connection, a cache of pool
 // contexts and the image handles of running operations; this file converts arguments and results
