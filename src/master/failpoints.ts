@@ -6,10 +6,11 @@
 //   after-intent        the intent is written, the image not yet created
 //   after-image-create  the image exists, the record is not yet written
 //   after-freeze        the holders of a snapshot's fsfreeze volumes froze them, the snapshot is not yet taken
+//   before-group-rollback  a group rollback excluded mounts of its volumes and was accepted; librbd has not rolled back
 
 import { failpointPause, parseFailpoints as parse, type Failpoints as Points } from '../common/failpoints.js';
 
-const NAMES = ['after-intent', 'after-image-create', 'after-freeze'] as const;
+const NAMES = ['after-intent', 'after-image-create', 'after-freeze', 'before-group-rollback'] as const;
 
 export type FailpointName = (typeof NAMES)[number];
 

@@ -58,6 +58,8 @@ export interface GroupSnapshotsParts {
   lockTtlSeconds?: number;
   /** Bound of a rollback or a copy (default 1 h). */
   longMs?: number;
+  /** Test-only: runs once mounts are excluded and the rollback accepted, before librbd rolls back. */
+  beforeRollback?: () => Promise<void>;
 }
 
 /** A member of a group snapshot: the volume and its part of the snapshot. */
@@ -162,14 +164,20 @@ export class GroupSnapshots {
       await this.snapshotOf(tenant, group, pool, cephGroup, snapshot);
       const records = await Promise.all(volumes.map((v) => this.memberRecord(tenant, group, v)));
       await this.excludingMounts(tenant, volumes, async (signal) => {
+        // Before librbd starts: once the exclusion's lease is lost a host may mount a member.
+        const stillExcluded = () => {
+          if (signal.aborted) throw new ApiError('BUSY', `lost the mount exclusion of group ${tenant}/${group} (etcd lease not renewed in time) before its rollback; nothing was changed, try again`);
+        };
         for (const r of records) {
           const watchers = await this.p.storage.listWatchers(r.pool, r.image);
           if (watchers.length > 0) {
             throw new ApiError('VOLUME_IN_USE', `image ${r.pool}/${r.image} of ${tenant}/${r.volume} is open by ${watchers.map((w) => w.address).join(', ')}; unmap it before a rollback of group ${tenant}/${group}`);
           }
         }
-        if (signal.aborted) throw new ApiError('BUSY', `lost the mount exclusion of group ${tenant}/${group} (etcd lease not renewed in time) before its rollback; nothing was changed, try again`);
+        stillExcluded();
         const onProgress = await step.accept?.(`rolling ${volumes.length} volumes back to ${group}@${snapshot}`);
+        await this.p.beforeRollback?.();
+        stillExcluded();
         await withTimeout(this.p.storage.rollbackGroupSnapshot(pool, cephGroup, snapshot, { onProgress }), this.p.longMs ?? 3_600_000, `rolling group ${pool}/${cephGroup} back to ${snapshot}`);
       });
       this.p.log.warn({ tenant, group, snapshot, volumes }, 'group rolled back to a group snapshot');

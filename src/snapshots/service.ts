@@ -89,6 +89,7 @@ export class SnapshotService {
       lockWaitMs: this.lockWaitMs,
       lockTtlSeconds: this.lockTtlSeconds,
       longMs: this.longMs,
+      beforeRollback: options.beforeGroupRollback,
     });
   }
 

@@ -184,6 +184,29 @@ describe('group snapshots: members match, rollback, copy (real volplugin, Ceph, 
     expect((await plugin.unmount(`${tenant}/v1`, 'w')).Err).toBe('');
   }, 240_000);
 
+  it('a master killed mid-rollback keeps the members unmountable for its lease only; nothing was rolled back', async () => {
+    // v2's head moves away from g1, so that a rollback would show.
+    expect((await plugin.mount(`${tenant}/v2`, 'k')).Err).toBe('');
+    await exec('sh', ['-c', 'printf "%-4095s\\n" 999999 | dd of="$1" bs=4096 count=1 oflag=direct,dsync conv=notrunc status=none', 'w', seqFile('v2')]);
+    expect((await plugin.unmount(`${tenant}/v2`, 'k')).Err).toBe('');
+    // A second master (same etcd) that stops for a minute once its rollback excluded the mounts.
+    const paused = await startMaster(path.join(root, 'paused'), master.prefix, { env: { VOLMASTER_FAILPOINTS: 'before-group-rollback=60000' } });
+    const op = await paused.api.startGroupRollback(tenant, 'app', 'g1');
+    expect(op).toMatchObject({ kind: 'group-rollback', state: 'running', volume: 'app' });
+    expect((await plugin.mount(`${tenant}/v1`, 'k')).Err).toMatch(/group snapshot rollback/);
+    await paused.proc.kill9();
+    // Its exclusion and locks go with its leases (10 s): v1 mounts again, the operation reads interrupted.
+    await waitFor('a member to mount again', async () => (await plugin.mount(`${tenant}/v1`, 'k')).Err === '', 60_000, 1_000);
+    await waitFor('the operation to read interrupted', async () => (await master.api.getOperation(op.id)).state === 'interrupted', 30_000, 500);
+    expect((await plugin.mount(`${tenant}/v2`, 'k')).Err).toBe('');
+    expect(await live('v2')).toBe(999999);
+    for (const v of ['v1', 'v2']) expect((await plugin.unmount(`${tenant}/${v}`, 'k')).Err).toBe('');
+    // And the next rollback runs (no lock of the dead master left).
+    const next = await master.api.startGroupRollback(tenant, 'app', 'g1');
+    expect(await ended(next.id)).toMatchObject({ state: 'done' });
+    expect(await seqIn(await image('v2'), 'v2-after')).toBe(await seqIn(await image('v2-g1'), 'v2-g1c'));
+  }, 180_000);
+
   it('bad input: unknown group, unknown snapshot, a volume not in the group, a removed member, a taken name', async () => {
     await expect(master.api.startGroupRollback(tenant, 'nope', 'g1')).rejects.toMatchObject({ code: 'GROUP_NOT_FOUND', status: 404 });
     await expect(master.api.startGroupRollback(tenant, 'app', 'nope')).rejects.toMatchObject({ code: 'SNAPSHOT_NOT_FOUND', status: 404 });
