@@ -40,6 +40,8 @@ export function withMountsExcluded<T>(
  * one transaction creates every exclusion key, on one lease, only if none of the volumes is
  * mounted or excluded; otherwise none is created and the first such volume is named in the error.
  * Each holder that only keeps its volume idle is asked to release it, and the exclusion tried again.
+ * The transaction has 3 operations per volume: a group's 32 at most stay within etcd's default
+ * --max-txn-ops (128).
  */
 export async function withMountsExcludedAll<T>(
   db: RecordKV,
