@@ -159,7 +159,7 @@ export class GroupSnapshots {
    */
   async rollback(tenant: string, group: string, snapshot: string, step: LongStep = {}): Promise<{ volumes: string[] }> {
     const { pool, cephGroup } = await this.find(tenant, group);
-    const volumes = await this.members(tenant, pool, cephGroup);
+    const volumes = await this.members(tenant, pool, cephGroup, true);
     return this.withLocks(tenant, volumes, 'group snapshot rollback', async () => {
       await this.snapshotOf(tenant, group, pool, cephGroup, snapshot);
       const records = await Promise.all(volumes.map((v) => this.memberRecord(tenant, group, v)));
@@ -329,14 +329,19 @@ export class GroupSnapshots {
     throw notFound(tenant, group);
   }
 
-  /** The volume names of the group's members (images of other tenants are not expected, and skipped). */
-  private async members(tenant: string, pool: string, cephGroup: string): Promise<string[]> {
+  /** The volume names of the group's members; images that are no volume of the tenant are skipped, or with `strict` refused. */
+  private async members(tenant: string, pool: string, cephGroup: string, strict = false): Promise<string[]> {
     const members = await this.p.storage.listGroupImages(pool, cephGroup);
-    return members
-      .map((m) => parseImageName(m.image))
-      .filter((ref): ref is { tenant: string; volume: string } => ref !== null && ref.tenant === tenant)
-      .map((ref) => ref.volume)
-      .sort();
+    const volumes: string[] = [];
+    for (const m of members) {
+      const ref = parseImageName(m.image);
+      if (ref !== null && ref.tenant === tenant && (m.pool === pool || !strict)) volumes.push(ref.volume);
+      else if (strict) {
+        // A rollback must exclude the mounts of everything it rolls back: an image that is no volume of the tenant cannot be.
+        throw new ApiError('VOLUME_NOT_FOUND', `group ${pool}/${cephGroup} holds image ${m.pool}/${m.image}, which is no volume of ${tenant}; volplugin rolls back only volumes it manages: take it out of the group (rbd group image remove) or remove the group's snapshots`, { field: 'volume' });
+      }
+    }
+    return volumes.sort();
   }
 
   private freeName(taken: ReadonlySet<string>): string {

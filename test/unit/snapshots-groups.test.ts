@@ -182,6 +182,14 @@ describe('group snapshots (twins)', () => {
       }
     });
 
+    it('refuses a group holding an image that is no volume of the tenant (nothing rolled back)', async () => {
+      await storage.createImage('rbd', 'stranger', { size: 1 << 20 });
+      await storage.addGroupImage('rbd', 't1.app', { pool: 'rbd', image: 'stranger' });
+      const refused = await service.groups.rollback('t1', 'app', 'one').catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'VOLUME_NOT_FOUND', message: expect.stringMatching(/holds image rbd\/stranger, which is no volume of t1/) });
+      expect(read('t1.db')).toBe(bytes('db-2').toString());
+    });
+
     it('refuses an unknown group, snapshot or incomplete name with clear codes', async () => {
       expect(await code(service.groups.rollback('t1', 'nope', 'one'))).toBe('GROUP_NOT_FOUND');
       expect(await code(service.groups.rollback('t1', 'app', 'nope'))).toBe('SNAPSHOT_NOT_FOUND');
