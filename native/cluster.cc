@@ -308,6 +308,8 @@ Napi::Function ClusterWrap::Define(Napi::Env env) {
                          InstanceMethod<&ClusterWrap::RemoveGroupSnapshot>("removeGroupSnapshot"),
                          InstanceMethod<&ClusterWrap::RollbackGroupSnapshot>("rollbackGroupSnapshot"),
                          InstanceMethod<&ClusterWrap::ListGroupSnapshots>("listGroupSnapshots"),
+                         InstanceMethod<&ClusterWrap::ListMemberSnapshots>("listMemberSnapshots"),
+                         InstanceMethod<&ClusterWrap::CopySnapshot>("copySnapshot"),
                          InstanceMethod<&ClusterWrap::MonCommand>("monCommand"),
                          InstanceMethod<&ClusterWrap::Fsid>("fsid"),
                      });
@@ -656,7 +658,19 @@ Napi::Value ClusterWrap::RemoveGroupSnapshot(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ClusterWrap::RollbackGroupSnapshot(const Napi::CallbackInfo& info) {
-  return Queue(info.Env(), Group(GroupBaton::Action::SnapRollback, info, true));
+  return Queue(info.Env(), Group(GroupBaton::Action::SnapRollback, info, true), OptFunction(info, 3, "onProgress"));
+}
+
+Napi::Value ClusterWrap::ListMemberSnapshots(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(), std::make_unique<ListMemberSnapshotsBaton>(Str(info, 0, "pool"), Str(info, 1, "image")));
+}
+
+Napi::Value ClusterWrap::CopySnapshot(const Napi::CallbackInfo& info) {
+  return Queue(info.Env(),
+               std::make_unique<CopySnapshotBaton>(Str(info, 0, "sourcePool"), Str(info, 1, "sourceImage"), U64(info, 2, "snapshotId"),
+                                                   Str(info, 3, "pool"), Str(info, 4, "name"), OptI64(info, 5, "features"),
+                                                   static_cast<int>(OptI64(info, 6, "order")), OptStr(info, 7, "dataPool")),
+               OptFunction(info, 8, "onProgress"));
 }
 
 Napi::Value ClusterWrap::ListGroupSnapshots(const Napi::CallbackInfo& info) {

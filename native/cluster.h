@@ -89,6 +89,8 @@ class ClusterWrap : public Napi::ObjectWrap<ClusterWrap> {
   Napi::Value RemoveGroupSnapshot(const Napi::CallbackInfo& info);
   Napi::Value RollbackGroupSnapshot(const Napi::CallbackInfo& info);
   Napi::Value ListGroupSnapshots(const Napi::CallbackInfo& info);
+  Napi::Value ListMemberSnapshots(const Napi::CallbackInfo& info);
+  Napi::Value CopySnapshot(const Napi::CallbackInfo& info);
 
   Napi::Value MonCommand(const Napi::CallbackInfo& info);
   Napi::Value Fsid(const Napi::CallbackInfo& info);

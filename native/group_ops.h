@@ -28,6 +28,53 @@ class GroupBaton : public ImageBaton {
   Action action_;
 };
 
+// An image's snapshots in the group namespace (its part of each group snapshot), by id: the id is
+// what reads and copies of one member's instant open (rbd_snap_set_by_id), since the member's
+// snapshot name is librbd's own (".group.<ids>") and rbd_snap_set looks in the user namespace only.
+class ListMemberSnapshotsBaton : public ImageBaton {
+ public:
+  ListMemberSnapshotsBaton(std::string pool, std::string image) : ImageBaton(std::move(pool), std::move(image)) {}
+  const char* Name() const override { return "rbd_snap_list"; }
+  void Run(ClusterCore& core) override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  struct Snap {
+    uint64_t id, size;
+    int64_t seconds;  // 0: no timestamp
+    std::string groupPool, group, groupSnapshot;
+  };
+  std::vector<Snap> snaps_;
+};
+
+// A full copy of an image at one of its snapshots, chosen by id (any namespace, a group member's
+// snapshot too) into a new image: rbd_open_read_only, rbd_snap_set_by_id, rbd_copy_with_progress4.
+// The error names the new image, or the source (its pool/image, detail "snapshot id N") when the
+// source or its snapshot is missing.
+class CopySnapshotBaton : public ImageBaton {
+ public:
+  // features/order < 0: librbd's defaults for a new image.
+  CopySnapshotBaton(std::string sourcePool, std::string sourceImage, uint64_t snapId, std::string pool, std::string name,
+                    int64_t features, int order, std::string dataPool)
+      : ImageBaton(std::move(pool), std::move(name)),
+        sourcePool_(std::move(sourcePool)),
+        sourceImage_(std::move(sourceImage)),
+        snapId_(snapId),
+        features_(features),
+        order_(order),
+        dataPool_(std::move(dataPool)) {}
+  const char* Name() const override { return "rbd_copy_with_progress4"; }
+  void Run(ClusterCore& core) override;
+
+ private:
+  bool FailSource(int r, const char* op);
+  std::string sourcePool_, sourceImage_;
+  uint64_t snapId_;
+  int64_t features_;
+  int order_;
+  std::string dataPool_;
+};
+
 class ListGroupsBaton : public ImageBaton {
  public:
   explicit ListGroupsBaton(std::string pool) : ImageBaton(std::move(pool), std::string()) {}

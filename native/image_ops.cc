@@ -41,6 +41,19 @@ int SetOrder(rbd_image_options_t opts, int order) {
   return r;
 }
 
+int ChildImageOptions(int64_t features, int order, const std::string& dataPool, rbd_image_options_t* out) {
+  rbd_image_options_create(out);
+  int r = 0;
+  if (features >= 0) r = rbd_image_options_set_uint64(*out, RBD_IMAGE_OPTION_FEATURES, static_cast<uint64_t>(features));
+  if (r >= 0 && order >= 0) r = SetOrder(*out, order);
+  if (r >= 0 && !dataPool.empty()) r = rbd_image_options_set_string(*out, RBD_IMAGE_OPTION_DATA_POOL, dataPool.c_str());
+  if (r < 0) {
+    rbd_image_options_destroy(*out);
+    *out = nullptr;
+  }
+  return r;
+}
+
 void CreateImageBaton::Run(ClusterCore& core) {
   rados_ioctx_t io = nullptr;
   if (!OpenPool(core, pool_, &io)) return;

@@ -112,6 +112,10 @@ class FlattenImageBaton : public ImageBaton {
 // Sets RBD_IMAGE_OPTION_ORDER with a matching stripe unit (and a stripe count of 1).
 int SetOrder(rbd_image_options_t opts, int order);
 
+// Options of an image made from another (a clone, a copy): features/order < 0 and an empty data
+// pool leave librbd's choice. On failure (a negative errno) nothing is left to destroy.
+int ChildImageOptions(int64_t features, int order, const std::string& dataPool, rbd_image_options_t* out);
+
 // Counts the image's user snapshots (rbd_snap_list, size first). Returns a negative errno or the count.
 int CountSnapshots(rbd_image_t image);
 

@@ -113,13 +113,8 @@ void CloneBaton::Run(ClusterCore& core) {
   rados_ioctx_t io = nullptr;
   if (!OpenPool(core, pool_, &io)) return;
   rbd_image_options_t opts = nullptr;
-  rbd_image_options_create(&opts);
-  r = 0;
-  if (features_ >= 0) r = rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, static_cast<uint64_t>(features_));
-  if (r >= 0 && order_ >= 0) r = SetOrder(opts, order_);
-  if (r >= 0 && !dataPool_.empty()) r = rbd_image_options_set_string(opts, RBD_IMAGE_OPTION_DATA_POOL, dataPool_.c_str());
+  r = ChildImageOptions(features_, order_, dataPool_, &opts);
   if (r < 0) {
-    rbd_image_options_destroy(opts);
     Fail(r, "rbd_image_options_set_uint64");
     return;
   }

@@ -102,6 +102,17 @@ export interface NativeGroupSnapshot {
   state: 'complete' | 'incomplete';
 }
 
+export interface NativeMemberSnapshot {
+  id: number;
+  size: number;
+  /** Seconds since the epoch, or null. */
+  timestamp: number | null;
+  /** The group snapshot it is part of: its group's pool and name, and its name. */
+  groupPool: string;
+  group: string;
+  groupSnapshot: string;
+}
+
 export interface NativeSnapshot {
   id: number;
   name: string;
@@ -235,8 +246,35 @@ export declare class Cluster {
   createGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
   /** rbd_group_snap_remove: the members' snapshots of it go too. */
   removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
-  /** rbd_group_snap_rollback: every member's head back to the group snapshot. */
-  rollbackGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
+  /**
+   * rbd_group_snap_rollback_with_progress: every member's head back to the group snapshot.
+   * `onProgress`: librbd's count of the rollback's steps (members rolled back of the members).
+   */
+  rollbackGroupSnapshot(pool: string, group: string, snapshot: string, onProgress?: NativeProgress | null): Promise<void>;
+  /**
+   * The image's snapshots in the group namespace (its part of each group snapshot taken of it),
+   * with their ids: rbd_snap_list, rbd_snap_get_namespace_type, rbd_snap_get_group_namespace.
+   */
+  listMemberSnapshots(pool: string, image: string): Promise<NativeMemberSnapshot[]>;
+  /**
+   * A full copy of sourcePool/sourceImage as it was at snapshot `snapshotId` (any namespace: a
+   * group member's snapshot too; rbd_snap_set_by_id) into the new image pool/name
+   * (rbd_copy_with_progress4, sparse). features/order null: librbd's defaults. ENOENT naming the
+   * source (detail "snapshot id N") when the source or its snapshot is missing, EEXIST naming the
+   * new image when it exists. A failure midway can leave a partial new image: the caller removes
+   * it. `onProgress`: objects copied of the source's object count.
+   */
+  copySnapshot(
+    sourcePool: string,
+    sourceImage: string,
+    snapshotId: number,
+    pool: string,
+    name: string,
+    features: number | null,
+    order: number | null,
+    dataPool: string | null,
+    onProgress?: NativeProgress | null,
+  ): Promise<void>;
   /** rbd_group_snap_list. */
   listGroupSnapshots(pool: string, group: string): Promise<NativeGroupSnapshot[]>;
 

@@ -507,4 +507,20 @@ export class ApiClient {
   async removeGroupSnapshot(tenant: string, group: string, snapshot: string): Promise<void> {
     await this.request('DELETE', `${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots/${seg(snapshot)}`, { timeoutMs: LONG_TIMEOUT_MS });
   }
+
+  /** Rolls every volume of the group back to the group snapshot; answers at once with the operation (poll getOperation). */
+  async startGroupRollback(tenant: string, group: string, snapshot: string): Promise<OperationRecord> {
+    return (await this.request<OperationRecord>('POST', `${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots/${seg(snapshot)}/rollback`, { query: { wait: 'false' } })).body;
+  }
+
+  /** Copies `member`'s part of the group snapshot into the new volume `to`; answers at once with the operation (poll getOperation). */
+  async startGroupMemberCopy(
+    tenant: string,
+    group: string,
+    snapshot: string,
+    member: string,
+    to: { tenant: string; volume: string; options?: Record<string, string | number | boolean> },
+  ): Promise<OperationRecord> {
+    return (await this.request<OperationRecord>('POST', `${API_PREFIX}/groups/${seg(tenant)}/${seg(group)}/snapshots/${seg(snapshot)}/copy`, { body: { member, ...to }, query: { wait: 'false' } })).body;
+  }
 }

@@ -245,6 +245,15 @@ export const GroupSnapshotSchema = Type.Object(
   { additionalProperties: false },
 );
 export const GroupSnapshotList = Type.Object({ snapshots: Type.Array(GroupSnapshotSchema) });
+export const GroupMemberCopyBody = Type.Object(
+  {
+    member: Type.String({ maxLength: 256, 'x-hint': 'the volume of the group whose part of the snapshot is copied' }),
+    tenant: Type.String({ 'x-hint': 'the tenant of the new volume' }),
+    volume: Type.String({ 'x-hint': 'the name of the new volume' }),
+    options: Type.Optional(DriverOptionValuesSchema),
+  },
+  { additionalProperties: false },
+);
 export const Health = Type.Object({ status: Type.Literal('ok'), version: Type.String() });
 export const CheckResult = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()), ms: Type.Number() });
 export const Readiness = Type.Object({

@@ -75,6 +75,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /v1/groups/:tenant/:group/snapshots': 'read-only',
   'POST /v1/groups/:tenant/:group/snapshots': 'admin',
   'DELETE /v1/groups/:tenant/:group/snapshots/:snapshot': 'admin',
+  'POST /v1/groups/:tenant/:group/snapshots/:snapshot/rollback': 'admin',
+  'POST /v1/groups/:tenant/:group/snapshots/:snapshot/copy': 'admin',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:name': 'admin',

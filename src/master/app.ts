@@ -115,6 +115,7 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
       lockWaitMs: options.lockWaitMs ?? 30_000,
       callTimeoutMs: options.cephTimeoutMs,
       freeze: { afterFreeze: () => failpoint(options.failpoints, 'after-freeze') },
+      beforeGroupRollback: () => failpoint(options.failpoints, 'before-group-rollback'),
     }),
   );
   const backups = new BackupService(storage, store, {

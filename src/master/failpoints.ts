@@ -8,10 +8,11 @@
 //   after-freeze        the holders of a snapshot's fsfreeze volumes froze them, the snapshot is not yet taken
 //   backup-after-export a backup's diff is written and checksummed, not yet part of the target (its
 //                       operation shows the bytes counted meanwhile)
+//   before-group-rollback  a group rollback excluded mounts of its volumes and was accepted; librbd has not rolled back
 
 import { failpointPause, parseFailpoints as parse, type Failpoints as Points } from '../common/failpoints.js';
 
-const NAMES = ['after-intent', 'after-image-create', 'after-freeze', 'backup-after-export'] as const;
+const NAMES = ['after-intent', 'after-image-create', 'after-freeze', 'backup-after-export', 'before-group-rollback'] as const;
 
 export type FailpointName = (typeof NAMES)[number];
 

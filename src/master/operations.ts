@@ -20,8 +20,9 @@ import { toErrorBody } from './errors.js';
 
 /** What an operation is about, given when it is accepted. */
 export interface OperationSpec {
-  kind: 'resize' | 'remove' | 'copy' | 'backup' | 'restore';
+  kind: 'resize' | 'remove' | 'copy' | 'backup' | 'restore' | 'group-rollback';
   tenant: string;
+  /** The volume (a group rollback: the group's name). */
   volume: string;
   /** A copy's new volume, or the new volume a backup is restored into. */
   target?: { tenant: string; volume: string };

@@ -13,18 +13,27 @@
 // Whoever dies where: a group made or joined by a take that failed before its snapshot is removed
 // again (a group without snapshots holds nothing worth keeping); a master that dies in between
 // leaves a group without snapshots, which the next take of that name reuses or a remove clears.
+//
+// A rollback holds every member's operation lock and excludes mounts of all members at once (one
+// etcd transaction: refused, with nothing changed, while any member is mounted), on leases, so a
+// master that dies mid-way blocks them for a lease's TTL only. A copy of one member's part makes
+// a new volume through the master's create path (an intent first: a master that dies mid-copy
+// leaves no orphan image): a full copy, since a group-namespace snapshot cannot be cloned.
 
 import type { Logger } from 'pino';
+import { withTimeout } from '../common/timeout.js';
+import { forgetHolder } from '../fencing/index.js';
 import { isRbdError } from '../storage/errors.js';
-import type { Storage } from '../storage/types.js';
+import type { MemberSnapshotInfo, ProgressListener, Storage } from '../storage/types.js';
 import type { StateStore } from '../state/store.js';
-import { LockReason } from '../state/store.js';
+import { LockReason, StateMountedError } from '../state/store.js';
 import type { VolumeRecord } from '../state/records.js';
 import { assertName, imageName, nameProblem, parseImageName } from '../policy/names.js';
 import type { Clock } from './clock.js';
 import { ApiError } from './errors.js';
 import { SnapshotFreezer } from './freeze.js';
 import { compareSnapshotNames, manualSnapshotName, snapshotNameProblem, SUPERVISOR_PREFIX } from './names.js';
+import type { CopyHooks, CopyTarget } from './types.js';
 
 /** More volumes than this in one group snapshot is refused (each is a lock, a member, a freeze). */
 export const MAX_GROUP_VOLUMES = 32;
@@ -47,6 +56,27 @@ export interface GroupSnapshotsParts {
   log: Logger;
   lockWaitMs: number;
   lockTtlSeconds?: number;
+  /** Bound of a rollback or a copy (default 1 h). */
+  longMs?: number;
+  /** Test-only: runs once mounts are excluded and the rollback accepted, before librbd rolls back. */
+  beforeRollback?: () => Promise<void>;
+}
+
+/** A member of a group snapshot: the volume and its part of the snapshot. */
+export interface GroupMemberSource {
+  tenant: string;
+  group: string;
+  snapshot: string;
+  volume: string;
+}
+
+/**
+ * What a group rollback or member copy tells its caller: `accept` once every check passed (the
+ * point of no return: the master records its operation there) and answers with a progress
+ * listener for the long step.
+ */
+export interface LongStep {
+  accept?: (message: string) => Promise<ProgressListener | undefined>;
 }
 
 export class GroupSnapshots {
@@ -63,7 +93,7 @@ export class GroupSnapshots {
       const problem = snapshotNameProblem(name) ?? (name.startsWith(SUPERVISOR_PREFIX) ? `snapshot names starting with "${SUPERVISOR_PREFIX}" are volsupervisor's; choose another name` : null);
       if (problem) throw new ApiError('INVALID_NAME', problem, { field: 'name' });
     }
-    return this.withLocks(tenant, names, async () => {
+    return this.withLocks(tenant, names, LockReason.Snapshot, async () => {
       const records = await Promise.all(names.map((v) => this.volume(tenant, v)));
       const pools = [...new Set(records.map((r) => r.pool))];
       if (pools.length > 1) {
@@ -110,7 +140,7 @@ export class GroupSnapshots {
   async remove(tenant: string, group: string, snapshot: string): Promise<void> {
     const { pool, cephGroup } = await this.find(tenant, group);
     const volumes = await this.members(tenant, pool, cephGroup);
-    await this.withLocks(tenant, volumes, async () => {
+    await this.withLocks(tenant, volumes, LockReason.Snapshot, async () => {
       const snaps = await this.p.storage.listGroupSnapshots(pool, cephGroup).catch((err: unknown) => {
         if (isRbdError(err, 'ENOENT')) throw notFound(tenant, group);
         throw err;
@@ -120,6 +150,139 @@ export class GroupSnapshots {
       this.p.log.info({ tenant, group, snapshot }, 'group snapshot removed');
       await this.dropIfEmpty(pool, cephGroup);
     });
+  }
+
+  /**
+   * Rolls every member back to the group snapshot, all at once (librbd's group rollback). Refused
+   * with nothing changed while any member is mounted (VOLUME_MOUNTED) or open (VOLUME_IN_USE): no
+   * host can mount a member while it runs.
+   */
+  async rollback(tenant: string, group: string, snapshot: string, step: LongStep = {}): Promise<{ volumes: string[] }> {
+    const { pool, cephGroup } = await this.find(tenant, group);
+    const volumes = await this.members(tenant, pool, cephGroup, true);
+    return this.withLocks(tenant, volumes, 'group snapshot rollback', async () => {
+      await this.snapshotOf(tenant, group, pool, cephGroup, snapshot);
+      const records = await Promise.all(volumes.map((v) => this.memberRecord(tenant, group, v)));
+      await this.excludingMounts(tenant, volumes, async (signal) => {
+        // Before librbd starts: once the exclusion's lease is lost a host may mount a member.
+        const stillExcluded = () => {
+          if (signal.aborted) throw new ApiError('BUSY', `lost the mount exclusion of group ${tenant}/${group} (etcd lease not renewed in time) before its rollback; nothing was changed, try again`);
+        };
+        for (const r of records) {
+          const watchers = await this.p.storage.listWatchers(r.pool, r.image);
+          if (watchers.length > 0) {
+            throw new ApiError('VOLUME_IN_USE', `image ${r.pool}/${r.image} of ${tenant}/${r.volume} is open by ${watchers.map((w) => w.address).join(', ')}; unmap it before a rollback of group ${tenant}/${group}`);
+          }
+        }
+        stillExcluded();
+        const onProgress = await step.accept?.(`rolling ${volumes.length} volumes back to ${group}@${snapshot}`);
+        await this.p.beforeRollback?.();
+        stillExcluded();
+        await withTimeout(this.p.storage.rollbackGroupSnapshot(pool, cephGroup, snapshot, { onProgress }), this.p.longMs ?? 3_600_000, `rolling group ${pool}/${cephGroup} back to ${snapshot}`);
+      });
+      this.p.log.warn({ tenant, group, snapshot, volumes }, 'group rolled back to a group snapshot');
+      return { volumes };
+    });
+  }
+
+  /**
+   * Makes the new volume `target` from one member's part of a group snapshot: a full copy (the
+   * part is a group-namespace snapshot, which librbd cannot clone), recorded through `hooks` as a
+   * snapshot copy is, with `source` {tenant, volume, snapshot: "GROUP@SNAPSHOT"}. On any failure
+   * the new image and the intent are removed again.
+   */
+  async copy(source: GroupMemberSource, target: CopyTarget, hooks: CopyHooks, step: LongStep = {}): Promise<VolumeRecord> {
+    const { tenant, group, snapshot, volume } = source;
+    checkGroupName(group);
+    assertName('volume', volume);
+    if (tenant === target.tenant && volume === target.volume) throw new ApiError('VOLUME_EXISTS', `cannot copy ${tenant}/${volume} onto itself; name a new volume`);
+    return this.p.store.withOperationLock(target.tenant, target.volume, this.lockOptions(LockReason.Create), async () => {
+      if (await this.p.store.getVolume(target.tenant, target.volume)) {
+        throw new ApiError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} exists already; a copy needs a new name`, { field: 'volume' });
+      }
+      const { pool, cephGroup } = await this.find(tenant, group);
+      return this.p.store.withOperationLock(tenant, volume, this.lockOptions(LockReason.Copy), async () => {
+        await this.snapshotOf(tenant, group, pool, cephGroup, snapshot);
+        const sourceRecord = await this.volume(tenant, volume);
+        const part = await this.partOf(sourceRecord, pool, cephGroup, snapshot, group);
+        const built = await hooks.build({ target, sizeBytes: part.size, sourceRecord, snapshot });
+        const record: VolumeRecord = { ...built, tenant: target.tenant, volume: target.volume, image: built.image || imageName(target.tenant, target.volume), source: { tenant, volume, snapshot: `${group}@${snapshot}` } };
+        if (await this.p.storage.imageExists(record.pool, record.image)) {
+          throw new ApiError('IMAGE_EXISTS', `image ${record.pool}/${record.image} exists already in Ceph though no volume ${target.tenant}/${target.volume} is recorded; remove or rename that image first`);
+        }
+        let prepared = false;
+        let made = false;
+        try {
+          if (hooks.prepare) {
+            await hooks.prepare(record);
+            prepared = true;
+          }
+          const onProgress = await step.accept?.(`copying ${tenant}/${volume} as of ${group}@${snapshot} to ${record.pool}/${record.image}`);
+          made = true; // from here a failure may leave a partial image: remove it
+          const from = { pool: sourceRecord.pool, image: sourceRecord.image, snapshotId: part.id };
+          await withTimeout(this.p.storage.copySnapshot(from, record.pool, record.image, { onProgress }), this.p.longMs ?? 3_600_000, `copying ${from.pool}/${from.image}@${part.id} to ${record.pool}/${record.image}`);
+          // librbd copies the source's metadata: a holder note of its host would get that host fenced.
+          await forgetHolder(this.p.storage, record.pool, record.image);
+          if (hooks.afterClone) await hooks.afterClone(record);
+          const committed = hooks.commit ? await hooks.commit(record) : await this.p.store.createVolume(record);
+          if (!committed) throw new ApiError('VOLUME_EXISTS', `volume ${target.tenant}/${target.volume} was created meanwhile`);
+        } catch (err) {
+          if (made && !isRbdError(err, 'EEXIST')) {
+            await this.p.storage.removeImage(record.pool, record.image).catch((cleanup: unknown) => {
+              if (!isRbdError(cleanup, 'ENOENT')) this.p.log.error({ err: cleanup, image: `${record.pool}/${record.image}` }, 'could not remove the image of a failed group member copy');
+            });
+          }
+          if (prepared && hooks.abandon) await hooks.abandon(record).catch((cleanup: unknown) => this.p.log.error({ err: cleanup }, 'could not undo the preparation of a failed copy'));
+          throw err;
+        }
+        this.p.log.info({ source: `${tenant}/${volume}@${group}@${snapshot}`, target: `${target.tenant}/${target.volume}` }, 'volume copied from a group snapshot');
+        return record;
+      });
+    });
+  }
+
+  /** A member's volume record; a member whose record is gone (force-removed) stops a rollback of the group. */
+  private async memberRecord(tenant: string, group: string, volume: string): Promise<VolumeRecord> {
+    const record = await this.p.store.getVolume(tenant, volume);
+    if (record) return record;
+    throw new ApiError(
+      'VOLUME_NOT_FOUND',
+      `group ${tenant}/${group} holds volume ${tenant}/${volume}, which has no record any more (force-removed?); volplugin rolls back only volumes it manages: create ${tenant}/${volume} again, or remove the group's snapshots`,
+      { field: 'volume' },
+    );
+  }
+
+  /** The group snapshot, refused when missing or incomplete. */
+  private async snapshotOf(tenant: string, group: string, pool: string, cephGroup: string, snapshot: string): Promise<void> {
+    const problem = snapshotNameProblem(snapshot);
+    if (problem) throw new ApiError('INVALID_NAME', problem, { field: 'snapshot' });
+    const found = (await this.p.storage.listGroupSnapshots(pool, cephGroup)).find((s) => s.name === snapshot);
+    if (!found) throw new ApiError('SNAPSHOT_NOT_FOUND', `group ${tenant}/${group} has no snapshot ${snapshot}; see volcli volume snapshot group list ${tenant}/${group}`, { field: 'snapshot' });
+    if (!found.complete) throw new ApiError('INVALID_REQUEST', `group snapshot ${tenant}/${group}@${snapshot} is incomplete (its creation was interrupted) and holds no usable instant; remove it`, { field: 'snapshot' });
+  }
+
+  /** The volume's part of the group snapshot; SNAPSHOT_NOT_FOUND naming the members when it has none. */
+  private async partOf(record: VolumeRecord, pool: string, cephGroup: string, snapshot: string, group: string): Promise<MemberSnapshotInfo> {
+    const parts = await this.p.storage.listMemberSnapshots(record.pool, record.image);
+    const part = parts.find((p) => p.group.pool === pool && p.group.group === cephGroup && p.group.snapshot === snapshot);
+    if (part) return part;
+    const members = await this.members(record.tenant, pool, cephGroup);
+    throw new ApiError('SNAPSHOT_NOT_FOUND', `volume ${record.tenant}/${record.volume} is not in group snapshot ${record.tenant}/${group}@${snapshot}; its volumes are ${members.join(', ')}`, { field: 'volume' });
+  }
+
+  /** Runs `fn` while no host may mount any of `volumes`; VOLUME_MOUNTED (nothing done) while one is. */
+  private async excludingMounts(tenant: string, volumes: readonly string[], fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    try {
+      await this.p.store.withMountsExcludedAll(tenant, volumes, { reason: 'group snapshot rollback', ttlSeconds: this.p.lockTtlSeconds }, fn);
+    } catch (err) {
+      if (!(err instanceof StateMountedError)) throw err;
+      const where = err.holder ? `${err.holder.host} (since ${err.holder.since})` : 'a host';
+      throw new ApiError('VOLUME_MOUNTED', `volume ${tenant}/${err.volume} of the group is mounted on ${where}; stop its containers before a group rollback (no volume was changed)`);
+    }
+  }
+
+  private lockOptions(reason: string) {
+    return { reason, waitMs: this.p.lockWaitMs, ttlSeconds: this.p.lockTtlSeconds };
   }
 
   /** Adds the records to the group; refuses a group that holds other volumes and a volume of another group. */
@@ -166,14 +329,19 @@ export class GroupSnapshots {
     throw notFound(tenant, group);
   }
 
-  /** The volume names of the group's members (images of other tenants are not expected, and skipped). */
-  private async members(tenant: string, pool: string, cephGroup: string): Promise<string[]> {
+  /** The volume names of the group's members; images that are no volume of the tenant are skipped, or with `strict` refused. */
+  private async members(tenant: string, pool: string, cephGroup: string, strict = false): Promise<string[]> {
     const members = await this.p.storage.listGroupImages(pool, cephGroup);
-    return members
-      .map((m) => parseImageName(m.image))
-      .filter((ref): ref is { tenant: string; volume: string } => ref !== null && ref.tenant === tenant)
-      .map((ref) => ref.volume)
-      .sort();
+    const volumes: string[] = [];
+    for (const m of members) {
+      const ref = parseImageName(m.image);
+      if (ref !== null && ref.tenant === tenant && (m.pool === pool || !strict)) volumes.push(ref.volume);
+      else if (strict) {
+        // A rollback must exclude the mounts of everything it rolls back: an image that is no volume of the tenant cannot be.
+        throw new ApiError('VOLUME_NOT_FOUND', `group ${pool}/${cephGroup} holds image ${m.pool}/${m.image}, which is no volume of ${tenant}; volplugin rolls back only volumes it manages: take it out of the group (rbd group image remove) or remove the group's snapshots`, { field: 'volume' });
+      }
+    }
+    return volumes.sort();
   }
 
   private freeName(taken: ReadonlySet<string>): string {
@@ -192,12 +360,10 @@ export class GroupSnapshots {
   }
 
   /** Runs `fn` holding the operation locks of `volumes` (sorted: never two takes waiting on each other). */
-  private withLocks<T>(tenant: string, volumes: readonly string[], fn: () => Promise<T>): Promise<T> {
+  private withLocks<T>(tenant: string, volumes: readonly string[], reason: string, fn: () => Promise<T>): Promise<T> {
     const [first, ...rest] = volumes;
     if (first === undefined) return fn();
-    return this.p.store.withOperationLock(tenant, first, { reason: LockReason.Snapshot, waitMs: this.p.lockWaitMs, ttlSeconds: this.p.lockTtlSeconds }, () =>
-      this.withLocks(tenant, rest, fn),
-    );
+    return this.p.store.withOperationLock(tenant, first, this.lockOptions(reason), () => this.withLocks(tenant, rest, reason, fn));
   }
 }
 

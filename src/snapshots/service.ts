@@ -88,6 +88,8 @@ export class SnapshotService {
       log: this.log,
       lockWaitMs: this.lockWaitMs,
       lockTtlSeconds: this.lockTtlSeconds,
+      longMs: this.longMs,
+      beforeRollback: options.beforeGroupRollback,
     });
   }
 

@@ -34,6 +34,8 @@ export interface SnapshotServiceOptions {
   freeze?: FreezeSettings;
   /** What pruning must retain besides snapshots with clones (default: nothing). */
   protectedSnapshots?: ProtectedSnapshots;
+  /** Test-only: runs in a group rollback once mounts are excluded, before librbd rolls back (the master's failpoint before-group-rollback). */
+  beforeGroupRollback?: () => Promise<void>;
   clock?: Clock;
   logger?: Logger;
   /** Bound of an ordinary Ceph call (default 30 s). */

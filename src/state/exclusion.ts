@@ -23,7 +23,7 @@ export interface ExclusionOptions {
  * `signal` aborts if the exclusion's lease is lost. With `askRelease`, a holder is first asked to
  * let go of the volume if it only keeps it idle (release.ts), and the exclusion tried once more.
  */
-export async function withMountsExcluded<T>(
+export function withMountsExcluded<T>(
   db: RecordKV,
   owner: string,
   tenant: string,
@@ -32,39 +32,69 @@ export async function withMountsExcluded<T>(
   fn: (signal: AbortSignal) => Promise<T>,
   askRelease?: (holder: MountRecord) => Promise<ReleaseOutcome>,
 ): Promise<T> {
-  const job = { db, owner, tenant, volume, options, fn };
-  try {
-    return await excluding(job);
-  } catch (err) {
-    // Only a refusal before anything ran: StateMountedError is thrown before `fn` starts.
-    if (!askRelease || !(err instanceof StateMountedError) || !err.holder || !err.beforeStart) throw err;
-    if (!(await askRelease(err.holder)).released) throw err;
-    return excluding(job);
+  return withMountsExcludedAll(db, owner, tenant, [volume], options, fn, askRelease);
+}
+
+/**
+ * withMountsExcluded for several volumes of a tenant at once (a group rollback), all or nothing:
+ * one transaction creates every exclusion key, on one lease, only if none of the volumes is
+ * mounted or excluded; otherwise none is created and the first such volume is named in the error.
+ * Each holder that only keeps its volume idle is asked to release it, and the exclusion tried again.
+ * The transaction has 3 operations per volume: a group's 32 at most stay within etcd's default
+ * --max-txn-ops (128).
+ */
+export async function withMountsExcludedAll<T>(
+  db: RecordKV,
+  owner: string,
+  tenant: string,
+  volumes: readonly string[],
+  options: ExclusionOptions,
+  fn: (signal: AbortSignal) => Promise<T>,
+  askRelease?: (holder: MountRecord) => Promise<ReleaseOutcome>,
+): Promise<T> {
+  const job = { db, owner, tenant, volumes, options, fn };
+  const asked = new Set<string>();
+  for (;;) {
+    try {
+      return await excluding(job);
+    } catch (err) {
+      // Only a refusal before anything ran: StateMountedError is thrown before `fn` starts. Each
+      // volume's holder is asked once.
+      if (!askRelease || !(err instanceof StateMountedError) || !err.holder || !err.beforeStart || asked.has(err.volume)) throw err;
+      asked.add(err.volume);
+      if (!(await askRelease(err.holder)).released) throw err;
+    }
   }
 }
 
-/** One try of withMountsExcluded (its arguments). */
+/** One try of withMountsExcludedAll (its arguments). */
 async function excluding<T>(job: {
   db: RecordKV;
   owner: string;
   tenant: string;
-  volume: string;
+  volumes: readonly string[];
   options: ExclusionOptions;
   fn: (signal: AbortSignal) => Promise<T>;
 }): Promise<T> {
-  const { db, owner, tenant, volume, options, fn } = job;
+  const { db, owner, tenant, volumes, options, fn } = job;
   const lease = await db.kv.lease(options.ttlSeconds ?? 10);
   try {
     const record: ExclusionRecord = { reason: options.reason, owner, since: new Date().toISOString(), lease: lease.id };
-    const mountKey = db.keys.mount(tenant, volume);
-    const key = db.keys.exclusive(tenant, volume);
-    const ok = await db.kv.transaction({ absent: [mountKey, key], put: [{ key, value: JSON.stringify(record), lease }] });
+    const mountKeys = volumes.map((v) => db.keys.mount(tenant, v));
+    const keys = volumes.map((v) => db.keys.exclusive(tenant, v));
+    const value = JSON.stringify(record);
+    const ok = await db.kv.transaction({ absent: [...mountKeys, ...keys], put: keys.map((key) => ({ key, value, lease })) });
     if (!ok) {
-      const mount = await db.kv.get(mountKey);
-      const holder = mount && db.parseOrNull<MountRecord>(mount);
-      if (mount) throw new StateMountedError(tenant, volume, holder, true);
-      const other = await db.kv.get(key);
-      throw new StateBusyError(tenant, volume, other && db.parseOrNull<ExclusionRecord>(other));
+      for (const [i, volume] of volumes.entries()) {
+        const mount = await db.kv.get(mountKeys[i]!);
+        if (mount) throw new StateMountedError(tenant, volume, db.parseOrNull<MountRecord>(mount), true);
+      }
+      for (const [i, volume] of volumes.entries()) {
+        const other = await db.kv.get(keys[i]!);
+        if (other) throw new StateBusyError(tenant, volume, db.parseOrNull<ExclusionRecord>(other));
+      }
+      // Both gone again by now: report it busy rather than loop.
+      throw new StateBusyError(tenant, volumes[0]!, null);
     }
     const controller = new AbortController();
     lease.onLost((err) => controller.abort(err));

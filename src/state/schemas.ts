@@ -344,7 +344,7 @@ const OperationErrorSchema = Type.Object({ code: Type.String(), message: Type.St
 export const OperationRecordSchema = Type.Object(
   {
     id: TimeIdSchema,
-    kind: Type.String({ pattern: '^[a-z][a-z-]{0,31}$', description: 'resize, remove, copy, backup, restore' }),
+    kind: Type.String({ pattern: '^[a-z][a-z-]{0,31}$', description: 'resize, remove, copy, backup, restore, group-rollback' }),
     tenant: Type.String(),
     volume: Type.String(),
     /** A copy's new volume. */

@@ -470,6 +470,11 @@ export class StateStore {
     return exclusion.withMountsExcluded(this.db, this.owner, tenant, volume, options, fn, (holder) => this.askRelease(holder));
   }
 
+  /** withMountsExcluded for several volumes of a tenant, all or nothing in one transaction (exclusion.ts). */
+  withMountsExcludedAll<T>(tenant: string, volumes: readonly string[], options: ExclusionOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return exclusion.withMountsExcludedAll(this.db, this.owner, tenant, volumes, options, fn, (holder) => this.askRelease(holder));
+  }
+
   /** The remove or rollback that excludes mounts of the volume now, if any. */
   getExclusion(tenant: string, volume: string): Promise<ExclusionRecord | null> {
     return this.db.read<ExclusionRecord>(this.keys.exclusive(tenant, volume));

@@ -86,6 +86,19 @@ const CHECKS: Checks = {
   createGroupSnapshot: (pool, group, snapshot) => names({ pool, group, snapshot }),
   listGroupSnapshots: (pool, group) => names({ pool, group }),
   removeGroupSnapshot: (pool, group, snapshot) => names({ pool, group, snapshot }),
+  rollbackGroupSnapshot: (pool, group, snapshot, options) => {
+    names({ pool, group, snapshot });
+    checkProgress(options);
+  },
+  listMemberSnapshots: (pool, image) => names({ pool, image }),
+  copySnapshot: (source, pool, name, options) => {
+    checkObject('source', source);
+    names({ 'source.pool': source.pool, 'source.image': source.image });
+    checkSize('source.snapshotId', source.snapshotId, { min: 0 });
+    names({ pool, name });
+    checkCloneOptions(options);
+    checkProgress(options);
+  },
 
   listWatchers: (pool, image) => names({ pool, image }),
   addLock: (pool, image, lock) => {

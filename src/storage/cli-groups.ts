@@ -6,7 +6,7 @@
 
 import { CliRunner, ERRNO } from './cli-run.js';
 import { RbdError } from './errors.js';
-import type { GroupMember, GroupSnapshotInfo } from './types.js';
+import type { GroupMember, GroupSnapshotInfo, MemberSnapshotInfo } from './types.js';
 
 const spec = (pool: string, group: string) => [`--pool=${pool}`, `--group=${group}`];
 
@@ -46,6 +46,31 @@ export class CliGroups {
 
   async removeSnap(pool: string, group: string, snapshot: string): Promise<void> {
     await this.run.rbd(['group', 'snap', 'rm', ...spec(pool, group), `--snap=${snapshot}`], { op: 'rbd_group_snap_remove', pool, image: group, snapshot });
+  }
+
+  /** `rbd group snap rollback`; `onStderr` reads its percentages. */
+  async rollback(pool: string, group: string, snapshot: string, progress: boolean, onStderr?: (text: string) => void): Promise<void> {
+    await this.exists('rbd_group_snap_rollback', pool, group);
+    const args = ['group', 'snap', 'rollback', ...spec(pool, group), `--snap=${snapshot}`, ...(progress ? [] : ['--no-progress'])];
+    await this.run.exec('rbd', args, { op: 'rbd_group_snap_rollback', pool, image: group, snapshot }, { onStderr });
+  }
+
+  /** `rbd snap ls --all`, the group namespace's entries. */
+  async memberSnapshots(pool: string, image: string): Promise<MemberSnapshotInfo[]> {
+    type Listed = { id: number; size: number; timestamp?: string; namespace?: { type?: string; pool?: string; group?: string; 'group snap'?: string } };
+    const list = await this.run.rbdJson<Listed[]>(['snap', 'ls', '--all', `--pool=${pool}`, `--image=${image}`], { op: 'rbd_snap_list', pool, image });
+    return list
+      .filter((s) => s.namespace?.type === 'group')
+      .sort((a, b) => a.id - b.id)
+      .map((s) => {
+        const at = s.timestamp ? Date.parse(s.timestamp) : NaN;
+        return {
+          id: s.id,
+          size: s.size,
+          createdAt: Number.isNaN(at) ? null : new Date(at),
+          group: { pool: s.namespace!.pool ?? pool, group: s.namespace!.group ?? '', snapshot: s.namespace!['group snap'] ?? '' },
+        };
+      });
   }
 
   private async exists(op: string, pool: string, group: string): Promise<void> {

@@ -27,6 +27,7 @@ import type {
   ProgressOptions,
   QosLimits,
   SnapshotInfo,
+  SnapshotIdRef,
   Storage,
   StorageStats,
   Watcher,
@@ -334,6 +335,23 @@ export class CliStorage implements Storage {
   createGroupSnapshot = (pool: string, group: string, snapshot: string) => this.call(() => this.groups.snap(pool, group, snapshot));
   listGroupSnapshots = (pool: string, group: string) => this.call(() => this.groups.snapshots(pool, group));
   removeGroupSnapshot = (pool: string, group: string, snapshot: string) => this.call(() => this.groups.removeSnap(pool, group, snapshot));
+  rollbackGroupSnapshot = (pool: string, group: string, snapshot: string, options: ProgressOptions = {}) =>
+    this.call(async () => {
+      await this.groups.rollback(pool, group, snapshot, options.onProgress !== undefined, percentOf(options));
+      options.onProgress?.(100, 100);
+    });
+  listMemberSnapshots = (pool: string, image: string) => this.call(() => this.groups.memberSnapshots(pool, image));
+
+  /** rbd 16 opens a snapshot by name in the user namespace only (`rbd copy POOL/IMAGE@.group.…` is ENOENT): a member's part of a group snapshot cannot be read from the CLI. */
+  copySnapshot = async (source: SnapshotIdRef, pool: string, name: string): Promise<void> => {
+    throw new RbdError({
+      errno: -ERRNO.EOPNOTSUPP!,
+      op: 'rbd_copy',
+      pool: source.pool,
+      image: source.image,
+      detail: `the rbd CLI cannot copy snapshot id ${source.snapshotId} (rbd 16 opens snapshots by name in the user namespace only) into ${pool}/${name}: run volmaster with the native backend (the addon)`,
+    });
+  };
 
   async clusterInfo(): Promise<{ fsid: string; monAddresses: string[] }> {
     return this.call(async () => {

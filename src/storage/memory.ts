@@ -27,6 +27,8 @@ import type {
   ExportDiffOptions,
   GroupMember,
   GroupSnapshotInfo,
+  MemberSnapshotInfo,
+  SnapshotIdRef,
   ImageInfo,
   ImageLock,
   ParentRef,
@@ -84,7 +86,7 @@ export class MemoryStorage extends FaultHooks implements Storage {
   constructor(_config: ClusterConfig = {}, options: MemoryStorageOptions = {}) {
     super();
     this.pools = new MemoryPools(options.pools ?? ['rbd']);
-    this.groups = new MemoryGroups(this.pools);
+    this.groups = new MemoryGroups(this.pools, { nextId: () => this.nextSnapId++, now: () => this.now() });
     this.fsid = options.fsid ?? '00000000-0000-4000-8000-000000000000';
     this.monAddresses = options.monAddresses ?? ['127.0.0.1:6789'];
     this.now = options.now ?? Date.now;
@@ -371,6 +373,38 @@ export class MemoryStorage extends FaultHooks implements Storage {
 
   removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
     return this.call('removeGroupSnapshot', [pool, group, snapshot], () => this.groups.removeSnap(pool, group, snapshot));
+  }
+
+  rollbackGroupSnapshot(pool: string, group: string, snapshot: string, options: ProgressOptions = {}): Promise<void> {
+    return this.call('rollbackGroupSnapshot', [pool, group, snapshot, options], () => this.groups.rollback(pool, group, snapshot, options));
+  }
+
+  listMemberSnapshots(pool: string, image: string): Promise<MemberSnapshotInfo[]> {
+    return this.call('listMemberSnapshots', [pool, image], () => {
+      this.pools.image('rbd_open', pool, image);
+      return this.groups.memberSnapshots({ pool, image });
+    });
+  }
+
+  copySnapshot(source: SnapshotIdRef, pool: string, name: string, options: CloneImageOptions & ProgressOptions = {}): Promise<void> {
+    return this.call('copySnapshot', [source, pool, name, options], () => {
+      const src = this.pools.image('rbd_open_read_only', source.pool, source.image);
+      const snap =
+        [...src.snapshots.values()].find((s) => s.id === source.snapshotId) ?? this.groups.memberSnapshot({ pool: source.pool, image: source.image }, source.snapshotId);
+      if (!snap) {
+        throw this.pools.err('ENOENT', { op: 'rbd_snap_set_by_id', pool: source.pool, image: source.image, detail: `no snapshot id ${source.snapshotId}` });
+      }
+      const spec = cloneSpec(options);
+      const images = this.pools.pool(pool, name, 'rbd_copy_with_progress4');
+      if (spec.dataPool !== null) this.pools.pool(spec.dataPool, name, 'rbd_copy_with_progress4');
+      if (images.has(name)) throw this.pools.err('EEXIST', { op: 'rbd_copy_with_progress4', pool, image: name });
+      const copy = this.pools.newImage(snap.size, spec.features ?? src.features.filter((f) => f !== 'data-pool'), spec.order ?? src.order, spec.dataPool, null);
+      // librbd's copy takes the source's image metadata along, as a clone does.
+      copy.metadata = new Map(src.metadata);
+      copy.data = new Map(snap.data);
+      images.set(name, copy);
+      reportObjects(options, copy);
+    });
   }
 
   listWatchers(pool: string, image: string): Promise<Watcher[]> {

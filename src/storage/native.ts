@@ -1,3 +1,4 @@
+// Over 400 lines: one thin method per Storage call over the addon (the checks are checked.ts, the work native/*.cc).
 // The native backend: a thin facade over the C++ addon (native/*.cc, built to
 // build/Release/volplugin_rbd.node). The addon holds one librados connection, a cache of pool
 // contexts and the image handles of running operations; this file converts arguments and results
@@ -22,6 +23,8 @@ import type {
   ExportDiffOptions,
   GroupMember,
   GroupSnapshotInfo,
+  MemberSnapshotInfo,
+  SnapshotIdRef,
   ImageInfo,
   ImageLock,
   ParentRef,
@@ -288,6 +291,28 @@ export class NativeStorage implements Storage {
 
   async removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void> {
     return this.cluster.removeGroupSnapshot(pool, group, snapshot);
+  }
+
+  async rollbackGroupSnapshot(pool: string, group: string, snapshot: string, options: ProgressOptions = {}): Promise<void> {
+    await this.groupExists('rbd_group_snap_rollback', pool, group);
+    return this.cluster.rollbackGroupSnapshot(pool, group, snapshot, listener(options));
+  }
+
+  async listMemberSnapshots(pool: string, image: string): Promise<MemberSnapshotInfo[]> {
+    return (await this.cluster.listMemberSnapshots(pool, image))
+      .sort((a, b) => a.id - b.id)
+      .map((s) => ({
+        id: s.id,
+        size: s.size,
+        createdAt: s.timestamp === null ? null : new Date(s.timestamp * 1000),
+        group: { pool: s.groupPool, group: s.group, snapshot: s.groupSnapshot },
+      }));
+  }
+
+  async copySnapshot(source: SnapshotIdRef, pool: string, name: string, options: CloneImageOptions & ProgressOptions = {}): Promise<void> {
+    const o = cloneSpec(options);
+    const features = o.features === null ? null : featureMask(o.features);
+    return this.cluster.copySnapshot(source.pool, source.image, source.snapshotId, pool, name, features, o.order, o.dataPool, listener(options));
   }
 
   private async groupExists(op: string, pool: string, group: string): Promise<void> {

@@ -92,6 +92,26 @@ export interface GroupSnapshotInfo {
   complete: boolean;
 }
 
+/**
+ * A member image's part of a group snapshot: a snapshot in the group namespace, known by its id
+ * (librbd names it itself, and names of that namespace open nothing by name).
+ */
+export interface MemberSnapshotInfo {
+  id: number;
+  /** Size of the image when the group snapshot was taken, in bytes. */
+  size: number;
+  createdAt: Date | null;
+  /** The group snapshot it is part of. */
+  group: { pool: string; group: string; snapshot: string };
+}
+
+/** A snapshot chosen by id (of any namespace: a group member's part too). */
+export interface SnapshotIdRef {
+  pool: string;
+  image: string;
+  snapshotId: number;
+}
+
 /** A client that has the image open (rbd-fuse, krbd, librbd user). */
 export interface Watcher {
   /** The client's address as the OSDs see it, e.g. "127.0.0.1:0/3141592653": what blocklisting takes. */
@@ -232,6 +252,21 @@ export interface Storage {
   /** Oldest first. */
   listGroupSnapshots(pool: string, group: string): Promise<GroupSnapshotInfo[]>;
   removeGroupSnapshot(pool: string, group: string, snapshot: string): Promise<void>;
+  /**
+   * Every member's head back to the group snapshot (librbd takes each member's exclusive lock in
+   * turn: the caller makes sure nobody has a member open). Progress: librbd's steps (members).
+   */
+  rollbackGroupSnapshot(pool: string, group: string, snapshot: string, options?: ProgressOptions): Promise<void>;
+  /** The image's parts of group snapshots (its group-namespace snapshots), oldest first. */
+  listMemberSnapshots(pool: string, image: string): Promise<MemberSnapshotInfo[]>;
+  /**
+   * A full, independent copy of an image as it was at a snapshot chosen by id (a group member's
+   * part of a group snapshot: those cannot be cloned) into the new image `name`. EEXIST when it
+   * exists; ENOENT naming the source when it or its snapshot is missing. A failure can leave a
+   * partial new image: the caller removes it. The CLI backend cannot (rbd 16 opens snapshots by
+   * name in the user namespace only): EOPNOTSUPP. Progress: objects copied.
+   */
+  copySnapshot(source: SnapshotIdRef, pool: string, name: string, options?: CloneImageOptions & ProgressOptions): Promise<void>;
 
   // Watchers, locks, fencing
   listWatchers(pool: string, image: string): Promise<Watcher[]>;
@@ -301,6 +336,9 @@ const CALLS: Record<StorageCall, true> = {
   createGroupSnapshot: true,
   listGroupSnapshots: true,
   removeGroupSnapshot: true,
+  rollbackGroupSnapshot: true,
+  listMemberSnapshots: true,
+  copySnapshot: true,
   listWatchers: true,
   addLock: true,
   listLocks: true,

@@ -66,6 +66,7 @@ export async function imageDigest(spec: string): Promise<string> {
 }
 
 export interface SnapAll {
+  id: number;
   name: string;
   namespace: { type: string; group?: string; 'group snap'?: string; pool?: string };
 }

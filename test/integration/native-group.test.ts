@@ -68,13 +68,48 @@ describe('native consistency groups', () => {
     expect(await snapsAll(`${POOL}/${outsider}`)).toEqual([]);
   });
 
-  it('3 a rollback brings every member back to the group snapshot at once', async () => {
+  it('3 a rollback brings every member back to the group snapshot at once, with progress', async () => {
     const before = await Promise.all(members.map((m) => imageDigest(`${POOL}/${m}`)));
     for (const m of members) await rbdImportDiff(diffStream({ size: 8 * MiB, records: [{ w: [MiB, random(64 * 1024)] }] }), `${POOL}/${m}`);
     const changed = await Promise.all(members.map((m) => imageDigest(`${POOL}/${m}`)));
     expect(changed).not.toEqual(before);
-    await c.rollbackGroupSnapshot(POOL, GROUP, 'gs1');
+    const reports: Array<[number, number]> = [];
+    await c.rollbackGroupSnapshot(POOL, GROUP, 'gs1', (done, total) => void reports.push([done, total]));
     expect(await Promise.all(members.map((m) => imageDigest(`${POOL}/${m}`)))).toEqual(before);
+    const last = reports.at(-1);
+    expect(last && last[0] === last[1] && last[1] > 0).toBe(true);
+  });
+
+  it('3b each member lists its part of the group snapshot by id; a copy at that id holds the instant', async () => {
+    // The heads changed since gs1 (written, then rolled back, then written again below).
+    const atSnapshot = await Promise.all(members.map((m) => imageDigest(`${POOL}/${m}`)));
+    for (const m of members) await rbdImportDiff(diffStream({ size: 8 * MiB, records: [{ w: [2 * MiB, random(4096)] }] }), `${POOL}/${m}`);
+    const copy = `grp-copy-${tag}`;
+    for (const [i, m] of members.entries()) {
+      const listed = await c.listMemberSnapshots(POOL, m);
+      expect(listed).toHaveLength(1);
+      expect(listed[0]).toMatchObject({ groupPool: POOL, group: GROUP, groupSnapshot: 'gs1', size: 8 * MiB });
+      expect(listed[0]!.id).toBe((await snapsAll(`${POOL}/${m}`))[0]!.id);
+      const reports: number[] = [];
+      await c.copySnapshot(POOL, m, listed[0]!.id, POOL, copy, null, null, null, (done) => void reports.push(done));
+      try {
+        expect(await imageDigest(`${POOL}/${copy}`)).toBe(atSnapshot[i]);
+        expect(reports.length).toBeGreaterThan(0);
+      } finally {
+        await c.removeImage(POOL, copy);
+      }
+    }
+    expect(await c.listMemberSnapshots(POOL, outsider)).toEqual([]);
+    await expect(c.copySnapshot(POOL, members[0]!, 987654, POOL, copy, null, null, null)).rejects.toMatchObject({
+      code: 'ENOENT',
+      op: 'rbd_snap_set_by_id',
+      image: members[0],
+    });
+    await expect(c.copySnapshot(POOL, members[0]!, (await c.listMemberSnapshots(POOL, members[0]!))[0]!.id, POOL, members[1]!, null, null, null)).rejects.toMatchObject({
+      code: 'EEXIST',
+      image: members[1],
+    });
+    expect(await c.imageExists(POOL, copy)).toBe(false);
   });
 
   it('4 errors name the group and carry the usual codes', async () => {

@@ -586,6 +586,45 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
         await s.removeGroup(POOL, g2);
       }
     });
+    it('3b.3 each member lists its part of a group snapshot by id; a rollback brings all back with progress; a copy at that id (native only)', async () => {
+      const group = unique(kind, 'grp3');
+      const [a, b] = [await image('grp3-a'), await image('grp3-b')];
+      await s.createGroup(POOL, group);
+      try {
+        for (const m of [a, b]) await s.addGroupImage(POOL, group, { pool: POOL, image: m });
+        for (const m of [a, b]) await rbdImportDiff(diffStream({ size: 4 * MiB, records: [{ w: [0, random(8192)] }] }), `${POOL}/${m}`);
+        const at = await Promise.all([a, b].map((m) => imageDigest(`${POOL}/${m}`)));
+        await s.createGroupSnapshot(POOL, group, 'g1');
+        const parts = await Promise.all([a, b].map((m) => s.listMemberSnapshots(POOL, m)));
+        for (const listed of parts) {
+          expect(listed).toHaveLength(1);
+          expect(listed[0]).toMatchObject({ size: 4 * MiB, group: { pool: POOL, group, snapshot: 'g1' } });
+          expect(listed[0]!.createdAt).toBeInstanceOf(Date);
+        }
+        for (const m of [a, b]) await rbdImportDiff(diffStream({ size: 4 * MiB, records: [{ w: [MiB, random(8192)] }] }), `${POOL}/${m}`);
+        const copy = unique(kind, 'grp3-copy');
+        const source = { pool: POOL, image: a, snapshotId: parts[0]![0]!.id };
+        if (kind === 'cli') {
+          await expectRbdError(s.copySnapshot(source, POOL, copy), { code: 'EOPNOTSUPP' });
+        } else {
+          created.push(copy);
+          await s.copySnapshot(source, POOL, copy);
+          expect(await imageDigest(`${POOL}/${copy}`)).toBe(at[0]);
+          await expectRbdError(s.copySnapshot({ ...source, snapshotId: 987_654 }, POOL, unique(kind, 'nocopy')), { code: 'ENOENT', image: a });
+          await expectRbdError(s.copySnapshot(source, POOL, b), { code: 'EEXIST', image: b });
+        }
+        const reports: Array<[number, number]> = [];
+        await s.rollbackGroupSnapshot(POOL, group, 'g1', { onProgress: (done, total) => void reports.push([done, total]) });
+        expect(await Promise.all([a, b].map((m) => imageDigest(`${POOL}/${m}`)))).toEqual(at);
+        const last = reports.at(-1);
+        expect(last !== undefined && last[0] === last[1]).toBe(true);
+        await expectRbdError(s.rollbackGroupSnapshot(POOL, group, 'nope'), { code: 'ENOENT' });
+        await expectRbdError(s.rollbackGroupSnapshot(POOL, unique(kind, 'nogrp'), 'g1'), { code: 'ENOENT' });
+      } finally {
+        await s.removeGroup(POOL, group);
+      }
+      expect(await s.listMemberSnapshots(POOL, a)).toEqual([]);
+    });
   });
 
   describe('4. watchers, locks, fencing', () => {

@@ -64,7 +64,13 @@ for (let i = 0; i < N; i++) {
   await c.createGroupSnapshot(P, `g${i}`, 'gs');
   await c.listGroupSnapshots(P, `g${i}`);
   await fail(c.createGroupSnapshot(P, `g${i}`, 'gs'));
-  await c.rollbackGroupSnapshot(P, `g${i}`, 'gs');
+  await c.rollbackGroupSnapshot(P, `g${i}`, 'gs', () => {});
+  await fail(c.rollbackGroupSnapshot(P, `g${i}`, 'nope', null));
+  const [part] = await c.listMemberSnapshots(P, `${img}-b`);
+  await c.copySnapshot(P, `${img}-b`, part.id, P, `${img}-c${i}`, null, null, null, () => {});
+  await fail(c.copySnapshot(P, `${img}-b`, 999999, P, `${img}-d${i}`, null, null, null, null));
+  await fail(c.copySnapshot(P, `${img}-b`, part.id, P, `${img}-c${i}`, null, null, null, null));
+  await c.removeImage(P, `${img}-c${i}`);
   await c.listGroups(P);
   await c.removeGroup(P, `g${i}`);
   c.threadStats();

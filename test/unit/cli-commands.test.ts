@@ -351,6 +351,24 @@ describe('volumes', () => {
     failed(await volcli(['volume', 'snapshot', 'remove', 'tenant1/foo', 'nothing']), 1, /no snapshot "nothing"/);
     failed(await volcli(['volume', 'snapshot', 'copy', 'tenant1/foo', 'before', 'badref']), 2, /not TENANT\/VOLUME/);
   });
+
+  it('group snapshots: take, rollback, copy a member, with their refusals', async () => {
+    ok(await volcli(['volume', 'create', 'tenant1/db']));
+    ok(await volcli(['volume', 'create', 'tenant1/files']));
+    expect(ok(await volcli(['volume', 'snapshot', 'take', 'tenant1/db', 'tenant1/files', '--group', 'app', '--name', 'g1']))).toBe('took group snapshot g1 of tenant1/app: tenant1/db tenant1/files\n');
+    const rolled = okWithProgress(await volcli(['volume', 'snapshot', 'group', 'rollback', 'tenant1/app', 'g1']), /^group-rollback tenant1\/app: /);
+    expect(rolled).toBe('tenant1/db, tenant1/files rolled back to app@g1\n');
+    expect(ok(await volcli(['volume', 'snapshot', 'group', 'rollback', 'tenant1/app', 'g1', '--no-wait']))).toMatch(/^group-rollback of tenant1\/app is under way: operation \d{8}T/);
+    const copied = okWithProgress(await volcli(['volume', 'snapshot', 'group', 'copy', 'tenant1/app', 'g1', 'files', 'tenant2/then']), /^copy tenant1\/files: /);
+    expect(copied).toBe('tenant2/then is a copy of tenant1/files as of app@g1\n');
+    expect((await store.getVolume('tenant2', 'then'))!.source).toEqual({ tenant: 'tenant1', volume: 'files', snapshot: 'app@g1' });
+    failed(await volcli(['volume', 'snapshot', 'group', 'rollback', 'tenant1/app', 'nope']), 1, /group tenant1\/app has no snapshot nope/);
+    failed(await volcli(['volume', 'snapshot', 'group', 'rollback', 'tenant1/other', 'g1']), 1, /group tenant1\/other has no snapshots/);
+    ok(await volcli(['volume', 'create', 'tenant1/foo']));
+    failed(await volcli(['volume', 'snapshot', 'group', 'copy', 'tenant1/app', 'g1', 'foo', 'tenant2/x']), 1, /not in group snapshot tenant1\/app@g1; its volumes are db, files/);
+    failed(await volcli(['volume', 'snapshot', 'group', 'copy', 'tenant1/app', 'g1', 'fi;les', 'tenant2/x']), 2, /contains ";"/);
+    failed(await volcli(['volume', 'snapshot', 'group', 'rollback', 'tenant1/a;pp', 'g1']), 2, /group name "a;pp" contains ";"/);
+  });
 });
 
 describe('resize, operations and the audit trail', () => {

@@ -770,6 +770,34 @@ export function kvContract(name: string, makeHarness: () => KVHarness): void {
         await l1.revoke();
       });
 
+      it('an exclusion of several volumes is all or nothing: one mounted volume refuses it with none excluded', async () => {
+        const { s1, s2, l1 } = await twoHosts();
+        const opts = { reason: 'group snapshot rollback', ttlSeconds: harness.ttlSeconds };
+        for (const v of ['a', 'b', 'c']) await s1.createVolume(volumeRecord('t', v));
+        let mountDuring: unknown;
+        await s2.withMountsExcludedAll('t', ['a', 'b', 'c'], opts, async () => {
+          for (const v of ['a', 'b', 'c']) expect(await s1.getExclusion('t', v)).toMatchObject({ reason: 'group snapshot rollback' });
+          mountDuring = await s1.acquireMount(mountRecord('t', 'c', 'host1', l1), l1);
+        });
+        expect(mountDuring).toMatchObject({ ok: false, reason: 'excluded' });
+        for (const v of ['a', 'b', 'c']) expect(await s1.getExclusion('t', v)).toBeNull();
+        expect(await s1.acquireMount(mountRecord('t', 'b', 'host1', l1), l1)).toMatchObject({ ok: true });
+        let ran = false;
+        const refused = await s2.withMountsExcludedAll('t', ['a', 'b', 'c'], opts, async () => void (ran = true)).catch((e: unknown) => e);
+        expect(refused).toMatchObject({ name: 'StateMountedError', volume: 'b', holder: { host: 'host1' } });
+        expect(ran).toBe(false);
+        // Nothing was excluded: a and c mount freely.
+        for (const v of ['a', 'c']) expect(await s1.getExclusion('t', v)).toBeNull();
+        expect(await s1.acquireMount(mountRecord('t', 'a', 'host1', l1), l1)).toMatchObject({ ok: true });
+        // Another exclusion of one member refuses the whole set too.
+        await s2.withMountsExcluded('t', 'd', { reason: 'remove', ttlSeconds: harness.ttlSeconds }, async () => {
+          const busy = await s1.withMountsExcludedAll('t', ['d', 'e'], opts, async () => undefined).catch((e: unknown) => e);
+          expect(busy).toMatchObject({ name: 'StateBusyError', volume: 'd' });
+          expect(await s1.getExclusion('t', 'e')).toBeNull();
+        });
+        await l1.revoke();
+      });
+
       it('of concurrent mounts and removes of one volume, a remove never runs while a lock exists', { timeout: 40_000 }, async () => {
         const { k1, s1, s2 } = await twoHosts();
         const seen: Array<MountRecord | null> = [];

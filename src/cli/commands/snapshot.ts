@@ -1,5 +1,5 @@
 // volcli volume snapshot: take (of one volume, or of several at one instant with --group), list,
-// remove, copy into a new volume, roll back, and group list/remove. Always through
+// remove, copy into a new volume, roll back, and group list/remove/rollback/copy. Always through
 // the master (they touch Ceph).
 
 import type { Command } from 'commander';
@@ -8,7 +8,7 @@ import { optOption, optionPairs, UsageError, volumeRef } from '../args.js';
 import { assertName } from '../../policy/names.js';
 import type { Act } from '../context.js';
 import * as out from '../output.js';
-import { followOperation, noWaitOption } from '../progress.js';
+import { finish, followOperation, noWaitOption } from '../progress.js';
 
 /** A group name as volcli takes it (the rules of a volume name). */
 function groupName(text: string): string {
@@ -16,6 +16,17 @@ function groupName(text: string): string {
     return assertName('volume', text);
   } catch (err) {
     throw new UsageError(`--group: ${(err as Error).message.replace(/^volume name/, 'group name').replace(/; write TENANT\/VOLUME.*$/, '')}`);
+  }
+}
+
+/** TENANT/GROUP as volcli takes it: a volume reference's rules, its errors naming a group. */
+function groupRef(text: string): { tenant: string; group: string } {
+  try {
+    const { tenant, volume } = volumeRef(text);
+    return { tenant, group: volume };
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    throw new UsageError(err.message.replace(/volume name/g, 'group name').replace(/TENANT\/VOLUME/g, 'TENANT/GROUP'));
   }
 }
 
@@ -119,7 +130,7 @@ export function snapshotCommands(volume: Command, act: Act): void {
     .argument('<tenant/group>', 'group')
     .action(
       act(async (ctx, ref) => {
-        const { tenant: t, volume: g } = volumeRef(ref!);
+        const { tenant: t, group: g } = groupRef(ref!);
         const snaps = await (await ctx.master()).listGroupSnapshots(t, g);
         const text = snaps.map((s) => `${s.name}${s.complete ? '' : ' (incomplete: remove it)'}  ${s.volumes.join(' ')}\n`).join('');
         ctx.print(text, snaps);
@@ -133,9 +144,48 @@ export function snapshotCommands(volume: Command, act: Act): void {
     .argument('<snapshot>', 'snapshot name')
     .action(
       act(async (ctx, ref, name) => {
-        const { tenant: t, volume: g } = volumeRef(ref!);
+        const { tenant: t, group: g } = groupRef(ref!);
         await (await ctx.master()).removeGroupSnapshot(t, g, name!);
         ctx.print(`removed group snapshot ${name} of ${t}/${g}\n`, { removed: name });
+      }),
+    );
+
+  group
+    .command('rollback')
+    .description('roll every volume of the group back to a group snapshot, at once (refused while any of them is mounted or open)')
+    .argument('<tenant/group>', 'group')
+    .argument('<snapshot>', 'group snapshot name')
+    .addOption(noWaitOption())
+    .addHelpText(
+      'after',
+      '\nNo host can mount a volume of the group while it runs. Refused, with nothing changed, while any volume of the group is\n' +
+        'mounted (stop its containers) or open. Needs an admin token. Exit code 1 with the error on a refusal.',
+    )
+    .action(
+      act(async (ctx, ref, name) => {
+        const { tenant: t, group: g } = groupRef(ref!);
+        const op = await (await ctx.master()).startGroupRollback(t, g, name!);
+        await finish(ctx, op);
+      }),
+    );
+
+  group
+    .command('copy')
+    .description("copy one volume's part of a group snapshot into a new volume")
+    .argument('<tenant/group>', 'group')
+    .argument('<snapshot>', 'group snapshot name')
+    .argument('<volume>', 'the volume of the group to copy (of the same tenant)')
+    .argument('<new-tenant/new-volume>', 'the volume to create')
+    .addOption(optOption())
+    .addOption(noWaitOption())
+    .addHelpText('after', '\nA full copy (independent of the group snapshot at once), followed as an operation (--no-wait: not). Needs the master on its native backend.')
+    .action(
+      act(async (ctx, ref, name, member, target) => {
+        const { tenant: t, group: g } = groupRef(ref!);
+        const to = volumeRef(target!);
+        const values = optionPairs(ctx.opts.opt, parseDriverOptions);
+        const op = await (await ctx.master()).startGroupMemberCopy(t, g, name!, volumeRef(`${t}/${member!}`).volume, { ...to, options: values });
+        await finish(ctx, op);
       }),
     );
 }
