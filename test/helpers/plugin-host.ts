@@ -5,6 +5,7 @@ import pino from 'pino';
 import type { DeviceContents } from '../../src/mapper/fs.js';
 import type { MountInfo } from '../../src/mapper/mountinfo.js';
 import { RateLimiter } from '../../src/ratelimit/index.js';
+import type { ContainerEngine } from '../../src/ratelimit/limiter.js';
 import type { MemoryKV } from '../../src/state/memory.js';
 import { StateStore } from '../../src/state/store.js';
 import type { MemoryStorage } from '../../src/storage/memory.js';
@@ -30,6 +31,8 @@ export interface AssembledFakeHostOptions {
   clientBase?: number;
   /** --unmount-grace in ms (default none). */
   graceMs?: number;
+  /** The Docker API its rate limiter asks (default none: librbd QoS only). */
+  docker?: ContainerEngine;
 }
 
 const log = pino({ level: 'silent' });
@@ -54,7 +57,7 @@ export function assembledFakeHost(w: SharedWorld, hostId: string, base: number, 
     mapper,
     volumes: w.volumes,
     local,
-    limits: new RateLimiter({ docker: null, storage: w.storage }),
+    limits: new RateLimiter({ docker: o.docker ?? null, storage: w.storage }),
     docker: null,
     log,
     convergence: { version: 'test', intervalMs: 60_000 },

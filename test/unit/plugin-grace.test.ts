@@ -95,6 +95,39 @@ describe('the unmount grace', () => {
     expect(a.local.get('t', 'a')?.idleUntil).not.toBeNull();
   });
 
+  it("an Unmount does not wait for the convergence loop's question to dockerd about the volume's containers (dockerd answers it only after the Unmount)", async () => {
+    let unmounted = false;
+    let asked = 0;
+    let answer: () => void = () => undefined;
+    const docker = {
+      info: async () => ({ driver: 'cgroupfs', version: 1, root: '/sys/fs/cgroup', parent: '' }) as never,
+      // dockerd holds the container while it calls Unmount: its answer waits for the Unmount.
+      containersUsingVolume: async () => {
+        asked++;
+        if (!unmounted) await new Promise<void>((resolve) => (answer = resolve));
+        return [];
+      },
+      inspect: async () => ({}),
+    };
+    const h = assembledFakeHost({ kv, storage, images, volumes: master, dir }, 'h1', 0, { graceMs: 60_000, docker });
+    stops.push(async () => {
+      await h.manager.stop();
+      await h.loop.stop();
+    });
+    await h.manager.mount('t', 'a', 'id1', signal());
+    const limited = { ...limits, writeIops: 100 };
+    master.volumes.set('t/a', limitedVolume('t', 'a', limited));
+    await new StateStore(kv).updateRuntime('t', 'a', { ...record('a').runtime, rateLimit: limited });
+    const round = h.loop.runNow('test');
+    await vi.waitFor(() => expect(asked).toBe(1), { timeout: 5_000 });
+    await h.manager.unmount('t', 'a', 'id1', signal()); // would wait for the round's question without the fix
+    unmounted = true;
+    answer();
+    await round;
+    expect(h.local.get('t', 'a')?.refs).toEqual([]);
+    master.volumes.set('t/a', record('a'));
+  });
+
   it('a volume that cannot be written to its device is torn down instead of kept idle (the unmount flushes or fails visibly)', async () => {
     const a = host('h1', 0, 60_000);
     const mountpoint = await a.manager.mount('t', 'a', 'id1', signal());

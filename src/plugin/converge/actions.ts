@@ -1,6 +1,6 @@
-// Performing the planner's actions (plan.ts), each under the volume's mutex and only if the host's
-// mount table still calls for it (a Mount or Unmount may have run since the round observed); and
-// what a lost host lease means for the mounted volumes (leaseLost).
+// Performing the planner's actions (plan.ts), each under the volume's mutex (but apply-limits, see
+// act) and only if the host's mount table still calls for it (a Mount or Unmount may have run since
+// the round observed); and what a lost host lease means for the mounted volumes (leaseLost).
 
 import { rmdir } from 'node:fs/promises';
 import type { Fencing } from '../../fencing/index.js';
@@ -51,6 +51,19 @@ export class ConvergenceActions {
   async act(action: Action): Promise<void> {
     const [tenant, volume] = splitVolumeKey(action.volume);
     const { local, manager, locks, log } = this.parts;
+    if (action.kind === 'apply-limits') {
+      // Not under the volume's mutex: applying limits asks dockerd about the volume's containers,
+      // and dockerd, which calls our Unmount while it holds a container, answers about that
+      // container only once the Unmount is answered; an Unmount waiting for this mutex then
+      // stalled `docker run` until the Docker API's timeout (5 s, found by pnpm bench --only
+      // docker). Limits are idempotent writes, and the Mount path applies them under the mutex.
+      const entry = local.get(tenant, volume);
+      if (!entry || entry.lost || entry.refs.length === 0) return;
+      const problems = await manager.applyLimits(entry, action.limits);
+      if (problems.length > 0) throw new Error(problems.join('; '));
+      if (action.changed) log.info({ volume: action.volume, limits: action.limits }, 'rate limits applied');
+      return;
+    }
     await this.parts.mutex.run(action.volume, async () => {
       const entry = local.get(tenant, volume);
       switch (action.kind) {
@@ -114,13 +127,6 @@ export class ConvergenceActions {
           // Its client may have died without closing the image (src/fencing: fencing a leftover).
           if (!entry) await this.parts.fencing.releaseLeftover(action.mapping, action.volume);
           log.info({ volume: action.volume, device: action.mapping.device, kind: action.mapping.kind }, 'removed a leftover mapping');
-          return;
-        }
-        case 'apply-limits': {
-          if (!entry || entry.lost || entry.refs.length === 0) return;
-          const problems = await manager.applyLimits(entry, action.limits);
-          if (problems.length > 0) throw new Error(problems.join('; '));
-          if (action.changed) log.info({ volume: action.volume, limits: action.limits }, 'rate limits applied');
           return;
         }
       }
