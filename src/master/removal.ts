@@ -40,9 +40,12 @@ export class VolumeRemoval {
     const where = `${pool}/${image}`;
     try {
       const snapshots = await this.storage.listSnapshots(pool, image);
-      // Snapshots of other namespaces are group snapshots: librbd would refuse the removal after
-      // the user snapshots were gone, so refuse before.
-      const groupSnapshots = (await this.storage.imageInfo(pool, image)).snapshotCount - snapshots.length;
+      // Snapshots of other namespaces are group snapshots, which librbd would refuse the removal
+      // for after the user snapshots were gone (so refuse before), or snapshots in the trash
+      // namespace, which a snapshot removal that died leaves and librbd removes with the image (the
+      // chaos suite found a dead restore's image that its janitor refused to remove forever).
+      const info = await this.storage.imageInfo(pool, image);
+      const groupSnapshots = info.group ? info.snapshotCount - snapshots.length : 0;
       if (groupSnapshots > 0) throw inGroup(where, `${groupSnapshots} group snapshot(s) of it`);
       for (const snap of snapshots.filter((s) => s.protected)) {
         const children = await this.storage.listChildren({ pool, image, snapshot: snap.name });

@@ -136,6 +136,7 @@ export class CliStorage implements Storage {
             ? { pool: info.parent.pool, image: info.parent.image, snapshot: info.parent.snapshot }
             : null,
         snapshotCount: info.snapshot_count,
+        group: groupOf(info.group),
       };
     });
   }
@@ -458,6 +459,13 @@ interface CliInfo {
   snapshot_count: number;
   features: string[];
   parent?: { pool: string; image: string; snapshot: string; trash?: boolean };
+  /** "pool/group" when the image is in a consistency group. */
+  group?: string;
+}
+
+function groupOf(spec: string | undefined): { pool: string; name: string } | null {
+  const at = spec?.indexOf('/') ?? -1;
+  return spec && at > 0 ? { pool: spec.slice(0, at), name: spec.slice(at + 1) } : null;
 }
 
 interface CliSnap {
