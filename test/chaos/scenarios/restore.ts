@@ -122,6 +122,7 @@ async function masterMidRestore(r: Round): Promise<void> {
   let leftovers: string[] = [];
   const tidy = await eventually(async () => {
     leftovers = (await cluster.images()).filter((i) => i.startsWith(`${targetImage}:`));
+    if (await world.kv.get(cluster.keys.restore(tt, tv))) leftovers.push(`restore intent of ${target}`);
     if (intoNew && !(await cluster.volumeRecord(target))) {
       if ((await cluster.images()).includes(targetImage)) leftovers.push(`${targetImage} (no volume record)`);
       if (await world.kv.get(cluster.keys.intent(tt, tv))) leftovers.push(`create intent of ${target}`);
