@@ -9,7 +9,7 @@ import { chmod, open, rm } from 'node:fs/promises';
 import { CliGroups } from './cli-groups.js';
 import { CliRunner, ERRNO, cloneError, type CliStorageOptions, type Target, type Tool } from './cli-run.js';
 import { inspectDiffFile } from './diff-format.js';
-import { RbdError } from './errors.js';
+import { RbdError, isRbdError } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
@@ -91,7 +91,12 @@ export class CliStorage implements Storage {
       const target = { op: 'rbd_remove', pool, image: name };
       // librbd's remove spins forever trying to take the exclusive lock while an advisory lock is
       // held: refuse first, as the native backend does.
-      const lockers = await this.run.rbdJson<{ id: string }[]>(['lock', 'ls', `--pool=${pool}`, `--image=${name}`], target);
+      // ENOENT: gone, or half-removed by a removal that died (listed, its header gone): no lock to
+      // look at, and `rbd rm` clears what is left (or answers ENOENT itself).
+      const lockers = await this.run.rbdJson<{ id: string }[]>(['lock', 'ls', `--pool=${pool}`, `--image=${name}`], target).catch((err: unknown) => {
+        if (isRbdError(err, 'ENOENT')) return [];
+        throw err;
+      });
       if (lockers.some((l) => !l.id.startsWith('auto '))) {
         throw new RbdError({ errno: -ERRNO.EBUSY!, ...target, detail: 'image has advisory locks: break them first' });
       }
