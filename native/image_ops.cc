@@ -128,16 +128,21 @@ void RemoveImageBaton::Run(ClusterCore& core) {
     // exclusive lock forever (same cls lock "rbd_lock"): refuse instead. librbd's own managed
     // lock ("auto <id>" cookies) is left to librbd, which breaks a dead owner's by itself.
     OpenImage image(core);
-    if (!Check(image.Open(io, image_, nullptr, true), "rbd_open_read_only")) return;
-    Lockers lockers;
-    if (!Check(ListLockers(image.get(), &lockers), "rbd_list_lockers")) return;
-    for (const auto& locker : lockers.lockers) {
-      if (locker.cookie.rfind("auto ", 0) != 0) {
-        Fail(-EBUSY, "rbd_remove", "image has advisory locks: break them first");
-        return;
+    int r = image.Open(io, image_, nullptr, true);
+    // ENOENT: gone, or half-removed by a removal that died (still listed, its header gone): no
+    // lock to look at, and rbd_remove clears what is left (or answers ENOENT itself).
+    if (r != -ENOENT) {
+      if (!Check(r, "rbd_open_read_only")) return;
+      Lockers lockers;
+      if (!Check(ListLockers(image.get(), &lockers), "rbd_list_lockers")) return;
+      for (const auto& locker : lockers.lockers) {
+        if (locker.cookie.rfind("auto ", 0) != 0) {
+          Fail(-EBUSY, "rbd_remove", "image has advisory locks: break them first");
+          return;
+        }
       }
+      if (!CloseHere(image)) return;
     }
-    if (!CloseHere(image)) return;
   }
   // rbd_remove_with_progress: fails with EBUSY while watched, ENOTEMPTY while it has snapshots;
   // reports the data objects removed of the image's object count.

@@ -115,7 +115,9 @@ mon mgr mkfs grace = 31536000
 paxos propose interval = ${CEPH_PAXOS_PROPOSE_INTERVAL:-0.01}
 paxos min wait = 0.001
 osd objectstore = memstore
-memstore device bytes = 4294967296
+# The OSD keeps everything in memory (used, not reserved); benchmarks that snapshot and rewrite
+# whole images ask for more room (CEPH_MEMSTORE_BYTES).
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-4294967296}
 osd data = $dir/osd
 osd max object name len = 256
 osd max object namespace len = 64

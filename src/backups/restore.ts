@@ -10,11 +10,14 @@
 // complete one replaces the image, by two renames (the old image to `<image>:replaced`, the new
 // one to `<image>`), and the old image with its snapshots is removed. A restore that dies before
 // the renames leaves the volume as it was; between them, the volume has no image (a mount fails
-// rather than use half a restore) until the next restore of the volume finishes or undoes the
-// swap (recoverSwap). The image's metadata (owner mark, QoS) is carried over.
+// rather than use half a restore) until the swap is finished or undone (recoverSwap): by the next
+// restore of the volume, or by the master's janitor, which finds the restore intent written in
+// etcd before the scratch image was made (recoverDeadRestores). The image's metadata (owner mark,
+// QoS) is carried over.
 
 import { ApiError } from '../api/errors.js';
-import { StateMountedError } from '../state/store.js';
+import { StateBusyError, StateMountedError } from '../state/store.js';
+import { StateUnavailableError } from '../state/kv.js';
 import type { VolumeRecord } from '../state/records.js';
 import { isRbdError } from '../storage/errors.js';
 import { VOLUME_IMAGE_FEATURES } from '../storage/conventions.js';
@@ -169,27 +172,19 @@ export async function restoreInPlace(service: BackupService, tenant: string, vol
     const src = await choose(service, tenant, volume, image, record, choice);
     try {
       await service.store.withMountsExcluded(tenant, volume, { reason: 'backup restore' }, async (exclusionLost) => {
-        await recoverSwap(service, pool, image);
-        const exists = await service.call(`looking for ${pool}/${image}`, () => service.storage.imageExists(pool, image));
-        if (exists) await assertReplaceable(service, record);
-        const scratch = scratchOf(image);
-        // The last backup's snapshot stays in the new image: the next backup continues the chain from it.
-        const keep = src.manifest.backups.at(-1)?.name === src.entry.name ? src.entry.name : null;
-        await build(service, { pool, image: scratch }, src, keep, service.bounded(options.signal, lockLost, exclusionLost), options.onProgress);
+        // Before any image is made or renamed: a restore that dies from here on is found by the janitor.
+        await service.store.putRestoreIntent({ tenant, volume, pool, image, backup: src.entry.name, owner: service.store.owner, since: new Date(service.clock.now()).toISOString() });
         try {
-          if (exists) {
-            const meta = await service.call(`reading ${pool}/${image}`, () => service.storage.getMetadata(pool, image));
-            for (const [key, value] of Object.entries(meta)) {
-              if (key !== RESTORE_KEY) await service.call(`copying metadata to ${pool}/${scratch}`, () => service.storage.setMetadata(pool, scratch, key, value));
-            }
-          }
-          await service.call(`marking ${pool}/${scratch}`, () => service.storage.setMetadata(pool, scratch, RESTORE_KEY, 'complete'));
-          if (exclusionLost.aborted) throw new ApiError('BUSY', `lost the mount exclusion of ${tenant}/${volume} (etcd lease not renewed in time) during the restore; nothing was replaced, try again`);
+          await replace(service, record, src, service.bounded(options.signal, lockLost, exclusionLost), exclusionLost, options.onProgress);
         } catch (err) {
-          await destroy(service, pool, scratch).catch(() => undefined);
+          await recoverSwap(service, pool, image).catch((cleanup: unknown) => {
+            service.log.error({ err: cleanup, image: `${pool}/${image}` }, 'could not undo a failed restore; the janitor tries again');
+            throw err;
+          });
+          await service.store.deleteRestoreIntent(tenant, volume).catch(() => undefined);
           throw err;
         }
-        await swap(service, pool, image, exists);
+        await service.store.deleteRestoreIntent(tenant, volume).catch((err: unknown) => service.log.warn({ err, tenant, volume }, 'could not remove the restore intent; the janitor does'));
       });
     } catch (err) {
       if (err instanceof StateMountedError) {
@@ -202,6 +197,32 @@ export async function restoreInPlace(service: BackupService, tenant: string, vol
     service.log.warn({ tenant, volume, backup: src.entry.name, image: `${pool}/${image}`, ms }, 'volume restored from a backup (its previous data and snapshots are gone)');
     return { backup: src.entry.name, tenant, volume, pool, image, sizeBytes: src.entry.sizeBytes, created: false, ms };
   });
+}
+
+/** Under the lock and the mount exclusion: builds the backup into the scratch image and swaps it in. */
+async function replace(service: BackupService, record: VolumeRecord, src: Awaited<ReturnType<typeof choose>>, signal: AbortSignal, exclusionLost: AbortSignal, onProgress?: OnBackupProgress): Promise<void> {
+  const { pool, image, tenant, volume } = record;
+  await recoverSwap(service, pool, image);
+  const exists = await service.call(`looking for ${pool}/${image}`, () => service.storage.imageExists(pool, image));
+  if (exists) await assertReplaceable(service, record);
+  const scratch = scratchOf(image);
+  // The last backup's snapshot stays in the new image: the next backup continues the chain from it.
+  const keep = src.manifest.backups.at(-1)?.name === src.entry.name ? src.entry.name : null;
+  await build(service, { pool, image: scratch }, src, keep, signal, onProgress);
+  try {
+    if (exists) {
+      const meta = await service.call(`reading ${pool}/${image}`, () => service.storage.getMetadata(pool, image));
+      for (const [key, value] of Object.entries(meta)) {
+        if (key !== RESTORE_KEY) await service.call(`copying metadata to ${pool}/${scratch}`, () => service.storage.setMetadata(pool, scratch, key, value));
+      }
+    }
+    await service.call(`marking ${pool}/${scratch}`, () => service.storage.setMetadata(pool, scratch, RESTORE_KEY, 'complete'));
+    if (exclusionLost.aborted) throw new ApiError('BUSY', `lost the mount exclusion of ${tenant}/${volume} (etcd lease not renewed in time) during the restore; nothing was replaced, try again`);
+  } catch (err) {
+    await destroy(service, pool, scratch).catch(() => undefined);
+    throw err;
+  }
+  await swap(service, pool, image, exists);
 }
 
 /** Refuses (before anything changes) an image that is open, or whose snapshots have clones. */
@@ -256,4 +277,30 @@ export async function recoverSwap(service: BackupService, pool: string, image: s
     const meta = await storage.getMetadata(pool, image);
     if (meta[RESTORE_KEY] !== undefined) await storage.removeMetadata(pool, image, RESTORE_KEY);
   }
+}
+
+/**
+ * The janitor's pass over restores into a volume that died (their intent is left, their lock is
+ * not held): finishes or undoes each one's swap and removes its scratch image, then the intent.
+ * A running restore holds the volume's lock and is left alone. How many it resolved.
+ */
+export async function recoverDeadRestores(service: BackupService, lockTtlSeconds: number): Promise<number> {
+  let resolved = 0;
+  for (const intent of await service.store.listRestoreIntents()) {
+    const { tenant, volume, pool, image } = intent;
+    try {
+      await service.store.withOperationLock(tenant, volume, { reason: 'restore clean-up', ttlSeconds: lockTtlSeconds, waitMs: 0 }, async () => {
+        if (!(await service.store.getRestoreIntent(tenant, volume))) return; // finished meanwhile
+        await recoverSwap(service, pool, image);
+        await service.store.deleteRestoreIntent(tenant, volume);
+        service.log.warn({ tenant, volume, image: `${pool}/${image}`, backup: intent.backup, owner: intent.owner }, 'resolved a restore into the volume that died half-way');
+        resolved++;
+      });
+    } catch (err) {
+      if (err instanceof StateBusyError) continue; // a restore or another operation is running
+      if (err instanceof StateUnavailableError) throw err;
+      service.log.warn({ err, tenant, volume }, 'could not resolve a restore that died half-way (a dead client may still have its image open); will retry');
+    }
+  }
+  return resolved;
 }

@@ -15,6 +15,7 @@ import type { Storage } from '../storage/types.js';
 import { SnapshotService } from '../snapshots/service.js';
 import { BackupService } from '../backups/service.js';
 import { backupConfig, type BackupConfig } from '../backups/config.js';
+import { recoverDeadRestores } from '../backups/restore.js';
 import { installAccess } from './access.js';
 import { AUDIT_BOUNDS, installAudit } from './audit.js';
 import { installAuth, TokenCache } from './auth.js';
@@ -202,17 +203,18 @@ async function volmaster(app: FastifyInstance, options: VolmasterOptions): Promi
 
   for (const routes of routeGroups) await app.register(routes);
 
-  // The janitor, on every master: resolves creates (src/state/intents.ts) and resizes
-  // (resize.ts) that died half-way, and keeps the operations' and the audit trail's histories
-  // within their bounds.
+  // The janitor, on every master: resolves creates (src/state/intents.ts), resizes (resize.ts)
+  // and restores into a volume (src/backups/restore.ts) that died half-way, and keeps the
+  // operations' and the audit trail's histories within their bounds.
   const interval = options.janitorIntervalMs ?? 30_000;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   const pass = async () => {
     const creates = await app.volumes.reconcile();
     const resizes = await app.resizer.reconcile();
+    const restores = await recoverDeadRestores(backups, options.lockTtlSeconds ?? 10);
     const pruned = (await store.pruneOperations(OPERATION_BOUNDS)) + (await store.pruneAudit(AUDIT_BOUNDS));
-    if (creates + resizes > 0) app.log.info({ creates, resizes }, 'janitor resolved unfinished creates and resizes');
+    if (creates + resizes + restores > 0) app.log.info({ creates, resizes, restores }, 'janitor resolved unfinished creates, resizes and restores');
     if (pruned > 0) app.log.debug({ pruned }, 'janitor pruned old operations and audit entries');
   };
   const sweep = () => {

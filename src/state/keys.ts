@@ -87,6 +87,9 @@ export function keys(prefix: string = DEFAULT_PREFIX) {
     /** A resize in progress: written with the record's new size, removed once the image has it (volumes.ts growVolume). */
     resizes: `${p}/resizes/`,
     resize: (tenant: string, volume: string) => `${p}/resizes/${tenant}/${volume}`,
+    /** A restore into a volume in progress: written before its scratch image, removed once it is done or undone (src/backups/restore.ts). */
+    restores: `${p}/restores/`,
+    restore: (tenant: string, volume: string) => `${p}/restores/${tenant}/${volume}`,
     /** volsupervisor's leader election. */
     supervisorElection: `${p}/supervisor/election`,
     /** Per volume: its backups (those kept, with bytes and time), the last scheduled slot and error (src/backups). */

@@ -13,6 +13,7 @@ import type {
   AuditEntrySchema,
   OperationRecordSchema,
   ResizeIntentSchema,
+  RestoreIntentSchema,
   CreateIntentSchema,
   ExclusionRecordSchema,
   HostAliveRecordSchema,
@@ -102,3 +103,6 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 
 /** A resize whose image may still be smaller than its record says (volumes.ts growVolume). */
 export type ResizeIntent = Static<typeof ResizeIntentSchema>;
+
+/** A restore into a volume that may have left a scratch or replaced image (src/backups/restore.ts). */
+export type RestoreIntent = Static<typeof RestoreIntentSchema>;

@@ -416,6 +416,20 @@ export const ResizeIntentSchema = Type.Object(
   strict,
 );
 
+/** A restore into a volume whose images may be half-swapped (src/backups/restore.ts restoreInPlace). */
+export const RestoreIntentSchema = Type.Object(
+  {
+    tenant: Type.String(),
+    volume: Type.String(),
+    pool: Type.String(),
+    image: Type.String(),
+    backup: Type.String(),
+    owner: Type.String(),
+    since: Type.String(),
+  },
+  strict,
+);
+
 /** The reverse index of a request name: the name's key, by what it made (request-names.ts). */
 export const RequestTargetSchema = Type.Object({ key: Type.String() }, strict);
 
@@ -473,6 +487,7 @@ export function recordSpecs(keys: Keys): Array<[string, RecordSpec]> {
     [`${keys.prefix}/progress-alive/`, spec("an operation's liveness mark", OperationAliveSchema)],
     [keys.audit, spec('an audit entry', AuditEntrySchema)],
     [keys.resizes, spec('a resize intent', ResizeIntentSchema)],
+    [keys.restores, spec('a restore intent', RestoreIntentSchema)],
   ];
   return roots.sort((a, b) => b[0].length - a[0].length);
 }

@@ -46,6 +46,7 @@ import type {
   AuditEntry,
   OperationRecord,
   ResizeIntent,
+  RestoreIntent,
   ExclusionRecord,
   HostAliveRecord,
   HostAnswer,
@@ -275,6 +276,25 @@ export class StateStore {
   /** The image has the record's size now: the resize intent goes. */
   finishResize(tenant: string, volume: string): Promise<void> {
     return volumes.finishResize(this.db, tenant, volume);
+  }
+
+  // ---- restores into a volume (see src/backups/restore.ts) -----------------------------------
+
+  /** Written before a restore into a volume makes its scratch image: a janitor finds a restore that died. */
+  putRestoreIntent(intent: RestoreIntent): Promise<void> {
+    return this.kv.put(this.keys.restore(intent.tenant, intent.volume), JSON.stringify(intent));
+  }
+
+  getRestoreIntent(tenant: string, volume: string): Promise<RestoreIntent | null> {
+    return this.db.read<RestoreIntent>(this.keys.restore(tenant, volume));
+  }
+
+  listRestoreIntents(): Promise<RestoreIntent[]> {
+    return this.db.readAll<RestoreIntent>(this.keys.restores, () => undefined);
+  }
+
+  deleteRestoreIntent(tenant: string, volume: string): Promise<boolean> {
+    return this.kv.delete(this.keys.restore(tenant, volume));
   }
 
   // ---- long operations (see progress.ts) ----------------------------------------------------

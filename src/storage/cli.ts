@@ -9,7 +9,7 @@ import { chmod, open, rm } from 'node:fs/promises';
 import { CliGroups } from './cli-groups.js';
 import { CliRunner, ERRNO, cloneError, type CliStorageOptions, type Target, type Tool } from './cli-run.js';
 import { inspectDiffFile } from './diff-format.js';
-import { RbdError } from './errors.js';
+import { RbdError, isRbdError } from './errors.js';
 import { parseMonDump } from './monmap.js';
 import type {
   ClusterConfig,
@@ -92,7 +92,12 @@ export class CliStorage implements Storage {
       const target = { op: 'rbd_remove', pool, image: name };
       // librbd's remove spins forever trying to take the exclusive lock while an advisory lock is
       // held: refuse first, as the native backend does.
-      const lockers = await this.run.rbdJson<{ id: string }[]>(['lock', 'ls', `--pool=${pool}`, `--image=${name}`], target);
+      // ENOENT: gone, or half-removed by a removal that died (listed, its header gone): no lock to
+      // look at, and `rbd rm` clears what is left (or answers ENOENT itself).
+      const lockers = await this.run.rbdJson<{ id: string }[]>(['lock', 'ls', `--pool=${pool}`, `--image=${name}`], target).catch((err: unknown) => {
+        if (isRbdError(err, 'ENOENT')) return [];
+        throw err;
+      });
       if (lockers.some((l) => !l.id.startsWith('auto '))) {
         throw new RbdError({ errno: -ERRNO.EBUSY!, ...target, detail: 'image has advisory locks: break them first' });
       }
@@ -137,6 +142,7 @@ export class CliStorage implements Storage {
             ? { pool: info.parent.pool, image: info.parent.image, snapshot: info.parent.snapshot }
             : null,
         snapshotCount: info.snapshot_count,
+        group: groupOf(info.group),
       };
     });
   }
@@ -476,6 +482,13 @@ interface CliInfo {
   snapshot_count: number;
   features: string[];
   parent?: { pool: string; image: string; snapshot: string; trash?: boolean };
+  /** "pool/group" when the image is in a consistency group. */
+  group?: string;
+}
+
+function groupOf(spec: string | undefined): { pool: string; name: string } | null {
+  const at = spec?.indexOf('/') ?? -1;
+  return spec && at > 0 ? { pool: spec.slice(0, at), name: spec.slice(at + 1) } : null;
 }
 
 interface CliSnap {

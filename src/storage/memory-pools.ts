@@ -29,6 +29,8 @@ export interface MemImage {
   dataPool: string | null;
   parent: ParentRef | null;
   snapshots: Map<string, MemSnapshot>;
+  /** Snapshots in the trash namespace (a removal that died): counted, not listed, removed with the image. */
+  trashed: number;
   metadata: Map<string, string>;
   watchers: Watcher[];
   locks: { exclusive: boolean; tag: string; holders: { owner: string; cookie: string }[] };
@@ -77,6 +79,7 @@ export class MemoryPools {
       dataPool,
       parent,
       snapshots: new Map(),
+      trashed: 0,
       metadata: new Map(),
       watchers: [],
       locks: { exclusive: false, tag: '', holders: [] },

@@ -108,6 +108,14 @@ export class MemoryStorage extends FaultHooks implements Storage {
     img.watchers = img.watchers.filter((w) => w.address !== address);
   }
 
+  /** Moves a snapshot to the trash namespace, as a snapshot removal that died half-way leaves it. */
+  trashSnapshot(pool: string, image: string, snapshot: string): void {
+    const img = this.pools.image('trashSnapshot', pool, image);
+    this.pools.snap(img, 'trashSnapshot', pool, image, snapshot);
+    img.snapshots.delete(snapshot);
+    img.trashed++;
+  }
+
   /** Removes every image at once, whatever holds it (a twin shared by several tests starts each empty). */
   dropImages(): void {
     this.pools.dropImages();
@@ -229,7 +237,8 @@ export class MemoryStorage extends FaultHooks implements Storage {
         objectSize: 2 ** img.order,
         features,
         parent: img.parent ? { ...img.parent } : null,
-        snapshotCount: img.snapshots.size + this.groups.snapshotsOf({ pool, image: name }),
+        snapshotCount: img.snapshots.size + img.trashed + this.groups.snapshotsOf({ pool, image: name }),
+        group: groupSpec(this.groups.groupOf({ pool, image: name })),
       };
     });
   }
@@ -502,4 +511,11 @@ export class MemoryStorage extends FaultHooks implements Storage {
   inspectDiff(file: string): Promise<DiffSummary> {
     return this.call('inspectDiff', [file], () => inspectDiffFile(file));
   }
+}
+
+/** A group's "pool/name" key as ImageInfo has it. */
+function groupSpec(key: string | null): ImageInfo['group'] {
+  if (!key) return null;
+  const at = key.indexOf('/');
+  return { pool: key.slice(0, at), name: key.slice(at + 1) };
 }

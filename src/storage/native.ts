@@ -193,6 +193,7 @@ export class NativeStorage implements Storage {
       features: featureNames(info.features),
       parent: info.parent,
       snapshotCount: info.snapshotCount,
+      group: info.group,
     };
   }
 

@@ -67,7 +67,10 @@ export interface ImageInfo {
   features: ImageFeature[];
   /** Set when the image is a clone that has not been flattened. */
   parent: ParentRef | null;
+  /** Snapshots of every namespace: user, group, and trash (a snapshot removal that died leaves one there). */
   snapshotCount: number;
+  /** The consistency group the image is in, or null. */
+  group: { pool: string; name: string } | null;
 }
 
 export interface SnapshotInfo {

@@ -63,10 +63,12 @@ try {
 }
 
 if (flags.list) {
+  const width = Math.max(...SCENARIOS.map((s) => s.name.length));
   for (const s of SCENARIOS) {
-    process.stdout.write(`${s.name.padEnd(20)} ${String(targetCount(s, scale)).padStart(5)} × ${s.fault}\n${' '.repeat(29)}checks: ${s.invariants.join(', ')}\n`);
+    process.stdout.write(`${s.name.padEnd(width)} ${String(targetCount(s, scale)).padStart(5)} × ${s.fault}\n${' '.repeat(width + 9)}checks: ${s.invariants.join(', ')}\n`);
   }
-  process.stdout.write(`\ninvariants:\n${Object.entries(INVARIANTS).map(([k, v]) => `  ${k.padEnd(14)} ${v}`).join('\n')}\n`);
+  const named = Math.max(...Object.keys(INVARIANTS).map((k) => k.length));
+  process.stdout.write(`\ninvariants:\n${Object.entries(INVARIANTS).map(([k, v]) => `  ${k.padEnd(named)} ${v}`).join('\n')}\n`);
   process.exit(0);
 }
 

@@ -16,6 +16,7 @@ import type { Violation } from './invariants/types.js';
 import { VolumeJournal } from './journal.js';
 import { settleAll } from './wait.js';
 import { cleanupBelow, killAll, processesBelow } from './proc.js';
+import { ChaosSupervisor } from './supervisor.js';
 
 export interface WorldOptions {
   scenario: string;
@@ -39,12 +40,14 @@ export class World {
   readonly placement: DaemonPlacement;
   readonly hosts: ChaosHost[] = [];
   readonly masters: TestMaster[] = [];
+  readonly supervisors: ChaosSupervisor[] = [];
   readonly journals = new Map<string, VolumeJournal>();
   /** Creates that were acknowledged: they must exist (unless removed on purpose, see forget()). */
   readonly ackedCreates = new Set<string>();
   readonly kv: EtcdKV;
   readonly cluster: Cluster;
   private hostCounter = 0;
+  private readonly atEnd: Array<() => Promise<unknown>> = [];
 
   constructor(readonly options: WorldOptions) {
     this.dir = path.join(options.runDir, options.scenario);
@@ -74,15 +77,50 @@ export class World {
     return this.options.lockTtl;
   }
 
+  /** Where the world's directory backup target is (the backup scenarios make it). */
+  get backupDir(): string {
+    return path.join(this.dir, 'backups');
+  }
+
+  /** Where the world's daemons stage a diff bound for a Ceph target. */
+  get stagingDir(): string {
+    return path.join(this.dir, 'staging');
+  }
+
+  /** What the world's volmasters and volsupervisors may use as backup targets: its backup directory and the Ceph conf's. */
+  private get backupFlags(): string[] {
+    return ['--backup-allow', `${this.backupDir},${path.dirname(this.options.services.cephConf)}`, '--backup-staging', this.stagingDir];
+  }
+
   /** A volmaster on this world's prefix (its janitor every 2 s, so that dead creates resolve quickly). */
   async startMaster(env?: Record<string, string>): Promise<TestMaster> {
     const master = await startMaster(path.join(this.dir, `master${this.masters.length}`), this.prefix, {
       ...this.placement,
       env,
-      extraArgs: ['--janitor-seconds', '2'],
+      extraArgs: ['--janitor-seconds', '2', ...this.backupFlags],
     });
     this.masters.push(master);
     return master;
+  }
+
+  /** A volsupervisor on this world's prefix (scheduled backups; see supervisor.ts), started. */
+  async startSupervisor(): Promise<ChaosSupervisor> {
+    const supervisor = new ChaosSupervisor({
+      dir: path.join(this.dir, `supervisor${this.supervisors.length}`),
+      etcdUrl: this.options.services.etcdUrl,
+      prefix: this.prefix,
+      cephConf: this.options.services.cephConf,
+      backupAllow: [this.backupDir, path.dirname(this.options.services.cephConf)],
+      staging: this.stagingDir,
+    });
+    this.supervisors.push(supervisor);
+    await supervisor.start();
+    return supervisor;
+  }
+
+  /** Runs `fn` when the world shuts down, after its daemons stopped (e.g. remove a pool a scenario made). */
+  onShutdown(fn: () => Promise<unknown>): void {
+    this.atEnd.push(fn);
   }
 
   /** Starts one more host (labels host1, host2, ...). */
@@ -140,6 +178,8 @@ export class World {
    */
   async close(orphanWaitMs: number): Promise<Violation[]> {
     for (const host of this.hosts) if (host.isPaused) host.resume();
+    // A supervisor's backups open the images now and then: the orphan checks look at a quiet world.
+    await Promise.all(this.supervisors.map((s) => s.stop().catch(() => undefined)));
     const out: Violation[] = [];
     for (const host of this.hosts) {
       if (!(await host.alive())) await host.restart().catch(() => undefined);
@@ -155,9 +195,16 @@ export class World {
   async shutdown(): Promise<void> {
     await Promise.all(this.hosts.map((host) => host.stop().catch(() => undefined)));
     await Promise.all(this.masters.map((master) => master.stop().catch(() => undefined)));
-    killAll([...(await processesBelow('journal-io', this.dir)), ...(await processesBelow('volplugin', this.dir)), ...(await processesBelow('volmaster', this.dir))]);
+    await Promise.all(this.supervisors.map((s) => s.stop().catch(() => undefined)));
+    killAll([
+      ...(await processesBelow('journal-io', this.dir)),
+      ...(await processesBelow('volplugin', this.dir)),
+      ...(await processesBelow('volmaster', this.dir)),
+      ...(await processesBelow('volsupervisor', this.dir)),
+    ]);
     await cleanupBelow(this.dir);
     await this.removeImages();
+    for (const fn of this.atEnd.splice(0).reverse()) await fn().catch(() => undefined);
     await this.kv.close().catch(() => undefined);
   }
 

@@ -232,6 +232,7 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
         features: ['layering', 'exclusive-lock'],
         parent: null,
         snapshotCount: 0,
+        group: null,
       });
     });
 
@@ -554,7 +555,7 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
         expect(await s.listGroupSnapshots(POOL, group)).toEqual([{ name: 'g1', complete: true }]);
         // In the members' group namespace: not a user snapshot, but it counts and holds the image.
         expect(await s.listSnapshots(POOL, a)).toEqual([]);
-        expect((await s.imageInfo(POOL, a)).snapshotCount).toBe(1);
+        expect(await s.imageInfo(POOL, a)).toMatchObject({ snapshotCount: 1, group: { pool: POOL, name: group } });
         await expectRbdError(s.removeImage(POOL, a), { code: 'ENOTEMPTY', pool: POOL, image: a });
         await expectRbdError(s.createGroupSnapshot(POOL, group, 'g1'), { code: 'EEXIST' });
         await s.removeGroupSnapshot(POOL, group, 'g1');
@@ -563,7 +564,7 @@ describe.each(BACKENDS)('storage contract: %s backend', (kind) => {
       } finally {
         await s.removeGroup(POOL, group);
       }
-      expect((await s.imageInfo(POOL, a)).snapshotCount).toBe(0);
+      expect(await s.imageInfo(POOL, a)).toMatchObject({ snapshotCount: 0, group: null });
     });
 
     it('3b.2 refuses a member of another group (EEXIST), a taken group name (EEXIST) and a missing group (ENOENT)', async () => {

@@ -43,6 +43,7 @@ describe('memory storage', () => {
       features: ['layering', 'exclusive-lock'],
       parent: null,
       snapshotCount: 0,
+      group: null,
     });
     expect(await s.listImages('rbd')).toEqual(['a']);
     expect(await s.imageExists('rbd', 'a')).toBe(true);

@@ -44,8 +44,9 @@ export class Cluster {
     return (JSON.parse(out) as { watchers: Array<{ address: string }> }).watchers.map((w) => w.address);
   }
 
-  async snapshots(image: string): Promise<string[]> {
-    const out = await this.rbd('snap', 'ls', '--format', 'json', `${this.pool}/${image}`).catch(() => '[]');
+  /** Snapshot names of `image` in the tenant's pool (or in `pool`). */
+  async snapshots(image: string, pool = this.pool): Promise<string[]> {
+    const out = await this.rbd('snap', 'ls', '--format', 'json', `${pool}/${image}`).catch(() => '[]');
     return (JSON.parse(out) as Array<{ name: string }>).map((s) => s.name);
   }
 

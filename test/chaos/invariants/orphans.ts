@@ -1,8 +1,9 @@
 // Nothing left behind once every reference is unmounted: no image without a record (or record
-// without image), no mount lock (nor its entry in the holder's index), create intent or operation lock in etcd, no host reporting a
-// mount, no open client on an image, and on this machine no mount, loop device or rbd-fuse process
-// below the scenario's directory. Cleanup may be asynchronous (the master's janitor, the hosts'
-// convergence loops, a dead client's watch timing out), so the check waits for it, with a bound.
+// without image), no mount lock (nor its entry in the holder's index), create intent, operation
+// lock, mount exclusion or restore intent in etcd, no host reporting a mount, no open client on an
+// image, and on this machine no mount, loop device or rbd-fuse process below the scenario's
+// directory. Cleanup may be asynchronous (the master's janitor, the hosts' convergence loops, a dead
+// client's watch timing out), so the check waits for it, with a bound.
 
 import { listLoopDevices } from '../../../src/mapper/loop.js';
 import { isBelow, readMountInfo } from '../../../src/mapper/mountinfo.js';
@@ -38,6 +39,8 @@ export async function findOrphans(cluster: Cluster, dir: string): Promise<string
     [`${k.prefix}/host-mounts/`, "entry of a host's mount index"],
     [k.intents, 'create intent'],
     [`${k.prefix}/operations/`, 'operation lock'],
+    [`${k.prefix}/exclusive/`, 'mount exclusion'],
+    [k.restores, 'restore intent'],
   ] as const) {
     for (const [key, value] of await cluster.list(root)) out.push(`${what} ${key} = ${value.slice(0, 300)}`);
   }

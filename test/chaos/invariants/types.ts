@@ -11,6 +11,8 @@ export const INVARIANTS = {
   'clean-failure': 'a refused or failed operation changes nothing and says why (and refusals that must happen do)',
   bounded: 'every call answers within its deadline; no daemon hangs',
   'no-stray-fence': 'a mount fences only a holder that did not let go of that very volume (never the holder of its source)',
+  'good-backups': 'every backup a manifest counts verifies, and its chain read back with the real rbd import-diff gives the source snapshot\'s bytes',
+  'backups-resume': 'after a killed backup the next one succeeds, continues the chain or starts a new one, and removes what the killed one left',
 } as const;
 
 export type InvariantName = keyof typeof INVARIANTS;

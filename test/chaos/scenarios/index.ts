@@ -2,6 +2,7 @@
 // count at scale 1, the invariants checked after each round, and the round it plays.
 
 import type { Scenario } from '../scenario.js';
+import { supervisorMidBackup, supervisorMidBackupCeph } from './backup.js';
 import { clonedHostId } from './clone.js';
 import { copyOfMountedScenario } from './copy.js';
 import { etcdCreate, etcdMount } from './etcd.js';
@@ -12,6 +13,7 @@ import { masterCreate, masterRemove } from './master.js';
 import { osdRestartScenario } from './osd.js';
 import { mountRace } from './race.js';
 import { readError } from './read-error.js';
+import { masterMidRestoreScenario } from './restore.js';
 import { rebootScenario } from './reboot.js';
 import { mountStorm } from './storm.js';
 import { killHolder, pausePastTtl, pauseWithin } from './takeover.js';
@@ -35,12 +37,16 @@ export const SCENARIOS: readonly Scenario[] = [
   mountStorm,
   graceHandover,
   freezeAskerKilledScenario,
+  supervisorMidBackup,
+  supervisorMidBackupCeph,
+  masterMidRestoreScenario,
 ];
 
 /**
- * What `make test` plays, one round each (test/chaos/chaos.test.ts), about 2 minutes: one scenario
- * per kind of fault, leaving out repeats of a kind (a pause within the TTL, etcd mid-create, the
- * remove kill, the rollback race) and the OSD restart, which `make chaos` plays.
+ * What `make test` plays, one round each (test/chaos/chaos.test.ts), about 2.5 minutes: one
+ * scenario per kind of fault, leaving out repeats of a kind (a pause within the TTL, etcd
+ * mid-create, the remove kill, the rollback race, backups to a replica) and the OSD restart, which
+ * `make chaos` plays.
  */
 export const SHORT_RUN: readonly string[] = [
   'mount-race',
@@ -53,6 +59,8 @@ export const SHORT_RUN: readonly string[] = [
   'cloned-host-id',
   'remove-vs-mount',
   'mount-storm',
+  'supervisor-mid-backup',
+  'master-mid-restore',
 ];
 
 /** The scenarios named in `only` (comma-separated), in table order; all when empty. */
