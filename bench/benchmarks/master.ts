@@ -228,6 +228,26 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
         },
       });
     }
+    // Creates alone, for their CPU by party (the round's CPU divided by its creates; the volumes are
+    // removed after the measurement, outside every round): what a create costs the machine.
+    const native = masters.find((m) => m.backend === 'native');
+    const createdAlone: string[] = [];
+    let createsAlone: { hosts: ApiClient[]; admin: ApiClient } | null = null;
+    if (native) {
+      const hostToken = (await newClient(native.master.url, security.adminToken).createToken(`bench-alone-${ctx.prefix.slice(6, -1)}`, 'host')).token;
+      createsAlone = { hosts: Array.from({ length: MASTER_CLIENTS }, () => newClient(native.master.url, hostToken)), admin: newClient(native.master.url, security.adminToken) };
+      const alone = createsAlone;
+      contenders.push({
+        spec: { bench: 'master', backend: 'native', concurrency: MASTER_CLIENTS, cluster: ctx.cluster.name, notes: { probe: 'creates alone (CPU per create by party)', tls: true, etcd: 'TLS + users' } },
+        round: async (r) => [
+          await runPhase('api_volume_create_alone', MASTER_CLIENTS, sizes.count, async (w, i) => {
+            const name = `va${r}-${w}-${i}`;
+            await alone.hosts[w]!.createVolume(tenant, name);
+            createdAlone.push(name);
+          }),
+        ],
+      });
+    }
     // What one etcd write costs here (a volume create makes several), through the same TLS and user.
     const etcdClient = await benchEtcdClient(security);
     contenders.push({
@@ -241,7 +261,6 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
     // The floors of a GET: the master answering without etcd (GET /v1/health: HTTPS, routing, no
     // token check), and etcd answering the same reads without the master (8 clients' gets of one
     // record each, through the same client code volmaster uses, whose concurrent gets go together).
-    const native = masters.find((m) => m.backend === 'native');
     if (native) {
       const probes = Array.from({ length: MASTER_CLIENTS }, () => newClient(native.master.url, security.adminToken));
       const key = `/volplugin/bench/${ctx.prefix}probe/get`;
@@ -278,6 +297,10 @@ export async function masterBench(ctx: BenchContext, sizes: Sizes, missing: stri
       });
     }
     const out = await measureInterleaved(contenders, sizes.warmup, sizes.rounds).finally(() => etcdClient.close());
+    if (createsAlone) {
+      const { admin } = createsAlone;
+      for (const name of createdAlone) await admin.removeVolume(tenant, name).catch((err: Error) => progress(`cleanup: ${name}: ${err.message}`));
+    }
     for (const { master } of masters) await newClient(master.url, security.adminToken).deleteTenant(tenant).catch(() => undefined);
     return out;
   } finally {

@@ -96,6 +96,7 @@ const opNames: Record<string, string> = {
   docker_run_fresh_run: 'docker run of a fresh volume (the run alone)',
   docker_run_fresh: 'docker volume create + docker run (fresh volume)',
   api_volume_create: 'API: volume create',
+  api_volume_create_alone: 'API: volume create, alone in its round (its CPU by party)',
   api_volume_get: 'API: volume get',
   api_volume_remove: 'API: volume remove',
   api_health: 'API: GET /v1/health (no etcd; the HTTPS floor)',
