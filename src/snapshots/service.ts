@@ -441,7 +441,8 @@ export class SnapshotService {
         }
         let pruned: PruneResult | { outcome: 'gone' } | null = null;
         let pruneFailed: { err: unknown } | null = null;
-        if (job.keep !== null && !signal?.aborted) {
+        if (job.keep !== null) {
+          // (pruneHeld stops between removals once `signal` aborts, and says what it did)
           try {
             pruned = await this.pruneHeld(current, job.keep, signal);
           } catch (err) {
