@@ -11,7 +11,7 @@ import type { Storage, SnapshotInfo, ParentRef, ProgressListener } from '../stor
 import { isRbdError } from '../storage/errors.js';
 import { forgetHolder } from '../fencing/index.js';
 import { countSnapshot } from '../metrics/families.js';
-import { LockReason, StateMountedError, type StateStore } from '../state/store.js';
+import { LockReason, StateMountedError, type StateStore, type VolumeLock } from '../state/store.js';
 import type { VolumeFormat, VolumeRecord } from '../state/records.js';
 import { systemClock, type Clock } from './clock.js';
 import { withTimeout } from '../common/timeout.js';
@@ -423,40 +423,35 @@ export class SnapshotService {
   ): Promise<{ outcome: 'busy' | 'gone' | 'aborted' } | { taken: ScheduledResult | null; pruned: PruneResult | { outcome: 'gone' } | null }> {
     const { tenant, volume } = record;
     const reason = job.slotMs !== null ? LockReason.Snapshot : LockReason.Prune;
-    try {
-      return await this.store.withOperationLock(tenant, volume, { reason, waitMs: 1_000, ttlSeconds: this.lockTtlSeconds, readVolume: true }, async (_lockSignal, lock) => {
-        const current = lock.volume;
-        if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' as const };
-        let taken: ScheduledResult | null = null;
-        if (job.slotMs !== null) {
-          if (signal?.aborted) return { outcome: 'aborted' as const };
-          const name = supervisorSnapshotName(job.slotMs);
-          const outcome = await this.freezer.around(
-            [current],
-            () => this.createScheduled(current, name),
-            // Only a snapshot taken here goes: one that existed was taken (and frozen) by an earlier leader.
-            (made) => (made === 'taken' ? this.discard(current, name) : Promise.resolve()),
-          );
-          taken = { outcome, name };
+    return this.locked(record, reason, async (lock) => {
+      const current = lock.volume;
+      if (!current || current.createdAt !== record.createdAt) return { outcome: 'gone' as const };
+      let taken: ScheduledResult | null = null;
+      if (job.slotMs !== null) {
+        if (signal?.aborted) return { outcome: 'aborted' as const };
+        const name = supervisorSnapshotName(job.slotMs);
+        const outcome = await this.freezer.around(
+          [current],
+          () => this.createScheduled(current, name),
+          // Only a snapshot taken here goes: one that existed was taken (and frozen) by an earlier leader.
+          (made) => (made === 'taken' ? this.discard(current, name) : Promise.resolve()),
+        );
+        taken = { outcome, name };
+      }
+      let pruned: PruneResult | { outcome: 'gone' } | null = null;
+      let pruneFailed: { err: unknown } | null = null;
+      if (job.keep !== null) {
+        // (pruneHeld stops between removals once `signal` aborts, and says what it did)
+        try {
+          pruned = await this.pruneHeld(current, job.keep, signal);
+        } catch (err) {
+          pruneFailed = { err }; // the snapshot taken is recorded all the same
         }
-        let pruned: PruneResult | { outcome: 'gone' } | null = null;
-        let pruneFailed: { err: unknown } | null = null;
-        if (job.keep !== null) {
-          // (pruneHeld stops between removals once `signal` aborts, and says what it did)
-          try {
-            pruned = await this.pruneHeld(current, job.keep, signal);
-          } catch (err) {
-            pruneFailed = { err }; // the snapshot taken is recorded all the same
-          }
-        }
-        if (job.slotMs !== null) await this.store.setLastSnapshot(tenant, volume, new Date(job.slotMs), lock);
-        if (pruneFailed) throw pruneFailed.err;
-        return { taken, pruned };
-      });
-    } catch (err) {
-      if ((err as { code?: unknown }).code === 'BUSY') return { outcome: 'busy' };
-      throw err;
-    }
+      }
+      if (job.slotMs !== null) await this.store.setLastSnapshot(tenant, volume, new Date(job.slotMs), lock);
+      if (pruneFailed) throw pruneFailed.err;
+      return { taken, pruned };
+    });
   }
 
   /** Creates the slot's snapshot: 'existed' when an earlier leader took it already. */
@@ -566,10 +561,14 @@ export class SnapshotService {
     return 'flattened';
   }
 
-  /** Runs `fn` under the volume's operation lock, or returns 'busy' when someone else holds it. */
-  private async locked<T>(record: VolumeRecord, reason: string, fn: () => Promise<T>): Promise<T | { outcome: 'busy' }> {
+  /**
+   * Runs `fn` under the volume's operation lock, taken with the volume's record read in the same
+   * transaction (`lock.volume`), or returns 'busy' when someone else holds it (a scheduled job
+   * does not wait: the next tick tries again).
+   */
+  private async locked<T>(record: VolumeRecord, reason: string, fn: (lock: VolumeLock) => Promise<T>): Promise<T | { outcome: 'busy' }> {
     try {
-      return await this.withLock(record.tenant, record.volume, reason, fn, 1_000);
+      return await this.store.withOperationLock(record.tenant, record.volume, { reason, waitMs: 1_000, ttlSeconds: this.lockTtlSeconds, readVolume: true }, (_signal, lock) => fn(lock));
     } catch (err) {
       if ((err as { code?: unknown }).code === 'BUSY') return { outcome: 'busy' };
       throw err;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { credentials, loadPackageDefinition, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { LOADER_OPTIONS, PROTO_FILE } from '../../src/csi/proto.js';
-import { backend, bin, cephArgs, Proc, sleep, uniq, waitFor, type DaemonPlacement, type TestMaster } from './plugin-harness.js';
+import { bin, hostAgentArgs, Proc, sleep, uniq, untilServing, type DaemonPlacement, type TestMaster } from './plugin-harness.js';
 
 /**
  * A decoded CSI message as the tests read it: field access without a type per message (the tests
@@ -88,16 +88,7 @@ export class TestCsi {
         bin('plugin'), 'csi',
         '--endpoint', `unix://${this.socket}`,
         '--mode', o.mode,
-        '--master', o.master.address,
-        '--token-file', o.tokenFile ?? o.master.tokenFile,
-        ...(o.etcd ?? ['--etcd', process.env.VOLPLUGIN_TEST_ETCD!]),
-        '--prefix', o.master.prefix,
-        '--backend', backend,
-        ...cephArgs('volplugin', o.cephConf),
-        '--host-label', o.label,
-        '--mount-root', this.mountRoot,
-        '--state-dir', this.stateDir,
-        '--mapper', 'fuse',
+        ...hostAgentArgs({ ...o, mountRoot: this.mountRoot, stateDir: this.stateDir }),
         '--lock-ttl', String(o.lockTtl ?? 30),
         '--fence-seconds', '300',
         '--converge-seconds', '1',
@@ -106,17 +97,9 @@ export class TestCsi {
       ],
       o.env,
     );
-    const exited = this.proc.exited.then((code) => {
-      throw new Error(`volplugin csi ${o.label} exited with code ${code} while starting`);
-    });
-    exited.catch(() => undefined);
     this.client.close();
     this.client = new CsiClient(this.socket);
-    await Promise.race([waitFor(`volplugin csi ${o.label} to answer Probe`, async () => (await this.client.call('Identity', 'Probe', {}, 2_000)).code === 0, 40_000), exited]).catch(
-      async (err: Error) => {
-        throw new Error(`${err.message}; log:\n${(await this.proc.logs()).slice(-2000)}`);
-      },
-    );
+    await untilServing(this.proc, `volplugin csi ${o.label}`, 'answer Probe', async () => (await this.client.call('Identity', 'Probe', {}, 2_000)).code === 0, 40_000);
   }
 
   call(service: Service, method: string, request: Record<string, unknown> = {}): Promise<Reply> {

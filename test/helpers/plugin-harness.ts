@@ -133,6 +133,36 @@ export interface DaemonPlacement {
   extraArgs?: string[];
 }
 
+/** The flags every volplugin host agent takes, the Docker plugin's and `volplugin csi`'s alike. */
+export function hostAgentArgs(o: DaemonPlacement & { master: TestMaster; tokenFile?: string; label: string; mountRoot: string; stateDir: string }): string[] {
+  return [
+    '--master', o.master.address,
+    '--token-file', o.tokenFile ?? o.master.tokenFile,
+    ...(o.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
+    '--prefix', o.master.prefix,
+    '--backend', backend,
+    ...cephArgs('volplugin', o.cephConf),
+    '--host-label', o.label,
+    '--mount-root', o.mountRoot,
+    '--state-dir', o.stateDir,
+    '--mapper', 'fuse',
+  ];
+}
+
+/**
+ * Waits until `ready` holds for a daemon just spawned, failing at once when it exits first (it
+ * will not start serving); either error carries the tail of its log.
+ */
+export async function untilServing(proc: Proc, name: string, what: string, ready: () => Promise<boolean>, ms: number): Promise<void> {
+  const exitedEarly = proc.exited.then((code) => {
+    throw new Error(`${name} exited with code ${code} while starting`);
+  });
+  exitedEarly.catch(() => undefined);
+  await Promise.race([waitFor(`${name} to ${what}`, ready, ms), exitedEarly]).catch(async (err: Error) => {
+    throw new Error(`${err.message}; log:\n${(await proc.logs()).slice(-2000)}`);
+  });
+}
+
 export interface MasterOptions extends DaemonPlacement {
   /** The CA of the master's certificate when `extraArgs` give it one: the client then speaks https. */
   tlsCa?: string;
@@ -233,17 +263,8 @@ export class TestPlugin {
     this.proc = new Proc(this.pluginName, path.join(o.root, o.label, `volplugin.${this.starts++}.log`));
     await this.proc.spawn([
       bin('plugin'),
-      '--master', o.master.address,
-      '--token-file', o.master.tokenFile,
-      ...(o.etcd ?? ['--etcd', env('VOLPLUGIN_TEST_ETCD')]),
-      '--prefix', o.master.prefix,
-      '--backend', backend,
-      ...cephArgs('volplugin', o.cephConf),
-      '--host-label', o.label,
-      '--mount-root', this.mountRoot,
-      '--state-dir', this.stateDir,
+      ...hostAgentArgs({ ...o, mountRoot: this.mountRoot, stateDir: this.stateDir }),
       '--plugin-name', this.pluginName,
-      '--mapper', 'fuse',
       '--lock-ttl', String(o.lockTtl ?? 30),
       '--fence-seconds', String(o.fenceSeconds ?? 300),
       '--converge-seconds', String(o.convergeSeconds ?? 2),
@@ -252,17 +273,7 @@ export class TestPlugin {
       '--debug',
       ...(o.extraArgs ?? []),
     ], o.env);
-    // A process that exits while starting fails at once (it will not start serving).
-    const exitedEarly = this.proc.exited.then((code) => {
-      throw new Error(`volplugin ${this.pluginName} exited with code ${code} while starting`);
-    });
-    exitedEarly.catch(() => undefined);
-    await Promise.race([
-      waitFor(`volplugin ${this.pluginName} to serve ${this.socket}`, async () => (await this.call('Plugin.Activate', {})).Implements !== undefined, 30_000),
-      exitedEarly,
-    ]).catch(async (err: Error) => {
-      throw new Error(`${err.message}; log:\n${(await this.proc.logs()).slice(-2000)}`);
-    });
+    await untilServing(this.proc, `volplugin ${this.pluginName}`, `serve ${this.socket}`, async () => (await this.call('Plugin.Activate', {})).Implements !== undefined, 30_000);
   }
 
   /** One protocol call, as dockerd makes it. */
